@@ -304,6 +304,9 @@ export function campaignStatus(db: Db, id: string): CampaignStatus | undefined {
         error: s.error,
       };
     }
+    for (const rd of rounds.values()) {
+      rd.stages = Object.fromEntries(Object.entries(rd.stages).sort(([a], [b]) => STAGE_ORDER.indexOf(a as StepName) - STAGE_ORDER.indexOf(b as StepName)));
+    }
     outRuns.push({
       id: r.id,
       k: r.k,
@@ -354,4 +357,14 @@ export function deleteCampaign(db: Db, id: string): void {
     db.prepare(`DELETE FROM events WHERE campaign_id = ?`).run(id);
     db.prepare(`DELETE FROM campaigns WHERE id = ?`).run(id); // runs, rounds, stages, metrics, artifacts cascade
   })();
+}
+
+/** Stages running now (for live progress lines). */
+export function runningStages(db: Db, campaignId: string): Array<{ run_id: string; round: number; stage: string; updated_at: string }> {
+  return db
+    .prepare(
+      `SELECT s.run_id, s.round, s.stage, s.updated_at FROM stages s JOIN runs r ON r.id = s.run_id
+       WHERE r.campaign_id = ? AND s.state = 'running' ORDER BY s.run_id`,
+    )
+    .all(campaignId) as never;
 }

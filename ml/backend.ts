@@ -3,7 +3,8 @@
 // The native ones are optional dependencies: absent where libtensorflow could not be downloaded.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
+// the union package's node bundle registers every gradient (tfjs-core's CommonJS build registers none)
+import '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerWasmKernels } from './wasm-kernels';
 

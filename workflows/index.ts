@@ -1,0 +1,369 @@
+// Deterministic orchestration only: campaign → baseline → one child run per weight vector →
+// rounds → the six stage activities. No I/O, tfjs, env or clock here: only @temporalio/workflow
+// APIs and plain arithmetic. Every retry/timeout policy sits next to the stage it governs.
+// A change to this file that alters the commands it issues must go behind `patched()`:
+// test/replay.test.ts replays recorded histories to catch changes that would break campaigns in flight.
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  ContinueAsNew,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  startChild,
+  workflowInfo,
+  type ChildWorkflowHandle,
+} from '@temporalio/workflow';
+import type { BaselineResult, ComputeActivities, StageResult, StoreActivities } from '../activities';
+import { objectiveJ, type ObjectiveValues } from '../campaign/objective';
+import type { CampaignSpec, Weights } from '../campaign/schema';
+import type { RecordOp, StageName, State } from '../db/types';
+
+import { TASK_QUEUES } from './queues';
+
+export { TASK_QUEUES };
+
+export const pauseSignal = defineSignal('pause');
+export const resumeSignal = defineSignal('resume');
+export const progressQuery = defineQuery<Progress>('progress');
+
+export interface Progress {
+  state: State;
+  paused: boolean;
+  round?: number;
+  stage?: string;
+  runs?: number;
+}
+
+export interface CampaignWorkflowInput {
+  campaignId: string;
+  spec: CampaignSpec;
+}
+
+export interface RunWorkflowInput {
+  campaignId: string;
+  runId: string;
+  k: number;
+  spec: CampaignSpec;
+  weights: Weights;
+  baseline: { model: string; metrics: Record<string, number> };
+  startPaused?: boolean;
+  /** set when the run continues as new: where it was */
+  resume?: RunState;
+}
+
+interface RunState {
+  round: number;
+  model: string;
+  best: { round: number; model: string; objective: number };
+}
+
+export interface RunOutcome {
+  runId: string;
+  roundsCompleted: number;
+  best: RunState['best'];
+  stoppedBy?: string;
+}
+
+const store = proxyActivities<StoreActivities>({
+  taskQueue: TASK_QUEUES.store,
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 30 },
+});
+
+/** Compute stages: short ones retry a few times; bad input fails at once (non-retryable). */
+function computeActivities(spec: CampaignSpec) {
+  const retry = { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: ['BadInput'] };
+  const heartbeatTimeout = `${spec.execution.heartbeatTimeoutSeconds} seconds`;
+  const short = proxyActivities<ComputeActivities>({ taskQueue: TASK_QUEUES.compute, startToCloseTimeout: '20 minutes', heartbeatTimeout, retry });
+  // training stages: hours long, heartbeat every batch, resume from checkpoints on retry
+  const long = proxyActivities<ComputeActivities>({
+    taskQueue: TASK_QUEUES.compute,
+    startToCloseTimeout: '12 hours',
+    heartbeatTimeout,
+    retry: { ...retry, maximumAttempts: 20 },
+  });
+  return {
+    baseline: long.baseline,
+    score: short.score,
+    prune: short.prune,
+    finetune: long.finetune,
+    validate: short.validate,
+    quantize: short.quantize,
+    hardwareAdapt: short.hardwareAdapt,
+  };
+}
+
+const errorText = (e: unknown): string => {
+  let err = e as Error & { cause?: unknown };
+  while (err instanceof ActivityFailure && err.cause) err = err.cause as Error;
+  return err?.message ?? String(e);
+};
+
+/** Records a state change in SQLite, also while the workflow is being cancelled. */
+function recordAlways(ops: RecordOp[]): Promise<void> {
+  return CancellationScope.nonCancellable(() => store.record(ops));
+}
+
+function objectiveValues(m: Record<string, number>, deployedBytes: number): ObjectiveValues {
+  return { error: 1 - m.valAccuracy, bytes: deployedBytes, latencyMs: m.latencyMs, energyJ: m.energyJEstimated };
+}
+
+// ------------------------------------------------------------------------------- campaign
+
+export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ runs: RunOutcome[] }> {
+  const { campaignId, spec } = input;
+  const compute = computeActivities(spec);
+  const progress: Progress = { state: 'running', paused: false };
+  const children: Array<ChildWorkflowHandle<typeof runWorkflow>> = [];
+  let mirrored = false;
+
+  setHandler(progressQuery, () => progress);
+  setHandler(pauseSignal, () => {
+    progress.paused = true;
+    for (const c of children) void c.signal(pauseSignal);
+  });
+  setHandler(resumeSignal, () => {
+    progress.paused = false;
+    for (const c of children) void c.signal(resumeSignal);
+  });
+
+  // mirror pause/resume into SQLite as it happens (display only: a failure here, e.g. while the
+  // campaign is being cancelled, must not fail the campaign)
+  void (async () => {
+    for (;;) {
+      await condition(() => progress.paused !== mirrored);
+      mirrored = progress.paused;
+      const state: State = mirrored ? 'paused' : 'running';
+      await store.record([
+        { op: 'campaign', campaignId, state },
+        { op: 'event', campaignId, key: `${campaignId}/${state}/${workflowInfo().historyLength}`, kind: state, message: `campaign ${mirrored ? 'paused' : 'resumed'}` },
+      ]);
+    }
+  })().catch(() => undefined);
+
+  const baselineRunId = `${campaignId}/baseline`;
+  try {
+    await store.record([
+      { op: 'campaign', campaignId, state: 'running' },
+      { op: 'run', campaignId, runId: baselineRunId, k: 0, kind: 'baseline', weights: null, state: 'running' },
+      { op: 'stage', runId: baselineRunId, round: 0, stage: 'baseline', state: 'running', taskQueue: TASK_QUEUES.compute },
+      { op: 'event', campaignId, key: `${campaignId}/started`, kind: 'started', message: `campaign ${campaignId} started: ${spec.weights.length} runs × ${spec.pruning.rounds} rounds` },
+    ]);
+    let base: BaselineResult;
+    try {
+      base = await compute.baseline({ campaignId, spec });
+    } catch (e) {
+      if (!isCancellation(e)) {
+        await recordAlways([
+          { op: 'stage', runId: baselineRunId, round: 0, stage: 'baseline', state: 'failed', error: errorText(e) },
+          { op: 'run', campaignId, runId: baselineRunId, k: 0, kind: 'baseline', weights: null, state: 'failed', error: errorText(e) },
+        ]);
+      }
+      throw e;
+    }
+    await store.record([
+      { op: 'env', campaignId, backend: base.backend, tfjsVersion: base.tfjsVersion, prunewiseVersion: base.prunewiseVersion },
+      {
+        op: 'stage',
+        runId: baselineRunId,
+        round: 0,
+        stage: 'baseline',
+        state: 'completed',
+        attempts: base.attempt,
+        ms: base.ms,
+        resumedFromStep: base.resumedFromStep ?? null,
+        metrics: base.metrics,
+        series: base.series,
+        artifacts: base.artifacts,
+      },
+      { op: 'run', campaignId, runId: baselineRunId, k: 0, kind: 'baseline', weights: null, state: 'completed' },
+      {
+        op: 'event',
+        campaignId,
+        key: `${baselineRunId}/completed`,
+        runId: baselineRunId,
+        stage: 'baseline',
+        kind: 'stage-completed',
+        message: `baseline: test accuracy ${(base.metrics.accuracy * 100).toFixed(2)}%, ${base.metrics.params} params, ${base.metrics.latencyMs.toFixed(2)} ms/batch of ${spec.target.batchSize} (measured on ${base.backend})`,
+      },
+    ]);
+
+    for (const [i, weights] of spec.weights.entries()) {
+      const k = i + 1;
+      children.push(
+        await startChild(runWorkflow, {
+          workflowId: `${campaignId}/run-${k}`,
+          args: [{ campaignId, runId: `${campaignId}/run-${k}`, k, spec, weights, baseline: { model: base.model, metrics: base.metrics }, startPaused: progress.paused }],
+        }),
+      );
+    }
+    progress.runs = children.length;
+    const settled = await Promise.allSettled(children.map((c) => c.result()));
+    const failed = settled.filter((s) => s.status === 'rejected');
+    if (failed.some((s) => isCancellation((s as PromiseRejectedResult).reason))) throw (failed[0] as PromiseRejectedResult).reason;
+    if (failed.length > 0) {
+      const why = failed.map((s) => errorText((s as PromiseRejectedResult).reason)).join('; ');
+      await store.record([
+        { op: 'campaign', campaignId, state: 'failed', error: why },
+        { op: 'event', campaignId, key: `${campaignId}/failed`, kind: 'failed', message: `campaign failed: ${why}` },
+      ]);
+      progress.state = 'failed';
+      throw ApplicationFailure.nonRetryable(`${failed.length} of ${children.length} runs failed: ${why}`, 'RunsFailed');
+    }
+    const runs = settled.map((s) => (s as PromiseFulfilledResult<RunOutcome>).value);
+    await store.record([
+      { op: 'campaign', campaignId, state: 'completed' },
+      { op: 'event', campaignId, key: `${campaignId}/completed`, kind: 'completed', message: `campaign completed: ${runs.length} runs` },
+    ]);
+    progress.state = 'completed';
+    return { runs };
+  } catch (e) {
+    if (isCancellation(e)) {
+      progress.state = 'cancelled';
+      await recordAlways([
+        { op: 'campaign', campaignId, state: 'cancelled' },
+        { op: 'event', campaignId, key: `${campaignId}/cancelled`, kind: 'cancelled', message: 'campaign cancelled' },
+      ]);
+    } else if (!(e instanceof ApplicationFailure && e.type === 'RunsFailed')) {
+      progress.state = 'failed';
+      await recordAlways([
+        { op: 'campaign', campaignId, state: 'failed', error: errorText(e) },
+        { op: 'event', campaignId, key: `${campaignId}/failed`, kind: 'failed', message: `campaign failed: ${errorText(e)}` },
+      ]);
+    }
+    throw e;
+  }
+}
+
+// ------------------------------------------------------------------------------- one run
+
+export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> {
+  const { campaignId, runId, k, spec, weights, baseline } = input;
+  const compute = computeActivities(spec);
+  const progress: Progress = { state: 'running', paused: input.startPaused ?? false };
+  setHandler(progressQuery, () => progress);
+  setHandler(pauseSignal, () => void (progress.paused = true));
+  setHandler(resumeSignal, () => void (progress.paused = false));
+
+  const baseValues = objectiveValues(baseline.metrics, baseline.metrics.bytes);
+  const state: RunState = input.resume ?? { round: 1, model: baseline.model, best: { round: 0, model: baseline.model, objective: 1 } };
+  const runOp = (s: State, error?: string): RecordOp => ({ op: 'run', campaignId, runId, k, kind: 'run', weights, state: s, error });
+
+  async function waitWhilePaused(): Promise<void> {
+    if (!progress.paused) return;
+    await store.record([runOp('paused')]);
+    await condition(() => !progress.paused);
+    await store.record([runOp('running')]);
+  }
+
+  /** One stage: mirror "running", call the activity, mirror the outcome with its metrics. */
+  async function stage<R extends StageResult>(name: StageName, round: number, call: () => Promise<R>): Promise<R> {
+    await waitWhilePaused();
+    progress.stage = name;
+    await store.record([{ op: 'stage', runId, round, stage: name, state: 'running', taskQueue: TASK_QUEUES.compute }]);
+    let r: R;
+    try {
+      r = await call();
+    } catch (e) {
+      if (!isCancellation(e)) {
+        await recordAlways([
+          { op: 'stage', runId, round, stage: name, state: 'failed', error: errorText(e) },
+          { op: 'event', campaignId, key: `${runId}/r${round}/${name}/failed`, runId, round, stage: name, kind: 'stage-failed', message: `run-${k} round ${round} ${name} failed: ${errorText(e)}` },
+        ]);
+      }
+      throw e;
+    }
+    const resumed = r.resumedFromStep ? `, resumed from step ${r.resumedFromStep}` : '';
+    await store.record([
+      {
+        op: 'stage',
+        runId,
+        round,
+        stage: name,
+        state: 'completed',
+        attempts: r.attempt,
+        ms: r.ms,
+        resumedFromStep: r.resumedFromStep ?? null,
+        metrics: r.metrics,
+        series: r.series,
+        artifacts: r.artifacts,
+      },
+      {
+        op: 'event',
+        campaignId,
+        key: `${runId}/r${round}/${name}/completed`,
+        runId,
+        round,
+        stage: name,
+        kind: 'stage-completed',
+        message: `run-${k} round ${round} ${name} done in ${(r.ms / 1000).toFixed(1)} s (attempt ${r.attempt}${resumed})`,
+      },
+    ]);
+    return r;
+  }
+
+  try {
+    if (!input.resume) await store.record([runOp('running')]);
+    let roundsThisExecution = 0;
+    let stoppedBy: string | undefined;
+    for (; state.round <= spec.pruning.rounds; state.round++) {
+      if (roundsThisExecution >= spec.execution.roundsPerExecution) {
+        // keep each execution's history small: carry the state over into a fresh one
+        await continueAsNew<typeof runWorkflow>({ ...input, startPaused: progress.paused, resume: state });
+      }
+      roundsThisExecution++;
+      const round = state.round;
+      progress.round = round;
+      await store.record([{ op: 'round', runId, round, state: 'running' }]);
+      const base = { campaignId, runId, round, spec };
+
+      const scored = await stage('score', round, () => compute.score({ ...base, model: state.model }));
+      const pruned = await stage('prune', round, () => compute.prune({ ...base, model: state.model, scores: scored.scores }));
+      const tuned = await stage('finetune', round, () => compute.finetune({ ...base, model: pruned.model! }));
+      const val = await stage('validate', round, () => compute.validate({ ...base, model: tuned.model!, baselineValAccuracy: baseline.metrics.valAccuracy }));
+      if (!val.ok) {
+        stoppedBy = `round ${round} rolled back: ${val.reason}`;
+        await store.record([
+          { op: 'round', runId, round, state: 'cancelled' },
+          { op: 'event', campaignId, key: `${runId}/r${round}/rollback`, runId, round, kind: 'rollback', message: `run-${k} ${stoppedBy}; the run keeps round ${state.best.round}` },
+        ]);
+        break;
+      }
+      let int8: StageResult | undefined;
+      if (spec.quantization.int8) int8 = await stage('quantize', round, () => compute.quantize({ ...base, model: tuned.model! }));
+      // deploy int8 when it costs at most half a point of test accuracy
+      const useInt8 = !!int8 && (val.metrics.accuracy - int8.metrics.int8Accuracy) * 100 <= 0.5;
+      const hw = await stage('hardware-adapt', round, () => compute.hardwareAdapt({ ...base, model: tuned.model!, int8Model: int8?.model, useInt8 }));
+      const deployedBytes = useInt8 ? int8!.metrics.int8Bytes : pruned.metrics.bytes;
+      const j = objectiveJ(weights, objectiveValues({ ...val.metrics, ...hw.metrics }, deployedBytes), baseValues);
+      state.model = tuned.model!;
+      if (j < state.best.objective) state.best = { round, model: tuned.model!, objective: j };
+      await store.record([
+        { op: 'round', runId, round, state: 'completed', objective: j },
+        { op: 'stage', runId, round, stage: 'hardware-adapt', state: 'completed', metrics: { objective: j, deployedBytes, deployedInt8: useInt8 ? 1 : 0 } },
+      ]);
+    }
+    progress.state = 'completed';
+    await store.record([
+      runOp('completed'),
+      { op: 'event', campaignId, key: `${runId}/completed`, runId, kind: 'run-completed', message: `run-${k} completed: best round ${state.best.round}, J = ${state.best.objective.toFixed(4)}` },
+    ]);
+    return { runId, roundsCompleted: state.round - 1, best: state.best, stoppedBy };
+  } catch (e) {
+    if (e instanceof ContinueAsNew) throw e;
+    if (isCancellation(e)) {
+      progress.state = 'cancelled';
+      await recordAlways([runOp('cancelled')]);
+    } else {
+      progress.state = 'failed';
+      await recordAlways([runOp('failed', errorText(e))]);
+    }
+    throw e;
+  }
+}
