@@ -52,7 +52,7 @@ export function findIdx(dir: string, base: string): string | undefined {
 }
 
 export function validateSpec(raw: unknown, file: string, baseDir: string): CampaignSpec {
-  const parsed = campaignSchema.safeParse(raw ?? {});
+  const parsed = campaignSchema.safeParse(raw ?? {}, { reportInput: true });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     // unrecognized keys report at the object; name the first bad key's full path
@@ -102,7 +102,7 @@ export function loadCampaignFile(file: string): LoadedCampaign {
   } catch (e) {
     throw new CampaignError(`${file}: cannot read the campaign file (${(e as NodeJS.ErrnoException).code ?? e}): check the path`);
   }
-  const doc = parseDocument(text, { prettyErrors: false });
+  const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {
     const err = doc.errors[0];
     const line = err.linePos?.[0];

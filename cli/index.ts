@@ -8,11 +8,10 @@ import { VERSION } from '../activities/version';
 import { CampaignError, loadCampaignFile } from '../campaign/load';
 import { campaignStatus, createCampaign, deleteCampaign, getCampaign, listCampaigns, openDb, type Db } from '../db';
 import type { campaignWorkflow } from '../workflows';
-import { TASK_QUEUES } from '../workflows/queues';
 import { ensureHome, resolveHome, type Home } from './home';
 import { followCampaign, formatStatus } from './progress';
 import { CliError, clientConnection, resolveTarget, runForegroundServer, stopServer, workerConnection, type Target } from './temporal';
-import { ALL_QUEUES, createWorkers, installRuntime, type QueueName } from './worker';
+import { ALL_QUEUES, createWorkers, installRuntime, QUEUES, type QueueName } from './worker';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
@@ -92,9 +91,9 @@ program
     const id = newCampaignId(loaded.spec.name);
     createCampaign(db, { id, name: loaded.spec.name, spec: loaded.spec, specHash: loaded.hash, specFile: loaded.file, seed: loaded.spec.seed });
     const handle = await client.workflow.start<typeof campaignWorkflow>('campaignWorkflow', {
-      taskQueue: TASK_QUEUES.workflows,
+      taskQueue: QUEUES.workflows,
       workflowId: id,
-      args: [{ campaignId: id, spec: loaded.spec }],
+      args: [{ campaignId: id, spec: loaded.spec, queues: QUEUES }],
     });
     log(`campaign ${id} submitted (${loaded.spec.weights.length} runs × ${loaded.spec.pruning.rounds} rounds) to ${target.address}${target.uiUrl ? `; Temporal UI ${target.uiUrl}` : ''}`);
     if (o.detach) {
@@ -138,7 +137,7 @@ program
     const home = resolveHome(o.home);
     ensureHome(home);
     const target = await resolveTarget(home, { start: true, log });
-    log(`worker ${process.pid} serving ${o.queues.map((q) => TASK_QUEUES[q]).join(', ')} on ${target.address} (home ${home.dir}); Ctrl-C stops it`);
+    log(`worker ${process.pid} serving ${o.queues.map((q) => QUEUES[q]).join(', ')} on ${target.address} (home ${home.dir}); Ctrl-C stops it`);
     await runWorkersUntil(home, target, o.queues, o.concurrency);
     log('worker stopped');
   });

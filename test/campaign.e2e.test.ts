@@ -1,0 +1,97 @@
+// A real campaign through the CLI on the shared Temporal dev server, checked in SQLite and on disk,
+// then its recorded histories replayed against the current workflow code.
+import { Client, Connection } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+import { countRows, openDb } from '../db';
+import { STAGES } from '../db/types';
+import { cli, cliEnv, tmpHome, writeSpec } from './helpers';
+
+const FIXTURES = path.join(__dirname, 'fixtures');
+
+describe('a campaign end to end through the CLI', () => {
+  it('2 weight vectors × 2 rounds complete; SQLite holds every stage with metrics; pruned models are smaller; histories replay', async () => {
+    const home = tmpHome('e2e');
+    const env = cliEnv(home, inject('temporalAddress'));
+    const spec = writeSpec(home, {
+      name: 'e2e',
+      weights: [
+        { accuracy: 0.6, size: 0.2, latency: 0.2, energy: 0 },
+        { accuracy: 0.2, size: 0.4, latency: 0.4 },
+      ],
+      pruning: { rounds: 2, stepRatio: 0.3, finetuneEpochs: 1, batchSize: 64 },
+    });
+    const r = await cli(env, ['run', spec, '--json']);
+    expect(r.stderr).toContain('campaign completed');
+    expect(r.code).toBe(0);
+    const status = JSON.parse(r.stdout);
+    expect(status.state).toBe('completed');
+    expect(status.runs).toHaveLength(2);
+    expect(status.baseline.accuracy).toBeGreaterThan(0.5);
+    expect(status.backend).toMatch(/^(tensorflow-gpu|tensorflow|wasm|cpu)$/);
+
+    for (const run of status.runs) {
+      expect(run.state).toBe('completed');
+      expect(run.rounds.map((x: { round: number }) => x.round)).toEqual([1, 2]);
+      for (const round of run.rounds) {
+        expect(Object.keys(round.stages)).toEqual([...STAGES]);
+        for (const st of Object.values(round.stages) as Array<{ state: string; attempts: number; ms: number }>) {
+          expect(st.state).toBe('completed');
+          expect(st.attempts).toBeGreaterThanOrEqual(1);
+          expect(st.ms).toBeGreaterThanOrEqual(0);
+        }
+        for (const key of ['accuracy', 'params', 'flops', 'bytes', 'latencyMs']) expect(round.metrics[key]).toBeGreaterThan(0);
+        expect(round.metrics.accuracy).toBeLessThanOrEqual(1);
+        expect(round.objective).toBeGreaterThan(0);
+      }
+      expect(run.rounds[1].metrics.params).toBeLessThan(run.rounds[0].metrics.params);
+      expect(run.rounds[0].metrics.params).toBeLessThan(status.baseline.params);
+    }
+
+    // `status --json` reads the same from SQLite, with no server needed
+    const s = await cli({ ...env, temporalAddress: 'localhost:1' }, ['status', status.id, '--json']);
+    expect(s.code).toBe(0);
+    expect(JSON.parse(s.stdout)).toEqual(status);
+
+    // the files on disk really are smaller
+    const weights = (rel: string) => fs.statSync(path.join(home, 'artifacts', status.id, rel, 'weights.bin')).size;
+    const base = weights('baseline/model');
+    expect(weights('run-1/round-2/finetuned')).toBeLessThan(base * 0.6);
+    expect(weights('run-1/round-2/int8')).toBeLessThan(weights('run-1/round-2/finetuned') / 3.5);
+    expect(fs.existsSync(path.join(home, 'artifacts', status.id, 'run-1/round-2/deployable/prunewise.json'))).toBe(true);
+
+    const db = openDb(path.join(home, 'prunewise.db'));
+    const counts = countRows(db, status.id);
+    expect(counts.runs).toBe(3); // baseline + 2
+    expect(counts.rounds).toBe(4);
+    expect(counts.stages).toBe(1 + 4 * STAGES.length);
+    expect(counts.artifacts).toBeGreaterThanOrEqual(1 + 4 * 4);
+
+    const ls = await cli(env, ['ls', '--json']);
+    expect(JSON.parse(ls.stdout)).toEqual([expect.objectContaining({ id: status.id, name: 'e2e', state: 'completed' })]);
+
+    // replay the recorded histories with today's workflow code: a non-deterministic change fails here
+    const connection = await Connection.connect({ address: inject('temporalAddress') });
+    const client = new Client({ connection });
+    const ids = [status.id, `${status.id}/run-1`, `${status.id}/run-2`];
+    const histories = await Promise.all(ids.map((id) => client.workflow.getHandle(id).fetchHistory()));
+    const bundle = { codePath: path.join(__dirname, '..', 'dist', 'workflow-bundle.js') };
+    for (const [i, history] of histories.entries()) {
+      await Worker.runReplayHistory({ workflowBundle: bundle }, history, ids[i]);
+    }
+    if (process.env.PRUNEWISE_RECORD_FIXTURES) {
+      fs.mkdirSync(FIXTURES, { recursive: true });
+      histories.forEach((h, i) => fs.writeFileSync(path.join(FIXTURES, `history-${i === 0 ? 'campaign' : `run-${i}`}.json`), historyToJSON(h)));
+    }
+    await connection.close();
+
+    // rm deletes the rows and the files
+    const rm = await cli(env, ['rm', status.id]);
+    expect(rm.code).toBe(0);
+    expect(countRows(db, status.id)).toEqual({ runs: 0, rounds: 0, stages: 0, metrics: 0, artifacts: 0, events: 0 });
+    expect(fs.existsSync(path.join(home, 'artifacts', status.id))).toBe(false);
+  }, 600_000);
+});
