@@ -72,7 +72,7 @@ export const campaignSchema = z.strictObject({
       name: z.string().default('local').describe('hardware target; local = measured on this worker'),
       batchSize: z.number().int().positive().default(32).describe('batch size latency is measured at'),
       warmupRuns: z.number().int().min(0).default(3),
-      latencyRuns: z.number().int().positive().default(15).describe('latency is the median of this many runs'),
+      latencyRuns: z.number().int().positive().default(30).describe('latency is the median of this many runs'),
     })
     .prefault({}),
   execution: z

@@ -56,7 +56,8 @@ export function formatStatus(s: CampaignStatus): string {
   lines.push(`  backend ${s.backend ?? '—'}, tfjs ${s.tfjsVersion ?? '—'}, prunewise ${s.prunewiseVersion ?? '—'}, seed ${s.seed}, spec sha256 ${s.specHash.slice(0, 12)}`);
   const b = s.baseline;
   if (b) {
-    lines.push(`  baseline: test accuracy ${pct(b.accuracy)}, params ${num(b.params)}, FLOPs ${num(b.flops)}, ${num(b.bytes)} bytes, latency ${ms(b.latencyMs)} (measured, batch ${b.latencyBatchSize ?? '?'})`);
+    const bs = s.baselineStage;
+    lines.push(`  baseline${bs?.ms ? ` (${(bs.ms / 1000).toFixed(1)} s)` : ''}: test accuracy ${pct(b.accuracy)}, params ${num(b.params)}, FLOPs ${num(b.flops)}, ${num(b.bytes)} bytes, latency ${ms(b.latencyMs)} (measured, batch ${b.latencyBatchSize ?? '?'})`);
   }
   for (const r of s.runs) {
     const w = Object.entries(r.weights)

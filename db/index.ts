@@ -222,6 +222,8 @@ export interface CampaignStatus {
   tfjsVersion: string | null;
   prunewiseVersion: string | null;
   baseline: RoundMetrics | null;
+  /** the baseline step (train or load, then measure): state, attempts, time */
+  baselineStage: StageStatus | null;
   runs: Array<{
     id: string;
     k: number;
@@ -269,11 +271,14 @@ export function campaignStatus(db: Db, id: string): CampaignStatus | undefined {
   };
 
   let baseline: RoundMetrics | null = null;
+  let baselineStage: StageStatus | null = null;
   const outRuns: CampaignStatus['runs'] = [];
   for (const r of runs) {
     const metrics = metricsByRound(r.id);
     if (r.kind === 'baseline') {
       baseline = metrics.get(0) ?? null;
+      const st = stagesQ.get(r.id) as { state: State; attempts: number | null; ms: number | null; resumed_from_step: number | null; task_queue: string | null; error: string | null } | undefined;
+      if (st) baselineStage = { state: st.state, attempts: st.attempts, ms: st.ms, resumedFromStep: st.resumed_from_step, taskQueue: st.task_queue, error: st.error };
       continue;
     }
     const rounds = new Map<number, CampaignStatus['runs'][number]['rounds'][number]>();
@@ -329,6 +334,7 @@ export function campaignStatus(db: Db, id: string): CampaignStatus | undefined {
     tfjsVersion: c.tfjs_version,
     prunewiseVersion: c.prunewise_version,
     baseline,
+    baselineStage,
     runs: outRuns,
   };
 }

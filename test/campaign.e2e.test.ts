@@ -2,7 +2,7 @@
 // then its recorded histories replayed against the current workflow code.
 import { Client, Connection } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
@@ -11,6 +11,7 @@ import { STAGES } from '../db/types';
 import { cli, cliEnv, tmpHome, writeSpec } from './helpers';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
+Runtime.install({ logger: new DefaultLogger('WARN') });
 
 describe('a campaign end to end through the CLI', () => {
   it('2 weight vectors × 2 rounds complete; SQLite holds every stage with metrics; pruned models are smaller; histories replay', async () => {

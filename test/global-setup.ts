@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { findTemporalBinary, serverAnswers } from '../cli/temporal';
+import { DEV_SERVER_TUNING, findTemporalBinary, serverAnswers } from '../cli/temporal';
 
 let server: ChildProcess | undefined;
 
@@ -27,7 +27,7 @@ export default async function setup(project: TestProject) {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-temporal-'));
   const log = fs.openSync(path.join(dir, 'temporal.log'), 'a');
-  server = spawn(findTemporalBinary(), ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port), '--log-level', 'warn', '--db-filename', path.join(dir, 'temporal.db')], {
+  server = spawn(findTemporalBinary(), ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port), '--log-level', 'warn', '--db-filename', path.join(dir, 'temporal.db'), ...DEV_SERVER_TUNING], {
     stdio: ['ignore', log, log],
   });
   const address = `127.0.0.1:${port}`;

@@ -1,12 +1,13 @@
 // Campaigns in flight must survive upgrades: histories recorded with an earlier version of the
 // workflow code replay against today's bundle. A change that alters the commands a workflow
 // issues must go behind patched() or this fails. (Fixtures: PRUNEWISE_RECORD_FIXTURES=1 npm test.)
-import { Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
+Runtime.install({ logger: new DefaultLogger('WARN') });
 const bundle = { codePath: path.join(__dirname, '..', 'dist', 'workflow-bundle.js') };
 
 describe('recorded workflow histories replay against the current workflow code', () => {
