@@ -106,7 +106,7 @@ program
       interrupted = true;
     };
     process.once('SIGINT', onSigint);
-    const follow = followCampaign(db, id, () => interrupted, result);
+    const follow = followCampaign(db, id, () => interrupted, result, client);
     const outcome = await runWorkersUntil(home, target, ALL_QUEUES, o.concurrency, result);
     await follow;
     process.off('SIGINT', onSigint);

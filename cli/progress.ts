@@ -1,5 +1,7 @@
 // Progress while a campaign runs (event lines; on a TTY also a live line of running stages),
 // and the human-readable status table. Both read SQLite only.
+import type { Client } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { eventsSince, runningStages, type CampaignStatus, type Db } from '../db';
 
 const pct = (x?: number) => (x === undefined ? '—' : `${(x * 100).toFixed(2)}%`);
@@ -7,7 +9,30 @@ const num = (x?: number) => (x === undefined ? '—' : x >= 1e6 ? `${(x / 1e6).t
 const ms = (x?: number | null) => (x === undefined || x === null ? '—' : `${x.toFixed(2)} ms`);
 const time = () => new Date().toISOString().slice(11, 19);
 
-export async function followCampaign(db: Db, id: string, stopped: () => boolean, done: Promise<unknown>): Promise<void> {
+/** Step / total of the training activity a workflow is running, from its last heartbeat. */
+async function trainingProgress(client: Client, workflowId: string): Promise<{ step: number; total: number } | undefined> {
+  try {
+    const d = await client.workflow.getHandle(workflowId).describe();
+    for (const a of d.raw.pendingActivities ?? []) {
+      const p = a.heartbeatDetails?.payloads?.[0];
+      if (!p) continue;
+      const v = defaultPayloadConverter.fromPayload<{ step?: number; total?: number }>(p as never);
+      if (v?.step !== undefined && v.total) return { step: v.step, total: v.total };
+    }
+  } catch {
+    // progress is decoration: a failed describe only hides the bar
+  }
+  return undefined;
+}
+
+function bar(step: number, total: number, width = 20): string {
+  const f = Math.max(0, Math.min(1, step / total));
+  const full = Math.round(f * width);
+  return `[${'#'.repeat(full)}${'-'.repeat(width - full)}] ${Math.round(f * 100)}% (${step}/${total})`;
+}
+
+/** Prints finished stages as lines; on a TTY also one live line with a progress bar per running stage. */
+export async function followCampaign(db: Db, id: string, stopped: () => boolean, done: Promise<unknown>, client?: Client): Promise<void> {
   const tty = process.stderr.isTTY;
   let seq = 0;
   let finished = false;
@@ -28,10 +53,14 @@ export async function followCampaign(db: Db, id: string, stopped: () => boolean,
       seq = e.seq;
     }
     if (tty) {
-      const running = runningStages(db, id);
-      const line = running
-        .map((r) => `${r.run_id.slice(id.length + 1)} r${r.round} ${r.stage} ${Math.round((Date.now() - Date.parse(r.updated_at)) / 1000)}s`)
-        .join(' | ');
+      const parts: string[] = [];
+      for (const r of runningStages(db, id)) {
+        const name = r.run_id.slice(id.length + 1);
+        const training = client && (r.stage === 'finetune' || r.stage === 'baseline');
+        const p = training ? await trainingProgress(client, r.stage === 'baseline' ? id : r.run_id) : undefined;
+        parts.push(`${name} r${r.round} ${r.stage} ${p ? bar(p.step, p.total) : `${Math.round((Date.now() - Date.parse(r.updated_at)) / 1000)}s`}`);
+      }
+      const line = parts.join(' | ');
       clearLive();
       if (line) {
         live = `▶ ${line}`;

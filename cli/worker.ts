@@ -18,7 +18,12 @@ let runtimeInstalled = false;
 export function installRuntime(): void {
   if (runtimeInstalled) return;
   // quiet by default; shutdown on SIGINT/SIGTERM lets running activities hand back cleanly
-  Runtime.install({ logger: new DefaultLogger((process.env.PRUNEWISE_LOG_LEVEL as 'WARN') ?? 'WARN'), shutdownSignals: ['SIGINT', 'SIGTERM'] });
+  // (one Worker per queue by design: the "nothing registered here" notices are expected, so dropped)
+  const logger = new DefaultLogger((process.env.PRUNEWISE_LOG_LEVEL as 'WARN') ?? 'WARN', (entry) => {
+    if (/^No (activities|workflows) registered/.test(entry.message)) return;
+    process.stderr.write(`${new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString()} [${entry.level}] ${entry.message}${entry.meta ? ` ${JSON.stringify(entry.meta)}` : ''}\n`);
+  });
+  Runtime.install({ logger, shutdownSignals: ['SIGINT', 'SIGTERM'] });
   runtimeInstalled = true;
 }
 
