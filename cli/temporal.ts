@@ -79,7 +79,7 @@ export async function serverAnswers(address: string, timeoutMs = 2000): Promise<
   let conn: Connection | undefined;
   try {
     conn = await Connection.connect({ address, connectTimeout: timeoutMs });
-    await conn.workflowService.getSystemInfo({}, );
+    await conn.workflowService.getSystemInfo({});
     return true;
   } catch {
     return false;

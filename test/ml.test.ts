@@ -82,7 +82,6 @@ describe('pruning', () => {
         const removed = [...Array(units).keys()].filter((u) => !kept.includes(u));
         // zero the removed units' biases and kernels: relu(0) = 0, and 0 after max-pool/flatten too
         const [k, b] = layers[i].getWeights();
-        const kd = k.arraySync() as unknown;
         const mask = tf.tidy(() => {
           const m = new Float32Array(units).fill(1);
           for (const r of removed) m[r] = 0;
@@ -90,7 +89,6 @@ describe('pruning', () => {
         });
         layers[i].setWeights([tf.mul(k, mask), tf.mul(b, mask)]);
         mask.dispose();
-        void kd;
       }
       const x = tf.randomUniform([16, 28, 28, 1], 0, 1, 'float32', 5);
       const a = (pruned.predict(x) as tf.Tensor).dataSync() as Float32Array;
