@@ -17,7 +17,12 @@ import {
   loadModel,
   measureLatency,
   modelCost,
-  planUniform,
+  analyze,
+  planForFlops,
+  planGlobal,
+  planLocal,
+  scheduledReduction,
+  type KeepPlan,
   pruneModel,
   saveInt8,
   saveModel,
@@ -175,12 +180,13 @@ export function createComputeActivities(home: string) {
           await saveModel(model, abs(rel));
           const m = await measureAll(model, ds, spec);
           const backend = await initBackend();
+          const widths = layerWidths(model);
           return {
             model: rel,
-            metrics: m,
+            metrics: { ...m, ...Object.fromEntries(Object.entries(widths).map(([k, v]) => [`channels.${k}`, v])) },
             series,
             resumedFromStep,
-            widths: layerWidths(model),
+            widths,
             artifacts: [await artifact('model', rel)],
             tfjsVersion: backend.tfjsVersion,
             prunewiseVersion: VERSION,
@@ -191,36 +197,63 @@ export function createComputeActivities(home: string) {
       });
     },
 
-    /** Importance of every unit/filter of every prunable group. */
+    /** Importance of every channel of every prunable group. */
     async score(input: StageInput): Promise<StageResult & { scores: string }> {
       return stage(async () => {
+        const { spec } = input;
         const model = await loadModel(abs(input.model));
         try {
-          const scores = scoreGroups(model, input.spec.pruning.criterion, input.spec.seed * 7919 + input.round);
+          const graph = analyze(model);
+          const notes: string[] = [];
+          const scores = scoreGroups(model, spec.pruning.criterion, {
+            onNote: (n) => notes.push(n),
+            seed: spec.seed * 7919 + input.round,
+            calibration: spec.pruning.criterion === 'taylor' ? data(spec).val : undefined,
+          }, graph);
           const rel = path.join(roundDir(input.runId, input.round), 'scores.json');
-          writeFileAtomic(abs(rel), JSON.stringify({ criterion: input.spec.pruning.criterion, scores }));
-          return { scores: rel, metrics: { groups: Object.keys(scores).length } };
+          writeFileAtomic(abs(rel), JSON.stringify({ criterion: spec.pruning.criterion, scores, blocked: graph.blocked, notes }));
+          return { scores: rel, metrics: { groups: graph.groups.length, blockedGroups: graph.blocked.length } };
         } finally {
           model.dispose();
         }
       });
     },
 
-    /** Removes the lowest-scoring units/filters physically: the model gets smaller. */
+    /** Removes the lowest-scoring channels physically (the model really gets smaller), per the schedule. */
     async prune(input: StageInput & { scores: string }): Promise<StageResult> {
       return stage(async () => {
+        const p = input.spec.pruning;
         const model = await loadModel(abs(input.model));
         const { scores } = JSON.parse(fs.readFileSync(abs(input.scores), 'utf8')) as { scores: Record<string, number[]> };
-        const keep = planUniform(scores, input.spec.pruning.stepRatio, input.spec.pruning.minUnits);
-        const pruned = await pruneModel(model, keep);
+        const graph = analyze(model);
+        const opts = { minUnits: p.minUnits, roundTo: p.roundTo, maxRatio: p.maxLayerRatio, protect: p.protect };
+        let plan: KeepPlan;
+        if (p.schedule === 'per-round') {
+          const total = graph.groups.reduce((a, g) => a + g.size, 0);
+          plan = p.scope === 'local' ? planLocal(graph, scores, p.stepRatio, opts) : planGlobal(graph, scores, Math.round(p.stepRatio * total), opts);
+        } else {
+          // the schedule speaks of the baseline's FLOPs: translate to a fraction of this model's
+          const base = await loadModel(abs(path.join('artifacts', input.campaignId, 'baseline', 'model')));
+          const baselineFlops = modelCost(base).flops;
+          base.dispose();
+          const goal = 1 - (1 - scheduledReduction(p.schedule, p.targetFlopsReduction!, input.round, p.rounds)) * (baselineFlops / modelCost(model).flops);
+          plan = goal > 0 ? (await planForFlops(model, graph, scores, goal, p.scope, opts)).plan : {};
+        }
+        const pruned = await pruneModel(model, plan, graph);
         try {
           const rel = path.join(roundDir(input.runId, input.round), 'pruned');
           await saveModel(pruned, abs(rel));
           const cost = modelCost(pruned);
+          const widths = layerWidths(pruned);
           return {
             model: rel,
-            widths: layerWidths(pruned),
-            metrics: { params: cost.params, flops: cost.flops, bytes: cost.bytes },
+            widths,
+            metrics: {
+              params: cost.params,
+              flops: cost.flops,
+              bytes: cost.bytes,
+              ...Object.fromEntries(Object.entries(widths).map(([k, v]) => [`channels.${k}`, v])),
+            },
             artifacts: [await artifact('model', rel)],
           };
         } finally {

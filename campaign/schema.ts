@@ -2,9 +2,9 @@
 // `npm run schema` writes campaign/campaign.schema.json from this for editors.
 import { z } from 'zod';
 
-export const ZOO_MODELS = ['mlp', 'lenet5'] as const;
+export const ZOO_MODELS = ['mlp', 'lenet5', 'vgg-small', 'resnet8', 'mobilenet-small'] as const;
 export const DATASETS = ['fashion-mnist', 'mnist', 'idx'] as const;
-export const CRITERIA = ['l1', 'l2', 'random'] as const;
+export const CRITERIA = ['l1', 'l2', 'fpgm', 'taylor', 'bn', 'random'] as const;
 export const OBJECTIVES = ['accuracy', 'size', 'latency', 'energy'] as const;
 
 const weights = z
@@ -53,13 +53,27 @@ export const campaignSchema = z.strictObject({
     .prefault({}),
   pruning: z
     .strictObject({
-      criterion: z.enum(CRITERIA).default('l1'),
+      criterion: z.enum(CRITERIA).default('l1').describe('channel importance: l1, l2, fpgm, taylor (needs data), bn (batch-norm scale), random (the control)'),
+      scope: z.enum(['local', 'global']).default('local').describe('local: the same fraction of every group; global: one ranking across groups'),
+      schedule: z
+        .enum(['per-round', 'one-shot', 'linear', 'agp'])
+        .default('per-round')
+        .describe('per-round: remove stepRatio of what is left each round; one-shot / linear / agp (cubic): reach targetFlopsReduction by the last round'),
+      stepRatio: z.number().gt(0).lt(1).default(0.2).describe('per-round schedule: fraction of the remaining channels removed per round'),
+      targetFlopsReduction: z.number().gt(0).lt(1).optional().describe('fraction of the baseline FLOPs removed by the last round (one-shot, linear, agp)'),
       rounds: z.number().int().positive().max(1000).default(3),
-      stepRatio: z.number().gt(0).lt(1).default(0.2).describe('fraction of the remaining units/filters removed per round'),
       finetuneEpochs: z.number().int().min(0).default(1),
       finetuneLearningRate: z.number().positive().default(0.0005),
       batchSize: z.number().int().positive().default(128),
-      minUnits: z.number().int().positive().default(4).describe('never shrink a layer below this many units/filters'),
+      minUnits: z.number().int().positive().default(4).describe('never shrink a group below this many channels'),
+      maxLayerRatio: z.number().gt(0).lt(1).default(0.9).describe('at most this fraction of a group removed in one round'),
+      roundTo: z.number().int().positive().default(1).describe('keep channel counts multiples of this'),
+      protect: z.array(z.string()).default([]).describe('layer names whose channels are never removed'),
+    })
+    .superRefine((p, ctx) => {
+      if (p.schedule !== 'per-round' && p.targetFlopsReduction === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['targetFlopsReduction'], message: `is required with schedule "${p.schedule}" (e.g. 0.5 to remove half the FLOPs)` });
+      }
     })
     .prefault({}),
   quantization: z

@@ -43,7 +43,94 @@ function lenet5(seed: number, shape: number[], classes: number): tfl.Sequential 
   });
 }
 
-const ZOO: Record<string, (seed: number, shape: number[], classes: number) => tfl.Sequential> = { mlp, lenet5 };
+/** A small VGG: (conv-bn-relu)×2 → pool, ×2 widths, then a dense head (Simonyan & Zisserman 2015, scaled down). */
+function vggSmall(seed: number, shape: number[], classes: number): tfl.Sequential {
+  const layers: tfl.layers.Layer[] = [];
+  let i = 0;
+  const block = (filters: number, first = false) => {
+    i++;
+    layers.push(
+      tfl.layers.conv2d({ ...(first ? { inputShape: shape } : {}), filters, kernelSize: 3, padding: 'same', useBias: false, name: `conv${i}`, kernelInitializer: tfl.initializers.heNormal({ seed: seed * 100 + i }) }),
+      tfl.layers.batchNormalization({ name: `bn${i}` }),
+      tfl.layers.reLU({ name: `relu${i}` }),
+    );
+  };
+  block(16, true);
+  block(16);
+  layers.push(tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool1' }));
+  block(32);
+  block(32);
+  layers.push(tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool2' }));
+  block(64);
+  layers.push(
+    tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool3' }),
+    tfl.layers.flatten({ name: 'flatten' }),
+    tfl.layers.dense({ units: 128, activation: 'relu', name: 'fc1', kernelInitializer: init(seed, 20) }),
+    tfl.layers.dense({ units: classes, activation: 'softmax', name: 'out', kernelInitializer: init(seed, 21) }),
+  );
+  return tfl.sequential({ name: 'vgg_small', layers });
+}
+
+/** ResNet-8 (He et al. 2016, CIFAR-style): three basic blocks with residual adds, 1×1 projections where shapes change. */
+function resnet8(seed: number, shape: number[], classes: number): tfl.LayersModel {
+  let n = 0;
+  const conv = (x: tfl.SymbolicTensor, filters: number, kernelSize: number, strides: number, name: string) =>
+    tfl.layers.conv2d({ filters, kernelSize, strides, padding: 'same', useBias: false, name, kernelInitializer: tfl.initializers.heNormal({ seed: seed * 100 + ++n }) }).apply(x) as tfl.SymbolicTensor;
+  const bn = (x: tfl.SymbolicTensor, name: string) => tfl.layers.batchNormalization({ name }).apply(x) as tfl.SymbolicTensor;
+  const relu = (x: tfl.SymbolicTensor, name: string) => tfl.layers.reLU({ name }).apply(x) as tfl.SymbolicTensor;
+  const input = tfl.input({ shape, name: 'input' });
+  let x = relu(bn(conv(input, 16, 3, 1, 'stem_conv'), 'stem_bn'), 'stem_relu');
+  const widths = [16, 32, 64];
+  widths.forEach((filters, b) => {
+    const strides = b === 0 ? 1 : 2;
+    const p = `b${b + 1}`;
+    let y = relu(bn(conv(x, filters, 3, strides, `${p}_conv1`), `${p}_bn1`), `${p}_relu1`);
+    y = bn(conv(y, filters, 3, 1, `${p}_conv2`), `${p}_bn2`);
+    const shortcut = b === 0 ? x : bn(conv(x, filters, 1, strides, `${p}_proj`), `${p}_proj_bn`);
+    x = relu(tfl.layers.add({ name: `${p}_add` }).apply([y, shortcut]) as tfl.SymbolicTensor, `${p}_relu2`);
+  });
+  const pooled = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(x) as tfl.SymbolicTensor;
+  const out = tfl.layers.dense({ units: classes, activation: 'softmax', name: 'out', kernelInitializer: init(seed, 50) }).apply(pooled) as tfl.SymbolicTensor;
+  return tfl.model({ inputs: input, outputs: out, name: 'resnet8' });
+}
+
+/** MobileNet-style (Howard et al. 2017): depthwise 3×3 + pointwise 1×1 blocks with batch norm. */
+function mobilenetSmall(seed: number, shape: number[], classes: number): tfl.Sequential {
+  const layers: tfl.layers.Layer[] = [
+    tfl.layers.conv2d({ inputShape: shape, filters: 16, kernelSize: 3, strides: 2, padding: 'same', useBias: false, name: 'stem_conv', kernelInitializer: tfl.initializers.heNormal({ seed: seed * 100 }) }),
+    tfl.layers.batchNormalization({ name: 'stem_bn' }),
+    tfl.layers.reLU({ name: 'stem_relu' }),
+  ];
+  [
+    [32, 1],
+    [64, 2],
+    [64, 1],
+  ].forEach(([filters, strides], k) => {
+    const p = `dw${k + 1}`;
+    layers.push(
+      tfl.layers.depthwiseConv2d({ kernelSize: 3, strides, padding: 'same', useBias: false, name: `${p}_depthwise`, depthwiseInitializer: tfl.initializers.heNormal({ seed: seed * 100 + 10 + k }) }),
+      tfl.layers.batchNormalization({ name: `${p}_bn1` }),
+      tfl.layers.reLU({ name: `${p}_relu1` }),
+      tfl.layers.conv2d({ filters, kernelSize: 1, useBias: false, name: `${p}_pointwise`, kernelInitializer: tfl.initializers.heNormal({ seed: seed * 100 + 20 + k }) }),
+      tfl.layers.batchNormalization({ name: `${p}_bn2` }),
+      tfl.layers.reLU({ name: `${p}_relu2` }),
+    );
+  });
+  layers.push(
+    tfl.layers.globalAveragePooling2d({ name: 'gap' }),
+    tfl.layers.dense({ units: classes, activation: 'softmax', name: 'out', kernelInitializer: init(seed, 40) }),
+  );
+  return tfl.sequential({ name: 'mobilenet_small', layers });
+}
+
+const ZOO: Record<string, (seed: number, shape: number[], classes: number) => tfl.LayersModel> = {
+  mlp,
+  lenet5,
+  'vgg-small': vggSmall,
+  resnet8,
+  'mobilenet-small': mobilenetSmall,
+};
+export const ZOO_NAMES = Object.keys(ZOO);
 
 export function buildZooModel(name: string, seed: number, shape: number[], classes: number): tfl.LayersModel {
   const make = ZOO[name];

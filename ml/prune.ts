@@ -1,106 +1,15 @@
-// Structured pruning of Sequential tfjs models: find which layers' channels are coupled, score
-// units/filters, and rebuild a physically smaller model (not a mask) with the kept weights.
-//
-// One registry keyed by layer class says how each layer reads and slices its channels; the
-// coupling walk, the importance criteria and the surgery all use it, so a new layer type is one
-// entry. (Residual adds, concatenations and depthwise convolutions need the functional-graph
-// walk of the pruning-engine issue; until then such models get a clear error.)
+// Physical removal of channels: rebuild a smaller model (not a mask) from a plan that keeps, per
+// group, a list of channel indices. Works on any model ml/graph.ts can analyse.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { rng } from './random';
+import { analyze, keptPositions, RULES, type Graph } from './graph';
 
 export class PruneError extends Error {
   override name = 'PruneError';
 }
 
-interface LayerRule {
-  /** produces channels it owns (units/filters) that can be removed */
-  producer?: { key: 'units' | 'filters'; outAxis: number; inAxis: number };
-  /** carries channels through unchanged (index i in → index i out) */
-  passThrough?: boolean;
-  /** one weight row per channel along axis 0 of every weight (batch norm) */
-  perChannel?: boolean;
-  /** channels-last flatten: channel c becomes units s·C + c for every spatial position s */
-  flatten?: boolean;
-}
-
-const RULES: Record<string, LayerRule> = {
-  Dense: { producer: { key: 'units', outAxis: 1, inAxis: 0 } },
-  Conv2D: { producer: { key: 'filters', outAxis: 3, inAxis: 2 } },
-  BatchNormalization: { perChannel: true },
-  Activation: { passThrough: true },
-  ReLU: { passThrough: true },
-  Dropout: { passThrough: true },
-  MaxPooling2D: { passThrough: true },
-  AveragePooling2D: { passThrough: true },
-  ZeroPadding2D: { passThrough: true },
-  Flatten: { flatten: true },
-};
-
-export interface PrunableGroup {
-  /** index in model.layers of the layer whose outputs are removed */
-  producer: number;
-  name: string;
-  units: number;
-}
-
-function assertSequential(model: tfl.LayersModel): void {
-  if (!(model instanceof tfl.Sequential)) {
-    throw new PruneError(`model "${model.name}": only Sequential models can be pruned for now (functional graphs with residual adds or concatenations come with the pruning-engine work)`);
-  }
-  for (const l of model.layers) {
-    if (!RULES[l.getClassName()]) {
-      throw new PruneError(`layer "${l.name}" (${l.getClassName()}): this layer type is not supported for pruning yet: supported are ${Object.keys(RULES).join(', ')}`);
-    }
-  }
-}
-
-/** Producers whose outputs feed another producer: every one but the last (the classifier). */
-export function prunableGroups(model: tfl.LayersModel): PrunableGroup[] {
-  assertSequential(model);
-  const producers = model.layers.map((l, i) => ({ l, i })).filter(({ l }) => RULES[l.getClassName()].producer);
-  return producers.slice(0, -1).map(({ l, i }) => ({
-    producer: i,
-    name: l.name,
-    units: (l.getConfig() as Record<string, number>)[RULES[l.getClassName()].producer!.key],
-  }));
-}
-
-export type Criterion = 'l1' | 'l2' | 'random';
-
-/** Importance of each output unit/filter of each group (higher = more important). */
-export function scoreGroups(model: tfl.LayersModel, criterion: Criterion, seed: number): Record<string, number[]> {
-  const out: Record<string, number[]> = {};
-  const random = rng(seed);
-  for (const g of prunableGroups(model)) {
-    const layer = model.layers[g.producer];
-    const kernel = layer.getWeights()[0];
-    if (criterion === 'random') {
-      out[g.name] = Array.from({ length: g.units }, () => random());
-      continue;
-    }
-    out[g.name] = tf.tidy(() => {
-      const rows = tf.reshape(kernel, [-1, g.units]); // units are the last axis of dense and conv kernels
-      const s = criterion === 'l1' ? tf.sum(tf.abs(rows), 0) : tf.sqrt(tf.sum(tf.square(rows), 0));
-      return Array.from(s.dataSync());
-    });
-  }
-  return out;
-}
-
-/** Keeps the highest-scoring units of each group: removes `ratio` of them, never below minUnits. */
-export function planUniform(scores: Record<string, number[]>, ratio: number, minUnits: number): Record<string, number[]> {
-  const keep: Record<string, number[]> = {};
-  for (const [name, s] of Object.entries(scores)) {
-    const nKeep = Math.min(s.length, Math.max(minUnits, s.length - Math.floor(s.length * ratio)));
-    const order = s.map((v, i) => ({ v, i })).sort((a, b) => b.v - a.v || a.i - b.i);
-    keep[name] = order
-      .slice(0, nKeep)
-      .map((o) => o.i)
-      .sort((a, b) => a - b);
-  }
-  return keep;
-}
+/** A plan: group name → sorted channel indices to keep. Groups not named keep everything. */
+export type KeepPlan = Record<string, number[]>;
 
 /** Keeps the listed indices along one axis (done on the host: small, exact, backend-independent). */
 function gather(t: tf.Tensor, idx: number[], axis: number): tf.Tensor {
@@ -121,57 +30,97 @@ function gather(t: tf.Tensor, idx: number[], axis: number): tf.Tensor {
   return tf.tensor(out, [...shape.slice(0, axis), idx.length, ...shape.slice(axis + 1)]);
 }
 
-/**
- * Rebuilds a smaller model keeping, for each pruned layer (by name), the listed output units.
- * Layers not named keep all their units. The input model is not modified.
- */
-export async function pruneModel(model: tfl.LayersModel, keep: Record<string, number[]>): Promise<tfl.LayersModel> {
-  assertSequential(model);
-  const groupNames = new Set(prunableGroups(model).map((g) => g.name));
-  for (const name of Object.keys(keep)) {
-    if (!groupNames.has(name)) throw new PruneError(`layer "${name}" is not a prunable group of model "${model.name}"`);
+function resolvePlan(graph: Graph, keep: KeepPlan): Map<number, Set<number>> {
+  const byId = new Map<number, Set<number>>();
+  for (const [name, kept] of Object.entries(keep)) {
+    const group = graph.groupByName(name);
+    if (!group) {
+      const blocked = graph.blocked.find((b) => b.name === name);
+      throw new PruneError(`"${name}" is not a prunable group${blocked ? `: ${blocked.reason}` : ''}: prunable groups are ${graph.groups.map((g) => g.name).join(', ')}`);
+    }
+    if (kept.length === 0) throw new PruneError(`group "${name}": cannot remove every channel`);
+    if (kept.some((i) => !Number.isInteger(i) || i < 0 || i >= group.size)) throw new PruneError(`group "${name}": kept indices must be 0..${group.size - 1}`);
+    byId.set(group.id, new Set(kept));
   }
-  const topology = model.toJSON(null, false) as { config: { layers: Array<{ class_name: string; config: Record<string, unknown> }> } };
-  const newWeights: tf.Tensor[][] = [];
-  // channel index list flowing forward from the last pruned producer (undefined = nothing pruned)
-  let flowing: number[] | undefined;
+  return byId;
+}
+
+/** Rebuilds the model keeping the planned channels and their weights. The input is not modified. */
+export async function pruneModel(model: tfl.LayersModel, keep: KeepPlan, graph = analyze(model)): Promise<tfl.LayersModel> {
+  const plan = resolvePlan(graph, keep);
+  const topology = model.toJSON(null, false) as { config: { layers: Array<{ name?: string; class_name: string; config: Record<string, unknown> }> } };
+  const configs = new Map(topology.config.layers.map((l) => [(l.name ?? l.config.name) as string, l.config]));
+  const sliced = new Map<string, tf.Tensor[]>();
+  const created: tf.Tensor[] = [];
   try {
-    model.layers.forEach((layer, i) => {
+    for (const layer of model.layers) {
       const rule = RULES[layer.getClassName()];
+      const inMap = graph.inputMap.get(layer.name);
+      if (!rule || !inMap) continue;
       let weights = layer.getWeights();
-      if (rule.producer) {
-        if (flowing) weights = [gather(weights[0], flowing, rule.producer.inAxis), ...weights.slice(1)];
-        const kept = keep[layer.name];
-        if (kept) {
-          if (kept.length === 0) throw new PruneError(`layer "${layer.name}": cannot remove every unit`);
-          const inSliced = weights[0];
-          weights = [gather(inSliced, kept, rule.producer.outAxis), ...weights.slice(1).map((b) => gather(b, kept, 0))];
-          if (flowing) inSliced.dispose(); // an intermediate, not the layer's variable
-          topology.config.layers[i].config[rule.producer.key] = kept.length;
-        }
-        flowing = kept;
-      } else if (rule.perChannel && flowing) {
-        weights = weights.map((w) => gather(w, flowing!, 0));
-      } else if (rule.flatten && flowing) {
-        const shape = (layer.input as tfl.SymbolicTensor).shape as number[]; // [null, h, w, c] or [null, c]
-        const channels = shape[shape.length - 1];
-        const spatial = shape.slice(1, -1).reduce((a, b) => a * b, 1);
-        const expanded: number[] = [];
-        for (let s = 0; s < spatial; s++) for (const c of flowing) expanded.push(s * channels + c);
-        flowing = expanded;
+      const replace = (slices: Slice[] | undefined, idx: number[] | undefined) => {
+        if (!slices || !idx) return;
+        weights = weights.map((w, k) => {
+          const s = slices.find(([wi]) => wi === k);
+          if (!s) return w;
+          const t = gather(w, idx, s[1]);
+          created.push(t);
+          return t;
+        });
+      };
+      const inKept = keptPositions(graph, inMap, plan);
+      if (inKept.length !== inMap.length) replace(rule.in, inKept);
+      const g = graph.producerGroup.get(layer.name);
+      const outKept = g === undefined ? undefined : plan.get(graph.root(g));
+      if (outKept) {
+        const idx = [...outKept].sort((a, b) => a - b);
+        replace(rule.out, idx);
+        configs.get(layer.name)![rule.key!] = idx.length;
       }
-      newWeights.push(weights);
-    });
+      sliced.set(layer.name, weights);
+    }
     const pruned = await tfl.models.modelFromJSON({ modelTopology: topology } as unknown as tf.io.ModelJSON);
-    pruned.layers.forEach((l, i) => l.setWeights(newWeights[i]));
+    for (const layer of model.layers) {
+      const ws = sliced.get(layer.name) ?? layer.getWeights();
+      if (ws.length) pruned.getLayer(layer.name).setWeights(ws);
+    }
     return pruned;
   } finally {
-    const original = new Set(model.layers.flatMap((l) => l.getWeights()));
-    for (const ws of newWeights) for (const w of ws) if (!original.has(w)) w.dispose();
+    for (const t of created) t.dispose();
+  }
+}
+type Slice = [number, number];
+
+/**
+ * The reference a pruned model must equal: the original with every consumer's input weights
+ * zeroed at the removed channels' positions (so those channels contribute nothing downstream).
+ * Modifies `model` in place; used by the equivalence tests.
+ */
+export function silenceRemoved(model: tfl.LayersModel, keep: KeepPlan, graph = analyze(model)): void {
+  const plan = resolvePlan(graph, keep);
+  for (const layer of model.layers) {
+    const rule = RULES[layer.getClassName()];
+    const inMap = graph.inputMap.get(layer.name);
+    if (!rule || rule.kind !== 'producer' || !inMap) continue;
+    const kept = new Set(keptPositions(graph, inMap, plan));
+    if (kept.size === inMap.length) continue;
+    const weights = layer.getWeights().map((w, k) => {
+      const s = rule.in!.find(([wi]) => wi === k && (layer.getClassName() !== 'SeparableConv2D' || wi === 1));
+      if (!s) return w;
+      const axis = s[1];
+      const data = (w.dataSync() as Float32Array).slice();
+      const inner = w.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+      const n = w.shape[axis];
+      for (let i = 0; i < data.length; i++) if (!kept.has(Math.floor(i / inner) % n)) data[i] = 0;
+      return tf.tensor(data, w.shape);
+    });
+    layer.setWeights(weights);
   }
 }
 
-/** Channels of every prunable layer: what shrank shows here. */
-export function layerWidths(model: tfl.LayersModel): Record<string, number> {
-  return Object.fromEntries(prunableGroups(model).map((g) => [g.name, g.units]));
+/** Channels of every prunable group: what shrank shows here. */
+export function layerWidths(model: tfl.LayersModel, graph = analyze(model)): Record<string, number> {
+  return Object.fromEntries(graph.groups.map((g) => [g.name, g.size]));
 }
+
+export { analyze };

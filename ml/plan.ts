@@ -1,0 +1,136 @@
+// How many channels each group keeps: local (the same fraction of every group) or global
+// (one ranking across groups, scores normalised per group), with per-group caps, protected
+// groups and channel counts rounded to multiples of N; optionally searched to hit a FLOPs target.
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { modelCost } from './cost';
+import { RULES, type Graph } from './graph';
+import type { KeepPlan } from './prune';
+
+export interface PlanOptions {
+  /** never keep fewer channels than this in a group */
+  minUnits: number;
+  /** keep channel counts multiples of N (fast kernels like round numbers) */
+  roundTo?: number;
+  /** at most this fraction of a group's channels is removed in one plan */
+  maxRatio?: number;
+  /** group (or member layer) names left whole */
+  protect?: string[];
+}
+
+function keepCount(size: number, remove: number, o: PlanOptions): number {
+  const cap = Math.floor(size * (o.maxRatio ?? 0.9));
+  let keep = size - Math.min(remove, cap);
+  const r = o.roundTo ?? 1;
+  if (r > 1) keep = Math.ceil(keep / r) * r;
+  return Math.min(size, Math.max(keep, Math.min(size, o.minUnits)));
+}
+
+function isProtected(graph: Graph, name: string, o: PlanOptions): boolean {
+  const g = graph.groupByName(name)!;
+  return (o.protect ?? []).some((p) => p === name || g.producers.includes(p) || g.followers.includes(p));
+}
+
+function topIndices(scores: number[], n: number): number[] {
+  return scores
+    .map((v, i) => ({ v, i }))
+    .sort((a, b) => b.v - a.v || a.i - b.i)
+    .slice(0, n)
+    .map((o) => o.i)
+    .sort((a, b) => a - b);
+}
+
+/** Removes `ratio` of every group's channels (the lowest scores). */
+export function planLocal(graph: Graph, scores: Record<string, number[]>, ratio: number, o: PlanOptions): KeepPlan {
+  const plan: KeepPlan = {};
+  for (const g of graph.groups) {
+    if (isProtected(graph, g.name, o)) continue;
+    const n = keepCount(g.size, Math.floor(g.size * ratio), o);
+    if (n < g.size) plan[g.name] = topIndices(scores[g.name], n);
+  }
+  return plan;
+}
+
+/** Removes the `count` globally lowest channels, scores normalised by each group's mean. */
+export function planGlobal(graph: Graph, scores: Record<string, number[]>, count: number, o: PlanOptions): KeepPlan {
+  const all: Array<{ g: string; i: number; v: number }> = [];
+  for (const g of graph.groups) {
+    if (isProtected(graph, g.name, o)) continue;
+    const s = scores[g.name];
+    const mean = s.reduce((a, b) => a + b, 0) / s.length || 1;
+    s.forEach((v, i) => all.push({ g: g.name, i, v: v / mean }));
+  }
+  all.sort((a, b) => a.v - b.v || a.i - b.i);
+  const removeBy = new Map<string, number>();
+  for (const c of all.slice(0, count)) removeBy.set(c.g, (removeBy.get(c.g) ?? 0) + 1);
+  const plan: KeepPlan = {};
+  for (const [name, remove] of removeBy) {
+    const g = graph.groupByName(name)!;
+    const n = keepCount(g.size, remove, o);
+    if (n < g.size) plan[name] = topIndices(scores[name], n);
+  }
+  return plan;
+}
+
+/** FLOPs of the architecture a plan leaves (built from the topology alone, no weights copied). */
+export async function plannedFlops(model: tfl.LayersModel, graph: Graph, plan: KeepPlan): Promise<number> {
+  const topology = model.toJSON(null, false) as { config: { layers: Array<{ name?: string; config: Record<string, unknown> }> } };
+  const configs = new Map(topology.config.layers.map((l) => [(l.name ?? l.config.name) as string, l.config]));
+  for (const [name, kept] of Object.entries(plan)) {
+    for (const p of graph.groupByName(name)!.producers) {
+      const rule = RULES[model.getLayer(p).getClassName()];
+      configs.get(p)![rule.key!] = kept.length;
+    }
+  }
+  const m = await tfl.models.modelFromJSON({ modelTopology: topology } as unknown as tf.io.ModelJSON);
+  try {
+    return modelCost(m).flops;
+  } finally {
+    m.dispose();
+  }
+}
+
+/**
+ * Finds the smallest plan that removes at least `fraction` of the model's FLOPs (bisection over
+ * the local ratio or the global count). Returns the plan and the fraction it really removes.
+ */
+export async function planForFlops(
+  model: tfl.LayersModel,
+  graph: Graph,
+  scores: Record<string, number[]>,
+  fraction: number,
+  scope: 'local' | 'global',
+  o: PlanOptions,
+): Promise<{ plan: KeepPlan; flopsRemoved: number }> {
+  const base = modelCost(model).flops;
+  const total = graph.groups.reduce((a, g) => a + g.size, 0);
+  const make = (x: number) => (scope === 'local' ? planLocal(graph, scores, x, o) : planGlobal(graph, scores, Math.round(x * total), o));
+  const removed = async (plan: KeepPlan) => 1 - (await plannedFlops(model, graph, plan)) / base;
+  let lo = 0;
+  let hi = 1;
+  let best = { plan: make(1), flopsRemoved: await removed(make(1)) };
+  if (best.flopsRemoved < fraction) return best; // the caps allow no more
+  for (let it = 0; it < 14; it++) {
+    const mid = (lo + hi) / 2;
+    const plan = make(mid);
+    const r = await removed(plan);
+    if (r >= fraction) {
+      hi = mid;
+      best = { plan, flopsRemoved: r };
+    } else {
+      lo = mid;
+    }
+  }
+  return best;
+}
+
+/**
+ * Cumulative fraction of the baseline FLOPs to have removed after `round` of `rounds`:
+ * one-shot: all at once; linear: equal steps; agp: Zhu & Gupta's cubic schedule (2017), fast first.
+ */
+export function scheduledReduction(schedule: 'one-shot' | 'linear' | 'agp', target: number, round: number, rounds: number): number {
+  const t = Math.min(1, round / rounds);
+  if (schedule === 'one-shot') return target;
+  if (schedule === 'linear') return target * t;
+  return target * (1 - (1 - t) ** 3);
+}
