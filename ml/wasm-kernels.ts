@@ -67,11 +67,197 @@ function conv2DBackpropFilterWasm(args: { inputs: tf.NamedTensorInfoMap; backend
   }
 }
 
+type Args = { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: tf.NamedAttrMap };
+
+/** Runs wasm kernels, remembering intermediates so they are freed whatever happens. */
+function composer(backend: tf.KernelBackend) {
+  const temps: tf.TensorInfo[] = [];
+  return {
+    run(name: string, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap, keep = false): tf.TensorInfo {
+      const out = kernel(name)({ inputs, backend, attrs }) as tf.TensorInfo;
+      if (!keep) temps.push(out);
+      return out;
+    },
+    constant(values: Float32Array, shape: number[]): tf.TensorInfo {
+      const t = { dataId: backend.write(values, shape, 'float32'), shape, dtype: 'float32' as const };
+      temps.push(t);
+      return t;
+    },
+    free(): void {
+      for (const t of temps) backend.disposeData(t.dataId);
+    },
+  };
+}
+
+/**
+ * DepthwiseConv2dNativeBackpropFilter: dW[i,j,c] = Σ_b Σ_{h,w} xpad[b, h·s+i, w·s+j, c] · dy[b,h,w,c].
+ * Folding the batch into the channels ([1, Hp, Wp, B·C]) makes it one depthwise convolution with
+ * dy as the filter ([Ho, Wo, B·C, 1]) at dilation = stride; then sum over the batch.
+ */
+function depthwiseBackpropFilterWasm(args: Args): tf.TensorInfo {
+  const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  const { strides, pad, dilations, dimRoundingMode, filterShape } = args.attrs as unknown as {
+    strides: [number, number] | number;
+    pad: 'valid' | 'same' | number;
+    dilations?: [number, number] | number;
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    filterShape: [number, number, number, number];
+  };
+  const d = typeof dilations === 'number' ? [dilations, dilations] : (dilations ?? [1, 1]);
+  if (d[0] !== 1 || d[1] !== 1) throw new Error('DepthwiseConv2dNativeBackpropFilter on wasm: dilated depthwise convolutions are not supported');
+  if (filterShape[3] !== 1) throw new Error('DepthwiseConv2dNativeBackpropFilter on wasm: only channel multiplier 1 is supported');
+  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, true);
+  const [kh, kw, c] = filterShape;
+  const [b, h, w] = x.shape;
+  const k = composer(args.backend);
+  try {
+    const { top, bottom, left, right } = info.padInfo;
+    const extraH = Math.max(0, (info.outHeight - 1) * info.strideHeight + kh - (h + top + bottom));
+    const extraW = Math.max(0, (info.outWidth - 1) * info.strideWidth + kw - (w + left + right));
+    const xp = k.run('PadV2', { x }, { paddings: [[0, 0], [top, bottom + extraH], [left, right + extraW], [0, 0]], constantValue: 0 });
+    const hp = xp.shape[1];
+    const wp = xp.shape[2];
+    const xt = k.run('Transpose', { x: xp }, { perm: [1, 2, 0, 3] }); // [Hp, Wp, B, C]
+    const xr = k.run('Reshape', { x: xt }, { shape: [1, hp, wp, b * c] });
+    const dyt = k.run('Transpose', { x: dy }, { perm: [1, 2, 0, 3] }); // [Ho, Wo, B, C]
+    const dyr = k.run('Reshape', { x: dyt }, { shape: [info.outHeight, info.outWidth, b * c, 1] });
+    const conv = k.run('DepthwiseConv2dNative', { x: xr, filter: dyr }, { strides: [1, 1], pad: 'valid', dilations: [info.strideHeight, info.strideWidth] });
+    const sliced = k.run('Slice', { x: conv }, { begin: [0, 0, 0, 0], size: [1, kh, kw, b * c] });
+    const perBatch = k.run('Reshape', { x: sliced }, { shape: [kh, kw, b, c] });
+    const summed = k.run('Sum', { x: perBatch }, { axis: [2], keepDims: false });
+    return k.run('Reshape', { x: summed }, { shape: [kh, kw, c, 1] }, true);
+  } finally {
+    k.free();
+  }
+}
+
+/**
+ * DepthwiseConv2dNativeBackpropInput: a depthwise conv is a full conv with a block-diagonal
+ * filter (W[i,j,c] on the diagonal of [kh, kw, C, C]), whose input gradient wasm has.
+ */
+function depthwiseBackpropInputWasm(args: Args): tf.TensorInfo {
+  const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+  const { strides, pad, dilations, dimRoundingMode, inputShape } = args.attrs as unknown as {
+    strides: [number, number] | number;
+    pad: 'valid' | 'same' | number;
+    dilations?: [number, number] | number;
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    inputShape: [number, number, number, number];
+  };
+  const d = typeof dilations === 'number' ? [dilations, dilations] : (dilations ?? [1, 1]);
+  if (d[0] !== 1 || d[1] !== 1) throw new Error('DepthwiseConv2dNativeBackpropInput on wasm: dilated depthwise convolutions are not supported');
+  const [, , c, m] = filter.shape;
+  if (m !== 1) throw new Error('DepthwiseConv2dNativeBackpropInput on wasm: only channel multiplier 1 is supported');
+  const k = composer(args.backend);
+  try {
+    const eye = new Float32Array(c * c);
+    for (let i = 0; i < c; i++) eye[i * c + i] = 1;
+    const diag = k.run('Multiply', { a: filter, b: k.constant(eye, [c, c]) }, {}); // [kh, kw, C, 1] × [C, C] → [kh, kw, C, C]
+    const attrs = { strides, pad, dataFormat: 'NHWC', inputShape, ...(dimRoundingMode ? { dimRoundingMode } : {}) };
+    return k.run('Conv2DBackpropInput', { dy, filter: diag }, attrs as tf.NamedAttrMap, true);
+  } finally {
+    k.free();
+  }
+}
+
+/**
+ * Conv2DBackpropInput at stride 1: wasm's own kernel is a naive loop; the same result is a
+ * convolution of dy, padded by kh-1-pad, with the filter flipped in space and its channel axes
+ * swapped. Other strides go to the original kernel.
+ */
+function conv2DBackpropInputFast(original: KernelFn) {
+  return (args: Args): tf.TensorInfo => {
+    const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+    const { strides, pad, dataFormat, dimRoundingMode, inputShape } = args.attrs as unknown as {
+      strides: [number, number] | number;
+      pad: 'valid' | 'same' | number;
+      dataFormat: 'NHWC' | 'NCHW';
+      dimRoundingMode?: 'floor' | 'round' | 'ceil';
+      inputShape: [number, number, number, number];
+    };
+    const info = tf.backend_util.computeConv2DInfo(inputShape, filter.shape as [number, number, number, number], strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+    if (dataFormat === 'NCHW' || info.strideHeight !== 1 || info.strideWidth !== 1) return original(args) as tf.TensorInfo;
+    const [kh, kw] = filter.shape;
+    const { top, left } = info.padInfo;
+    const [, h, w] = inputShape;
+    const padTop = kh - 1 - top;
+    const padLeft = kw - 1 - left;
+    const padBottom = h + kh - 1 - info.outHeight - padTop;
+    const padRight = w + kw - 1 - info.outWidth - padLeft;
+    if (Math.min(padTop, padLeft, padBottom, padRight) < 0) return original(args) as tf.TensorInfo;
+    const k = composer(args.backend);
+    try {
+      const dyp = k.run('PadV2', { x: dy }, { paddings: [[0, 0], [padTop, padBottom], [padLeft, padRight], [0, 0]], constantValue: 0 });
+      const flipped = k.run('Reverse', { x: filter }, { dims: [0, 1] });
+      const swapped = k.run('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] });
+      return k.run('Conv2D', { x: dyp, filter: swapped }, { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1] }, true);
+    } finally {
+      k.free();
+    }
+  };
+}
+
+/** BatchMatMul with transposes is several times slower on wasm than transposing first, then multiplying. */
+function batchMatMulFast(original: KernelFn) {
+  return (args: Args): tf.TensorInfo => {
+    const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
+    if (!transposeA && !transposeB) return original(args) as tf.TensorInfo;
+    const k = composer(args.backend);
+    const swapLast = (t: tf.TensorInfo) => {
+      const perm = t.shape.map((_, i) => i);
+      [perm[perm.length - 1], perm[perm.length - 2]] = [perm[perm.length - 2], perm[perm.length - 1]];
+      return k.run('Transpose', { x: t }, { perm });
+    };
+    try {
+      return original({ inputs: { a: transposeA ? swapLast(a) : a, b: transposeB ? swapLast(b) : b }, backend: args.backend, attrs: { ...args.attrs, transposeA: false, transposeB: false } }) as tf.TensorInfo;
+    } finally {
+      k.free();
+    }
+  };
+}
+
+/**
+ * Tile used as a broadcast (every repeated axis has size 1) is an Add onto zeros, which wasm does
+ * with SIMD; its own Tile is a slow element loop (it dominated batch-norm training).
+ */
+function tileFast(original: KernelFn) {
+  return (args: Args): tf.TensorInfo => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const { reps } = args.attrs as unknown as { reps: number[] };
+    if (x.dtype !== 'float32' || !reps.every((r, i) => r === 1 || x.shape[i] === 1)) return original(args) as tf.TensorInfo;
+    const shape = x.shape.map((d, i) => d * reps[i]);
+    const k = composer(args.backend);
+    try {
+      const zeros = k.run('Fill', {}, { shape, value: 0, dtype: 'float32' });
+      return k.run('Add', { a: x, b: zeros }, {}, true);
+    } finally {
+      k.free();
+    }
+  };
+}
+
 let registered = false;
 
-/** Registers the composed kernels on the wasm backend (idempotent). */
+/** Registers the composed kernels on the wasm backend (idempotent; never replaces a real kernel). */
 export function registerWasmKernels(): void {
-  if (registered || tf.getKernel('Conv2DBackpropFilter', 'wasm')) return;
-  tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2DBackpropFilterWasm as never });
+  if (registered) return;
+  const add = (kernelName: string, kernelFunc: (a: Args) => tf.TensorInfo) => {
+    if (!tf.getKernel(kernelName, 'wasm')) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as never });
+  };
+  add('Conv2DBackpropFilter', conv2DBackpropFilterWasm);
+  add('DepthwiseConv2dNativeBackpropFilter', depthwiseBackpropFilterWasm);
+  add('DepthwiseConv2dNativeBackpropInput', depthwiseBackpropInputWasm);
+  // faster compositions in place of two slow wasm kernels (the originals still serve other cases)
+  for (const [name, wrap] of [
+    ['Conv2DBackpropInput', conv2DBackpropInputFast],
+    ['BatchMatMul', batchMatMulFast],
+    ['Tile', tileFast],
+  ] as const) {
+    const original = tf.getKernel(name, 'wasm');
+    if (!original) continue;
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel({ ...original, kernelFunc: wrap(original.kernelFunc as unknown as KernelFn) as never });
+  }
   registered = true;
 }
