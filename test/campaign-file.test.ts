@@ -34,7 +34,7 @@ describe('campaign files', () => {
     ['missing field', { ...good, model: undefined }, /: model: is required/],
     ['wrong type', { ...good, pruning: { rounds: 'three' } }, /: pruning\.rounds: must be number \(got string\)/],
     ['weights not summing to 1', { ...good, weights: [good.weights[0], { accuracy: 0.5, size: 0.5, latency: 0.3 }] }, /: weights\[1\]: weights must sum to 1 \(got 1\.3\)/],
-    ['unknown model', { ...good, model: 'resnet9000' }, /: model: unknown model "resnet9000": use one of mlp, lenet5 or a path/],
+    ['unknown model', { ...good, model: 'resnet9000' }, /: model: unknown model "resnet9000": use one of mlp, lenet5, vgg-small, resnet8, mobilenet-small or a path/],
     ['missing dataset file', { ...good, dataset: { name: 'idx', dir: '/nonexistent/data' } }, /: dataset\.dir: \/nonexistent\/data\/train-images-idx3-ubyte\[\.gz\] not found/],
     ['misspelt field', { ...good, pruning: { rounds: 2, stepratio: 0.5 } }, /: pruning\.stepratio: unknown field "stepratio"/],
     ['out-of-range value', { ...good, pruning: { stepRatio: 1.5 } }, /: pruning\.stepRatio: /],
@@ -73,5 +73,14 @@ describe('campaign files', () => {
     const { campaignSchema } = await import('../campaign/schema');
     const committed = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'campaign', 'campaign.schema.json'), 'utf8'));
     expect(committed).toEqual({ title: 'prunewise campaign', ...z.toJSONSchema(campaignSchema, { io: 'input' }) });
+  });
+});
+
+describe('pruning schedules in campaign files', () => {
+  it('a FLOPs-target schedule needs targetFlopsReduction', () => {
+    const dir = tmpHome('sched');
+    const f = path.join(dir, 'agp.yaml');
+    fs.writeFileSync(f, stringify({ ...good, pruning: { schedule: 'agp' } }));
+    expect(() => loadCampaignFile(f)).toThrow(/: pruning\.targetFlopsReduction: is required with schedule "agp"/);
   });
 });
