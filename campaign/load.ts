@@ -15,6 +15,8 @@ export const IDX_FILES = {
   testLabels: 't10k-labels-idx1-ubyte',
 } as const;
 
+export const NPY_FILES = { trainImages: 'x_train.npy', trainLabels: 'y_train.npy', testImages: 'x_test.npy', testLabels: 'y_test.npy' } as const;
+
 export class CampaignError extends Error {
   override name = 'CampaignError';
 }
@@ -83,6 +85,13 @@ export function validateSpec(raw: unknown, file: string, baseDir: string): Campa
             : 'put the IDX files there or fix dataset.dir';
         throw new CampaignError(`${file}: dataset.dir: ${path.join(dir, base)}[.gz] not found: ${fix}`);
       }
+    }
+    ds.dir = dir;
+  } else if (ds.name === 'npy') {
+    if (!ds.dir) throw new CampaignError(`${file}: dataset.dir: is required for dataset "npy" (a folder with ${Object.values(NPY_FILES).join(', ')})`);
+    const dir = path.resolve(baseDir, ds.dir);
+    for (const f of Object.values(NPY_FILES)) {
+      if (!fs.existsSync(path.join(dir, f))) throw new CampaignError(`${file}: dataset.dir: ${path.join(dir, f)} not found: put the NPY files there or fix dataset.dir`);
     }
     ds.dir = dir;
   } else if (ds.name === 'mnist') {

