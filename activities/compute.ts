@@ -70,15 +70,24 @@ export interface ValidateResult extends StageResult {
 }
 
 /** Errors in what the user gave us: retrying cannot help, so they fail the stage at once. */
-const BAD_INPUT = new Set(['CampaignError', 'DataError', 'ModelError', 'PruneError']);
+const BAD_INPUT = new Set(['CampaignError', 'DataError', 'ModelError', 'PruneError', 'GraphError', 'ImportanceError']);
+
+/** The latest progress details per running activity, repeated by the periodic heartbeat. */
+const latestDetails = new WeakMap<Context, unknown>();
 
 export function createComputeActivities(home: string) {
   const abs = (rel: string) => path.join(home, rel);
   const roundDir = (runId: string, round: number) => path.join('artifacts', runId, `round-${round}`);
 
-  /** Runs a stage body with timing, backend and error classification. */
+  /**
+   * Runs a stage body with timing, backend and error classification, heartbeating every second
+   * (with the latest progress details) for as long as the event loop turns: every compute loop
+   * yields per batch, so a missing heartbeat means a dead or stuck worker.
+   */
   async function stage<T extends Omit<StageResult, 'attempt' | 'ms' | 'backend'>>(body: (backend: string) => Promise<T>): Promise<T & StageResult> {
     const t0 = performance.now();
+    const ctx = Context.current();
+    const timer = setInterval(() => ctx.heartbeat(latestDetails.get(ctx)), 1000);
     const backend = (await initBackend()).name;
     try {
       const out = await body(backend);
@@ -87,7 +96,15 @@ export function createComputeActivities(home: string) {
       const err = e as Error;
       if (BAD_INPUT.has(err?.name)) throw ApplicationFailure.nonRetryable(err.message, 'BadInput');
       throw e;
+    } finally {
+      clearInterval(timer);
     }
+  }
+
+  /** Heartbeats now with progress details, which the periodic heartbeat then repeats. */
+  function beat(ctx: Context, details: unknown): void {
+    latestDetails.set(ctx, details);
+    ctx.heartbeat(details);
   }
 
   const data = (spec: CampaignSpec): Dataset => loadDataset(spec.dataset, spec.seed);
@@ -133,18 +150,20 @@ export function createComputeActivities(home: string) {
       model = await start();
     }
     let lastCheckpoint = resumeFrom?.dir;
+    let totalSteps: number | undefined;
     const result = await train(model, ds.train, {
       ...opts,
       startStep,
       onStep: (step, total) => {
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
-        ctx.heartbeat({ step, total, checkpoint: lastCheckpoint });
+        totalSteps = total;
+        beat(ctx, { step, total, checkpoint: lastCheckpoint });
       },
       onCheckpoint: async (step) => {
         const rel = path.join(ckptDir, `step-${String(step).padStart(8, '0')}`);
         await saveModel(model, abs(rel));
         lastCheckpoint = rel;
-        ctx.heartbeat({ step, checkpoint: rel });
+        beat(ctx, { step, total: totalSteps, checkpoint: rel });
         pruneCheckpoints(abs(ckptDir), spec.execution.keepCheckpoints);
       },
     });

@@ -2,7 +2,8 @@
 // images): LeNet-5 trained to a baseline, then each criterion at 30 / 50 / 70 % of the FLOPs
 // removed (iterative: linear schedule over 3 rounds, fine-tuning after each), the best criterion
 // and random over 3 seeds at 50 %, and the small VGG on a 20 000-image subset (l1, random at 50 %).
-// Latency is measured here (median of 30 after warm-up, batch 32, on the backend named).
+// Latency is measured here (batch 32, on the backend named); each speedup times the pruned model
+// and the baseline side by side, alternating (median of 60 each), since this machine drifts.
 // Prints a table, then one JSON line.
 import type * as tfl from '@tensorflow/tfjs-layers';
 import * as fs from 'node:fs';
@@ -16,6 +17,7 @@ import {
   loadDataset,
   loadModel,
   measureLatency,
+  measureLatencyInterleaved,
   modelCost,
   planForFlops,
   pruneModel,
@@ -81,8 +83,12 @@ async function pruneIteratively(baselineDir: string, ds: Dataset, cfg: NetConfig
     await train(model, sample(ds.train, cfg.finetuneSamples, seed * 1000 + round), { epochs: 1, batchSize: 64, learningRate: 5e-4, seed: seed + round });
   }
   const m = await measure(model, ds);
+  // the speedup: pruned and baseline timed side by side, alternating, in this same moment
+  const baseline = await loadModel(baselineDir);
+  const [lb, lp] = await measureLatencyInterleaved([baseline, model], LATENCY_BATCH, 10, 60);
+  baseline.dispose();
   model.dispose();
-  return m;
+  return { ...m, latencyMs: lp.medianMs, baselineLatencyMs: lb.medianMs };
 }
 
 async function main(): Promise<void> {
@@ -102,7 +108,8 @@ async function main(): Promise<void> {
     const results: (typeof out)[string]['results'] = [];
     const run = async (criterion: Criterion, level: number, seed: number) => {
       const m = await pruneIteratively(baselineDir, ds, cfg, criterion, level, seed);
-      const r = { criterion, seed, target: level, flopsRemoved: 1 - m.flops / baseline.flops, ...m, speedup: baseline.latencyMs / m.latencyMs };
+      const { baselineLatencyMs, ...rest } = m;
+      const r = { criterion, seed, target: level, flopsRemoved: 1 - m.flops / baseline.flops, ...rest, speedup: baselineLatencyMs / m.latencyMs };
       results.push(r);
       process.stderr.write(`${cfg.net} ${criterion} ${Math.round(level * 100)}% seed ${seed}: acc ${(m.accuracy * 100).toFixed(2)}% (${((performance.now() - t0) / 60000).toFixed(1)} min)\n`);
     };

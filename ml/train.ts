@@ -164,3 +164,32 @@ export async function measureLatency(model: tfl.LayersModel, batchSize: number, 
   const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))];
   return { medianMs: at(0.5), p90Ms: at(0.9), batchSize, runs };
 }
+
+/**
+ * Latency of several models measured side by side: each round times every model once, in turn,
+ * so drift on a shared machine (frequency, neighbours) hits all of them alike; medians per model.
+ */
+export async function measureLatencyInterleaved(models: tfl.LayersModel[], batchSize: number, warmup: number, runs: number): Promise<LatencyResult[]> {
+  const xs = models.map((m) => tf.randomUniform([batchSize, ...inputShapeOf(m)], 0, 1, 'float32', 7));
+  const times: number[][] = models.map(() => []);
+  try {
+    for (let i = 0; i < warmup + runs; i++) {
+      for (let k = 0; k < models.length; k++) {
+        const t0 = performance.now();
+        const y = models[k].predict(xs[k]) as tf.Tensor;
+        await y.data();
+        const dt = performance.now() - t0;
+        y.dispose();
+        if (i >= warmup) times[k].push(dt);
+      }
+      await yieldToEventLoop();
+    }
+  } finally {
+    tf.dispose(xs);
+  }
+  return times.map((t) => {
+    t.sort((a, b) => a - b);
+    const at = (q: number) => t[Math.min(t.length - 1, Math.floor(q * t.length))];
+    return { medianMs: at(0.5), p90Ms: at(0.9), batchSize, runs };
+  });
+}
