@@ -16,6 +16,7 @@ import {
   loadDataset,
   loadModel,
   measureLatency,
+  measureLatencyInterleaved,
   modelCost,
   analyze,
   planForFlops,
@@ -362,9 +363,12 @@ export function createComputeActivities(home: string) {
       return stage(async (backend) => {
         const chosen = input.useInt8 && input.int8Model ? input.int8Model : input.model;
         const model = await loadModel(abs(chosen));
+        const baseline = await loadModel(abs(path.join('artifacts', input.campaignId, 'baseline', 'model')));
         try {
           const t = input.spec.target;
-          const lat = await measureLatency(model, t.batchSize, t.warmupRuns, t.latencyRuns);
+          // timed side by side with the baseline, alternating, so machine drift cancels in the ratio
+          const [latBase, lat] = await measureLatencyInterleaved([baseline, model], t.batchSize, t.warmupRuns, t.latencyRuns);
+          const speedup = latBase.medianMs / lat.medianMs;
           const cost = modelCost(model);
           const rel = path.join(roundDir(input.runId, input.round), 'deployable');
           fs.rmSync(abs(`${rel}.partial`), { recursive: true, force: true });
@@ -376,6 +380,7 @@ export function createComputeActivities(home: string) {
               dtype: input.useInt8 ? 'int8-per-channel' : 'float32',
               target: t.name,
               latencyMs: { value: lat.medianMs, measured: true, backend, batchSize: t.batchSize, runs: t.latencyRuns },
+              speedupVsBaseline: { value: speedup, measured: true, backend, note: 'timed side by side with the unpruned model' },
               energyJoulesPerInference: { value: estimateEnergyJoules(cost, input.useInt8 ? 'int8' : 'float32'), measured: false, model: 'horowitz-45nm' },
             }, null, 2),
           );
@@ -386,12 +391,14 @@ export function createComputeActivities(home: string) {
               latencyMs: lat.medianMs,
               latencyP90Ms: lat.p90Ms,
               latencyBatchSize: t.batchSize,
+              speedup,
               energyJEstimated: estimateEnergyJoules(cost, input.useInt8 ? 'int8' : 'float32'),
             },
             artifacts: [await artifact('deployable', rel)],
           };
         } finally {
           model.dispose();
+          baseline.dispose();
         }
       });
     },

@@ -8,11 +8,11 @@ import { buildZooModel, initBackend, loadDataset, subset, train } from '../ml';
 const NETS = (process.env.BENCH_NETS ?? 'lenet5,vgg-small,resnet8,mobilenet-small').split(',');
 const BATCH = 64;
 
-async function samplesPerSecond(net: string, seconds: number, minSteps: number): Promise<number> {
+async function samplesPerSecond(net: string, seconds: number, minSteps: number, warm: boolean): Promise<number> {
   const ds = loadDataset({ name: 'fashion-mnist', dir: '/usr/share/datasets/fashion-mnist', trainLimit: 4096, testLimit: 64, validationFraction: 0.01 }, 1);
   const model = buildZooModel(net, 1, ds.shape, ds.classes);
-  // warm-up: kernels compile, memory settles
-  await train(model, subset(ds.train, Array.from({ length: BATCH * 2 }, (_, i) => i)), { epochs: 1, batchSize: BATCH, learningRate: 1e-3, seed: 1 });
+  // warm-up: kernels compile, memory settles (skipped for pure JS, where one step takes minutes)
+  if (warm) await train(model, subset(ds.train, Array.from({ length: BATCH * 2 }, (_, i) => i)), { epochs: 1, batchSize: BATCH, learningRate: 1e-3, seed: 1 });
   let steps = 0;
   const t0 = performance.now();
   const stopAt = t0 + seconds * 1000;
@@ -47,9 +47,9 @@ async function main(): Promise<void> {
   const rows: Record<string, { ours: number; purejs: number; pytorch: number | null }> = {};
   for (const net of NETS) {
     await tf.setBackend(best.name === 'tensorflow-gpu' ? 'tensorflow' : best.name);
-    const ours = await samplesPerSecond(net, 8, 5);
+    const ours = await samplesPerSecond(net, 8, 5, true);
     await tf.setBackend('cpu');
-    const purejs = await samplesPerSecond(net, 8, 1);
+    const purejs = await samplesPerSecond(net, 8, 1, false);
     rows[net] = { ours, purejs, pytorch: pytorch(net) };
     process.stderr.write(`${net}: ${ours.toFixed(0)} vs ${purejs.toFixed(1)} samples/s\n`);
   }
