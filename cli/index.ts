@@ -121,7 +121,11 @@ program
     if (status.state !== 'completed') {
       const why = await result.then(
         () => status.error ?? status.state,
-        (e: Error) => (e.cause as Error | undefined)?.message ?? e.message,
+        (e: Error) => {
+          let root: Error = e; // WorkflowFailedError → ChildWorkflowFailure → ActivityFailure → the cause
+          while (root.cause instanceof Error) root = root.cause;
+          return root.message;
+        },
       );
       throw new CliError(`campaign ${id} ${status.state}: ${why}`);
     }

@@ -96,3 +96,24 @@ describe('a campaign end to end through the CLI', () => {
     expect(fs.existsSync(path.join(home, 'artifacts', status.id))).toBe(false);
   }, 600_000);
 });
+
+describe('bad input found at run time', () => {
+  it('a model that does not fit the dataset fails the campaign at once (no retries), with the reason', async () => {
+    const { buildZooModel, initBackend, saveModel } = await import('../ml');
+    const { campaignStatus } = await import('../db');
+    await initBackend();
+    const home = tmpHome('badmodel');
+    await saveModel(buildZooModel('mlp', 1, [8, 8, 1], 10), path.join(home, 'small-model'));
+    const env = cliEnv(home, inject('temporalAddress'));
+    const spec = writeSpec(home, { name: 'badmodel', model: './small-model/model.json', baseline: { epochs: 0 } });
+    const r = await cli(env, ['run', spec]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n').at(-1)).toMatch(/^prunewise: campaign badmodel-\S+ failed: model: input shape \[8, 8, 1\] does not fit dataset images 28×28×1/);
+    const db = openDb(path.join(home, 'prunewise.db'));
+    const id = JSON.parse((await cli(env, ['ls', '--json'])).stdout)[0].id;
+    const s = campaignStatus(db, id)!;
+    expect(s.state).toBe('failed');
+    expect(s.baselineStage).toMatchObject({ state: 'failed' });
+    expect(s.runs).toEqual([]);
+  }, 120_000);
+});
