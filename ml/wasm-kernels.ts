@@ -89,6 +89,20 @@ function composer(backend: tf.KernelBackend) {
   };
 }
 
+interface DepthwiseAttrs {
+  strides: [number, number] | number;
+  pad: 'valid' | 'same' | number;
+  dilations?: [number, number] | number;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+/** The composed depthwise gradients cover undilated, multiplier-1 convolutions (what the zoo and most nets use). */
+function assertPlainDepthwise(kernelName: string, dilations: DepthwiseAttrs['dilations'], multiplier: number): void {
+  const d = typeof dilations === 'number' ? [dilations, dilations] : (dilations ?? [1, 1]);
+  if (d[0] !== 1 || d[1] !== 1) throw new Error(`${kernelName} on wasm: dilated depthwise convolutions are not supported`);
+  if (multiplier !== 1) throw new Error(`${kernelName} on wasm: only channel multiplier 1 is supported`);
+}
+
 /**
  * DepthwiseConv2dNativeBackpropFilter: dW[i,j,c] = Σ_b Σ_{h,w} xpad[b, h·s+i, w·s+j, c] · dy[b,h,w,c].
  * Folding the batch into the channels ([1, Hp, Wp, B·C]) makes it one depthwise convolution with
@@ -96,16 +110,8 @@ function composer(backend: tf.KernelBackend) {
  */
 function depthwiseBackpropFilterWasm(args: Args): tf.TensorInfo {
   const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
-  const { strides, pad, dilations, dimRoundingMode, filterShape } = args.attrs as unknown as {
-    strides: [number, number] | number;
-    pad: 'valid' | 'same' | number;
-    dilations?: [number, number] | number;
-    dimRoundingMode?: 'floor' | 'round' | 'ceil';
-    filterShape: [number, number, number, number];
-  };
-  const d = typeof dilations === 'number' ? [dilations, dilations] : (dilations ?? [1, 1]);
-  if (d[0] !== 1 || d[1] !== 1) throw new Error('DepthwiseConv2dNativeBackpropFilter on wasm: dilated depthwise convolutions are not supported');
-  if (filterShape[3] !== 1) throw new Error('DepthwiseConv2dNativeBackpropFilter on wasm: only channel multiplier 1 is supported');
+  const { strides, pad, dilations, dimRoundingMode, filterShape } = args.attrs as unknown as DepthwiseAttrs & { filterShape: [number, number, number, number] };
+  assertPlainDepthwise('DepthwiseConv2dNativeBackpropFilter', dilations, filterShape[3]);
   const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, true);
   const [kh, kw, c] = filterShape;
   const [b, h, w] = x.shape;
@@ -137,17 +143,9 @@ function depthwiseBackpropFilterWasm(args: Args): tf.TensorInfo {
  */
 function depthwiseBackpropInputWasm(args: Args): tf.TensorInfo {
   const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
-  const { strides, pad, dilations, dimRoundingMode, inputShape } = args.attrs as unknown as {
-    strides: [number, number] | number;
-    pad: 'valid' | 'same' | number;
-    dilations?: [number, number] | number;
-    dimRoundingMode?: 'floor' | 'round' | 'ceil';
-    inputShape: [number, number, number, number];
-  };
-  const d = typeof dilations === 'number' ? [dilations, dilations] : (dilations ?? [1, 1]);
-  if (d[0] !== 1 || d[1] !== 1) throw new Error('DepthwiseConv2dNativeBackpropInput on wasm: dilated depthwise convolutions are not supported');
+  const { strides, pad, dilations, dimRoundingMode, inputShape } = args.attrs as unknown as DepthwiseAttrs & { inputShape: [number, number, number, number] };
   const [, , c, m] = filter.shape;
-  if (m !== 1) throw new Error('DepthwiseConv2dNativeBackpropInput on wasm: only channel multiplier 1 is supported');
+  assertPlainDepthwise('DepthwiseConv2dNativeBackpropInput', dilations, m);
   const k = composer(args.backend);
   try {
     const eye = new Float32Array(c * c);

@@ -6,6 +6,16 @@ import '@tensorflow/tfjs-backend-wasm';
 import { describe, expect, it } from 'vitest';
 import { registerWasmKernels } from '../ml/wasm-kernels';
 
+const rand = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
+const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Largest difference between two results, relative to the reference's largest magnitude. */
+function relDiff(reference: Float32Array, other: Float32Array): number {
+  expect(other.length).toBe(reference.length);
+  const scale = Math.max(...reference.map(Math.abs));
+  return Math.max(...reference.map((v, i) => Math.abs(v - other[i]) / scale));
+}
+
 /** Gradient of sum(conv2d(x, w) * r) w.r.t. the filter, on one backend. */
 async function filterGrad(backend: string, stride: number, pad: 'same' | 'valid', xv: Float32Array, wv: Float32Array, rv: Float32Array, xs: number[], ws: number[]) {
   await tf.setBackend(backend);
@@ -29,17 +39,10 @@ describe('wasm Conv2DBackpropFilter composed from wasm kernels', () => {
   ];
   for (const c of cases) {
     it(`matches the cpu backend: stride ${c.stride}, ${c.pad} padding, x ${c.xs.join('×')}, filter ${c.ws.join('×')}`, async () => {
-      const rand = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
-      const xv = rand(c.xs.reduce((a, b) => a * b), 1);
-      const wv = rand(c.ws.reduce((a, b) => a * b), 2);
-      const rv = rand(c.xs.reduce((a, b) => a * b) * 8, 3);
+      const [xv, wv, rv] = [rand(size(c.xs), 1), rand(size(c.ws), 2), rand(size(c.xs) * 8, 3)];
       const cpu = await filterGrad('cpu', c.stride, c.pad, xv, wv, rv, c.xs, c.ws);
       const wasm = await filterGrad('wasm', c.stride, c.pad, xv, wv, rv, c.xs, c.ws);
-      let worst = 0;
-      const scale = Math.max(...cpu.map(Math.abs));
-      for (let i = 0; i < cpu.length; i++) worst = Math.max(worst, Math.abs(cpu[i] - wasm[i]) / scale);
-      expect(wasm.length).toBe(cpu.length);
-      expect(worst).toBeLessThan(1e-5);
+      expect(relDiff(cpu, wasm)).toBeLessThan(1e-5);
     });
   }
 });
@@ -68,35 +71,23 @@ describe('wasm depthwise gradients composed from wasm kernels', () => {
   ];
   for (const c of cases) {
     it(`filter and input gradients match the cpu backend: stride ${c.stride}, ${c.pad} padding, x ${c.xs.join('×')}`, async () => {
-      const rand = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
-      const xv = rand(c.xs.reduce((a, b) => a * b), 1);
-      const wv = rand(c.ws.reduce((a, b) => a * b), 2);
-      const rv = rand(c.xs.reduce((a, b) => a * b) * 2, 3);
+      const [xv, wv, rv] = [rand(size(c.xs), 1), rand(size(c.ws), 2), rand(size(c.xs) * 2, 3)];
       const cpu = await depthwiseGrads('cpu', c.stride, c.pad, xv, wv, rv, c.xs, c.ws);
       const wasm = await depthwiseGrads('wasm', c.stride, c.pad, xv, wv, rv, c.xs, c.ws);
-      for (const key of ['dx', 'dw'] as const) {
-        const scale = Math.max(...cpu[key].map(Math.abs));
-        let worst = 0;
-        for (let i = 0; i < cpu[key].length; i++) worst = Math.max(worst, Math.abs(cpu[key][i] - wasm[key][i]) / scale);
-        expect(wasm[key].length).toBe(cpu[key].length);
-        expect(worst).toBeLessThan(1e-5);
-      }
+      for (const key of ['dx', 'dw'] as const) expect(relDiff(cpu[key], wasm[key])).toBeLessThan(1e-5);
     });
   }
 });
 
 describe('wasm Conv2DBackpropInput and BatchMatMul replacements match the cpu backend', () => {
   registerWasmKernels();
-  const rand = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
   for (const c of [
     { stride: 1, pad: 'same' as const, xs: [2, 9, 9, 3], ws: [3, 3, 3, 4] },
     { stride: 1, pad: 'valid' as const, xs: [2, 12, 10, 2], ws: [5, 5, 2, 6] },
     { stride: 2, pad: 'same' as const, xs: [2, 9, 8, 3], ws: [3, 3, 3, 5] },
   ]) {
     it(`conv2d input gradient: stride ${c.stride}, ${c.pad} padding`, async () => {
-      const xv = rand(c.xs.reduce((a, b) => a * b), 1);
-      const wv = rand(c.ws.reduce((a, b) => a * b), 2);
-      const rv = rand(c.xs.reduce((a, b) => a * b) * 8, 3);
+      const [xv, wv, rv] = [rand(size(c.xs), 1), rand(size(c.ws), 2), rand(size(c.xs) * 8, 3)];
       const run = async (backend: string) => {
         await tf.setBackend(backend);
         return tf.tidy(() => {
@@ -107,10 +98,7 @@ describe('wasm Conv2DBackpropInput and BatchMatMul replacements match the cpu ba
           return tf.grad((a: tf.Tensor4D) => tf.sum(tf.mul(tf.conv2d(a, w, c.stride, c.pad), r)))(x).dataSync().slice();
         });
       };
-      const cpu = await run('cpu');
-      const wasm = await run('wasm');
-      const scale = Math.max(...cpu.map(Math.abs));
-      expect(Math.max(...cpu.map((v, i) => Math.abs(v - wasm[i]) / scale))).toBeLessThan(1e-5);
+      expect(relDiff(await run('cpu'), await run('wasm'))).toBeLessThan(1e-5);
     });
   }
   for (const [ta, tb] of [[true, false], [false, true], [true, true]]) {
