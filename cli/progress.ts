@@ -104,6 +104,10 @@ export function formatStatus(s: CampaignStatus): string {
           `${rd.objective !== null ? `, J ${rd.objective.toFixed(4)}` : ''}`,
       );
       lines.push(`      ${stages}`);
+      const widths = Object.entries(m)
+        .filter(([k]) => k.startsWith('channels.'))
+        .map(([k, v]) => `${k.slice(9)} ${b?.[k] ?? '?'}→${v}`);
+      if (widths.length) lines.push(`      channels: ${widths.join(', ')}`);
     }
   }
   return lines.join('\n');
