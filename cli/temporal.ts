@@ -3,7 +3,7 @@
 // Temporal CLI dev server persisted in <home>/temporal.db, its ports recorded in <home>/server.json.
 import { Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -236,13 +236,4 @@ export async function clientConnection(t: Target): Promise<Connection> {
 
 export async function workerConnection(t: Target): Promise<NativeConnection> {
   return NativeConnection.connect({ address: t.address, tls: t.tls });
-}
-
-/** Version of the Temporal CLI, for `prunewise server --help` and diagnostics. */
-export function temporalVersion(): string | undefined {
-  try {
-    return spawnSync(findTemporalBinary(), ['--version'], { encoding: 'utf8' }).stdout.trim();
-  } catch {
-    return undefined;
-  }
 }

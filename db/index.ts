@@ -339,12 +339,6 @@ export function campaignStatus(db: Db, id: string): CampaignStatus | undefined {
   };
 }
 
-export function listArtifacts(db: Db, campaignId: string): Array<{ run_id: string; round: number; stage: string; kind: string; path: string; bytes: number; sha256: string }> {
-  return db
-    .prepare(`SELECT a.* FROM artifacts a JOIN runs r ON r.id = a.run_id WHERE r.campaign_id = ? ORDER BY a.run_id, a.round`)
-    .all(campaignId) as never;
-}
-
 export function countRows(db: Db, campaignId: string): Record<string, number> {
   const one = (sql: string) => (db.prepare(sql).get(campaignId) as { n: number }).n;
   return {

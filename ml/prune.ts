@@ -123,4 +123,3 @@ export function layerWidths(model: tfl.LayersModel, graph = analyze(model)): Rec
   return Object.fromEntries(graph.groups.map((g) => [g.name, g.size]));
 }
 
-export { analyze };
