@@ -122,6 +122,7 @@ export function createComputeActivities(home: string) {
     }
   }
 
+  /** Describes a folder another step wrote (savers return bytes and hash themselves). */
   async function artifact(kind: string, rel: string): Promise<ArtifactRef> {
     const weights = path.join(abs(rel), 'weights.bin');
     const data = fs.readFileSync(weights);
@@ -197,7 +198,7 @@ export function createComputeActivities(home: string) {
         try {
           layerWidths(model); // fails early, with the layer named, if the model cannot be pruned
           const rel = path.join(dir, 'model');
-          await saveModel(model, abs(rel));
+          const saved = await saveModel(model, abs(rel));
           const m = await measureAll(model, ds, spec);
           const backend = await initBackend();
           const widths = layerWidths(model);
@@ -207,7 +208,7 @@ export function createComputeActivities(home: string) {
             series,
             resumedFromStep,
             widths,
-            artifacts: [await artifact('model', rel)],
+            artifacts: [{ kind: 'model', path: rel, ...saved }],
             tfjsVersion: backend.tfjsVersion,
             prunewiseVersion: VERSION,
           };
@@ -262,7 +263,7 @@ export function createComputeActivities(home: string) {
         const pruned = await pruneModel(model, plan, graph);
         try {
           const rel = path.join(roundDir(input.runId, input.round), 'pruned');
-          await saveModel(pruned, abs(rel));
+          const saved = await saveModel(pruned, abs(rel));
           const cost = modelCost(pruned);
           const widths = layerWidths(pruned);
           return {
@@ -274,7 +275,7 @@ export function createComputeActivities(home: string) {
               bytes: cost.bytes,
               ...Object.fromEntries(Object.entries(widths).map(([k, v]) => [`channels.${k}`, v])),
             },
-            artifacts: [await artifact('model', rel)],
+            artifacts: [{ kind: 'model', path: rel, ...saved }],
           };
         } finally {
           model.dispose();
@@ -297,13 +298,13 @@ export function createComputeActivities(home: string) {
         }, ds);
         try {
           const rel = path.join(dir, 'finetuned');
-          await saveModel(t.model, abs(rel));
+          const saved = await saveModel(t.model, abs(rel));
           return {
             model: rel,
             resumedFromStep: t.result.resumedFromStep,
             metrics: { finetuneSteps: t.result.steps, samplesPerSecond: t.result.samplesPerSecond },
             series: { trainLoss: t.result.epochLoss },
-            artifacts: [await artifact('model', rel)],
+            artifacts: [{ kind: 'model', path: rel, ...saved }],
           };
         } finally {
           t.model.dispose();
@@ -347,7 +348,7 @@ export function createComputeActivities(home: string) {
             return {
               model: rel,
               metrics: { int8Accuracy: acc.accuracy, int8Bytes: saved.bytes },
-              artifacts: [{ ...(await artifact('model-int8', rel)), bytes: saved.bytes }],
+              artifacts: [{ kind: 'model-int8', path: rel, ...saved }],
             };
           } finally {
             q.dispose();

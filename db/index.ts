@@ -243,6 +243,26 @@ export interface CampaignStatus {
 /** Per-round metrics shown to users: what the round ended with (later stages override earlier). */
 const STAGE_ORDER: StepName[] = ['baseline', 'score', 'prune', 'finetune', 'validate', 'quantize', 'hardware-adapt'];
 
+interface StageRow {
+  round: number;
+  stage: string;
+  state: State;
+  attempts: number | null;
+  ms: number | null;
+  resumed_from_step: number | null;
+  task_queue: string | null;
+  error: string | null;
+}
+
+const toStageStatus = (s: StageRow): StageStatus => ({
+  state: s.state,
+  attempts: s.attempts,
+  ms: s.ms,
+  resumedFromStep: s.resumed_from_step,
+  taskQueue: s.task_queue,
+  error: s.error,
+});
+
 export function campaignStatus(db: Db, id: string): CampaignStatus | undefined {
   const c = getCampaign(db, id);
   if (!c) return undefined;
@@ -270,6 +290,9 @@ export function campaignStatus(db: Db, id: string): CampaignStatus | undefined {
     return out;
   };
 
+  const stageRows = (runId: string) =>
+    (stagesQ.all(runId) as StageRow[]).sort((a, b) => a.round - b.round || STAGE_ORDER.indexOf(a.stage as StepName) - STAGE_ORDER.indexOf(b.stage as StepName));
+
   let baseline: RoundMetrics | null = null;
   let baselineStage: StageStatus | null = null;
   const outRuns: CampaignStatus['runs'] = [];
@@ -277,40 +300,21 @@ export function campaignStatus(db: Db, id: string): CampaignStatus | undefined {
     const metrics = metricsByRound(r.id);
     if (r.kind === 'baseline') {
       baseline = metrics.get(0) ?? null;
-      const st = stagesQ.get(r.id) as { state: State; attempts: number | null; ms: number | null; resumed_from_step: number | null; task_queue: string | null; error: string | null } | undefined;
-      if (st) baselineStage = { state: st.state, attempts: st.attempts, ms: st.ms, resumedFromStep: st.resumed_from_step, taskQueue: st.task_queue, error: st.error };
+      const st = stageRows(r.id)[0];
+      if (st) baselineStage = toStageStatus(st);
       continue;
     }
     const rounds = new Map<number, CampaignStatus['runs'][number]['rounds'][number]>();
     for (const rd of roundsQ.all(r.id) as Array<{ round: number; state: State; objective: number | null }>) {
       rounds.set(rd.round, { round: rd.round, state: rd.state, objective: rd.objective, stages: {}, metrics: metrics.get(rd.round) ?? {} });
     }
-    for (const s of stagesQ.all(r.id) as Array<{
-      round: number;
-      stage: string;
-      state: State;
-      attempts: number | null;
-      ms: number | null;
-      resumed_from_step: number | null;
-      task_queue: string | null;
-      error: string | null;
-    }>) {
+    for (const s of stageRows(r.id)) {
       let rd = rounds.get(s.round);
       if (!rd) {
         rd = { round: s.round, state: 'running', objective: null, stages: {}, metrics: metrics.get(s.round) ?? {} };
         rounds.set(s.round, rd);
       }
-      rd.stages[s.stage] = {
-        state: s.state,
-        attempts: s.attempts,
-        ms: s.ms,
-        resumedFromStep: s.resumed_from_step,
-        taskQueue: s.task_queue,
-        error: s.error,
-      };
-    }
-    for (const rd of rounds.values()) {
-      rd.stages = Object.fromEntries(Object.entries(rd.stages).sort(([a], [b]) => STAGE_ORDER.indexOf(a as StepName) - STAGE_ORDER.indexOf(b as StepName)));
+      rd.stages[s.stage] = toStageStatus(s); // rows come in stage order, so keys do too
     }
     outRuns.push({
       id: r.id,

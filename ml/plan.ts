@@ -1,11 +1,10 @@
 // How many channels each group keeps: local (the same fraction of every group) or global
 // (one ranking across groups, scores normalised per group), with per-group caps, protected
 // groups and channel counts rounded to multiples of N; optionally searched to hit a FLOPs target.
-import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
+import type * as tfl from '@tensorflow/tfjs-layers';
 import { modelCost } from './cost';
-import { RULES, type Graph } from './graph';
-import type { KeepPlan } from './prune';
+import type { Graph } from './graph';
+import { buildPrunedArchitecture, type KeepPlan } from './prune';
 
 export interface PlanOptions {
   /** never keep fewer channels than this in a group */
@@ -72,17 +71,9 @@ export function planGlobal(graph: Graph, scores: Record<string, number[]>, count
   return plan;
 }
 
-/** FLOPs of the architecture a plan leaves (built from the topology alone, no weights copied). */
+/** FLOPs of the architecture a plan leaves (no weights copied). */
 export async function plannedFlops(model: tfl.LayersModel, graph: Graph, plan: KeepPlan): Promise<number> {
-  const topology = model.toJSON(null, false) as { config: { layers: Array<{ name?: string; config: Record<string, unknown> }> } };
-  const configs = new Map(topology.config.layers.map((l) => [(l.name ?? l.config.name) as string, l.config]));
-  for (const [name, kept] of Object.entries(plan)) {
-    for (const p of graph.groupByName(name)!.producers) {
-      const rule = RULES[model.getLayer(p).getClassName()];
-      configs.get(p)![rule.key!] = kept.length;
-    }
-  }
-  const m = await tfl.models.modelFromJSON({ modelTopology: topology } as unknown as tf.io.ModelJSON);
+  const m = await buildPrunedArchitecture(model, plan, graph);
   try {
     return modelCost(m).flops;
   } finally {

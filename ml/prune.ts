@@ -45,11 +45,24 @@ function resolvePlan(graph: Graph, keep: KeepPlan): Map<number, Set<number>> {
   return byId;
 }
 
+/**
+ * The smaller architecture a plan leaves, built from the topology alone (fresh weights): every
+ * producer of a planned group gets the kept channel count. Surgery and FLOPs estimates share it.
+ */
+export async function buildPrunedArchitecture(model: tfl.LayersModel, keep: KeepPlan, graph: Graph): Promise<tfl.LayersModel> {
+  const topology = model.toJSON(null, false) as { config: { layers: Array<{ name?: string; config: Record<string, unknown> }> } };
+  const configs = new Map(topology.config.layers.map((l) => [(l.name ?? l.config.name) as string, l.config]));
+  for (const [name, kept] of Object.entries(keep)) {
+    for (const p of graph.groupByName(name)!.producers) {
+      configs.get(p)![RULES[model.getLayer(p).getClassName()].key!] = kept.length;
+    }
+  }
+  return tfl.models.modelFromJSON({ modelTopology: topology } as unknown as tf.io.ModelJSON);
+}
+
 /** Rebuilds the model keeping the planned channels and their weights. The input is not modified. */
 export async function pruneModel(model: tfl.LayersModel, keep: KeepPlan, graph = analyze(model)): Promise<tfl.LayersModel> {
   const plan = resolvePlan(graph, keep);
-  const topology = model.toJSON(null, false) as { config: { layers: Array<{ name?: string; class_name: string; config: Record<string, unknown> }> } };
-  const configs = new Map(topology.config.layers.map((l) => [(l.name ?? l.config.name) as string, l.config]));
   const sliced = new Map<string, tf.Tensor[]>();
   const created: tf.Tensor[] = [];
   try {
@@ -72,14 +85,10 @@ export async function pruneModel(model: tfl.LayersModel, keep: KeepPlan, graph =
       if (inKept.length !== inMap.length) replace(rule.in, inKept);
       const g = graph.producerGroup.get(layer.name);
       const outKept = g === undefined ? undefined : plan.get(graph.root(g));
-      if (outKept) {
-        const idx = [...outKept].sort((a, b) => a - b);
-        replace(rule.out, idx);
-        configs.get(layer.name)![rule.key!] = idx.length;
-      }
+      if (outKept) replace(rule.out, [...outKept].sort((a, b) => a - b));
       sliced.set(layer.name, weights);
     }
-    const pruned = await tfl.models.modelFromJSON({ modelTopology: topology } as unknown as tf.io.ModelJSON);
+    const pruned = await buildPrunedArchitecture(model, keep, graph);
     for (const layer of model.layers) {
       const ws = sliced.get(layer.name) ?? layer.getWeights();
       if (ws.length) pruned.getLayer(layer.name).setWeights(ws);

@@ -16,18 +16,29 @@ function relDiff(reference: Float32Array, other: Float32Array): number {
   return Math.max(...reference.map((v, i) => Math.abs(v - other[i]) / scale));
 }
 
-/** Gradient of sum(conv2d(x, w) * r) w.r.t. the filter, on one backend. */
-async function filterGrad(backend: string, stride: number, pad: 'same' | 'valid', xv: Float32Array, wv: Float32Array, rv: Float32Array, xs: number[], ws: number[]) {
+type Conv = (x: tf.Tensor4D, w: tf.Tensor4D, stride: number, pad: 'same' | 'valid') => tf.Tensor4D;
+interface ConvCase {
+  stride: number;
+  pad: 'same' | 'valid';
+  xs: number[];
+  ws: number[];
+}
+
+/** Gradients of sum(conv(x, w) · r) w.r.t. the input and the filter, on one backend (fixed pseudo-random data). */
+async function convGrads(backend: string, conv: Conv, c: ConvCase) {
   await tf.setBackend(backend);
   return tf.tidy(() => {
-    const x = tf.tensor4d(xv, xs as [number, number, number, number]);
-    const w = tf.tensor4d(wv, ws as [number, number, number, number]);
-    const y = tf.conv2d(x, w, stride, pad);
-    const r = tf.tensor(rv.subarray(0, y.size), y.shape);
-    const g = tf.grad((f: tf.Tensor4D) => tf.sum(tf.mul(tf.conv2d(x, f, stride, pad), r)))(w);
-    return g.dataSync().slice();
+    const x = tf.tensor4d(rand(size(c.xs), 1), c.xs as [number, number, number, number]);
+    const w = tf.tensor4d(rand(size(c.ws), 2), c.ws as [number, number, number, number]);
+    const y = conv(x, w, c.stride, c.pad);
+    const r = tf.tensor(rand(y.size, 3), y.shape);
+    const [gx, gw] = tf.grads((a: tf.Tensor4D, b: tf.Tensor4D) => tf.sum(tf.mul(conv(a, b, c.stride, c.pad), r)))([x, w]);
+    return { dx: gx.dataSync().slice() as Float32Array, dw: gw.dataSync().slice() as Float32Array };
   });
 }
+
+const conv2d: Conv = (x, w, s, p) => tf.conv2d(x, w, s, p);
+const depthwise: Conv = (x, w, s, p) => tf.depthwiseConv2d(x, w, s, p);
 
 describe('wasm Conv2DBackpropFilter composed from wasm kernels', () => {
   registerWasmKernels();
@@ -39,27 +50,12 @@ describe('wasm Conv2DBackpropFilter composed from wasm kernels', () => {
   ];
   for (const c of cases) {
     it(`matches the cpu backend: stride ${c.stride}, ${c.pad} padding, x ${c.xs.join('×')}, filter ${c.ws.join('×')}`, async () => {
-      const [xv, wv, rv] = [rand(size(c.xs), 1), rand(size(c.ws), 2), rand(size(c.xs) * 8, 3)];
-      const cpu = await filterGrad('cpu', c.stride, c.pad, xv, wv, rv, c.xs, c.ws);
-      const wasm = await filterGrad('wasm', c.stride, c.pad, xv, wv, rv, c.xs, c.ws);
-      expect(relDiff(cpu, wasm)).toBeLessThan(1e-5);
+      const cpu = await convGrads('cpu', conv2d, c);
+      const wasm = await convGrads('wasm', conv2d, c);
+      expect(relDiff(cpu.dw, wasm.dw)).toBeLessThan(1e-5);
     });
   }
 });
-
-/** Gradients of sum(depthwiseConv2d(x, w) * r) w.r.t. the filter and the input, on one backend. */
-async function depthwiseGrads(backend: string, stride: number, pad: 'same' | 'valid', xv: Float32Array, wv: Float32Array, rv: Float32Array, xs: number[], ws: number[]) {
-  await tf.setBackend(backend);
-  return tf.tidy(() => {
-    const x = tf.tensor4d(xv, xs as [number, number, number, number]);
-    const w = tf.tensor4d(wv, ws as [number, number, number, number]);
-    const y = tf.depthwiseConv2d(x, w, stride, pad);
-    const r = tf.tensor(rv.subarray(0, y.size), y.shape);
-    const f = (a: tf.Tensor4D, b: tf.Tensor4D) => tf.sum(tf.mul(tf.depthwiseConv2d(a, b, stride, pad), r));
-    const [gx, gw] = tf.grads(f)([x, w]);
-    return { dx: gx.dataSync().slice(), dw: gw.dataSync().slice() };
-  });
-}
 
 describe('wasm depthwise gradients composed from wasm kernels', () => {
   registerWasmKernels();
@@ -71,9 +67,8 @@ describe('wasm depthwise gradients composed from wasm kernels', () => {
   ];
   for (const c of cases) {
     it(`filter and input gradients match the cpu backend: stride ${c.stride}, ${c.pad} padding, x ${c.xs.join('×')}`, async () => {
-      const [xv, wv, rv] = [rand(size(c.xs), 1), rand(size(c.ws), 2), rand(size(c.xs) * 2, 3)];
-      const cpu = await depthwiseGrads('cpu', c.stride, c.pad, xv, wv, rv, c.xs, c.ws);
-      const wasm = await depthwiseGrads('wasm', c.stride, c.pad, xv, wv, rv, c.xs, c.ws);
+      const cpu = await convGrads('cpu', depthwise, c);
+      const wasm = await convGrads('wasm', depthwise, c);
       for (const key of ['dx', 'dw'] as const) expect(relDiff(cpu[key], wasm[key])).toBeLessThan(1e-5);
     });
   }
@@ -87,18 +82,7 @@ describe('wasm Conv2DBackpropInput and BatchMatMul replacements match the cpu ba
     { stride: 2, pad: 'same' as const, xs: [2, 9, 8, 3], ws: [3, 3, 3, 5] },
   ]) {
     it(`conv2d input gradient: stride ${c.stride}, ${c.pad} padding`, async () => {
-      const [xv, wv, rv] = [rand(size(c.xs), 1), rand(size(c.ws), 2), rand(size(c.xs) * 8, 3)];
-      const run = async (backend: string) => {
-        await tf.setBackend(backend);
-        return tf.tidy(() => {
-          const x = tf.tensor4d(xv, c.xs as [number, number, number, number]);
-          const w = tf.tensor4d(wv, c.ws as [number, number, number, number]);
-          const y = tf.conv2d(x, w, c.stride, c.pad);
-          const r = tf.tensor(rv.subarray(0, y.size), y.shape);
-          return tf.grad((a: tf.Tensor4D) => tf.sum(tf.mul(tf.conv2d(a, w, c.stride, c.pad), r)))(x).dataSync().slice();
-        });
-      };
-      expect(relDiff(await run('cpu'), await run('wasm'))).toBeLessThan(1e-5);
+      expect(relDiff((await convGrads('cpu', conv2d, c)).dx, (await convGrads('wasm', conv2d, c)).dx)).toBeLessThan(1e-5);
     });
   }
   for (const [ta, tb] of [[true, false], [false, true], [true, true]]) {
