@@ -32,11 +32,11 @@ async function tryBackend(name: (typeof CHAIN)[number]): Promise<void> {
 
 /**
  * Initialises the fastest available backend once per process. PRUNEWISE_BACKEND=cpu|wasm|tensorflow
- * forces one (an error if it cannot start, never a silent fallback).
+ * (or `force`) forces one (an error if it cannot start, never a silent fallback).
  */
-export function initBackend(): Promise<BackendInfo> {
+export function initBackend(force?: string): Promise<BackendInfo> {
   chosen ??= (async () => {
-    const forced = process.env.PRUNEWISE_BACKEND;
+    const forced = force ?? process.env.PRUNEWISE_BACKEND;
     if (forced) {
       if (!(CHAIN as readonly string[]).includes(forced)) {
         throw new Error(`PRUNEWISE_BACKEND: unknown backend "${forced}": use one of ${CHAIN.join(', ')}`);

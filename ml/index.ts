@@ -8,5 +8,7 @@ export * from './importance';
 export * from './plan';
 export * from './prune';
 export * from './train';
+export { defaultTrainThreads, stopReplicas } from './parallel';
+export { FusedAdam } from './adam';
 export { rng, shuffledIndices } from './random';
 export { writeDirAtomic, writeFileAtomic, sha256 } from './files';

@@ -3,11 +3,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Split } from './data';
+import { FusedAdam, type GradientShard } from './adam';
+import { defaultTrainThreads, releaseReplicas, replicasFor, type Replica } from './parallel';
 import { shuffledIndices } from './random';
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-function batchTensors(split: Split, idx: ArrayLike<number> | null, start: number, end: number, inputShape: number[], classes: number) {
+function batchArrays(split: Split, idx: ArrayLike<number> | null, start: number, end: number) {
   const size = split.x.length / split.n;
   const n = end - start;
   const x = new Float32Array(n * size);
@@ -17,6 +19,11 @@ function batchTensors(split: Split, idx: ArrayLike<number> | null, start: number
     x.set(split.x.subarray(j * size, (j + 1) * size), i * size);
     y[i] = split.y[j];
   }
+  return { x, y, n };
+}
+
+function batchTensors(split: Split, idx: ArrayLike<number> | null, start: number, end: number, inputShape: number[], classes: number) {
+  const { x, y, n } = batchArrays(split, idx, start, end);
   return tf.tidy(() => ({
     xs: tf.tensor(x, [n, ...inputShape]),
     ys: tf.oneHot(tf.tensor1d(y, 'int32'), classes),
@@ -33,7 +40,7 @@ function classesOf(model: tfl.LayersModel): number {
 }
 
 /** Mean categorical cross-entropy of softmax outputs. */
-function crossEntropy(probs: tf.Tensor, ys: tf.Tensor): tf.Scalar {
+export function crossEntropy(probs: tf.Tensor, ys: tf.Tensor): tf.Scalar {
   return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(ys, tf.log(tf.clipByValue(probs, 1e-7, 1))), -1))) as tf.Scalar);
 }
 
@@ -49,6 +56,11 @@ export interface TrainOptions {
   onCheckpoint?: (step: number, epoch: number) => Promise<void>;
   /** called after every batch (heartbeat here); may throw to stop (cancellation) */
   onStep?: (step: number, totalSteps: number, loss: number | null) => void | Promise<void>;
+  /**
+   * threads for data parallelism on the wasm and cpu backends (default: defaultTrainThreads();
+   * native backends thread by themselves and always use 1)
+   */
+  threads?: number;
 }
 
 export interface TrainResult {
@@ -57,6 +69,8 @@ export interface TrainResult {
   /** mean training loss per epoch (epochs run in this call) */
   epochLoss: Array<[number, number]>;
   samplesPerSecond: number;
+  /** threads that trained (1 = this thread alone) */
+  threads: number;
 }
 
 /**
@@ -69,8 +83,13 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
   const stepsPerEpoch = Math.ceil(data.n / opts.batchSize);
   const totalSteps = stepsPerEpoch * opts.epochs;
   const startStep = Math.min(opts.startStep ?? 0, totalSteps);
-  const optimizer = tf.train.adam(opts.learningRate);
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const optimizer = new FusedAdam(vars, opts.learningRate);
+  const backend = tf.getBackend();
+  const threads = backend === 'wasm' || backend === 'cpu' ? (opts.threads ?? defaultTrainThreads()) : 1;
+  const replicas = threads > 1 ? await replicasFor(model, threads - 1, backend) : [];
+  // each thread's share of a batch, adapted to the threads' measured speeds
+  const balance = { shares: [] as number[] };
   const epochLoss: Array<[number, number]> = [];
   const t0 = performance.now();
   let samples = 0;
@@ -83,10 +102,7 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
       for (let b = step - epoch * stepsPerEpoch; b < stepsPerEpoch; b++) {
         const start = b * opts.batchSize;
         const end = Math.min(data.n, start + opts.batchSize);
-        const { xs, ys } = batchTensors(data, order, start, end, inputShape, classes);
-        const lossT = optimizer.minimize(() => crossEntropy(model.apply(xs, { training: true }) as tf.Tensor, ys), true, vars);
-        const loss = lossT ? (await lossT.data())[0] : null;
-        tf.dispose([xs, ys, lossT!]);
+        const loss = await dataParallelStep(model, vars, optimizer, replicas, data, order, start, end, inputShape, classes, balance);
         if (loss !== null) {
           lossSum += loss;
           lossCount++;
@@ -103,10 +119,68 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
       if (lossCount > 0) epochLoss.push([epoch + 1, lossSum / lossCount]);
     }
   } finally {
-    optimizer.dispose();
+    releaseReplicas(replicas);
   }
   const seconds = (performance.now() - t0) / 1000;
-  return { steps: step, resumedFromStep: startStep, epochLoss, samplesPerSecond: seconds > 0 ? samples / seconds : 0 };
+  return { steps: step, resumedFromStep: startStep, epochLoss, samplesPerSecond: seconds > 0 ? samples / seconds : 0, threads };
+}
+
+/**
+ * One training step: shards [start, end) of `order` over this thread and the replicas (none: the
+ * whole batch here) and applies the size-weighted mean of the shards' gradients, which is the
+ * full-batch gradient. Returns the loss. Shard sizes follow the threads' measured speeds, so
+ * the split (and with it the float summation order and per-shard batch-norm statistics) can
+ * differ between runs; the gradient is the same full-batch mean up to rounding.
+ */
+async function dataParallelStep(
+  model: tfl.LayersModel,
+  vars: tf.Variable[],
+  optimizer: FusedAdam,
+  replicas: Replica[],
+  data: Split,
+  order: Uint32Array | number[],
+  start: number,
+  end: number,
+  inputShape: number[],
+  classes: number,
+  balance: { shares: number[] },
+): Promise<number> {
+  const t0 = performance.now();
+  const n = end - start;
+  const parts = replicas.length + 1;
+  if (balance.shares.length !== parts) balance.shares = Array.from({ length: parts }, () => 1 / parts);
+  const bounds = [start];
+  for (let k = 0, acc = 0; k < parts; k++) {
+    acc += balance.shares[k];
+    bounds.push(k === parts - 1 ? end : Math.min(end, Math.max(bounds[k] + 1, start + Math.round(acc * n))));
+  }
+  const sizes = bounds.slice(1).map((b, k) => b - bounds[k]);
+  const weights = replicas.length > 0 ? vars.map((v) => v.dataSync() as Float32Array) : [];
+  // replicas start first, so they compute while this thread does its own shard
+  const pending = replicas.map((r, k) => {
+    const { x, y, n: m } = batchArrays(data, order, bounds[k + 1], bounds[k + 2]);
+    return r.call({ type: 'step', weights, x, y, n: m, inputShape, classes });
+  });
+  const { xs, ys } = batchTensors(data, order, bounds[0], bounds[1], inputShape, classes);
+  const { value, grads } = tf.variableGrads(() => crossEntropy(model.apply(xs, { training: true }) as tf.Tensor, ys), vars);
+  const shards: GradientShard[] = [{ grads: vars.map((v) => grads[v.name].dataSync() as Float32Array), weight: sizes[0] }];
+  let loss = value.dataSync()[0] * sizes[0];
+  tf.dispose([xs, ys, value, ...Object.values(grads)]);
+  const ownMs = performance.now() - t0;
+  const replies = await Promise.all(pending);
+  replies.forEach((r, k) => {
+    if (r.type !== 'grads') throw new Error(`training thread replied ${r.type}`);
+    shards.push({ grads: r.grads, weight: sizes[k + 1] });
+    loss += r.loss * sizes[k + 1];
+  });
+  optimizer.apply(shards);
+  if (replies.length > 0) {
+    // balance: shares proportional to each thread's measured speed (samples per ms), smoothed
+    const speeds = [sizes[0] / Math.max(ownMs, 1e-3), ...replies.map((r, k) => sizes[k + 1] / Math.max((r as { ms: number }).ms, 1e-3))];
+    const sum = speeds.reduce((a, b) => a + b, 0);
+    balance.shares = balance.shares.map((sh, k) => 0.9 * sh + (0.1 * speeds[k]) / sum);
+  }
+  return loss / n;
 }
 
 export interface EvalResult {

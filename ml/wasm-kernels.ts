@@ -235,6 +235,67 @@ function tileFast(original: KernelFn) {
   };
 }
 
+interface HeapBackend extends tf.KernelBackend {
+  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
+}
+
+/**
+ * MaxPoolGrad as a JS loop over the wasm heap: wasm's own kernel took ~5 ms for LeNet-5's first
+ * pooling layer at batch 32 (the largest single cost of a training step). Each output routes its
+ * gradient to the first maximum of its window in row-major order (the cpu backend's rule);
+ * overlapping windows accumulate.
+ */
+function maxPoolGradHeap(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+  const { dy, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
+  const backend = args.backend as HeapBackend;
+  const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as {
+    filterSize: [number, number] | number;
+    strides: [number, number] | number;
+    pad: 'valid' | 'same' | number;
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  };
+  const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+  const dx = backend.makeOutput(input.shape, 'float32');
+  // views after the allocation (the heap may have grown)
+  const out = backend.typedArrayFromHeap(dx);
+  const x = backend.typedArrayFromHeap(input);
+  const g = backend.typedArrayFromHeap(dy);
+  out.fill(0);
+  const { batchSize, inHeight, inWidth, inChannels: C, outHeight, outWidth, strideHeight, strideWidth, filterHeight, filterWidth } = info;
+  const { top, left } = info.padInfo;
+  let o = 0;
+  for (let b = 0; b < batchSize; b++) {
+    const xb = b * inHeight * inWidth * C;
+    for (let oh = 0; oh < outHeight; oh++) {
+      const h0 = oh * strideHeight - top;
+      const hs = Math.max(0, h0);
+      const he = Math.min(inHeight, h0 + filterHeight);
+      for (let ow = 0; ow < outWidth; ow++) {
+        const w0 = ow * strideWidth - left;
+        const ws = Math.max(0, w0);
+        const we = Math.min(inWidth, w0 + filterWidth);
+        for (let c = 0; c < C; c++, o++) {
+          let best = -Infinity;
+          let at = -1;
+          for (let h = hs; h < he; h++) {
+            for (let w = ws; w < we; w++) {
+              const i = xb + (h * inWidth + w) * C + c;
+              const v = x[i];
+              if (v > best || at < 0) {
+                best = v;
+                at = i;
+              }
+            }
+          }
+          if (at >= 0) out[at] += g[o];
+        }
+      }
+    }
+  }
+  return dx;
+}
+
 let registered = false;
 
 /** Registers the composed kernels on the wasm backend (idempotent; never replaces a real kernel). */
@@ -246,6 +307,8 @@ export function registerWasmKernels(): void {
   add('Conv2DBackpropFilter', conv2DBackpropFilterWasm);
   add('DepthwiseConv2dNativeBackpropFilter', depthwiseBackpropFilterWasm);
   add('DepthwiseConv2dNativeBackpropInput', depthwiseBackpropInputWasm);
+  if (tf.getKernel('MaxPoolGrad', 'wasm')) tf.unregisterKernel('MaxPoolGrad', 'wasm');
+  tf.registerKernel({ kernelName: 'MaxPoolGrad', backendName: 'wasm', kernelFunc: maxPoolGradHeap as never });
   // faster compositions in place of two slow wasm kernels (the originals still serve other cases)
   for (const [name, wrap] of [
     ['Conv2DBackpropInput', conv2DBackpropInputFast],

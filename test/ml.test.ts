@@ -17,6 +17,11 @@ import {
   saveModel,
   scoreGroups,
   train,
+  crossEntropy,
+  defaultTrainThreads,
+  FusedAdam,
+  stopReplicas,
+  subset,
   estimateEnergyJoules,
   type Dataset,
 } from '../ml';
@@ -164,5 +169,82 @@ describe('training, checkpoints and artifacts', () => {
     const pj = macs * 4.6 + cost.params * 4 * 160 + acts * 8 * 1.25;
     expect(estimateEnergyJoules(cost)).toBeCloseTo(pj * 1e-12, 15);
     expect(backend).toMatch(/^(tensorflow-gpu|tensorflow|wasm|cpu)$/);
+  });
+});
+
+describe('fast training on the CPU', () => {
+  const weightsOf = (m: tfl.LayersModel) => m.getWeights().map((w) => w.dataSync().slice() as Float32Array);
+  const worstRel = (a: Float32Array[], b: Float32Array[]) => {
+    let worst = 0;
+    a.forEach((x, i) => {
+      const scale = Math.max(...x.map(Math.abs));
+      x.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - b[i][j]) / scale)));
+    });
+    return worst;
+  };
+
+  it('fused Adam takes the same steps as tf.train.adam', async () => {
+    const mk = () => buildZooModel('lenet5', 3, [28, 28, 1], 10);
+    const [a, b] = [mk(), mk()];
+    const xs = tf.randomUniform([16, 28, 28, 1], 0, 1, 'float32', 3);
+    const ys = tf.oneHot(tf.tensor1d(Array.from({ length: 16 }, (_, i) => i % 10), 'int32'), 10);
+    const loss = (m: tfl.LayersModel) => () => crossEntropy(m.apply(xs, { training: true }) as tf.Tensor, ys);
+    const varsA = a.trainableWeights.map((w) => w.read() as tf.Variable);
+    const varsB = b.trainableWeights.map((w) => w.read() as tf.Variable);
+    const reference = tf.train.adam(3e-3);
+    const fused = new FusedAdam(varsB, 3e-3);
+    for (let s = 0; s < 4; s++) {
+      tf.dispose(reference.minimize(loss(a), false, varsA));
+      const { value, grads } = tf.variableGrads(loss(b), varsB);
+      fused.apply([{ grads: varsB.map((v) => grads[v.name].dataSync() as Float32Array), weight: 1 }]);
+      tf.dispose([value, ...Object.values(grads)]);
+    }
+    const wa = weightsOf(a);
+    const wb = weightsOf(b);
+    expect(worstRel(wa, weightsOf(mk()))).toBeGreaterThan(1e-3); // the steps moved the weights
+    // float32 tensors there, float64 arithmetic rounded to float32 here
+    expect(worstRel(wa, wb)).toBeLessThan(2e-4);
+    tf.dispose([xs, ys]);
+    reference.dispose();
+  });
+
+  it('two data-parallel threads give the single-thread result (LeNet-5, no batch norm) and leak nothing', async () => {
+    const mk = () => buildZooModel('lenet5', 4, [28, 28, 1], 10);
+    const [one, two] = [mk(), mk()];
+    const data = subset(ds.train, Array.from({ length: 512 }, (_, i) => i));
+    const r1 = await train(one, data, { epochs: 1, batchSize: 64, learningRate: 1e-3, seed: 5, threads: 1 });
+    const r2 = await train(two, data, { epochs: 1, batchSize: 64, learningRate: 1e-3, seed: 5, threads: 2 });
+    expect(r1.threads).toBe(1);
+    expect(r2.threads).toBe(backend === 'wasm' || backend === 'cpu' ? 2 : 1);
+    expect(worstRel(weightsOf(one), weightsOf(mk()))).toBeGreaterThan(1e-3);
+    expect(worstRel(weightsOf(one), weightsOf(two))).toBeLessThan(1e-4);
+    expect(r2.epochLoss[0][1]).toBeCloseTo(r1.epochLoss[0][1], 4);
+    const n0 = tf.memory().numTensors;
+    await train(two, data, { epochs: 1, batchSize: 64, learningRate: 1e-3, seed: 6, threads: 2 });
+    expect(tf.memory().numTensors).toBe(n0);
+  });
+
+  it('a batch-norm net (ResNet-8) trains on two threads', async () => {
+    const model = buildZooModel('resnet8', 1, [28, 28, 1], 10);
+    const r = await train(model, subset(ds.train, Array.from({ length: 768 }, (_, i) => i)), { epochs: 2, batchSize: 64, learningRate: 2e-3, seed: 1, threads: 2 });
+    expect(r.threads).toBe(backend === 'wasm' || backend === 'cpu' ? 2 : 1);
+    expect(r.epochLoss[1][1]).toBeLessThan(r.epochLoss[0][1]);
+    // the main replica's batch-norm statistics moved (they are the ones kept)
+    const movingMean = model.weights.find((w) => w.name.includes('moving_mean'))!;
+    expect(Math.max(...(movingMean.read().dataSync() as Float32Array).map(Math.abs))).toBeGreaterThan(1e-3);
+    await stopReplicas();
+  });
+
+  it('PRUNEWISE_TRAIN_THREADS must be a whole number', () => {
+    const old = process.env.PRUNEWISE_TRAIN_THREADS;
+    try {
+      process.env.PRUNEWISE_TRAIN_THREADS = 'two';
+      expect(() => defaultTrainThreads()).toThrow(/PRUNEWISE_TRAIN_THREADS: "two" is not a whole number/);
+      process.env.PRUNEWISE_TRAIN_THREADS = '1';
+      expect(defaultTrainThreads()).toBe(1);
+    } finally {
+      if (old === undefined) delete process.env.PRUNEWISE_TRAIN_THREADS;
+      else process.env.PRUNEWISE_TRAIN_THREADS = old;
+    }
   });
 });

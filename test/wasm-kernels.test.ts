@@ -113,3 +113,34 @@ describe('wasm Tile replacement', () => {
     expect(await run('wasm')).toEqual(await run('cpu'));
   });
 });
+
+describe('wasm MaxPoolGrad (JS loop over the wasm heap) matches the cpu backend', () => {
+  registerWasmKernels();
+  const cases = [
+    { pool: 2, stride: 2, pad: 'valid' as const, xs: [3, 8, 8, 3] },
+    { pool: 2, stride: 2, pad: 'valid' as const, xs: [2, 9, 7, 2] },
+    { pool: 3, stride: 2, pad: 'same' as const, xs: [2, 9, 9, 4] },
+    { pool: 3, stride: 1, pad: 'same' as const, xs: [2, 6, 5, 3] },
+    { pool: 2, stride: 1, pad: 'valid' as const, xs: [1, 5, 6, 2] },
+  ];
+  async function poolGrad(backend: string, c: (typeof cases)[number], ties: boolean) {
+    await tf.setBackend(backend);
+    return tf.tidy(() => {
+      // ties: ReLU zeros and values rounded to a coarse grid, as after a ReLU on real activations
+      const raw = tf.tensor4d(rand(size(c.xs), 4), c.xs as [number, number, number, number]);
+      const x = ties ? tf.relu(tf.div(tf.round(tf.mul(raw, 4)), 4)) : raw;
+      const y = tf.maxPool(x as tf.Tensor4D, c.pool, c.stride, c.pad);
+      const r = tf.tensor(rand(y.size, 5), y.shape);
+      return tf.grad((a: tf.Tensor4D) => tf.sum(tf.mul(tf.maxPool(a, c.pool, c.stride, c.pad), r)))(x as tf.Tensor4D).dataSync().slice() as Float32Array;
+    });
+  }
+  for (const c of cases) {
+    for (const ties of [false, true]) {
+      it(`pool ${c.pool}, stride ${c.stride}, ${c.pad}, x ${c.xs.join('×')}${ties ? ', with tied maxima' : ''}`, async () => {
+        const cpu = await poolGrad('cpu', c, ties);
+        const wasm = await poolGrad('wasm', c, ties);
+        expect(relDiff(cpu, wasm)).toBeLessThan(1e-6);
+      });
+    }
+  }
+});
