@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { VERSION } from '../activities/version';
 import { CampaignError, loadCampaignFile } from '../campaign/load';
-import { campaignStatus, createCampaign, deleteCampaign, getCampaign, listCampaigns, openDb, type Db } from '../db';
+import { campaignStatus, createCampaign, deleteCampaign, getCampaign, listCampaigns, openDb, refreshPareto, type Db } from '../db';
+import { formatPareto } from './pareto';
 import type { campaignWorkflow } from '../workflows';
 import { ensureHome, resolveHome, type Home } from './home';
 import { followCampaign, formatStatus } from './progress';
@@ -172,6 +173,21 @@ program
     requireCampaign(db, id);
     const s = campaignStatus(db, id)!;
     console.log(o.json ? JSON.stringify(s, null, 2) : formatStatus(s));
+  });
+
+program
+  .command('pareto')
+  .description('the Pareto front of a campaign (every round of every run is a candidate) and the recommended model per weight vector')
+  .argument('<campaign>', 'campaign id (see `prunewise ls`)')
+  .addOption(homeOption())
+  .option('--all', 'list every candidate, not only the front')
+  .option('--json', 'machine-readable: { campaignId, points[], front, frontDistinct, front2d, hypervolume, reference, baseline, recommendations[] }')
+  .action((id: string, o: { home?: string; json?: boolean; all?: boolean }) => {
+    const db = openExisting(resolveHome(o.home));
+    requireCampaign(db, id);
+    const p = refreshPareto(db, id);
+    if (!p) throw new CliError(`campaign "${id}" has no measured baseline yet: nothing to compare (see \`prunewise status ${id}\`)`);
+    console.log(o.json ? JSON.stringify(p, null, 2) : formatPareto(p, !!o.all));
   });
 
 program

@@ -4,6 +4,8 @@ import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MIGRATIONS } from './migrations';
+import type { ObjectiveValues, ObjectiveWeights } from '../campaign/objective';
+import { distinctCount, front2d, normalisedHypervolume, paretoFront, recommend, referencePoint, type Candidate } from '../campaign/pareto';
 import type { RecordOp, State, StepName } from './types';
 
 export * from './types';
@@ -54,6 +56,15 @@ export function applyRecord(db: Db, ops: RecordOp[]): void {
   db.transaction(() => {
     for (const op of ops) applyOne(db, op);
   })();
+  // a new candidate model: recompute the campaign's Pareto analysis
+  const campaigns = new Set<string>();
+  for (const op of ops) {
+    const runId = op.op === 'round' && op.state === 'completed' ? op.runId : op.op === 'stage' && op.stage === 'baseline' && op.state === 'completed' ? op.runId : null;
+    if (!runId) continue;
+    const row = db.prepare(`SELECT campaign_id FROM runs WHERE id = ?`).get(runId) as { campaign_id: string } | undefined;
+    if (row) campaigns.add(row.campaign_id);
+  }
+  for (const id of campaigns) refreshPareto(db, id);
 }
 
 function applyOne(db: Db, op: RecordOp): void {
@@ -371,4 +382,88 @@ export function runningStages(db: Db, campaignId: string): Array<{ run_id: strin
        WHERE r.campaign_id = ? AND s.state = 'running' ORDER BY s.run_id`,
     )
     .all(campaignId) as never;
+}
+
+// ---------------------------------------------------------------- Pareto analysis
+
+export interface ParetoPoint extends Candidate {
+  k: number;
+  weights: Record<string, number> | null;
+  /** test accuracy, what users see (decisions use validation error) */
+  accuracy: number | null;
+  objective: number | null;
+  onFront: boolean;
+  onFront2d: boolean;
+  /** the energy is an estimate (horowitz-45nm energy model), never a measurement here */
+  energyMeasured: boolean;
+}
+
+export interface ParetoSummary {
+  campaignId: string;
+  points: ParetoPoint[];
+  front: number;
+  frontDistinct: number;
+  front2d: number;
+  hypervolume: number;
+  reference: ObjectiveValues;
+  baseline: ObjectiveValues;
+  /** per run: the recommended model for its weight vector (lowest J(w) within the accuracy constraint) */
+  recommendations: Array<{ runId: string; weights: Record<string, number>; pick: { runId: string; round: number } | null; objective: number | null }>;
+}
+
+/**
+ * Recomputes the campaign's Pareto analysis from its recorded metrics and stores it (points with
+ * front flags, and the summary). Candidates: the baseline and every completed round of every run.
+ */
+export function refreshPareto(db: Db, campaignId: string): ParetoSummary | undefined {
+  const s = campaignStatus(db, campaignId);
+  const c = getCampaign(db, campaignId);
+  if (!s || !c || !s.baseline || s.baseline.valAccuracy === undefined || s.baseline.latencyMs === undefined) return undefined;
+  const spec = JSON.parse(c.spec_json) as { constraints?: { maxAccuracyDrop?: number } };
+  const b = s.baseline;
+  const baseline: ObjectiveValues = { error: 1 - b.valAccuracy!, bytes: b.bytes ?? 0, latencyMs: b.latencyMs!, energyJ: b.energyJEstimated ?? 0 };
+  const reference = referencePoint(baseline, spec.constraints?.maxAccuracyDrop ?? 2);
+  const baselineRun = db.prepare(`SELECT id FROM runs WHERE campaign_id = ? AND kind = 'baseline'`).get(campaignId) as { id: string } | undefined;
+  const points: ParetoPoint[] = [];
+  const point = (runId: string, k: number, weights: Record<string, number> | null, round: number, values: ObjectiveValues, accuracy: number | null, objective: number | null): ParetoPoint => ({
+    runId, k, weights, round, values, accuracy, objective, onFront: false, onFront2d: false, energyMeasured: false,
+  });
+  if (baselineRun) points.push(point(baselineRun.id, 0, null, 0, baseline, b.accuracy ?? null, 1));
+  for (const r of s.runs) {
+    for (const rd of r.rounds) {
+      const m = rd.metrics;
+      if (rd.state !== 'completed' || m.valAccuracy === undefined || m.latencyMs === undefined) continue;
+      const latencyMs = m.speedup ? baseline.latencyMs / m.speedup : m.latencyMs;
+      const values = { error: 1 - m.valAccuracy, bytes: m.deployedBytes ?? m.bytes ?? 0, latencyMs, energyJ: m.energyJEstimated ?? 0 };
+      points.push(point(r.id, r.k, r.weights, rd.round, values, m.accuracy ?? null, rd.objective));
+    }
+  }
+  const front = new Set(paretoFront(points));
+  const f2 = new Set(front2d(points));
+  for (const p of points) {
+    p.onFront = front.has(p);
+    p.onFront2d = f2.has(p);
+  }
+  const hv = normalisedHypervolume(points, reference);
+  const recommendations = s.runs.map((r) => {
+    const best = recommend(points, r.weights as unknown as ObjectiveWeights, baseline, reference);
+    return { runId: r.id, weights: r.weights, pick: best ? { runId: best.pick.runId, round: best.pick.round } : null, objective: best?.j ?? null };
+  });
+  const at = now();
+  db.transaction(() => {
+    db.prepare(`DELETE FROM pareto_points WHERE campaign_id = ?`).run(campaignId);
+    const put = db.prepare(
+      `INSERT INTO pareto_points (campaign_id, run_id, round, val_error, accuracy, bytes, latency_ms, energy_j, energy_measured, objective, on_front, on_front_2d)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    for (const p of points) {
+      put.run(campaignId, p.runId, p.round, p.values.error, p.accuracy, p.values.bytes, p.values.latencyMs, p.values.energyJ, 0, p.objective, p.onFront ? 1 : 0, p.onFront2d ? 1 : 0);
+    }
+    db.prepare(
+      `INSERT INTO pareto (campaign_id, points, front, front_distinct, front_2d, hypervolume, reference_json, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(campaign_id) DO UPDATE SET points = excluded.points, front = excluded.front, front_distinct = excluded.front_distinct,
+         front_2d = excluded.front_2d, hypervolume = excluded.hypervolume, reference_json = excluded.reference_json, updated_at = excluded.updated_at`,
+    ).run(campaignId, points.length, front.size, distinctCount([...front]), f2.size, hv, JSON.stringify(reference), at);
+  })();
+  return { campaignId, points, front: front.size, frontDistinct: distinctCount([...front]), front2d: f2.size, hypervolume: hv, reference, baseline, recommendations };
 }

@@ -83,4 +83,32 @@ export const MIGRATIONS: string[] = [
   );
   CREATE INDEX events_campaign ON events(campaign_id);
   `,
+  // 2: the Pareto analysis of each campaign (recomputed whenever a round completes)
+  `
+  CREATE TABLE pareto_points (
+    campaign_id TEXT NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+    run_id TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    val_error REAL NOT NULL,
+    accuracy REAL,
+    bytes REAL NOT NULL,
+    latency_ms REAL NOT NULL,
+    energy_j REAL NOT NULL,
+    energy_measured INTEGER NOT NULL DEFAULT 0,
+    objective REAL,
+    on_front INTEGER NOT NULL,
+    on_front_2d INTEGER NOT NULL,
+    PRIMARY KEY (campaign_id, run_id, round)
+  );
+  CREATE TABLE pareto (
+    campaign_id TEXT PRIMARY KEY REFERENCES campaigns(id) ON DELETE CASCADE,
+    points INTEGER NOT NULL,
+    front INTEGER NOT NULL,
+    front_distinct INTEGER NOT NULL,
+    front_2d INTEGER NOT NULL,
+    hypervolume REAL NOT NULL,
+    reference_json TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  `,
 ];

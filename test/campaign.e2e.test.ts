@@ -6,7 +6,8 @@ import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import { countRows, openDb } from '../db';
+import { countRows, openDb, type ParetoSummary } from '../db';
+import { dominates } from '../campaign/pareto';
 import { STAGES } from '../db/types';
 import { cli, cliEnv, tmpHome, writeSpec } from './helpers';
 
@@ -73,6 +74,26 @@ describe('a campaign end to end through the CLI', () => {
 
     const ls = await cli(env, ['ls', '--json']);
     expect(JSON.parse(ls.stdout)).toEqual([expect.objectContaining({ id: status.id, name: 'e2e', state: 'completed' })]);
+
+    // the Pareto analysis: baseline + 4 rounds are candidates; front flags agree with dominance
+    const pj = await cli(env, ['pareto', status.id, '--json']);
+    expect(pj.code).toBe(0);
+    const pareto = JSON.parse(pj.stdout) as ParetoSummary;
+    expect(pareto.points).toHaveLength(5);
+    for (const a of pareto.points) {
+      const dominated = pareto.points.some((b) => b !== a && dominates(b.values, a.values));
+      expect(a.onFront).toBe(!dominated);
+    }
+    expect(pareto.front).toBe(pareto.points.filter((x) => x.onFront).length);
+    expect(pareto.hypervolume).toBeGreaterThan(0);
+    expect(pareto.hypervolume).toBeLessThanOrEqual(1);
+    expect(pareto.recommendations.map((x) => x.runId)).toEqual(status.runs.map((x: { id: string }) => x.id));
+    const stored = db.prepare(`SELECT points, front, hypervolume FROM pareto WHERE campaign_id = ?`).get(status.id) as { points: number; front: number; hypervolume: number };
+    expect(stored).toEqual({ points: 5, front: pareto.front, hypervolume: pareto.hypervolume });
+    const pt = await cli(env, ['pareto', status.id]);
+    expect(pt.stdout).toMatch(/5 candidate models .* on the front/);
+    expect(pt.stdout).toContain('energy: estimated (horowitz-45nm model), not measured');
+    expect(pt.stdout).toMatch(/0\.6\/0\.2\/0\.2\/0 +→ run \d round \d/);
 
     // replay the recorded histories with today's workflow code: a non-deterministic change fails here
     const connection = await Connection.connect({ address: inject('temporalAddress') });

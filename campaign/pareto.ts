@@ -1,0 +1,109 @@
+// Pareto analysis over candidate models (every round of every run, and the unpruned baseline).
+// All objectives are minimised: validation error, deployed bytes, latency, energy. Pure arithmetic.
+import { objectiveJ, type ObjectiveValues, type ObjectiveWeights } from './objective';
+
+export const OBJECTIVE_KEYS = ['error', 'bytes', 'latencyMs', 'energyJ'] as const;
+export type ObjectiveKey = (typeof OBJECTIVE_KEYS)[number];
+
+export interface Candidate {
+  runId: string;
+  round: number;
+  values: ObjectiveValues;
+}
+
+/** a ≤ b everywhere and < somewhere, on `keys` (minimisation). Equal points do not dominate each other. */
+export function dominates(a: ObjectiveValues, b: ObjectiveValues, keys: readonly ObjectiveKey[] = OBJECTIVE_KEYS): boolean {
+  let better = false;
+  for (const k of keys) {
+    if (a[k] > b[k]) return false;
+    if (a[k] < b[k]) better = true;
+  }
+  return better;
+}
+
+/**
+ * The non-dominated candidates, in input order. Candidates with identical values are all kept
+ * (neither dominates the other); `distinctCount` counts them once.
+ */
+export function paretoFront<T extends Candidate>(points: T[], keys: readonly ObjectiveKey[] = OBJECTIVE_KEYS): T[] {
+  return points.filter((p) => !points.some((q) => q !== p && dominates(q.values, p.values, keys)));
+}
+
+/** How many different objective vectors (on `keys`) a set holds. */
+export function distinctCount(points: Candidate[], keys: readonly ObjectiveKey[] = OBJECTIVE_KEYS): number {
+  return new Set(points.map((p) => keys.map((k) => p.values[k]).join('|'))).size;
+}
+
+/**
+ * The 2-D front of `x` against `y` (default: error vs latency), sorted by `x` ascending, one point
+ * per distinct (x, y): the corners of the step line a plot draws.
+ */
+export function front2d<T extends Candidate>(points: T[], x: ObjectiveKey = 'latencyMs', y: ObjectiveKey = 'error'): T[] {
+  const front = paretoFront(points, [x, y]);
+  const seen = new Set<string>();
+  return front
+    .slice()
+    .sort((a, b) => a.values[x] - b.values[x] || a.values[y] - b.values[y])
+    .filter((p) => {
+      const key = `${p.values[x]}|${p.values[y]}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+}
+
+/**
+ * Hypervolume dominated by `points` and bounded by the reference point `ref` (minimisation),
+ * exact, by slicing one dimension at a time (fine for the few objectives and hundreds of points
+ * of a campaign). Points not strictly better than `ref` in every dimension add nothing.
+ */
+export function hypervolume(points: number[][], ref: number[]): number {
+  const inside = points.filter((p) => p.every((v, i) => v < ref[i]));
+  return hv(inside, ref, ref.length);
+}
+
+function hv(points: number[][], ref: number[], d: number): number {
+  if (points.length === 0) return 0;
+  if (d === 1) return ref[0] - Math.min(...points.map((p) => p[0]));
+  const k = d - 1;
+  const sorted = points.slice().sort((a, b) => a[k] - b[k]);
+  let volume = 0;
+  for (let i = 0; i < sorted.length; i++) {
+    const next = i + 1 < sorted.length ? sorted[i + 1][k] : ref[k];
+    const depth = next - sorted[i][k];
+    if (depth > 0) volume += depth * hv(sorted.slice(0, i + 1), ref, k);
+  }
+  return volume;
+}
+
+
+/** The campaign's reference point: baseline costs, and baseline error plus the allowed accuracy drop (points). */
+export function referencePoint(baseline: ObjectiveValues, maxAccuracyDropPoints: number): ObjectiveValues {
+  return { ...baseline, error: baseline.error + maxAccuracyDropPoints / 100 };
+}
+
+/**
+ * Hypervolume of the candidates with every objective divided by the reference's, so the result is
+ * a unitless fraction of the box [0, ref] (1 would be a free, perfect model).
+ */
+export function normalisedHypervolume(points: Candidate[], ref: ObjectiveValues, keys: readonly ObjectiveKey[] = OBJECTIVE_KEYS): number {
+  const use = keys.filter((k) => ref[k] > 0);
+  return hypervolume(
+    points.map((p) => use.map((k) => p.values[k] / ref[k])),
+    use.map(() => 1),
+  );
+}
+
+/**
+ * The model to recommend for weights `w`: the candidate with the lowest J(w) among those within the
+ * reference (accuracy constraint); ties go to the earlier candidate.
+ */
+export function recommend<T extends Candidate>(points: T[], w: ObjectiveWeights, baseline: ObjectiveValues, ref: ObjectiveValues): { pick: T; j: number } | undefined {
+  let best: { pick: T; j: number } | undefined;
+  for (const p of points) {
+    if (p.values.error > ref.error) continue;
+    const j = objectiveJ(w, p.values, baseline);
+    if (!best || j < best.j) best = { pick: p, j };
+  }
+  return best;
+}

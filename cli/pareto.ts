@@ -1,0 +1,34 @@
+// `prunewise pareto`: the campaign's Pareto front as a table (or the JSON contract).
+import type { ParetoSummary } from '../db';
+
+const w = (x: Record<string, number> | null) => (x ? `${x.accuracy}/${x.size}/${x.latency}/${x.energy}` : 'baseline');
+
+export function formatPareto(p: ParetoSummary, all: boolean): string {
+  const lines: string[] = [];
+  const shown = all ? p.points : p.points.filter((x) => x.onFront);
+  lines.push(
+    `${p.points.length} candidate models (the baseline and every completed round); ${p.front} on the front (${p.frontDistinct} distinct), ${p.front2d} on the error-vs-latency front`,
+  );
+  lines.push(
+    `hypervolume ${p.hypervolume.toFixed(4)} (objectives divided by the reference: baseline size, latency and energy; baseline validation error + the allowed drop = ${(p.reference.error * 100).toFixed(2)} %)`,
+  );
+  lines.push('latency: measured on the worker, relative to the baseline timed side by side; energy: estimated (horowitz-45nm model), not measured');
+  lines.push('');
+  lines.push(
+    `${'run'.padEnd(5)}${'weights a/s/l/e'.padEnd(20)}${'round'.padStart(6)}${'test acc'.padStart(10)}${'val err'.padStart(9)}${'KB'.padStart(9)}${'lat ms'.padStart(9)}${'speedup'.padStart(9)}${'energy µJ'.padStart(11)}${'J(w)'.padStart(8)}  front`,
+  );
+  for (const x of shown) {
+    lines.push(
+      `${String(x.k).padEnd(5)}${w(x.weights).padEnd(20)}${String(x.round).padStart(6)}${(x.accuracy === null ? '—' : (x.accuracy * 100).toFixed(2)).padStart(10)}${(x.values.error * 100).toFixed(2).padStart(9)}${(x.values.bytes / 1024).toFixed(1).padStart(9)}${x.values.latencyMs.toFixed(3).padStart(9)}${`${(p.baseline.latencyMs / x.values.latencyMs).toFixed(2)}×`.padStart(9)}${(x.values.energyJ * 1e6).toFixed(2).padStart(11)}${(x.objective === null ? '—' : x.objective.toFixed(3)).padStart(8)}  ${x.onFront ? 'all' : ''}${x.onFront2d ? (x.onFront ? ', ' : '') + 'err-lat' : ''}`,
+    );
+  }
+  lines.push('');
+  lines.push('recommended model per weight vector (lowest J(w) within the accuracy constraint):');
+  for (const r of p.recommendations) {
+    const pick = r.pick ? p.points.find((x) => x.runId === r.pick!.runId && x.round === r.pick!.round) : undefined;
+    lines.push(
+      `  ${w(r.weights).padEnd(20)} → ${pick ? `run ${pick.k} round ${pick.round} (${pick.runId})  J ${r.objective!.toFixed(3)}` : 'none within the constraint'}`,
+    );
+  }
+  return lines.join('\n');
+}

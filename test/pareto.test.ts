@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { distinctCount, dominates, front2d, hypervolume, normalisedHypervolume, paretoFront, recommend, referencePoint, type Candidate } from '../campaign/pareto';
+
+const c = (runId: string, error: number, bytes: number, latencyMs: number, energyJ = 1): Candidate => ({ runId, round: 1, values: { error, bytes, latencyMs, energyJ } });
+
+describe('Pareto front', () => {
+  it('dominance is strict: equal points do not dominate each other', () => {
+    expect(dominates(c('a', 0.1, 10, 1).values, c('b', 0.1, 10, 2).values)).toBe(true);
+    expect(dominates(c('a', 0.1, 10, 1).values, c('b', 0.1, 10, 1).values)).toBe(false);
+    expect(dominates(c('a', 0.1, 10, 1).values, c('b', 0.2, 5, 1).values)).toBe(false);
+  });
+
+  it('keeps the non-dominated points, with ties and duplicates', () => {
+    const pts = [
+      c('a', 0.1, 100, 10), // best accuracy
+      c('b', 0.2, 50, 5), // trade-off
+      c('b2', 0.2, 50, 5), // duplicate of b: kept, counted once
+      c('d', 0.2, 60, 5), // dominated by b (worse size, tie elsewhere)
+      c('e', 0.3, 20, 8), // smallest
+      c('f', 0.3, 20, 9), // dominated by e
+      c('g', 0.5, 200, 50), // dominated by everything
+    ];
+    const front = paretoFront(pts);
+    expect(front.map((p) => p.runId)).toEqual(['a', 'b', 'b2', 'e']);
+    expect(distinctCount(front)).toBe(3);
+  });
+
+  it('2-D front of error vs latency is sorted by latency, one corner per distinct point', () => {
+    const pts = [c('a', 0.1, 1, 10), c('b', 0.2, 1, 5), c('b2', 0.2, 9, 5), c('c', 0.15, 1, 12), c('d', 0.4, 1, 2), c('e', 0.4, 1, 3)];
+    expect(front2d(pts).map((p) => p.runId)).toEqual(['d', 'b', 'a']);
+  });
+});
+
+describe('hypervolume', () => {
+  it('matches hand computations in 1, 2 and 3 dimensions', () => {
+    expect(hypervolume([[0.25], [0.5]], [1])).toBeCloseTo(0.75, 12);
+    // two rectangles [0.2,1]×[0.6,1] ∪ [0.5,1]×[0.3,1]: 0.8·0.4 + 0.5·0.7 − 0.5·0.4 = 0.47
+    expect(hypervolume([[0.2, 0.6], [0.5, 0.3]], [1, 1])).toBeCloseTo(0.47, 12);
+    // a dominated point and a duplicate add nothing
+    expect(hypervolume([[0.2, 0.6], [0.5, 0.3], [0.6, 0.7], [0.5, 0.3]], [1, 1])).toBeCloseTo(0.47, 12);
+    // boxes [0.5,1]³ and [0,1]×[0,1]×[0.9,1]: 0.125 + 0.1 − 0.5·0.5·0.1 = 0.2
+    expect(hypervolume([[0.5, 0.5, 0.5], [0, 0, 0.9]], [1, 1, 1])).toBeCloseTo(0.2, 12);
+  });
+
+  it('points outside the reference box count for nothing', () => {
+    expect(hypervolume([[1.2, 0.1], [1, 0.5]], [1, 1])).toBe(0);
+    expect(hypervolume([], [1, 1])).toBe(0);
+  });
+
+  it('4-D, normalised to the reference: a model at half of every cost and error fills 1/16', () => {
+    const base = { error: 0.1, bytes: 1000, latencyMs: 4, energyJ: 2 };
+    const ref = referencePoint(base, 0); // no allowed drop: ref = baseline
+    expect(normalisedHypervolume([{ runId: 'x', round: 1, values: { error: 0.05, bytes: 500, latencyMs: 2, energyJ: 1 } }], ref)).toBeCloseTo(1 / 16, 12);
+    expect(referencePoint(base, 2).error).toBeCloseTo(0.12, 12);
+  });
+});
+
+describe('recommendation per weight vector', () => {
+  const base = { error: 0.1, bytes: 1000, latencyMs: 10, energyJ: 1 };
+  const pts = [c('acc', 0.1, 900, 9), c('small', 0.115, 200, 8), c('fast', 0.118, 600, 3), c('broken', 0.3, 10, 1)];
+  const ref = referencePoint(base, 2);
+  it('follows the weights and never picks a model past the accuracy constraint', () => {
+    expect(recommend(pts, { accuracy: 1, size: 0, latency: 0, energy: 0 }, base, ref)?.pick.runId).toBe('acc');
+    expect(recommend(pts, { accuracy: 0.2, size: 0.8, latency: 0, energy: 0 }, base, ref)?.pick.runId).toBe('small');
+    expect(recommend(pts, { accuracy: 0.2, size: 0, latency: 0.8, energy: 0 }, base, ref)?.pick.runId).toBe('fast');
+  });
+});
