@@ -8,6 +8,8 @@ import { VERSION } from '../activities/version';
 import { CampaignError, loadCampaignFile } from '../campaign/load';
 import { campaignStatus, createCampaign, deleteCampaign, getCampaign, listCampaigns, openDb, refreshPareto, type Db } from '../db';
 import { formatPareto } from './pareto';
+import { EXPORT_FORMATS, exportModel } from './export';
+import type { ExportFormat } from '../ml';
 import type { campaignWorkflow } from '../workflows';
 import { ensureHome, resolveHome, type Home } from './home';
 import { followCampaign, formatStatus } from './progress';
@@ -188,6 +190,26 @@ program
     const p = refreshPareto(db, id);
     if (!p) throw new CliError(`campaign "${id}" has no measured baseline yet: nothing to compare (see \`prunewise status ${id}\`)`);
     console.log(o.json ? JSON.stringify(p, null, 2) : formatPareto(p, !!o.all));
+  });
+
+program
+  .command('export')
+  .description('write a candidate model for deployment: float32 tfjs, or uint8 / float16 weights stock tfjs loads')
+  .argument('<run>', 'run id: <campaign>/run-<k>, or <campaign>/baseline')
+  .option('--round <n>', "which round (default: the run's lowest J(w))", (v) => (v === '0' ? 0 : positiveInt(v)))
+  .addOption(new Option('--format <format>', 'tfjs (float32), uint8 (one min/scale per tensor), float16').choices(EXPORT_FORMATS).default('tfjs'))
+  .requiredOption('--out <dir>', 'folder to write model.json, weights.bin and prunewise.json to')
+  .addOption(homeOption())
+  .option('--json', 'print the result as JSON')
+  .action(async (runId: string, o: { round?: number; format: ExportFormat; out: string; home?: string; json?: boolean }) => {
+    const home = resolveHome(o.home);
+    const db = openExisting(home);
+    const r = await exportModel(home, db, runId, { round: o.round, format: o.format, out: o.out, log });
+    if (o.json) console.log(JSON.stringify(r));
+    else {
+      console.log(`${r.out}: ${r.format}, ${r.bytes} bytes of weights (float32: ${r.float32Bytes}, ${(r.float32Bytes / r.bytes).toFixed(2)}× smaller)`);
+      console.log(`test accuracy with exactly these weights: ${(r.accuracy * 100).toFixed(2)} % (float32: ${(r.float32Accuracy * 100).toFixed(2)} %), measured on ${r.backend}`);
+    }
   });
 
 program

@@ -265,3 +265,70 @@ export function saveInt8(model: tfl.LayersModel, dir: string): SavedModel {
   const scaleBytes = specs.reduce((a, s) => a + 4 * (s.prunewise?.scales.length ?? 0), 0);
   return { bytes: data.byteLength + scaleBytes, sha256: sha256(data) };
 }
+
+/** float32 → IEEE half bits, round to nearest even (overflow → ±Inf, tiny → subnormal/0). */
+export function toFloat16Bits(v: number): number {
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  f[0] = v;
+  const x = u[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  const mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); // Inf / NaN
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    const m = mant | 0x800000;
+    const shift = 14 - e;
+    let h = m >>> shift;
+    const rest = m & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rest > half || (rest === half && h & 1)) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++; // may carry into the exponent: still correct
+  return sign | h;
+}
+
+export type ExportFormat = 'tfjs' | 'uint8' | 'float16';
+
+/**
+ * Writes the model in the stock tfjs format with quantized weights that stock tfjs
+ * (`tf.loadLayersModel`) dequantizes itself: `uint8` — one min and scale per tensor
+ * (v = q·scale + min), or `float16`. tfjs has no writer for these; this is it. `tfjs` = float32.
+ */
+export async function saveExport(model: tfl.LayersModel, dir: string, format: ExportFormat): Promise<SavedModel> {
+  if (format === 'tfjs') return saveModel(model, dir);
+  const specs: WeightSpecWithNote[] = [];
+  const parts: Uint8Array[] = [];
+  for (const w of model.weights) {
+    const values = w.read().dataSync() as Float32Array;
+    const shape = w.shape as number[];
+    if (format === 'float16') {
+      const h = new Uint16Array(values.length);
+      for (let i = 0; i < values.length; i++) h[i] = toFloat16Bits(values[i]);
+      specs.push({ name: w.originalName, shape, dtype: 'float32', quantization: { dtype: 'float16' } });
+      parts.push(new Uint8Array(h.buffer));
+    } else {
+      let min = Infinity;
+      let max = -Infinity;
+      for (const v of values) {
+        if (v < min) min = v;
+        if (v > max) max = v;
+      }
+      if (!Number.isFinite(min)) min = max = 0;
+      const scale = max > min ? (max - min) / 255 : 1;
+      const q = new Uint8Array(values.length);
+      for (let i = 0; i < values.length; i++) q[i] = Math.max(0, Math.min(255, Math.round((values[i] - min) / scale)));
+      specs.push({ name: w.originalName, shape, dtype: 'float32', quantization: { dtype: 'uint8', min, scale } });
+      parts.push(q);
+    }
+  }
+  const data = new Uint8Array(Buffer.concat(parts));
+  writeModelFiles(dir, model.toJSON(null, false) as object, specs, data);
+  return { bytes: data.byteLength, sha256: sha256(data) };
+}

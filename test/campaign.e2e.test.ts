@@ -95,6 +95,29 @@ describe('a campaign end to end through the CLI', () => {
     expect(pt.stdout).toContain('energy: estimated (horowitz-45nm model), not measured');
     expect(pt.stdout).toMatch(/0\.6\/0\.2\/0\.2\/0 +→ run \d round \d/);
 
+    // export: the run's best round as uint8 and float16 (stock tfjs formats), accuracy measured on the written weights
+    const exported: Record<string, { bytes: number; float32Bytes: number; accuracy: number; float32Accuracy: number; round: number }> = {};
+    for (const format of ['uint8', 'float16']) {
+      const out = path.join(home, `export-${format}`);
+      const e = await cli(env, ['export', `${status.id}/run-1`, '--format', format, '--out', out, '--json']);
+      expect(e.stderr).toContain("the run's lowest J(w)");
+      expect(e.code).toBe(0);
+      exported[format] = JSON.parse(e.stdout);
+      expect(fs.statSync(path.join(out, 'weights.bin')).size).toBe(exported[format].bytes);
+      expect(JSON.parse(fs.readFileSync(path.join(out, 'prunewise.json'), 'utf8')).accuracy.measured).toBe(true);
+    }
+    const bestRound = status.runs[0].rounds.slice().sort((a: { objective: number }, b: { objective: number }) => a.objective - b.objective)[0].round;
+    expect(exported.uint8.round).toBe(bestRound);
+    expect(exported.uint8.float32Bytes / exported.uint8.bytes).toBeGreaterThan(3.5);
+    expect(exported.float16.float32Bytes / exported.float16.bytes).toBeCloseTo(2, 5);
+    expect(Math.abs(exported.float16.accuracy - exported.float16.float32Accuracy)).toBeLessThan(0.005);
+    expect(Math.abs(exported.uint8.accuracy - exported.uint8.float32Accuracy)).toBeLessThan(0.02);
+    const bad = await cli(env, ['export', `${status.id}/run-9`, '--out', path.join(home, 'x')]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr.trim()).toMatch(/^prunewise: run "\S+\/run-9" not found: run ids look like <campaign>\/run-1/);
+    const badRound = await cli(env, ['export', `${status.id}/run-1`, '--round', '7', '--out', path.join(home, 'x')]);
+    expect(badRound.stderr.trim()).toMatch(/--round: run "\S+" has no model for round 7/);
+
     // replay the recorded histories with today's workflow code: a non-deterministic change fails here
     const connection = await Connection.connect({ address: inject('temporalAddress') });
     const client = new Client({ connection });

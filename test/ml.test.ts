@@ -22,10 +22,12 @@ import {
   FusedAdam,
   stopReplicas,
   subset,
+  saveExport,
+  toFloat16Bits,
   estimateEnergyJoules,
   type Dataset,
 } from '../ml';
-import type * as tfl from '@tensorflow/tfjs-layers';
+import * as tfl from '@tensorflow/tfjs-layers';
 
 const FASHION = { name: 'fashion-mnist' as const, dir: '/usr/share/datasets/fashion-mnist', validationFraction: 0.1 };
 let ds: Dataset;
@@ -246,5 +248,40 @@ describe('fast training on the CPU', () => {
       if (old === undefined) delete process.env.PRUNEWISE_TRAIN_THREADS;
       else process.env.PRUNEWISE_TRAIN_THREADS = old;
     }
+  });
+});
+
+describe('quantized exports in the stock tfjs format', () => {
+  it('float16 bits round to nearest even', () => {
+    expect([1, -2, 65504, 0.1, 1e-8, 6.1035156e-5, 70000].map(toFloat16Bits)).toEqual([0x3c00, 0xc000, 0x7bff, 0x2e66, 0, 0x0400, 0x7c00]);
+  });
+
+  it('uint8 and float16 files load in stock tfjs (no prunewise code), are smaller, and predict alike', async () => {
+    const model = buildZooModel('mobilenet-small', 5, [28, 28, 1], 10); // batch norm: non-trainable weights too
+    await train(model, subset(ds.train, Array.from({ length: 512 }, (_, i) => i)), { epochs: 1, batchSize: 64, learningRate: 2e-3, seed: 5 });
+    const dir = tmp();
+    const sizes: Record<string, number> = {};
+    const stock: Record<string, tfl.LayersModel> = {};
+    for (const format of ['tfjs', 'uint8', 'float16'] as const) {
+      const saved = await saveExport(model, path.join(dir, format), format);
+      sizes[format] = fs.statSync(path.join(dir, format, 'weights.bin')).size;
+      expect(saved.bytes).toBe(sizes[format]);
+      const json = JSON.parse(fs.readFileSync(path.join(dir, format, 'model.json'), 'utf8'));
+      const weightData = new Uint8Array(fs.readFileSync(path.join(dir, format, 'weights.bin'))).buffer;
+      stock[format] = await tfl.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData }));
+    }
+    expect(sizes.tfjs / sizes.uint8).toBeGreaterThan(3.5);
+    expect(sizes.tfjs / sizes.float16).toBeCloseTo(2, 5);
+    const x = tf.tensor(ds.test.x.subarray(0, 64 * 784), [64, 28, 28, 1]);
+    const out = (m: tfl.LayersModel) => (m.predict(x) as tf.Tensor).dataSync() as Float32Array;
+    const ref = out(model);
+    expect(Math.max(...out(stock.tfjs).map((v, i) => Math.abs(v - ref[i])))).toBeLessThan(1e-5);
+    expect(Math.max(...out(stock.float16).map((v, i) => Math.abs(v - ref[i])))).toBeLessThan(2e-2);
+    const acc = (m: tfl.LayersModel) => evaluate(m, ds.test).then((r) => r.accuracy);
+    expect(Math.abs((await acc(stock.uint8)) - (await acc(model)))).toBeLessThan(0.03);
+    // our own loader reads the same files to the same model
+    const ours = await loadModel(path.join(dir, 'uint8'));
+    expect(Math.max(...out(ours).map((v, i) => Math.abs(v - out(stock.uint8)[i])))).toBe(0);
+    tf.dispose(x);
   });
 });

@@ -1,0 +1,72 @@
+// `prunewise export`: writes any candidate model (a run's round, or the baseline) for deployment,
+// as float32 tfjs or quantized (uint8 / float16) weights that stock tfjs loads, and measures the
+// test accuracy of exactly the weights written.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { CampaignSpec } from '../campaign/schema';
+import { getCampaign, type Db } from '../db';
+import { evaluate, initBackend, loadDataset, loadModel, saveExport, writeFileAtomic, type ExportFormat } from '../ml';
+import type { Home } from './home';
+import { CliError } from './temporal';
+
+export const EXPORT_FORMATS: ExportFormat[] = ['tfjs', 'uint8', 'float16'];
+
+export interface ExportResult {
+  runId: string;
+  round: number;
+  format: ExportFormat;
+  out: string;
+  bytes: number;
+  float32Bytes: number;
+  /** test accuracy measured with the written weights, and with the float32 source */
+  accuracy: number;
+  float32Accuracy: number;
+  backend: string;
+}
+
+export async function exportModel(home: Home, db: Db, runId: string, opts: { round?: number; format: ExportFormat; out: string; log: (s: string) => void }): Promise<ExportResult> {
+  const run = db.prepare(`SELECT id, campaign_id, kind FROM runs WHERE id = ?`).get(runId) as { id: string; campaign_id: string; kind: string } | undefined;
+  if (!run) throw new CliError(`run "${runId}" not found: run ids look like <campaign>/run-1 or <campaign>/baseline (see \`prunewise status <campaign>\`)`);
+  let round: number;
+  if (run.kind === 'baseline') {
+    if (opts.round !== undefined && opts.round !== 0) throw new CliError(`--round: the baseline has only round 0`);
+    round = 0;
+  } else if (opts.round !== undefined) {
+    round = opts.round;
+  } else {
+    const best = db.prepare(`SELECT round FROM rounds WHERE run_id = ? AND state = 'completed' AND objective IS NOT NULL ORDER BY objective, round LIMIT 1`).get(runId) as { round: number } | undefined;
+    if (!best) throw new CliError(`run "${runId}" has no completed round yet: wait for one, or give --round`);
+    round = best.round;
+    opts.log(`round ${round}: the run's lowest J(w) (give --round N for another)`);
+  }
+  const stage = run.kind === 'baseline' ? 'baseline' : 'finetune';
+  const art = db.prepare(`SELECT path FROM artifacts WHERE run_id = ? AND round = ? AND stage = ? AND kind = 'model'`).get(runId, round, stage) as { path: string } | undefined;
+  if (!art) throw new CliError(`--round: run "${runId}" has no model for round ${round}: completed rounds are listed by \`prunewise status ${run.campaign_id}\``);
+  const src = path.join(home.dir, art.path);
+  if (!fs.existsSync(path.join(src, 'model.json'))) throw new CliError(`${src} is missing (was the campaign's artifacts folder moved?)`);
+  const out = path.resolve(opts.out);
+  if (fs.existsSync(out) && fs.readdirSync(out).length > 0 && !fs.existsSync(path.join(out, 'model.json'))) {
+    throw new CliError(`--out: ${out} exists and is not an exported model: give a new or empty folder`);
+  }
+  const backend = (await initBackend()).name;
+  const spec = JSON.parse(getCampaign(db, run.campaign_id)!.spec_json) as CampaignSpec;
+  const model = await loadModel(src);
+  try {
+    const saved = await saveExport(model, out, opts.format);
+    const float32Bytes = fs.statSync(path.join(src, 'weights.bin')).size;
+    opts.log(`measuring test accuracy of the written weights (${backend})…`);
+    const ds = loadDataset(spec.dataset, spec.seed);
+    const written = await loadModel(out);
+    const accuracy = (await evaluate(written, ds.test)).accuracy;
+    written.dispose();
+    const float32Accuracy = (await evaluate(model, ds.test)).accuracy;
+    const result: ExportResult = { runId, round, format: opts.format, out, bytes: saved.bytes, float32Bytes, accuracy, float32Accuracy, backend };
+    writeFileAtomic(
+      path.join(out, 'prunewise.json'),
+      JSON.stringify({ ...result, accuracy: { value: accuracy, measured: true, split: 'test', backend }, float32Accuracy: { value: float32Accuracy, measured: true, split: 'test', backend }, campaign: run.campaign_id, sha256: saved.sha256 }, null, 2),
+    );
+    return result;
+  } finally {
+    model.dispose();
+  }
+}
