@@ -5,7 +5,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { CampaignSpec } from '../campaign/schema';
+import type { ObjectiveValues } from '../campaign/objective';
+import { allocationOf, type CampaignSpec, type Weights } from '../campaign/schema';
 import type { ArtifactRef } from '../db/types';
 import {
   buildZooModel,
@@ -29,6 +30,10 @@ import {
   saveModel,
   scoreGroups,
   sha256,
+  subset,
+  measureSensitivity,
+  allocate,
+  type Sensitivity,
   train,
   writeFileAtomic,
   type Dataset,
@@ -42,6 +47,9 @@ export interface StageInput {
   spec: CampaignSpec;
   /** model folder relative to the home folder */
   model: string;
+  /** the run's objective weights and the baseline's objective values (weight-driven allocation) */
+  weights?: Weights;
+  objectiveBase?: ObjectiveValues;
 }
 
 export interface StageResult {
@@ -231,9 +239,22 @@ export function createComputeActivities(home: string) {
             seed: spec.seed * 7919 + input.round,
             calibration: spec.pruning.criterion === 'taylor' ? data(spec).val : undefined,
           }, graph);
+          let sensitivity: Sensitivity | undefined;
+          if (allocationOf(spec.pruning) === 'weights') {
+            const p = spec.pruning;
+            const val = data(spec).val;
+            const ctx = Context.current();
+            sensitivity = await measureSensitivity(model, graph, scores, subset(val, Array.from({ length: Math.min(val.n, p.sensitivitySamples) }, (_, i) => i)), {
+              ratios: [...new Set([p.stepRatio / 2, p.stepRatio, Math.min(2 * p.stepRatio, p.maxLayerRatio)])],
+              plan: { minUnits: p.minUnits, roundTo: p.roundTo, maxRatio: p.maxLayerRatio, protect: p.protect },
+              latencyBatchSize: spec.target.batchSize,
+              latencyRuns: Math.min(spec.target.latencyRuns, 15),
+              onTrial: (done, total) => beat(ctx, { step: done, total, what: 'sensitivity trials' }),
+            });
+          }
           const rel = path.join(roundDir(input.runId, input.round), 'scores.json');
-          writeFileAtomic(abs(rel), JSON.stringify({ criterion: spec.pruning.criterion, scores, blocked: graph.blocked, notes }));
-          return { scores: rel, metrics: { groups: graph.groups.length, blockedGroups: graph.blocked.length } };
+          writeFileAtomic(abs(rel), JSON.stringify({ criterion: spec.pruning.criterion, scores, blocked: graph.blocked, notes, sensitivity }));
+          return { scores: rel, metrics: { groups: graph.groups.length, blockedGroups: graph.blocked.length, ...(sensitivity ? { sensitivityTrials: sensitivity.steps.length } : {}) } };
         } finally {
           model.dispose();
         }
@@ -245,11 +266,22 @@ export function createComputeActivities(home: string) {
       return stage(async () => {
         const p = input.spec.pruning;
         const model = await loadModel(abs(input.model));
-        const { scores } = JSON.parse(fs.readFileSync(abs(input.scores), 'utf8')) as { scores: Record<string, number[]> };
+        const { scores, sensitivity } = JSON.parse(fs.readFileSync(abs(input.scores), 'utf8')) as { scores: Record<string, number[]>; sensitivity?: Sensitivity };
         const graph = analyze(model);
         const opts = { minUnits: p.minUnits, roundTo: p.roundTo, maxRatio: p.maxLayerRatio, protect: p.protect };
         let plan: KeepPlan;
-        if (p.schedule === 'per-round') {
+        const extra: Record<string, number> = {};
+        if (sensitivity && input.weights && input.objectiveBase) {
+          // weight-driven: each group loses what lowers this run's J(w) most (estimated from the sensitivity trials)
+          const a = allocate(sensitivity, input.weights, input.objectiveBase, p.expectedRecovery);
+          plan = a.plan;
+          extra.allocatedGroups = a.chosen.length;
+          extra.estimatedDeltaJ = a.estimatedDeltaJ;
+          writeFileAtomic(
+            abs(path.join(roundDir(input.runId, input.round), 'allocation.json')),
+            JSON.stringify({ weights: input.weights, expectedRecovery: p.expectedRecovery, estimatedDeltaJ: a.estimatedDeltaJ, chosen: a.chosen.map(({ keep, ...c }) => ({ ...c, keeps: keep.length })), note: 'dError measured without fine-tuning on a validation subset; dLatencyMs measured side by side; dEnergyJ estimated (horowitz-45nm)' }, null, 2),
+          );
+        } else if (p.schedule === 'per-round') {
           const total = graph.groups.reduce((a, g) => a + g.size, 0);
           plan = p.scope === 'local' ? planLocal(graph, scores, p.stepRatio, opts) : planGlobal(graph, scores, Math.round(p.stepRatio * total), opts);
         } else {
@@ -270,6 +302,7 @@ export function createComputeActivities(home: string) {
             model: rel,
             widths,
             metrics: {
+              ...extra,
               params: cost.params,
               flops: cost.flops,
               bytes: cost.bytes,

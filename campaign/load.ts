@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { campaignSchema, ZOO_MODELS, type CampaignSpec } from './schema';
+import { expandWeights } from './sweep';
 
 export const DEFAULT_FASHION_DIR = '/usr/share/datasets/fashion-mnist';
 export const IDX_FILES = {
@@ -62,6 +63,8 @@ export function validateSpec(raw: unknown, file: string, baseDir: string): Campa
     throw new CampaignError(`${file}: ${fieldPath(p)}: ${describeIssue(issue)}`);
   }
   const spec = parsed.data;
+  spec.weights = expandWeights(spec.weights, spec.sweep);
+  if (spec.weights.length === 0) throw new CampaignError(`${file}: weights: no weight vector: list at least one (e.g. - { accuracy: 0.6, size: 0.2, latency: 0.2 }) or add sweep: { simplex: 2 }`);
 
   // model: zoo name or an existing model.json
   if (spec.model.endsWith('.json') || spec.model.includes('/')) {

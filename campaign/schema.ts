@@ -48,7 +48,14 @@ export const campaignSchema = z.strictObject({
       learningRate: z.number().positive().default(0.001),
     })
     .prefault({}),
-  weights: z.array(weights).min(1).describe('one run per weight vector'),
+  weights: z.array(weights).default([]).describe('one run per weight vector (with sweep: added to the lattice)'),
+  sweep: z
+    .strictObject({
+      simplex: z.number().int().min(1).max(10).describe('k: every weight vector with weights i/k summing to 1 over the objectives (k=2 over 3 objectives: 6 vectors)'),
+      objectives: z.array(z.enum(OBJECTIVES)).min(2).default(['accuracy', 'size', 'latency']).describe('the objectives the lattice spans (the others get weight 0)'),
+    })
+    .optional()
+    .describe('a simplex-lattice sweep of weight vectors'),
   constraints: z
     .strictObject({
       maxAccuracyDrop: z.number().min(0).default(2).describe('points of validation accuracy a run may lose; a round past it is rolled back'),
@@ -72,8 +79,17 @@ export const campaignSchema = z.strictObject({
       maxLayerRatio: z.number().gt(0).lt(1).default(0.9).describe('at most this fraction of a group removed in one round'),
       roundTo: z.number().int().positive().default(1).describe('keep channel counts multiples of this'),
       protect: z.array(z.string()).default([]).describe('layer names whose channels are never removed'),
+      allocation: z
+        .enum(['weights', 'uniform'])
+        .optional()
+        .describe('weights (default with the per-round schedule): each group loses what lowers the run\'s J(w) most, from measured per-group sensitivity; uniform: the same ratio everywhere (the only choice with FLOPs schedules)'),
+      expectedRecovery: z.number().min(0).lt(1).default(0.7).describe('weights allocation: share of the accuracy lost by pruning that fine-tuning is expected to win back'),
+      sensitivitySamples: z.number().int().min(100).default(1000).describe('weights allocation: validation images each sensitivity trial is scored on'),
     })
     .superRefine((p, ctx) => {
+      if (p.allocation === 'weights' && p.schedule !== 'per-round') {
+        ctx.addIssue({ code: 'custom', path: ['allocation'], message: `"weights" needs schedule "per-round" (FLOPs schedules prune uniformly): remove allocation or use schedule: per-round` });
+      }
       if (p.schedule !== 'per-round' && p.targetFlopsReduction === undefined) {
         ctx.addIssue({ code: 'custom', path: ['targetFlopsReduction'], message: `is required with schedule "${p.schedule}" (e.g. 0.5 to remove half the FLOPs)` });
       }
@@ -104,4 +120,9 @@ export const campaignSchema = z.strictObject({
 export type CampaignSpec = z.output<typeof campaignSchema>;
 export type CampaignInput = z.input<typeof campaignSchema>;
 export type Weights = z.output<typeof weights>;
+
+/** The allocation a campaign's rounds use: by weights with the per-round schedule unless set to uniform. */
+export function allocationOf(p: CampaignSpec['pruning']): 'weights' | 'uniform' {
+  return p.allocation ?? (p.schedule === 'per-round' ? 'weights' : 'uniform');
+}
 export type ObjectiveName = (typeof OBJECTIVES)[number];

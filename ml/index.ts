@@ -6,6 +6,7 @@ export * from './models';
 export * from './graph';
 export * from './importance';
 export * from './plan';
+export * from './allocate';
 export * from './prune';
 export * from './train';
 export { defaultTrainThreads, stopReplicas } from './parallel';

@@ -334,7 +334,7 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
       const base = { campaignId, runId, round, spec };
 
       const scored = await stage('score', round, () => compute.score({ ...base, model: state.model }));
-      const pruned = await stage('prune', round, () => compute.prune({ ...base, model: state.model, scores: scored.scores }));
+      const pruned = await stage('prune', round, () => compute.prune({ ...base, model: state.model, scores: scored.scores, weights, objectiveBase: baseValues }));
       const tuned = await stage('finetune', round, () => compute.finetune({ ...base, model: pruned.model! }));
       const val = await stage('validate', round, () => compute.validate({ ...base, model: tuned.model!, baselineValAccuracy: baseline.metrics.valAccuracy }));
       if (!val.ok) {

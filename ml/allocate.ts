@@ -1,0 +1,145 @@
+// Weight-driven allocation (NetAdapt-style, Yang et al. 2018): how much of each group to remove
+// so that the round improves J(w) the most, instead of one ratio for every group.
+//
+// Sensitivity (measured once per round, on the current model): for each prunable group and each
+// trial ratio, the group alone is pruned (no fine-tuning) and we measure the validation error on
+// a subset, the weight bytes and FLOPs (counted), the latency (measured side by side with the
+// unpruned model on this backend) and the energy (estimated, horowitz-45nm model).
+// Allocation: each group's step is scored by its ΔJ(w) — costs normalised by the campaign's
+// baseline, the error rise discounted by the share fine-tuning is expected to win back — and every
+// group takes its best step if that lowers J. Steps are assumed additive (an estimate; the round's
+// fine-tune, validation and measurement then report what really happened).
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { estimateEnergyJoules, modelCost } from './cost';
+import type { Split } from './data';
+import type { Graph } from './graph';
+import { planLocal, type PlanOptions } from './plan';
+import { pruneModel, type KeepPlan } from './prune';
+import { evaluate, measureLatencyInterleaved } from './train';
+
+export interface GroupStep {
+  group: string;
+  ratio: number;
+  /** channels the group keeps */
+  keep: number[];
+  /** validation-error rise (0–1) without fine-tuning, measured */
+  dError: number;
+  /** weight bytes removed (negative), counted */
+  dBytes: number;
+  dFlops: number;
+  /** latency change at the target batch size (negative = faster), measured side by side */
+  dLatencyMs: number;
+  /** energy change per inference, estimated (horowitz-45nm) */
+  dEnergyJ: number;
+}
+
+export interface Sensitivity {
+  /** the current model's values the deltas are relative to */
+  current: { error: number; bytes: number; flops: number; latencyMs: number; energyJ: number };
+  steps: GroupStep[];
+  latencyBatchSize: number;
+}
+
+export interface SensitivityOptions {
+  ratios: number[];
+  plan: PlanOptions;
+  latencyBatchSize: number;
+  latencyRuns: number;
+  /** called after each trial (progress, heartbeats) */
+  onTrial?: (done: number, total: number) => void | Promise<void>;
+}
+
+export async function measureSensitivity(model: tfl.LayersModel, graph: Graph, scores: Record<string, number[]>, val: Split, o: SensitivityOptions): Promise<Sensitivity> {
+  const cost = modelCost(model);
+  const error = 1 - (await evaluate(model, val)).accuracy;
+  const trials: Array<{ group: string; ratio: number; keep: number[] }> = [];
+  for (const g of graph.groups) {
+    const seen = new Set<number>();
+    for (const ratio of o.ratios) {
+      const keep = planLocal(graph, scores, ratio, o.plan)[g.name];
+      if (!keep || seen.has(keep.length)) continue; // protected, at its floor, or the same as a smaller ratio
+      seen.add(keep.length);
+      trials.push({ group: g.name, ratio, keep });
+    }
+  }
+  const steps: GroupStep[] = [];
+  let baseLatency = 0;
+  let latencyMeasurements = 0;
+  for (const [i, t] of trials.entries()) {
+    const plan: KeepPlan = { [t.group]: t.keep };
+    const pruned = await pruneModel(model, plan, graph);
+    try {
+      const c = modelCost(pruned);
+      const e = 1 - (await evaluate(pruned, val)).accuracy;
+      const [lb, lp] = await measureLatencyInterleaved([model, pruned], o.latencyBatchSize, 2, o.latencyRuns);
+      baseLatency += lb.medianMs;
+      latencyMeasurements++;
+      steps.push({
+        group: t.group,
+        ratio: t.ratio,
+        keep: t.keep,
+        dError: e - error,
+        dBytes: c.bytes - cost.bytes,
+        dFlops: c.flops - cost.flops,
+        dLatencyMs: lp.medianMs - lb.medianMs,
+        dEnergyJ: estimateEnergyJoules(c) - estimateEnergyJoules(cost),
+      });
+    } finally {
+      pruned.dispose();
+    }
+    await o.onTrial?.(i + 1, trials.length);
+  }
+  return {
+    current: { error, bytes: cost.bytes, flops: cost.flops, latencyMs: latencyMeasurements ? baseLatency / latencyMeasurements : 0, energyJ: estimateEnergyJoules(cost) },
+    steps,
+    latencyBatchSize: o.latencyBatchSize,
+  };
+}
+
+export interface AllocationWeights {
+  accuracy: number;
+  size: number;
+  latency: number;
+  energy: number;
+}
+
+/** The campaign baseline's values, which normalise every objective (as J(w) does). */
+export interface Normalisers {
+  error: number;
+  bytes: number;
+  latencyMs: number;
+  energyJ: number;
+}
+
+/** Estimated ΔJ(w) of one step. `recovery`: share of the error rise fine-tuning is expected to win back. */
+export function stepDeltaJ(s: GroupStep, w: AllocationWeights, base: Normalisers, recovery: number): number {
+  const r = (x: number, b: number) => (b > 0 ? x / b : 0);
+  return (
+    w.accuracy * r(Math.max(0, s.dError) * (1 - recovery), base.error) +
+    w.size * r(s.dBytes, base.bytes) +
+    w.latency * r(s.dLatencyMs, base.latencyMs) +
+    w.energy * r(s.dEnergyJ, base.energyJ)
+  );
+}
+
+export interface Allocation {
+  plan: KeepPlan;
+  /** the chosen step per group (groups that keep everything are absent) */
+  chosen: Array<GroupStep & { deltaJ: number }>;
+  /** estimated ΔJ of the whole plan (sum of the chosen steps) */
+  estimatedDeltaJ: number;
+}
+
+/** Each group takes the step with the lowest ΔJ(w), if it lowers J at all. */
+export function allocate(sens: Sensitivity, w: AllocationWeights, base: Normalisers, recovery: number): Allocation {
+  const best = new Map<string, GroupStep & { deltaJ: number }>();
+  for (const s of sens.steps) {
+    const deltaJ = stepDeltaJ(s, w, base, recovery);
+    const cur = best.get(s.group);
+    if (deltaJ < 0 && (!cur || deltaJ < cur.deltaJ)) best.set(s.group, { ...s, deltaJ });
+  }
+  const chosen = [...best.values()].sort((a, b) => a.deltaJ - b.deltaJ);
+  const plan: KeepPlan = {};
+  for (const c of chosen) plan[c.group] = c.keep;
+  return { plan, chosen, estimatedDeltaJ: chosen.reduce((a, c) => a + c.deltaJ, 0) };
+}
