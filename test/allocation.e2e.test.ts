@@ -1,0 +1,39 @@
+// Weight-driven allocation through the CLI: runs that weigh latency or size prune different layers.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+import { cli, cliEnv, tmpHome, writeSpec } from './helpers';
+
+describe('weight-driven allocation', () => {
+  it('a latency-heavy and a size-heavy run of LeNet-5 end with different architectures, each from its own ΔJ(w)', async () => {
+    const home = tmpHome('alloc');
+    const env = cliEnv(home, inject('temporalAddress'));
+    const spec = writeSpec(home, {
+      name: 'alloc',
+      model: 'lenet5',
+      dataset: { name: 'fashion-mnist', trainLimit: 3000, testLimit: 500 },
+      weights: [
+        { accuracy: 0.3, size: 0, latency: 0.7, energy: 0 },
+        { accuracy: 0.3, size: 0.7, latency: 0, energy: 0 },
+      ],
+      constraints: { maxAccuracyDrop: 15 },
+      pruning: { rounds: 1, stepRatio: 0.3, finetuneEpochs: 1, batchSize: 64, sensitivitySamples: 300 },
+      target: { batchSize: 32, warmupRuns: 1, latencyRuns: 10 },
+    });
+    const r = await cli(env, ['run', spec, '--json']);
+    expect(r.code).toBe(0);
+    const status = JSON.parse(r.stdout);
+    const [latencyRun, sizeRun] = status.runs as Array<{ id: string; rounds: Array<{ metrics: Record<string, number> }> }>;
+    const widths = (m: Record<string, number>) => Object.fromEntries(Object.entries(m).filter(([k]) => k.startsWith('channels.')));
+    for (const run of [latencyRun, sizeRun]) {
+      expect(run.rounds[0].metrics.allocatedGroups).toBeGreaterThanOrEqual(1);
+      expect(run.rounds[0].metrics.estimatedDeltaJ).toBeLessThan(0);
+      const alloc = JSON.parse(fs.readFileSync(path.join(home, 'artifacts', run.id, 'round-1', 'allocation.json'), 'utf8'));
+      expect(alloc.chosen.length).toBe(run.rounds[0].metrics.allocatedGroups);
+      for (const c of alloc.chosen) expect(c.deltaJ).toBeLessThan(0);
+    }
+    expect(widths(latencyRun.rounds[0].metrics)).not.toEqual(widths(sizeRun.rounds[0].metrics));
+    // size-heavy goes for the parameters (LeNet-5's are mostly in fc1): fewer bytes left
+    expect(sizeRun.rounds[0].metrics.params).toBeLessThan(latencyRun.rounds[0].metrics.params);
+  }, 600_000);
+});
