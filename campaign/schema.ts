@@ -6,6 +6,8 @@ export const ZOO_MODELS = ['mlp', 'lenet5', 'vgg-small', 'resnet8', 'mobilenet-s
 export const DATASETS = ['fashion-mnist', 'mnist', 'idx', 'npy'] as const;
 export const CRITERIA = ['l1', 'l2', 'fpgm', 'taylor', 'bn', 'random'] as const;
 export const OBJECTIVES = ['accuracy', 'size', 'latency', 'energy'] as const;
+/** target profiles ml/roofline.ts knows (kept here as names only: the schema stays free of ml/) */
+export const TARGET_PROFILE_NAMES = { 'raspberry-pi-4': true, 'jetson-nano': true } as const;
 
 const weights = z
   .strictObject({
@@ -102,10 +104,28 @@ export const campaignSchema = z.strictObject({
     .prefault({}),
   target: z
     .strictObject({
-      name: z.string().default('local').describe('hardware target; local = measured on this worker'),
+      name: z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9-]{0,40}$/, 'use lowercase letters, digits and "-"')
+        .default('local')
+        .describe(`hardware target: local (measured on the compute worker), a profile (${Object.keys(TARGET_PROFILE_NAMES).join(', ')}), or any device name with measure: worker`),
+      measure: z
+        .enum(['local', 'estimate', 'worker'])
+        .optional()
+        .describe('local: measured on the compute worker; estimate: roofline estimate from the profile; worker: measured by `prunewise worker --target <name>` on the device (the stage waits for it). Default: local for "local", estimate for a profile'),
       batchSize: z.number().int().positive().default(32).describe('batch size latency is measured at'),
       warmupRuns: z.number().int().min(0).default(3),
       latencyRuns: z.number().int().positive().default(30).describe('latency is the median of this many runs'),
+    })
+    .superRefine((t, ctx) => {
+      const profile = t.name in TARGET_PROFILE_NAMES;
+      if (t.name === 'local' && t.measure && t.measure !== 'local') {
+        ctx.addIssue({ code: 'custom', path: ['measure'], message: `target "local" is measured on the compute worker: remove measure, or name a device` });
+      } else if (t.name !== 'local' && !profile && t.measure !== 'worker') {
+        ctx.addIssue({ code: 'custom', path: ['name'], message: `unknown target "${t.name}": use local, a profile (${Object.keys(TARGET_PROFILE_NAMES).join(', ')}), or set measure: worker and start \`prunewise worker --target ${t.name}\` on the device` });
+      } else if (t.name !== 'local' && t.measure === 'local') {
+        ctx.addIssue({ code: 'custom', path: ['measure'], message: `"local" measures on the compute worker, not on "${t.name}": use estimate or worker` });
+      }
     })
     .prefault({}),
   execution: z

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { VERSION } from '../activities/version';
 import { CampaignError, loadCampaignFile } from '../campaign/load';
-import { campaignStatus, createCampaign, deleteCampaign, getCampaign, listCampaigns, openDb, refreshPareto, type Db } from '../db';
+import { campaignStatus, createCampaign, deleteCampaign, getCampaign, listCampaigns, openDb, refreshPareto, runningStages, type Db } from '../db';
 import { formatPareto } from './pareto';
 import { EXPORT_FORMATS, exportModel } from './export';
 import type { ExportFormat } from '../ml';
@@ -15,6 +15,7 @@ import { ensureHome, resolveHome, type Home } from './home';
 import { followCampaign, formatStatus } from './progress';
 import { CliError, clientConnection, resolveTarget, runForegroundServer, stopServer, workerConnection, type Target } from './temporal';
 import { ALL_QUEUES, createWorkers, installRuntime, QUEUES, type QueueName } from './worker';
+import { targetQueue } from '../workflows/queues';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
@@ -30,6 +31,11 @@ function queueList(v: string): QueueName[] {
     if (!(ALL_QUEUES as string[]).includes(n)) throw new InvalidArgumentError(`unknown queue "${n}": use any of ${ALL_QUEUES.join(', ')}`);
   }
   return names as QueueName[];
+}
+
+function targetName(v: string): string {
+  if (!/^[a-z0-9][a-z0-9-]{0,40}$/.test(v)) throw new InvalidArgumentError(`"${v}" is not a target name: use lowercase letters, digits and "-" (as in the campaign's target.name)`);
+  return v;
 }
 
 const homeOption = () => new Option('--home <dir>', 'state folder: SQLite file, artifacts, embedded server db (env PRUNEWISE_HOME)').default(undefined, './.prunewise');
@@ -56,10 +62,10 @@ function requireCampaign(db: Db, id: string) {
   return c;
 }
 
-async function runWorkersUntil(home: Home, target: Target, queues: QueueName[], concurrency: number, until?: Promise<unknown>): Promise<'stopped' | 'done'> {
+async function runWorkersUntil(home: Home, target: Target, queues: QueueName[], concurrency: number, until?: Promise<unknown>, device?: string): Promise<'stopped' | 'done'> {
   installRuntime(); // before the first native connection
   const connection = await workerConnection(target);
-  const set = await createWorkers({ connection, namespace: target.namespace, home, queues, concurrency });
+  const set = await createWorkers({ connection, namespace: target.namespace, home, queues, concurrency, device });
   const running = set.run();
   let outcome: 'stopped' | 'done' = 'stopped';
   if (until) {
@@ -139,13 +145,16 @@ program
   .description('serve campaigns until stopped (Ctrl-C); an interrupted campaign continues as soon as a worker polls')
   .addOption(homeOption())
   .option('--concurrency <n>', 'compute stages at once (tfjs computes on one thread: 1 is usually best)', positiveInt, 1)
-  .option('--queues <list>', `task queues to serve, comma-separated (${ALL_QUEUES.join(', ')}); store only on the host with the SQLite file`, queueList, ALL_QUEUES)
-  .action(async (o: { home?: string; concurrency: number; queues: QueueName[] }) => {
+  .option('--queues <list>', `task queues to serve, comma-separated (${ALL_QUEUES.join(', ')}); store only on the host with the SQLite file`, queueList)
+  .option('--target <name>', 'serve only the hardware-adapt stage of campaigns whose target is <name> with measure: worker (run this on that device; it needs the same --home files, e.g. over NFS)', targetName)
+  .action(async (o: { home?: string; concurrency: number; queues?: QueueName[]; target?: string }) => {
     const home = resolveHome(o.home);
     ensureHome(home);
+    const queues = o.queues ?? (o.target ? [] : ALL_QUEUES);
     const target = await resolveTarget(home, { start: true, log });
-    log(`worker ${process.pid} serving ${o.queues.map((q) => QUEUES[q]).join(', ')} on ${target.address} (home ${home.dir}); Ctrl-C stops it`);
-    await runWorkersUntil(home, target, o.queues, o.concurrency);
+    const names = [...queues.map((q) => QUEUES[q]), ...(o.target ? [targetQueue(QUEUES, o.target)] : [])];
+    log(`worker ${process.pid} serving ${names.join(', ')} on ${target.address} (home ${home.dir}); Ctrl-C stops it`);
+    await runWorkersUntil(home, target, queues, o.concurrency, undefined, o.target);
     log('worker stopped');
   });
 
@@ -170,11 +179,34 @@ program
   .argument('<campaign>', 'campaign id (see `prunewise ls`)')
   .addOption(homeOption())
   .option('--json', 'machine-readable (the documented contract)')
-  .action((id: string, o: { home?: string; json?: boolean }) => {
-    const db = openExisting(resolveHome(o.home));
+  .action(async (id: string, o: { home?: string; json?: boolean }) => {
+    const home = resolveHome(o.home);
+    const db = openExisting(home);
     requireCampaign(db, id);
     const s = campaignStatus(db, id)!;
-    console.log(o.json ? JSON.stringify(s, null, 2) : formatStatus(s));
+    if (o.json) {
+      console.log(JSON.stringify(s, null, 2));
+      return;
+    }
+    console.log(formatStatus(s));
+    // a stage "running" on a queue no worker polls is waiting for that queue (e.g. a device's worker)
+    const queues = [...new Set(runningStages(db, id).map((r) => r.task_queue).filter((q): q is string => !!q))];
+    if (queues.length === 0 || s.state !== 'running') return;
+    let c: Awaited<ReturnType<typeof connect>> | undefined;
+    try {
+      c = await connect(home, false);
+    } catch {
+      console.log(`(no Temporal server answers: cannot tell whether workers serve ${queues.join(', ')})`);
+      return;
+    }
+    for (const q of queues) {
+      // taskQueueType 2 = activity; kind 1 = normal
+      const r = await c.client.workflowService.describeTaskQueue({ namespace: c.target.namespace, taskQueue: { name: q, kind: 1 }, taskQueueType: 2 });
+      if ((r.pollers ?? []).length > 0) continue;
+      const device = q.match(/target-([a-z0-9-]+)$/)?.[1];
+      console.log(`waiting for queue ${q}: no worker serves it${device ? ` (start \`prunewise worker --target ${device}\` on that device)` : ' (start `prunewise worker`)'}`);
+    }
+    await c.client.connection.close();
   });
 
 program

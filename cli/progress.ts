@@ -86,7 +86,7 @@ export function formatStatus(s: CampaignStatus): string {
   const b = s.baseline;
   if (b) {
     const bs = s.baselineStage;
-    lines.push(`  baseline${bs?.ms ? ` (${(bs.ms / 1000).toFixed(1)} s)` : ''}: test accuracy ${pct(b.accuracy)}, params ${num(b.params)}, FLOPs ${num(b.flops)}, ${num(b.bytes)} bytes, latency ${ms(b.latencyMs)} (measured, batch ${b.latencyBatchSize ?? '?'})`);
+    lines.push(`  baseline${bs?.ms ? ` (${(bs.ms / 1000).toFixed(1)} s)` : ''}: test accuracy ${pct(b.accuracy)}, params ${num(b.params)}, FLOPs ${num(b.flops)}, ${num(b.bytes)} bytes, latency ${ms(b.latencyMs)} (${b.latencyEstimated ? `estimated: roofline of the target profile` : 'measured'}, batch ${b.latencyBatchSize ?? '?'})`);
   }
   for (const r of s.runs) {
     const w = Object.entries(r.weights)
@@ -100,7 +100,7 @@ export function formatStatus(s: CampaignStatus): string {
         .join(', ');
       lines.push(
         `    round ${rd.round} ${rd.state}: acc ${pct(m.accuracy)}, params ${num(m.params)}, FLOPs ${num(m.flops)}, ${num(m.bytes)} bytes` +
-          `${m.int8Bytes !== undefined ? ` (int8 ${num(m.int8Bytes)}, acc ${pct(m.int8Accuracy)})` : ''}, latency ${ms(m.latencyMs)}${m.speedup ? ` (${m.speedup.toFixed(2)}× vs baseline, side by side)` : ''}` +
+          `${m.int8Bytes !== undefined ? ` (int8 ${num(m.int8Bytes)}, acc ${pct(m.int8Accuracy)})` : ''}, latency ${ms(m.latencyMs)}${m.speedup ? ` (${m.speedup.toFixed(2)}× vs baseline, ${m.latencyEstimated ? 'estimated: roofline' : 'side by side'})` : ''}` +
           `${rd.objective !== null ? `, J ${rd.objective.toFixed(4)}` : ''}`,
       );
       lines.push(`      ${stages}`);

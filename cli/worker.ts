@@ -4,7 +4,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/wo
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createComputeActivities, createStoreActivities, PACKAGE_ROOT } from '../activities';
-import { taskQueues, type TaskQueues } from '../workflows/queues';
+import { targetQueue, taskQueues, type TaskQueues } from '../workflows/queues';
 import type { Home } from './home';
 import { CliError } from './temporal';
 
@@ -39,10 +39,14 @@ export interface WorkerSet {
   shutdown(): void;
 }
 
-export async function createWorkers(opts: { connection: NativeConnection; namespace: string; home: Home; queues: QueueName[]; concurrency: number }): Promise<WorkerSet> {
+export async function createWorkers(opts: { connection: NativeConnection; namespace: string; home: Home; queues: QueueName[]; concurrency: number; device?: string }): Promise<WorkerSet> {
   installRuntime();
   const common = { connection: opts.connection, namespace: opts.namespace };
   const workers: Worker[] = [];
+  if (opts.device) {
+    // a device's worker: measures the hardware-adapt stage of campaigns that target it
+    workers.push(await Worker.create({ ...common, taskQueue: targetQueue(QUEUES, opts.device), activities: createComputeActivities(opts.home.dir), maxConcurrentActivityTaskExecutions: 1 }));
+  }
   for (const q of opts.queues) {
     if (q === 'workflows') {
       workers.push(await Worker.create({ ...common, taskQueue: QUEUES.workflows, workflowBundle: { codePath: workflowBundlePath() }, maxCachedWorkflows: 200 }));

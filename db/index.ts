@@ -375,10 +375,10 @@ export function deleteCampaign(db: Db, id: string): void {
 }
 
 /** Stages running now (for live progress lines). */
-export function runningStages(db: Db, campaignId: string): Array<{ run_id: string; round: number; stage: string; updated_at: string }> {
+export function runningStages(db: Db, campaignId: string): Array<{ run_id: string; round: number; stage: string; updated_at: string; task_queue: string | null }> {
   return db
     .prepare(
-      `SELECT s.run_id, s.round, s.stage, s.updated_at FROM stages s JOIN runs r ON r.id = s.run_id
+      `SELECT s.run_id, s.round, s.stage, s.updated_at, s.task_queue FROM stages s JOIN runs r ON r.id = s.run_id
        WHERE r.campaign_id = ? AND s.state = 'running' ORDER BY s.run_id`,
     )
     .all(campaignId) as never;

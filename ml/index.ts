@@ -7,6 +7,7 @@ export * from './graph';
 export * from './importance';
 export * from './plan';
 export * from './allocate';
+export * from './roofline';
 export * from './prune';
 export * from './train';
 export { defaultTrainThreads, stopReplicas } from './parallel';

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { rooflineEstimate } from '../ml/roofline';
 import { allocate, stepDeltaJ, type GroupStep, type Sensitivity } from '../ml/allocate';
 import { distinctCount, dominates, front2d, hypervolume, normalisedHypervolume, paretoFront, recommend, referencePoint, type Candidate } from '../campaign/pareto';
 
@@ -91,5 +92,26 @@ describe('allocation by ΔJ(w) (hand-made sensitivity)', () => {
   });
   it('an accuracy-only run prunes nothing', () => {
     expect(allocate(sens, { accuracy: 1, size: 0, latency: 0, energy: 0 }, base, 0.7).plan).toEqual({});
+  });
+});
+
+describe('roofline estimate (hand computation)', () => {
+  it('each layer takes the slower of compute and memory, plus its overhead', () => {
+    const profile = { name: 'toy', description: '', flopsPerSecond: 1e9, bytesPerSecond: 1e8, overheadPerLayerS: 1e-5, joulesPerFlop: 1e-9, joulesPerByte: 1e-8, source: 'made up' };
+    const cost = {
+      params: 1000,
+      flops: 2e6,
+      macs: 1e6,
+      bytes: 4000,
+      layers: [
+        { name: 'conv', className: 'Conv2D', params: 100, macs: 1e6, outputs: 1000 }, // compute: 2e6·2/1e9 = 4 ms; memory: (400 + 8000·2)/1e8 = 0.164 ms
+        { name: 'fc', className: 'Dense', params: 900, macs: 900, outputs: 10 }, // compute: 3.6 µs; memory: (3600 + 160)/1e8 = 37.6 µs
+      ],
+    };
+    const est = rooflineEstimate(cost, profile, 2);
+    expect(est.latencyMs).toBeCloseTo((4e-3 + 1e-5 + 37.6e-6 + 1e-5) * 1000, 9);
+    expect(est.memoryBoundLayers).toEqual(['fc']);
+    // energy per example: (flops·J/flop + bytes·J/byte) / batch
+    expect(est.energyJ).toBeCloseTo(((4e6 + 3600) * 1e-9 + (16400 + 3760) * 1e-8) / 2, 12);
   });
 });

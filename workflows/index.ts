@@ -24,7 +24,8 @@ import { objectiveJ, type ObjectiveValues } from '../campaign/objective';
 import type { CampaignSpec, Weights } from '../campaign/schema';
 import type { RecordOp, StageName, State } from '../db/types';
 
-import type { TaskQueues } from './queues';
+import { measureOf } from '../campaign/target';
+import { targetQueue, type TaskQueues } from './queues';
 
 export { taskQueues, type TaskQueues } from './queues';
 
@@ -92,6 +93,9 @@ function computeActivities(spec: CampaignSpec, queues: TaskQueues) {
     heartbeatTimeout,
     retry: { ...retry, maximumAttempts: 20 },
   });
+  // measured on the device: the stage waits on the target's queue for a worker started there
+  const onDevice = measureOf(spec.target) === 'worker';
+  const hw = onDevice ? proxyActivities<ComputeActivities>({ taskQueue: targetQueue(queues, spec.target.name), startToCloseTimeout: '20 minutes', heartbeatTimeout, retry }) : short;
   return {
     baseline: long.baseline,
     score: short.score,
@@ -99,7 +103,8 @@ function computeActivities(spec: CampaignSpec, queues: TaskQueues) {
     finetune: long.finetune,
     validate: short.validate,
     quantize: short.quantize,
-    hardwareAdapt: short.hardwareAdapt,
+    hardwareAdapt: hw.hardwareAdapt,
+    hardwareAdaptQueue: onDevice ? targetQueue(queues, spec.target.name) : queues.compute,
   };
 }
 
@@ -276,7 +281,8 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
   async function stage<R extends StageResult>(name: StageName, round: number, call: () => Promise<R>): Promise<R> {
     await waitWhilePaused();
     progress.stage = name;
-    await store.record([{ op: 'stage', runId, round, stage: name, state: 'running', taskQueue: queues.compute }]);
+    const taskQueue = name === 'hardware-adapt' ? compute.hardwareAdaptQueue : queues.compute;
+    await store.record([{ op: 'stage', runId, round, stage: name, state: 'running', taskQueue }]);
     let r: R;
     try {
       r = await call();

@@ -10,3 +10,8 @@ export function taskQueues(prefix?: string): TaskQueues {
   const p = prefix ? `${prefix}-` : '';
   return { workflows: `${p}campaigns`, compute: `${p}cpu`, store: `${p}store` };
 }
+
+/** The queue a device's worker serves (`prunewise worker --target <name>`): hardware-adapt runs there. */
+export function targetQueue(queues: TaskQueues, target: string): string {
+  return `${queues.compute.slice(0, -'cpu'.length)}target-${target}`;
+}

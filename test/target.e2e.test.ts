@@ -1,0 +1,66 @@
+// Hardware targets: a profile is estimated by its roofline (labelled), and a device target waits on
+// its own queue, shown by `status`, until `prunewise worker --target <name>` measures it there.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+import { cli, cliEnv, startCli, stop, tmpHome, waitFor, writeSpec } from './helpers';
+
+describe('hardware targets', () => {
+  it('a device target waits for its worker (status names the queue); the device worker measures it', async () => {
+    const home = tmpHome('target');
+    const env = cliEnv(home, inject('temporalAddress'));
+    const spec = writeSpec(home, { name: 'device', target: { name: 'edge-box', measure: 'worker', batchSize: 16, warmupRuns: 1, latencyRuns: 5 } });
+    const id = (await cli(env, ['run', spec, '--detach'])).stdout.trim().split('\n').at(-1)!;
+    const worker = startCli(env, ['worker']); // everything but the device's queue
+    try {
+      const waiting = await waitFor('the hardware-adapt stage to wait for the device queue', async () => {
+        const s = await cli(env, ['status', id]);
+        return /waiting for queue \S*target-edge-box: no worker serves it \(start `prunewise worker --target edge-box` on that device\)/.test(s.stdout) && s.stdout;
+      });
+      expect(waiting).toContain('hardware-adapt');
+      const device = startCli(env, ['worker', '--target', 'edge-box']);
+      try {
+        await waitFor('the campaign to complete', async () => JSON.parse((await cli(env, ['status', id, '--json'])).stdout).state === 'completed');
+      } finally {
+        await stop(device);
+      }
+    } finally {
+      await stop(worker);
+    }
+    const status = JSON.parse((await cli(env, ['status', id, '--json'])).stdout);
+    const round = status.runs[0].rounds[0];
+    expect(round.stages['hardware-adapt'].taskQueue).toBe(`${env.queuePrefix}-target-edge-box`);
+    expect(round.metrics.latencyMs).toBeGreaterThan(0);
+    expect(round.metrics.latencyEstimated).toBeUndefined();
+    const deployed = JSON.parse(fs.readFileSync(path.join(home, 'artifacts', id, 'run-1', 'round-1', 'deployable', 'prunewise.json'), 'utf8'));
+    expect(deployed.latencyMs.measured).toBe(true);
+    expect(deployed.target).toBe('edge-box');
+  }, 600_000);
+
+  it('a profile target is estimated by its roofline, and says so', async () => {
+    const home = tmpHome('profile');
+    const env = cliEnv(home, inject('temporalAddress'));
+    const spec = writeSpec(home, { name: 'profile', model: 'lenet5', target: { name: 'raspberry-pi-4', batchSize: 8 } });
+    const r = await cli(env, ['run', spec, '--json']);
+    expect(r.code).toBe(0);
+    const status = JSON.parse(r.stdout);
+    expect(status.baseline.latencyEstimated).toBe(1);
+    expect(status.baseline.latencyMsLocal).toBeGreaterThan(0);
+    const m = status.runs[0].rounds[0].metrics;
+    expect(m.latencyEstimated).toBe(1);
+    expect(m.speedup).toBeGreaterThan(1); // a smaller model is estimated faster
+    const deployed = JSON.parse(fs.readFileSync(path.join(home, 'artifacts', status.id, 'run-1', 'round-1', 'deployable', 'prunewise.json'), 'utf8'));
+    expect(deployed.latencyMs).toMatchObject({ measured: false, model: 'roofline(raspberry-pi-4)' });
+    const text = await cli(env, ['status', status.id]);
+    expect(text.stdout).toContain('estimated: roofline');
+  }, 600_000);
+
+  it('an unknown target without measure: worker is refused before anything starts', async () => {
+    const home = tmpHome('badtarget');
+    const env = cliEnv(home, inject('temporalAddress'));
+    const spec = writeSpec(home, { name: 'bad', target: { name: 'edge-box' } });
+    const r = await cli(env, ['run', spec]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/target\.name: unknown target "edge-box": use local, a profile \(raspberry-pi-4, jetson-nano\), or set measure: worker/);
+  });
+});
