@@ -38,6 +38,8 @@ import {
   type Sensitivity,
   rooflineEstimate,
   TARGET_PROFILES,
+  raplDomains,
+  measureEnergyPerExample,
   train,
   writeFileAtomic,
   type Dataset,
@@ -429,6 +431,12 @@ export function createComputeActivities(home: string) {
             lat = measured;
             speedup = latBase.medianMs / measured.medianMs;
             if (profile) extra.latencyMsRoofline = rooflineEstimate(cost, profile, t.batchSize, input.useInt8 ? 1 : 4).latencyMs;
+            // a sensor where one exists: RAPL package energy, model and baseline alike (their ratio is what J uses)
+            const domains = raplDomains();
+            if (domains.length > 0) {
+              extra.energyJMeasured = await measureEnergyPerExample(model, t.batchSize, t.latencyRuns, domains);
+              extra.baselineEnergyJMeasured = await measureEnergyPerExample(baseline, t.batchSize, t.latencyRuns, domains);
+            }
           }
           const rel = path.join(roundDir(input.runId, input.round), 'deployable');
           fs.rmSync(abs(`${rel}.partial`), { recursive: true, force: true });
@@ -447,7 +455,10 @@ export function createComputeActivities(home: string) {
                 how === 'estimate'
                   ? { value: speedup, measured: false, model: energyModel }
                   : { value: speedup, measured: true, backend, note: 'timed side by side with the unpruned model' },
-              energyJoulesPerInference: { value: energyJ, measured: false, model: energyModel },
+              energyJoulesPerInference:
+                extra.energyJMeasured !== undefined
+                  ? { value: extra.energyJMeasured, measured: true, sensor: 'rapl (CPU package, includes idle power)', host: os.hostname(), estimate: { value: energyJ, model: energyModel } }
+                  : { value: energyJ, measured: false, model: energyModel },
             }, null, 2),
           );
           fs.rmSync(abs(rel), { recursive: true, force: true });

@@ -1,5 +1,5 @@
 // bench:pareto — a multi-objective campaign end to end through the CLI: LeNet-5 on Fashion-MNIST,
-// six weight vectors, three rounds each (weight-driven allocation), then the Pareto front, the
+// six weight vectors, five rounds each (weight-driven allocation), then the Pareto front, the
 // accuracy-heavy and latency-heavy runs' picks, the uint8 export of a pick against its float32
 // export, and weight-driven allocation against a uniform ratio at (nearly) equal FLOPs on J(w).
 // Latency is measured on this machine's backend at the target's batch size (128), side by side
@@ -12,6 +12,7 @@ import { stringify } from 'yaml';
 import type { CampaignStatus, ParetoSummary } from '../db';
 
 const QUICK = process.env.BENCH_QUICK === '1';
+const ROUNDS = 5;
 const BIN = path.join(__dirname, '..', '..', 'bin', 'prunewise.js');
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-bench-pareto-'));
 const env = { ...process.env, PRUNEWISE_HOME: home };
@@ -43,7 +44,7 @@ function spec(name: string, weights: object[], pruning: object): string {
       baseline: { epochs: QUICK ? 1 : 3, batchSize: 64 },
       weights,
       constraints: { maxAccuracyDrop: QUICK ? 15 : 3 },
-      pruning: { criterion: 'fpgm', rounds: 3, finetuneEpochs: 1, batchSize: 64, minUnits: 2, ...pruning },
+      pruning: { criterion: 'fpgm', rounds: ROUNDS, finetuneEpochs: 1, batchSize: 64, minUnits: 2, ...pruning },
       target: { name: 'local', batchSize: 128, warmupRuns: 3, latencyRuns: 20 },
     }),
   );
@@ -87,7 +88,7 @@ function main(): void {
 
   const front2d = pareto.points.filter((p) => p.onFront2d);
   const minutes = (Date.now() - t0) / 60000;
-  console.log(`bench:pareto — LeNet-5, Fashion-MNIST (${QUICK ? 'BENCH_QUICK smoke run' : '20 000 training images'}), ${status.runs.length} weight vectors × 3 rounds, backend ${status.backend}; latency measured at batch 128, side by side with the baseline; energy estimated (horowitz-45nm); ${minutes.toFixed(1)} min`);
+  console.log(`bench:pareto — LeNet-5, Fashion-MNIST (${QUICK ? 'BENCH_QUICK smoke run' : '20 000 training images'}), ${status.runs.length} weight vectors × ${ROUNDS} rounds, backend ${status.backend}; latency measured at batch 128, side by side with the baseline; energy estimated (horowitz-45nm); ${minutes.toFixed(1)} min`);
   console.log(`baseline: test accuracy ${(baseAcc * 100).toFixed(2)} %, ${status.baseline!.params} params, ${status.baseline!.flops} FLOPs`);
   console.log('each row: the model recommended for that weight vector (lowest J(w) over all candidates within the accuracy constraint), and the channels the run itself ended with');
   console.log(`${'run'.padEnd(15)}${'weights a/s/l/e'.padEnd(20)}${'pick'.padStart(10)}${'test acc'.padStart(10)}${'Δ pts'.padStart(8)}${'KB'.padStart(8)}${'speedup'.padStart(9)}${'J(w)'.padStart(8)}  the run's last round: channels`);

@@ -96,12 +96,26 @@ export function normalisedHypervolume(points: Candidate[], ref: ObjectiveValues,
 
 /**
  * The model to recommend for weights `w`: the candidate with the lowest J(w) among those within the
- * reference (accuracy constraint); ties go to the earlier candidate.
+ * hard constraints (accuracy drop, and maxLatencyMs / maxBytes when set); ties go to the earlier one.
  */
-export function recommend<T extends Candidate>(points: T[], w: ObjectiveWeights, baseline: ObjectiveValues, ref: ObjectiveValues): { pick: T; j: number } | undefined {
+export interface HardLimits {
+  maxLatencyMs?: number;
+  maxBytes?: number;
+}
+
+/** Why a candidate breaks the campaign's hard constraints (none: it may be recommended). */
+export function violations(v: ObjectiveValues, ref: ObjectiveValues, limits: HardLimits = {}): string[] {
+  const out: string[] = [];
+  if (v.error > ref.error) out.push('accuracy drop');
+  if (limits.maxLatencyMs !== undefined && v.latencyMs > limits.maxLatencyMs) out.push('maxLatencyMs');
+  if (limits.maxBytes !== undefined && v.bytes > limits.maxBytes) out.push('maxBytes');
+  return out;
+}
+
+export function recommend<T extends Candidate>(points: T[], w: ObjectiveWeights, baseline: ObjectiveValues, ref: ObjectiveValues, limits: HardLimits = {}): { pick: T; j: number } | undefined {
   let best: { pick: T; j: number } | undefined;
   for (const p of points) {
-    if (p.values.error > ref.error) continue;
+    if (violations(p.values, ref, limits).length > 0) continue;
     const j = objectiveJ(w, p.values, baseline);
     if (!best || j < best.j) best = { pick: p, j };
   }

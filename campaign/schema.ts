@@ -61,6 +61,8 @@ export const campaignSchema = z.strictObject({
   constraints: z
     .strictObject({
       maxAccuracyDrop: z.number().min(0).default(2).describe('points of validation accuracy a run may lose; a round past it is rolled back'),
+      maxLatencyMs: z.number().positive().optional().describe('a model slower than this (at target.batchSize) is rejected: never recommended'),
+      maxBytes: z.number().int().positive().optional().describe('a model whose deployed weight files exceed this is rejected: never recommended'),
     })
     .prefault({}),
   pruning: z

@@ -145,7 +145,7 @@ program
   .description('serve campaigns until stopped (Ctrl-C); an interrupted campaign continues as soon as a worker polls')
   .addOption(homeOption())
   .option('--concurrency <n>', 'compute stages at once (tfjs computes on one thread: 1 is usually best)', positiveInt, 1)
-  .option('--queues <list>', `task queues to serve, comma-separated (${ALL_QUEUES.join(', ')}); store only on the host with the SQLite file`, queueList)
+  .option('--queues <list>', `task queues to serve, comma-separated (${ALL_QUEUES.join(', ')}); store only on the host with the SQLite file (default: all three; none with --target)`, queueList)
   .option('--target <name>', 'serve only the hardware-adapt stage of campaigns whose target is <name> with measure: worker (run this on that device; it needs the same --home files, e.g. over NFS)', targetName)
   .action(async (o: { home?: string; concurrency: number; queues?: QueueName[]; target?: string }) => {
     const home = resolveHome(o.home);

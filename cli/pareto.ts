@@ -19,11 +19,11 @@ export function formatPareto(p: ParetoSummary, all: boolean): string {
   );
   for (const x of shown) {
     lines.push(
-      `${String(x.k).padEnd(5)}${w(x.weights).padEnd(20)}${String(x.round).padStart(6)}${(x.accuracy === null ? '—' : (x.accuracy * 100).toFixed(2)).padStart(10)}${(x.values.error * 100).toFixed(2).padStart(9)}${(x.values.bytes / 1024).toFixed(1).padStart(9)}${x.values.latencyMs.toFixed(3).padStart(9)}${`${(p.baseline.latencyMs / x.values.latencyMs).toFixed(2)}×`.padStart(9)}${(x.values.energyJ * 1e6).toFixed(2).padStart(11)}${(x.objective === null ? '—' : x.objective.toFixed(3)).padStart(8)}  ${x.onFront ? 'all' : ''}${x.onFront2d ? (x.onFront ? ', ' : '') + 'err-lat' : ''}`,
+      `${String(x.k).padEnd(5)}${w(x.weights).padEnd(20)}${String(x.round).padStart(6)}${(x.accuracy === null ? '—' : (x.accuracy * 100).toFixed(2)).padStart(10)}${(x.values.error * 100).toFixed(2).padStart(9)}${(x.values.bytes / 1024).toFixed(1).padStart(9)}${x.values.latencyMs.toFixed(3).padStart(9)}${`${(p.baseline.latencyMs / x.values.latencyMs).toFixed(2)}×`.padStart(9)}${(x.values.energyJ * 1e6).toFixed(2).padStart(11)}${(x.objective === null ? '—' : x.objective.toFixed(3)).padStart(8)}  ${x.onFront ? 'all' : ''}${x.onFront2d ? (x.onFront ? ', ' : '') + 'err-lat' : ''}${x.violates.length ? `  rejected: ${x.violates.join(', ')}` : ''}`,
     );
   }
   lines.push('');
-  lines.push('recommended model per weight vector (lowest J(w) within the accuracy constraint):');
+  lines.push('recommended model per weight vector (lowest J(w) within the hard constraints):');
   for (const r of p.recommendations) {
     const pick = r.pick ? p.points.find((x) => x.runId === r.pick!.runId && x.round === r.pick!.round) : undefined;
     lines.push(

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MIGRATIONS } from './migrations';
 import type { ObjectiveValues, ObjectiveWeights } from '../campaign/objective';
-import { distinctCount, front2d, normalisedHypervolume, paretoFront, recommend, referencePoint, type Candidate } from '../campaign/pareto';
+import { distinctCount, front2d, normalisedHypervolume, paretoFront, recommend, referencePoint, violations, type Candidate } from '../campaign/pareto';
 import type { RecordOp, State, StepName } from './types';
 
 export * from './types';
@@ -394,8 +394,10 @@ export interface ParetoPoint extends Candidate {
   objective: number | null;
   onFront: boolean;
   onFront2d: boolean;
-  /** the energy is an estimate (horowitz-45nm energy model), never a measurement here */
+  /** energy measured by RAPL relative to the baseline (scaled to the baseline's estimate), else estimated (horowitz-45nm) */
   energyMeasured: boolean;
+  /** hard constraints this model breaks (accuracy drop, maxLatencyMs, maxBytes): such a model is never recommended */
+  violates: string[];
 }
 
 export interface ParetoSummary {
@@ -419,14 +421,15 @@ export function refreshPareto(db: Db, campaignId: string): ParetoSummary | undef
   const s = campaignStatus(db, campaignId);
   const c = getCampaign(db, campaignId);
   if (!s || !c || !s.baseline || s.baseline.valAccuracy === undefined || s.baseline.latencyMs === undefined) return undefined;
-  const spec = JSON.parse(c.spec_json) as { constraints?: { maxAccuracyDrop?: number } };
+  const spec = JSON.parse(c.spec_json) as { constraints?: { maxAccuracyDrop?: number; maxLatencyMs?: number; maxBytes?: number } };
+  const limits = { maxLatencyMs: spec.constraints?.maxLatencyMs, maxBytes: spec.constraints?.maxBytes };
   const b = s.baseline;
   const baseline: ObjectiveValues = { error: 1 - b.valAccuracy!, bytes: b.bytes ?? 0, latencyMs: b.latencyMs!, energyJ: b.energyJEstimated ?? 0 };
   const reference = referencePoint(baseline, spec.constraints?.maxAccuracyDrop ?? 2);
   const baselineRun = db.prepare(`SELECT id FROM runs WHERE campaign_id = ? AND kind = 'baseline'`).get(campaignId) as { id: string } | undefined;
   const points: ParetoPoint[] = [];
   const point = (runId: string, k: number, weights: Record<string, number> | null, round: number, values: ObjectiveValues, accuracy: number | null, objective: number | null): ParetoPoint => ({
-    runId, k, weights, round, values, accuracy, objective, onFront: false, onFront2d: false, energyMeasured: false,
+    runId, k, weights, round, values, accuracy, objective, onFront: false, onFront2d: false, energyMeasured: false, violates: [],
   });
   if (baselineRun) points.push(point(baselineRun.id, 0, null, 0, baseline, b.accuracy ?? null, 1));
   for (const r of s.runs) {
@@ -434,10 +437,13 @@ export function refreshPareto(db: Db, campaignId: string): ParetoSummary | undef
       const m = rd.metrics;
       if (rd.state !== 'completed' || m.valAccuracy === undefined || m.latencyMs === undefined) continue;
       const latencyMs = m.speedup ? baseline.latencyMs / m.speedup : m.latencyMs;
-      const values = { error: 1 - m.valAccuracy, bytes: m.deployedBytes ?? m.bytes ?? 0, latencyMs, energyJ: m.energyJEstimated ?? 0 };
-      points.push(point(r.id, r.k, r.weights, rd.round, values, m.accuracy ?? null, rd.objective));
+      const measured = !!(m.energyJMeasured && m.baselineEnergyJMeasured);
+      const energyJ = measured ? (baseline.energyJ * m.energyJMeasured!) / m.baselineEnergyJMeasured! : (m.energyJEstimated ?? 0);
+      const values = { error: 1 - m.valAccuracy, bytes: m.deployedBytes ?? m.bytes ?? 0, latencyMs, energyJ };
+      points.push({ ...point(r.id, r.k, r.weights, rd.round, values, m.accuracy ?? null, rd.objective), energyMeasured: measured });
     }
   }
+  for (const p of points) p.violates = violations(p.values, reference, limits);
   const front = new Set(paretoFront(points));
   const f2 = new Set(front2d(points));
   for (const p of points) {
@@ -446,7 +452,7 @@ export function refreshPareto(db: Db, campaignId: string): ParetoSummary | undef
   }
   const hv = normalisedHypervolume(points, reference);
   const recommendations = s.runs.map((r) => {
-    const best = recommend(points, r.weights as unknown as ObjectiveWeights, baseline, reference);
+    const best = recommend(points, r.weights as unknown as ObjectiveWeights, baseline, reference, limits);
     return { runId: r.id, weights: r.weights, pick: best ? { runId: best.pick.runId, round: best.pick.round } : null, objective: best?.j ?? null };
   });
   const at = now();
@@ -457,7 +463,7 @@ export function refreshPareto(db: Db, campaignId: string): ParetoSummary | undef
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     for (const p of points) {
-      put.run(campaignId, p.runId, p.round, p.values.error, p.accuracy, p.values.bytes, p.values.latencyMs, p.values.energyJ, 0, p.objective, p.onFront ? 1 : 0, p.onFront2d ? 1 : 0);
+      put.run(campaignId, p.runId, p.round, p.values.error, p.accuracy, p.values.bytes, p.values.latencyMs, p.values.energyJ, p.energyMeasured ? 1 : 0, p.objective, p.onFront ? 1 : 0, p.onFront2d ? 1 : 0);
     }
     db.prepare(
       `INSERT INTO pareto (campaign_id, points, front, front_distinct, front_2d, hypervolume, reference_json, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)

@@ -8,6 +8,7 @@ export * from './importance';
 export * from './plan';
 export * from './allocate';
 export * from './roofline';
+export * from './energy-sensor';
 export * from './prune';
 export * from './train';
 export { defaultTrainThreads, stopReplicas } from './parallel';

@@ -6,6 +6,7 @@ import type { Split } from './data';
 import { FusedAdam, type GradientShard } from './adam';
 import { defaultTrainThreads, releaseReplicas, replicasFor, type Replica } from './parallel';
 import { shuffledIndices } from './random';
+import { measureJoules, type RaplDomain } from './energy-sensor';
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -274,4 +275,21 @@ export async function measureLatencyInterleaved(models: tfl.LayersModel[], batch
     const at = (q: number) => t[Math.min(t.length - 1, Math.floor(q * t.length))];
     return { medianMs: at(0.5), p90Ms: at(0.9), batchSize, runs };
   });
+}
+
+/** Joules per example measured by the RAPL sensor over `runs` forward passes at `batchSize`. */
+export async function measureEnergyPerExample(model: tfl.LayersModel, batchSize: number, runs: number, domains: RaplDomain[]): Promise<number> {
+  const x = tf.randomUniform([batchSize, ...inputShapeOf(model)], 0, 1, 'float32', 7);
+  try {
+    const joules = await measureJoules(domains, async () => {
+      for (let i = 0; i < runs; i++) {
+        const y = forward(model, x);
+        await y.data();
+        y.dispose();
+      }
+    });
+    return joules / (runs * batchSize);
+  } finally {
+    x.dispose();
+  }
 }

@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { measureJoules, raplDomains } from '../ml/energy-sensor';
 import { rooflineEstimate } from '../ml/roofline';
 import { allocate, stepDeltaJ, type GroupStep, type Sensitivity } from '../ml/allocate';
-import { distinctCount, dominates, front2d, hypervolume, normalisedHypervolume, paretoFront, recommend, referencePoint, type Candidate } from '../campaign/pareto';
+import { distinctCount, dominates, front2d, hypervolume, normalisedHypervolume, paretoFront, recommend, referencePoint, violations, type Candidate } from '../campaign/pareto';
 
 const c = (runId: string, error: number, bytes: number, latencyMs: number, energyJ = 1): Candidate => ({ runId, round: 1, values: { error, bytes, latencyMs, energyJ } });
 
@@ -66,6 +70,13 @@ describe('recommendation per weight vector', () => {
     expect(recommend(pts, { accuracy: 0.2, size: 0.8, latency: 0, energy: 0 }, base, ref)?.pick.runId).toBe('small');
     expect(recommend(pts, { accuracy: 0.2, size: 0, latency: 0.8, energy: 0 }, base, ref)?.pick.runId).toBe('fast');
   });
+  it('hard limits on size and latency reject models from the recommendation', () => {
+    const accOnly = { accuracy: 1, size: 0, latency: 0, energy: 0 };
+    expect(recommend(pts, accOnly, base, ref, { maxBytes: 700 })?.pick.runId).toBe('small');
+    expect(recommend(pts, accOnly, base, ref, { maxBytes: 700, maxLatencyMs: 5 })?.pick.runId).toBe('fast');
+    expect(recommend(pts, accOnly, base, ref, { maxLatencyMs: 0.5 })).toBeUndefined();
+    expect(violations(pts[3].values, ref, { maxBytes: 5 })).toEqual(['accuracy drop', 'maxBytes']);
+  });
 });
 
 describe('allocation by ΔJ(w) (hand-made sensitivity)', () => {
@@ -113,5 +124,28 @@ describe('roofline estimate (hand computation)', () => {
     expect(est.memoryBoundLayers).toEqual(['fc']);
     // energy per example: (flops·J/flop + bytes·J/byte) / batch
     expect(est.energyJ).toBeCloseTo(((4e6 + 3600) * 1e-9 + (16400 + 3760) * 1e-8) / 2, 12);
+  });
+});
+
+describe('RAPL energy sensor (fake powercap files: this VM has no RAPL)', () => {
+  it('sums package domains, handles a wrapped counter, and ignores subzones', async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-rapl-'));
+    const domain = (n: string, uj: number, max: number) => {
+      fs.mkdirSync(path.join(root, n));
+      fs.writeFileSync(path.join(root, n, 'energy_uj'), String(uj));
+      fs.writeFileSync(path.join(root, n, 'max_energy_range_uj'), String(max));
+      fs.writeFileSync(path.join(root, n, 'name'), `package-${n.slice(-1)}`);
+    };
+    domain('intel-rapl:0', 1_000_000, 10_000_000);
+    domain('intel-rapl:1', 9_500_000, 10_000_000);
+    domain('intel-rapl:0:0', 5, 10); // a core subzone: not a package
+    const domains = raplDomains(root);
+    expect(domains.map((d) => d.name)).toEqual(['package-0', 'package-1']);
+    const joules = await measureJoules(domains, async () => {
+      fs.writeFileSync(path.join(root, 'intel-rapl:0', 'energy_uj'), '3500000'); // +2.5 J
+      fs.writeFileSync(path.join(root, 'intel-rapl:1', 'energy_uj'), '500000'); // wrapped: +1.0 J
+    });
+    expect(joules).toBeCloseTo(3.5, 9);
+    expect(raplDomains(path.join(root, 'nonexistent'))).toEqual([]);
   });
 });

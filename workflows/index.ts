@@ -119,9 +119,11 @@ const errorText = (e: unknown): string => {
  * The round's objective values. Latency relative to the baseline comes from the speedup timed side
  * by side with the baseline (drift cancels) when the stage measured one.
  */
-function objectiveValues(m: Record<string, number>, deployedBytes: number, baselineLatencyMs?: number): ObjectiveValues {
+function objectiveValues(m: Record<string, number>, deployedBytes: number, baselineLatencyMs?: number, baselineEnergyJ?: number): ObjectiveValues {
   const latencyMs = m.speedup && baselineLatencyMs ? baselineLatencyMs / m.speedup : m.latencyMs;
-  return { error: 1 - m.valAccuracy, bytes: deployedBytes, latencyMs, energyJ: m.energyJEstimated };
+  // energy: measured (RAPL) relative to the baseline measured alongside, where the worker has the sensor
+  const energyJ = m.energyJMeasured && m.baselineEnergyJMeasured && baselineEnergyJ ? (baselineEnergyJ * m.energyJMeasured) / m.baselineEnergyJMeasured : m.energyJEstimated;
+  return { error: 1 - m.valAccuracy, bytes: deployedBytes, latencyMs, energyJ };
 }
 
 // ------------------------------------------------------------------------------- campaign
@@ -357,7 +359,7 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
       const useInt8 = !!int8 && (val.metrics.accuracy - int8.metrics.int8Accuracy) * 100 <= 0.5;
       const hw = await stage('hardware-adapt', round, () => compute.hardwareAdapt({ ...base, model: tuned.model!, int8Model: int8?.model, useInt8 }));
       const deployedBytes = useInt8 ? int8!.metrics.int8Bytes : pruned.metrics.bytes;
-      const j = objectiveJ(weights, objectiveValues({ ...val.metrics, ...hw.metrics }, deployedBytes, baseline.metrics.latencyMs), baseValues);
+      const j = objectiveJ(weights, objectiveValues({ ...val.metrics, ...hw.metrics }, deployedBytes, baseline.metrics.latencyMs, baseline.metrics.energyJEstimated), baseValues);
       state.model = tuned.model!;
       if (j < state.best.objective) state.best = { round, model: tuned.model!, objective: j };
       await store.record([
