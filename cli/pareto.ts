@@ -12,7 +12,10 @@ export function formatPareto(p: ParetoSummary, all: boolean): string {
   lines.push(
     `hypervolume ${p.hypervolume.toFixed(4)} (objectives divided by the reference: baseline size, latency and energy; baseline validation error + the allowed drop = ${(p.reference.error * 100).toFixed(2)} %)`,
   );
-  lines.push('latency: measured on the worker, relative to the baseline timed side by side; energy: estimated (horowitz-45nm model), not measured');
+  const energy = p.points.some((x) => x.energyMeasured)
+    ? 'energy: measured by RAPL (CPU package, relative to the baseline measured alongside) where the worker had it, else estimated (horowitz-45nm model)'
+    : 'energy: estimated (horowitz-45nm model), not measured';
+  lines.push(`latency: measured on the worker, relative to the baseline timed side by side; ${energy}`);
   lines.push('');
   lines.push(
     `${'run'.padEnd(5)}${'weights a/s/l/e'.padEnd(20)}${'round'.padStart(6)}${'test acc'.padStart(10)}${'val err'.padStart(9)}${'KB'.padStart(9)}${'lat ms'.padStart(9)}${'speedup'.padStart(9)}${'energy µJ'.padStart(11)}${'J(w)'.padStart(8)}  front`,

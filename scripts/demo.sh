@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Command 1 of the README: set up, then run the quickstart campaign end to end on the embedded
-# Temporal dev server (left running; `npx prunewise server --stop` stops it).
+# Temporal dev server (left running; `npx prunewise server --stop` stops it), then show its
+# Pareto front and the model recommended for each weight vector.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 node bin/prunewise.js run examples/quickstart.yaml "$@"
+id=$(node bin/prunewise.js ls --json | node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(0, "utf8"))[0].id)')
+echo
+echo "== prunewise pareto $id"
+node bin/prunewise.js pareto "$id"
