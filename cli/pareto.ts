@@ -15,7 +15,8 @@ export function formatPareto(p: ParetoSummary, all: boolean): string {
   const energy = p.points.some((x) => x.energyMeasured)
     ? 'energy: measured by RAPL (CPU package, relative to the baseline measured alongside) where the worker had it, else estimated (horowitz-45nm model)'
     : 'energy: estimated (horowitz-45nm model), not measured';
-  lines.push(`latency: measured on the worker, relative to the baseline timed side by side; ${energy}`);
+  const latency = p.latencyEstimated ? 'latency: estimated (roofline of the target profile), not measured' : 'latency: measured on the worker, relative to the baseline timed side by side';
+  lines.push(`${latency}; ${energy}`);
   lines.push('');
   lines.push(
     `${'run'.padEnd(5)}${'weights a/s/l/e'.padEnd(20)}${'round'.padStart(6)}${'test acc'.padStart(10)}${'val err'.padStart(9)}${'KB'.padStart(9)}${'lat ms'.padStart(9)}${'speedup'.padStart(9)}${'energy µJ'.padStart(11)}${'J(w)'.padStart(8)}  front`,

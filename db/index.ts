@@ -407,6 +407,8 @@ export interface ParetoSummary {
   frontDistinct: number;
   front2d: number;
   hypervolume: number;
+  /** latencies are roofline estimates for a target profile, not measurements */
+  latencyEstimated: boolean;
   reference: ObjectiveValues;
   baseline: ObjectiveValues;
   /** per run: the recommended model for its weight vector (lowest J(w) within the accuracy constraint) */
@@ -471,5 +473,5 @@ export function refreshPareto(db: Db, campaignId: string): ParetoSummary | undef
          front_2d = excluded.front_2d, hypervolume = excluded.hypervolume, reference_json = excluded.reference_json, updated_at = excluded.updated_at`,
     ).run(campaignId, points.length, front.size, distinctCount([...front]), f2.size, hv, JSON.stringify(reference), at);
   })();
-  return { campaignId, points, front: front.size, frontDistinct: distinctCount([...front]), front2d: f2.size, hypervolume: hv, reference, baseline, recommendations };
+  return { campaignId, points, front: front.size, frontDistinct: distinctCount([...front]), front2d: f2.size, hypervolume: hv, latencyEstimated: b.latencyEstimated === 1, reference, baseline, recommendations };
 }

@@ -53,6 +53,8 @@ describe('hardware targets', () => {
     expect(deployed.latencyMs).toMatchObject({ measured: false, model: 'roofline(raspberry-pi-4)' });
     const text = await cli(env, ['status', status.id]);
     expect(text.stdout).toContain('estimated: roofline');
+    const pareto = await cli(env, ['pareto', status.id]);
+    expect(pareto.stdout).toContain('latency: estimated (roofline of the target profile), not measured');
   }, 600_000);
 
   it('an unknown target without measure: worker is refused before anything starts', async () => {
