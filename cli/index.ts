@@ -8,6 +8,7 @@ import { VERSION } from '../activities/version';
 import { CampaignError, loadCampaignFile } from '../campaign/load';
 import { campaignStatus, createCampaign, deleteCampaign, getCampaign, listCampaigns, openDb, refreshPareto, runningStages, type Db } from '../db';
 import { formatPareto } from './pareto';
+import { createDashboard } from '../dashboard/server';
 import { EXPORT_FORMATS, exportModel } from './export';
 import type { ExportFormat } from '../ml';
 import type { campaignWorkflow } from '../workflows';
@@ -242,6 +243,30 @@ program
       console.log(`${r.out}: ${r.format}, ${r.bytes} bytes of weights (float32: ${r.float32Bytes}, ${(r.float32Bytes / r.bytes).toFixed(2)}× smaller)`);
       console.log(`test accuracy with exactly these weights: ${(r.accuracy * 100).toFixed(2)} % (float32: ${(r.float32Accuracy * 100).toFixed(2)} %), measured on ${r.backend}`);
     }
+  });
+
+program
+  .command('dashboard')
+  .description('the dashboard in the browser: campaigns, every candidate model against the baseline, Pareto badges, CSV/JSON export')
+  .addOption(homeOption())
+  .option('--port <n>', 'port (0: any free one)', (v) => (v === '0' ? 0 : positiveInt(v)), 8787)
+  .option('--host <host>', 'interface to bind (127.0.0.1: this machine only)', '127.0.0.1')
+  .action(async (o: { home?: string; port: number; host: string }) => {
+    const home = resolveHome(o.home);
+    const db = openExisting(home);
+    const app = createDashboard(db);
+    const server = app.listen(o.port, o.host);
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', (e: NodeJS.ErrnoException) => reject(new CliError(`--port: cannot listen on ${o.host}:${o.port} (${e.code}): pick another port`)));
+    });
+    const addr = server.address() as { port: number };
+    console.log(`dashboard: http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${addr.port}/  (home ${home.dir}; Ctrl-C stops it)`);
+    await new Promise<void>((resolve) => {
+      const stop = () => server.close(() => resolve());
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
   });
 
 program

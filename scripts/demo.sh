@@ -10,3 +10,10 @@ id=$(node bin/prunewise.js ls --json | node -e 'process.stdout.write(JSON.parse(
 echo
 echo "== prunewise pareto $id"
 node bin/prunewise.js pareto "$id"
+echo
+if [ -t 0 ] && [ -t 1 ]; then
+  # interactive: serve the dashboard until Ctrl-C (it prints its URL)
+  exec node bin/prunewise.js dashboard
+else
+  echo "dashboard: npx prunewise dashboard   (serves http://127.0.0.1:8787/)"
+fi
