@@ -33,3 +33,16 @@ export function objectiveJ(w: ObjectiveWeights, v: ObjectiveValues, baseline: Ob
   const f = normalisedObjectives(v, baseline);
   return w.accuracy * f.accuracy + w.size * f.size + w.latency * f.latency + w.energy * f.energy;
 }
+
+/**
+ * A round's objective values from its recorded metrics. Latency relative to the baseline comes
+ * from the speedup timed side by side with the baseline (drift cancels) when the stage measured
+ * one; energy from the RAPL ratio to the baseline measured alongside where the worker had the
+ * sensor, else the estimate.
+ */
+export function objectiveValues(m: Record<string, number | undefined>, deployedBytes: number, baselineLatencyMs?: number, baselineEnergyJ?: number): ObjectiveValues & { energyMeasured: boolean } {
+  const latencyMs = m.speedup && baselineLatencyMs ? baselineLatencyMs / m.speedup : m.latencyMs!;
+  const energyMeasured = !!(m.energyJMeasured && m.baselineEnergyJMeasured && baselineEnergyJ);
+  const energyJ = energyMeasured ? (baselineEnergyJ! * m.energyJMeasured!) / m.baselineEnergyJMeasured! : (m.energyJEstimated ?? 0);
+  return { error: 1 - m.valAccuracy!, bytes: deployedBytes, latencyMs, energyJ, energyMeasured };
+}

@@ -1,13 +1,12 @@
 // The campaign file format: one schema, its defaults, and the types the rest of the code uses.
 // `npm run schema` writes campaign/campaign.schema.json from this for editors.
 import { z } from 'zod';
+import { TARGET_PROFILES } from '../ml/roofline';
 
 export const ZOO_MODELS = ['mlp', 'lenet5', 'vgg-small', 'resnet8', 'mobilenet-small'] as const;
 export const DATASETS = ['fashion-mnist', 'mnist', 'idx', 'npy'] as const;
 export const CRITERIA = ['l1', 'l2', 'fpgm', 'taylor', 'bn', 'random'] as const;
 export const OBJECTIVES = ['accuracy', 'size', 'latency', 'energy'] as const;
-/** target profiles ml/roofline.ts knows (kept here as names only: the schema stays free of ml/) */
-export const TARGET_PROFILE_NAMES = { 'raspberry-pi-4': true, 'jetson-nano': true } as const;
 
 const weights = z
   .strictObject({
@@ -110,7 +109,7 @@ export const campaignSchema = z.strictObject({
         .string()
         .regex(/^[a-z0-9][a-z0-9-]{0,40}$/, 'use lowercase letters, digits and "-"')
         .default('local')
-        .describe(`hardware target: local (measured on the compute worker), a profile (${Object.keys(TARGET_PROFILE_NAMES).join(', ')}), or any device name with measure: worker`),
+        .describe(`hardware target: local (measured on the compute worker), a profile (${Object.keys(TARGET_PROFILES).join(', ')}), or any device name with measure: worker`),
       measure: z
         .enum(['local', 'estimate', 'worker'])
         .optional()
@@ -120,11 +119,11 @@ export const campaignSchema = z.strictObject({
       latencyRuns: z.number().int().positive().default(30).describe('latency is the median of this many runs'),
     })
     .superRefine((t, ctx) => {
-      const profile = t.name in TARGET_PROFILE_NAMES;
+      const profile = t.name in TARGET_PROFILES;
       if (t.name === 'local' && t.measure && t.measure !== 'local') {
         ctx.addIssue({ code: 'custom', path: ['measure'], message: `target "local" is measured on the compute worker: remove measure, or name a device` });
       } else if (t.name !== 'local' && !profile && t.measure !== 'worker') {
-        ctx.addIssue({ code: 'custom', path: ['name'], message: `unknown target "${t.name}": use local, a profile (${Object.keys(TARGET_PROFILE_NAMES).join(', ')}), or set measure: worker and start \`prunewise worker --target ${t.name}\` on the device` });
+        ctx.addIssue({ code: 'custom', path: ['name'], message: `unknown target "${t.name}": use local, a profile (${Object.keys(TARGET_PROFILES).join(', ')}), or set measure: worker and start \`prunewise worker --target ${t.name}\` on the device` });
       } else if (t.name !== 'local' && t.measure === 'local') {
         ctx.addIssue({ code: 'custom', path: ['measure'], message: `"local" measures on the compute worker, not on "${t.name}": use estimate or worker` });
       }

@@ -7,7 +7,7 @@ import Handlebars from 'handlebars';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PACKAGE_ROOT } from '../activities/version';
-import { getCampaign, listCampaigns, refreshPareto, type Db, type ParetoSummary } from '../db';
+import { computePareto, getCampaign, listCampaigns, type Db, type ParetoSummary } from '../db';
 
 const VIEWS = path.join(PACKAGE_ROOT, 'dashboard', 'views');
 
@@ -113,7 +113,7 @@ export function createDashboard(db: Db): express.Express {
 
   app.get('/', (_req, res) => {
     const campaigns = listCampaigns(db).map((c) => {
-      const p = refreshPareto(db, c.id);
+      const p = computePareto(db, c.id);
       return { id: c.id, name: c.name, state: c.state, updatedAt: c.updated_at, points: p?.points.length ?? 0, front: p?.front2d ?? 0, hypervolume: p?.hypervolume ?? null };
     });
     res.type('html').send(pages.index({ title: 'campaigns', campaigns }));
@@ -124,7 +124,7 @@ export function createDashboard(db: Db): express.Express {
     const c = getCampaign(db, id);
     if (!c) return null;
     const { sort, dir } = sortParams(req.query);
-    const p = refreshPareto(db, id);
+    const p = computePareto(db, id);
     return { c, p, sort, dir, rows: p ? rowsOf(p, sort, dir) : [] };
   };
 

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MIGRATIONS } from './migrations';
-import type { ObjectiveValues, ObjectiveWeights } from '../campaign/objective';
+import { objectiveValues, type ObjectiveValues, type ObjectiveWeights } from '../campaign/objective';
 import { distinctCount, front2d, normalisedHypervolume, paretoFront, recommend, referencePoint, violations, type Candidate } from '../campaign/pareto';
 import type { RecordOp, State, StepName } from './types';
 
@@ -420,6 +420,13 @@ export interface ParetoSummary {
  * front flags, and the summary). Candidates: the baseline and every completed round of every run.
  */
 export function refreshPareto(db: Db, campaignId: string): ParetoSummary | undefined {
+  const p = computePareto(db, campaignId);
+  if (p) storePareto(db, p);
+  return p;
+}
+
+/** The campaign's Pareto analysis from its recorded metrics, without writing anything (readers, GETs). */
+export function computePareto(db: Db, campaignId: string): ParetoSummary | undefined {
   const s = campaignStatus(db, campaignId);
   const c = getCampaign(db, campaignId);
   if (!s || !c || !s.baseline || s.baseline.valAccuracy === undefined || s.baseline.latencyMs === undefined) return undefined;
@@ -438,11 +445,8 @@ export function refreshPareto(db: Db, campaignId: string): ParetoSummary | undef
     for (const rd of r.rounds) {
       const m = rd.metrics;
       if (rd.state !== 'completed' || m.valAccuracy === undefined || m.latencyMs === undefined) continue;
-      const latencyMs = m.speedup ? baseline.latencyMs / m.speedup : m.latencyMs;
-      const measured = !!(m.energyJMeasured && m.baselineEnergyJMeasured);
-      const energyJ = measured ? (baseline.energyJ * m.energyJMeasured!) / m.baselineEnergyJMeasured! : (m.energyJEstimated ?? 0);
-      const values = { error: 1 - m.valAccuracy, bytes: m.deployedBytes ?? m.bytes ?? 0, latencyMs, energyJ };
-      points.push({ ...point(r.id, r.k, r.weights, rd.round, values, m.accuracy ?? null, rd.objective), energyMeasured: measured });
+      const { energyMeasured, ...values } = objectiveValues(m, m.deployedBytes ?? m.bytes ?? 0, baseline.latencyMs, baseline.energyJ);
+      points.push({ ...point(r.id, r.k, r.weights, rd.round, values, m.accuracy ?? null, rd.objective), energyMeasured });
     }
   }
   for (const p of points) p.violates = violations(p.values, reference, limits);
@@ -457,6 +461,11 @@ export function refreshPareto(db: Db, campaignId: string): ParetoSummary | undef
     const best = recommend(points, r.weights as unknown as ObjectiveWeights, baseline, reference, limits);
     return { runId: r.id, weights: r.weights, pick: best ? { runId: best.pick.runId, round: best.pick.round } : null, objective: best?.j ?? null };
   });
+  return { campaignId, points, front: front.size, frontDistinct: distinctCount([...front]), front2d: f2.size, hypervolume: hv, latencyEstimated: b.latencyEstimated === 1, reference, baseline, recommendations };
+}
+
+function storePareto(db: Db, p: ParetoSummary): void {
+  const { campaignId, points } = p;
   const at = now();
   db.transaction(() => {
     db.prepare(`DELETE FROM pareto_points WHERE campaign_id = ?`).run(campaignId);
@@ -471,7 +480,6 @@ export function refreshPareto(db: Db, campaignId: string): ParetoSummary | undef
       `INSERT INTO pareto (campaign_id, points, front, front_distinct, front_2d, hypervolume, reference_json, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(campaign_id) DO UPDATE SET points = excluded.points, front = excluded.front, front_distinct = excluded.front_distinct,
          front_2d = excluded.front_2d, hypervolume = excluded.hypervolume, reference_json = excluded.reference_json, updated_at = excluded.updated_at`,
-    ).run(campaignId, points.length, front.size, distinctCount([...front]), f2.size, hv, JSON.stringify(reference), at);
+    ).run(campaignId, points.length, p.front, p.frontDistinct, p.front2d, p.hypervolume, JSON.stringify(p.reference), at);
   })();
-  return { campaignId, points, front: front.size, frontDistinct: distinctCount([...front]), front2d: f2.size, hypervolume: hv, latencyEstimated: b.latencyEstimated === 1, reference, baseline, recommendations };
 }

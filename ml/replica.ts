@@ -6,7 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { setValues } from './adam';
 import { initBackend } from './backend';
 import type { FromReplica, ToReplica } from './parallel';
-import { crossEntropy } from './train';
+import { shardGradients } from './train';
 
 const port = parentPort!;
 let model: tfl.LayersModel | null = null;
@@ -27,20 +27,8 @@ async function handle(msg: ToReplica): Promise<void> {
   }
   if (!model) throw new Error('step before model');
   const t0 = performance.now();
-  const m = model;
   msg.weights.forEach((w, i) => setValues(vars[i], w));
-  const { value, grads } = tf.tidy(() => {
-    const xs = tf.tensor(msg.x, [msg.n, ...msg.inputShape]);
-    const ys = tf.oneHot(tf.tensor1d(msg.y, 'int32'), msg.classes);
-    return tf.variableGrads(() => crossEntropy(m.apply(xs, { training: true }) as tf.Tensor, ys), vars);
-  });
-  // own buffers only: a view into shared memory must never be transferred (it would be detached)
-  const out = vars.map((v) => {
-    const g = grads[v.name].dataSync() as Float32Array;
-    return g.byteOffset === 0 && g.byteLength === g.buffer.byteLength ? g : g.slice();
-  });
-  const loss = value.dataSync()[0];
-  tf.dispose([value, ...Object.values(grads)]);
+  const { grads: out, loss } = shardGradients(model, vars, msg, msg.inputShape, msg.classes);
   reply({ type: 'grads', grads: out, loss, ms: performance.now() - t0 }, out.map((g) => g.buffer as ArrayBuffer));
 }
 

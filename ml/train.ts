@@ -162,11 +162,9 @@ async function dataParallelStep(
     const { x, y, n: m } = batchArrays(data, order, bounds[k + 1], bounds[k + 2]);
     return r.call({ type: 'step', weights, x, y, n: m, inputShape, classes });
   });
-  const { xs, ys } = batchTensors(data, order, bounds[0], bounds[1], inputShape, classes);
-  const { value, grads } = tf.variableGrads(() => crossEntropy(model.apply(xs, { training: true }) as tf.Tensor, ys), vars);
-  const shards: GradientShard[] = [{ grads: vars.map((v) => grads[v.name].dataSync() as Float32Array), weight: sizes[0] }];
-  let loss = value.dataSync()[0] * sizes[0];
-  tf.dispose([xs, ys, value, ...Object.values(grads)]);
+  const own = shardGradients(model, vars, batchArrays(data, order, bounds[0], bounds[1]), inputShape, classes);
+  const shards: GradientShard[] = [{ grads: own.grads, weight: sizes[0] }];
+  let loss = own.loss * sizes[0];
   const ownMs = performance.now() - t0;
   const replies = await Promise.all(pending);
   replies.forEach((r, k) => {
@@ -182,6 +180,32 @@ async function dataParallelStep(
     balance.shares = balance.shares.map((sh, k) => 0.9 * sh + (0.1 * speeds[k]) / sum);
   }
   return loss / n;
+}
+
+/**
+ * Loss and gradients (one array per variable, in order, each in its own buffer) of one shard:
+ * the computation the main thread and every replica thread do per step.
+ */
+export function shardGradients(
+  model: tfl.LayersModel,
+  vars: tf.Variable[],
+  shard: { x: Float32Array; y: Int32Array; n: number },
+  inputShape: number[],
+  classes: number,
+): { grads: Float32Array[]; loss: number } {
+  const { value, grads } = tf.tidy(() => {
+    const xs = tf.tensor(shard.x, [shard.n, ...inputShape]);
+    const ys = tf.oneHot(tf.tensor1d(shard.y, 'int32'), classes);
+    return tf.variableGrads(() => crossEntropy(model.apply(xs, { training: true }) as tf.Tensor, ys), vars);
+  });
+  // own buffers only: a view into shared memory must never be transferred to a thread (it would be detached)
+  const out = vars.map((v) => {
+    const g = grads[v.name].dataSync() as Float32Array;
+    return g.byteOffset === 0 && g.byteLength === g.buffer.byteLength ? g : g.slice();
+  });
+  const loss = value.dataSync()[0];
+  tf.dispose([value, ...Object.values(grads)]);
+  return { grads: out, loss };
 }
 
 export interface EvalResult {

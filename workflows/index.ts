@@ -20,7 +20,7 @@ import {
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
 import type { BaselineResult, ComputeActivities, StageResult, StoreActivities } from '../activities';
-import { objectiveJ, type ObjectiveValues } from '../campaign/objective';
+import { objectiveJ, objectiveValues } from '../campaign/objective';
 import type { CampaignSpec, Weights } from '../campaign/schema';
 import type { RecordOp, StageName, State } from '../db/types';
 
@@ -114,17 +114,6 @@ const errorText = (e: unknown): string => {
   return err?.message ?? String(e);
 };
 
-
-/**
- * The round's objective values. Latency relative to the baseline comes from the speedup timed side
- * by side with the baseline (drift cancels) when the stage measured one.
- */
-function objectiveValues(m: Record<string, number>, deployedBytes: number, baselineLatencyMs?: number, baselineEnergyJ?: number): ObjectiveValues {
-  const latencyMs = m.speedup && baselineLatencyMs ? baselineLatencyMs / m.speedup : m.latencyMs;
-  // energy: measured (RAPL) relative to the baseline measured alongside, where the worker has the sensor
-  const energyJ = m.energyJMeasured && m.baselineEnergyJMeasured && baselineEnergyJ ? (baselineEnergyJ * m.energyJMeasured) / m.baselineEnergyJMeasured : m.energyJEstimated;
-  return { error: 1 - m.valAccuracy, bytes: deployedBytes, latencyMs, energyJ };
-}
 
 // ------------------------------------------------------------------------------- campaign
 
