@@ -247,14 +247,14 @@ program
 
 program
   .command('dashboard')
-  .description('the dashboard in the browser: campaigns, every candidate model against the baseline, Pareto badges, CSV/JSON export')
+  .description('the dashboard in the browser: campaigns, runs against the baseline, trade-off and parallel-coordinates charts, run pages, compare; live while campaigns run')
   .addOption(homeOption())
   .option('--port <n>', 'port (0: any free one)', (v) => (v === '0' ? 0 : positiveInt(v)), 8787)
   .option('--host <host>', 'interface to bind (127.0.0.1: this machine only)', '127.0.0.1')
   .action(async (o: { home?: string; port: number; host: string }) => {
     const home = resolveHome(o.home);
     const db = openExisting(home);
-    const app = createDashboard(db);
+    const app = createDashboard(db, { homeDir: home.dir });
     const server = app.listen(o.port, o.host);
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
@@ -263,7 +263,11 @@ program
     const addr = server.address() as { port: number };
     console.log(`dashboard: http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${addr.port}/  (home ${home.dir}; Ctrl-C stops it)`);
     await new Promise<void>((resolve) => {
-      const stop = () => server.close(() => resolve());
+      const stop = () => {
+        app.closeStreams();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });

@@ -9,6 +9,7 @@ import { distinctCount, front2d, normalisedHypervolume, paretoFront, recommend, 
 import type { RecordOp, State, StepName } from './types';
 
 export * from './types';
+export * from './views';
 
 export type Db = Database.Database;
 
@@ -52,10 +53,11 @@ export function createCampaign(db: Db, c: NewCampaign): void {
 }
 
 /** Applies a batch of state changes in one transaction (the `record` activity calls this). */
-export function applyRecord(db: Db, ops: RecordOp[]): void {
+export function applyRecord(db: Db, ops: RecordOp[], opts: { refreshPareto?: boolean } = {}): void {
   db.transaction(() => {
     for (const op of ops) applyOne(db, op);
   })();
+  if (opts.refreshPareto === false) return; // bulk loads refresh once at the end
   // a new candidate model: recompute the campaign's Pareto analysis
   const campaigns = new Set<string>();
   for (const op of ops) {
@@ -98,6 +100,9 @@ function applyOne(db: Db, op: RecordOp): void {
         error: op.error ?? null,
         at,
       });
+      if (op.kind === 'run') {
+        db.prepare(`INSERT INTO run_rows (campaign_id, run_id, k) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`).run(op.campaignId, op.runId, op.k);
+      }
       return;
     case 'round':
       db.prepare(
@@ -450,7 +455,8 @@ export function computePareto(db: Db, campaignId: string): ParetoSummary | undef
     }
   }
   for (const p of points) p.violates = violations(p.values, reference, limits);
-  const front = new Set(paretoFront(points));
+  const frontList = paretoFront(points);
+  const front = new Set(frontList);
   const f2 = new Set(front2d(points));
   for (const p of points) {
     p.onFront = front.has(p);
@@ -458,7 +464,8 @@ export function computePareto(db: Db, campaignId: string): ParetoSummary | undef
   }
   const hv = normalisedHypervolume(points, reference);
   const recommendations = s.runs.map((r) => {
-    const best = recommend(points, r.weights as unknown as ObjectiveWeights, baseline, reference, limits);
+    // J(w) is monotone in every objective and the limits are upper bounds, so the lowest feasible J is on the front
+    const best = recommend(frontList, r.weights as unknown as ObjectiveWeights, baseline, reference, limits);
     return { runId: r.id, weights: r.weights, pick: best ? { runId: best.pick.runId, round: best.pick.round } : null, objective: best?.j ?? null };
   });
   return { campaignId, points, front: front.size, frontDistinct: distinctCount([...front]), front2d: f2.size, hypervolume: hv, latencyEstimated: b.latencyEstimated === 1, reference, baseline, recommendations };
@@ -470,11 +477,35 @@ function storePareto(db: Db, p: ParetoSummary): void {
   db.transaction(() => {
     db.prepare(`DELETE FROM pareto_points WHERE campaign_id = ?`).run(campaignId);
     const put = db.prepare(
-      `INSERT INTO pareto_points (campaign_id, run_id, round, val_error, accuracy, bytes, latency_ms, energy_j, energy_measured, objective, on_front, on_front_2d)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO pareto_points (campaign_id, run_id, round, val_error, accuracy, bytes, latency_ms, energy_j, energy_measured, objective, on_front, on_front_2d, violates)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     for (const p of points) {
-      put.run(campaignId, p.runId, p.round, p.values.error, p.accuracy, p.values.bytes, p.values.latencyMs, p.values.energyJ, p.energyMeasured ? 1 : 0, p.objective, p.onFront ? 1 : 0, p.onFront2d ? 1 : 0);
+      put.run(campaignId, p.runId, p.round, p.values.error, p.accuracy, p.values.bytes, p.values.latencyMs, p.values.energyJ, p.energyMeasured ? 1 : 0, p.objective, p.onFront ? 1 : 0, p.onFront2d ? 1 : 0, p.violates.join(', '));
+    }
+    // one row per run for the runs table: its best round (lowest J among rounds within the hard
+    // constraints, else lowest J), best accuracy over its rounds, and whether any round is on the front
+    const byRun = new Map<string, ParetoPoint[]>();
+    for (const p of points) if (p.round > 0) byRun.set(p.runId, [...(byRun.get(p.runId) ?? []), p]);
+    const putRow = db.prepare(
+      `INSERT INTO run_rows (campaign_id, run_id, k, rounds, best_round, accuracy, best_accuracy, val_error, bytes, latency_ms, energy_j, energy_measured, objective, on_front, front_rounds, rejected)
+       VALUES (@c, @runId, @k, @rounds, @bestRound, @accuracy, @bestAccuracy, @error, @bytes, @latency, @energy, @measured, @objective, @onFront, @frontRounds, @rejected)
+       ON CONFLICT(campaign_id, run_id) DO UPDATE SET rounds = excluded.rounds, best_round = excluded.best_round, accuracy = excluded.accuracy,
+         best_accuracy = excluded.best_accuracy, val_error = excluded.val_error, bytes = excluded.bytes, latency_ms = excluded.latency_ms,
+         energy_j = excluded.energy_j, energy_measured = excluded.energy_measured, objective = excluded.objective, on_front = excluded.on_front,
+         front_rounds = excluded.front_rounds, rejected = excluded.rejected`,
+    );
+    const jOf = (p: ParetoPoint) => p.objective ?? Infinity;
+    for (const [runId, ps] of byRun) {
+      const ok = ps.filter((p) => p.violates.length === 0);
+      const best = (ok.length ? ok : ps).reduce((a, b) => (jOf(b) < jOf(a) || (jOf(b) === jOf(a) && b.round < a.round) ? b : a));
+      const accs = ps.map((p) => p.accuracy).filter((a): a is number => a !== null);
+      const frontRounds = ps.filter((p) => p.onFront).length;
+      putRow.run({
+        c: campaignId, runId, k: best.k, rounds: ps.length, bestRound: best.round, accuracy: best.accuracy, bestAccuracy: accs.length ? Math.max(...accs) : null,
+        error: best.values.error, bytes: best.values.bytes, latency: best.values.latencyMs, energy: best.values.energyJ, measured: best.energyMeasured ? 1 : 0,
+        objective: best.objective, onFront: frontRounds > 0 ? 1 : 0, frontRounds, rejected: best.violates.join(', '),
+      });
     }
     db.prepare(
       `INSERT INTO pareto (campaign_id, points, front, front_distinct, front_2d, hypervolume, reference_json, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)

@@ -111,4 +111,41 @@ export const MIGRATIONS: string[] = [
     updated_at TEXT NOT NULL
   );
   `,
+  // 3: the dashboard's runs table — one row per run (its best round by J, front membership), kept
+  // with the Pareto analysis so sorting, filtering and paging 10 000 runs is one indexed query
+  `
+  ALTER TABLE pareto_points ADD COLUMN violates TEXT NOT NULL DEFAULT '';
+  CREATE INDEX pareto_points_run ON pareto_points(run_id, round);
+  CREATE TABLE run_rows (
+    campaign_id TEXT NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    k INTEGER NOT NULL,
+    rounds INTEGER NOT NULL DEFAULT 0,
+    best_round INTEGER,
+    accuracy REAL,
+    best_accuracy REAL,
+    val_error REAL,
+    bytes REAL,
+    latency_ms REAL,
+    energy_j REAL,
+    energy_measured INTEGER NOT NULL DEFAULT 0,
+    objective REAL,
+    on_front INTEGER NOT NULL DEFAULT 0,
+    front_rounds INTEGER NOT NULL DEFAULT 0,
+    rejected TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (campaign_id, run_id)
+  );
+  CREATE UNIQUE INDEX run_rows_k ON run_rows(campaign_id, k);
+  INSERT INTO run_rows (campaign_id, run_id, k)
+    SELECT campaign_id, id, k FROM runs WHERE kind = 'run';
+  UPDATE run_rows SET
+    rounds = (SELECT COUNT(*) FROM pareto_points p WHERE p.run_id = run_rows.run_id),
+    best_accuracy = (SELECT MAX(accuracy) FROM pareto_points p WHERE p.run_id = run_rows.run_id),
+    front_rounds = (SELECT COALESCE(SUM(on_front), 0) FROM pareto_points p WHERE p.run_id = run_rows.run_id),
+    best_round = (SELECT round FROM pareto_points p WHERE p.run_id = run_rows.run_id ORDER BY objective IS NULL, objective, round LIMIT 1);
+  UPDATE run_rows SET on_front = front_rounds > 0,
+    (accuracy, val_error, bytes, latency_ms, energy_j, energy_measured, objective) =
+    (SELECT accuracy, val_error, bytes, latency_ms, energy_j, energy_measured, objective FROM pareto_points p WHERE p.run_id = run_rows.run_id AND p.round = run_rows.best_round)
+    WHERE best_round IS NOT NULL;
+  `,
 ];

@@ -1,0 +1,347 @@
+// Read-only queries behind the dashboard. Column names reach SQL only through the allow-lists
+// below (never from a request); values are always bound parameters.
+import type { Db } from './index';
+import type { State, StepName } from './types';
+
+const w = (k: string) => `json_extract(r.weights_json, '$.${k}')`;
+
+/** Columns of the runs table that may be sorted and filtered on, and the SQL behind each. */
+export const RUN_COLUMNS = {
+  run: 'rr.k',
+  rounds: 'rr.rounds',
+  accuracy: 'rr.accuracy',
+  best_accuracy: 'rr.best_accuracy',
+  error: 'rr.val_error',
+  bytes: 'rr.bytes',
+  latency: 'rr.latency_ms',
+  energy: 'rr.energy_j',
+  objective: 'rr.objective',
+  front: 'rr.on_front',
+  w_accuracy: w('accuracy'),
+  w_size: w('size'),
+  w_latency: w('latency'),
+  w_energy: w('energy'),
+} as const;
+export type RunColumn = keyof typeof RUN_COLUMNS;
+export const RUN_STATES: State[] = ['pending', 'running', 'completed', 'failed', 'paused', 'cancelled'];
+export const FILTER_OPS = ['<=', '>=', '!=', '=', '<', '>'] as const;
+export type FilterOp = (typeof FILTER_OPS)[number];
+export type RunFilter = { col: RunColumn; op: FilterOp; value: number } | { col: 'state'; op: '=' | '!='; value: State };
+
+export interface RunQuery {
+  sort: RunColumn;
+  dir: 'asc' | 'desc';
+  filters: RunFilter[];
+  /** keyset cursor: the last row of the previous page (its sort value, null sorting last, and k) */
+  after?: { value: number | null; k: number };
+  limit?: number;
+}
+
+export interface RunTableRow {
+  runId: string;
+  k: number;
+  state: State;
+  error: string | null;
+  weights: Record<string, number>;
+  rounds: number;
+  bestRound: number | null;
+  accuracy: number | null;
+  bestAccuracy: number | null;
+  valError: number | null;
+  bytes: number | null;
+  latencyMs: number | null;
+  energyJ: number | null;
+  energyMeasured: boolean;
+  objective: number | null;
+  onFront: boolean;
+  frontRounds: number;
+  rejected: string;
+  /** the stage running now ("round 2 finetune"), if any */
+  current: string | null;
+}
+
+// NULLs (runs without a finished round) sort last in both directions, so the cursor is a number
+const NULL_LAST = { asc: 1e308, desc: -1e308 };
+
+function whereOf(q: RunQuery): { sql: string; params: unknown[] } {
+  const parts: string[] = [];
+  const params: unknown[] = [];
+  for (const f of q.filters) {
+    if (f.col === 'state') {
+      parts.push(`r.state ${f.op} ?`);
+      params.push(f.value);
+    } else {
+      parts.push(`${RUN_COLUMNS[f.col]} ${f.op} ?`);
+      params.push(f.value);
+    }
+  }
+  return { sql: parts.map((p) => ` AND ${p}`).join(''), params };
+}
+
+const SELECT_ROWS = `SELECT r.id AS runId, rr.k AS k, r.state AS state, r.error AS error, r.weights_json AS weights, rr.rounds AS rounds,
+  rr.best_round AS bestRound, rr.accuracy AS accuracy, rr.best_accuracy AS bestAccuracy, rr.val_error AS valError, rr.bytes AS bytes,
+  rr.latency_ms AS latencyMs, rr.energy_j AS energyJ, rr.energy_measured AS energyMeasured, rr.objective AS objective,
+  rr.on_front AS onFront, rr.front_rounds AS frontRounds, rr.rejected AS rejected`;
+
+function toRow(x: Record<string, unknown>, current: string | null): RunTableRow {
+  return {
+    ...(x as unknown as RunTableRow),
+    weights: x.weights ? JSON.parse(x.weights as string) : {},
+    energyMeasured: x.energyMeasured === 1,
+    onFront: x.onFront === 1,
+    current,
+  };
+}
+
+/** One page of the runs table (keyset pagination), with the filtered total. */
+export function runsPage(db: Db, campaignId: string, q: RunQuery): { rows: RunTableRow[]; total: number; next: { value: number | null; k: number } | null } {
+  const limit = q.limit ?? 50;
+  const where = whereOf(q);
+  const sortExpr = `IFNULL(${RUN_COLUMNS[q.sort]}, ${NULL_LAST[q.dir]})`;
+  const cmp = q.dir === 'asc' ? '>' : '<';
+  const order = q.dir === 'asc' ? 'ASC' : 'DESC';
+  const keyset = q.after ? ` AND (${sortExpr} ${cmp} ? OR (${sortExpr} = ? AND rr.k ${cmp} ?))` : '';
+  const afterValue = q.after ? (q.after.value ?? NULL_LAST[q.dir]) : null;
+  const from = `FROM run_rows rr JOIN runs r ON r.id = rr.run_id WHERE rr.campaign_id = ?`;
+  const raw = db
+    .prepare(`${SELECT_ROWS}, ${sortExpr} AS sortValue ${from}${where.sql}${keyset} ORDER BY ${sortExpr} ${order}, rr.k ${order} LIMIT ?`)
+    .all(campaignId, ...where.params, ...(q.after ? [afterValue, afterValue, q.after.k] : []), limit + 1) as Array<Record<string, unknown>>;
+  const total = (db.prepare(`SELECT COUNT(*) AS n ${from}${where.sql}`).get(campaignId, ...where.params) as { n: number }).n;
+  const more = raw.length > limit;
+  const pageRows = raw.slice(0, limit);
+  const currentQ = db.prepare(`SELECT round, stage FROM stages WHERE run_id = ? AND state = 'running' ORDER BY updated_at DESC LIMIT 1`);
+  const rows = pageRows.map((x) => {
+    const cur = x.state === 'running' ? (currentQ.get(x.runId) as { round: number; stage: string } | undefined) : undefined;
+    return toRow(x, cur ? `round ${cur.round} ${cur.stage}` : null);
+  });
+  const last = pageRows[pageRows.length - 1];
+  const sv = last?.sortValue as number | undefined;
+  return { rows, total, next: more && last ? { value: sv === NULL_LAST[q.dir] ? null : (sv ?? null), k: last.k as number } : null };
+}
+
+/** Every row of the filtered view in its order (CSV / JSON export). */
+export function runsAll(db: Db, campaignId: string, q: Omit<RunQuery, 'after' | 'limit'>): RunTableRow[] {
+  const where = whereOf({ ...q });
+  const sortExpr = `IFNULL(${RUN_COLUMNS[q.sort]}, ${NULL_LAST[q.dir]})`;
+  const order = q.dir === 'asc' ? 'ASC' : 'DESC';
+  return (
+    db
+      .prepare(`${SELECT_ROWS} FROM run_rows rr JOIN runs r ON r.id = rr.run_id WHERE rr.campaign_id = ?${where.sql} ORDER BY ${sortExpr} ${order}, rr.k ${order}`)
+      .all(campaignId, ...where.params) as Array<Record<string, unknown>>
+  ).map((x) => toRow(x, null));
+}
+
+export interface BaselineRow {
+  runId: string;
+  accuracy: number | null;
+  valError: number;
+  bytes: number;
+  latencyMs: number;
+  energyJ: number;
+  params: number | null;
+  flops: number | null;
+  latencyEstimated: boolean;
+}
+
+export function baselineOf(db: Db, campaignId: string): BaselineRow | undefined {
+  const p = db
+    .prepare(
+      `SELECT p.run_id AS runId, p.accuracy, p.val_error AS valError, p.bytes, p.latency_ms AS latencyMs, p.energy_j AS energyJ
+       FROM pareto_points p JOIN runs r ON r.id = p.run_id WHERE p.campaign_id = ? AND r.kind = 'baseline'`,
+    )
+    .get(campaignId) as Omit<BaselineRow, 'params' | 'flops' | 'latencyEstimated'> | undefined;
+  if (!p) return undefined;
+  const m = metricMap(db, p.runId, 0);
+  return { ...p, params: m.params ?? null, flops: m.flops ?? null, latencyEstimated: m.latencyEstimated === 1 };
+}
+
+export interface CampaignOverview {
+  pareto: { points: number; front: number; frontDistinct: number; front2d: number; hypervolume: number; updatedAt: string } | null;
+  best: { accuracy: number | null; valError: number | null; bytes: number | null; latencyMs: number | null; energyJ: number | null };
+  runStates: Record<string, number>;
+  runs: number;
+  running: Array<{ runId: string; k: number; round: number; stage: string; taskQueue: string | null; attempts: number | null; since: string }>;
+  events: Array<{ seq: number; runId: string | null; kind: string; message: string; at: string }>;
+  lastUpdate: string | null;
+}
+
+export function campaignOverview(db: Db, campaignId: string): CampaignOverview {
+  const pareto = db
+    .prepare(`SELECT points, front, front_distinct AS frontDistinct, front_2d AS front2d, hypervolume, updated_at AS updatedAt FROM pareto WHERE campaign_id = ?`)
+    .get(campaignId) as CampaignOverview['pareto'] | undefined;
+  const best = db
+    .prepare(
+      `SELECT MAX(accuracy) AS accuracy, MIN(val_error) AS valError, MIN(bytes) AS bytes, MIN(latency_ms) AS latencyMs, MIN(energy_j) AS energyJ
+       FROM pareto_points WHERE campaign_id = ? AND round > 0`,
+    )
+    .get(campaignId) as CampaignOverview['best'];
+  const runStates: Record<string, number> = {};
+  let runs = 0;
+  for (const s of db.prepare(`SELECT state, COUNT(*) AS n FROM runs WHERE campaign_id = ? AND kind = 'run' GROUP BY state`).all(campaignId) as Array<{ state: string; n: number }>) {
+    runStates[s.state] = s.n;
+    runs += s.n;
+  }
+  const running = db
+    .prepare(
+      `SELECT s.run_id AS runId, r.k AS k, s.round, s.stage, s.task_queue AS taskQueue, s.attempts, s.started_at AS since
+       FROM runs r JOIN stages s ON s.run_id = r.id WHERE r.campaign_id = ? AND r.state = 'running' AND s.state = 'running' ORDER BY r.k LIMIT 50`,
+    )
+    .all(campaignId) as CampaignOverview['running'];
+  const events = db
+    .prepare(`SELECT rowid AS seq, run_id AS runId, kind, message, at FROM events WHERE campaign_id = ? ORDER BY rowid DESC LIMIT 15`)
+    .all(campaignId) as CampaignOverview['events'];
+  const lastUpdate = (
+    db
+      .prepare(
+        `SELECT MAX(t) AS t FROM (SELECT updated_at AS t FROM campaigns WHERE id = @id UNION ALL SELECT updated_at FROM pareto WHERE campaign_id = @id
+         UNION ALL SELECT MAX(at) FROM events WHERE campaign_id = @id)`,
+      )
+      .get({ id: campaignId }) as { t: string | null }
+  ).t;
+  return { pareto: pareto ?? null, best, runStates, runs, running, events, lastUpdate };
+}
+
+/** Every candidate model of a campaign as compact arrays for the trade-off chart (raw rows, no objects). */
+export const POINT_FIELDS = ['k', 'round', 'error', 'accuracy', 'bytes', 'latencyMs', 'energyJ', 'onFront', 'energyMeasured'] as const;
+export function tradeoffPoints(db: Db, campaignId: string): { points: unknown[][]; weights: Record<number, Record<string, number>> } {
+  const points = db
+    .prepare(
+      `SELECT r.k, p.round, p.val_error, p.accuracy, p.bytes, p.latency_ms, p.energy_j, p.on_front, p.energy_measured
+       FROM pareto_points p JOIN runs r ON r.id = p.run_id WHERE p.campaign_id = ? ORDER BY r.k, p.round`,
+    )
+    .raw()
+    .all(campaignId) as unknown[][];
+  const weights: Record<number, Record<string, number>> = {};
+  for (const [k, wj] of db.prepare(`SELECT k, weights_json FROM runs WHERE campaign_id = ? AND kind = 'run'`).raw().all(campaignId) as Array<[number, string | null]>) {
+    if (wj) weights[k] = JSON.parse(wj);
+  }
+  return { points, weights };
+}
+
+const STAGE_ORDER: StepName[] = ['baseline', 'score', 'prune', 'finetune', 'validate', 'quantize', 'hardware-adapt'];
+
+/** A round's step-0 metrics, later stages overriding earlier ones (what the round ended with). */
+export function metricMap(db: Db, runId: string, round: number): Record<string, number> {
+  const rows = db.prepare(`SELECT stage, key, value FROM metrics WHERE run_id = ? AND round = ? AND step = 0`).all(runId, round) as Array<{ stage: StepName; key: string; value: number }>;
+  rows.sort((a, b) => STAGE_ORDER.indexOf(a.stage) - STAGE_ORDER.indexOf(b.stage));
+  const out: Record<string, number> = {};
+  for (const r of rows) out[r.key] = r.value;
+  return out;
+}
+
+export interface RunDetail {
+  runId: string;
+  campaignId: string;
+  campaignName: string;
+  k: number;
+  kind: string;
+  state: State;
+  error: string | null;
+  weights: Record<string, number>;
+  createdAt: string;
+  updatedAt: string;
+  rounds: Array<{
+    round: number;
+    state: State;
+    objective: number | null;
+    metrics: Record<string, number>;
+    point: { valError: number; accuracy: number | null; bytes: number; latencyMs: number; energyJ: number; onFront: boolean; violates: string } | null;
+  }>;
+  stages: Array<{ round: number; stage: string; state: State; attempts: number | null; ms: number | null; resumedFromStep: number | null; taskQueue: string | null; error: string | null; startedAt: string; updatedAt: string }>;
+  series: Array<{ round: number; stage: string; key: string; points: Array<[number, number]> }>;
+  channels: Array<{ layer: string; before: number; after: Record<number, number> }>;
+  events: Array<{ kind: string; message: string; at: string; round: number | null; stage: string | null }>;
+  artifacts: Array<{ round: number; stage: string; kind: string; path: string; bytes: number; sha256: string; createdAt: string }>;
+}
+
+export function runDetail(db: Db, runId: string): RunDetail | undefined {
+  const r = db
+    .prepare(
+      `SELECT r.id, r.campaign_id, c.name, r.k, r.kind, r.state, r.error, r.weights_json, r.created_at, r.updated_at
+       FROM runs r JOIN campaigns c ON c.id = r.campaign_id WHERE r.id = ?`,
+    )
+    .get(runId) as
+    | { id: string; campaign_id: string; name: string; k: number; kind: string; state: State; error: string | null; weights_json: string | null; created_at: string; updated_at: string }
+    | undefined;
+  if (!r) return undefined;
+  const roundRows =
+    r.kind === 'baseline'
+      ? [{ round: 0, state: r.state, objective: null }]
+      : (db.prepare(`SELECT round, state, objective FROM rounds WHERE run_id = ? ORDER BY round`).all(runId) as Array<{ round: number; state: State; objective: number | null }>);
+  const pointQ = db.prepare(
+    `SELECT val_error AS valError, accuracy, bytes, latency_ms AS latencyMs, energy_j AS energyJ, on_front AS onFront, violates FROM pareto_points WHERE run_id = ? AND round = ?`,
+  );
+  const rounds = roundRows.map((rd) => {
+    const p = pointQ.get(runId, rd.round) as (Omit<NonNullable<RunDetail['rounds'][number]['point']>, 'onFront'> & { onFront: number }) | undefined;
+    return { ...rd, metrics: metricMap(db, runId, rd.round), point: p ? { ...p, onFront: p.onFront === 1 } : null };
+  });
+  const stages = (
+    db
+      .prepare(
+        `SELECT round, stage, state, attempts, ms, resumed_from_step AS resumedFromStep, task_queue AS taskQueue, error, started_at AS startedAt, updated_at AS updatedAt
+         FROM stages WHERE run_id = ?`,
+      )
+      .all(runId) as RunDetail['stages']
+  ).sort((a, b) => a.round - b.round || STAGE_ORDER.indexOf(a.stage as StepName) - STAGE_ORDER.indexOf(b.stage as StepName));
+  const seriesRows = db
+    .prepare(
+      `SELECT round, stage, key, step, value FROM metrics WHERE run_id = ? AND (round, stage, key) IN
+         (SELECT round, stage, key FROM metrics WHERE run_id = ? AND step > 0) ORDER BY round, stage, key, step`,
+    )
+    .all(runId, runId) as Array<{ round: number; stage: string; key: string; step: number; value: number }>;
+  const series: RunDetail['series'] = [];
+  for (const s of seriesRows) {
+    let cur = series[series.length - 1];
+    if (!cur || cur.round !== s.round || cur.stage !== s.stage || cur.key !== s.key) {
+      cur = { round: s.round, stage: s.stage, key: s.key, points: [] };
+      series.push(cur);
+    }
+    cur.points.push([s.step, s.value]);
+  }
+  // per-layer widths: the campaign's baseline (before) and each round's pruned model (after)
+  const baselineRun = db.prepare(`SELECT id FROM runs WHERE campaign_id = ? AND kind = 'baseline'`).get(r.campaign_id) as { id: string } | undefined;
+  const before = baselineRun ? metricMap(db, baselineRun.id, 0) : {};
+  const channels: RunDetail['channels'] = Object.entries(before)
+    .filter(([key]) => key.startsWith('channels.'))
+    .map(([key, v]) => ({ layer: key.slice('channels.'.length), before: v, after: {} }));
+  for (const rd of rounds) {
+    for (const ch of channels) {
+      const v = rd.metrics[`channels.${ch.layer}`];
+      if (v !== undefined && rd.round > 0) ch.after[rd.round] = v;
+    }
+  }
+  const events = db
+    .prepare(`SELECT kind, message, at, round, stage FROM events WHERE run_id = ? ORDER BY rowid`)
+    .all(runId) as RunDetail['events'];
+  const artifacts = db
+    .prepare(`SELECT round, stage, kind, path, bytes, sha256, created_at AS createdAt FROM artifacts WHERE run_id = ? ORDER BY round, stage, kind`)
+    .all(runId) as RunDetail['artifacts'];
+  return {
+    runId: r.id,
+    campaignId: r.campaign_id,
+    campaignName: r.name,
+    k: r.k,
+    kind: r.kind,
+    state: r.state,
+    error: r.error,
+    weights: r.weights_json ? JSON.parse(r.weights_json) : {},
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    rounds,
+    stages,
+    series,
+    channels,
+    events,
+    artifacts,
+  };
+}
+
+/** Whether an artifact with this home-relative path is recorded (downloads serve recorded files only). */
+export function isRecordedArtifact(db: Db, relPath: string): boolean {
+  return !!db.prepare(`SELECT 1 FROM artifacts WHERE path = ? OR ? LIKE path || '/%' LIMIT 1`).get(relPath, relPath);
+}
+
+/** Changes whenever another connection (a worker's record activity) commits to the database. */
+export function dataVersion(db: Db): number {
+  return db.pragma('data_version', { simple: true }) as number;
+}
