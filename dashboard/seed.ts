@@ -63,12 +63,12 @@ export function seedCampaign(db: Db, o: SeedOptions): { points: number } {
     const step = 0.04 + 0.14 * (1 - weights.accuracy) + 0.03 * rand(); // how much each round removes
     const rounds = running ? Math.max(1, Math.floor(o.rounds / 2)) : o.rounds;
     for (let r = 1; r <= rounds; r++) {
-      const kept = Math.max(0.08, 1 - step * r);
+      const kept = Math.max(0.15, 1 - step * r);
       const noise = () => (rand() - 0.5) * 0.004;
       const drop = 0.2 * Math.pow(1 - kept, 2.6);
       const acc = base.accuracy - drop + noise() + 0.002 * Math.min(r, 2);
       const val = base.valAccuracy - drop + noise() + 0.002 * Math.min(r, 2);
-      const bytes = Math.round(base.bytes * Math.pow(kept, 1.7) * (weights.size > 0.3 && r === rounds ? 0.25 : 1));
+      const bytes = Math.round(base.bytes * Math.pow(kept, 1.7) * (weights.size > 0.5 && r === rounds ? 0.25 : 1));
       const latencyMs = base.latencyMs * (0.25 + 0.75 * Math.pow(kept, 1.4)) * (1 + (rand() - 0.5) * 0.04);
       const energy = base.energyJEstimated * Math.pow(kept, 1.6);
       const values: ObjectiveValues = { error: 1 - val, bytes, latencyMs, energyJ: energy };

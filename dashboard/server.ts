@@ -22,6 +22,7 @@ import {
   runDetail,
   runsAll,
   runsPage,
+  tradeoffJson,
   tradeoffPoints,
   type BaselineRow,
   type Db,
@@ -164,6 +165,8 @@ export function createDashboard(db: Db, opts: DashboardOptions = {}): Dashboard 
   hb.registerHelper('fix', (v: number | null, d: number) => (num(v) ? v!.toFixed(d) : '—'));
   hb.registerHelper('signed', (v: number | null) => (num(v) ? `${v! >= 0 ? '+' : ''}${v!.toFixed(2)}` : '—'));
   hb.registerHelper('kb', (v: number | null) => (num(v) ? `${(v! / 1024).toFixed(1)} KB` : '—'));
+  hb.registerHelper('energy', (v: number | null) => (num(v) ? (v! >= 1e-3 ? `${(v! * 1e3).toFixed(3)} mJ` : `${(v! * 1e6).toFixed(2)} µJ`) : '—'));
+  hb.registerHelper('lat', (v: number | null) => (num(v) ? `${v!.toFixed(3)} ms` : '—'));
   hb.registerHelper('x', (v: number | null) => (num(v) ? `${v!.toFixed(2)}×` : '—'));
   hb.registerHelper('w', (w: Record<string, number> | null, k: string) => (w && w[k] !== undefined ? String(w[k]) : '—'));
   hb.registerHelper('eq', (a: unknown, b: unknown) => a === b);
@@ -320,9 +323,10 @@ export function createDashboard(db: Db, opts: DashboardOptions = {}): Dashboard 
   app.get('/campaigns/:id/tradeoff.json', (req, res) => {
     const c = campaignOr404(req, res);
     if (!c) return;
-    const { points, weights } = tradeoffPoints(db, c.id);
+    const { points, weights } = tradeoffJson(db, c.id);
     const b = baselineOf(db, c.id);
-    res.json({ fields: POINT_FIELDS, points, weights, baseline: b ?? null, runPrefix: `${c.id}/run-`, baselineRun: b?.runId ?? null });
+    const head = JSON.stringify({ fields: POINT_FIELDS, baseline: b ?? null, runPrefix: `${c.id}/run-`, baselineRun: b?.runId ?? null });
+    res.type('json').send(`${head.slice(0, -1)},"weights":${weights},"points":${points}}`);
   });
   app.get('/campaigns/:id/points.csv', (req, res) => {
     const c = campaignOr404(req, res);
@@ -437,10 +441,11 @@ export function createDashboard(db: Db, opts: DashboardOptions = {}): Dashboard 
     if (!inside(abs)) return [];
     try {
       const st = fs.statSync(abs);
-      if (st.isFile()) return [{ name: path.basename(abs), href: `/artifacts/${rel.split(path.sep).map(encodeURIComponent).join('/')}`, bytes: st.size }];
+      const href = (file: string) => `/artifacts/${path.relative(artifactsRoot, file).split(path.sep).map(encodeURIComponent).join('/')}`;
+      if (st.isFile()) return [{ name: path.basename(abs), href: href(abs), bytes: st.size }];
       return fs.readdirSync(abs, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => ({
         name: e.name,
-        href: `/artifacts/${[...rel.split(path.sep), e.name].map(encodeURIComponent).join('/')}`,
+        href: href(path.join(abs, e.name)),
         bytes: fs.statSync(path.join(abs, e.name)).size,
       }));
     } catch {
@@ -462,7 +467,7 @@ export function createDashboard(db: Db, opts: DashboardOptions = {}): Dashboard 
       return res.status(403).type('text').send('refused: downloads are limited to files inside the artifacts folder\n');
     }
     const abs = path.resolve(homeDir, rel);
-    if (!isRecordedArtifact(db, rel.split(path.sep).join('/')) && !isRecordedArtifact(db, rel) && !isRecordedArtifact(db, path.dirname(rel))) {
+    if (!isRecordedArtifact(db, rel)) {
       return res.status(404).type('text').send(`no recorded artifact at ${rel}\n`);
     }
     if (!fs.existsSync(abs) || !fs.statSync(abs).isFile()) return res.status(404).type('text').send(`${rel} is not a file (moved or deleted?)\n`);

@@ -157,6 +157,7 @@ export function baselineOf(db: Db, campaignId: string): BaselineRow | undefined 
 
 export interface CampaignOverview {
   pareto: { points: number; front: number; frontDistinct: number; front2d: number; hypervolume: number; updatedAt: string } | null;
+  /** best accuracy over every candidate; least bytes / latency / energy among candidates within the hard constraints */
   best: { accuracy: number | null; valError: number | null; bytes: number | null; latencyMs: number | null; energyJ: number | null };
   runStates: Record<string, number>;
   runs: number;
@@ -171,7 +172,9 @@ export function campaignOverview(db: Db, campaignId: string): CampaignOverview {
     .get(campaignId) as CampaignOverview['pareto'] | undefined;
   const best = db
     .prepare(
-      `SELECT MAX(accuracy) AS accuracy, MIN(val_error) AS valError, MIN(bytes) AS bytes, MIN(latency_ms) AS latencyMs, MIN(energy_j) AS energyJ
+      `SELECT MAX(accuracy) AS accuracy, MIN(val_error) AS valError,
+         MIN(CASE WHEN violates = '' THEN bytes END) AS bytes, MIN(CASE WHEN violates = '' THEN latency_ms END) AS latencyMs,
+         MIN(CASE WHEN violates = '' THEN energy_j END) AS energyJ
        FROM pareto_points WHERE campaign_id = ? AND round > 0`,
     )
     .get(campaignId) as CampaignOverview['best'];
@@ -215,6 +218,26 @@ export function tradeoffPoints(db: Db, campaignId: string): { points: unknown[][
   for (const [k, wj] of db.prepare(`SELECT k, weights_json FROM runs WHERE campaign_id = ? AND kind = 'run'`).raw().all(campaignId) as Array<[number, string | null]>) {
     if (wj) weights[k] = JSON.parse(wj);
   }
+  return { points, weights };
+}
+
+/**
+ * The same, as one JSON text built inside SQLite (json_group_array), for the trade-off endpoint:
+ * at 50 000 candidates this avoids materialising 50 000 JS arrays only to stringify them again.
+ */
+export function tradeoffJson(db: Db, campaignId: string): { points: string; weights: string } {
+  const points = db
+    .prepare(
+      `SELECT json_group_array(json_array(k, round, val_error, accuracy, bytes, latency_ms, energy_j, on_front, energy_measured)) AS j FROM
+         (SELECT r.k AS k, p.round AS round, p.val_error, p.accuracy, p.bytes, p.latency_ms, p.energy_j, p.on_front, p.energy_measured
+          FROM pareto_points p JOIN runs r ON r.id = p.run_id WHERE p.campaign_id = ? ORDER BY r.k, p.round)`,
+    )
+    .pluck()
+    .get(campaignId) as string;
+  const weights = db
+    .prepare(`SELECT json_group_object(k, json(weights_json)) FROM runs WHERE campaign_id = ? AND kind = 'run' AND weights_json IS NOT NULL`)
+    .pluck()
+    .get(campaignId) as string;
   return { points, weights };
 }
 
@@ -338,7 +361,7 @@ export function runDetail(db: Db, runId: string): RunDetail | undefined {
 
 /** Whether an artifact with this home-relative path is recorded (downloads serve recorded files only). */
 export function isRecordedArtifact(db: Db, relPath: string): boolean {
-  return !!db.prepare(`SELECT 1 FROM artifacts WHERE path = ? OR ? LIKE path || '/%' LIMIT 1`).get(relPath, relPath);
+  return !!db.prepare(`SELECT 1 FROM artifacts WHERE path = @p OR substr(@p, 1, length(path) + 1) = path || '/' LIMIT 1`).get({ p: relPath });
 }
 
 /** Changes whenever another connection (a worker's record activity) commits to the database. */

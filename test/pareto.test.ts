@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { measureJoules, raplDomains } from '../ml/energy-sensor';
 import { rooflineEstimate } from '../ml/roofline';
+import { rng } from '../dashboard/seed';
 import { allocate, stepDeltaJ, type GroupStep, type Sensitivity } from '../ml/allocate';
 import { distinctCount, dominates, front2d, hypervolume, normalisedHypervolume, paretoFront, recommend, referencePoint, violations, type Candidate } from '../campaign/pareto';
 
@@ -147,5 +148,33 @@ describe('RAPL energy sensor (fake powercap files: this VM has no RAPL)', () => 
     });
     expect(joules).toBeCloseTo(3.5, 9);
     expect(raplDomains(path.join(root, 'nonexistent'))).toEqual([]);
+  });
+});
+
+describe('Pareto front and hypervolume at campaign scale', () => {
+  const rand = rng(11);
+  const pts = Array.from({ length: 600 }, (_, i) => ({
+    runId: `r${i}`,
+    round: 1,
+    // coarse values so ties and duplicates occur
+    values: { error: Math.round(rand() * 20) / 20, bytes: Math.round(rand() * 20), latencyMs: Math.round(rand() * 20) / 4, energyJ: Math.round(rand() * 10) },
+  }));
+
+  it('the sorted front equals the brute-force definition, duplicates kept, input order kept', () => {
+    const brute = pts.filter((p) => !pts.some((q) => q !== p && dominates(q.values, p.values)));
+    expect(paretoFront(pts)).toEqual(brute);
+    const keys = ['latencyMs', 'error'] as const;
+    expect(paretoFront(pts, keys)).toEqual(pts.filter((p) => !pts.some((q) => q !== p && dominates(q.values, p.values, keys))));
+  });
+
+  it('hypervolume after dropping dominated points equals the volume counted on a grid', () => {
+    const small = pts.slice(0, 60).map((p) => [p.values.error, p.values.bytes / 20, p.values.latencyMs / 5]);
+    const ref = [1, 1, 1];
+    // every grid cell of side 1/20 (coordinates are multiples of 1/20): dominated if some point is ≤ its lower corner
+    let cells = 0;
+    for (let a = 0; a < 20; a++) for (let b = 0; b < 20; b++) for (let c = 0; c < 20; c++) {
+      if (small.some((p) => p[0] <= a / 20 && p[1] <= b / 20 && p[2] <= c / 20 && p.every((v, i) => v < ref[i]))) cells++;
+    }
+    expect(hypervolume(small, ref)).toBeCloseTo(cells / 8000, 10);
   });
 });
