@@ -416,7 +416,7 @@ export function createDashboard(db: Db, opts: DashboardOptions = {}): Dashboard 
       after: roundNos.map((n) => c.after[n] ?? null),
       last: roundNos.length ? (c.after[roundNos[roundNos.length - 1]] ?? null) : null,
     })).map((c) => ({ ...c, keptPct: c.last !== null && c.before ? (100 * c.last) / c.before : null, shrank: c.last !== null && c.last < c.before }));
-    const retried = d.stages.filter((s) => (s.attempts ?? 1) > 1 || s.resumedFromStep !== null || s.state === 'failed').length;
+    const retried = d.stages.filter((s) => (s.attempts ?? 1) > 1 || (s.resumedFromStep ?? 0) > 0 || s.state === 'failed').length;
     const artifacts = d.artifacts.map((a) => ({ ...a, files: artifactFiles(a.path) }));
     render(res, 'run', {
       title: d.kind === 'baseline' ? `${d.campaignName} · baseline` : `${d.campaignName} · run-${d.k}`,

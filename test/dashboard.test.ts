@@ -160,6 +160,7 @@ describe('dashboard over HTTP', () => {
   it('run page: rounds against the baseline, channels before/after, stage attempts, artifacts; downloads stay inside the artifacts folder', async () => {
     const html = await (await get(`/runs/${ID}/run-1`)).text();
     expect(html).toContain('<td>round 2</td>');
+    expect(html).toContain('1 stage(s) retried, resumed or failed'); // finetune of round 1 took 2 attempts
     expect(html).toMatch(/<td>1<\/td><td class="text">finetune<\/td><td class="text"><span class="state-completed">completed<\/span><\/td><td>2<\/td>/);
     const big = await (await get(`/runs/${encodeURIComponent(`${BIG}/run-3`)}`)).text();
     expect(big).toMatch(/<tr><td>conv2<\/td><td>16<\/td>/);
