@@ -11,9 +11,10 @@ echo
 echo "== prunewise pareto $id"
 node bin/prunewise.js pareto "$id"
 echo
-if [ -t 0 ] && [ -t 1 ]; then
+if [ -t 0 ] && [ -t 1 ] || [ "${PRUNEWISE_DEMO_SERVE:-}" = 1 ]; then
   # interactive: serve the dashboard until Ctrl-C (it prints its URL)
+  echo "this campaign: /campaigns/$id (trade-off: /campaigns/$id/tradeoff)"
   exec node bin/prunewise.js dashboard
 else
-  echo "dashboard: npx prunewise dashboard   (serves http://127.0.0.1:8787/)"
+  echo "dashboard: npx prunewise dashboard   (then open http://127.0.0.1:8787/campaigns/$id; PRUNEWISE_DEMO_SERVE=1 serves it here)"
 fi
