@@ -200,6 +200,16 @@ describe('dashboard in Chromium', () => {
     expect(accs.length).toBeGreaterThan(0);
     for (const a of accs) expect(a).toBeGreaterThanOrEqual(87.5);
     expect(await page.getAttribute('#parallel-link', 'href')).toContain('/runs?');
+    // the shared link shows the same selection on the axis again
+    const shown = await rowsOnScreen(page);
+    await page.goto(page.url());
+    await page.waitForSelector('#parallel-chart[data-ready]');
+    expect(await rowsOnScreen(page)).toEqual(shown);
+    const active = await page.evaluate(() => {
+      const chart = (window as unknown as { echarts: { getInstanceByDom: (e: HTMLElement) => any } }).echarts.getInstanceByDom(document.getElementById('parallel-chart')!);
+      return chart.getModel().getComponent('parallelAxis', 4).activeIntervals;
+    });
+    expect(active).toEqual([[0.875, 0.9]]);
     expect(watch.problems).toEqual([]);
     await ctx.close();
   });

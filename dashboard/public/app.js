@@ -234,6 +234,16 @@
         else delete ranges[a.col];
         apply();
       });
+      // a shared link: show the URL's ranges on the axes again
+      var f = new URLSearchParams(location.search).get('filter') || '';
+      var lo = {}, hi = {};
+      f.split(',').forEach(function (c) {
+        var m = /^([a-z_]+)(>=|<=)(.+)$/.exec(c);
+        if (m) (m[2] === '>=' ? lo : hi)[m[1]] = Number(m[3]);
+      });
+      PAR.forEach(function (a, i) {
+        if (a.col in lo && a.col in hi) chart.dispatchAction({ type: 'axisAreaSelect', parallelAxisId: 'ax-' + i, intervals: [[lo[a.col], hi[a.col]]] });
+      });
       el.setAttribute('data-ready', '1');
     }
     function filterText() {
