@@ -364,7 +364,10 @@ export function createDashboard(db: Db, opts: DashboardOptions = {}): Dashboard 
     }
     const cards = runs.map((r) => {
       const b = baselines.get(r.campaignId);
-      const pts = r.rounds.filter((x) => x.point);
+      // the run's best round as in the runs table: lowest J within the hard constraints, else lowest J
+      const all = r.rounds.filter((x) => x.point && x.round > 0);
+      const ok = all.filter((x) => !x.point!.violates);
+      const pts = ok.length ? ok : all;
       const best = pts.reduce<(typeof pts)[number] | null>((a, x) => (a === null || (x.objective ?? Infinity) < (a.objective ?? Infinity) ? x : a), null);
       const p = best?.point;
       return {

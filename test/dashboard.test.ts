@@ -182,6 +182,8 @@ describe('dashboard over HTTP', () => {
     expect(html).toContain('<code>weights.size</code>');
     expect(html).not.toContain('<code>weights.accuracy</code>'); // both 0.6
     expect(html).not.toContain('<code>spec.constraints.maxAccuracyDrop</code>'); // same campaign
+    // best rounds as in the runs table, with Δ points against the baseline (run 1 round 2: 86.0 vs 88.0 %)
+    expect(html).toMatch(/run-1<\/a><\/td><td class="text">completed<\/td><td>2<\/td><td>-2\.00<\/td><td>4\.00×<\/td>/);
   });
 
   it('streams a change event when another connection writes', async () => {
