@@ -78,7 +78,11 @@ export function hypervolume(points: number[][], ref: number[]): number {
   return hv(nonDominated(inside, ref.length), ref, ref.length);
 }
 
-/** The points not dominated on their first `d` coordinates (dominated points add no volume). */
+/**
+ * The points not dominated on their first `d` coordinates (dominated points add no volume). The
+ * same lexicographic sweep as paretoFront, written out on plain arrays: sharing one generic sweep
+ * with a callback made the 4-D hypervolume of 50 000 candidates ~1.8× slower (23 s → 43 s).
+ */
 function nonDominated(points: number[][], d: number): number[][] {
   const sorted = points.slice().sort((a, b) => {
     for (let i = 0; i < d; i++) if (a[i] !== b[i]) return a[i] - b[i];

@@ -5,6 +5,7 @@
 // spec says `synthetic: true`, and nothing here is presented as a measurement.
 import { objectiveJ, type ObjectiveValues } from '../campaign/objective';
 import { applyRecord, createCampaign, refreshPareto, type Db, type RecordOp } from '../db';
+import { rng } from '../ml/random';
 
 export interface SeedOptions {
   id: string;
@@ -14,18 +15,6 @@ export interface SeedOptions {
   seed?: number;
   /** leave the last `running` runs mid-way (a stage running) */
   running?: number;
-}
-
-/** mulberry32: a small seeded generator, so seeded campaigns are identical run to run */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const LAYERS: Array<[string, number]> = [['conv1', 6], ['conv2', 16], ['dense1', 120], ['dense2', 84]];

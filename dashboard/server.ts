@@ -15,7 +15,6 @@ import {
   getCampaign,
   isRecordedArtifact,
   listCampaigns,
-  metricMap,
   POINT_FIELDS,
   RUN_COLUMNS,
   RUN_STATES,
@@ -111,15 +110,21 @@ export interface ShownRow extends RunTableRow {
   energyX: number | null;
 }
 
-export function withDeltas(r: RunTableRow, b: BaselineRow | undefined): ShownRow {
-  const ratio = (base: number | undefined, v: number | null) => (base !== undefined && v ? base / v : null);
+type Objectives = { accuracy: number | null; bytes: number | null; latencyMs: number | null; energyJ: number | null };
+
+/** A model against the unpruned baseline: accuracy change in points, and how many times smaller / faster / cheaper. */
+export function vsBaseline(v: Objectives | null | undefined, b: BaselineRow | undefined): Omit<ShownRow, keyof RunTableRow> {
+  const ratio = (base: number | undefined, x: number | null | undefined) => (base !== undefined && x ? base / x : null);
   return {
-    ...r,
-    deltaPoints: r.accuracy !== null && b?.accuracy != null ? (r.accuracy - b.accuracy) * 100 : null,
-    sizeX: ratio(b?.bytes, r.bytes),
-    latencyX: ratio(b?.latencyMs, r.latencyMs),
-    energyX: ratio(b?.energyJ, r.energyJ),
+    deltaPoints: v && v.accuracy !== null && b?.accuracy != null ? (v.accuracy - b.accuracy) * 100 : null,
+    sizeX: ratio(b?.bytes, v?.bytes),
+    latencyX: ratio(b?.latencyMs, v?.latencyMs),
+    energyX: ratio(b?.energyJ, v?.energyJ),
   };
+}
+
+export function withDeltas(r: RunTableRow, b: BaselineRow | undefined): ShownRow {
+  return { ...r, ...vsBaseline(r, b) };
 }
 
 const EXPORT_COLUMNS: Array<[string, (x: ShownRow) => unknown]> = [
@@ -249,14 +254,8 @@ export function createDashboard(db: Db, opts: DashboardOptions = {}): Dashboard 
     const exportQuery = qs({ sort: q.sort, dir: q.dir, filter: q.filterText });
     const next = page.next ? qs({ ...base, after: `${page.next.value ?? 'null'}~${page.next.k}` }) : null;
     const first = q.after ? qs(base) : null;
-    const o = campaignOverview(db, c.id);
-    const bestVsBase = {
-      accuracy: o.best.accuracy,
-      deltaPoints: o.best.accuracy !== null && baseline?.accuracy != null ? (o.best.accuracy - baseline.accuracy) * 100 : null,
-      sizeX: baseline && o.best.bytes ? baseline.bytes / o.best.bytes : null,
-      latencyX: baseline && o.best.latencyMs ? baseline.latencyMs / o.best.latencyMs : null,
-      energyX: baseline && o.best.energyJ ? baseline.energyJ / o.best.energyJ : null,
-    };
+    const o = campaignOverview(db, c.id, { activity: true });
+    const bestVsBase = { accuracy: o.best.accuracy, ...vsBaseline(o.best, baseline) };
     render(res, tab === 'runs' ? 'campaign' : 'parallel', {
       title: tab === 'runs' ? c.name : `${c.name} · parallel coordinates`,
       live: true,
@@ -316,7 +315,6 @@ export function createDashboard(db: Db, opts: DashboardOptions = {}): Dashboard 
       tab: 'tradeoff',
       campaign: c,
       baseline,
-      overview: campaignOverview(db, c.id),
       latencyNote: baseline?.latencyEstimated ? 'estimated (roofline model of the target profile)' : 'measured on the worker',
     });
   });
@@ -331,7 +329,7 @@ export function createDashboard(db: Db, opts: DashboardOptions = {}): Dashboard 
   app.get('/campaigns/:id/points.csv', (req, res) => {
     const c = campaignOr404(req, res);
     if (!c) return;
-    const { points } = tradeoffPoints(db, c.id);
+    const points = tradeoffPoints(db, c.id);
     res.type('text/csv').attachment(`${c.id}-points.csv`).send([POINT_FIELDS.join(','), ...points.map((p) => p.map(csvCell).join(','))].join('\n') + '\n');
   });
 
@@ -354,40 +352,23 @@ export function createDashboard(db: Db, opts: DashboardOptions = {}): Dashboard 
       .filter((k) => new Set(settings.map((s) => s[k] ?? '—')).size > 1)
       .map((k) => ({ key: k, values: settings.map((s) => (s[k] === undefined ? '—' : s[k].replace(/^"(.*)"$/, '$1'))) }));
     const baselines = new Map<string, BaselineRow | undefined>();
-    const baseMetrics = new Map<string, Record<string, number>>();
-    for (const r of runs) {
-      if (!baselines.has(r.campaignId)) {
-        const b = baselineOf(db, r.campaignId);
-        baselines.set(r.campaignId, b);
-        baseMetrics.set(r.campaignId, b ? metricMap(db, b.runId, 0) : {});
-      }
-    }
+    for (const r of runs) if (!baselines.has(r.campaignId)) baselines.set(r.campaignId, baselineOf(db, r.campaignId));
     const cards = runs.map((r) => {
-      const b = baselines.get(r.campaignId);
-      // the run's best round as in the runs table: lowest J within the hard constraints, else lowest J
-      const all = r.rounds.filter((x) => x.point && x.round > 0);
-      const ok = all.filter((x) => !x.point!.violates);
-      const pts = ok.length ? ok : all;
-      const best = pts.reduce<(typeof pts)[number] | null>((a, x) => (a === null || (x.objective ?? Infinity) < (a.objective ?? Infinity) ? x : a), null);
-      const p = best?.point;
+      const best = r.rounds.find((x) => x.round === r.bestRound); // as in the runs table
       return {
         runId: r.runId,
         label: `${r.campaignId === runs[0].campaignId ? '' : `${r.campaignName} `}run-${r.k}`,
         state: r.state,
         bestRound: best?.round ?? null,
-        deltaPoints: p && p.accuracy !== null && b?.accuracy != null ? (p.accuracy - b.accuracy) * 100 : null,
-        sizeX: p && b ? b.bytes / p.bytes : null,
-        latencyX: p && b ? b.latencyMs / p.latencyMs : null,
-        energyX: p && b ? b.energyJ / p.energyJ : null,
+        ...vsBaseline(best?.point, baselines.get(r.campaignId)),
         objective: best?.objective ?? null,
       };
     });
     // per-round curves, each run starting from its baseline (round 0)
     const curves = runs.map((r, i) => {
       const b = baselines.get(r.campaignId);
-      const bm = baseMetrics.get(r.campaignId) ?? {};
       const rows = [
-        { round: 0, accuracy: b?.accuracy ?? null, flops: bm.flops ?? null, latencyMs: b?.latencyMs ?? null },
+        { round: 0, accuracy: b?.accuracy ?? null, flops: b?.flops ?? null, latencyMs: b?.latencyMs ?? null },
         ...r.rounds.filter((x) => x.point).map((x) => ({ round: x.round, accuracy: x.point!.accuracy, flops: x.metrics.flops ?? null, latencyMs: x.point!.latencyMs })),
       ];
       return { label: cards[i].label, runId: r.runId, rows };
@@ -401,17 +382,10 @@ export function createDashboard(db: Db, opts: DashboardOptions = {}): Dashboard 
     const d = runDetail(db, id);
     if (!d) return notFound(res, `run "${id}" not found: run ids look like <campaign>/run-3`);
     const b = baselineOf(db, d.campaignId);
-    const bm = b ? metricMap(db, b.runId, 0) : {};
     const rounds = [
-      ...(d.kind === 'run' && b ? [{ round: 0, state: 'completed', objective: null, label: 'baseline', point: { accuracy: b.accuracy, valError: b.valError, bytes: b.bytes, latencyMs: b.latencyMs, energyJ: b.energyJ, onFront: true, violates: '' }, flops: bm.flops ?? null, params: bm.params ?? null }] : []),
+      ...(d.kind === 'run' && b ? [{ round: 0, state: 'completed', objective: null, label: 'baseline', point: { accuracy: b.accuracy, valError: b.valError, bytes: b.bytes, latencyMs: b.latencyMs, energyJ: b.energyJ, onFront: true, violates: '' }, flops: b.flops, params: b.params }] : []),
       ...d.rounds.map((r) => ({ ...r, label: d.kind === 'baseline' ? 'baseline' : `round ${r.round}`, flops: r.metrics.flops ?? null, params: r.metrics.params ?? null })),
-    ].map((r) => ({
-      ...r,
-      deltaPoints: r.point && r.point.accuracy !== null && b?.accuracy != null ? (r.point.accuracy - b.accuracy) * 100 : null,
-      sizeX: r.point && b ? b.bytes / r.point.bytes : null,
-      latencyX: r.point && b ? b.latencyMs / r.point.latencyMs : null,
-      energyX: r.point && b ? b.energyJ / r.point.energyJ : null,
-    }));
+    ].map((r) => ({ ...r, ...vsBaseline(r.point, b) }));
     const roundNos = d.rounds.filter((r) => r.round > 0).map((r) => r.round);
     const channels = d.channels.map((c) => ({
       layer: c.layer,

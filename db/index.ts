@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { MIGRATIONS } from './migrations';
 import { objectiveValues, type ObjectiveValues, type ObjectiveWeights } from '../campaign/objective';
 import { distinctCount, front2d, normalisedHypervolume, paretoFront, recommend, referencePoint, violations, type Candidate } from '../campaign/pareto';
-import type { RecordOp, State, StepName } from './types';
+import { stepIndex, type RecordOp, type State, type StepName } from './types';
 
 export * from './types';
 export * from './views';
@@ -257,7 +257,6 @@ export interface CampaignStatus {
 }
 
 /** Per-round metrics shown to users: what the round ended with (later stages override earlier). */
-const STAGE_ORDER: StepName[] = ['baseline', 'score', 'prune', 'finetune', 'validate', 'quantize', 'hardware-adapt'];
 
 interface StageRow {
   round: number;
@@ -296,7 +295,7 @@ export function campaignStatus(db: Db, id: string): CampaignStatus | undefined {
 
   const metricsByRound = (runId: string) => {
     const rows = metricsQ.all(runId) as Array<{ round: number; stage: StepName; key: string; value: number }>;
-    rows.sort((a, b) => STAGE_ORDER.indexOf(a.stage) - STAGE_ORDER.indexOf(b.stage));
+    rows.sort((a, b) => stepIndex(a.stage) - stepIndex(b.stage));
     const out = new Map<number, RoundMetrics>();
     for (const r of rows) {
       const m = out.get(r.round) ?? {};
@@ -307,7 +306,7 @@ export function campaignStatus(db: Db, id: string): CampaignStatus | undefined {
   };
 
   const stageRows = (runId: string) =>
-    (stagesQ.all(runId) as StageRow[]).sort((a, b) => a.round - b.round || STAGE_ORDER.indexOf(a.stage as StepName) - STAGE_ORDER.indexOf(b.stage as StepName));
+    (stagesQ.all(runId) as StageRow[]).sort((a, b) => a.round - b.round || stepIndex(a.stage) - stepIndex(b.stage));
 
   let baseline: RoundMetrics | null = null;
   let baselineStage: StageStatus | null = null;
@@ -486,7 +485,12 @@ function storePareto(db: Db, p: ParetoSummary): void {
     // one row per run for the runs table: its best round (lowest J among rounds within the hard
     // constraints, else lowest J), best accuracy over its rounds, and whether any round is on the front
     const byRun = new Map<string, ParetoPoint[]>();
-    for (const p of points) if (p.round > 0) byRun.set(p.runId, [...(byRun.get(p.runId) ?? []), p]);
+    for (const p of points) {
+      if (p.round === 0) continue;
+      const list = byRun.get(p.runId);
+      if (list) list.push(p);
+      else byRun.set(p.runId, [p]);
+    }
     const putRow = db.prepare(
       `INSERT INTO run_rows (campaign_id, run_id, k, rounds, best_round, accuracy, best_accuracy, val_error, bytes, latency_ms, energy_j, energy_measured, objective, on_front, front_rounds, rejected)
        VALUES (@c, @runId, @k, @rounds, @bestRound, @accuracy, @bestAccuracy, @error, @bytes, @latency, @energy, @measured, @objective, @onFront, @frontRounds, @rejected)

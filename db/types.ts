@@ -5,6 +5,9 @@ export const STAGES = ['score', 'prune', 'finetune', 'validate', 'quantize', 'ha
 export type StageName = (typeof STAGES)[number];
 /** Stage-like steps outside the six-stage round (the baseline is round 0 of the baseline run). */
 export type StepName = StageName | 'baseline';
+/** The order steps run in: later steps' metrics override earlier ones' (what a round ended with). */
+export const STEP_ORDER: StepName[] = ['baseline', ...STAGES];
+export const stepIndex = (s: string) => STEP_ORDER.indexOf(s as StepName);
 
 export interface ArtifactRef {
   kind: string; // 'model' | 'model-int8' | 'checkpoint' | 'deployable'

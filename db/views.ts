@@ -1,7 +1,7 @@
 // Read-only queries behind the dashboard. Column names reach SQL only through the allow-lists
 // below (never from a request); values are always bound parameters.
 import type { Db } from './index';
-import type { State, StepName } from './types';
+import { stepIndex, type State, type StepName } from './types';
 
 const w = (k: string) => `json_extract(r.weights_json, '$.${k}')`;
 
@@ -166,7 +166,8 @@ export interface CampaignOverview {
   lastUpdate: string | null;
 }
 
-export function campaignOverview(db: Db, campaignId: string): CampaignOverview {
+/** The campaign's summary; `activity` adds the stages running now and the latest events (campaign pages only). */
+export function campaignOverview(db: Db, campaignId: string, opts: { activity?: boolean } = {}): CampaignOverview {
   const pareto = db
     .prepare(`SELECT points, front, front_distinct AS frontDistinct, front_2d AS front2d, hypervolume, updated_at AS updatedAt FROM pareto WHERE campaign_id = ?`)
     .get(campaignId) as CampaignOverview['pareto'] | undefined;
@@ -184,13 +185,13 @@ export function campaignOverview(db: Db, campaignId: string): CampaignOverview {
     runStates[s.state] = s.n;
     runs += s.n;
   }
-  const running = db
+  const running = !opts.activity ? [] : db
     .prepare(
       `SELECT s.run_id AS runId, r.k AS k, s.round, s.stage, s.task_queue AS taskQueue, s.attempts, s.started_at AS since
        FROM runs r JOIN stages s ON s.run_id = r.id WHERE r.campaign_id = ? AND r.state = 'running' AND s.state = 'running' ORDER BY r.k LIMIT 50`,
     )
     .all(campaignId) as CampaignOverview['running'];
-  const events = db
+  const events = !opts.activity ? [] : db
     .prepare(`SELECT rowid AS seq, run_id AS runId, kind, message, at FROM events WHERE campaign_id = ? ORDER BY rowid DESC LIMIT 15`)
     .all(campaignId) as CampaignOverview['events'];
   const lastUpdate = (
@@ -204,21 +205,12 @@ export function campaignOverview(db: Db, campaignId: string): CampaignOverview {
   return { pareto: pareto ?? null, best, runStates, runs, running, events, lastUpdate };
 }
 
-/** Every candidate model of a campaign as compact arrays for the trade-off chart (raw rows, no objects). */
+/** Every candidate model of a campaign as compact arrays, fields in POINT_FIELDS order (CSV rows). */
 export const POINT_FIELDS = ['k', 'round', 'error', 'accuracy', 'bytes', 'latencyMs', 'energyJ', 'onFront', 'energyMeasured'] as const;
-export function tradeoffPoints(db: Db, campaignId: string): { points: unknown[][]; weights: Record<number, Record<string, number>> } {
-  const points = db
-    .prepare(
-      `SELECT r.k, p.round, p.val_error, p.accuracy, p.bytes, p.latency_ms, p.energy_j, p.on_front, p.energy_measured
-       FROM pareto_points p JOIN runs r ON r.id = p.run_id WHERE p.campaign_id = ? ORDER BY r.k, p.round`,
-    )
-    .raw()
-    .all(campaignId) as unknown[][];
-  const weights: Record<number, Record<string, number>> = {};
-  for (const [k, wj] of db.prepare(`SELECT k, weights_json FROM runs WHERE campaign_id = ? AND kind = 'run'`).raw().all(campaignId) as Array<[number, string | null]>) {
-    if (wj) weights[k] = JSON.parse(wj);
-  }
-  return { points, weights };
+const POINTS_SQL = `SELECT r.k AS k, p.round AS round, p.val_error, p.accuracy, p.bytes, p.latency_ms, p.energy_j, p.on_front, p.energy_measured
+  FROM pareto_points p JOIN runs r ON r.id = p.run_id WHERE p.campaign_id = ? ORDER BY r.k, p.round`;
+export function tradeoffPoints(db: Db, campaignId: string): unknown[][] {
+  return db.prepare(POINTS_SQL).raw().all(campaignId) as unknown[][];
 }
 
 /**
@@ -228,9 +220,7 @@ export function tradeoffPoints(db: Db, campaignId: string): { points: unknown[][
 export function tradeoffJson(db: Db, campaignId: string): { points: string; weights: string } {
   const points = db
     .prepare(
-      `SELECT json_group_array(json_array(k, round, val_error, accuracy, bytes, latency_ms, energy_j, on_front, energy_measured)) AS j FROM
-         (SELECT r.k AS k, p.round AS round, p.val_error, p.accuracy, p.bytes, p.latency_ms, p.energy_j, p.on_front, p.energy_measured
-          FROM pareto_points p JOIN runs r ON r.id = p.run_id WHERE p.campaign_id = ? ORDER BY r.k, p.round)`,
+      `SELECT json_group_array(json_array(k, round, val_error, accuracy, bytes, latency_ms, energy_j, on_front, energy_measured)) FROM (${POINTS_SQL})`,
     )
     .pluck()
     .get(campaignId) as string;
@@ -241,12 +231,11 @@ export function tradeoffJson(db: Db, campaignId: string): { points: string; weig
   return { points, weights };
 }
 
-const STAGE_ORDER: StepName[] = ['baseline', 'score', 'prune', 'finetune', 'validate', 'quantize', 'hardware-adapt'];
 
 /** A round's step-0 metrics, later stages overriding earlier ones (what the round ended with). */
 export function metricMap(db: Db, runId: string, round: number): Record<string, number> {
   const rows = db.prepare(`SELECT stage, key, value FROM metrics WHERE run_id = ? AND round = ? AND step = 0`).all(runId, round) as Array<{ stage: StepName; key: string; value: number }>;
-  rows.sort((a, b) => STAGE_ORDER.indexOf(a.stage) - STAGE_ORDER.indexOf(b.stage));
+  rows.sort((a, b) => stepIndex(a.stage) - stepIndex(b.stage));
   const out: Record<string, number> = {};
   for (const r of rows) out[r.key] = r.value;
   return out;
@@ -263,6 +252,8 @@ export interface RunDetail {
   weights: Record<string, number>;
   createdAt: string;
   updatedAt: string;
+  /** the run's best round, as in the runs table (lowest J within the hard constraints) */
+  bestRound: number | null;
   rounds: Array<{
     round: number;
     state: State;
@@ -280,11 +271,11 @@ export interface RunDetail {
 export function runDetail(db: Db, runId: string): RunDetail | undefined {
   const r = db
     .prepare(
-      `SELECT r.id, r.campaign_id, c.name, r.k, r.kind, r.state, r.error, r.weights_json, r.created_at, r.updated_at
-       FROM runs r JOIN campaigns c ON c.id = r.campaign_id WHERE r.id = ?`,
+      `SELECT r.id, r.campaign_id, c.name, r.k, r.kind, r.state, r.error, r.weights_json, r.created_at, r.updated_at, rr.best_round
+       FROM runs r JOIN campaigns c ON c.id = r.campaign_id LEFT JOIN run_rows rr ON rr.run_id = r.id WHERE r.id = ?`,
     )
     .get(runId) as
-    | { id: string; campaign_id: string; name: string; k: number; kind: string; state: State; error: string | null; weights_json: string | null; created_at: string; updated_at: string }
+    | { id: string; campaign_id: string; name: string; k: number; kind: string; state: State; error: string | null; weights_json: string | null; created_at: string; updated_at: string; best_round: number | null }
     | undefined;
   if (!r) return undefined;
   const roundRows =
@@ -305,7 +296,7 @@ export function runDetail(db: Db, runId: string): RunDetail | undefined {
          FROM stages WHERE run_id = ?`,
       )
       .all(runId) as RunDetail['stages']
-  ).sort((a, b) => a.round - b.round || STAGE_ORDER.indexOf(a.stage as StepName) - STAGE_ORDER.indexOf(b.stage as StepName));
+  ).sort((a, b) => a.round - b.round || stepIndex(a.stage) - stepIndex(b.stage));
   const seriesRows = db
     .prepare(
       `SELECT round, stage, key, step, value FROM metrics WHERE run_id = ? AND (round, stage, key) IN
@@ -350,6 +341,7 @@ export function runDetail(db: Db, runId: string): RunDetail | undefined {
     weights: r.weights_json ? JSON.parse(r.weights_json) : {},
     createdAt: r.created_at,
     updatedAt: r.updated_at,
+    bestRound: r.best_round ?? null,
     rounds,
     stages,
     series,

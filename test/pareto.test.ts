@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { measureJoules, raplDomains } from '../ml/energy-sensor';
 import { rooflineEstimate } from '../ml/roofline';
-import { rng } from '../dashboard/seed';
+import { rng } from '../ml/random';
 import { allocate, stepDeltaJ, type GroupStep, type Sensitivity } from '../ml/allocate';
 import { distinctCount, dominates, front2d, hypervolume, normalisedHypervolume, paretoFront, recommend, referencePoint, violations, type Candidate } from '../campaign/pareto';
 

@@ -148,7 +148,7 @@
       opt.visualMap = { type: 'continuous', min: 0, max: 1, dimension: 2, seriesIndex: [0, 1], calculable: false, right: 10, top: 'middle', text: [colour + ' weight 1', '0'], inRange: { color: ['#3b82f6', '#22c55e', '#f59e0b', '#ef4444'] } };
       opt.series = [
         { name: 'dominated', type: 'scatter', data: dominated, symbolSize: 5, itemStyle: { opacity: 0.25 }, large: dominated.length > 5000, largeThreshold: 5000 },
-        { name: 'front', type: 'scatter', data: frontPts.map(function (v) { return v; }), symbolSize: 9, itemStyle: { opacity: 1, borderColor: css('--fg'), borderWidth: 1 }, z: 3 },
+        { name: 'front', type: 'scatter', data: frontPts, symbolSize: 9, itemStyle: { opacity: 1, borderColor: css('--fg'), borderWidth: 1 }, z: 3 },
         { name: 'front line', type: 'line', step: MAXIMISE[y] === MAXIMISE[x] ? 'end' : 'start', data: f.map(function (p) { return [p[xi], p[yi]]; }), symbol: 'none', lineStyle: { color: css('--fg'), width: 1.5 }, silent: true, z: 2 },
         { name: 'baseline', type: 'scatter', data: base, symbol: 'diamond', symbolSize: 14, itemStyle: { color: css('--fg') }, z: 4 },
       ];
