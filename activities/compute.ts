@@ -6,9 +6,9 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { ObjectiveValues } from '../campaign/objective';
+import type { ObjectiveValues, Weights } from '../core';
 import { measureOf } from '../campaign/target';
-import { allocationOf, type CampaignSpec, type Weights } from '../campaign/schema';
+import { allocationOf, type CampaignSpec } from '../campaign/schema';
 import type { ArtifactRef } from '../db/types';
 import {
   buildZooModel,
@@ -44,7 +44,7 @@ import {
   writeFileAtomic,
   type Dataset,
 } from '../ml';
-import { VERSION } from './version';
+import { VERSION } from '../platform/version';
 
 export interface StageInput {
   campaignId: string;

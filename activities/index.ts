@@ -1,4 +1,3 @@
 // Public surface of the activities: compute stages (queue `cpu`) and the SQLite writer (queue `store`).
 export * from './compute';
 export * from './store';
-export { PACKAGE_ROOT, VERSION } from './version';

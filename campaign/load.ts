@@ -8,19 +8,10 @@ import { z } from 'zod';
 import { campaignSchema, ZOO_MODELS, type CampaignSpec } from './schema';
 import { expandWeights } from './sweep';
 
-export const DEFAULT_FASHION_DIR = '/usr/share/datasets/fashion-mnist';
-export const IDX_FILES = {
-  trainImages: 'train-images-idx3-ubyte',
-  trainLabels: 'train-labels-idx1-ubyte',
-  testImages: 't10k-images-idx3-ubyte',
-  testLabels: 't10k-labels-idx1-ubyte',
-} as const;
+import { CampaignError } from '../core/errors';
+import { DEFAULT_FASHION_DIR, IDX_FILES, NPY_FILES, findIdx } from '../ml/data';
 
-export const NPY_FILES = { trainImages: 'x_train.npy', trainLabels: 'y_train.npy', testImages: 'x_test.npy', testLabels: 'y_test.npy' } as const;
-
-export class CampaignError extends Error {
-  override name = 'CampaignError';
-}
+export { CampaignError, DEFAULT_FASHION_DIR };
 
 export interface LoadedCampaign {
   spec: CampaignSpec;
@@ -48,11 +39,6 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   }
 }
 
-/** Finds an IDX file, plain or gzipped. */
-export function findIdx(dir: string, base: string): string | undefined {
-  for (const f of [path.join(dir, base), path.join(dir, `${base}.gz`)]) if (fs.existsSync(f)) return f;
-  return undefined;
-}
 
 export function validateSpec(raw: unknown, file: string, baseDir: string): CampaignSpec {
   const parsed = campaignSchema.safeParse(raw ?? {}, { reportInput: true });

@@ -1,12 +1,12 @@
 // The campaign file format: one schema, its defaults, and the types the rest of the code uses.
 // `npm run schema` writes campaign/campaign.schema.json from this for editors.
 import { z } from 'zod';
+import { OBJECTIVES } from '../core';
+import { CRITERIA, DATASETS, ZOO_NAMES } from '../ml/catalog';
 import { TARGET_PROFILES } from '../ml/roofline';
 
-export const ZOO_MODELS = ['mlp', 'lenet5', 'vgg-small', 'resnet8', 'mobilenet-small'] as const;
-export const DATASETS = ['fashion-mnist', 'mnist', 'idx', 'npy'] as const;
-export const CRITERIA = ['l1', 'l2', 'fpgm', 'taylor', 'bn', 'random'] as const;
-export const OBJECTIVES = ['accuracy', 'size', 'latency', 'energy'] as const;
+/** Zoo model names (ml/catalog.ts). */
+export const ZOO_MODELS = ZOO_NAMES;
 
 const weights = z
   .strictObject({
@@ -140,10 +140,9 @@ export const campaignSchema = z.strictObject({
 
 export type CampaignSpec = z.output<typeof campaignSchema>;
 export type CampaignInput = z.input<typeof campaignSchema>;
-export type Weights = z.output<typeof weights>;
 
 /** The allocation a campaign's rounds use: by weights with the per-round schedule unless set to uniform. */
 export function allocationOf(p: CampaignSpec['pruning']): 'weights' | 'uniform' {
   return p.allocation ?? (p.schedule === 'per-round' ? 'weights' : 'uniform');
 }
-export type ObjectiveName = (typeof OBJECTIVES)[number];
+

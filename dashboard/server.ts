@@ -6,7 +6,7 @@ import Handlebars from 'handlebars';
 import helmet from 'helmet';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PACKAGE_ROOT } from '../activities/version';
+import { PACKAGE_ROOT } from '../platform/version';
 import {
   baselineOf,
   campaignOverview,

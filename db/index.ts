@@ -4,9 +4,10 @@ import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MIGRATIONS } from './migrations';
-import { objectiveValues, type ObjectiveValues, type ObjectiveWeights } from '../campaign/objective';
-import { distinctCount, front2d, normalisedHypervolume, paretoFront, recommend, referencePoint, violations, type Candidate } from '../campaign/pareto';
-import { stepIndex, type RecordOp, type State, type StepName } from './types';
+import { objectiveValues, type ObjectiveValues, type Weights } from '../core';
+import { distinctCount, front2d, normalisedHypervolume, paretoFront, recommend, referencePoint, violations, type Candidate } from '../core';
+import { stageIndex, type Stage, type State } from '../core';
+import type { RecordOp } from './types';
 
 export * from './types';
 export * from './views';
@@ -294,8 +295,8 @@ export function campaignStatus(db: Db, id: string): CampaignStatus | undefined {
   const metricsQ = db.prepare(`SELECT round, stage, key, value FROM metrics WHERE run_id = ? AND step = 0`);
 
   const metricsByRound = (runId: string) => {
-    const rows = metricsQ.all(runId) as Array<{ round: number; stage: StepName; key: string; value: number }>;
-    rows.sort((a, b) => stepIndex(a.stage) - stepIndex(b.stage));
+    const rows = metricsQ.all(runId) as Array<{ round: number; stage: Stage; key: string; value: number }>;
+    rows.sort((a, b) => stageIndex(a.stage) - stageIndex(b.stage));
     const out = new Map<number, RoundMetrics>();
     for (const r of rows) {
       const m = out.get(r.round) ?? {};
@@ -306,7 +307,7 @@ export function campaignStatus(db: Db, id: string): CampaignStatus | undefined {
   };
 
   const stageRows = (runId: string) =>
-    (stagesQ.all(runId) as StageRow[]).sort((a, b) => a.round - b.round || stepIndex(a.stage) - stepIndex(b.stage));
+    (stagesQ.all(runId) as StageRow[]).sort((a, b) => a.round - b.round || stageIndex(a.stage) - stageIndex(b.stage));
 
   let baseline: RoundMetrics | null = null;
   let baselineStage: StageStatus | null = null;
@@ -464,7 +465,7 @@ export function computePareto(db: Db, campaignId: string): ParetoSummary | undef
   const hv = normalisedHypervolume(points, reference);
   const recommendations = s.runs.map((r) => {
     // J(w) is monotone in every objective and the limits are upper bounds, so the lowest feasible J is on the front
-    const best = recommend(frontList, r.weights as unknown as ObjectiveWeights, baseline, reference, limits);
+    const best = recommend(frontList, r.weights as unknown as Weights, baseline, reference, limits);
     return { runId: r.id, weights: r.weights, pick: best ? { runId: best.pick.runId, round: best.pick.round } : null, objective: best?.j ?? null };
   });
   return { campaignId, points, front: front.size, frontDistinct: distinctCount([...front]), front2d: f2.size, hypervolume: hv, latencyEstimated: b.latencyEstimated === 1, reference, baseline, recommendations };

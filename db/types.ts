@@ -1,13 +1,8 @@
-// Plain types shared by db/, activities/ and workflows/ (type-only imports keep workflows free of I/O).
+// The record contract: what the workflows send the `record` activity to write (type-only imports
+// keep workflows free of I/O).
+import type { Stage, State } from '../core';
 
-export type State = 'pending' | 'running' | 'completed' | 'failed' | 'paused' | 'cancelled';
-export const STAGES = ['score', 'prune', 'finetune', 'validate', 'quantize', 'hardware-adapt'] as const;
-export type StageName = (typeof STAGES)[number];
-/** Stage-like steps outside the six-stage round (the baseline is round 0 of the baseline run). */
-export type StepName = StageName | 'baseline';
-/** The order steps run in: later steps' metrics override earlier ones' (what a round ended with). */
-export const STEP_ORDER: StepName[] = ['baseline', ...STAGES];
-export const stepIndex = (s: string) => STEP_ORDER.indexOf(s as StepName);
+export type { Stage, State };
 
 export interface ArtifactRef {
   kind: string; // 'model' | 'model-int8' | 'checkpoint' | 'deployable'
@@ -35,7 +30,7 @@ export type RecordOp =
       op: 'stage';
       runId: string;
       round: number;
-      stage: StepName;
+      stage: Stage;
       state: State;
       attempts?: number;
       ms?: number;
@@ -43,7 +38,7 @@ export type RecordOp =
       taskQueue?: string;
       error?: string;
       metrics?: Record<string, number>;
-      /** per-step series, e.g. fine-tune loss per epoch: key -> [[step, value], ...] */
+      /** per-training-step series, e.g. fine-tune loss per epoch: key -> [[step, value], ...] (core/metrics SERIES) */
       series?: Record<string, Array<[number, number]>>;
       artifacts?: ArtifactRef[];
     }

@@ -1,7 +1,7 @@
 // Read-only queries behind the dashboard. Column names reach SQL only through the allow-lists
 // below (never from a request); values are always bound parameters.
 import type { Db } from './index';
-import { stepIndex, type State, type StepName } from './types';
+import { stageIndex, type Stage, type State } from '../core';
 
 const w = (k: string) => `json_extract(r.weights_json, '$.${k}')`;
 
@@ -234,8 +234,8 @@ export function tradeoffJson(db: Db, campaignId: string): { points: string; weig
 
 /** A round's step-0 metrics, later stages overriding earlier ones (what the round ended with). */
 export function metricMap(db: Db, runId: string, round: number): Record<string, number> {
-  const rows = db.prepare(`SELECT stage, key, value FROM metrics WHERE run_id = ? AND round = ? AND step = 0`).all(runId, round) as Array<{ stage: StepName; key: string; value: number }>;
-  rows.sort((a, b) => stepIndex(a.stage) - stepIndex(b.stage));
+  const rows = db.prepare(`SELECT stage, key, value FROM metrics WHERE run_id = ? AND round = ? AND step = 0`).all(runId, round) as Array<{ stage: Stage; key: string; value: number }>;
+  rows.sort((a, b) => stageIndex(a.stage) - stageIndex(b.stage));
   const out: Record<string, number> = {};
   for (const r of rows) out[r.key] = r.value;
   return out;
@@ -296,7 +296,7 @@ export function runDetail(db: Db, runId: string): RunDetail | undefined {
          FROM stages WHERE run_id = ?`,
       )
       .all(runId) as RunDetail['stages']
-  ).sort((a, b) => a.round - b.round || stepIndex(a.stage) - stepIndex(b.stage));
+  ).sort((a, b) => a.round - b.round || stageIndex(a.stage) - stageIndex(b.stage));
   const seriesRows = db
     .prepare(
       `SELECT round, stage, key, step, value FROM metrics WHERE run_id = ? AND (round, stage, key) IN

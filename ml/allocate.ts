@@ -96,7 +96,7 @@ export async function measureSensitivity(model: tfl.LayersModel, graph: Graph, s
   };
 }
 
-export interface AllocationWeights {
+export interface Weights {
   accuracy: number;
   size: number;
   latency: number;
@@ -112,7 +112,7 @@ export interface Normalisers {
 }
 
 /** Estimated ΔJ(w) of one step. `recovery`: share of the error rise fine-tuning is expected to win back. */
-export function stepDeltaJ(s: GroupStep, w: AllocationWeights, base: Normalisers, recovery: number): number {
+export function stepDeltaJ(s: GroupStep, w: Weights, base: Normalisers, recovery: number): number {
   const r = (x: number, b: number) => (b > 0 ? x / b : 0);
   return (
     w.accuracy * r(Math.max(0, s.dError) * (1 - recovery), base.error) +
@@ -131,7 +131,7 @@ export interface Allocation {
 }
 
 /** Each group takes the step with the lowest ΔJ(w), if it lowers J at all. */
-export function allocate(sens: Sensitivity, w: AllocationWeights, base: Normalisers, recovery: number): Allocation {
+export function allocate(sens: Sensitivity, w: Weights, base: Normalisers, recovery: number): Allocation {
   const best = new Map<string, GroupStep & { deltaJ: number }>();
   for (const s of sens.steps) {
     const deltaJ = stepDeltaJ(s, w, base, recovery);

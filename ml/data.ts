@@ -3,12 +3,28 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { IDX_FILES, NPY_FILES, findIdx } from '../campaign/load';
-import type { CampaignSpec } from '../campaign/schema';
+import { DataError } from '../core/errors';
+import type { DatasetName } from './catalog';
 import { shuffledIndices } from './random';
 
-export class DataError extends Error {
-  override name = 'DataError';
+export { DataError };
+
+/** Where the Debian package dataset-fashion-mnist puts its IDX files. */
+export const DEFAULT_FASHION_DIR = '/usr/share/datasets/fashion-mnist';
+/** The IDX file names of a dataset folder (each plain or gzipped), as in the MNIST distribution. */
+export const IDX_FILES = {
+  trainImages: 'train-images-idx3-ubyte',
+  trainLabels: 'train-labels-idx1-ubyte',
+  testImages: 't10k-images-idx3-ubyte',
+  testLabels: 't10k-labels-idx1-ubyte',
+} as const;
+/** The NPY file names of a dataset folder. */
+export const NPY_FILES = { trainImages: 'x_train.npy', trainLabels: 'y_train.npy', testImages: 'x_test.npy', testLabels: 'y_test.npy' } as const;
+
+/** Finds an IDX file, plain or gzipped. */
+export function findIdx(dir: string, base: string): string | undefined {
+  for (const f of [path.join(dir, base), path.join(dir, `${base}.gz`)]) if (fs.existsSync(f)) return f;
+  return undefined;
 }
 
 export interface Split {
@@ -29,7 +45,15 @@ export interface Dataset {
   test: Split;
 }
 
-type DatasetSpec = CampaignSpec['dataset'];
+/** What to load (the campaign file's `dataset` section). */
+export interface DatasetSpec {
+  name: DatasetName;
+  /** idx / npy: the folder; fashion-mnist: resolved by the campaign loader to DEFAULT_FASHION_DIR */
+  dir?: string;
+  trainLimit?: number;
+  testLimit?: number;
+  validationFraction: number;
+}
 
 function readMaybeGz(file: string): Buffer {
   const raw = fs.readFileSync(file);

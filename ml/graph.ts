@@ -8,8 +8,10 @@
 // side. One registry (RULES) says, per layer class, how it reads and slices channels: the
 // analysis, the importance criteria and the surgery all use it, so a new layer type is one entry.
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { ModelError } from '../core/errors';
 
-export class GraphError extends Error {
+/** The user's model has a structure this step cannot handle (bad input). */
+export class GraphError extends ModelError {
   override name = 'GraphError';
 }
 

@@ -6,10 +6,12 @@ import type { Split } from './data';
 import { analyze, type Graph, type Group } from './graph';
 import { rng } from './random';
 
-export const CRITERIA = ['l1', 'l2', 'fpgm', 'taylor', 'bn', 'random'] as const;
-export type Criterion = (typeof CRITERIA)[number];
+export { CRITERIA, type Criterion } from './catalog';
+import type { Criterion } from './catalog';
+import { ModelError } from '../core/errors';
 
-export class ImportanceError extends Error {
+/** The user's model has a structure this step cannot handle (bad input). */
+export class ImportanceError extends ModelError {
   override name = 'ImportanceError';
 }
 

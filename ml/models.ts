@@ -6,10 +6,10 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sha256, writeDirAtomic } from './files';
+import { ModelError } from '../core/errors';
+import { ZOO_NAMES, type ZooName } from './catalog';
 
-export class ModelError extends Error {
-  override name = 'ModelError';
-}
+export { ModelError };
 
 const init = (seed: number, i: number) => tfl.initializers.glorotUniform({ seed: seed * 100 + i });
 
@@ -123,18 +123,18 @@ function mobilenetSmall(seed: number, shape: number[], classes: number): tfl.Seq
   return tfl.sequential({ name: 'mobilenet_small', layers });
 }
 
-const ZOO: Record<string, (seed: number, shape: number[], classes: number) => tfl.LayersModel> = {
+const ZOO: Record<ZooName, (seed: number, shape: number[], classes: number) => tfl.LayersModel> = {
   mlp,
   lenet5,
   'vgg-small': vggSmall,
   resnet8,
   'mobilenet-small': mobilenetSmall,
 };
-export const ZOO_NAMES = Object.keys(ZOO);
+export { ZOO_NAMES };
 
 export function buildZooModel(name: string, seed: number, shape: number[], classes: number): tfl.LayersModel {
-  const make = ZOO[name];
-  if (!make) throw new ModelError(`model: unknown zoo model "${name}": use one of ${Object.keys(ZOO).join(', ')}`);
+  const make = ZOO[name as ZooName];
+  if (!make) throw new ModelError(`model: unknown zoo model "${name}": use one of ${ZOO_NAMES.join(', ')}`);
   return make(seed, shape, classes);
 }
 

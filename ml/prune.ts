@@ -3,8 +3,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { analyze, keptPositions, RULES, type Graph } from './graph';
+import { ModelError } from '../core/errors';
 
-export class PruneError extends Error {
+/** The user's model has a structure this step cannot handle (bad input). */
+export class PruneError extends ModelError {
   override name = 'PruneError';
 }
 

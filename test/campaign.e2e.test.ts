@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { countRows, openDb, type ParetoSummary } from '../db';
-import { dominates } from '../campaign/pareto';
+import { dominates } from '../core';
 import { STAGES } from '../db/types';
 import { cli, cliEnv, tmpHome, writeSpec } from './helpers';
 

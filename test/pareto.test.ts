@@ -6,7 +6,7 @@ import { measureJoules, raplDomains } from '../ml/energy-sensor';
 import { rooflineEstimate } from '../ml/roofline';
 import { rng } from '../ml/random';
 import { allocate, stepDeltaJ, type GroupStep, type Sensitivity } from '../ml/allocate';
-import { distinctCount, dominates, front2d, hypervolume, normalisedHypervolume, paretoFront, recommend, referencePoint, violations, type Candidate } from '../campaign/pareto';
+import { distinctCount, dominates, front2d, hypervolume, normalisedHypervolume, paretoFront, recommend, referencePoint, violations, type Candidate } from '../core';
 
 const c = (runId: string, error: number, bytes: number, latencyMs: number, energyJ = 1): Candidate => ({ runId, round: 1, values: { error, bytes, latencyMs, energyJ } });
 

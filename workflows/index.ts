@@ -20,14 +20,10 @@ import {
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
 import type { BaselineResult, ComputeActivities, StageResult, StoreActivities } from '../activities';
-import { objectiveJ, objectiveValues } from '../campaign/objective';
-import type { CampaignSpec, Weights } from '../campaign/schema';
-import type { RecordOp, StageName, State } from '../db/types';
-
 import { measureOf } from '../campaign/target';
-import { targetQueue, type TaskQueues } from './queues';
-
-export { taskQueues, type TaskQueues } from './queues';
+import type { CampaignSpec } from '../campaign/schema';
+import { baselineModelDir, baselineRunId as baselineRunIdOf, normaliseQueues, objectiveJ, objectiveValues, runIdOf, targetQueue, type RoundStage, type State, type TaskQueues, type Weights } from '../core';
+import type { RecordOp } from '../db/types';
 
 export const pauseSignal = defineSignal('pause');
 export const resumeSignal = defineSignal('resume');
@@ -85,10 +81,10 @@ function storeActivities(queues: TaskQueues) {
 function computeActivities(spec: CampaignSpec, queues: TaskQueues) {
   const retry = { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: ['BadInput'] };
   const heartbeatTimeout = `${spec.execution.heartbeatTimeoutSeconds} seconds`;
-  const short = proxyActivities<ComputeActivities>({ taskQueue: queues.compute, startToCloseTimeout: '20 minutes', heartbeatTimeout, retry });
+  const short = proxyActivities<ComputeActivities>({ taskQueue: queues.cpu, startToCloseTimeout: '20 minutes', heartbeatTimeout, retry });
   // training stages: hours long, heartbeat every batch, resume from checkpoints on retry
   const long = proxyActivities<ComputeActivities>({
-    taskQueue: queues.compute,
+    taskQueue: queues.cpu,
     startToCloseTimeout: '12 hours',
     heartbeatTimeout,
     retry: { ...retry, maximumAttempts: 20 },
@@ -104,7 +100,7 @@ function computeActivities(spec: CampaignSpec, queues: TaskQueues) {
     validate: short.validate,
     quantize: short.quantize,
     hardwareAdapt: hw.hardwareAdapt,
-    hardwareAdaptQueue: onDevice ? targetQueue(queues, spec.target.name) : queues.compute,
+    hardwareAdaptQueue: onDevice ? targetQueue(queues, spec.target.name) : queues.cpu,
   };
 }
 
@@ -118,7 +114,8 @@ const errorText = (e: unknown): string => {
 // ------------------------------------------------------------------------------- campaign
 
 export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ runs: RunOutcome[] }> {
-  const { campaignId, spec, queues } = input;
+  const { campaignId, spec } = input;
+  const queues = normaliseQueues(input.queues);
   const compute = computeActivities(spec, queues);
   const store = storeActivities(queues);
   /** Records a state change in SQLite, also while the workflow is being cancelled. */
@@ -151,12 +148,12 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ 
     }
   })().catch(() => undefined);
 
-  const baselineRunId = `${campaignId}/baseline`;
+  const baselineRunId = baselineRunIdOf(campaignId);
   try {
     await store.record([
       { op: 'campaign', campaignId, state: 'running' },
       { op: 'run', campaignId, runId: baselineRunId, k: 0, kind: 'baseline', weights: null, state: 'running' },
-      { op: 'stage', runId: baselineRunId, round: 0, stage: 'baseline', state: 'running', taskQueue: queues.compute },
+      { op: 'stage', runId: baselineRunId, round: 0, stage: 'baseline', state: 'running', taskQueue: queues.cpu },
       { op: 'event', campaignId, key: `${campaignId}/started`, kind: 'started', message: `campaign ${campaignId} started: ${spec.weights.length} runs × ${spec.pruning.rounds} rounds` },
     ]);
     let base: BaselineResult;
@@ -202,8 +199,8 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ 
       const k = i + 1;
       children.push(
         await startChild(runWorkflow, {
-          workflowId: `${campaignId}/run-${k}`,
-          args: [{ campaignId, runId: `${campaignId}/run-${k}`, k, spec, queues, weights, baseline: { model: base.model, metrics: base.metrics }, startPaused: progress.paused }],
+          workflowId: runIdOf(campaignId, k),
+          args: [{ campaignId, runId: runIdOf(campaignId, k), k, spec, queues, weights, baseline: { model: base.model, metrics: base.metrics }, startPaused: progress.paused }],
         }),
       );
     }
@@ -248,7 +245,8 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ 
 // ------------------------------------------------------------------------------- one run
 
 export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> {
-  const { campaignId, runId, k, spec, weights, baseline, queues } = input;
+  const { campaignId, runId, k, spec, weights, baseline } = input;
+  const queues = normaliseQueues(input.queues);
   const compute = computeActivities(spec, queues);
   const store = storeActivities(queues);
   const recordAlways = (ops: RecordOp[]) => CancellationScope.nonCancellable(() => store.record(ops));
@@ -269,10 +267,10 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
   }
 
   /** One stage: mirror "running", call the activity, mirror the outcome with its metrics. */
-  async function stage<R extends StageResult>(name: StageName, round: number, call: () => Promise<R>): Promise<R> {
+  async function stage<R extends StageResult>(name: RoundStage, round: number, call: () => Promise<R>): Promise<R> {
     await waitWhilePaused();
     progress.stage = name;
-    const taskQueue = name === 'hardware-adapt' ? compute.hardwareAdaptQueue : queues.compute;
+    const taskQueue = name === 'hardware-adapt' ? compute.hardwareAdaptQueue : queues.cpu;
     await store.record([{ op: 'stage', runId, round, stage: name, state: 'running', taskQueue }]);
     let r: R;
     try {

@@ -1,9 +1,8 @@
 // Pareto analysis over candidate models (every round of every run, and the unpruned baseline).
 // All objectives are minimised: validation error, deployed bytes, latency, energy. Pure arithmetic.
-import { objectiveJ, type ObjectiveValues, type ObjectiveWeights } from './objective';
-
-export const OBJECTIVE_KEYS = ['error', 'bytes', 'latencyMs', 'energyJ'] as const;
-export type ObjectiveKey = (typeof OBJECTIVE_KEYS)[number];
+// Also THE rules for "the best round of a run" and "the model to recommend": every reader (export,
+// pareto, the dashboard, compare) calls these.
+import { OBJECTIVE_KEYS, objectiveJ, type ObjectiveKey, type ObjectiveValues, type Weights } from './objective';
 
 export interface Candidate {
   runId: string;
@@ -131,10 +130,7 @@ export function normalisedHypervolume(points: Candidate[], ref: ObjectiveValues,
   );
 }
 
-/**
- * The model to recommend for weights `w`: the candidate with the lowest J(w) among those within the
- * hard constraints (accuracy drop, and maxLatencyMs / maxBytes when set); ties go to the earlier one.
- */
+/** The campaign's hard limits besides the accuracy drop (which the reference point carries). */
 export interface HardLimits {
   maxLatencyMs?: number;
   maxBytes?: number;
@@ -149,12 +145,32 @@ export function violations(v: ObjectiveValues, ref: ObjectiveValues, limits: Har
   return out;
 }
 
-export function recommend<T extends Candidate>(points: T[], w: ObjectiveWeights, baseline: ObjectiveValues, ref: ObjectiveValues, limits: HardLimits = {}): { pick: T; j: number } | undefined {
+/**
+ * The model to recommend for weights `w`: the candidate with the lowest J(w) among those within the
+ * hard constraints (accuracy drop, and maxLatencyMs / maxBytes when set); ties go to the earlier one.
+ * J is monotone in every objective and the limits are upper bounds, so passing only the front
+ * gives the same answer faster.
+ */
+export function recommend<T extends Candidate>(points: T[], w: Weights, baseline: ObjectiveValues, ref: ObjectiveValues, limits: HardLimits = {}): { pick: T; j: number } | undefined {
   let best: { pick: T; j: number } | undefined;
   for (const p of points) {
     if (violations(p.values, ref, limits).length > 0) continue;
     const j = objectiveJ(w, p.values, baseline);
     if (!best || j < best.j) best = { pick: p, j };
   }
+  return best;
+}
+
+/**
+ * THE best round of a run: the lowest J(w) among its rounds within the hard constraints, else the
+ * lowest J(w) of all; ties go to the earlier round. Rounds without an objective (not completed)
+ * never win. Undefined when `rounds` is empty.
+ */
+export function bestRound<T extends { round: number; objective: number | null; violates: readonly string[] }>(rounds: readonly T[]): T | undefined {
+  const jOf = (p: T) => p.objective ?? Infinity;
+  const ok = rounds.filter((p) => p.violates.length === 0);
+  const pool = ok.length ? ok : rounds;
+  let best: T | undefined;
+  for (const p of pool) if (!best || jOf(p) < jOf(best) || (jOf(p) === jOf(best) && p.round < best.round)) best = p;
   return best;
 }

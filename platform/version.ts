@@ -1,4 +1,5 @@
-// The prunewise version recorded with every result (read once from the package's package.json).
+// The package root and the prunewise version recorded with every result (read once from package.json).
+// A leaf: imports nothing of ours, so every folder may use it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 

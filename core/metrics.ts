@@ -1,0 +1,65 @@
+// The metric keys a stage may report (the `metrics` table's `key` column), with units. One list:
+// the workflow, the activities, db/ readers and the dashboard name metrics only from here, and
+// tests check that what a real campaign records is in it.
+
+export const METRICS = {
+  // evaluation (baseline, validate)
+  accuracy: 'top-1 accuracy on the test split, fraction 0–1',
+  loss: 'mean loss on the test split',
+  valAccuracy: 'top-1 accuracy on the validation split, fraction 0–1 (decisions use it)',
+  valLoss: 'mean loss on the validation split',
+  accuracyDrop: 'validation accuracy lost against the baseline, percentage points',
+  // counted cost (baseline, prune)
+  params: 'parameters, count',
+  flops: 'floating-point operations per example, FLOPs = 2 × MACs',
+  bytes: 'float32 weight bytes',
+  // score / prune
+  groups: 'prunable groups, count',
+  blockedGroups: 'groups that cannot be pruned, count',
+  sensitivityTrials: 'per-group sensitivity trials run, count',
+  allocatedGroups: 'groups the weight-driven allocation pruned, count',
+  estimatedDeltaJ: 'ΔJ(w) the allocation estimated for the round (estimate, before fine-tuning)',
+  // finetune
+  finetuneSteps: 'optimizer steps (batches) of fine-tuning, count',
+  samplesPerSecond: 'training throughput, examples per second',
+  // quantize
+  int8Accuracy: 'test accuracy with int8 weights, fraction 0–1',
+  int8Bytes: 'int8 weight bytes',
+  // hardware-adapt
+  latencyMs: 'latency of one batch of latencyBatchSize, ms (measured, or estimated when latencyEstimated = 1)',
+  latencyP90Ms: '90th percentile latency of one batch, ms (measured)',
+  latencyBatchSize: 'batch size latency is reported for, examples',
+  latencyEstimated: '1 when latencyMs is a roofline estimate for a target profile, not a measurement',
+  latencyMsLocal: "latency measured on the compute worker when the target's latency is an estimate, ms",
+  latencyMsRoofline: 'roofline estimate of the latency for the target profile, ms (estimate)',
+  memoryBoundLayers: 'layers the roofline model finds memory-bound, count (estimate)',
+  speedup: 'baseline latency / model latency, timed side by side (or estimated for profiles)',
+  energyJEstimated: 'joules per inference (one example), estimated by the named energy model',
+  energyJMeasured: 'joules per inference measured by RAPL (CPU package)',
+  baselineEnergyJMeasured: 'joules per inference of the baseline measured by RAPL alongside',
+  // the round's outcome (written by the run workflow)
+  objective: 'J(w) of the round, normalised to the baseline (which scores 1)',
+  deployedBytes: 'bytes of the deployed weights (int8 or float32)',
+  deployedInt8: '1 when the deployed variant is int8',
+} as const;
+
+export type MetricKey = keyof typeof METRICS;
+
+/** Per-layer channel counts are recorded as `channels.<layer name>` (baseline and prune stages). */
+export const CHANNELS_PREFIX = 'channels.';
+
+/** Series (per training step): key → unit. */
+export const SERIES = {
+  trainLoss: 'mean training loss per epoch, keyed by the optimizer step that ended the epoch',
+} as const;
+export type SeriesKey = keyof typeof SERIES;
+
+/** A stage's metrics: known keys plus `channels.<layer>`. */
+export type Metrics = Partial<Record<MetricKey, number>> & Record<string, number>;
+
+/** Whether `key` is a metric key this version knows (a listed key or `channels.<layer>`). */
+export const isMetricKey = (key: string): boolean => key in METRICS || key.startsWith(CHANNELS_PREFIX);
+
+/** Layer name → channels, as metrics. */
+export const channelMetrics = (channels: Record<string, number>): Record<string, number> =>
+  Object.fromEntries(Object.entries(channels).map(([k, v]) => [`${CHANNELS_PREFIX}${k}`, v]));
