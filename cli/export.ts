@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CampaignSpec } from '../campaign/schema';
-import { getCampaign, type Db } from '../db';
+import { modelArtifactPath, runRef, type Db } from '../db';
 import { evaluate, initBackend, loadDataset, loadModel, saveExport, writeFileAtomic, type ExportFormat } from '../ml';
 import type { Home } from './home';
 import { CliError } from './temporal';
@@ -25,7 +25,7 @@ export interface ExportResult {
 }
 
 export async function exportModel(home: Home, db: Db, runId: string, opts: { round?: number; format: ExportFormat; out: string; log: (s: string) => void }): Promise<ExportResult> {
-  const run = db.prepare(`SELECT id, campaign_id, kind FROM runs WHERE id = ?`).get(runId) as { id: string; campaign_id: string; kind: string } | undefined;
+  const run = runRef(db, runId);
   if (!run) throw new CliError(`run "${runId}" not found: run ids look like <campaign>/run-1 or <campaign>/baseline (see \`prunewise status <campaign>\`)`);
   let round: number;
   if (run.kind === 'baseline') {
@@ -34,22 +34,21 @@ export async function exportModel(home: Home, db: Db, runId: string, opts: { rou
   } else if (opts.round !== undefined) {
     round = opts.round;
   } else {
-    const best = db.prepare(`SELECT round FROM rounds WHERE run_id = ? AND state = 'completed' AND objective IS NOT NULL ORDER BY objective, round LIMIT 1`).get(runId) as { round: number } | undefined;
-    if (!best) throw new CliError(`run "${runId}" has no completed round yet: wait for one, or give --round`);
-    round = best.round;
-    opts.log(`round ${round}: the run's lowest J(w) (give --round N for another)`);
+    if (run.bestRound === null) throw new CliError(`run "${runId}" has no completed round yet: wait for one, or give --round`);
+    round = run.bestRound;
+    opts.log(`round ${round}: the run's best round (lowest J(w) within the hard constraints; give --round N for another)`);
   }
   const stage = run.kind === 'baseline' ? 'baseline' : 'finetune';
-  const art = db.prepare(`SELECT path FROM artifacts WHERE run_id = ? AND round = ? AND stage = ? AND kind = 'model'`).get(runId, round, stage) as { path: string } | undefined;
-  if (!art) throw new CliError(`--round: run "${runId}" has no model for round ${round}: completed rounds are listed by \`prunewise status ${run.campaign_id}\``);
-  const src = path.join(home.dir, art.path);
+  const art = modelArtifactPath(db, runId, round, stage);
+  if (!art) throw new CliError(`--round: run "${runId}" has no model for round ${round}: completed rounds are listed by \`prunewise status ${run.campaignId}\``);
+  const src = path.join(home.dir, art);
   if (!fs.existsSync(path.join(src, 'model.json'))) throw new CliError(`${src} is missing (was the campaign's artifacts folder moved?)`);
   const out = path.resolve(opts.out);
   if (fs.existsSync(out) && fs.readdirSync(out).length > 0 && !fs.existsSync(path.join(out, 'model.json'))) {
     throw new CliError(`--out: ${out} exists and is not an exported model: give a new or empty folder`);
   }
   const backend = (await initBackend()).name;
-  const spec = JSON.parse(getCampaign(db, run.campaign_id)!.spec_json) as CampaignSpec;
+  const spec = JSON.parse(run.specJson) as CampaignSpec;
   const model = await loadModel(src);
   try {
     const saved = await saveExport(model, out, opts.format);
@@ -63,7 +62,7 @@ export async function exportModel(home: Home, db: Db, runId: string, opts: { rou
     const result: ExportResult = { runId, round, format: opts.format, out, bytes: saved.bytes, float32Bytes, accuracy, float32Accuracy, backend };
     writeFileAtomic(
       path.join(out, 'prunewise.json'),
-      JSON.stringify({ ...result, accuracy: { value: accuracy, measured: true, split: 'test', backend }, float32Accuracy: { value: float32Accuracy, measured: true, split: 'test', backend }, campaign: run.campaign_id, sha256: saved.sha256 }, null, 2),
+      JSON.stringify({ ...result, accuracy: { value: accuracy, measured: true, split: 'test', backend }, float32Accuracy: { value: float32Accuracy, measured: true, split: 'test', backend }, campaign: run.campaignId, sha256: saved.sha256 }, null, 2),
     );
     return result;
   } finally {

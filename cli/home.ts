@@ -2,6 +2,7 @@
 // the embedded Temporal server's database, its recorded ports and logs.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { ARTIFACTS_DIR } from '../core';
 
 export interface Home {
   dir: string;
@@ -20,7 +21,7 @@ export function resolveHome(option?: string): Home {
     temporalDb: path.join(dir, 'temporal.db'),
     serverJson: path.join(dir, 'server.json'),
     serverLog: path.join(dir, 'temporal.log'),
-    artifacts: path.join(dir, 'artifacts'),
+    artifacts: path.join(dir, ARTIFACTS_DIR),
   };
 }
 

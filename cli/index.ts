@@ -14,9 +14,9 @@ import type { ExportFormat } from '../ml';
 import type { campaignWorkflow } from '../workflows';
 import { ensureHome, resolveHome, type Home } from './home';
 import { followCampaign, formatStatus } from './progress';
-import { CliError, clientConnection, resolveTarget, runForegroundServer, stopServer, workerConnection, type Target } from './temporal';
+import { CliError, clientConnection, resolveEndpoint, runForegroundServer, stopServer, workerConnection, type TemporalEndpoint } from './temporal';
 import { ALL_QUEUES, createWorkers, installRuntime, QUEUES, type QueueName } from './worker';
-import { targetQueue } from '../core';
+import { formatCampaignId, targetQueue } from '../core';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
@@ -42,14 +42,13 @@ function targetName(v: string): string {
 const homeOption = () => new Option('--home <dir>', 'state folder: SQLite file, artifacts, embedded server db (env PRUNEWISE_HOME)').default(undefined, './.prunewise');
 
 function newCampaignId(name: string): string {
-  const t = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return `${name}-${t}-${crypto.randomBytes(2).toString('hex')}`;
+  return formatCampaignId(name, new Date(), crypto.randomBytes(2).toString('hex'));
 }
 
-async function connect(home: Home, start: boolean): Promise<{ client: Client; target: Target }> {
-  const target = await resolveTarget(home, { start, log });
-  const connection = await clientConnection(target);
-  return { client: new Client({ connection, namespace: target.namespace }), target };
+async function connect(home: Home, start: boolean): Promise<{ client: Client; endpoint: TemporalEndpoint }> {
+  const endpoint = await resolveEndpoint(home, { start, log });
+  const connection = await clientConnection(endpoint);
+  return { client: new Client({ connection, namespace: endpoint.namespace }), endpoint };
 }
 
 function openExisting(home: Home): Db {
@@ -63,10 +62,10 @@ function requireCampaign(db: Db, id: string) {
   return c;
 }
 
-async function runWorkersUntil(home: Home, target: Target, queues: QueueName[], concurrency: number, until?: Promise<unknown>, device?: string): Promise<'stopped' | 'done'> {
+async function runWorkersUntil(home: Home, endpoint: TemporalEndpoint, queues: QueueName[], concurrency: number, until?: Promise<unknown>, device?: string): Promise<'stopped' | 'done'> {
   installRuntime(); // before the first native connection
-  const connection = await workerConnection(target);
-  const set = await createWorkers({ connection, namespace: target.namespace, home, queues, concurrency, device });
+  const connection = await workerConnection(endpoint);
+  const set = await createWorkers({ connection, namespace: endpoint.namespace, home, queues, concurrency, device });
   const running = set.run();
   let outcome: 'stopped' | 'done' = 'stopped';
   if (until) {
@@ -96,7 +95,7 @@ program
     const loaded = loadCampaignFile(file); // every error here happens before anything starts
     const home = resolveHome(o.home);
     ensureHome(home);
-    const { client, target } = await connect(home, true);
+    const { client, endpoint } = await connect(home, true);
     const db = openDb(home.db);
     const id = newCampaignId(loaded.spec.name);
     createCampaign(db, { id, name: loaded.spec.name, spec: loaded.spec, specHash: loaded.hash, specFile: loaded.file, seed: loaded.spec.seed });
@@ -105,7 +104,7 @@ program
       workflowId: id,
       args: [{ campaignId: id, spec: loaded.spec, queues: QUEUES }],
     });
-    log(`campaign ${id} submitted (${loaded.spec.weights.length} runs × ${loaded.spec.pruning.rounds} rounds) to ${target.address}${target.uiUrl ? `; Temporal UI ${target.uiUrl}` : ''}`);
+    log(`campaign ${id} submitted (${loaded.spec.weights.length} runs × ${loaded.spec.pruning.rounds} rounds) to ${endpoint.address}${endpoint.uiUrl ? `; Temporal UI ${endpoint.uiUrl}` : ''}`);
     if (o.detach) {
       console.log(o.json ? JSON.stringify({ id }) : id);
       return;
@@ -117,7 +116,7 @@ program
     };
     process.once('SIGINT', onSigint);
     const follow = followCampaign(db, id, () => interrupted, result, client);
-    const outcome = await runWorkersUntil(home, target, ALL_QUEUES, o.concurrency, result);
+    const outcome = await runWorkersUntil(home, endpoint, ALL_QUEUES, o.concurrency, result);
     await follow;
     process.off('SIGINT', onSigint);
     if (outcome === 'stopped') {
@@ -152,10 +151,10 @@ program
     const home = resolveHome(o.home);
     ensureHome(home);
     const queues = o.queues ?? (o.target ? [] : ALL_QUEUES);
-    const target = await resolveTarget(home, { start: true, log });
+    const endpoint = await resolveEndpoint(home, { start: true, log });
     const names = [...queues.map((q) => QUEUES[q]), ...(o.target ? [targetQueue(QUEUES, o.target)] : [])];
-    log(`worker ${process.pid} serving ${names.join(', ')} on ${target.address} (home ${home.dir}); Ctrl-C stops it`);
-    await runWorkersUntil(home, target, queues, o.concurrency, undefined, o.target);
+    log(`worker ${process.pid} serving ${names.join(', ')} on ${endpoint.address} (home ${home.dir}); Ctrl-C stops it`);
+    await runWorkersUntil(home, endpoint, queues, o.concurrency, undefined, o.target);
     log('worker stopped');
   });
 
@@ -202,7 +201,7 @@ program
     }
     for (const q of queues) {
       // taskQueueType 2 = activity; kind 1 = normal
-      const r = await c.client.workflowService.describeTaskQueue({ namespace: c.target.namespace, taskQueue: { name: q, kind: 1 }, taskQueueType: 2 });
+      const r = await c.client.workflowService.describeTaskQueue({ namespace: c.endpoint.namespace, taskQueue: { name: q, kind: 1 }, taskQueueType: 2 });
       if ((r.pollers ?? []).length > 0) continue;
       const device = q.match(/target-([a-z0-9-]+)$/)?.[1];
       console.log(`waiting for queue ${q}: no worker serves it${device ? ` (start \`prunewise worker --target ${device}\` on that device)` : ' (start `prunewise worker`)'}`);

@@ -25,7 +25,7 @@ export interface ServerInfo {
   startedAt: string;
 }
 
-export interface Target {
+export interface TemporalEndpoint {
   address: string;
   namespace: string;
   tls?: { clientCertPair?: { crt: Buffer; key: Buffer }; serverRootCACertificate?: Buffer };
@@ -180,7 +180,7 @@ export async function startBackgroundServer(home: Home, log: (s: string) => void
 }
 
 /** Where to reach Temporal: TEMPORAL_ADDRESS, else the embedded server (started when none answers). */
-export async function resolveTarget(home: Home, opts: { start: boolean; log: (s: string) => void }): Promise<Target> {
+export async function resolveEndpoint(home: Home, opts: { start: boolean; log: (s: string) => void }): Promise<TemporalEndpoint> {
   const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
   if (process.env.TEMPORAL_ADDRESS) {
     const read = (v?: string) => (v ? fs.readFileSync(v) : undefined);
@@ -230,10 +230,10 @@ export async function stopServer(home: Home): Promise<string> {
   return `stopped the Temporal dev server (pid ${info.pid}, ${info.address}); its state stays in ${info.dbFile}`;
 }
 
-export async function clientConnection(t: Target): Promise<Connection> {
+export async function clientConnection(t: TemporalEndpoint): Promise<Connection> {
   return Connection.connect({ address: t.address, tls: t.tls });
 }
 
-export async function workerConnection(t: Target): Promise<NativeConnection> {
+export async function workerConnection(t: TemporalEndpoint): Promise<NativeConnection> {
   return NativeConnection.connect({ address: t.address, tls: t.tls });
 }

@@ -360,3 +360,31 @@ export function isRecordedArtifact(db: Db, relPath: string): boolean {
 export function dataVersion(db: Db): number {
   return db.pragma('data_version', { simple: true }) as number;
 }
+
+// ---------------------------------------------------------------- export
+
+export interface RunRef {
+  id: string;
+  campaignId: string;
+  kind: 'baseline' | 'run';
+  /** the campaign's spec as stored at submit */
+  specJson: string;
+  /** the run's best round as stored by the Pareto analysis (core/pareto bestRound), null before one completes */
+  bestRound: number | null;
+}
+
+/** What `prunewise export` needs of a run: its campaign, kind, spec and stored best round. */
+export function runRef(db: Db, runId: string): RunRef | undefined {
+  return db
+    .prepare(
+      `SELECT r.id, r.campaign_id AS campaignId, r.kind, c.spec_json AS specJson, rr.best_round AS bestRound
+       FROM runs r JOIN campaigns c ON c.id = r.campaign_id LEFT JOIN run_rows rr ON rr.run_id = r.id WHERE r.id = ?`,
+    )
+    .get(runId) as RunRef | undefined;
+}
+
+/** The folder (relative to the home) of the model one stage of a round wrote, if recorded. */
+export function modelArtifactPath(db: Db, runId: string, round: number, stage: Stage, kind = 'model'): string | undefined {
+  const row = db.prepare(`SELECT path FROM artifacts WHERE run_id = ? AND round = ? AND stage = ? AND kind = ?`).get(runId, round, stage, kind) as { path: string } | undefined;
+  return row?.path;
+}

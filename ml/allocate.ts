@@ -5,9 +5,9 @@
 // trial ratio, the group alone is pruned (no fine-tuning) and we measure the validation error on
 // a subset, the weight bytes and FLOPs (counted), the latency (measured side by side with the
 // unpruned model on this backend) and the energy (estimated, horowitz-45nm model).
-// Allocation: each group's step is scored by its ΔJ(w) — costs normalised by the campaign's
+// Allocation: each group's trial is scored by its ΔJ(w) — costs normalised by the campaign's
 // baseline, the error rise discounted by the share fine-tuning is expected to win back — and every
-// group takes its best step if that lowers J. Steps are assumed additive (an estimate; the round's
+// group takes its best trial if that lowers J. Trials are assumed additive (an estimate; the round's
 // fine-tune, validation and measurement then report what really happened).
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { estimateEnergyJoules, modelCost } from './cost';
@@ -15,9 +15,11 @@ import type { Split } from './data';
 import type { Graph } from './graph';
 import { planLocal, type PlanOptions } from './plan';
 import { pruneModel, type KeepPlan } from './prune';
-import { evaluate, measureLatencyInterleaved } from './train';
+import { objectiveJ, type ObjectiveValues, type Weights } from '../core';
+import { measureLatencyInterleaved } from './measure';
+import { evaluate } from './train';
 
-export interface GroupStep {
+export interface GroupTrial {
   group: string;
   ratio: number;
   /** channels the group keeps */
@@ -36,7 +38,8 @@ export interface GroupStep {
 export interface Sensitivity {
   /** the current model's values the deltas are relative to */
   current: { error: number; bytes: number; flops: number; latencyMs: number; energyJ: number };
-  steps: GroupStep[];
+  /** one per (group, trial ratio) */
+  trials: GroupTrial[];
   latencyBatchSize: number;
 }
 
@@ -62,7 +65,7 @@ export async function measureSensitivity(model: tfl.LayersModel, graph: Graph, s
       trials.push({ group: g.name, ratio, keep });
     }
   }
-  const steps: GroupStep[] = [];
+  const done: GroupTrial[] = [];
   let baseLatency = 0;
   let latencyMeasurements = 0;
   for (const [i, t] of trials.entries()) {
@@ -74,7 +77,7 @@ export async function measureSensitivity(model: tfl.LayersModel, graph: Graph, s
       const [lb, lp] = await measureLatencyInterleaved([model, pruned], o.latencyBatchSize, 2, o.latencyRuns);
       baseLatency += lb.medianMs;
       latencyMeasurements++;
-      steps.push({
+      done.push({
         group: t.group,
         ratio: t.ratio,
         keep: t.keep,
@@ -91,50 +94,39 @@ export async function measureSensitivity(model: tfl.LayersModel, graph: Graph, s
   }
   return {
     current: { error, bytes: cost.bytes, flops: cost.flops, latencyMs: latencyMeasurements ? baseLatency / latencyMeasurements : 0, energyJ: estimateEnergyJoules(cost) },
-    steps,
+    trials: done,
     latencyBatchSize: o.latencyBatchSize,
   };
 }
 
-export interface Weights {
-  accuracy: number;
-  size: number;
-  latency: number;
-  energy: number;
-}
-
-/** The campaign baseline's values, which normalise every objective (as J(w) does). */
-export interface Normalisers {
-  error: number;
-  bytes: number;
-  latencyMs: number;
-  energyJ: number;
-}
-
-/** Estimated ΔJ(w) of one step. `recovery`: share of the error rise fine-tuning is expected to win back. */
-export function stepDeltaJ(s: GroupStep, w: Weights, base: Normalisers, recovery: number): number {
-  const r = (x: number, b: number) => (b > 0 ? x / b : 0);
-  return (
-    w.accuracy * r(Math.max(0, s.dError) * (1 - recovery), base.error) +
-    w.size * r(s.dBytes, base.bytes) +
-    w.latency * r(s.dLatencyMs, base.latencyMs) +
-    w.energy * r(s.dEnergyJ, base.energyJ)
-  );
+/**
+ * Estimated ΔJ(w) of one trial if the round took it: J(w) (core/objective.ts, normalised to the
+ * campaign's baseline `base`) of the current model moved by the trial's deltas, minus J(w) of the
+ * current model. `recovery`: share of the error rise fine-tuning is expected to win back.
+ */
+export function trialDeltaJ(t: GroupTrial, w: Weights, current: ObjectiveValues, base: ObjectiveValues, recovery: number): number {
+  const after: ObjectiveValues = {
+    error: current.error + Math.max(0, t.dError) * (1 - recovery),
+    bytes: current.bytes + t.dBytes,
+    latencyMs: current.latencyMs + t.dLatencyMs,
+    energyJ: current.energyJ + t.dEnergyJ,
+  };
+  return objectiveJ(w, after, base) - objectiveJ(w, current, base);
 }
 
 export interface Allocation {
   plan: KeepPlan;
-  /** the chosen step per group (groups that keep everything are absent) */
-  chosen: Array<GroupStep & { deltaJ: number }>;
-  /** estimated ΔJ of the whole plan (sum of the chosen steps) */
+  /** the chosen trial per group (groups that keep everything are absent) */
+  chosen: Array<GroupTrial & { deltaJ: number }>;
+  /** estimated ΔJ of the whole plan (sum of the chosen trials) */
   estimatedDeltaJ: number;
 }
 
-/** Each group takes the step with the lowest ΔJ(w), if it lowers J at all. */
-export function allocate(sens: Sensitivity, w: Weights, base: Normalisers, recovery: number): Allocation {
-  const best = new Map<string, GroupStep & { deltaJ: number }>();
-  for (const s of sens.steps) {
-    const deltaJ = stepDeltaJ(s, w, base, recovery);
+/** Each group takes the trial with the lowest ΔJ(w), if it lowers J at all. */
+export function allocate(sens: Sensitivity, w: Weights, base: ObjectiveValues, recovery: number): Allocation {
+  const best = new Map<string, GroupTrial & { deltaJ: number }>();
+  for (const s of sens.trials) {
+    const deltaJ = trialDeltaJ(s, w, sens.current, base, recovery);
     const cur = best.get(s.group);
     if (deltaJ < 0 && (!cur || deltaJ < cur.deltaJ)) best.set(s.group, { ...s, deltaJ });
   }

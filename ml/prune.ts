@@ -130,7 +130,7 @@ export function silenceRemoved(model: tfl.LayersModel, keep: KeepPlan, graph = a
 }
 
 /** Channels of every prunable group: what shrank shows here. */
-export function layerWidths(model: tfl.LayersModel, graph = analyze(model)): Record<string, number> {
+export function layerChannels(model: tfl.LayersModel, graph = analyze(model)): Record<string, number> {
   return Object.fromEntries(graph.groups.map((g) => [g.name, g.size]));
 }
 

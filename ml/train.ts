@@ -6,9 +6,8 @@ import type { Split } from './data';
 import { FusedAdam, type GradientShard } from './adam';
 import { defaultTrainThreads, releaseReplicas, replicasFor, type Replica } from './parallel';
 import { shuffledIndices } from './random';
-import { measureJoules, type RaplDomain } from './energy-sensor';
 
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function batchArrays(split: Split, idx: ArrayLike<number> | null, start: number, end: number) {
   const size = split.x.length / split.n;
@@ -31,7 +30,8 @@ function batchTensors(split: Split, idx: ArrayLike<number> | null, start: number
   }));
 }
 
-function inputShapeOf(model: tfl.LayersModel): number[] {
+/** One example's input shape (the model's input without the batch dimension). */
+export function inputShapeOf(model: tfl.LayersModel): number[] {
   return (model.inputs[0].shape as Array<number | null>).slice(1).map((d) => d ?? 1);
 }
 
@@ -235,85 +235,12 @@ export async function evaluate(model: tfl.LayersModel, data: Split, batchSize = 
   return { accuracy: correct / data.n, loss: lossSum / data.n, n: data.n };
 }
 
-export interface LatencyResult {
-  medianMs: number;
-  p90Ms: number;
-  batchSize: number;
-  runs: number;
-}
 
 /**
  * One inference forward pass, as a deployment would run it: model.apply in inference mode (not
  * predict(), whose batching loop adds ~1.3 ms of slicing and bookkeeping per call on LeNet-5).
  */
-function forward(model: tfl.LayersModel, x: tf.Tensor): tf.Tensor {
+/** Inference (training: false) on a batch, inside tf.tidy. */
+export function forward(model: tfl.LayersModel, x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => model.apply(x, { training: false }) as tf.Tensor);
-}
-
-/** Latency of one forward pass at `batchSize`: median of `runs` after `warmup` untimed runs. */
-export async function measureLatency(model: tfl.LayersModel, batchSize: number, warmup: number, runs: number): Promise<LatencyResult> {
-  const x = tf.randomUniform([batchSize, ...inputShapeOf(model)], 0, 1, 'float32', 7);
-  const times: number[] = [];
-  try {
-    for (let i = 0; i < warmup + runs; i++) {
-      const t0 = performance.now();
-      const y = forward(model, x);
-      await y.data(); // forces the computation to finish on async backends
-      const dt = performance.now() - t0;
-      y.dispose();
-      if (i >= warmup) times.push(dt);
-      await yieldToEventLoop();
-    }
-  } finally {
-    x.dispose();
-  }
-  times.sort((a, b) => a - b);
-  const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))];
-  return { medianMs: at(0.5), p90Ms: at(0.9), batchSize, runs };
-}
-
-/**
- * Latency of several models measured side by side: each round times every model once, in turn,
- * so drift on a shared machine (frequency, neighbours) hits all of them alike; medians per model.
- */
-export async function measureLatencyInterleaved(models: tfl.LayersModel[], batchSize: number, warmup: number, runs: number): Promise<LatencyResult[]> {
-  const xs = models.map((m) => tf.randomUniform([batchSize, ...inputShapeOf(m)], 0, 1, 'float32', 7));
-  const times: number[][] = models.map(() => []);
-  try {
-    for (let i = 0; i < warmup + runs; i++) {
-      for (let k = 0; k < models.length; k++) {
-        const t0 = performance.now();
-        const y = forward(models[k], xs[k]);
-        await y.data();
-        const dt = performance.now() - t0;
-        y.dispose();
-        if (i >= warmup) times[k].push(dt);
-      }
-      await yieldToEventLoop();
-    }
-  } finally {
-    tf.dispose(xs);
-  }
-  return times.map((t) => {
-    t.sort((a, b) => a - b);
-    const at = (q: number) => t[Math.min(t.length - 1, Math.floor(q * t.length))];
-    return { medianMs: at(0.5), p90Ms: at(0.9), batchSize, runs };
-  });
-}
-
-/** Joules per example measured by the RAPL sensor over `runs` forward passes at `batchSize`. */
-export async function measureEnergyPerExample(model: tfl.LayersModel, batchSize: number, runs: number, domains: RaplDomain[]): Promise<number> {
-  const x = tf.randomUniform([batchSize, ...inputShapeOf(model)], 0, 1, 'float32', 7);
-  try {
-    const joules = await measureJoules(domains, async () => {
-      for (let i = 0; i < runs; i++) {
-        const y = forward(model, x);
-        await y.data();
-        y.dispose();
-      }
-    });
-    return joules / (runs * batchSize);
-  } finally {
-    x.dispose();
-  }
 }

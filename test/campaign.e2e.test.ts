@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { countRows, openDb, type ParetoSummary } from '../db';
 import { dominates } from '../core';
-import { STAGES } from '../db/types';
+import { isMetricKey, ROUND_STAGES as STAGES, SERIES } from '../core';
 import { cli, cliEnv, tmpHome, writeSpec } from './helpers';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
@@ -72,6 +72,11 @@ describe('a campaign end to end through the CLI', () => {
     expect(counts.rounds).toBe(4);
     expect(counts.stages).toBe(1 + 4 * STAGES.length);
     expect(counts.artifacts).toBeGreaterThanOrEqual(1 + 4 * 4);
+    // every metric a real campaign records is one core/metrics.ts names (step 0), every series one it lists
+    const keys = db.prepare(`SELECT DISTINCT m.key, m.step > 0 AS series FROM metrics m JOIN runs r ON r.id = m.run_id WHERE r.campaign_id = ?`).all(status.id) as Array<{ key: string; series: number }>;
+    expect(keys.filter((k) => !k.series && !isMetricKey(k.key)).map((k) => k.key)).toEqual([]);
+    expect(keys.filter((k) => k.series && !(k.key in SERIES)).map((k) => k.key)).toEqual([]);
+    expect(keys.some((k) => k.key.startsWith('channels.'))).toBe(true);
 
     const ls = await cli(env, ['ls', '--json']);
     expect(JSON.parse(ls.stdout)).toEqual([expect.objectContaining({ id: status.id, name: 'e2e', state: 'completed' })]);
@@ -101,7 +106,7 @@ describe('a campaign end to end through the CLI', () => {
     for (const format of ['uint8', 'float16']) {
       const out = path.join(home, `export-${format}`);
       const e = await cli(env, ['export', `${status.id}/run-1`, '--format', format, '--out', out, '--json']);
-      expect(e.stderr).toContain("the run's lowest J(w)");
+      expect(e.stderr).toContain("the run's best round (lowest J(w) within the hard constraints");
       expect(e.code).toBe(0);
       exported[format] = JSON.parse(e.stdout);
       expect(fs.statSync(path.join(out, 'weights.bin')).size).toBe(exported[format].bytes);

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { campaignStatus, countRows, openDb } from '../db';
-import { STAGES } from '../db/types';
+import { ROUND_STAGES as STAGES } from '../core';
 import { cli, cliEnv, startCli, stop, tmpHome, waitFor, writeSpec } from './helpers';
 
 describe('crash recovery', () => {

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { measureJoules, raplDomains } from '../ml/energy-sensor';
 import { rooflineEstimate } from '../ml/roofline';
 import { rng } from '../ml/random';
-import { allocate, stepDeltaJ, type GroupStep, type Sensitivity } from '../ml/allocate';
+import { allocate, trialDeltaJ, type GroupTrial, type Sensitivity } from '../ml/allocate';
 import { distinctCount, dominates, front2d, hypervolume, normalisedHypervolume, paretoFront, recommend, referencePoint, violations, type Candidate } from '../core';
 
 const c = (runId: string, error: number, bytes: number, latencyMs: number, energyJ = 1): Candidate => ({ runId, round: 1, values: { error, bytes, latencyMs, energyJ } });
@@ -81,15 +81,15 @@ describe('recommendation per weight vector', () => {
 });
 
 describe('allocation by ΔJ(w) (hand-made sensitivity)', () => {
-  const step = (group: string, ratio: number, dError: number, dBytes: number, dLatencyMs: number): GroupStep => ({ group, ratio, keep: [0], dError, dBytes, dFlops: 0, dLatencyMs, dEnergyJ: 0 });
+  const trial = (group: string, ratio: number, dError: number, dBytes: number, dLatencyMs: number): GroupTrial => ({ group, ratio, keep: [0], dError, dBytes, dFlops: 0, dLatencyMs, dEnergyJ: 0 });
   const sens: Sensitivity = {
     current: { error: 0.1, bytes: 1000, flops: 1, latencyMs: 10, energyJ: 1 },
     latencyBatchSize: 32,
-    steps: [
-      step('conv', 0.3, 0.02, -50, -3), // fast to drop, few bytes
-      step('conv', 0.6, 0.1, -100, -5),
-      step('fc', 0.3, 0.01, -400, -0.2), // many bytes, no speed
-      step('fc', 0.6, 0.03, -700, -0.4),
+    trials: [
+      trial('conv', 0.3, 0.02, -50, -3), // fast to drop, few bytes
+      trial('conv', 0.6, 0.1, -100, -5),
+      trial('fc', 0.3, 0.01, -400, -0.2), // many bytes, no speed
+      trial('fc', 0.6, 0.03, -700, -0.4),
     ],
   };
   const base = { error: 0.1, bytes: 1000, latencyMs: 10, energyJ: 1 };
@@ -100,7 +100,7 @@ describe('allocation by ΔJ(w) (hand-made sensitivity)', () => {
     expect(size.chosen[0].group).toBe('fc');
     expect(size.chosen.find((c) => c.group === 'fc')!.ratio).toBe(0.6);
     // ΔJ by hand: conv 0.3 for the latency run = 0.3·(0.02·0.3/0.1) + 0.7·(−3/10) = 0.018 − 0.21
-    expect(stepDeltaJ(sens.steps[0], { accuracy: 0.3, size: 0, latency: 0.7, energy: 0 }, base, 0.7)).toBeCloseTo(-0.192, 12);
+    expect(trialDeltaJ(sens.trials[0], { accuracy: 0.3, size: 0, latency: 0.7, energy: 0 }, sens.current, base, 0.7)).toBeCloseTo(-0.192, 12);
   });
   it('an accuracy-only run prunes nothing', () => {
     expect(allocate(sens, { accuracy: 1, size: 0, latency: 0, energy: 0 }, base, 0.7).plan).toEqual({});

@@ -6,7 +6,7 @@ import {
   buildZooModel,
   CRITERIA,
   initBackend,
-  layerWidths,
+  layerChannels,
   loadDataset,
   modelCost,
   planForFlops,
@@ -99,7 +99,7 @@ describe('surgery', () => {
       const after = modelCost(pruned);
       expect(after.params).toBeLessThan(before.params * 0.7);
       expect(after.flops).toBeLessThan(before.flops * 0.7);
-      const widths = layerWidths(pruned);
+      const widths = layerChannels(pruned);
       for (const [group, kept] of Object.entries(keep)) expect(widths[group]).toBe(kept.length);
 
       const x = tf.randomUniform([8, ...SHAPE], 0, 1, 'float32', 5);

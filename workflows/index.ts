@@ -22,7 +22,7 @@ import {
 import type { BaselineResult, ComputeActivities, StageResult, StoreActivities } from '../activities';
 import { measureOf } from '../campaign/target';
 import type { CampaignSpec } from '../campaign/schema';
-import { baselineModelDir, baselineRunId as baselineRunIdOf, normaliseQueues, objectiveJ, objectiveValues, runIdOf, targetQueue, type RoundStage, type State, type TaskQueues, type Weights } from '../core';
+import { baselineRunId as baselineRunIdOf, normaliseQueues, objectiveJ, objectiveValues, runIdOf, targetQueue, type RoundStage, type State, type TaskQueues, type Weights } from '../core';
 import type { RecordOp } from '../db/types';
 
 export const pauseSignal = defineSignal('pause');

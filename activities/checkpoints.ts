@@ -1,0 +1,81 @@
+// Resumable training: checkpoints as tfjs model folders `step-<8 digits>` under a stage's
+// checkpoint folder; a retried stage resumes from the heartbeat's checkpoint, else the newest one
+// on disk; the newest `keepCheckpoints` are kept.
+import { Context } from '@temporalio/activity';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { saveModel, train, type Split, type TrainResult } from '../ml';
+import type { Artifacts } from './artifacts';
+import { beat } from './stage';
+
+export interface ResumableTrainOptions {
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  seed: number;
+  keepCheckpoints: number;
+}
+
+/**
+ * Trains with checkpoints; resumes from the heartbeat's checkpoint or the newest one on disk.
+ * Heartbeats every batch (the SDK throttles what it sends), so a dead worker is noticed.
+ * `start` makes the model when there is nothing to resume from. `ckptDir` is relative to the home.
+ */
+export async function trainResumable(art: Artifacts, start: () => Promise<tfl.LayersModel>, ckptDir: string, opts: ResumableTrainOptions, data: Split): Promise<{ model: tfl.LayersModel; result: TrainResult }> {
+  const ctx = Context.current();
+  const details = ctx.info.heartbeatDetails as { step?: number; checkpoint?: string } | undefined;
+  const fromDisk = newestCheckpoint(art.abs(ckptDir));
+  const resumeFrom =
+    details?.checkpoint && fs.existsSync(path.join(art.abs(details.checkpoint), 'model.json'))
+      ? { dir: details.checkpoint, step: details.step ?? 0 }
+      : fromDisk
+        ? { dir: path.join(ckptDir, fromDisk.name), step: fromDisk.step }
+        : undefined;
+  const model = resumeFrom ? await art.loadModel(resumeFrom.dir) : await start();
+  let lastCheckpoint = resumeFrom?.dir;
+  let totalSteps: number | undefined;
+  const result = await train(model, data, {
+    epochs: opts.epochs,
+    batchSize: opts.batchSize,
+    learningRate: opts.learningRate,
+    seed: opts.seed,
+    startStep: resumeFrom?.step ?? 0,
+    onStep: (step, total) => {
+      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
+      totalSteps = total;
+      beat(ctx, { step, total, checkpoint: lastCheckpoint });
+    },
+    onCheckpoint: async (step) => {
+      const rel = path.join(ckptDir, `step-${String(step).padStart(8, '0')}`);
+      await saveModel(model, art.abs(rel));
+      lastCheckpoint = rel;
+      beat(ctx, { step, total: totalSteps, checkpoint: rel });
+      pruneCheckpoints(art.abs(ckptDir), opts.keepCheckpoints);
+    },
+  });
+  return { model, result };
+}
+
+/** The newest complete checkpoint in `dir` (absolute), if any. */
+export function newestCheckpoint(dir: string): { name: string; step: number } | undefined {
+  if (!fs.existsSync(dir)) return undefined;
+  const found = fs
+    .readdirSync(dir)
+    .map((name) => ({ name, m: /^step-(\d+)$/.exec(name) }))
+    .filter((e) => e.m && fs.existsSync(path.join(dir, e.name, 'model.json')) && fs.existsSync(path.join(dir, e.name, 'weights.bin')))
+    .map((e) => ({ name: e.name, step: Number(e.m![1]) }))
+    .sort((a, b) => b.step - a.step);
+  return found[0];
+}
+
+/** Keeps the newest `keep` checkpoints and removes leftovers of interrupted writes. */
+export function pruneCheckpoints(dir: string, keep: number): void {
+  const entries = fs.readdirSync(dir);
+  const steps = entries.filter((n) => /^step-\d+$/.test(n)).sort().reverse();
+  for (const old of steps.slice(keep)) fs.rmSync(path.join(dir, old), { recursive: true, force: true });
+  for (const tmp of entries.filter((n) => /\.(tmp|old)-\d+-/.test(n))) {
+    const pid = Number(/-(\d+)-/.exec(tmp)![1]);
+    if (pid !== process.pid) fs.rmSync(path.join(dir, tmp), { recursive: true, force: true });
+  }
+}

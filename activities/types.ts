@@ -1,0 +1,46 @@
+// The compute activities' inputs and results: small JSON (ids, paths relative to the home folder,
+// numbers) that workflow histories hold. Never tensors or weights.
+import type { CampaignSpec } from '../campaign/schema';
+import type { ObjectiveValues, Weights } from '../core';
+import type { ArtifactRef } from '../db/types';
+
+export interface StageInput {
+  campaignId: string;
+  runId: string;
+  round: number;
+  spec: CampaignSpec;
+  /** model folder relative to the home folder */
+  model: string;
+  /** the run's objective weights and the baseline's objective values (weight-driven allocation) */
+  weights?: Weights;
+  objectiveBase?: ObjectiveValues;
+}
+
+export interface StageResult {
+  attempt: number;
+  ms: number;
+  backend: string;
+  /** keys of core/metrics.ts METRICS, and `channels.<layer>` */
+  metrics: Record<string, number>;
+  /** keys of core/metrics.ts SERIES: key → [[training step, value], …] */
+  series?: Record<string, Array<[number, number]>>;
+  artifacts?: ArtifactRef[];
+  /** the training step a resumed training stage continued from */
+  resumedFromStep?: number;
+  /** the stage's output model folder (relative), when it makes one */
+  model?: string;
+  /** layer name → channels after the stage */
+  channels?: Record<string, number>;
+}
+
+export interface BaselineResult extends StageResult {
+  model: string;
+  tfjsVersion: string;
+  prunewiseVersion: string;
+}
+
+export interface ValidateResult extends StageResult {
+  /** false when a constraint broke: the round is rolled back */
+  ok: boolean;
+  reason?: string;
+}
