@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { computePareto, openDb } from '../db';
 import { createDashboard } from '../dashboard/server';
-import { seedCampaign } from '../dashboard/seed';
+import { seedCampaign } from './seed-campaign';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 10_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);

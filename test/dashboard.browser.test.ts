@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import * as path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { seedCampaign } from '../dashboard/seed';
+import { seedCampaign } from '../bench/seed-campaign';
 import { createDashboard, type Dashboard } from '../dashboard/server';
 import { openDb } from '../db';
 import { tmpHome } from './helpers';

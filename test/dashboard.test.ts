@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDashboard, type Dashboard } from '../dashboard/server';
-import { seedCampaign } from '../dashboard/seed';
+import { seedCampaign } from '../bench/seed-campaign';
 import { applyRecord, createCampaign, openDb, type RecordOp } from '../db';
 import { cli, cliEnv, startCli, stop, tmpHome, waitFor } from './helpers';
 

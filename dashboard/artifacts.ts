@@ -1,0 +1,66 @@
+// Recorded artifact files: listed on run pages and downloaded from <home>/artifacts only (real
+// paths checked, so no symlink or `..` leads outside), and only files of artifacts the database
+// records. Serves bytes; never loads a model (no tfjs here).
+import type { Request, Response } from 'express';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ARTIFACTS_DIR } from '../core';
+import { isRecordedArtifact, type Db } from '../db';
+import { wildcard } from './query';
+
+export interface ArtifactFile {
+  name: string;
+  href: string;
+  bytes: number;
+}
+
+export interface Artifacts {
+  /** the files of a recorded artifact (a file or a folder, home-relative), [] when none are there */
+  files(rel: string): ArtifactFile[];
+  /** GET /artifacts/*file */
+  download(req: Request, res: Response): void;
+}
+
+/** `homeDir` undefined: nothing is listed or served. */
+export function createArtifacts(db: Db, homeDir: string | undefined): Artifacts {
+  const artifactsRoot = homeDir ? path.join(homeDir, ARTIFACTS_DIR) : undefined;
+
+  const inside = (abs: string) => {
+    if (!artifactsRoot) return false;
+    const real = fs.existsSync(abs) ? fs.realpathSync(abs) : abs;
+    const root = fs.existsSync(artifactsRoot) ? fs.realpathSync(artifactsRoot) : artifactsRoot;
+    return real.startsWith(root + path.sep);
+  };
+
+  const files = (rel: string): ArtifactFile[] => {
+    if (!artifactsRoot || !homeDir) return [];
+    const abs = path.resolve(homeDir, rel);
+    if (!inside(abs)) return [];
+    try {
+      const st = fs.statSync(abs);
+      const href = (file: string) => `/artifacts/${path.relative(artifactsRoot, file).split(path.sep).map(encodeURIComponent).join('/')}`;
+      if (st.isFile()) return [{ name: path.basename(abs), href: href(abs), bytes: st.size }];
+      return fs.readdirSync(abs, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => ({
+        name: e.name,
+        href: href(path.join(abs, e.name)),
+        bytes: fs.statSync(path.join(abs, e.name)).size,
+      }));
+    } catch {
+      return []; // moved or deleted since: the page says no files
+    }
+  };
+
+  const download = (req: Request, res: Response) => {
+    const parts = wildcard(req.params.file);
+    const rel = path.join(ARTIFACTS_DIR, ...parts);
+    if (!homeDir || parts.some((p) => p === '..' || p.includes('\0')) || !inside(path.resolve(homeDir, rel))) {
+      return void res.status(403).type('text').send('refused: downloads are limited to files inside the artifacts folder\n');
+    }
+    const abs = path.resolve(homeDir, rel);
+    if (!isRecordedArtifact(db, rel)) return void res.status(404).type('text').send(`no recorded artifact at ${rel}\n`);
+    if (!fs.existsSync(abs) || !fs.statSync(abs).isFile()) return void res.status(404).type('text').send(`${rel} is not a file (moved or deleted?)\n`);
+    res.download(abs, path.basename(abs));
+  };
+
+  return { files, download };
+}
