@@ -7,6 +7,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  ChildWorkflowFailure,
   ContinueAsNew,
   condition,
   continueAsNew,
@@ -104,9 +105,10 @@ function computeActivities(spec: CampaignSpec, queues: TaskQueues) {
   };
 }
 
+/** The message of what went wrong, below the activity/child-workflow wrappers (whose own message says nothing). */
 const errorText = (e: unknown): string => {
   let err = e as Error & { cause?: unknown };
-  while (err instanceof ActivityFailure && err.cause) err = err.cause as Error;
+  while ((err instanceof ActivityFailure || err instanceof ChildWorkflowFailure) && err.cause) err = err.cause as Error;
   return err?.message ?? String(e);
 };
 
