@@ -157,7 +157,7 @@ describe('incremental Pareto refresh equals a full recompute', () => {
     for (const ops of [a.stages, a.done, b.stages, b.done]) await store.record(ops);
     const check = openDb(path.join(home, 'p.db'));
     const once = { rows: countRows(check, id), analysis: stored(check, id) };
-    for (const ops of [b.done, a.done, b.stages, b.done]) await store.record(ops); // retries, in any order
+    for (const ops of [b.done, b.done, a.done, a.stages.slice(1), b.done]) await store.record(ops); // retries (the round's `running` op aside: it would reopen the round)
     await full.idle();
     expect(countRows(check, id)).toEqual(once.rows);
     expect(stored(check, id)).toEqual(once.analysis);
