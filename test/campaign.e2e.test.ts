@@ -8,8 +8,7 @@ import * as path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import type { ParetoSummary } from '../analysis';
 import { countRows, openDb } from '../db';
-import { dominates } from '../core';
-import { STAGES } from '../db/types';
+import { dominates, ROUND_STAGES as STAGES } from '../core';
 import { cli, cliEnv, tmpHome, writeSpec } from './helpers';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
