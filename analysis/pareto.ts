@@ -29,6 +29,7 @@ import {
 import {
   baselineRunOf,
   campaignStatus,
+  completedRounds,
   countParetoPoints,
   getCampaign,
   insertParetoPoint,
@@ -269,8 +270,7 @@ export function refreshAfterRecord(db: Db, ops: RecordOp[], opts: RefreshOptions
       if (p) fresh.push(p);
     }
     if (needsFull) {
-      const rounds = (db.prepare(`SELECT COUNT(*) AS n FROM rounds JOIN runs ON runs.id = rounds.run_id WHERE runs.campaign_id = ? AND rounds.state = 'completed'`).get(campaignId) as { n: number }).n;
-      if (rounds === 0) refreshPareto(db, campaignId);
+      if (completedRounds(db, campaignId) === 0) refreshPareto(db, campaignId);
       else out.full.push(campaignId);
       continue;
     }

@@ -15,7 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { computePareto, refreshAfterRecord, refreshPareto } from '../analysis';
 import { objectiveJ, type ObjectiveValues } from '../core';
-import { applyRecord, openDb, readParetoPoints, readParetoSummary, type Db, type RecordOp } from '../db';
+import { applyRecord, openDb, readParetoPoint, readParetoPoints, readParetoSummary, type Db, type RecordOp } from '../db';
 import { rng } from '../ml/random';
 import { createDashboard } from '../dashboard/server';
 import { seedCampaign } from '../dashboard/seed';
@@ -195,7 +195,7 @@ async function appendRounds(db: Db, id: string, n: number): Promise<{ refreshMs:
     refreshMs.push(t2 - t1);
     recordMs.push(t2 - t0);
     full += r.full.length;
-    if (db.prepare(`SELECT on_front FROM pareto_points WHERE run_id = ? AND round = ?`).pluck().get(runId, round) === 1) onFront++;
+    if (readParetoPoint(db, id, runId, round)?.onFront) onFront++;
   }
   await new Promise((r) => setTimeout(r, 20));
   h.disable();

@@ -239,6 +239,11 @@ export function roundOf(db: Db, runId: string, round: number): { state: State; o
   return db.prepare(`SELECT state, objective FROM rounds WHERE run_id = ? AND round = ?`).get(runId, round) as { state: State; objective: number | null } | undefined;
 }
 
+/** How many rounds of a campaign's runs have completed. */
+export function completedRounds(db: Db, campaignId: string): number {
+  return (db.prepare(`SELECT COUNT(*) AS n FROM rounds JOIN runs ON runs.id = rounds.run_id WHERE runs.campaign_id = ? AND rounds.state = 'completed'`).get(campaignId) as { n: number }).n;
+}
+
 /** The id of a campaign's baseline run, if recorded. */
 export function baselineRunOf(db: Db, campaignId: string): string | undefined {
   return (db.prepare(`SELECT id FROM runs WHERE campaign_id = ? AND kind = 'baseline'`).get(campaignId) as { id: string } | undefined)?.id;
