@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
-import type { CampaignStatus, ParetoSummary } from '../db';
+import type { ParetoSummary } from '../analysis';
+import type { CampaignStatus } from '../db';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const ROUNDS = 5;

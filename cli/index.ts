@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { VERSION } from '../platform/version';
 import { CampaignError, loadCampaignFile } from '../campaign/load';
-import { campaignStatus, createCampaign, deleteCampaign, getCampaign, listCampaigns, openDb, refreshPareto, runningStages, type Db } from '../db';
+import { computePareto } from '../analysis';
+import { campaignStatus, createCampaign, deleteCampaign, getCampaign, listCampaigns, openDb, runningStages, type Db } from '../db';
 import { formatPareto } from './pareto';
 import { createDashboard } from '../dashboard/server';
 import { EXPORT_FORMATS, exportModel } from './export';
@@ -215,11 +216,11 @@ program
   .argument('<campaign>', 'campaign id (see `prunewise ls`)')
   .addOption(homeOption())
   .option('--all', 'list every candidate, not only the front')
-  .option('--json', 'machine-readable: { campaignId, points[], front, frontDistinct, front2d, hypervolume, reference, baseline, recommendations[] }')
+  .option('--json', 'machine-readable: { campaignId, points[], front, frontDistinct, front2d, hypervolume, hypervolumeApprox, reference, baseline, recommendations[] }')
   .action((id: string, o: { home?: string; json?: boolean; all?: boolean }) => {
     const db = openExisting(resolveHome(o.home));
     requireCampaign(db, id);
-    const p = refreshPareto(db, id);
+    const p = computePareto(db, id); // a read: the stored analysis is the store activity's job
     if (!p) throw new CliError(`campaign "${id}" has no measured baseline yet: nothing to compare (see \`prunewise status ${id}\`)`);
     console.log(o.json ? JSON.stringify(p, null, 2) : formatPareto(p, !!o.all));
   });

@@ -1,5 +1,5 @@
 // `prunewise pareto`: the campaign's Pareto front as a table (or the JSON contract).
-import type { ParetoSummary } from '../db';
+import type { ParetoSummary } from '../analysis';
 
 const w = (x: Record<string, number> | null) => (x ? `${x.accuracy}/${x.size}/${x.latency}/${x.energy}` : 'baseline');
 
@@ -10,7 +10,7 @@ export function formatPareto(p: ParetoSummary, all: boolean): string {
     `${p.points.length} candidate models (the baseline and every completed round); ${p.front} on the front (${p.frontDistinct} distinct), ${p.front2d} on the error-vs-latency front`,
   );
   lines.push(
-    `hypervolume ${p.hypervolume.toFixed(4)} (objectives divided by the reference: baseline size, latency and energy; baseline validation error + the allowed drop = ${(p.reference.error * 100).toFixed(2)} %)`,
+    `hypervolume ${p.hypervolumeApprox ? '≈' : ''}${p.hypervolume.toFixed(4)} (objectives divided by the reference: baseline size, latency and energy; baseline validation error + the allowed drop = ${(p.reference.error * 100).toFixed(2)} %)`,
   );
   const energy = p.points.some((x) => x.energyMeasured)
     ? 'energy: measured by RAPL (CPU package, relative to the baseline measured alongside) where the worker had it, else estimated (horowitz-45nm model)'

@@ -123,11 +123,71 @@ export function referencePoint(baseline: ObjectiveValues, maxAccuracyDropPoints:
  * a unitless fraction of the box [0, ref] (1 would be a free, perfect model).
  */
 export function normalisedHypervolume(points: Candidate[], ref: ObjectiveValues, keys: readonly ObjectiveKey[] = OBJECTIVE_KEYS): number {
-  const use = keys.filter((k) => ref[k] > 0);
+  const use = normalisedKeys(ref, keys);
   return hypervolume(
-    points.map((p) => use.map((k) => p.values[k] / ref[k])),
+    points.map((p) => normalisedVector(p.values, ref, use)),
     use.map(() => 1),
   );
+}
+
+/** The objectives a normalised hypervolume uses: those whose reference value is positive. */
+export function normalisedKeys(ref: ObjectiveValues, keys: readonly ObjectiveKey[] = OBJECTIVE_KEYS): ObjectiveKey[] {
+  return keys.filter((k) => ref[k] > 0);
+}
+
+/** A candidate's values on `keys`, each divided by the reference's (the reference is then all 1s). */
+export function normalisedVector(v: ObjectiveValues, ref: ObjectiveValues, keys: readonly ObjectiveKey[]): number[] {
+  return keys.map((k) => v[k] / ref[k]);
+}
+
+/**
+ * The hypervolume `p` adds to a set already holding `others` (all minimised, bounded by `ref`):
+ * the volume of the box [p, ref] minus the hypervolume of `others` clipped to that box, so
+ * hypervolume(others ∪ {p}) = hypervolume(others) + volume. `others` may hold dominated points
+ * and points outside `ref` (they add nothing); passing only the non-dominated ones is faster.
+ * Exact by slicing while at most `maxExact` clipped points are non-dominated; beyond that an
+ * estimate from `samples` quasi-random points (Halton sequence, deterministic: same inputs, same
+ * answer), with `exact: false`.
+ */
+export function hypervolumeContribution(p: number[], others: number[][], ref: number[], opts: { maxExact?: number; samples?: number } = {}): { volume: number; exact: boolean } {
+  const d = ref.length;
+  if (!p.every((v, i) => v < ref[i])) return { volume: 0, exact: true };
+  let box = 1;
+  for (let i = 0; i < d; i++) box *= ref[i] - p[i];
+  const clipped: number[][] = [];
+  for (const q of others) {
+    if (!q.every((v, i) => v < ref[i])) continue;
+    const c = q.map((v, i) => Math.max(v, p[i]));
+    if (c.every((v, i) => v === p[i])) return { volume: 0, exact: true }; // q ≤ p: p adds nothing
+    clipped.push(c);
+  }
+  const front = nonDominated(clipped, d);
+  if (front.length <= (opts.maxExact ?? Infinity)) return { volume: box - hv(front, ref, d), exact: true };
+  const n = opts.samples ?? 20_000;
+  const bases = [2, 3, 5, 7, 11, 13, 17, 19].slice(0, d);
+  const s = new Array<number>(d);
+  let free = 0;
+  for (let j = 1; j <= n; j++) {
+    for (let i = 0; i < d; i++) s[i] = p[i] + halton(j, bases[i]) * (ref[i] - p[i]);
+    const covered = front.some((q) => {
+      for (let i = 0; i < d; i++) if (q[i] > s[i]) return false;
+      return true;
+    });
+    if (!covered) free++;
+  }
+  return { volume: (box * free) / n, exact: false };
+}
+
+/** The j-th element of the van der Corput sequence in `base` (one coordinate of a Halton point), in [0, 1). */
+function halton(j: number, base: number): number {
+  let f = 1;
+  let r = 0;
+  while (j > 0) {
+    f /= base;
+    r += f * (j % base);
+    j = Math.floor(j / base);
+  }
+  return r;
 }
 
 /** The campaign's hard limits besides the accuracy drop (which the reference point carries). */

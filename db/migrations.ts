@@ -148,4 +148,14 @@ export const MIGRATIONS: string[] = [
     (SELECT accuracy, val_error, bytes, latency_ms, energy_j, energy_measured, objective FROM pareto_points p WHERE p.run_id = run_rows.run_id AND p.round = run_rows.best_round)
     WHERE best_round IS NOT NULL;
   `,
+  // 4: the analysis is updated per new candidate (analysis/pareto.ts): indexes to read the fronts,
+  // whether the stored hypervolume is an estimate, how many full recomputes are owed (a crashed
+  // one is redone), and the constraints the stored flags were computed under
+  `
+  CREATE INDEX pareto_points_front ON pareto_points(campaign_id, on_front);
+  CREATE INDEX pareto_points_front_2d ON pareto_points(campaign_id, on_front_2d);
+  ALTER TABLE pareto ADD COLUMN hypervolume_approx INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE pareto ADD COLUMN pending_full INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE pareto ADD COLUMN constraints_json TEXT NOT NULL DEFAULT '';
+  `,
 ];

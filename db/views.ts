@@ -1,6 +1,6 @@
 // Read-only queries behind the dashboard. Column names reach SQL only through the allow-lists
 // below (never from a request); values are always bound parameters.
-import type { Db } from './index';
+import type { Db } from './connection';
 import { stageIndex, type Stage, type State } from '../core';
 
 const w = (k: string) => `json_extract(r.weights_json, '$.${k}')`;
@@ -156,7 +156,8 @@ export function baselineOf(db: Db, campaignId: string): BaselineRow | undefined 
 }
 
 export interface CampaignOverview {
-  pareto: { points: number; front: number; frontDistinct: number; front2d: number; hypervolume: number; updatedAt: string } | null;
+  /** hypervolumeApprox: the hypervolume holds an estimated contribution (show it as ≈) */
+  pareto: { points: number; front: number; frontDistinct: number; front2d: number; hypervolume: number; hypervolumeApprox: boolean; updatedAt: string } | null;
   /** best accuracy over every candidate; least bytes / latency / energy among candidates within the hard constraints */
   best: { accuracy: number | null; valError: number | null; bytes: number | null; latencyMs: number | null; energyJ: number | null };
   runStates: Record<string, number>;
@@ -168,9 +169,12 @@ export interface CampaignOverview {
 
 /** The campaign's summary; `activity` adds the stages running now and the latest events (campaign pages only). */
 export function campaignOverview(db: Db, campaignId: string, opts: { activity?: boolean } = {}): CampaignOverview {
-  const pareto = db
-    .prepare(`SELECT points, front, front_distinct AS frontDistinct, front_2d AS front2d, hypervolume, updated_at AS updatedAt FROM pareto WHERE campaign_id = ?`)
-    .get(campaignId) as CampaignOverview['pareto'] | undefined;
+  const row = db
+    .prepare(
+      `SELECT points, front, front_distinct AS frontDistinct, front_2d AS front2d, hypervolume, hypervolume_approx AS hypervolumeApprox, updated_at AS updatedAt FROM pareto WHERE campaign_id = ?`,
+    )
+    .get(campaignId) as (Omit<NonNullable<CampaignOverview['pareto']>, 'hypervolumeApprox'> & { hypervolumeApprox: number }) | undefined;
+  const pareto = row && { ...row, hypervolumeApprox: row.hypervolumeApprox === 1 };
   const best = db
     .prepare(
       `SELECT MAX(accuracy) AS accuracy, MIN(val_error) AS valError,

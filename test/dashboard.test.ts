@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDashboard, type Dashboard } from '../dashboard/server';
 import { seedCampaign } from '../bench/seed-campaign';
+import { refreshPareto } from '../analysis';
 import { applyRecord, createCampaign, openDb, type RecordOp } from '../db';
 import { cli, cliEnv, startCli, stop, tmpHome, waitFor } from './helpers';
 
@@ -47,6 +48,7 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(home, 'secret.txt'), 'not an artifact');
   ops.push({ op: 'stage', runId: `${ID}/run-1`, round: 1, stage: 'finetune', state: 'completed', attempts: 2, ms: 1500, artifacts: [{ kind: 'model', path: path.join('artifacts', ID, 'run-1', 'round-1', 'model'), bytes: 25, sha256: 'ab' }] });
   applyRecord(db, ops);
+  refreshPareto(db, ID); // baseline and rounds in one batch: a bulk load, analysed once
   seedCampaign(db, { id: BIG, name: 'big', runs: 120, rounds: 3, running: 2 });
   app = createDashboard(db, { homeDir: home, pollMs: 100 });
   server = app.listen(0, '127.0.0.1');

@@ -1,0 +1,137 @@
+// Writes of the record contract: every write is idempotent, keyed by campaign / run / round /
+// stage, so a retried activity never duplicates a row. Writing never analyses: the Pareto
+// analysis is analysis/'s job (the store activity calls it after applyRecord).
+import type { Db } from './connection';
+import type { RecordOp } from './types';
+
+const now = () => new Date().toISOString();
+
+export interface NewCampaign {
+  id: string;
+  name: string;
+  spec: unknown;
+  specHash: string;
+  specFile: string;
+  seed: number;
+}
+
+/** Inserts a campaign in state `pending`; a second call with the same id changes nothing. */
+export function createCampaign(db: Db, c: NewCampaign): void {
+  db.prepare(
+    `INSERT INTO campaigns (id, name, state, spec_json, spec_hash, spec_file, seed, created_at, updated_at)
+     VALUES (@id, @name, 'pending', @spec, @specHash, @specFile, @seed, @at, @at)
+     ON CONFLICT(id) DO NOTHING`,
+  ).run({ ...c, spec: JSON.stringify(c.spec), at: now() });
+}
+
+/**
+ * Applies a batch of state changes in one transaction (the `record` activity calls this).
+ * Idempotent: the same batch twice leaves the same rows. Updates no analysis (see analysis/pareto).
+ */
+export function applyRecord(db: Db, ops: RecordOp[]): void {
+  db.transaction(() => {
+    for (const op of ops) applyOne(db, op);
+  })();
+}
+
+function applyOne(db: Db, op: RecordOp): void {
+  const at = now();
+  switch (op.op) {
+    case 'campaign':
+      db.prepare(`UPDATE campaigns SET state = ?, error = ?, updated_at = ? WHERE id = ?`).run(
+        op.state,
+        op.error ?? null,
+        at,
+        op.campaignId,
+      );
+      return;
+    case 'env':
+      db.prepare(
+        `UPDATE campaigns SET backend = ?, tfjs_version = ?, prunewise_version = ?, updated_at = ? WHERE id = ?`,
+      ).run(op.backend, op.tfjsVersion, op.prunewiseVersion, at, op.campaignId);
+      return;
+    case 'run':
+      db.prepare(
+        `INSERT INTO runs (id, campaign_id, k, kind, weights_json, state, error, created_at, updated_at)
+         VALUES (@runId, @campaignId, @k, @kind, @weights, @state, @error, @at, @at)
+         ON CONFLICT(id) DO UPDATE SET state = excluded.state, error = excluded.error, updated_at = excluded.updated_at`,
+      ).run({
+        runId: op.runId,
+        campaignId: op.campaignId,
+        k: op.k,
+        kind: op.kind,
+        weights: op.weights ? JSON.stringify(op.weights) : null,
+        state: op.state,
+        error: op.error ?? null,
+        at,
+      });
+      if (op.kind === 'run') {
+        db.prepare(`INSERT INTO run_rows (campaign_id, run_id, k) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`).run(op.campaignId, op.runId, op.k);
+      }
+      return;
+    case 'round':
+      db.prepare(
+        `INSERT INTO rounds (run_id, round, state, objective, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(run_id, round) DO UPDATE SET state = excluded.state,
+           objective = COALESCE(excluded.objective, rounds.objective), updated_at = excluded.updated_at`,
+      ).run(op.runId, op.round, op.state, op.objective ?? null, at);
+      return;
+    case 'stage': {
+      db.prepare(
+        `INSERT INTO stages (run_id, round, stage, state, attempts, ms, resumed_from_step, task_queue, error, started_at, updated_at)
+         VALUES (@runId, @round, @stage, @state, @attempts, @ms, @resumed, @queue, @error, @at, @at)
+         ON CONFLICT(run_id, round, stage) DO UPDATE SET
+           state = excluded.state,
+           attempts = COALESCE(excluded.attempts, stages.attempts),
+           ms = COALESCE(excluded.ms, stages.ms),
+           resumed_from_step = COALESCE(excluded.resumed_from_step, stages.resumed_from_step),
+           task_queue = COALESCE(excluded.task_queue, stages.task_queue),
+           error = excluded.error,
+           updated_at = excluded.updated_at`,
+      ).run({
+        runId: op.runId,
+        round: op.round,
+        stage: op.stage,
+        state: op.state,
+        attempts: op.attempts ?? null,
+        ms: op.ms ?? null,
+        resumed: op.resumedFromStep ?? null,
+        queue: op.taskQueue ?? null,
+        error: op.error ?? null,
+        at,
+      });
+      const putMetric = db.prepare(
+        `INSERT INTO metrics (run_id, round, stage, key, step, value) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(run_id, round, stage, key, step) DO UPDATE SET value = excluded.value`,
+      );
+      for (const [key, value] of Object.entries(op.metrics ?? {})) {
+        if (Number.isFinite(value)) putMetric.run(op.runId, op.round, op.stage, key, 0, value);
+      }
+      for (const [key, points] of Object.entries(op.series ?? {})) {
+        for (const [step, value] of points) {
+          if (Number.isFinite(value)) putMetric.run(op.runId, op.round, op.stage, key, step, value);
+        }
+      }
+      const putArtifact = db.prepare(
+        `INSERT INTO artifacts (run_id, round, stage, kind, path, bytes, sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(run_id, round, stage, kind) DO UPDATE SET path = excluded.path, bytes = excluded.bytes, sha256 = excluded.sha256`,
+      );
+      for (const a of op.artifacts ?? []) putArtifact.run(op.runId, op.round, op.stage, a.kind, a.path, a.bytes, a.sha256, at);
+      return;
+    }
+    case 'event':
+      db.prepare(
+        `INSERT INTO events (event_key, campaign_id, run_id, round, stage, kind, message, at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(event_key) DO NOTHING`,
+      ).run(op.key, op.campaignId, op.runId ?? null, op.round ?? null, op.stage ?? null, op.kind, op.message, at);
+      return;
+  }
+}
+
+/** Deletes every row of a campaign (files are the caller's job). */
+export function deleteCampaign(db: Db, id: string): void {
+  db.transaction(() => {
+    db.prepare(`DELETE FROM events WHERE campaign_id = ?`).run(id);
+    db.prepare(`DELETE FROM campaigns WHERE id = ?`).run(id); // runs, rounds, stages, metrics, artifacts cascade
+  })();
+}
