@@ -38,6 +38,7 @@ import {
   putRunRow,
   readFront,
   readParetoPoint,
+  readParetoPoints,
   readParetoSummary,
   readRunPoints,
   replacePareto,
@@ -164,6 +165,38 @@ export function computePareto(db: Db, campaignId: string): ParetoSummary | undef
     hypervolumeApprox: false,
     latencyEstimated: s.latencyEstimated,
     reference: s.reference,
+    baseline: s.baseline,
+    recommendations,
+  };
+}
+
+/**
+ * The campaign's analysis as stored by the store activity (instant at any size), with the
+ * recommendation per run computed from the stored front by core's `recommend`. Falls back to
+ * `computePareto` when nothing is stored yet, a full recompute is owed, or the stored analysis was
+ * computed under other constraints. Writes nothing: `prunewise pareto` is a read.
+ */
+export function readPareto(db: Db, campaignId: string): ParetoSummary | undefined {
+  const s = settingOf(db, campaignId);
+  const stored = readParetoSummary(db, campaignId);
+  if (!s || !stored || stored.pendingFull > 0 || stored.constraints !== s.constraints) return computePareto(db, campaignId);
+  const points = readParetoPoints(db, campaignId);
+  const frontList = points.filter((p) => p.onFront);
+  const status = campaignStatus(db, campaignId);
+  const recommendations = (status?.runs ?? []).map((r) => {
+    const best = recommend(frontList, r.weights as unknown as Weights, s.baseline, s.reference, s.limits);
+    return { runId: r.id, weights: r.weights, pick: best ? { runId: best.pick.runId, round: best.pick.round } : null, objective: best?.j ?? null };
+  });
+  return {
+    campaignId,
+    points,
+    front: stored.front,
+    frontDistinct: stored.frontDistinct,
+    front2d: stored.front2d,
+    hypervolume: stored.hypervolume,
+    hypervolumeApprox: stored.hypervolumeApprox,
+    latencyEstimated: s.latencyEstimated,
+    reference: stored.reference,
     baseline: s.baseline,
     recommendations,
   };

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { VERSION } from '../platform/version';
 import { CampaignError, loadCampaignFile } from '../campaign/load';
-import { computePareto } from '../analysis';
+import { readPareto } from '../analysis';
 import { campaignStatus, createCampaign, deleteCampaign, getCampaign, listCampaigns, openDb, runningStages, type Db } from '../db';
 import { formatPareto } from './pareto';
 import { createDashboard } from '../dashboard/server';
@@ -220,7 +220,7 @@ program
   .action((id: string, o: { home?: string; json?: boolean; all?: boolean }) => {
     const db = openExisting(resolveHome(o.home));
     requireCampaign(db, id);
-    const p = computePareto(db, id); // a read: the stored analysis is the store activity's job
+    const p = readPareto(db, id); // a read: the stored analysis (kept by the store activity), or a read-only full computation
     if (!p) throw new CliError(`campaign "${id}" has no measured baseline yet: nothing to compare (see \`prunewise status ${id}\`)`);
     console.log(o.json ? JSON.stringify(p, null, 2) : formatPareto(p, !!o.all));
   });

@@ -23,7 +23,6 @@ export const RUN_COLUMNS = {
   w_energy: w('energy'),
 } as const;
 export type RunColumn = keyof typeof RUN_COLUMNS;
-export const RUN_STATES: State[] = ['pending', 'running', 'completed', 'failed', 'paused', 'cancelled'];
 export const FILTER_OPS = ['<=', '>=', '!=', '=', '<', '>'] as const;
 export type FilterOp = (typeof FILTER_OPS)[number];
 export type RunFilter = { col: RunColumn; op: FilterOp; value: number } | { col: 'state'; op: '=' | '!='; value: State };

@@ -3,7 +3,7 @@
 // hypervolume up to rounding; retried records change nothing; full recomputes run in a worker.
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { computePareto, FullRefresher, refreshAfterRecord, refreshPareto, type RefreshOptions } from '../analysis';
+import { computePareto, FullRefresher, readPareto, refreshAfterRecord, refreshPareto, type RefreshOptions } from '../analysis';
 import { createStoreActivities } from '../activities/store';
 import { hypervolume, hypervolumeContribution, objectiveJ, type ObjectiveValues } from '../core';
 import { applyRecord, countRows, createCampaign, openDb, readParetoSummary, type Db, type RecordOp } from '../db';
@@ -140,6 +140,13 @@ describe('incremental Pareto refresh equals a full recompute', () => {
       const violating = db.prepare(`SELECT COUNT(*) FROM pareto_points WHERE campaign_id = ? AND violates != ''`).pluck().get(id) as number;
       expect(violating).toBeGreaterThan(0);
       expect(s.front).toBeLessThan(s.points);
+      // `prunewise pareto` reads the stored analysis: the same candidates, flags and recommendations as a full computation
+      const full = computePareto(db, id)!;
+      const read = readPareto(db, id)!;
+      const key = (x: { runId: string; round: number; onFront: boolean; onFront2d: boolean; violates: string[] }) => `${x.runId}#${x.round}:${+x.onFront}${+x.onFront2d}:${x.violates.join('+')}`;
+      expect(read.points.map(key).sort()).toEqual(full.points.map(key).sort());
+      expect(read.recommendations).toEqual(full.recommendations);
+      expect(read.hypervolume).toBeCloseTo(full.hypervolume, 9);
       db.close();
     });
   }

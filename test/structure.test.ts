@@ -15,7 +15,7 @@ const ALLOWED: Record<string, string[]> = {
   ml: ['core', 'platform'],
   campaign: ['core', 'ml'],
   db: ['core'],
-  analysis: ['core', 'db'],
+  analysis: ['core', 'db', 'platform'],
   activities: ['core', 'ml', 'campaign', 'db', 'analysis', 'platform'],
   workflows: ['core', 'campaign', 'activities', 'db'],
   dashboard: ['core', 'db', 'platform'],
