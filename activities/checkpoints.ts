@@ -22,7 +22,13 @@ export interface ResumableTrainOptions {
  * Heartbeats every batch (the SDK throttles what it sends), so a dead worker is noticed.
  * `start` makes the model when there is nothing to resume from. `ckptDir` is relative to the home.
  */
-export async function trainResumable(art: Artifacts, start: () => Promise<tfl.LayersModel>, ckptDir: string, opts: ResumableTrainOptions, data: Split): Promise<{ model: tfl.LayersModel; result: TrainResult }> {
+export async function trainResumable(
+  art: Artifacts,
+  start: () => Promise<tfl.LayersModel>,
+  ckptDir: string,
+  opts: ResumableTrainOptions,
+  data: Split,
+): Promise<{ model: tfl.LayersModel; result: TrainResult }> {
   const ctx = Context.current();
   const details = ctx.info.heartbeatDetails as { step?: number; checkpoint?: string } | undefined;
   const fromDisk = newestCheckpoint(art.abs(ckptDir));
@@ -72,7 +78,10 @@ export function newestCheckpoint(dir: string): { name: string; step: number } | 
 /** Keeps the newest `keep` checkpoints and removes leftovers of interrupted writes. */
 export function pruneCheckpoints(dir: string, keep: number): void {
   const entries = fs.readdirSync(dir);
-  const steps = entries.filter((n) => /^step-\d+$/.test(n)).sort().reverse();
+  const steps = entries
+    .filter((n) => /^step-\d+$/.test(n))
+    .sort()
+    .reverse();
   for (const old of steps.slice(keep)) fs.rmSync(path.join(dir, old), { recursive: true, force: true });
   for (const tmp of entries.filter((n) => /\.(tmp|old)-\d+-/.test(n))) {
     const pid = Number(/-(\d+)-/.exec(tmp)![1]);

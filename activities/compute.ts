@@ -66,7 +66,10 @@ export function createComputeActivities(home: string) {
         const ds = data(spec);
         const dir = baselineDir(input.campaignId);
         const start = async () => {
-          const m = spec.model.endsWith('.json') || spec.model.includes('/') ? await art.loadUserModel(spec.model) : buildZooModel(spec.model, spec.seed, ds.shape, ds.classes);
+          const m =
+            spec.model.endsWith('.json') || spec.model.includes('/')
+              ? await art.loadUserModel(spec.model)
+              : buildZooModel(spec.model, spec.seed, ds.shape, ds.classes);
           checkInput(m, ds);
           layerChannels(m); // fails early, with the layer named, if the model cannot be pruned
           return m;
@@ -76,7 +79,13 @@ export function createComputeActivities(home: string) {
         const series: Record<string, Array<[number, number]>> = {};
         if (spec.baseline.epochs > 0) {
           const b = spec.baseline;
-          const t = await trainResumable(art, start, path.join(dir, 'checkpoints'), { epochs: b.epochs, batchSize: b.batchSize, learningRate: b.learningRate, seed: spec.seed, keepCheckpoints: spec.execution.keepCheckpoints }, ds.train);
+          const t = await trainResumable(
+            art,
+            start,
+            path.join(dir, 'checkpoints'),
+            { epochs: b.epochs, batchSize: b.batchSize, learningRate: b.learningRate, seed: spec.seed, keepCheckpoints: spec.execution.keepCheckpoints },
+            ds.train,
+          );
           model = t.model;
           resumedFromStep = t.result.resumedFromStep;
           series.trainLoss = t.result.epochLoss;
@@ -125,22 +134,43 @@ export function createComputeActivities(home: string) {
         try {
           const graph = analyze(model);
           const notes: string[] = [];
-          const scores = scoreGroups(model, p.criterion, { onNote: (n) => notes.push(n), seed: spec.seed * 7919 + input.round, calibration: p.criterion === 'taylor' ? data(spec).val : undefined }, graph);
+          const scores = scoreGroups(
+            model,
+            p.criterion,
+            { onNote: (n) => notes.push(n), seed: spec.seed * 7919 + input.round, calibration: p.criterion === 'taylor' ? data(spec).val : undefined },
+            graph,
+          );
           let sensitivity: Sensitivity | undefined;
           if (allocationOf(p) === 'weights') {
             const val = data(spec).val;
             const ctx = Context.current();
-            sensitivity = await measureSensitivity(model, graph, scores, subset(val, Array.from({ length: Math.min(val.n, p.sensitivitySamples) }, (_, i) => i)), {
-              ratios: sensitivityRatios(p),
-              plan: planOptions(p),
-              latencyBatchSize: spec.target.batchSize,
-              latencyRuns: Math.min(spec.target.latencyRuns, 15),
-              onTrial: (done, total) => beat(ctx, { step: done, total, what: 'sensitivity trials' }),
-            });
+            sensitivity = await measureSensitivity(
+              model,
+              graph,
+              scores,
+              subset(
+                val,
+                Array.from({ length: Math.min(val.n, p.sensitivitySamples) }, (_, i) => i),
+              ),
+              {
+                ratios: sensitivityRatios(p),
+                plan: planOptions(p),
+                latencyBatchSize: spec.target.batchSize,
+                latencyRuns: Math.min(spec.target.latencyRuns, 15),
+                onTrial: (done, total) => beat(ctx, { step: done, total, what: 'sensitivity trials' }),
+              },
+            );
           }
           const rel = path.join(roundDir(input.runId, input.round), 'scores.json');
           writeFileAtomic(art.abs(rel), JSON.stringify({ criterion: p.criterion, scores, blocked: graph.blocked, notes, sensitivity }));
-          return { scores: rel, metrics: { groups: graph.groups.length, blockedGroups: graph.blocked.length, ...(sensitivity ? { sensitivityTrials: sensitivity.trials.length } : {}) } };
+          return {
+            scores: rel,
+            metrics: {
+              groups: graph.groups.length,
+              blockedGroups: graph.blocked.length,
+              ...(sensitivity ? { sensitivityTrials: sensitivity.trials.length } : {}),
+            },
+          };
         } finally {
           model.dispose();
         }
@@ -170,7 +200,8 @@ export function createComputeActivities(home: string) {
             }
           },
         });
-        if (decided.allocation) writeFileAtomic(art.abs(path.join(roundDir(input.runId, input.round), 'allocation.json')), JSON.stringify(decided.allocation, null, 2));
+        if (decided.allocation)
+          writeFileAtomic(art.abs(path.join(roundDir(input.runId, input.round), 'allocation.json')), JSON.stringify(decided.allocation, null, 2));
         const pruned = await pruneModel(model, decided.plan, graph);
         try {
           const rel = path.join(roundDir(input.runId, input.round), 'pruned');
@@ -196,7 +227,19 @@ export function createComputeActivities(home: string) {
         const { spec } = input;
         const dir = roundDir(input.runId, input.round);
         const p = spec.pruning;
-        const t = await trainResumable(art, () => art.loadModel(input.model), path.join(dir, 'finetune-checkpoints'), { epochs: p.finetuneEpochs, batchSize: p.batchSize, learningRate: p.finetuneLearningRate, seed: spec.seed + input.round, keepCheckpoints: spec.execution.keepCheckpoints }, data(spec).train);
+        const t = await trainResumable(
+          art,
+          () => art.loadModel(input.model),
+          path.join(dir, 'finetune-checkpoints'),
+          {
+            epochs: p.finetuneEpochs,
+            batchSize: p.batchSize,
+            learningRate: p.finetuneLearningRate,
+            seed: spec.seed + input.round,
+            keepCheckpoints: spec.execution.keepCheckpoints,
+          },
+          data(spec).train,
+        );
         try {
           const rel = path.join(dir, 'finetuned');
           const saved = await saveModel(t.model, art.abs(rel));
@@ -269,7 +312,10 @@ export function createComputeActivities(home: string) {
           const partial = art.abs(`${rel}.partial`);
           fs.rmSync(partial, { recursive: true, force: true });
           fs.cpSync(art.abs(chosen), partial, { recursive: true });
-          fs.writeFileSync(path.join(partial, 'prunewise.json'), JSON.stringify({ source: chosen, dtype: input.useInt8 ? 'int8-per-channel' : 'float32', target: t.name, ...m.manifest }, null, 2));
+          fs.writeFileSync(
+            path.join(partial, 'prunewise.json'),
+            JSON.stringify({ source: chosen, dtype: input.useInt8 ? 'int8-per-channel' : 'float32', target: t.name, ...m.manifest }, null, 2),
+          );
           fs.rmSync(art.abs(rel), { recursive: true, force: true });
           fs.renameSync(partial, art.abs(rel));
           return { metrics: m.metrics, artifacts: [art.describe('deployable', rel)] };

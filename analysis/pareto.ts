@@ -108,14 +108,44 @@ function settingOf(db: Db, campaignId: string): Setting | undefined {
 }
 
 /** A completed round's candidate from its metrics (flags unset), or undefined when it has no validation error or latency. */
-function roundCandidate(s: Setting, run: { id: string; k: number; weights: Record<string, number> | null }, round: number, m: Record<string, number | undefined>, objective: number | null): ParetoPoint | undefined {
+function roundCandidate(
+  s: Setting,
+  run: { id: string; k: number; weights: Record<string, number> | null },
+  round: number,
+  m: Record<string, number | undefined>,
+  objective: number | null,
+): ParetoPoint | undefined {
   if (m.valAccuracy === undefined || m.latencyMs === undefined) return undefined;
   const { energyMeasured, ...values } = objectiveValues(m, m.deployedBytes ?? m.bytes ?? 0, s.baseline.latencyMs, s.baseline.energyJ);
-  return { runId: run.id, k: run.k, weights: run.weights, round, values, accuracy: m.accuracy ?? null, objective, onFront: false, onFront2d: false, energyMeasured, violates: violations(values, s.reference, s.limits) };
+  return {
+    runId: run.id,
+    k: run.k,
+    weights: run.weights,
+    round,
+    values,
+    accuracy: m.accuracy ?? null,
+    objective,
+    onFront: false,
+    onFront2d: false,
+    energyMeasured,
+    violates: violations(values, s.reference, s.limits),
+  };
 }
 
 function baselineCandidate(s: Setting): ParetoPoint {
-  return { runId: s.baselineRunId, k: 0, weights: null, round: 0, values: s.baseline, accuracy: s.baselineAccuracy, objective: 1, onFront: false, onFront2d: false, energyMeasured: false, violates: violations(s.baseline, s.reference, s.limits) };
+  return {
+    runId: s.baselineRunId,
+    k: 0,
+    weights: null,
+    round: 0,
+    values: s.baseline,
+    accuracy: s.baselineAccuracy,
+    objective: 1,
+    onFront: false,
+    onFront2d: false,
+    energyMeasured: false,
+    violates: violations(s.baseline, s.reference, s.limits),
+  };
 }
 
 /** A run's row for the runs table from its candidates (THE best round: core's bestRound). */
@@ -123,7 +153,13 @@ function runRowOf(points: ParetoPoint[]): RunRow | undefined {
   const best = bestRound(points);
   if (!best) return undefined;
   const accs = points.map((p) => p.accuracy).filter((a): a is number => a !== null);
-  return { runId: best.runId, rounds: points.length, best, bestAccuracy: accs.length ? Math.max(...accs) : null, frontRounds: points.filter((p) => p.onFront).length };
+  return {
+    runId: best.runId,
+    rounds: points.length,
+    best,
+    bestAccuracy: accs.length ? Math.max(...accs) : null,
+    frontRounds: points.filter((p) => p.onFront).length,
+  };
 }
 
 /**
@@ -222,7 +258,17 @@ export function refreshPareto(db: Db, campaignId: string): ParetoSummary | undef
   const rows = [...byRun.values()].map((ps) => runRowOf(ps)!);
   replacePareto(
     db,
-    { campaignId, points: p.points.length, front: p.front, frontDistinct: p.frontDistinct, front2d: p.front2d, hypervolume: p.hypervolume, hypervolumeApprox: false, reference: p.reference, constraints: s.constraints },
+    {
+      campaignId,
+      points: p.points.length,
+      front: p.front,
+      frontDistinct: p.frontDistinct,
+      front2d: p.front2d,
+      hypervolume: p.hypervolume,
+      hypervolumeApprox: false,
+      reference: p.reference,
+      constraints: s.constraints,
+    },
     p.points,
     rows,
     owed,
@@ -247,9 +293,14 @@ export interface RefreshResult {
   full: string[];
 }
 
-const sameValues = (a: ObjectiveValues, b: ObjectiveValues) => a.error === b.error && a.bytes === b.bytes && a.latencyMs === b.latencyMs && a.energyJ === b.energyJ;
+const sameValues = (a: ObjectiveValues, b: ObjectiveValues) =>
+  a.error === b.error && a.bytes === b.bytes && a.latencyMs === b.latencyMs && a.energyJ === b.energyJ;
 const samePoint = (a: ParetoPoint, b: ParetoPoint) =>
-  sameValues(a.values, b.values) && a.accuracy === b.accuracy && a.objective === b.objective && a.energyMeasured === b.energyMeasured && a.violates.join() === b.violates.join();
+  sameValues(a.values, b.values) &&
+  a.accuracy === b.accuracy &&
+  a.objective === b.objective &&
+  a.energyMeasured === b.energyMeasured &&
+  a.violates.join() === b.violates.join();
 /** computePareto's candidate order (baseline, then run k, then round): among equal 2-D points the first is flagged. */
 const before = (a: ParetoPoint, b: ParetoPoint) => a.k < b.k || (a.k === b.k && a.round < b.round);
 
@@ -293,7 +344,10 @@ export function refreshAfterRecord(db: Db, ops: RecordOp[], opts: RefreshOptions
     for (const { runId, round } of needsFull ? [] : t.rounds.values()) {
       const rd = roundOf(db, runId, round);
       const run = runInfo(runId)!;
-      const p = rd?.state === 'completed' ? roundCandidate(s, { id: runId, k: run.k, weights: run.weights }, round, metricMap(db, runId, round), rd.objective) : undefined;
+      const p =
+        rd?.state === 'completed'
+          ? roundCandidate(s, { id: runId, k: run.k, weights: run.weights }, round, metricMap(db, runId, round), rd.objective)
+          : undefined;
       const old = readParetoPoint(db, campaignId, runId, round);
       if (old && p && samePoint(old, p)) continue; // a retry: already stored
       if (old) {
@@ -315,7 +369,14 @@ export function refreshAfterRecord(db: Db, ops: RecordOp[], opts: RefreshOptions
 }
 
 /** Adds new candidates to a campaign's stored analysis, one at a time (inside the caller's transaction). */
-function addCandidates(db: Db, campaignId: string, s: Setting, stored: NonNullable<ReturnType<typeof readParetoSummary>>, fresh: ParetoPoint[], opts: RefreshOptions): void {
+function addCandidates(
+  db: Db,
+  campaignId: string,
+  s: Setting,
+  stored: NonNullable<ReturnType<typeof readParetoSummary>>,
+  fresh: ParetoPoint[],
+  opts: RefreshOptions,
+): void {
   let front = readFront(db, campaignId, 'front');
   let flagged2d = readFront(db, campaignId, 'front2d');
   const keys = normalisedKeys(s.reference);
@@ -354,5 +415,12 @@ function addCandidates(db: Db, campaignId: string, s: Setting, stored: NonNullab
     const row = runRowOf(readRunPoints(db, campaignId, runId));
     if (row) putRunRow(db, campaignId, row);
   }
-  putParetoSummary(db, { campaignId, ...countParetoPoints(db, campaignId), hypervolume, hypervolumeApprox: approx, reference: s.reference, constraints: s.constraints });
+  putParetoSummary(db, {
+    campaignId,
+    ...countParetoPoints(db, campaignId),
+    hypervolume,
+    hypervolumeApprox: approx,
+    reference: s.reference,
+    constraints: s.constraints,
+  });
 }

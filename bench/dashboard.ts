@@ -61,7 +61,12 @@ async function main(): Promise<void> {
     return { ms: performance.now() - t0, bytes: body.byteLength };
   };
   const first = await (await fetch(`${base}/campaigns/${id}/runs?sort=latency&dir=asc`)).text();
-  const next = /id="next-page"/.test(first) ? /href="([^"]+)" rel="next"/.exec(first)![1].replace(/&amp;/g, '&').replace(/&#x3D;/g, '=') : '';
+  const next = /id="next-page"/.test(first)
+    ? /href="([^"]+)" rel="next"/
+        .exec(first)![1]
+        .replace(/&amp;/g, '&')
+        .replace(/&#x3D;/g, '=')
+    : '';
   const views: Array<[string, string]> = [
     ['runs table, default sort (J)', `/campaigns/${id}/runs`],
     ['runs table, sort latency, page 2 (keyset)', `/campaigns/${id}/runs${next}`],
@@ -108,19 +113,35 @@ async function main(): Promise<void> {
 
   const runsTableMs = results[0].median;
   const tradeoffMs = results[4].median;
-  console.log(`\nprunewise dashboard, ${RUNS} runs × ${ROUNDS} rounds = ${points} candidate models (synthetic), ${os.cpus().length} cores, Node ${process.version}`);
+  console.log(
+    `\nprunewise dashboard, ${RUNS} runs × ${ROUNDS} rounds = ${points} candidate models (synthetic), ${os.cpus().length} cores, Node ${process.version}`,
+  );
   console.log('| view | median ms | min | max | response KB |');
   console.log('|---|---|---|---|---|');
   for (const r of results) console.log(`| ${r.view} | ${r.median.toFixed(1)} | ${r.min.toFixed(1)} | ${r.max.toFixed(1)} | ${r.kb.toFixed(0)} |`);
-  console.log(`\nruns table ${runsTableMs.toFixed(1)} ms (target < 150: ${(runsTableMs / 150).toFixed(2)} of budget); trade-off data ${tradeoffMs.toFixed(1)} ms (target < 300: ${(tradeoffMs / 300).toFixed(2)} of budget)`);
-  console.log(`\nstore path, ${APPEND} completed rounds appended one at a time to ${before.points} candidates (front ${before.front} → ${after.front}; ${inc.onFront} of the new rounds joined the front; ${inc.full} needed a full recompute):`);
+  console.log(
+    `\nruns table ${runsTableMs.toFixed(1)} ms (target < 150: ${(runsTableMs / 150).toFixed(2)} of budget); trade-off data ${tradeoffMs.toFixed(1)} ms (target < 300: ${(tradeoffMs / 300).toFixed(2)} of budget)`,
+  );
+  console.log(
+    `\nstore path, ${APPEND} completed rounds appended one at a time to ${before.points} candidates (front ${before.front} → ${after.front}; ${inc.onFront} of the new rounds joined the front; ${inc.full} needed a full recompute):`,
+  );
   console.log('| per completed round | median ms | p95 ms | max ms |');
   console.log('|---|---|---|---|');
-  console.log(`| Pareto refresh (refreshAfterRecord) | ${median(inc.refreshMs).toFixed(1)} | ${quantile(inc.refreshMs, 0.95).toFixed(1)} | ${Math.max(...inc.refreshMs).toFixed(1)} |`);
-  console.log(`| record = applyRecord + refresh (one synchronous block) | ${median(inc.recordMs).toFixed(1)} | ${quantile(inc.recordMs, 0.95).toFixed(1)} | ${Math.max(...inc.recordMs).toFixed(1)} |`);
-  console.log(`longest event-loop block while appending (monitorEventLoopDelay max): ${inc.loopMaxMs.toFixed(1)} ms (target ≤ 1000); refresh p95 ${quantile(inc.refreshMs, 0.95).toFixed(1)} ms (target ≤ 1000)`);
-  console.log(`hypervolume ${before.hypervolume.toFixed(6)} → ${after.hypervolume.toFixed(6)}${after.hypervolumeApprox ? ' (≈: some contributions estimated)' : ' (exact)'}; full computePareto after: ${check.hypervolume.toFixed(6)} (|Δ| ${hvDiff.toExponential(2)}), front flags differing: ${flagMismatches}`);
-  console.log(`full recompute (refreshPareto, while seeding) ${(fullMs / 1000).toFixed(1)} s vs incremental median ${median(inc.refreshMs).toFixed(1)} ms: ${(fullMs / median(inc.refreshMs)).toFixed(0)}×; computePareto (read-only, \`prunewise pareto\`) ${(computeMs / 1000).toFixed(1)} s`);
+  console.log(
+    `| Pareto refresh (refreshAfterRecord) | ${median(inc.refreshMs).toFixed(1)} | ${quantile(inc.refreshMs, 0.95).toFixed(1)} | ${Math.max(...inc.refreshMs).toFixed(1)} |`,
+  );
+  console.log(
+    `| record = applyRecord + refresh (one synchronous block) | ${median(inc.recordMs).toFixed(1)} | ${quantile(inc.recordMs, 0.95).toFixed(1)} | ${Math.max(...inc.recordMs).toFixed(1)} |`,
+  );
+  console.log(
+    `longest event-loop block while appending (monitorEventLoopDelay max): ${inc.loopMaxMs.toFixed(1)} ms (target ≤ 1000); refresh p95 ${quantile(inc.refreshMs, 0.95).toFixed(1)} ms (target ≤ 1000)`,
+  );
+  console.log(
+    `hypervolume ${before.hypervolume.toFixed(6)} → ${after.hypervolume.toFixed(6)}${after.hypervolumeApprox ? ' (≈: some contributions estimated)' : ' (exact)'}; full computePareto after: ${check.hypervolume.toFixed(6)} (|Δ| ${hvDiff.toExponential(2)}), front flags differing: ${flagMismatches}`,
+  );
+  console.log(
+    `full recompute (refreshPareto, while seeding) ${(fullMs / 1000).toFixed(1)} s vs incremental median ${median(inc.refreshMs).toFixed(1)} ms: ${(fullMs / median(inc.refreshMs)).toFixed(0)}×; computePareto (read-only, \`prunewise pareto\`) ${(computeMs / 1000).toFixed(1)} s`,
+  );
   console.log(
     JSON.stringify({
       runs: RUNS,
@@ -154,7 +175,11 @@ async function main(): Promise<void> {
  * ±3 % around random stored candidates, so many land near or on the front): each round's stage
  * batches first, then its completion batch through applyRecord + refreshAfterRecord, timed.
  */
-async function appendRounds(db: Db, id: string, n: number): Promise<{ refreshMs: number[]; recordMs: number[]; loopMaxMs: number; onFront: number; full: number }> {
+async function appendRounds(
+  db: Db,
+  id: string,
+  n: number,
+): Promise<{ refreshMs: number[]; recordMs: number[]; loopMaxMs: number; onFront: number; full: number }> {
   const rand = rng(7);
   const pts = readParetoPoints(db, id);
   const base = pts.find((p) => p.round === 0)!;
@@ -177,14 +202,39 @@ async function appendRounds(db: Db, id: string, n: number): Promise<{ refreshMs:
     const prior: RecordOp[] = [
       ...(round === 1 ? [{ op: 'run', campaignId: id, runId, k, kind: 'run', weights, state: 'running' } as RecordOp] : []),
       { op: 'round', runId, round, state: 'running' },
-      { op: 'stage', runId, round, stage: 'validate', state: 'completed', attempts: 1, ms: 300, metrics: { accuracy: 1 - v.error - 0.003, valAccuracy: 1 - v.error } },
-      { op: 'stage', runId, round, stage: 'hardware-adapt', state: 'completed', attempts: 1, ms: 500, metrics: { latencyMs: v.latencyMs, speedup: baseline.latencyMs / v.latencyMs, deployedBytes: v.bytes, energyJEstimated: v.energyJ } },
+      {
+        op: 'stage',
+        runId,
+        round,
+        stage: 'validate',
+        state: 'completed',
+        attempts: 1,
+        ms: 300,
+        metrics: { accuracy: 1 - v.error - 0.003, valAccuracy: 1 - v.error },
+      },
+      {
+        op: 'stage',
+        runId,
+        round,
+        stage: 'hardware-adapt',
+        state: 'completed',
+        attempts: 1,
+        ms: 500,
+        metrics: { latencyMs: v.latencyMs, speedup: baseline.latencyMs / v.latencyMs, deployedBytes: v.bytes, energyJEstimated: v.energyJ },
+      },
     ];
     applyRecord(db, prior);
     refreshAfterRecord(db, prior);
     const done: RecordOp[] = [
       { op: 'round', runId, round, state: 'completed', objective: objectiveJ(weights, v, baseline) },
-      { op: 'stage', runId, round, stage: 'hardware-adapt', state: 'completed', metrics: { objective: objectiveJ(weights, v, baseline), deployedBytes: v.bytes } },
+      {
+        op: 'stage',
+        runId,
+        round,
+        stage: 'hardware-adapt',
+        state: 'completed',
+        metrics: { objective: objectiveJ(weights, v, baseline), deployedBytes: v.bytes },
+      },
     ];
     await new Promise((r) => setImmediate(r)); // let the delay monitor see each block on its own
     const t0 = performance.now();

@@ -77,34 +77,54 @@ function main(): void {
   const lat = pick('latencyHeavy');
 
   // uint8 vs float32 exports of the accuracy-heavy pick (same architecture), accuracy re-measured on the written weights
-  const exp = (format: string) => JSON.parse(cli(['export', acc.point.runId, '--round', String(acc.point.round), '--format', format, '--out', path.join(home, `export-${format}`), '--json']));
+  const exp = (format: string) =>
+    JSON.parse(
+      cli(['export', acc.point.runId, '--round', String(acc.point.round), '--format', format, '--out', path.join(home, `export-${format}`), '--json']),
+    );
   const u8 = exp('uint8');
   const f32 = exp('tfjs');
 
   // allocation vs uniform: the latency-heavy run's last round against a uniform linear schedule to the same FLOPs
   const allocated = lastRound(runOf('latencyHeavy'));
   const reduction = 1 - allocated.metrics.flops! / status.baseline!.flops!;
-  const uni = JSON.parse(cli(['run', spec('uniform', [W.latencyHeavy], { allocation: 'uniform', schedule: 'linear', targetFlopsReduction: +reduction.toFixed(4) }), '--json'])) as CampaignStatus;
+  const uni = JSON.parse(
+    cli(['run', spec('uniform', [W.latencyHeavy], { allocation: 'uniform', schedule: 'linear', targetFlopsReduction: +reduction.toFixed(4) }), '--json']),
+  ) as CampaignStatus;
   const uniform = lastRound(uni.runs[0]);
 
   const front2d = pareto.points.filter((p) => p.onFront2d);
   const minutes = (Date.now() - t0) / 60000;
-  console.log(`bench:pareto — LeNet-5, Fashion-MNIST (${QUICK ? 'BENCH_QUICK smoke run' : '20 000 training images'}), ${status.runs.length} weight vectors × ${ROUNDS} rounds, backend ${status.backend}; latency measured at batch 128, side by side with the baseline; energy estimated (horowitz-45nm); ${minutes.toFixed(1)} min`);
+  console.log(
+    `bench:pareto — LeNet-5, Fashion-MNIST (${QUICK ? 'BENCH_QUICK smoke run' : '20 000 training images'}), ${status.runs.length} weight vectors × ${ROUNDS} rounds, backend ${status.backend}; latency measured at batch 128, side by side with the baseline; energy estimated (horowitz-45nm); ${minutes.toFixed(1)} min`,
+  );
   console.log(`baseline: test accuracy ${(baseAcc * 100).toFixed(2)} %, ${status.baseline!.params} params, ${status.baseline!.flops} FLOPs`);
-  console.log('each row: the model recommended for that weight vector (lowest J(w) over all candidates within the accuracy constraint), and the channels the run itself ended with');
-  console.log(`${'run'.padEnd(15)}${'weights a/s/l/e'.padEnd(20)}${'pick'.padStart(10)}${'test acc'.padStart(10)}${'Δ pts'.padStart(8)}${'KB'.padStart(8)}${'speedup'.padStart(9)}${'J(w)'.padStart(8)}  the run's last round: channels`);
+  console.log(
+    'each row: the model recommended for that weight vector (lowest J(w) over all candidates within the accuracy constraint), and the channels the run itself ended with',
+  );
+  console.log(
+    `${'run'.padEnd(15)}${'weights a/s/l/e'.padEnd(20)}${'pick'.padStart(10)}${'test acc'.padStart(10)}${'Δ pts'.padStart(8)}${'KB'.padStart(8)}${'speedup'.padStart(9)}${'J(w)'.padStart(8)}  the run's last round: channels`,
+  );
   for (const n of names) {
     const p = pick(n);
     const own = lastRound(runOf(n)).metrics;
-    const chans = Object.entries(own).filter(([k]) => k.startsWith('channels.')).map(([k, v]) => `${k.slice(9)} ${v}`).join(', ');
+    const chans = Object.entries(own)
+      .filter(([k]) => k.startsWith('channels.'))
+      .map(([k, v]) => `${k.slice(9)} ${v}`)
+      .join(', ');
     const w = W[n];
     console.log(
       `${n.padEnd(15)}${`${w.accuracy}/${w.size}/${w.latency}/${w.energy}`.padEnd(20)}${`run${p.point.k}/r${p.point.round}`.padStart(10)}${((p.metrics.accuracy ?? 0) * 100).toFixed(2).padStart(10)}${(((p.metrics.accuracy ?? 0) - baseAcc) * 100).toFixed(2).padStart(8)}${(p.point.values.bytes / 1024).toFixed(1).padStart(8)}${`${(p.metrics.speedup ?? 1).toFixed(2)}×`.padStart(9)}${(pareto.recommendations[names.indexOf(n)].objective ?? 0).toFixed(3).padStart(8)}  ${chans}`,
     );
   }
-  console.log(`front: ${pareto.front} of ${pareto.points.length} candidates (${pareto.frontDistinct} distinct); error-vs-latency front: ${front2d.length} models; hypervolume ${pareto.hypervolume.toFixed(4)}`);
-  console.log(`uint8 export of the accuracy-heavy pick: ${u8.bytes} vs ${f32.bytes} bytes float32 (${(f32.bytes / u8.bytes).toFixed(2)}×), test accuracy ${(u8.accuracy * 100).toFixed(2)} % vs ${(f32.accuracy * 100).toFixed(2)} %`);
-  console.log(`allocation vs uniform (latency-heavy weights): J ${allocated.objective!.toFixed(4)} at ${allocated.metrics.flops} FLOPs vs J ${uniform.objective!.toFixed(4)} at ${uniform.metrics.flops} FLOPs (uniform, linear schedule to the same reduction)`);
+  console.log(
+    `front: ${pareto.front} of ${pareto.points.length} candidates (${pareto.frontDistinct} distinct); error-vs-latency front: ${front2d.length} models; hypervolume ${pareto.hypervolume.toFixed(4)}`,
+  );
+  console.log(
+    `uint8 export of the accuracy-heavy pick: ${u8.bytes} vs ${f32.bytes} bytes float32 (${(f32.bytes / u8.bytes).toFixed(2)}×), test accuracy ${(u8.accuracy * 100).toFixed(2)} % vs ${(f32.accuracy * 100).toFixed(2)} %`,
+  );
+  console.log(
+    `allocation vs uniform (latency-heavy weights): J ${allocated.objective!.toFixed(4)} at ${allocated.metrics.flops} FLOPs vs J ${uniform.objective!.toFixed(4)} at ${uniform.metrics.flops} FLOPs (uniform, linear schedule to the same reduction)`,
+  );
   console.log(
     JSON.stringify({
       backend: status.backend,
@@ -116,7 +136,12 @@ function main(): void {
       accuracyHeavy: { weights: W.accuracyHeavy, accuracyDrop: (baseAcc - (acc.metrics.accuracy ?? 0)) * 100 },
       latencyHeavy: { weights: W.latencyHeavy, speedup: lat.metrics.speedup ?? 1, measured: true },
       int8: { sizeRatio: f32.bytes / u8.bytes, extraAccuracyDrop: (f32.accuracy - u8.accuracy) * 100 },
-      allocationVsUniform: { jAllocated: allocated.objective, jUniform: uniform.objective, flopsAllocated: allocated.metrics.flops, flopsUniform: uniform.metrics.flops },
+      allocationVsUniform: {
+        jAllocated: allocated.objective,
+        jUniform: uniform.objective,
+        flopsAllocated: allocated.metrics.flops,
+        flopsUniform: uniform.metrics.flops,
+      },
     }),
   );
   spawnSync(process.execPath, [BIN, 'server', '--stop'], { env, stdio: 'ignore' });

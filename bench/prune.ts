@@ -50,8 +50,25 @@ interface NetConfig {
 }
 
 const CONFIGS: NetConfig[] = [
-  { net: 'lenet5', baselineEpochs: QUICK ? 1 : 4, finetuneSamples: QUICK ? 1000 : 20000, lastRoundSamples: QUICK ? 1000 : 54000, criteria: ['l1', 'taylor', 'fpgm', 'random'], levels: [0.3, 0.5, 0.7], seedsAt50: ['random'] },
-  { net: 'vgg-small', trainLimit: QUICK ? 2000 : 20000, baselineEpochs: QUICK ? 1 : 2, finetuneSamples: QUICK ? 500 : 8000, lastRoundSamples: QUICK ? 500 : 18000, criteria: ['l1', 'random'], levels: [0.5], seedsAt50: [] },
+  {
+    net: 'lenet5',
+    baselineEpochs: QUICK ? 1 : 4,
+    finetuneSamples: QUICK ? 1000 : 20000,
+    lastRoundSamples: QUICK ? 1000 : 54000,
+    criteria: ['l1', 'taylor', 'fpgm', 'random'],
+    levels: [0.3, 0.5, 0.7],
+    seedsAt50: ['random'],
+  },
+  {
+    net: 'vgg-small',
+    trainLimit: QUICK ? 2000 : 20000,
+    baselineEpochs: QUICK ? 1 : 2,
+    finetuneSamples: QUICK ? 500 : 8000,
+    lastRoundSamples: QUICK ? 500 : 18000,
+    criteria: ['l1', 'random'],
+    levels: [0.5],
+    seedsAt50: [],
+  },
 ];
 
 interface Measured {
@@ -83,7 +100,12 @@ async function pruneIteratively(baselineDir: string, ds: Dataset, cfg: NetConfig
     const pruned = await pruneModel(model, plan, graph);
     model.dispose();
     model = pruned;
-    await train(model, sample(ds.train, round === ROUNDS ? cfg.lastRoundSamples : cfg.finetuneSamples, seed * 1000 + round), { epochs: 1, batchSize: 64, learningRate: 5e-4, seed: seed + round });
+    await train(model, sample(ds.train, round === ROUNDS ? cfg.lastRoundSamples : cfg.finetuneSamples, seed * 1000 + round), {
+      epochs: 1,
+      batchSize: 64,
+      learningRate: 5e-4,
+      seed: seed + round,
+    });
   }
   const m = await measure(model, ds);
   // the speedup: pruned and baseline timed side by side, alternating, in this same moment
@@ -97,10 +119,22 @@ async function pruneIteratively(baselineDir: string, ds: Dataset, cfg: NetConfig
 async function main(): Promise<void> {
   const backend = await initBackend();
   const t0 = performance.now();
-  const out: Record<string, { baseline: Measured; results: Array<Measured & { criterion: string; seed: number; target: number; flopsRemoved: number; speedup: number }> }> = {};
+  const out: Record<
+    string,
+    { baseline: Measured; results: Array<Measured & { criterion: string; seed: number; target: number; flopsRemoved: number; speedup: number }> }
+  > = {};
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-bench-prune-'));
   for (const cfg of CONFIGS) {
-    const ds = loadDataset({ name: 'fashion-mnist', dir: '/usr/share/datasets/fashion-mnist', trainLimit: cfg.trainLimit, testLimit: QUICK ? 1000 : undefined, validationFraction: 0.1 }, 1);
+    const ds = loadDataset(
+      {
+        name: 'fashion-mnist',
+        dir: '/usr/share/datasets/fashion-mnist',
+        trainLimit: cfg.trainLimit,
+        testLimit: QUICK ? 1000 : undefined,
+        validationFraction: 0.1,
+      },
+      1,
+    );
     const model = buildZooModel(cfg.net, 1, ds.shape, ds.classes);
     process.stderr.write(`${cfg.net}: training the baseline (${cfg.baselineEpochs} epochs × ${ds.train.n} images)…\n`);
     await train(model, ds.train, { epochs: cfg.baselineEpochs, batchSize: 64, learningRate: 1e-3, seed: 1 });
@@ -114,7 +148,9 @@ async function main(): Promise<void> {
       const { baselineLatencyMs, ...rest } = m;
       const r = { criterion, seed, target: level, flopsRemoved: 1 - m.flops / baseline.flops, ...rest, speedup: baselineLatencyMs / m.latencyMs };
       results.push(r);
-      process.stderr.write(`${cfg.net} ${criterion} ${Math.round(level * 100)}% seed ${seed}: acc ${(m.accuracy * 100).toFixed(2)}% (${((performance.now() - t0) / 60000).toFixed(1)} min)\n`);
+      process.stderr.write(
+        `${cfg.net} ${criterion} ${Math.round(level * 100)}% seed ${seed}: acc ${(m.accuracy * 100).toFixed(2)}% (${((performance.now() - t0) / 60000).toFixed(1)} min)\n`,
+      );
     };
     for (const level of cfg.levels) for (const c of cfg.criteria) await run(c, level, 1);
     // at 50 %: the best criterion and random over three seeds
@@ -128,10 +164,16 @@ async function main(): Promise<void> {
   fs.rmSync(work, { recursive: true, force: true });
 
   const pct = (x: number) => `${(x * 100).toFixed(2)}`;
-  console.log(`pruning quality on Fashion-MNIST (test split), backend ${backend.name}; latency measured at batch ${LATENCY_BATCH}; ${((performance.now() - t0) / 60000).toFixed(1)} min${QUICK ? ' (BENCH_QUICK smoke run)' : ''}`);
-  console.log(`${'net'.padEnd(10)}${'criterion'.padEnd(10)}${'seed'.padStart(5)}${'target'.padStart(8)}${'FLOPs −'.padStart(9)}${'acc %'.padStart(8)}${'Δ pts'.padStart(8)}${'params'.padStart(9)}${'lat ms'.padStart(9)}${'speedup'.padStart(9)}`);
+  console.log(
+    `pruning quality on Fashion-MNIST (test split), backend ${backend.name}; latency measured at batch ${LATENCY_BATCH}; ${((performance.now() - t0) / 60000).toFixed(1)} min${QUICK ? ' (BENCH_QUICK smoke run)' : ''}`,
+  );
+  console.log(
+    `${'net'.padEnd(10)}${'criterion'.padEnd(10)}${'seed'.padStart(5)}${'target'.padStart(8)}${'FLOPs −'.padStart(9)}${'acc %'.padStart(8)}${'Δ pts'.padStart(8)}${'params'.padStart(9)}${'lat ms'.padStart(9)}${'speedup'.padStart(9)}`,
+  );
   for (const [net, r] of Object.entries(out)) {
-    console.log(`${net.padEnd(10)}${'baseline'.padEnd(10)}${''.padStart(5)}${''.padStart(8)}${'0%'.padStart(9)}${pct(r.baseline.accuracy).padStart(8)}${''.padStart(8)}${String(r.baseline.params).padStart(9)}${r.baseline.latencyMs.toFixed(3).padStart(9)}${'1.00×'.padStart(9)}`);
+    console.log(
+      `${net.padEnd(10)}${'baseline'.padEnd(10)}${''.padStart(5)}${''.padStart(8)}${'0%'.padStart(9)}${pct(r.baseline.accuracy).padStart(8)}${''.padStart(8)}${String(r.baseline.params).padStart(9)}${r.baseline.latencyMs.toFixed(3).padStart(9)}${'1.00×'.padStart(9)}`,
+    );
     for (const x of r.results) {
       console.log(
         `${net.padEnd(10)}${x.criterion.padEnd(10)}${String(x.seed).padStart(5)}${`${Math.round(x.target * 100)}%`.padStart(8)}${`${Math.round(x.flopsRemoved * 100)}%`.padStart(9)}${pct(x.accuracy).padStart(8)}${((x.accuracy - r.baseline.accuracy) * 100).toFixed(2).padStart(8)}${String(x.params).padStart(9)}${x.latencyMs.toFixed(3).padStart(9)}${`${x.speedup.toFixed(2)}×`.padStart(9)}`,

@@ -20,7 +20,12 @@ export interface SeedOptions {
   analyse?: boolean;
 }
 
-const LAYERS: Array<[string, number]> = [['conv1', 6], ['conv2', 16], ['dense1', 120], ['dense2', 84]];
+const LAYERS: Array<[string, number]> = [
+  ['conv1', 6],
+  ['conv2', 16],
+  ['dense1', 120],
+  ['dense2', 84],
+];
 
 export function seedCampaign(db: Db, o: SeedOptions): { points: number } {
   const rand = rng(o.seed ?? 1);
@@ -28,7 +33,13 @@ export function seedCampaign(db: Db, o: SeedOptions): { points: number } {
   createCampaign(db, {
     id,
     name: o.name ?? 'synthetic',
-    spec: { name: o.name ?? 'synthetic', synthetic: true, model: { zoo: 'lenet5' }, pruning: { criterion: 'fpgm', rounds: o.rounds }, constraints: { maxAccuracyDrop: 2 } },
+    spec: {
+      name: o.name ?? 'synthetic',
+      synthetic: true,
+      model: { zoo: 'lenet5' },
+      pruning: { criterion: 'fpgm', rounds: o.rounds },
+      constraints: { maxAccuracyDrop: 2 },
+    },
     specHash: 'synthetic',
     specFile: '(synthetic)',
     seed: o.seed ?? 1,
@@ -39,7 +50,16 @@ export function seedCampaign(db: Db, o: SeedOptions): { points: number } {
   const ops: RecordOp[] = [
     { op: 'campaign', campaignId: id, state: o.running ? 'running' : 'completed' },
     { op: 'run', campaignId: id, runId: bl, k: 0, kind: 'baseline', weights: null, state: 'completed' },
-    { op: 'stage', runId: bl, round: 0, stage: 'baseline', state: 'completed', attempts: 1, ms: 8000, metrics: { ...base, ...Object.fromEntries(LAYERS.map(([l, c]) => [`channels.${l}`, c])) } },
+    {
+      op: 'stage',
+      runId: bl,
+      round: 0,
+      stage: 'baseline',
+      state: 'completed',
+      attempts: 1,
+      ms: 8000,
+      metrics: { ...base, ...Object.fromEntries(LAYERS.map(([l, c]) => [`channels.${l}`, c])) },
+    },
   ];
   let points = 1;
   for (let k = 1; k <= o.runs; k++) {
@@ -68,10 +88,37 @@ export function seedCampaign(db: Db, o: SeedOptions): { points: number } {
       const widths = Object.fromEntries(LAYERS.map(([l, c]) => [`channels.${l}`, Math.max(1, Math.round(c * kept))]));
       ops.push(
         { op: 'round', runId, round: r, state: 'running' },
-        { op: 'stage', runId, round: r, stage: 'prune', state: 'completed', attempts: 1, ms: 120, metrics: { ...widths, params: Math.round(base.params * kept * kept), flops: Math.round(base.flops * kept * kept) } },
-        { op: 'stage', runId, round: r, stage: 'finetune', state: 'completed', attempts: r === 2 && k % 7 === 0 ? 2 : 1, ms: 2400, series: { trainLoss: [1, 2, 3].map((s) => [s, 0.6 - 0.1 * s + drop + noise()] as [number, number]) } },
+        {
+          op: 'stage',
+          runId,
+          round: r,
+          stage: 'prune',
+          state: 'completed',
+          attempts: 1,
+          ms: 120,
+          metrics: { ...widths, params: Math.round(base.params * kept * kept), flops: Math.round(base.flops * kept * kept) },
+        },
+        {
+          op: 'stage',
+          runId,
+          round: r,
+          stage: 'finetune',
+          state: 'completed',
+          attempts: r === 2 && k % 7 === 0 ? 2 : 1,
+          ms: 2400,
+          series: { trainLoss: [1, 2, 3].map((s) => [s, 0.6 - 0.1 * s + drop + noise()] as [number, number]) },
+        },
         { op: 'stage', runId, round: r, stage: 'validate', state: 'completed', attempts: 1, ms: 300, metrics: { accuracy: acc, valAccuracy: val } },
-        { op: 'stage', runId, round: r, stage: 'hardware-adapt', state: 'completed', attempts: 1, ms: 500, metrics: { latencyMs, speedup: base.latencyMs / latencyMs, deployedBytes: bytes, energyJEstimated: energy } },
+        {
+          op: 'stage',
+          runId,
+          round: r,
+          stage: 'hardware-adapt',
+          state: 'completed',
+          attempts: 1,
+          ms: 500,
+          metrics: { latencyMs, speedup: base.latencyMs / latencyMs, deployedBytes: bytes, energyJEstimated: energy },
+        },
         { op: 'round', runId, round: r, state: 'completed', objective: j },
       );
       points++;

@@ -12,7 +12,15 @@ async function samplesPerSecond(net: string, seconds: number, minSteps: number, 
   const ds = loadDataset({ name: 'fashion-mnist', dir: '/usr/share/datasets/fashion-mnist', trainLimit: 4096, testLimit: 64, validationFraction: 0.01 }, 1);
   const model = buildZooModel(net, 1, ds.shape, ds.classes);
   // warm-up: kernels compile, memory settles (skipped for pure JS, where one step takes minutes)
-  if (warm) await train(model, subset(ds.train, Array.from({ length: BATCH * 2 }, (_, i) => i)), { epochs: 1, batchSize: BATCH, learningRate: 1e-3, seed: 1, threads });
+  if (warm)
+    await train(
+      model,
+      subset(
+        ds.train,
+        Array.from({ length: BATCH * 2 }, (_, i) => i),
+      ),
+      { epochs: 1, batchSize: BATCH, learningRate: 1e-3, seed: 1, threads },
+    );
   let steps = 0;
   const t0 = performance.now();
   const stopAt = t0 + seconds * 1000;
@@ -62,8 +70,12 @@ async function main(): Promise<void> {
   }
   await stopReplicas();
   const fmt = (v: number | null) => (v === null ? '—' : v >= 100 ? v.toFixed(0) : v.toFixed(1));
-  console.log(`training throughput, samples/s at batch ${BATCH}, Fashion-MNIST 28×28, measured (ours = ${best.name}, ${threads} data-parallel thread(s), and on one thread; pure JS = stock tfjs cpu backend)`);
-  console.log(`${'net'.padEnd(18)}${'ours'.padStart(10)}${'1 thread'.padStart(10)}${'pure JS'.padStart(10)}${'ratio'.padStart(9)}${'PyTorch'.padStart(10)}${'ours/PyTorch'.padStart(14)}`);
+  console.log(
+    `training throughput, samples/s at batch ${BATCH}, Fashion-MNIST 28×28, measured (ours = ${best.name}, ${threads} data-parallel thread(s), and on one thread; pure JS = stock tfjs cpu backend)`,
+  );
+  console.log(
+    `${'net'.padEnd(18)}${'ours'.padStart(10)}${'1 thread'.padStart(10)}${'pure JS'.padStart(10)}${'ratio'.padStart(9)}${'PyTorch'.padStart(10)}${'ours/PyTorch'.padStart(14)}`,
+  );
   for (const [net, r] of Object.entries(rows)) {
     console.log(
       `${net.padEnd(18)}${fmt(r.ours).padStart(10)}${fmt(r.oursOneThread).padStart(10)}${fmt(r.purejs).padStart(10)}${`${(r.ours / r.purejs).toFixed(0)}×`.padStart(9)}${fmt(r.pytorch).padStart(10)}${(r.pytorch ? (r.ours / r.pytorch).toFixed(2) : '—').padStart(14)}`,

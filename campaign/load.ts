@@ -39,7 +39,6 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   }
 }
 
-
 export function validateSpec(raw: unknown, file: string, baseDir: string): CampaignSpec {
   const parsed = campaignSchema.safeParse(raw ?? {}, { reportInput: true });
   if (!parsed.success) {
@@ -50,12 +49,16 @@ export function validateSpec(raw: unknown, file: string, baseDir: string): Campa
   }
   const spec = parsed.data;
   spec.weights = expandWeights(spec.weights, spec.sweep);
-  if (spec.weights.length === 0) throw new CampaignError(`${file}: weights: no weight vector: list at least one (e.g. - { accuracy: 0.6, size: 0.2, latency: 0.2 }) or add sweep: { simplex: 2 }`);
+  if (spec.weights.length === 0)
+    throw new CampaignError(
+      `${file}: weights: no weight vector: list at least one (e.g. - { accuracy: 0.6, size: 0.2, latency: 0.2 }) or add sweep: { simplex: 2 }`,
+    );
 
   // model: zoo name or an existing model.json
   if (spec.model.endsWith('.json') || spec.model.includes('/')) {
     const p = path.resolve(baseDir, spec.model);
-    if (!fs.existsSync(p)) throw new CampaignError(`${file}: model: file ${p} not found: give a path to a tfjs model.json or a zoo model (${ZOO_MODELS.join(', ')})`);
+    if (!fs.existsSync(p))
+      throw new CampaignError(`${file}: model: file ${p} not found: give a path to a tfjs model.json or a zoo model (${ZOO_MODELS.join(', ')})`);
     spec.model = p;
   } else if (!(ZOO_MODELS as readonly string[]).includes(spec.model)) {
     throw new CampaignError(`${file}: model: unknown model "${spec.model}": use one of ${ZOO_MODELS.join(', ')} or a path to a tfjs model.json`);
@@ -80,7 +83,8 @@ export function validateSpec(raw: unknown, file: string, baseDir: string): Campa
     if (!ds.dir) throw new CampaignError(`${file}: dataset.dir: is required for dataset "npy" (a folder with ${Object.values(NPY_FILES).join(', ')})`);
     const dir = path.resolve(baseDir, ds.dir);
     for (const f of Object.values(NPY_FILES)) {
-      if (!fs.existsSync(path.join(dir, f))) throw new CampaignError(`${file}: dataset.dir: ${path.join(dir, f)} not found: put the NPY files there or fix dataset.dir`);
+      if (!fs.existsSync(path.join(dir, f)))
+        throw new CampaignError(`${file}: dataset.dir: ${path.join(dir, f)} not found: put the NPY files there or fix dataset.dir`);
     }
     ds.dir = dir;
   } else if (ds.name === 'mnist') {

@@ -37,7 +37,9 @@ export const campaignSchema = z.strictObject({
     dir: z
       .string()
       .optional()
-      .describe('idx: folder with train-/t10k- images/labels IDX files; npy: folder with x_train.npy, y_train.npy, x_test.npy, y_test.npy; fashion-mnist: default /usr/share/datasets/fashion-mnist'),
+      .describe(
+        'idx: folder with train-/t10k- images/labels IDX files; npy: folder with x_train.npy, y_train.npy, x_test.npy, y_test.npy; fashion-mnist: default /usr/share/datasets/fashion-mnist',
+      ),
     trainLimit: z.number().int().positive().optional().describe('use only the first N training images'),
     testLimit: z.number().int().positive().optional().describe('use only the first N test images'),
     validationFraction: z.number().gt(0).lt(1).default(0.1).describe('held out of the training split by seed'),
@@ -52,8 +54,17 @@ export const campaignSchema = z.strictObject({
   weights: z.array(weights).default([]).describe('one run per weight vector (with sweep: added to the lattice)'),
   sweep: z
     .strictObject({
-      simplex: z.number().int().min(1).max(10).describe('k: every weight vector with weights i/k summing to 1 over the objectives (k=2 over 3 objectives: 6 vectors)'),
-      objectives: z.array(z.enum(OBJECTIVES)).min(2).default(['accuracy', 'size', 'latency']).describe('the objectives the lattice spans (the others get weight 0)'),
+      simplex: z
+        .number()
+        .int()
+        .min(1)
+        .max(10)
+        .describe('k: every weight vector with weights i/k summing to 1 over the objectives (k=2 over 3 objectives: 6 vectors)'),
+      objectives: z
+        .array(z.enum(OBJECTIVES))
+        .min(2)
+        .default(['accuracy', 'size', 'latency'])
+        .describe('the objectives the lattice spans (the others get weight 0)'),
     })
     .optional()
     .describe('a simplex-lattice sweep of weight vectors'),
@@ -85,16 +96,31 @@ export const campaignSchema = z.strictObject({
       allocation: z
         .enum(['weights', 'uniform'])
         .optional()
-        .describe('weights (default with the per-round schedule): each group loses what lowers the run\'s J(w) most, from measured per-group sensitivity; uniform: the same ratio everywhere (the only choice with FLOPs schedules)'),
-      expectedRecovery: z.number().min(0).lt(1).default(0.7).describe('weights allocation: share of the accuracy lost by pruning that fine-tuning is expected to win back'),
+        .describe(
+          "weights (default with the per-round schedule): each group loses what lowers the run's J(w) most, from measured per-group sensitivity; uniform: the same ratio everywhere (the only choice with FLOPs schedules)",
+        ),
+      expectedRecovery: z
+        .number()
+        .min(0)
+        .lt(1)
+        .default(0.7)
+        .describe('weights allocation: share of the accuracy lost by pruning that fine-tuning is expected to win back'),
       sensitivitySamples: z.number().int().min(100).default(1000).describe('weights allocation: validation images each sensitivity trial is scored on'),
     })
     .superRefine((p, ctx) => {
       if (p.allocation === 'weights' && p.schedule !== 'per-round') {
-        ctx.addIssue({ code: 'custom', path: ['allocation'], message: `"weights" needs schedule "per-round" (FLOPs schedules prune uniformly): remove allocation or use schedule: per-round` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['allocation'],
+          message: `"weights" needs schedule "per-round" (FLOPs schedules prune uniformly): remove allocation or use schedule: per-round`,
+        });
       }
       if (p.schedule !== 'per-round' && p.targetFlopsReduction === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['targetFlopsReduction'], message: `is required with schedule "${p.schedule}" (e.g. 0.5 to remove half the FLOPs)` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['targetFlopsReduction'],
+          message: `is required with schedule "${p.schedule}" (e.g. 0.5 to remove half the FLOPs)`,
+        });
       }
     })
     .prefault({}),
@@ -109,11 +135,15 @@ export const campaignSchema = z.strictObject({
         .string()
         .regex(/^[a-z0-9][a-z0-9-]{0,40}$/, 'use lowercase letters, digits and "-"')
         .default('local')
-        .describe(`hardware target: local (measured on the compute worker), a profile (${Object.keys(TARGET_PROFILES).join(', ')}), or any device name with measure: worker`),
+        .describe(
+          `hardware target: local (measured on the compute worker), a profile (${Object.keys(TARGET_PROFILES).join(', ')}), or any device name with measure: worker`,
+        ),
       measure: z
         .enum(['local', 'estimate', 'worker'])
         .optional()
-        .describe('local: measured on the compute worker; estimate: roofline estimate from the profile; worker: measured by `prunewise worker --target <name>` on the device (the stage waits for it). Default: local for "local", estimate for a profile'),
+        .describe(
+          'local: measured on the compute worker; estimate: roofline estimate from the profile; worker: measured by `prunewise worker --target <name>` on the device (the stage waits for it). Default: local for "local", estimate for a profile',
+        ),
       batchSize: z.number().int().positive().default(32).describe('batch size latency is measured at'),
       warmupRuns: z.number().int().min(0).default(3),
       latencyRuns: z.number().int().positive().default(30).describe('latency is the median of this many runs'),
@@ -123,7 +153,11 @@ export const campaignSchema = z.strictObject({
       if (t.name === 'local' && t.measure && t.measure !== 'local') {
         ctx.addIssue({ code: 'custom', path: ['measure'], message: `target "local" is measured on the compute worker: remove measure, or name a device` });
       } else if (t.name !== 'local' && !profile && t.measure !== 'worker') {
-        ctx.addIssue({ code: 'custom', path: ['name'], message: `unknown target "${t.name}": use local, a profile (${Object.keys(TARGET_PROFILES).join(', ')}), or set measure: worker and start \`prunewise worker --target ${t.name}\` on the device` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['name'],
+          message: `unknown target "${t.name}": use local, a profile (${Object.keys(TARGET_PROFILES).join(', ')}), or set measure: worker and start \`prunewise worker --target ${t.name}\` on the device`,
+        });
       } else if (t.name !== 'local' && t.measure === 'local') {
         ctx.addIssue({ code: 'custom', path: ['measure'], message: `"local" measures on the compute worker, not on "${t.name}": use estimate or worker` });
       }
@@ -145,4 +179,3 @@ export type CampaignInput = z.input<typeof campaignSchema>;
 export function allocationOf(p: CampaignSpec['pruning']): 'weights' | 'uniform' {
   return p.allocation ?? (p.schedule === 'per-round' ? 'weights' : 'uniform');
 }
-

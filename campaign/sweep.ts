@@ -4,7 +4,8 @@ import { zeroWeights, type ObjectiveName, type Weights } from '../core';
 
 export function simplexLattice(k: number, objectives: readonly ObjectiveName[]): Weights[] {
   const out: Weights[] = [];
-  const parts = (left: number, m: number): number[][] => (m === 1 ? [[left]] : Array.from({ length: left + 1 }, (_, j) => left - j).flatMap((i) => parts(left - i, m - 1).map((rest) => [i, ...rest])));
+  const parts = (left: number, m: number): number[][] =>
+    m === 1 ? [[left]] : Array.from({ length: left + 1 }, (_, j) => left - j).flatMap((i) => parts(left - i, m - 1).map((rest) => [i, ...rest]));
   for (const p of parts(k, objectives.length)) {
     const w = zeroWeights();
     objectives.forEach((o, i) => (w[o] = p[i] / k));

@@ -24,7 +24,12 @@ export interface ExportResult {
   backend: string;
 }
 
-export async function exportModel(home: Home, db: Db, runId: string, opts: { round?: number; format: ExportFormat; out: string; log: (s: string) => void }): Promise<ExportResult> {
+export async function exportModel(
+  home: Home,
+  db: Db,
+  runId: string,
+  opts: { round?: number; format: ExportFormat; out: string; log: (s: string) => void },
+): Promise<ExportResult> {
   const run = runRef(db, runId);
   if (!run) throw new CliError(`run "${runId}" not found: run ids look like <campaign>/run-1 or <campaign>/baseline (see \`prunewise status <campaign>\`)`);
   let round: number;
@@ -40,7 +45,8 @@ export async function exportModel(home: Home, db: Db, runId: string, opts: { rou
   }
   const stage = run.kind === 'baseline' ? 'baseline' : 'finetune';
   const art = modelArtifactPath(db, runId, round, stage);
-  if (!art) throw new CliError(`--round: run "${runId}" has no model for round ${round}: completed rounds are listed by \`prunewise status ${run.campaignId}\``);
+  if (!art)
+    throw new CliError(`--round: run "${runId}" has no model for round ${round}: completed rounds are listed by \`prunewise status ${run.campaignId}\``);
   const src = path.join(home.dir, art);
   if (!fs.existsSync(path.join(src, 'model.json'))) throw new CliError(`${src} is missing (was the campaign's artifacts folder moved?)`);
   const out = path.resolve(opts.out);
@@ -62,7 +68,17 @@ export async function exportModel(home: Home, db: Db, runId: string, opts: { rou
     const result: ExportResult = { runId, round, format: opts.format, out, bytes: saved.bytes, float32Bytes, accuracy, float32Accuracy, backend };
     writeFileAtomic(
       path.join(out, 'prunewise.json'),
-      JSON.stringify({ ...result, accuracy: { value: accuracy, measured: true, split: 'test', backend }, float32Accuracy: { value: float32Accuracy, measured: true, split: 'test', backend }, campaign: run.campaignId, sha256: saved.sha256 }, null, 2),
+      JSON.stringify(
+        {
+          ...result,
+          accuracy: { value: accuracy, measured: true, split: 'test', backend },
+          float32Accuracy: { value: float32Accuracy, measured: true, split: 'test', backend },
+          campaign: run.campaignId,
+          sha256: saved.sha256,
+        },
+        null,
+        2,
+      ),
     );
     return result;
   } finally {

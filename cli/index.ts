@@ -36,11 +36,13 @@ function queueList(v: string): QueueName[] {
 }
 
 function targetName(v: string): string {
-  if (!/^[a-z0-9][a-z0-9-]{0,40}$/.test(v)) throw new InvalidArgumentError(`"${v}" is not a target name: use lowercase letters, digits and "-" (as in the campaign's target.name)`);
+  if (!/^[a-z0-9][a-z0-9-]{0,40}$/.test(v))
+    throw new InvalidArgumentError(`"${v}" is not a target name: use lowercase letters, digits and "-" (as in the campaign's target.name)`);
   return v;
 }
 
-const homeOption = () => new Option('--home <dir>', 'state folder: SQLite file, artifacts, embedded server db (env PRUNEWISE_HOME)').default(undefined, './.prunewise');
+const homeOption = () =>
+  new Option('--home <dir>', 'state folder: SQLite file, artifacts, embedded server db (env PRUNEWISE_HOME)').default(undefined, './.prunewise');
 
 function newCampaignId(name: string): string {
   return formatCampaignId(name, new Date(), crypto.randomBytes(2).toString('hex'));
@@ -63,14 +65,27 @@ function requireCampaign(db: Db, id: string) {
   return c;
 }
 
-async function runWorkersUntil(home: Home, endpoint: TemporalEndpoint, queues: QueueName[], concurrency: number, until?: Promise<unknown>, device?: string): Promise<'stopped' | 'done'> {
+async function runWorkersUntil(
+  home: Home,
+  endpoint: TemporalEndpoint,
+  queues: QueueName[],
+  concurrency: number,
+  until?: Promise<unknown>,
+  device?: string,
+): Promise<'stopped' | 'done'> {
   installRuntime(); // before the first native connection
   const connection = await workerConnection(endpoint);
   const set = await createWorkers({ connection, namespace: endpoint.namespace, home, queues, concurrency, device });
   const running = set.run();
   let outcome: 'stopped' | 'done' = 'stopped';
   if (until) {
-    await Promise.race([until.then(() => (outcome = 'done'), () => (outcome = 'done')), running]);
+    await Promise.race([
+      until.then(
+        () => (outcome = 'done'),
+        () => (outcome = 'done'),
+      ),
+      running,
+    ]);
     set.shutdown();
   }
   await running;
@@ -79,7 +94,9 @@ async function runWorkersUntil(home: Home, endpoint: TemporalEndpoint, queues: Q
 }
 
 const program = new Command('prunewise')
-  .description('Multi-objective pruning campaigns for TensorFlow.js models, durable on Temporal.\nState lives in --home (default ./.prunewise); TEMPORAL_ADDRESS points at an existing cluster instead of the embedded dev server.')
+  .description(
+    'Multi-objective pruning campaigns for TensorFlow.js models, durable on Temporal.\nState lives in --home (default ./.prunewise); TEMPORAL_ADDRESS points at an existing cluster instead of the embedded dev server.',
+  )
   .version(VERSION)
   .showHelpAfterError('(add --help for usage)')
   .configureOutput({ outputError: (s, write) => write(s) });
@@ -105,7 +122,9 @@ program
       workflowId: id,
       args: [{ campaignId: id, spec: loaded.spec, queues: QUEUES }],
     });
-    log(`campaign ${id} submitted (${loaded.spec.weights.length} runs × ${loaded.spec.pruning.rounds} rounds) to ${endpoint.address}${endpoint.uiUrl ? `; Temporal UI ${endpoint.uiUrl}` : ''}`);
+    log(
+      `campaign ${id} submitted (${loaded.spec.weights.length} runs × ${loaded.spec.pruning.rounds} rounds) to ${endpoint.address}${endpoint.uiUrl ? `; Temporal UI ${endpoint.uiUrl}` : ''}`,
+    );
     if (o.detach) {
       console.log(o.json ? JSON.stringify({ id }) : id);
       return;
@@ -146,8 +165,16 @@ program
   .description('serve campaigns until stopped (Ctrl-C); an interrupted campaign continues as soon as a worker polls')
   .addOption(homeOption())
   .option('--concurrency <n>', 'compute stages at once (tfjs computes on one thread: 1 is usually best)', positiveInt, 1)
-  .option('--queues <list>', `task queues to serve, comma-separated (${ALL_QUEUES.join(', ')}); store only on the host with the SQLite file (default: all three; none with --target)`, queueList)
-  .option('--target <name>', 'serve only the hardware-adapt stage of campaigns whose target is <name> with measure: worker (run this on that device; it needs the same --home files, e.g. over NFS)', targetName)
+  .option(
+    '--queues <list>',
+    `task queues to serve, comma-separated (${ALL_QUEUES.join(', ')}); store only on the host with the SQLite file (default: all three; none with --target)`,
+    queueList,
+  )
+  .option(
+    '--target <name>',
+    'serve only the hardware-adapt stage of campaigns whose target is <name> with measure: worker (run this on that device; it needs the same --home files, e.g. over NFS)',
+    targetName,
+  )
   .action(async (o: { home?: string; concurrency: number; queues?: QueueName[]; target?: string }) => {
     const home = resolveHome(o.home);
     ensureHome(home);
@@ -191,7 +218,13 @@ program
     }
     console.log(formatStatus(s));
     // a stage "running" on a queue no worker polls is waiting for that queue (e.g. a device's worker)
-    const queues = [...new Set(runningStages(db, id).map((r) => r.task_queue).filter((q): q is string => !!q))];
+    const queues = [
+      ...new Set(
+        runningStages(db, id)
+          .map((r) => r.task_queue)
+          .filter((q): q is string => !!q),
+      ),
+    ];
     if (queues.length === 0 || s.state !== 'running') return;
     let c: Awaited<ReturnType<typeof connect>> | undefined;
     try {
@@ -205,7 +238,9 @@ program
       const r = await c.client.workflowService.describeTaskQueue({ namespace: c.endpoint.namespace, taskQueue: { name: q, kind: 1 }, taskQueueType: 2 });
       if ((r.pollers ?? []).length > 0) continue;
       const device = q.match(/target-([a-z0-9-]+)$/)?.[1];
-      console.log(`waiting for queue ${q}: no worker serves it${device ? ` (start \`prunewise worker --target ${device}\` on that device)` : ' (start `prunewise worker`)'}`);
+      console.log(
+        `waiting for queue ${q}: no worker serves it${device ? ` (start \`prunewise worker --target ${device}\` on that device)` : ' (start `prunewise worker`)'}`,
+      );
     }
     await c.client.connection.close();
   });
@@ -216,7 +251,10 @@ program
   .argument('<campaign>', 'campaign id (see `prunewise ls`)')
   .addOption(homeOption())
   .option('--all', 'list every candidate, not only the front')
-  .option('--json', 'machine-readable: { campaignId, points[], front, frontDistinct, front2d, hypervolume, hypervolumeApprox, reference, baseline, recommendations[] }')
+  .option(
+    '--json',
+    'machine-readable: { campaignId, points[], front, frontDistinct, front2d, hypervolume, hypervolumeApprox, reference, baseline, recommendations[] }',
+  )
   .action((id: string, o: { home?: string; json?: boolean; all?: boolean }) => {
     const db = openExisting(resolveHome(o.home));
     requireCampaign(db, id);
@@ -241,13 +279,17 @@ program
     if (o.json) console.log(JSON.stringify(r));
     else {
       console.log(`${r.out}: ${r.format}, ${r.bytes} bytes of weights (float32: ${r.float32Bytes}, ${(r.float32Bytes / r.bytes).toFixed(2)}× smaller)`);
-      console.log(`test accuracy with exactly these weights: ${(r.accuracy * 100).toFixed(2)} % (float32: ${(r.float32Accuracy * 100).toFixed(2)} %), measured on ${r.backend}`);
+      console.log(
+        `test accuracy with exactly these weights: ${(r.accuracy * 100).toFixed(2)} % (float32: ${(r.float32Accuracy * 100).toFixed(2)} %), measured on ${r.backend}`,
+      );
     }
   });
 
 program
   .command('dashboard')
-  .description('the dashboard in the browser: campaigns, runs against the baseline, trade-off and parallel-coordinates charts, run pages, compare; live while campaigns run')
+  .description(
+    'the dashboard in the browser: campaigns, runs against the baseline, trade-off and parallel-coordinates charts, run pages, compare; live while campaigns run',
+  )
   .addOption(homeOption())
   .option('--port <n>', 'port (0: any free one)', (v) => (v === '0' ? 0 : positiveInt(v)), 8787)
   .option('--host <host>', 'interface to bind (127.0.0.1: this machine only)', '127.0.0.1')
@@ -310,7 +352,8 @@ for (const [name, what] of [
         if (name === 'cancel') await handle.cancel();
         else await handle.signal(name);
       } catch (e) {
-        if (e instanceof WorkflowNotFoundError) throw new CliError(`campaign ${id} is not known to the Temporal server at this address (was it run with another server?)`);
+        if (e instanceof WorkflowNotFoundError)
+          throw new CliError(`campaign ${id} is not known to the Temporal server at this address (was it run with another server?)`);
         throw e;
       }
       log(`${name} sent to ${id}${name === 'cancel' ? '' : '; takes effect at the next stage boundary'}`);
@@ -326,7 +369,8 @@ program
     const home = resolveHome(o.home);
     const db = openExisting(home);
     const c = requireCampaign(db, id);
-    if (!['completed', 'failed', 'cancelled'].includes(c.state)) throw new CliError(`campaign ${id} is ${c.state}: cancel it first (\`prunewise cancel ${id}\`)`);
+    if (!['completed', 'failed', 'cancelled'].includes(c.state))
+      throw new CliError(`campaign ${id} is ${c.state}: cancel it first (\`prunewise cancel ${id}\`)`);
     const dir = path.join(home.artifacts, id);
     if (!path.resolve(dir).startsWith(path.resolve(home.artifacts) + path.sep)) throw new CliError(`refusing to delete ${dir}: outside ${home.artifacts}`);
     deleteCampaign(db, id);
@@ -340,7 +384,16 @@ export async function main(argv: string[]): Promise<void> {
   } catch (e) {
     const err = e as Error;
     const known = err instanceof CliError || err instanceof CampaignError || err instanceof WorkflowExecutionAlreadyStartedError;
-    process.stderr.write(`prunewise: ${known ? err.message : (err.stack ?? String(err)).split('\n').slice(0, process.env.PRUNEWISE_DEBUG ? 50 : 1).join('\n')}\n`);
+    process.stderr.write(
+      `prunewise: ${
+        known
+          ? err.message
+          : (err.stack ?? String(err))
+              .split('\n')
+              .slice(0, process.env.PRUNEWISE_DEBUG ? 50 : 1)
+              .join('\n')
+      }\n`,
+    );
     process.exitCode = 1;
   }
 }

@@ -15,7 +15,9 @@ export function formatPareto(p: ParetoSummary, all: boolean): string {
   const energy = p.points.some((x) => x.energyMeasured)
     ? 'energy: measured by RAPL (CPU package, relative to the baseline measured alongside) where the worker had it, else estimated (horowitz-45nm model)'
     : 'energy: estimated (horowitz-45nm model), not measured';
-  const latency = p.latencyEstimated ? 'latency: estimated (roofline of the target profile), not measured' : 'latency: measured on the worker, relative to the baseline timed side by side';
+  const latency = p.latencyEstimated
+    ? 'latency: estimated (roofline of the target profile), not measured'
+    : 'latency: measured on the worker, relative to the baseline timed side by side';
   lines.push(`${latency}; ${energy}`);
   lines.push('');
   lines.push(

@@ -82,11 +82,15 @@ const STAGE_MARK: Record<string, string> = { completed: '✓', running: '…', f
 export function formatStatus(s: CampaignStatus): string {
   const lines: string[] = [];
   lines.push(`campaign ${s.id}: ${s.state}${s.error ? ` (${s.error})` : ''}`);
-  lines.push(`  backend ${s.backend ?? '—'}, tfjs ${s.tfjsVersion ?? '—'}, prunewise ${s.prunewiseVersion ?? '—'}, seed ${s.seed}, spec sha256 ${s.specHash.slice(0, 12)}`);
+  lines.push(
+    `  backend ${s.backend ?? '—'}, tfjs ${s.tfjsVersion ?? '—'}, prunewise ${s.prunewiseVersion ?? '—'}, seed ${s.seed}, spec sha256 ${s.specHash.slice(0, 12)}`,
+  );
   const b = s.baseline;
   if (b) {
     const bs = s.baselineStage;
-    lines.push(`  baseline${bs?.ms ? ` (${(bs.ms / 1000).toFixed(1)} s)` : ''}: test accuracy ${pct(b.accuracy)}, params ${num(b.params)}, FLOPs ${num(b.flops)}, ${num(b.bytes)} bytes, latency ${ms(b.latencyMs)} (${b.latencyEstimated ? `estimated: roofline of the target profile` : 'measured'}, batch ${b.latencyBatchSize ?? '?'})`);
+    lines.push(
+      `  baseline${bs?.ms ? ` (${(bs.ms / 1000).toFixed(1)} s)` : ''}: test accuracy ${pct(b.accuracy)}, params ${num(b.params)}, FLOPs ${num(b.flops)}, ${num(b.bytes)} bytes, latency ${ms(b.latencyMs)} (${b.latencyEstimated ? `estimated: roofline of the target profile` : 'measured'}, batch ${b.latencyBatchSize ?? '?'})`,
+    );
   }
   for (const r of s.runs) {
     const w = Object.entries(r.weights)
@@ -96,7 +100,10 @@ export function formatStatus(s: CampaignStatus): string {
     for (const rd of r.rounds) {
       const m = rd.metrics;
       const stages = Object.entries(rd.stages)
-        .map(([name, st]) => `${name} ${STAGE_MARK[st.state] ?? st.state}${st.attempts && st.attempts > 1 ? ` ×${st.attempts}` : ''}${st.resumedFromStep ? ` (resumed @${st.resumedFromStep})` : ''}`)
+        .map(
+          ([name, st]) =>
+            `${name} ${STAGE_MARK[st.state] ?? st.state}${st.attempts && st.attempts > 1 ? ` ×${st.attempts}` : ''}${st.resumedFromStep ? ` (resumed @${st.resumedFromStep})` : ''}`,
+        )
         .join(', ');
       lines.push(
         `    round ${rd.round} ${rd.state}: acc ${pct(m.accuracy)}, params ${num(m.params)}, FLOPs ${num(m.flops)}, ${num(m.bytes)} bytes` +

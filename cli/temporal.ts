@@ -126,12 +126,29 @@ async function choosePorts(home: Home): Promise<{ port: number; uiPort: number }
  * for the few pollers a small deployment has (measured here: ~5 s between 30 ms stages).
  */
 export const DEV_SERVER_TUNING = [
-  '--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1',
-  '--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1',
+  '--dynamic-config-value',
+  'matching.numTaskqueueReadPartitions=1',
+  '--dynamic-config-value',
+  'matching.numTaskqueueWritePartitions=1',
 ];
 
 function serverArgs(home: Home, port: number, uiPort: number): string[] {
-  return ['server', 'start-dev', '--db-filename', home.temporalDb, '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort), '--log-level', 'warn', '--ui-disable-news-fetch', ...DEV_SERVER_TUNING];
+  return [
+    'server',
+    'start-dev',
+    '--db-filename',
+    home.temporalDb,
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--ui-port',
+    String(uiPort),
+    '--log-level',
+    'warn',
+    '--ui-disable-news-fetch',
+    ...DEV_SERVER_TUNING,
+  ];
 }
 
 /** Takes a simple cross-process lock (mkdir is atomic) so two commands never start two servers. */
@@ -193,7 +210,8 @@ export async function resolveEndpoint(home: Home, opts: { start: boolean; log: (
   return withLock(home, async () => {
     const info = readServerInfo(home);
     if (info && (await serverAnswers(info.address))) return { address: info.address, namespace, embedded: true, uiUrl: `http://127.0.0.1:${info.uiPort}` };
-    if (!opts.start) throw new CliError(`no Temporal server answers for ${home.dir}: start one with \`prunewise server\` (or \`prunewise run\`), or set TEMPORAL_ADDRESS`);
+    if (!opts.start)
+      throw new CliError(`no Temporal server answers for ${home.dir}: start one with \`prunewise server\` (or \`prunewise run\`), or set TEMPORAL_ADDRESS`);
     const started = await startBackgroundServer(home, opts.log);
     return { address: started.address, namespace, embedded: true, uiUrl: `http://127.0.0.1:${started.uiPort}` };
   });
@@ -204,7 +222,9 @@ export async function runForegroundServer(home: Home, log: (s: string) => void):
   const bin = findTemporalBinary();
   const existing = readServerInfo(home);
   if (existing && (await serverAnswers(existing.address))) {
-    throw new CliError(`a Temporal server for ${home.dir} already answers on ${existing.address} (pid ${existing.pid}): stop it with \`prunewise server --stop\``);
+    throw new CliError(
+      `a Temporal server for ${home.dir} already answers on ${existing.address} (pid ${existing.pid}): stop it with \`prunewise server --stop\``,
+    );
   }
   const { port, uiPort } = await choosePorts(home);
   fs.mkdirSync(home.dir, { recursive: true });

@@ -22,7 +22,9 @@ export function installRuntime(): void {
   // (one Worker per queue by design: the "nothing registered here" notices are expected, so dropped)
   const logger = new DefaultLogger((process.env.PRUNEWISE_LOG_LEVEL as 'WARN') ?? 'WARN', (entry) => {
     if (/^No (activities|workflows) registered/.test(entry.message)) return;
-    process.stderr.write(`${new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString()} [${entry.level}] ${entry.message}${entry.meta ? ` ${JSON.stringify(entry.meta)}` : ''}\n`);
+    process.stderr.write(
+      `${new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString()} [${entry.level}] ${entry.message}${entry.meta ? ` ${JSON.stringify(entry.meta)}` : ''}\n`,
+    );
   });
   Runtime.install({ logger, shutdownSignals: ['SIGINT', 'SIGTERM'] });
   runtimeInstalled = true;
@@ -40,17 +42,33 @@ export interface WorkerSet {
   shutdown(): void;
 }
 
-export async function createWorkers(opts: { connection: NativeConnection; namespace: string; home: Home; queues: QueueName[]; concurrency: number; device?: string }): Promise<WorkerSet> {
+export async function createWorkers(opts: {
+  connection: NativeConnection;
+  namespace: string;
+  home: Home;
+  queues: QueueName[];
+  concurrency: number;
+  device?: string;
+}): Promise<WorkerSet> {
   installRuntime();
   const common = { connection: opts.connection, namespace: opts.namespace };
   const workers: Worker[] = [];
   if (opts.device) {
     // a device's worker: measures the hardware-adapt stage of campaigns that target it
-    workers.push(await Worker.create({ ...common, taskQueue: targetQueue(QUEUES, opts.device), activities: createComputeActivities(opts.home.dir), maxConcurrentActivityTaskExecutions: 1 }));
+    workers.push(
+      await Worker.create({
+        ...common,
+        taskQueue: targetQueue(QUEUES, opts.device),
+        activities: createComputeActivities(opts.home.dir),
+        maxConcurrentActivityTaskExecutions: 1,
+      }),
+    );
   }
   for (const q of opts.queues) {
     if (q === 'campaigns') {
-      workers.push(await Worker.create({ ...common, taskQueue: QUEUES.campaigns, workflowBundle: { codePath: workflowBundlePath() }, maxCachedWorkflows: 200 }));
+      workers.push(
+        await Worker.create({ ...common, taskQueue: QUEUES.campaigns, workflowBundle: { codePath: workflowBundlePath() }, maxCachedWorkflows: 200 }),
+      );
     } else if (q === 'cpu') {
       workers.push(
         await Worker.create({
@@ -62,7 +80,9 @@ export async function createWorkers(opts: { connection: NativeConnection; namesp
         }),
       );
     } else {
-      workers.push(await Worker.create({ ...common, taskQueue: QUEUES.store, activities: createStoreActivities(opts.home.db), maxConcurrentActivityTaskExecutions: 8 }));
+      workers.push(
+        await Worker.create({ ...common, taskQueue: QUEUES.store, activities: createStoreActivities(opts.home.db), maxConcurrentActivityTaskExecutions: 8 }),
+      );
     }
   }
   return {

@@ -112,7 +112,6 @@ function hv(points: number[][], ref: number[], d: number): number {
   return volume;
 }
 
-
 /** The campaign's reference point: baseline costs, and baseline error plus the allowed accuracy drop (points). */
 export function referencePoint(baseline: ObjectiveValues, maxAccuracyDropPoints: number): ObjectiveValues {
   return { ...baseline, error: baseline.error + maxAccuracyDropPoints / 100 };
@@ -149,7 +148,12 @@ export function normalisedVector(v: ObjectiveValues, ref: ObjectiveValues, keys:
  * estimate from `samples` quasi-random points (Halton sequence, deterministic: same inputs, same
  * answer), with `exact: false`.
  */
-export function hypervolumeContribution(p: number[], others: number[][], ref: number[], opts: { maxExact?: number; samples?: number } = {}): { volume: number; exact: boolean } {
+export function hypervolumeContribution(
+  p: number[],
+  others: number[][],
+  ref: number[],
+  opts: { maxExact?: number; samples?: number } = {},
+): { volume: number; exact: boolean } {
   const d = ref.length;
   if (!p.every((v, i) => v < ref[i])) return { volume: 0, exact: true };
   let box = 1;
@@ -211,7 +215,13 @@ export function violations(v: ObjectiveValues, ref: ObjectiveValues, limits: Har
  * J is monotone in every objective and the limits are upper bounds, so passing only the front
  * gives the same answer faster.
  */
-export function recommend<T extends Candidate>(points: T[], w: Weights, baseline: ObjectiveValues, ref: ObjectiveValues, limits: HardLimits = {}): { pick: T; j: number } | undefined {
+export function recommend<T extends Candidate>(
+  points: T[],
+  w: Weights,
+  baseline: ObjectiveValues,
+  ref: ObjectiveValues,
+  limits: HardLimits = {},
+): { pick: T; j: number } | undefined {
   let best: { pick: T; j: number } | undefined;
   for (const p of points) {
     if (violations(p.values, ref, limits).length > 0) continue;

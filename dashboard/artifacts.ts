@@ -40,11 +40,14 @@ export function createArtifacts(db: Db, homeDir: string | undefined): Artifacts 
       const st = fs.statSync(abs);
       const href = (file: string) => `/artifacts/${path.relative(artifactsRoot, file).split(path.sep).map(encodeURIComponent).join('/')}`;
       if (st.isFile()) return [{ name: path.basename(abs), href: href(abs), bytes: st.size }];
-      return fs.readdirSync(abs, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => ({
-        name: e.name,
-        href: href(path.join(abs, e.name)),
-        bytes: fs.statSync(path.join(abs, e.name)).size,
-      }));
+      return fs
+        .readdirSync(abs, { withFileTypes: true })
+        .filter((e) => e.isFile())
+        .map((e) => ({
+          name: e.name,
+          href: href(path.join(abs, e.name)),
+          bytes: fs.statSync(path.join(abs, e.name)).size,
+        }));
     } catch {
       return []; // moved or deleted since: the page says no files
     }

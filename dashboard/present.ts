@@ -42,8 +42,18 @@ export function latencyNote(b: BaselineRow | undefined, sideBySide = false): str
 // ------------------------------------------------------------------ the runs table
 
 const TABLE_COLUMNS: Array<[string, string]> = [
-  ['run', 'run'], ['w_accuracy', 'w acc'], ['w_size', 'w size'], ['w_latency', 'w lat'], ['w_energy', 'w energy'], ['rounds', 'rounds'],
-  ['accuracy', 'test acc'], ['error', 'val error'], ['bytes', 'size'], ['latency', 'latency'], ['energy', 'energy'], ['objective', 'J'],
+  ['run', 'run'],
+  ['w_accuracy', 'w acc'],
+  ['w_size', 'w size'],
+  ['w_latency', 'w lat'],
+  ['w_energy', 'w energy'],
+  ['rounds', 'rounds'],
+  ['accuracy', 'test acc'],
+  ['error', 'val error'],
+  ['bytes', 'size'],
+  ['latency', 'latency'],
+  ['energy', 'energy'],
+  ['objective', 'J'],
 ];
 
 /** The sortable header cells: each links to the table sorted by it (toggling the direction if it is the sort now). */
@@ -51,7 +61,14 @@ export function tableColumns(q: Pick<RunQuery, 'sort' | 'dir'>, keep: Record<str
   return TABLE_COLUMNS.map(([col, label]) => {
     const active = q.sort === col;
     const nextDir = active && q.dir === 'asc' ? 'desc' : 'asc';
-    return { col, label, active, dir: q.dir, href: queryString({ sort: col, dir: nextDir, ...keep }), aria: active ? (q.dir === 'asc' ? 'ascending' : 'descending') : 'none' };
+    return {
+      col,
+      label,
+      active,
+      dir: q.dir,
+      href: queryString({ sort: col, dir: nextDir, ...keep }),
+      aria: active ? (q.dir === 'asc' ? 'ascending' : 'descending') : 'none',
+    };
   });
 }
 
@@ -61,12 +78,26 @@ export const parallelRow = (r: RunTableRow): unknown[] => [r.k, ...OBJECTIVES.ma
 // ------------------------------------------------------------------ exports
 
 const EXPORT_COLUMNS: Array<[string, (x: ShownRow) => unknown]> = [
-  ['run', (x) => x.k], ['run_id', (x) => x.runId], ['state', (x) => x.state],
+  ['run', (x) => x.k],
+  ['run_id', (x) => x.runId],
+  ['state', (x) => x.state],
   ...OBJECTIVES.map((o): [string, (x: ShownRow) => unknown] => [`w_${o}`, (x) => x.weights[o]]),
-  ['rounds', (x) => x.rounds], ['best_round', (x) => x.bestRound], ['test_accuracy', (x) => x.accuracy], ['best_test_accuracy', (x) => x.bestAccuracy],
-  ['delta_points', (x) => x.deltaPoints], ['val_error', (x) => x.valError], ['bytes', (x) => x.bytes], ['size_x', (x) => x.sizeX],
-  ['latency_ms', (x) => x.latencyMs], ['latency_x', (x) => x.latencyX], ['energy_j', (x) => x.energyJ], ['energy_x', (x) => x.energyX],
-  ['energy_measured', (x) => x.energyMeasured], ['objective', (x) => x.objective], ['pareto', (x) => x.onFront], ['front_rounds', (x) => x.frontRounds],
+  ['rounds', (x) => x.rounds],
+  ['best_round', (x) => x.bestRound],
+  ['test_accuracy', (x) => x.accuracy],
+  ['best_test_accuracy', (x) => x.bestAccuracy],
+  ['delta_points', (x) => x.deltaPoints],
+  ['val_error', (x) => x.valError],
+  ['bytes', (x) => x.bytes],
+  ['size_x', (x) => x.sizeX],
+  ['latency_ms', (x) => x.latencyMs],
+  ['latency_x', (x) => x.latencyX],
+  ['energy_j', (x) => x.energyJ],
+  ['energy_x', (x) => x.energyX],
+  ['energy_measured', (x) => x.energyMeasured],
+  ['objective', (x) => x.objective],
+  ['pareto', (x) => x.onFront],
+  ['front_rounds', (x) => x.frontRounds],
   ['rejected', (x) => x.rejected],
 ];
 
@@ -78,7 +109,11 @@ const csvCell = (v: unknown) => {
 const csv = (header: readonly string[], rows: unknown[][]) => [header.join(','), ...rows.map((r) => r.map(csvCell).join(','))].join('\n') + '\n';
 
 /** The runs table as CSV, one line per run, columns as EXPORT_COLUMNS. */
-export const runsCsv = (rows: ShownRow[]): string => csv(EXPORT_COLUMNS.map(([h]) => h), rows.map((row) => EXPORT_COLUMNS.map(([, f]) => f(row))));
+export const runsCsv = (rows: ShownRow[]): string =>
+  csv(
+    EXPORT_COLUMNS.map(([h]) => h),
+    rows.map((row) => EXPORT_COLUMNS.map(([, f]) => f(row))),
+  );
 
 /** Every candidate model as CSV, fields in POINT_FIELDS order. */
 export const pointsCsv = (points: unknown[][]): string => csv(POINT_FIELDS, points);
@@ -88,23 +123,43 @@ export const pointsCsv = (points: unknown[][]): string => csv(POINT_FIELDS, poin
 /** The run's rounds against the baseline, led by the baseline itself as round 0 (runs only). */
 export function runRounds(d: RunDetail, b: BaselineRow | undefined) {
   return [
-    ...(d.kind === 'run' && b ? [{ round: 0, state: 'completed', objective: null, label: 'baseline', point: { accuracy: b.accuracy, valError: b.valError, bytes: b.bytes, latencyMs: b.latencyMs, energyJ: b.energyJ, onFront: true, violates: '' }, flops: b.flops, params: b.params }] : []),
-    ...d.rounds.map((r) => ({ ...r, label: d.kind === 'baseline' ? 'baseline' : `round ${r.round}`, flops: r.metrics.flops ?? null, params: r.metrics.params ?? null })),
+    ...(d.kind === 'run' && b
+      ? [
+          {
+            round: 0,
+            state: 'completed',
+            objective: null,
+            label: 'baseline',
+            point: { accuracy: b.accuracy, valError: b.valError, bytes: b.bytes, latencyMs: b.latencyMs, energyJ: b.energyJ, onFront: true, violates: '' },
+            flops: b.flops,
+            params: b.params,
+          },
+        ]
+      : []),
+    ...d.rounds.map((r) => ({
+      ...r,
+      label: d.kind === 'baseline' ? 'baseline' : `round ${r.round}`,
+      flops: r.metrics.flops ?? null,
+      params: r.metrics.params ?? null,
+    })),
   ].map((r) => ({ ...r, ...vsBaseline(r.point, b) }));
 }
 
 /** Per layer: the baseline's width, each round's, and the share kept after the last round. */
 export function channelTable(d: RunDetail, roundNos: number[]) {
-  return d.channels.map((c) => ({
-    layer: c.layer,
-    before: c.before,
-    after: roundNos.map((n) => c.after[n] ?? null),
-    last: roundNos.length ? (c.after[roundNos[roundNos.length - 1]] ?? null) : null,
-  })).map((c) => ({ ...c, keptPct: c.last !== null && c.before ? (100 * c.last) / c.before : null, shrank: c.last !== null && c.last < c.before }));
+  return d.channels
+    .map((c) => ({
+      layer: c.layer,
+      before: c.before,
+      after: roundNos.map((n) => c.after[n] ?? null),
+      last: roundNos.length ? (c.after[roundNos[roundNos.length - 1]] ?? null) : null,
+    }))
+    .map((c) => ({ ...c, keptPct: c.last !== null && c.before ? (100 * c.last) / c.before : null, shrank: c.last !== null && c.last < c.before }));
 }
 
 /** How many stages took more than one attempt, resumed from a checkpoint, or failed. */
-export const retriedStages = (d: RunDetail): number => d.stages.filter((s) => (s.attempts ?? 1) > 1 || (s.resumedFromStep ?? 0) > 0 || s.state === 'failed').length;
+export const retriedStages = (d: RunDetail): number =>
+  d.stages.filter((s) => (s.attempts ?? 1) > 1 || (s.resumedFromStep ?? 0) > 0 || s.state === 'failed').length;
 
 // ------------------------------------------------------------------ compare
 
@@ -145,7 +200,9 @@ export function compareCurves(runs: RunDetail[], labels: string[], baselines: Ma
     const b = baselines.get(r.campaignId);
     const rows = [
       { round: 0, accuracy: b?.accuracy ?? null, flops: b?.flops ?? null, latencyMs: b?.latencyMs ?? null },
-      ...r.rounds.filter((x) => x.point).map((x) => ({ round: x.round, accuracy: x.point!.accuracy, flops: x.metrics.flops ?? null, latencyMs: x.point!.latencyMs })),
+      ...r.rounds
+        .filter((x) => x.point)
+        .map((x) => ({ round: x.round, accuracy: x.point!.accuracy, flops: x.metrics.flops ?? null, latencyMs: x.point!.latencyMs })),
     ];
     return { label: labels[i], runId: r.runId, rows };
   });
@@ -166,9 +223,18 @@ export function registerHelpers(hb: typeof Handlebars): void {
   hb.registerHelper('w', (w: Record<string, number> | null, k: string) => (w && w[k] !== undefined ? String(w[k]) : '—'));
   hb.registerHelper('eq', (a: unknown, b: unknown) => a === b);
   hb.registerHelper('get', (o: Record<string, unknown> | null, k: string) => (o ? o[k] : undefined));
-  hb.registerHelper('json', (v: unknown) =>
-    // data for scripts, in a <script type="application/json"> block: nothing in it can close the element
-    new hb.SafeString(JSON.stringify(v).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029')),
+  hb.registerHelper(
+    'json',
+    (v: unknown) =>
+      // data for scripts, in a <script type="application/json"> block: nothing in it can close the element
+      new hb.SafeString(
+        JSON.stringify(v)
+          .replace(/</g, '\\u003c')
+          .replace(/>/g, '\\u003e')
+          .replace(/&/g, '\\u0026')
+          .replace(/\u2028/g, '\\u2028')
+          .replace(/\u2029/g, '\\u2029'),
+      ),
   );
   hb.registerHelper('time', (iso: string | null) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, ' UTC') : '—'));
   hb.registerHelper('ms', (v: number | null) => (num(v) ? (v! >= 1000 ? `${(v! / 1000).toFixed(1)} s` : `${v!.toFixed(0)} ms`) : '—'));

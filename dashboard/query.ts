@@ -77,8 +77,12 @@ export const formatCursor = (c: { value: number | null; k: number }): string => 
 
 /** `runs=<id>,<id>,…` on /compare: 2 to 6 run ids. */
 export function parseCompareRuns(q: Query): string[] {
-  const ids = (one(q, 'runs') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-  if (ids.length < COMPARE_MIN || ids.length > COMPARE_MAX) throw new BadParam(`runs: give ${COMPARE_MIN} to ${COMPARE_MAX} run ids separated by commas (got ${ids.length})`);
+  const ids = (one(q, 'runs') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (ids.length < COMPARE_MIN || ids.length > COMPARE_MAX)
+    throw new BadParam(`runs: give ${COMPARE_MIN} to ${COMPARE_MAX} run ids separated by commas (got ${ids.length})`);
   return ids;
 }
 

@@ -55,7 +55,16 @@ export function pageRoutes(db: Db, views: Views, artifacts: Artifacts): Router {
   r.get('/', (_req, res) => {
     const campaigns = listCampaigns(db).map((c) => {
       const o = campaignOverview(db, c.id);
-      return { id: c.id, name: c.name, state: c.state, runs: o.runs, runStates: o.runStates, pareto: o.pareto, best: o.best, lastUpdate: o.lastUpdate ?? c.updated_at };
+      return {
+        id: c.id,
+        name: c.name,
+        state: c.state,
+        runs: o.runs,
+        runStates: o.runStates,
+        pareto: o.pareto,
+        best: o.best,
+        lastUpdate: o.lastUpdate ?? c.updated_at,
+      };
     });
     render(res, 'index', { title: 'campaigns', live: true, campaigns });
   });
@@ -91,7 +100,12 @@ export function pageRoutes(db: Db, views: Views, artifacts: Artifacts): Router {
       first: q.after ? queryString(base) : null,
       exportQuery: queryString({ sort: q.sort, dir: q.dir, filter: q.filterText }),
       filterColumns: FILTER_COLUMNS.join(', '),
-      parallelRows: tab === 'parallel' ? runsAll(db, c.id, { sort: 'run', dir: 'asc', filters: [] }).filter((x) => x.rounds > 0).map(parallelRow) : null,
+      parallelRows:
+        tab === 'parallel'
+          ? runsAll(db, c.id, { sort: 'run', dir: 'asc', filters: [] })
+              .filter((x) => x.rounds > 0)
+              .map(parallelRow)
+          : null,
     });
   };
   r.get('/campaigns/:id', (req, res) => runsView(req, res, 'runs'));
@@ -132,7 +146,11 @@ export function pageRoutes(db: Db, views: Views, artifacts: Artifacts): Router {
   });
   r.get('/campaigns/:id/points.csv', (req, res) => {
     const c = campaignOr404(req, res);
-    if (c) res.type('text/csv').attachment(`${c.id}-points.csv`).send(pointsCsv(tradeoffPoints(db, c.id)));
+    if (c)
+      res
+        .type('text/csv')
+        .attachment(`${c.id}-points.csv`)
+        .send(pointsCsv(tradeoffPoints(db, c.id)));
   });
 
   // ---- compare 2–6 runs
@@ -142,11 +160,19 @@ export function pageRoutes(db: Db, views: Views, artifacts: Artifacts): Router {
       if (!d) throw new BadParam(`runs: no run "${id}": copy ids from a campaign's runs table`);
       return d;
     });
-    const settings = runs.map((x) => ({ ...flatten(JSON.parse(getCampaign(db, x.campaignId)!.spec_json), 'spec'), ...flatten(x.weights, 'weights'), campaign: JSON.stringify(x.campaignId) }));
+    const settings = runs.map((x) => ({
+      ...flatten(JSON.parse(getCampaign(db, x.campaignId)!.spec_json), 'spec'),
+      ...flatten(x.weights, 'weights'),
+      campaign: JSON.stringify(x.campaignId),
+    }));
     const baselines = new Map<string, BaselineRow | undefined>();
     for (const x of runs) if (!baselines.has(x.campaignId)) baselines.set(x.campaignId, baselineOf(db, x.campaignId));
     const cards = compareCards(runs, baselines);
-    const curves = compareCurves(runs, cards.map((c) => c.label), baselines);
+    const curves = compareCurves(
+      runs,
+      cards.map((c) => c.label),
+      baselines,
+    );
     render(res, 'compare', { title: 'compare runs', runs: cards, differing: differingSettings(settings), curves, curvesData: { curves } });
   });
 
@@ -169,7 +195,9 @@ export function pageRoutes(db: Db, views: Views, artifacts: Artifacts): Router {
       artifacts: d.artifacts.map((a) => ({ ...a, files: artifacts.files(a.path) })),
       latencyNote: latencyNote(b),
       chartData: {
-        rounds: rounds.filter((x) => x.point).map((x) => ({ round: x.round, accuracy: x.point!.accuracy, sizeX: x.sizeX, latencyX: x.latencyX, energyX: x.energyX })),
+        rounds: rounds
+          .filter((x) => x.point)
+          .map((x) => ({ round: x.round, accuracy: x.point!.accuracy, sizeX: x.sizeX, latencyX: x.latencyX, energyX: x.energyX })),
         series: d.series,
       },
     });

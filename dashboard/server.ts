@@ -42,7 +42,11 @@ function loadViews(): Views & { error(ctx: { title: string; message: string }): 
   const pages = Object.fromEntries(PAGES.map((n) => [n, hb.compile(fs.readFileSync(path.join(VIEWS, `${n}.hbs`), 'utf8'))]));
   return {
     render: (res, page, ctx) => res.type('html').send(pages[page]({ page, charts: CHART_PAGES.includes(page), ...ctx })),
-    notFound: (res, message) => res.status(404).type('html').send(pages.error({ title: 'not found', message })),
+    notFound: (res, message) =>
+      res
+        .status(404)
+        .type('html')
+        .send(pages.error({ title: 'not found', message })),
     error: (ctx) => pages.error(ctx),
   };
 }
@@ -90,7 +94,10 @@ export function createDashboard(db: Db, opts: DashboardOptions = {}): Dashboard 
     const bad = err instanceof BadParam;
     const status = bad ? 400 : ((err as { status?: number }).status ?? 500);
     if (/\.(csv|json)$/.test(req.path)) return res.status(status).type('text').send(`${err.message}\n`);
-    res.status(status).type('html').send(views.error({ title: bad ? 'bad request' : status === 404 ? 'not found' : 'error', message: err.message }));
+    res
+      .status(status)
+      .type('html')
+      .send(views.error({ title: bad ? 'bad request' : status === 404 ? 'not found' : 'error', message: err.message }));
   });
   return app;
 }

@@ -127,7 +127,9 @@ export function countParetoPoints(db: Db, campaignId: string): { points: number;
   return {
     points: one(`SELECT COUNT(*) n FROM pareto_points WHERE campaign_id = ?`),
     front: one(`SELECT COUNT(*) n FROM pareto_points WHERE campaign_id = ? AND on_front = 1`),
-    frontDistinct: one(`SELECT COUNT(*) n FROM (SELECT DISTINCT val_error, bytes, latency_ms, energy_j FROM pareto_points WHERE campaign_id = ? AND on_front = 1)`),
+    frontDistinct: one(
+      `SELECT COUNT(*) n FROM (SELECT DISTINCT val_error, bytes, latency_ms, energy_j FROM pareto_points WHERE campaign_id = ? AND on_front = 1)`,
+    ),
     front2d: one(`SELECT COUNT(*) n FROM pareto_points WHERE campaign_id = ? AND on_front_2d = 1`),
   };
 }
@@ -135,8 +137,19 @@ export function countParetoPoints(db: Db, campaignId: string): { points: number;
 const insertPointSql = `INSERT INTO pareto_points (campaign_id, run_id, round, val_error, accuracy, bytes, latency_ms, energy_j, energy_measured, objective, on_front, on_front_2d, violates)
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 const pointParams = (campaignId: string, p: ParetoPoint) => [
-  campaignId, p.runId, p.round, p.values.error, p.accuracy, p.values.bytes, p.values.latencyMs, p.values.energyJ,
-  p.energyMeasured ? 1 : 0, p.objective, p.onFront ? 1 : 0, p.onFront2d ? 1 : 0, p.violates.join(', '),
+  campaignId,
+  p.runId,
+  p.round,
+  p.values.error,
+  p.accuracy,
+  p.values.bytes,
+  p.values.latencyMs,
+  p.values.energyJ,
+  p.energyMeasured ? 1 : 0,
+  p.objective,
+  p.onFront ? 1 : 0,
+  p.onFront2d ? 1 : 0,
+  p.violates.join(', '),
 ];
 
 /** Inserts one candidate (its key must be new). */
@@ -145,7 +158,13 @@ export function insertParetoPoint(db: Db, campaignId: string, p: ParetoPoint): v
 }
 
 /** Sets the 4-objective (`front`) or error-vs-latency (`front2d`) flag of stored candidates. */
-export function setFrontFlag(db: Db, campaignId: string, which: 'front' | 'front2d', points: ReadonlyArray<{ runId: string; round: number }>, on: boolean): void {
+export function setFrontFlag(
+  db: Db,
+  campaignId: string,
+  which: 'front' | 'front2d',
+  points: ReadonlyArray<{ runId: string; round: number }>,
+  on: boolean,
+): void {
   const q = db.prepare(`UPDATE pareto_points SET ${which === 'front' ? 'on_front' : 'on_front_2d'} = ? WHERE campaign_id = ? AND run_id = ? AND round = ?`);
   for (const p of points) q.run(on ? 1 : 0, campaignId, p.runId, p.round);
 }
@@ -161,9 +180,22 @@ export function putRunRow(db: Db, campaignId: string, row: RunRow): void {
        energy_j = excluded.energy_j, energy_measured = excluded.energy_measured, objective = excluded.objective, on_front = excluded.on_front,
        front_rounds = excluded.front_rounds, rejected = excluded.rejected`,
   ).run({
-    c: campaignId, runId: row.runId, k: b.k, rounds: row.rounds, bestRound: b.round, accuracy: b.accuracy, bestAccuracy: row.bestAccuracy,
-    error: b.values.error, bytes: b.values.bytes, latency: b.values.latencyMs, energy: b.values.energyJ, measured: b.energyMeasured ? 1 : 0,
-    objective: b.objective, onFront: row.frontRounds > 0 ? 1 : 0, frontRounds: row.frontRounds, rejected: b.violates.join(', '),
+    c: campaignId,
+    runId: row.runId,
+    k: b.k,
+    rounds: row.rounds,
+    bestRound: b.round,
+    accuracy: b.accuracy,
+    bestAccuracy: row.bestAccuracy,
+    error: b.values.error,
+    bytes: b.values.bytes,
+    latency: b.values.latencyMs,
+    energy: b.values.energyJ,
+    measured: b.energyMeasured ? 1 : 0,
+    objective: b.objective,
+    onFront: row.frontRounds > 0 ? 1 : 0,
+    frontRounds: row.frontRounds,
+    rejected: b.violates.join(', '),
   });
 }
 
@@ -179,7 +211,19 @@ export function putParetoSummary(db: Db, s: Omit<StoredPareto, 'pendingFull' | '
        front_2d = excluded.front_2d, hypervolume = excluded.hypervolume, hypervolume_approx = excluded.hypervolume_approx,
        reference_json = excluded.reference_json, constraints_json = excluded.constraints_json, updated_at = excluded.updated_at,
        pending_full = MAX(0, pending_full - ?)`,
-  ).run(s.campaignId, s.points, s.front, s.frontDistinct, s.front2d, s.hypervolume, s.hypervolumeApprox ? 1 : 0, JSON.stringify(s.reference), s.constraints, now(), settle);
+  ).run(
+    s.campaignId,
+    s.points,
+    s.front,
+    s.frontDistinct,
+    s.front2d,
+    s.hypervolume,
+    s.hypervolumeApprox ? 1 : 0,
+    JSON.stringify(s.reference),
+    s.constraints,
+    now(),
+    settle,
+  );
 }
 
 /** Replaces a campaign's whole stored analysis in one transaction (a full recompute). */

@@ -45,9 +45,7 @@ export interface EventRow {
 
 /** A campaign's events recorded after sequence number `afterSeq` (0: all), oldest first. */
 export function eventsSince(db: Db, campaignId: string, afterSeq: number): EventRow[] {
-  return db
-    .prepare(`SELECT rowid AS seq, * FROM events WHERE campaign_id = ? AND rowid > ? ORDER BY rowid`)
-    .all(campaignId, afterSeq) as EventRow[];
+  return db.prepare(`SELECT rowid AS seq, * FROM events WHERE campaign_id = ? AND rowid > ? ORDER BY rowid`).all(campaignId, afterSeq) as EventRow[];
 }
 
 export interface StageStatus {
@@ -149,8 +147,7 @@ export function campaignStatus(db: Db, id: string): CampaignStatus | undefined {
     return out;
   };
 
-  const stageRows = (runId: string) =>
-    (stagesQ.all(runId) as StageRow[]).sort((a, b) => a.round - b.round || stageIndex(a.stage) - stageIndex(b.stage));
+  const stageRows = (runId: string) => (stagesQ.all(runId) as StageRow[]).sort((a, b) => a.round - b.round || stageIndex(a.stage) - stageIndex(b.stage));
 
   let baseline: RoundMetrics | null = null;
   let baselineStage: StageStatus | null = null;
@@ -216,7 +213,10 @@ export function countRows(db: Db, campaignId: string): Record<string, number> {
 }
 
 /** Stages running now (for live progress lines). */
-export function runningStages(db: Db, campaignId: string): Array<{ run_id: string; round: number; stage: string; updated_at: string; task_queue: string | null }> {
+export function runningStages(
+  db: Db,
+  campaignId: string,
+): Array<{ run_id: string; round: number; stage: string; updated_at: string; task_queue: string | null }> {
   return db
     .prepare(
       `SELECT s.run_id, s.round, s.stage, s.updated_at, s.task_queue FROM stages s JOIN runs r ON r.id = s.run_id
@@ -225,23 +225,26 @@ export function runningStages(db: Db, campaignId: string): Array<{ run_id: strin
     .all(campaignId) as never;
 }
 
-
 /** The run `runId`: its campaign, k (0 for the baseline), kind and weights (null for the baseline); undefined if unknown. */
 export function runOf(db: Db, runId: string): { campaignId: string; k: number; kind: 'baseline' | 'run'; weights: Record<string, number> | null } | undefined {
   const r = db.prepare(`SELECT campaign_id, k, kind, weights_json FROM runs WHERE id = ?`).get(runId) as
-    | { campaign_id: string; k: number; kind: 'baseline' | 'run'; weights_json: string | null }
-    | undefined;
+    { campaign_id: string; k: number; kind: 'baseline' | 'run'; weights_json: string | null } | undefined;
   return r && { campaignId: r.campaign_id, k: r.k, kind: r.kind, weights: r.weights_json ? JSON.parse(r.weights_json) : null };
 }
 
 /** One round's state and J(w) (null until it completes); undefined if not recorded. */
 export function roundOf(db: Db, runId: string, round: number): { state: State; objective: number | null } | undefined {
-  return db.prepare(`SELECT state, objective FROM rounds WHERE run_id = ? AND round = ?`).get(runId, round) as { state: State; objective: number | null } | undefined;
+  return db.prepare(`SELECT state, objective FROM rounds WHERE run_id = ? AND round = ?`).get(runId, round) as
+    { state: State; objective: number | null } | undefined;
 }
 
 /** How many rounds of a campaign's runs have completed. */
 export function completedRounds(db: Db, campaignId: string): number {
-  return (db.prepare(`SELECT COUNT(*) AS n FROM rounds JOIN runs ON runs.id = rounds.run_id WHERE runs.campaign_id = ? AND rounds.state = 'completed'`).get(campaignId) as { n: number }).n;
+  return (
+    db
+      .prepare(`SELECT COUNT(*) AS n FROM rounds JOIN runs ON runs.id = rounds.run_id WHERE runs.campaign_id = ? AND rounds.state = 'completed'`)
+      .get(campaignId) as { n: number }
+  ).n;
 }
 
 /** The id of a campaign's baseline run, if recorded. */

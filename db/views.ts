@@ -125,7 +125,9 @@ export function runsAll(db: Db, campaignId: string, q: Omit<RunQuery, 'after' | 
   const order = q.dir === 'asc' ? 'ASC' : 'DESC';
   return (
     db
-      .prepare(`${SELECT_ROWS} FROM run_rows rr JOIN runs r ON r.id = rr.run_id WHERE rr.campaign_id = ?${where.sql} ORDER BY ${sortExpr} ${order}, rr.k ${order}`)
+      .prepare(
+        `${SELECT_ROWS} FROM run_rows rr JOIN runs r ON r.id = rr.run_id WHERE rr.campaign_id = ?${where.sql} ORDER BY ${sortExpr} ${order}, rr.k ${order}`,
+      )
       .all(campaignId, ...where.params) as Array<Record<string, unknown>>
   ).map((x) => toRow(x, null));
 }
@@ -184,19 +186,26 @@ export function campaignOverview(db: Db, campaignId: string, opts: { activity?: 
     .get(campaignId) as CampaignOverview['best'];
   const runStates: Record<string, number> = {};
   let runs = 0;
-  for (const s of db.prepare(`SELECT state, COUNT(*) AS n FROM runs WHERE campaign_id = ? AND kind = 'run' GROUP BY state`).all(campaignId) as Array<{ state: string; n: number }>) {
+  for (const s of db.prepare(`SELECT state, COUNT(*) AS n FROM runs WHERE campaign_id = ? AND kind = 'run' GROUP BY state`).all(campaignId) as Array<{
+    state: string;
+    n: number;
+  }>) {
     runStates[s.state] = s.n;
     runs += s.n;
   }
-  const running = !opts.activity ? [] : db
-    .prepare(
-      `SELECT s.run_id AS runId, r.k AS k, s.round, s.stage, s.task_queue AS taskQueue, s.attempts, s.started_at AS since
+  const running = !opts.activity
+    ? []
+    : (db
+        .prepare(
+          `SELECT s.run_id AS runId, r.k AS k, s.round, s.stage, s.task_queue AS taskQueue, s.attempts, s.started_at AS since
        FROM runs r JOIN stages s ON s.run_id = r.id WHERE r.campaign_id = ? AND r.state = 'running' AND s.state = 'running' ORDER BY r.k LIMIT 50`,
-    )
-    .all(campaignId) as CampaignOverview['running'];
-  const events = !opts.activity ? [] : db
-    .prepare(`SELECT rowid AS seq, run_id AS runId, kind, message, at FROM events WHERE campaign_id = ? ORDER BY rowid DESC LIMIT 15`)
-    .all(campaignId) as CampaignOverview['events'];
+        )
+        .all(campaignId) as CampaignOverview['running']);
+  const events = !opts.activity
+    ? []
+    : (db
+        .prepare(`SELECT rowid AS seq, run_id AS runId, kind, message, at FROM events WHERE campaign_id = ? ORDER BY rowid DESC LIMIT 15`)
+        .all(campaignId) as CampaignOverview['events']);
   const lastUpdate = (
     db
       .prepare(
@@ -222,9 +231,7 @@ export function tradeoffPoints(db: Db, campaignId: string): unknown[][] {
  */
 export function tradeoffJson(db: Db, campaignId: string): { points: string; weights: string } {
   const points = db
-    .prepare(
-      `SELECT json_group_array(json_array(k, round, val_error, accuracy, bytes, latency_ms, energy_j, on_front, energy_measured)) FROM (${POINTS_SQL})`,
-    )
+    .prepare(`SELECT json_group_array(json_array(k, round, val_error, accuracy, bytes, latency_ms, energy_j, on_front, energy_measured)) FROM (${POINTS_SQL})`)
     .pluck()
     .get(campaignId) as string;
   const weights = db
@@ -234,10 +241,13 @@ export function tradeoffJson(db: Db, campaignId: string): { points: string; weig
   return { points, weights };
 }
 
-
 /** A round's step-0 metrics, later stages overriding earlier ones (what the round ended with). */
 export function metricMap(db: Db, runId: string, round: number): Record<string, number> {
-  const rows = db.prepare(`SELECT stage, key, value FROM metrics WHERE run_id = ? AND round = ? AND step = 0`).all(runId, round) as Array<{ stage: Stage; key: string; value: number }>;
+  const rows = db.prepare(`SELECT stage, key, value FROM metrics WHERE run_id = ? AND round = ? AND step = 0`).all(runId, round) as Array<{
+    stage: Stage;
+    key: string;
+    value: number;
+  }>;
   rows.sort((a, b) => stageIndex(a.stage) - stageIndex(b.stage));
   const out: Record<string, number> = {};
   for (const r of rows) out[r.key] = r.value;
@@ -264,7 +274,18 @@ export interface RunDetail {
     metrics: Record<string, number>;
     point: { valError: number; accuracy: number | null; bytes: number; latencyMs: number; energyJ: number; onFront: boolean; violates: string } | null;
   }>;
-  stages: Array<{ round: number; stage: string; state: State; attempts: number | null; ms: number | null; resumedFromStep: number | null; taskQueue: string | null; error: string | null; startedAt: string; updatedAt: string }>;
+  stages: Array<{
+    round: number;
+    stage: string;
+    state: State;
+    attempts: number | null;
+    ms: number | null;
+    resumedFromStep: number | null;
+    taskQueue: string | null;
+    error: string | null;
+    startedAt: string;
+    updatedAt: string;
+  }>;
   series: Array<{ round: number; stage: string; key: string; points: Array<[number, number]> }>;
   channels: Array<{ layer: string; before: number; after: Record<number, number> }>;
   events: Array<{ kind: string; message: string; at: string; round: number | null; stage: string | null }>;
@@ -278,13 +299,29 @@ export function runDetail(db: Db, runId: string): RunDetail | undefined {
        FROM runs r JOIN campaigns c ON c.id = r.campaign_id LEFT JOIN run_rows rr ON rr.run_id = r.id WHERE r.id = ?`,
     )
     .get(runId) as
-    | { id: string; campaign_id: string; name: string; k: number; kind: string; state: State; error: string | null; weights_json: string | null; created_at: string; updated_at: string; best_round: number | null }
+    | {
+        id: string;
+        campaign_id: string;
+        name: string;
+        k: number;
+        kind: string;
+        state: State;
+        error: string | null;
+        weights_json: string | null;
+        created_at: string;
+        updated_at: string;
+        best_round: number | null;
+      }
     | undefined;
   if (!r) return undefined;
   const roundRows =
     r.kind === 'baseline'
       ? [{ round: 0, state: r.state, objective: null }]
-      : (db.prepare(`SELECT round, state, objective FROM rounds WHERE run_id = ? ORDER BY round`).all(runId) as Array<{ round: number; state: State; objective: number | null }>);
+      : (db.prepare(`SELECT round, state, objective FROM rounds WHERE run_id = ? ORDER BY round`).all(runId) as Array<{
+          round: number;
+          state: State;
+          objective: number | null;
+        }>);
   const pointQ = db.prepare(
     `SELECT val_error AS valError, accuracy, bytes, latency_ms AS latencyMs, energy_j AS energyJ, on_front AS onFront, violates FROM pareto_points WHERE run_id = ? AND round = ?`,
   );
@@ -327,9 +364,7 @@ export function runDetail(db: Db, runId: string): RunDetail | undefined {
       if (v !== undefined && rd.round > 0) ch.after[rd.round] = v;
     }
   }
-  const events = db
-    .prepare(`SELECT kind, message, at, round, stage FROM events WHERE run_id = ? ORDER BY rowid`)
-    .all(runId) as RunDetail['events'];
+  const events = db.prepare(`SELECT kind, message, at, round, stage FROM events WHERE run_id = ? ORDER BY rowid`).all(runId) as RunDetail['events'];
   const artifacts = db
     .prepare(`SELECT round, stage, kind, path, bytes, sha256, created_at AS createdAt FROM artifacts WHERE run_id = ? ORDER BY round, stage, kind`)
     .all(runId) as RunDetail['artifacts'];
@@ -388,6 +423,7 @@ export function runRef(db: Db, runId: string): RunRef | undefined {
 
 /** The folder (relative to the home) of the model one stage of a round wrote, if recorded. */
 export function modelArtifactPath(db: Db, runId: string, round: number, stage: Stage, kind = 'model'): string | undefined {
-  const row = db.prepare(`SELECT path FROM artifacts WHERE run_id = ? AND round = ? AND stage = ? AND kind = ?`).get(runId, round, stage, kind) as { path: string } | undefined;
+  const row = db.prepare(`SELECT path FROM artifacts WHERE run_id = ? AND round = ? AND stage = ? AND kind = ?`).get(runId, round, stage, kind) as
+    { path: string } | undefined;
   return row?.path;
 }

@@ -38,17 +38,16 @@ function applyOne(db: Db, op: RecordOp): void {
   const at = now();
   switch (op.op) {
     case 'campaign':
-      db.prepare(`UPDATE campaigns SET state = ?, error = ?, updated_at = ? WHERE id = ?`).run(
-        op.state,
-        op.error ?? null,
+      db.prepare(`UPDATE campaigns SET state = ?, error = ?, updated_at = ? WHERE id = ?`).run(op.state, op.error ?? null, at, op.campaignId);
+      return;
+    case 'env':
+      db.prepare(`UPDATE campaigns SET backend = ?, tfjs_version = ?, prunewise_version = ?, updated_at = ? WHERE id = ?`).run(
+        op.backend,
+        op.tfjsVersion,
+        op.prunewiseVersion,
         at,
         op.campaignId,
       );
-      return;
-    case 'env':
-      db.prepare(
-        `UPDATE campaigns SET backend = ?, tfjs_version = ?, prunewise_version = ?, updated_at = ? WHERE id = ?`,
-      ).run(op.backend, op.tfjsVersion, op.prunewiseVersion, at, op.campaignId);
       return;
     case 'run':
       db.prepare(

@@ -52,7 +52,13 @@ export interface SensitivityOptions {
   onTrial?: (done: number, total: number) => void | Promise<void>;
 }
 
-export async function measureSensitivity(model: tfl.LayersModel, graph: Graph, scores: Record<string, number[]>, val: Split, o: SensitivityOptions): Promise<Sensitivity> {
+export async function measureSensitivity(
+  model: tfl.LayersModel,
+  graph: Graph,
+  scores: Record<string, number[]>,
+  val: Split,
+  o: SensitivityOptions,
+): Promise<Sensitivity> {
   const cost = modelCost(model);
   const error = 1 - (await evaluate(model, val)).accuracy;
   const trials: Array<{ group: string; ratio: number; keep: number[] }> = [];
@@ -93,7 +99,13 @@ export async function measureSensitivity(model: tfl.LayersModel, graph: Graph, s
     await o.onTrial?.(i + 1, trials.length);
   }
   return {
-    current: { error, bytes: cost.bytes, flops: cost.flops, latencyMs: latencyMeasurements ? baseLatency / latencyMeasurements : 0, energyJ: estimateEnergyJoules(cost) },
+    current: {
+      error,
+      bytes: cost.bytes,
+      flops: cost.flops,
+      latencyMs: latencyMeasurements ? baseLatency / latencyMeasurements : 0,
+      energyJ: estimateEnergyJoules(cost),
+    },
     trials: done,
     latencyBatchSize: o.latencyBatchSize,
   };

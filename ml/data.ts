@@ -71,7 +71,9 @@ export function readIdx(file: string): { dims: number[]; data: Uint8Array } {
   const offset = 4 + 4 * ndim;
   const expected = dims.reduce((a, b) => a * b, 1);
   if (buf.length - offset !== expected) {
-    throw new DataError(`${file}: header says ${dims.join('×')} = ${expected} bytes but the file holds ${buf.length - offset}: the file is truncated or corrupt`);
+    throw new DataError(
+      `${file}: header says ${dims.join('×')} = ${expected} bytes but the file holds ${buf.length - offset}: the file is truncated or corrupt`,
+    );
   }
   return { dims, data: new Uint8Array(buf.buffer, buf.byteOffset + offset, expected) };
 }
@@ -104,10 +106,15 @@ export function readNpy(file: string): { dims: number[]; dtype: string; values: 
   if (fortran === 'True') throw new DataError(`${file}: Fortran-ordered arrays are not supported: save with np.ascontiguousarray`);
   const type = NPY_TYPES[descr];
   if (!type) throw new DataError(`${file}: dtype ${descr} is not supported: use uint8, int8/16/32/64 or float32/64 (little-endian)`);
-  const dims = shapeText.split(',').map((d) => d.trim()).filter(Boolean).map(Number);
+  const dims = shapeText
+    .split(',')
+    .map((d) => d.trim())
+    .filter(Boolean)
+    .map(Number);
   const n = dims.reduce((a, b) => a * b, 1);
   const offset = start + headerLen;
-  if (buf.length - offset !== n * type.bytes) throw new DataError(`${file}: header says ${dims.join('×')} of ${descr} but the file holds ${buf.length - offset} data bytes: truncated or corrupt`);
+  if (buf.length - offset !== n * type.bytes)
+    throw new DataError(`${file}: header says ${dims.join('×')} of ${descr} but the file holds ${buf.length - offset} data bytes: truncated or corrupt`);
   const values = new Float64Array(n);
   for (let i = 0; i < n; i++) values[i] = type.read(buf, offset + i * type.bytes);
   return { dims, dtype: descr, values };
@@ -122,7 +129,8 @@ function npyPair(dir: string, imagesName: string, labelsName: string, limit?: nu
     throw new DataError(`${imagesFile}: images must have shape (n, h, w) or (n, h, w, c), got (${images.dims.join(', ')})`);
   }
   if (labels.dims.length !== 1) throw new DataError(`${labelsFile}: labels must have shape (n,), got (${labels.dims.join(', ')})`);
-  if (labels.dims[0] !== images.dims[0]) throw new DataError(`${labelsFile}: ${labels.dims[0]} labels for ${images.dims[0]} images in ${imagesFile}: the counts must match`);
+  if (labels.dims[0] !== images.dims[0])
+    throw new DataError(`${labelsFile}: ${labels.dims[0]} labels for ${images.dims[0]} images in ${imagesFile}: the counts must match`);
   if (labels.dtype.includes('f')) throw new DataError(`${labelsFile}: labels must be integers (class ids), got ${labels.dtype}`);
   const n = Math.min(images.dims[0], limit ?? Infinity);
   const shape: [number, number, number] = [images.dims[1], images.dims[2], images.dims[3] ?? 1];
@@ -260,7 +268,8 @@ export function loadDataset(spec: DatasetSpec, seed: number): Dataset {
     ds = { name: 'mnist', shape, classes: 10, train: carved.train, val: carved.val, test };
   } else {
     const dir = spec.dir!;
-    const pair = spec.name === 'npy' ? (a: string, b: string, l?: number) => npyPair(dir, a, b, l) : (a: string, b: string, l?: number) => idxPair(dir, a, b, l);
+    const pair =
+      spec.name === 'npy' ? (a: string, b: string, l?: number) => npyPair(dir, a, b, l) : (a: string, b: string, l?: number) => idxPair(dir, a, b, l);
     const files = spec.name === 'npy' ? NPY_FILES : IDX_FILES;
     const train0 = pair(files.trainImages, files.trainLabels, spec.trainLimit);
     const test0 = pair(files.testImages, files.testLabels, spec.testLimit);

@@ -34,17 +34,65 @@ export interface LayerRule {
 
 const depthMultiplierOne = (c: Record<string, unknown>) =>
   (c.depth_multiplier ?? 1) === 1 ? undefined : `depth_multiplier ${c.depth_multiplier} (only 1 is supported)`;
-const lastAxis = (c: Record<string, unknown>) => (c.axis === undefined || c.axis === -1 || c.axis === 3 ? undefined : `axis ${c.axis} (only the channel axis is supported)`);
+const lastAxis = (c: Record<string, unknown>) =>
+  c.axis === undefined || c.axis === -1 || c.axis === 3 ? undefined : `axis ${c.axis} (only the channel axis is supported)`;
 const noSoftmax = (c: Record<string, unknown>) => (c.activation === 'softmax' ? 'softmax mixes channels' : undefined);
 
 export const RULES: Record<string, LayerRule> = {
-  Dense: { kind: 'producer', key: 'units', out: [[0, 1], [1, 0]], in: [[0, 0]], outputCheck: noSoftmax },
-  Conv2D: { kind: 'producer', key: 'filters', out: [[0, 3], [1, 0]], in: [[0, 2]], outputCheck: noSoftmax },
+  Dense: {
+    kind: 'producer',
+    key: 'units',
+    out: [
+      [0, 1],
+      [1, 0],
+    ],
+    in: [[0, 0]],
+    outputCheck: noSoftmax,
+  },
+  Conv2D: {
+    kind: 'producer',
+    key: 'filters',
+    out: [
+      [0, 3],
+      [1, 0],
+    ],
+    in: [[0, 2]],
+    outputCheck: noSoftmax,
+  },
   // weights: depthwise [kh, kw, C, 1], pointwise [1, 1, C, F], bias [F]
-  SeparableConv2D: { kind: 'producer', key: 'filters', out: [[1, 3], [2, 0]], in: [[0, 2], [1, 2]], check: depthMultiplierOne, outputCheck: noSoftmax },
+  SeparableConv2D: {
+    kind: 'producer',
+    key: 'filters',
+    out: [
+      [1, 3],
+      [2, 0],
+    ],
+    in: [
+      [0, 2],
+      [1, 2],
+    ],
+    check: depthMultiplierOne,
+    outputCheck: noSoftmax,
+  },
   // weights: depthwise [kh, kw, C, 1], bias [C]
-  DepthwiseConv2D: { kind: 'follower', in: [[0, 2], [1, 0]], check: depthMultiplierOne },
-  BatchNormalization: { kind: 'follower', in: [[0, 0], [1, 0], [2, 0], [3, 0]], check: lastAxis },
+  DepthwiseConv2D: {
+    kind: 'follower',
+    in: [
+      [0, 2],
+      [1, 0],
+    ],
+    check: depthMultiplierOne,
+  },
+  BatchNormalization: {
+    kind: 'follower',
+    in: [
+      [0, 0],
+      [1, 0],
+      [2, 0],
+      [3, 0],
+    ],
+    check: lastAxis,
+  },
   Activation: { kind: 'pass', check: noSoftmax },
   ReLU: { kind: 'pass' },
   LeakyReLU: { kind: 'pass' },
@@ -162,7 +210,10 @@ export function analyze(model: tfl.LayersModel): Graph {
         producerGroup.set(layer.name, g);
         blockedWhy.set(g, `layer "${layer.name}" (${cls}): ${unsupported}`);
         inputMap.set(layer.name, ins[0]);
-        out.set(layer.name, Array.from({ length: lastDim(outShape) }, (_, i) => ({ g, i })));
+        out.set(
+          layer.name,
+          Array.from({ length: lastDim(outShape) }, (_, i) => ({ g, i })),
+        );
       } else {
         out.set(layer.name, new Array(lastDim(outShape)).fill(null));
       }
@@ -178,7 +229,10 @@ export function analyze(model: tfl.LayersModel): Graph {
         producerGroup.set(layer.name, g);
         const why = rule!.outputCheck?.(config);
         if (why) blockedWhy.set(g, `layer "${layer.name}" (${cls}): ${why}`);
-        out.set(layer.name, Array.from({ length: n }, (_, i) => ({ g, i })));
+        out.set(
+          layer.name,
+          Array.from({ length: n }, (_, i) => ({ g, i })),
+        );
         break;
       }
       case 'follower':

@@ -123,7 +123,14 @@ export interface CandidateMeasurement {
  * deployed weights are int8 (1 byte per parameter in the roofline's memory traffic and the energy
  * model). `backend`: the tfjs backend timing here (recorded with measured numbers).
  */
-export async function measureCandidate(model: tfl.LayersModel, baseline: tfl.LayersModel, t: TargetSpec, how: MeasureHow, int8: boolean, backend: string): Promise<CandidateMeasurement> {
+export async function measureCandidate(
+  model: tfl.LayersModel,
+  baseline: tfl.LayersModel,
+  t: TargetSpec,
+  how: MeasureHow,
+  int8: boolean,
+  backend: string,
+): Promise<CandidateMeasurement> {
   const cost: ModelCost = modelCost(model);
   const profile = TARGET_PROFILES[t.name];
   let lat: { medianMs: number; p90Ms: number };
@@ -163,10 +170,18 @@ export async function measureCandidate(model: tfl.LayersModel, baseline: tfl.Lay
           ? { value: lat.medianMs, measured: false, model: energyModel, batchSize: t.batchSize, profile }
           : { value: lat.medianMs, measured: true, backend, host, batchSize: t.batchSize, runs: t.latencyRuns },
       speedupVsBaseline:
-        how === 'estimate' ? { value: speedup, measured: false, model: energyModel } : { value: speedup, measured: true, backend, note: 'timed side by side with the unpruned model' },
+        how === 'estimate'
+          ? { value: speedup, measured: false, model: energyModel }
+          : { value: speedup, measured: true, backend, note: 'timed side by side with the unpruned model' },
       energyJoulesPerInference:
         extra.energyJMeasured !== undefined
-          ? { value: extra.energyJMeasured, measured: true, sensor: 'rapl (CPU package, includes idle power)', host, estimate: { value: energyJ, model: energyModel } }
+          ? {
+              value: extra.energyJMeasured,
+              measured: true,
+              sensor: 'rapl (CPU package, includes idle power)',
+              host,
+              estimate: { value: energyJ, model: energyModel },
+            }
           : { value: energyJ, measured: false, model: energyModel },
     },
   };

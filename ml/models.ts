@@ -50,7 +50,15 @@ function vggSmall(seed: number, shape: number[], classes: number): tfl.Sequentia
   const block = (filters: number, first = false) => {
     i++;
     layers.push(
-      tfl.layers.conv2d({ ...(first ? { inputShape: shape } : {}), filters, kernelSize: 3, padding: 'same', useBias: false, name: `conv${i}`, kernelInitializer: tfl.initializers.heNormal({ seed: seed * 100 + i }) }),
+      tfl.layers.conv2d({
+        ...(first ? { inputShape: shape } : {}),
+        filters,
+        kernelSize: 3,
+        padding: 'same',
+        useBias: false,
+        name: `conv${i}`,
+        kernelInitializer: tfl.initializers.heNormal({ seed: seed * 100 + i }),
+      }),
       tfl.layers.batchNormalization({ name: `bn${i}` }),
       tfl.layers.reLU({ name: `relu${i}` }),
     );
@@ -75,7 +83,9 @@ function vggSmall(seed: number, shape: number[], classes: number): tfl.Sequentia
 function resnet8(seed: number, shape: number[], classes: number): tfl.LayersModel {
   let n = 0;
   const conv = (x: tfl.SymbolicTensor, filters: number, kernelSize: number, strides: number, name: string) =>
-    tfl.layers.conv2d({ filters, kernelSize, strides, padding: 'same', useBias: false, name, kernelInitializer: tfl.initializers.heNormal({ seed: seed * 100 + ++n }) }).apply(x) as tfl.SymbolicTensor;
+    tfl.layers
+      .conv2d({ filters, kernelSize, strides, padding: 'same', useBias: false, name, kernelInitializer: tfl.initializers.heNormal({ seed: seed * 100 + ++n }) })
+      .apply(x) as tfl.SymbolicTensor;
   const bn = (x: tfl.SymbolicTensor, name: string) => tfl.layers.batchNormalization({ name }).apply(x) as tfl.SymbolicTensor;
   const relu = (x: tfl.SymbolicTensor, name: string) => tfl.layers.reLU({ name }).apply(x) as tfl.SymbolicTensor;
   const input = tfl.input({ shape, name: 'input' });
@@ -97,7 +107,16 @@ function resnet8(seed: number, shape: number[], classes: number): tfl.LayersMode
 /** MobileNet-style (Howard et al. 2017): depthwise 3×3 + pointwise 1×1 blocks with batch norm. */
 function mobilenetSmall(seed: number, shape: number[], classes: number): tfl.Sequential {
   const layers: tfl.layers.Layer[] = [
-    tfl.layers.conv2d({ inputShape: shape, filters: 16, kernelSize: 3, strides: 2, padding: 'same', useBias: false, name: 'stem_conv', kernelInitializer: tfl.initializers.heNormal({ seed: seed * 100 }) }),
+    tfl.layers.conv2d({
+      inputShape: shape,
+      filters: 16,
+      kernelSize: 3,
+      strides: 2,
+      padding: 'same',
+      useBias: false,
+      name: 'stem_conv',
+      kernelInitializer: tfl.initializers.heNormal({ seed: seed * 100 }),
+    }),
     tfl.layers.batchNormalization({ name: 'stem_bn' }),
     tfl.layers.reLU({ name: 'stem_relu' }),
   ];
@@ -108,10 +127,23 @@ function mobilenetSmall(seed: number, shape: number[], classes: number): tfl.Seq
   ].forEach(([filters, strides], k) => {
     const p = `dw${k + 1}`;
     layers.push(
-      tfl.layers.depthwiseConv2d({ kernelSize: 3, strides, padding: 'same', useBias: false, name: `${p}_depthwise`, depthwiseInitializer: tfl.initializers.heNormal({ seed: seed * 100 + 10 + k }) }),
+      tfl.layers.depthwiseConv2d({
+        kernelSize: 3,
+        strides,
+        padding: 'same',
+        useBias: false,
+        name: `${p}_depthwise`,
+        depthwiseInitializer: tfl.initializers.heNormal({ seed: seed * 100 + 10 + k }),
+      }),
       tfl.layers.batchNormalization({ name: `${p}_bn1` }),
       tfl.layers.reLU({ name: `${p}_relu1` }),
-      tfl.layers.conv2d({ filters, kernelSize: 1, useBias: false, name: `${p}_pointwise`, kernelInitializer: tfl.initializers.heNormal({ seed: seed * 100 + 20 + k }) }),
+      tfl.layers.conv2d({
+        filters,
+        kernelSize: 1,
+        useBias: false,
+        name: `${p}_pointwise`,
+        kernelInitializer: tfl.initializers.heNormal({ seed: seed * 100 + 20 + k }),
+      }),
       tfl.layers.batchNormalization({ name: `${p}_bn2` }),
       tfl.layers.reLU({ name: `${p}_relu2` }),
     );

@@ -16,10 +16,7 @@ export type ToReplica =
   | { type: 'model'; id: number; topology: object; shapes: number[][] }
   | { type: 'step'; weights: Float32Array[]; x: Float32Array; y: Int32Array; n: number; inputShape: number[]; classes: number };
 /** Messages from a replica thread. */
-export type FromReplica =
-  | { type: 'ready' }
-  | { type: 'grads'; grads: Float32Array[]; loss: number; ms: number }
-  | { type: 'error'; message: string };
+export type FromReplica = { type: 'ready' } | { type: 'grads'; grads: Float32Array[]; loss: number; ms: number } | { type: 'error'; message: string };
 
 /**
  * Threads to train with: PRUNEWISE_TRAIN_THREADS when set (1 disables), else one per core up to 2
@@ -29,7 +26,8 @@ export function defaultTrainThreads(): number {
   const env = process.env.PRUNEWISE_TRAIN_THREADS;
   if (env !== undefined && env !== '') {
     const n = Number(env);
-    if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`PRUNEWISE_TRAIN_THREADS: "${env}" is not a whole number from 1 to 64: unset it or give e.g. 2`);
+    if (!Number.isInteger(n) || n < 1 || n > 64)
+      throw new Error(`PRUNEWISE_TRAIN_THREADS: "${env}" is not a whole number from 1 to 64: unset it or give e.g. 2`);
     return n;
   }
   return Math.max(1, Math.min(2, os.availableParallelism()));
@@ -89,7 +87,9 @@ export async function replicasFor(model: tfl.LayersModel, count: number, backend
     const worker = new Worker(replicaScript(), { workerData: { backend } });
     const r = new Replica(worker);
     await new Promise<void>((resolve, reject) => {
-      worker.once('message', (m: FromReplica) => (m.type === 'ready' ? resolve() : reject(new Error(`training thread: ${m.type === 'error' ? m.message : m.type}`))));
+      worker.once('message', (m: FromReplica) =>
+        m.type === 'ready' ? resolve() : reject(new Error(`training thread: ${m.type === 'error' ? m.message : m.type}`)),
+      );
       worker.once('error', reject);
     });
     pool.push(r);

@@ -38,7 +38,9 @@ function resolvePlan(graph: Graph, keep: KeepPlan): Map<number, Set<number>> {
     const group = graph.groupByName(name);
     if (!group) {
       const blocked = graph.blocked.find((b) => b.name === name);
-      throw new PruneError(`"${name}" is not a prunable group${blocked ? `: ${blocked.reason}` : ''}: prunable groups are ${graph.groups.map((g) => g.name).join(', ')}`);
+      throw new PruneError(
+        `"${name}" is not a prunable group${blocked ? `: ${blocked.reason}` : ''}: prunable groups are ${graph.groups.map((g) => g.name).join(', ')}`,
+      );
     }
     if (kept.length === 0) throw new PruneError(`group "${name}": cannot remove every channel`);
     if (kept.some((i) => !Number.isInteger(i) || i < 0 || i >= group.size)) throw new PruneError(`group "${name}": kept indices must be 0..${group.size - 1}`);
@@ -87,7 +89,11 @@ export async function pruneModel(model: tfl.LayersModel, keep: KeepPlan, graph =
       if (inKept.length !== inMap.length) replace(rule.in, inKept);
       const g = graph.producerGroup.get(layer.name);
       const outKept = g === undefined ? undefined : plan.get(graph.root(g));
-      if (outKept) replace(rule.out, [...outKept].sort((a, b) => a - b));
+      if (outKept)
+        replace(
+          rule.out,
+          [...outKept].sort((a, b) => a - b),
+        );
       sliced.set(layer.name, weights);
     }
     const pruned = await buildPrunedArchitecture(model, keep, graph);
@@ -133,4 +139,3 @@ export function silenceRemoved(model: tfl.LayersModel, keep: KeepPlan, graph = a
 export function layerChannels(model: tfl.LayersModel, graph = analyze(model)): Record<string, number> {
   return Object.fromEntries(graph.groups.map((g) => [g.name, g.size]));
 }
-

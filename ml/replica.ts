@@ -29,7 +29,10 @@ async function handle(msg: ToReplica): Promise<void> {
   const t0 = performance.now();
   msg.weights.forEach((w, i) => setValues(vars[i], w));
   const { grads: out, loss } = shardGradients(model, vars, msg, msg.inputShape, msg.classes);
-  reply({ type: 'grads', grads: out, loss, ms: performance.now() - t0 }, out.map((g) => g.buffer as ArrayBuffer));
+  reply(
+    { type: 'grads', grads: out, loss, ms: performance.now() - t0 },
+    out.map((g) => g.buffer as ArrayBuffer),
+  );
 }
 
 (async () => {

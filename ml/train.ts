@@ -235,7 +235,6 @@ export async function evaluate(model: tfl.LayersModel, data: Split, batchSize = 
   return { accuracy: correct / data.n, loss: lossSum / data.n, n: data.n };
 }
 
-
 /**
  * One inference forward pass, as a deployment would run it: model.apply in inference mode (not
  * predict(), whose batching loop adds ~1.3 ms of slicing and bookkeeping per call on LeNet-5).

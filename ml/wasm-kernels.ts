@@ -50,15 +50,31 @@ function conv2DBackpropFilterWasm(args: { inputs: tf.NamedTensorInfoMap; backend
     const needW = (info.outWidth - 1) * info.strideWidth + kw;
     const extraBottom = Math.max(0, needH - (x.shape[1] + top + bottom));
     const extraRight = Math.max(0, needW - (x.shape[2] + left + right));
-    const xp = run('PadV2', { x }, { paddings: [[0, 0], [top, bottom + extraBottom], [left, right + extraRight], [0, 0]], constantValue: 0 });
+    const xp = run(
+      'PadV2',
+      { x },
+      {
+        paddings: [
+          [0, 0],
+          [top, bottom + extraBottom],
+          [left, right + extraRight],
+          [0, 0],
+        ],
+        constantValue: 0,
+      },
+    );
     const xt = run('Transpose', { x: xp }, { perm: [3, 1, 2, 0] });
     const dyt = run('Transpose', { x: dy }, { perm: [1, 2, 0, 3] });
-    const conv = run('Conv2D', { x: xt, filter: dyt }, {
-      strides: [1, 1],
-      pad: 'valid',
-      dataFormat: 'NHWC',
-      dilations: [info.strideHeight, info.strideWidth],
-    });
+    const conv = run(
+      'Conv2D',
+      { x: xt, filter: dyt },
+      {
+        strides: [1, 1],
+        pad: 'valid',
+        dataFormat: 'NHWC',
+        dilations: [info.strideHeight, info.strideWidth],
+      },
+    );
     const sliced = run('Slice', { x: conv }, { begin: [0, 0, 0, 0], size: [ci, kh, kw, co] });
     const out = kernel('Transpose')({ inputs: { x: sliced }, backend, attrs: { perm: [1, 2, 0, 3] } }) as tf.TensorInfo;
     return out;
@@ -120,7 +136,19 @@ function depthwiseBackpropFilterWasm(args: Args): tf.TensorInfo {
     const { top, bottom, left, right } = info.padInfo;
     const extraH = Math.max(0, (info.outHeight - 1) * info.strideHeight + kh - (h + top + bottom));
     const extraW = Math.max(0, (info.outWidth - 1) * info.strideWidth + kw - (w + left + right));
-    const xp = k.run('PadV2', { x }, { paddings: [[0, 0], [top, bottom + extraH], [left, right + extraW], [0, 0]], constantValue: 0 });
+    const xp = k.run(
+      'PadV2',
+      { x },
+      {
+        paddings: [
+          [0, 0],
+          [top, bottom + extraH],
+          [left, right + extraW],
+          [0, 0],
+        ],
+        constantValue: 0,
+      },
+    );
     const hp = xp.shape[1];
     const wp = xp.shape[2];
     const xt = k.run('Transpose', { x: xp }, { perm: [1, 2, 0, 3] }); // [Hp, Wp, B, C]
@@ -173,7 +201,16 @@ function conv2DBackpropInputFast(original: KernelFn) {
       dimRoundingMode?: 'floor' | 'round' | 'ceil';
       inputShape: [number, number, number, number];
     };
-    const info = tf.backend_util.computeConv2DInfo(inputShape, filter.shape as [number, number, number, number], strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+    const info = tf.backend_util.computeConv2DInfo(
+      inputShape,
+      filter.shape as [number, number, number, number],
+      strides,
+      1,
+      pad,
+      dimRoundingMode,
+      false,
+      'channelsLast',
+    );
     if (dataFormat === 'NCHW' || info.strideHeight !== 1 || info.strideWidth !== 1) return original(args) as tf.TensorInfo;
     const [kh, kw] = filter.shape;
     const { top, left } = info.padInfo;
@@ -185,7 +222,19 @@ function conv2DBackpropInputFast(original: KernelFn) {
     if (Math.min(padTop, padLeft, padBottom, padRight) < 0) return original(args) as tf.TensorInfo;
     const k = composer(args.backend);
     try {
-      const dyp = k.run('PadV2', { x: dy }, { paddings: [[0, 0], [padTop, padBottom], [padLeft, padRight], [0, 0]], constantValue: 0 });
+      const dyp = k.run(
+        'PadV2',
+        { x: dy },
+        {
+          paddings: [
+            [0, 0],
+            [padTop, padBottom],
+            [padLeft, padRight],
+            [0, 0],
+          ],
+          constantValue: 0,
+        },
+      );
       const flipped = k.run('Reverse', { x: filter }, { dims: [0, 1] });
       const swapped = k.run('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] });
       return k.run('Conv2D', { x: dyp, filter: swapped }, { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1] }, true);
@@ -208,7 +257,11 @@ function batchMatMulFast(original: KernelFn) {
       return k.run('Transpose', { x: t }, { perm });
     };
     try {
-      return original({ inputs: { a: transposeA ? swapLast(a) : a, b: transposeB ? swapLast(b) : b }, backend: args.backend, attrs: { ...args.attrs, transposeA: false, transposeB: false } }) as tf.TensorInfo;
+      return original({
+        inputs: { a: transposeA ? swapLast(a) : a, b: transposeB ? swapLast(b) : b },
+        backend: args.backend,
+        attrs: { ...args.attrs, transposeA: false, transposeB: false },
+      }) as tf.TensorInfo;
     } finally {
       k.free();
     }

@@ -30,7 +30,14 @@ function campaign(home: string, id: string, constraints: object): Db {
 
 const baselineOps = (id: string, v: ObjectiveValues = BASE): RecordOp[] => [
   { op: 'run', campaignId: id, runId: `${id}/baseline`, k: 0, kind: 'baseline', weights: null, state: 'completed' },
-  { op: 'stage', runId: `${id}/baseline`, round: 0, stage: 'baseline', state: 'completed', metrics: { accuracy: 1 - v.error - 0.01, valAccuracy: 1 - v.error, bytes: v.bytes, latencyMs: v.latencyMs, energyJEstimated: v.energyJ } },
+  {
+    op: 'stage',
+    runId: `${id}/baseline`,
+    round: 0,
+    stage: 'baseline',
+    state: 'completed',
+    metrics: { accuracy: 1 - v.error - 0.01, valAccuracy: 1 - v.error, bytes: v.bytes, latencyMs: v.latencyMs, energyJEstimated: v.energyJ },
+  },
 ];
 
 /** A round's stage batch and its completion batch, as the run workflow records them. */
@@ -41,7 +48,14 @@ function roundOps(id: string, k: number, round: number, v: ObjectiveValues): { s
     stages: [
       { op: 'round', runId, round, state: 'running' },
       { op: 'stage', runId, round, stage: 'validate', state: 'completed', metrics: { accuracy: 1 - v.error - 0.01, valAccuracy: 1 - v.error } },
-      { op: 'stage', runId, round, stage: 'hardware-adapt', state: 'completed', metrics: { latencyMs: v.latencyMs, speedup: BASE.latencyMs / v.latencyMs, deployedBytes: v.bytes, energyJEstimated: v.energyJ } },
+      {
+        op: 'stage',
+        runId,
+        round,
+        stage: 'hardware-adapt',
+        state: 'completed',
+        metrics: { latencyMs: v.latencyMs, speedup: BASE.latencyMs / v.latencyMs, deployedBytes: v.bytes, energyJEstimated: v.energyJ },
+      },
     ],
     done: [
       { op: 'round', runId, round, state: 'completed', objective: j },
@@ -54,11 +68,15 @@ function roundOps(id: string, k: number, round: number, v: ObjectiveValues): { s
 function stored(db: Db, id: string) {
   return {
     points: db
-      .prepare(`SELECT run_id, round, val_error, accuracy, bytes, latency_ms, energy_j, energy_measured, objective, on_front, on_front_2d, violates FROM pareto_points WHERE campaign_id = ? ORDER BY run_id, round`)
+      .prepare(
+        `SELECT run_id, round, val_error, accuracy, bytes, latency_ms, energy_j, energy_measured, objective, on_front, on_front_2d, violates FROM pareto_points WHERE campaign_id = ? ORDER BY run_id, round`,
+      )
       .all(id),
     runRows: db.prepare(`SELECT * FROM run_rows WHERE campaign_id = ? ORDER BY k`).all(id),
     summary: db
-      .prepare(`SELECT points, front, front_distinct, front_2d, hypervolume, hypervolume_approx, reference_json, constraints_json, pending_full FROM pareto WHERE campaign_id = ?`)
+      .prepare(
+        `SELECT points, front, front_distinct, front_2d, hypervolume, hypervolume_approx, reference_json, constraints_json, pending_full FROM pareto WHERE campaign_id = ?`,
+      )
       .get(id) as Record<string, unknown> | undefined,
   };
 }
@@ -111,14 +129,21 @@ describe('incremental Pareto refresh equals a full recompute', () => {
         const k = pick([...new Set(remaining.map(([kk]) => kk))]);
         const r = (next.get(k) ?? 0) + 1;
         next.set(k, r);
-        remaining.splice(remaining.findIndex(([kk, rr]) => kk === k && rr === r), 1);
+        remaining.splice(
+          remaining.findIndex(([kk, rr]) => kk === k && rr === r),
+          1,
+        );
         seq.push([k, r]);
       }
       const seen: ObjectiveValues[] = [];
       seq.forEach(([k, r], i) => {
         let v = value();
         // three front points (smaller than any grid size, so no grid point dominates them), then one dominating all three
-        const victims: Record<number, ObjectiveValues> = { 5: { error: 0.09, bytes: 160, latencyMs: 5.5, energyJ: 4e-6 }, 10: { error: 0.1, bytes: 170, latencyMs: 5, energyJ: 3e-6 }, 15: { error: 0.086, bytes: 180, latencyMs: 6, energyJ: 3.5e-6 } };
+        const victims: Record<number, ObjectiveValues> = {
+          5: { error: 0.09, bytes: 160, latencyMs: 5.5, energyJ: 4e-6 },
+          10: { error: 0.1, bytes: 170, latencyMs: 5, energyJ: 3e-6 },
+          15: { error: 0.086, bytes: 180, latencyMs: 6, energyJ: 3.5e-6 },
+        };
         if (victims[i]) v = victims[i];
         if (i === 20) v = { error: 0.085, bytes: 150, latencyMs: 5, energyJ: 3e-6 };
         if (i % 9 === 4 && seen.length) v = { ...pick(seen) }; // an exact duplicate of an earlier candidate
@@ -127,7 +152,8 @@ describe('incremental Pareto refresh equals a full recompute', () => {
         expect(record(stages).full).toEqual([]);
         const res = record(done);
         expect(res).toEqual({ added: 1, full: [] });
-        const onFront = (at: number) => db.prepare(`SELECT on_front FROM pareto_points WHERE run_id = ? AND round = ?`).pluck().get(`${id}/run-${seq[at][0]}`, seq[at][1]);
+        const onFront = (at: number) =>
+          db.prepare(`SELECT on_front FROM pareto_points WHERE run_id = ? AND round = ?`).pluck().get(`${id}/run-${seq[at][0]}`, seq[at][1]);
         if (victims[i]) expect(onFront(i)).toBe(1);
         if (i === 20) expect([onFront(5), onFront(10), onFront(15), onFront(20)]).toEqual([0, 0, 0, 1]);
         if (i % 12 === 11) expectEqualsFullRecompute(db, home, id, `${seed}-${i}`);
@@ -143,7 +169,8 @@ describe('incremental Pareto refresh equals a full recompute', () => {
       // `prunewise pareto` reads the stored analysis: the same candidates, flags and recommendations as a full computation
       const full = computePareto(db, id)!;
       const read = readPareto(db, id)!;
-      const key = (x: { runId: string; round: number; onFront: boolean; onFront2d: boolean; violates: string[] }) => `${x.runId}#${x.round}:${+x.onFront}${+x.onFront2d}:${x.violates.join('+')}`;
+      const key = (x: { runId: string; round: number; onFront: boolean; onFront2d: boolean; violates: string[] }) =>
+        `${x.runId}#${x.round}:${+x.onFront}${+x.onFront2d}:${x.violates.join('+')}`;
       expect(read.points.map(key).sort()).toEqual(full.points.map(key).sort());
       expect(read.recommendations).toEqual(full.recommendations);
       expect(read.hypervolume).toBeCloseTo(full.hypervolume, 9);
@@ -181,7 +208,10 @@ describe('incremental Pareto refresh equals a full recompute', () => {
     const full = new FullRefresher(file);
     const store = createStoreActivities(file, { full });
     await store.record(baselineOps(id));
-    for (const [k, v] of [[1, { error: 0.09, bytes: 500, latencyMs: 6, energyJ: 5e-6 }], [2, { error: 0.11, bytes: 300, latencyMs: 7, energyJ: 4e-6 }]] as const) {
+    for (const [k, v] of [
+      [1, { error: 0.09, bytes: 500, latencyMs: 6, energyJ: 5e-6 }],
+      [2, { error: 0.11, bytes: 300, latencyMs: 7, energyJ: 4e-6 }],
+    ] as const) {
       const { stages, done } = roundOps(id, k, 1, v);
       await store.record(stages);
       await store.record(done);
@@ -216,7 +246,12 @@ describe('incremental Pareto refresh equals a full recompute', () => {
     record(baselineOps(id));
     const rand = rng(9);
     for (let i = 0; i < 30; i++) {
-      const { stages, done } = roundOps(id, 1 + (i % W.length), 1 + Math.floor(i / W.length), { error: 0.07 + 0.05 * rand(), bytes: 100 + 900 * rand(), latencyMs: 2 + 8 * rand(), energyJ: 1e-5 * rand() });
+      const { stages, done } = roundOps(id, 1 + (i % W.length), 1 + Math.floor(i / W.length), {
+        error: 0.07 + 0.05 * rand(),
+        bytes: 100 + 900 * rand(),
+        latencyMs: 2 + 8 * rand(),
+        energyJ: 1e-5 * rand(),
+      });
       record(stages);
       record(done, { maxExact: 0, samples: 20_000 }); // every contribution estimated
     }

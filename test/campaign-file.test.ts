@@ -35,7 +35,9 @@ describe('campaign files', () => {
     const key = (w: Record<string, number>) => `${w.accuracy}/${w.size}/${w.latency}/${w.energy}`;
     // {3, 2} lattice: 6 vectors; (1,0,0) is already listed
     expect(spec.weights.map(key)).toEqual(['1/0/0/0', '0.6/0.2/0.2/0', '0.5/0.5/0/0', '0.5/0/0.5/0', '0/1/0/0', '0/0.5/0.5/0', '0/0/1/0']);
-    const four = loadCampaignFile(write(dir, 'sweep4.yaml', { ...good, weights: undefined, sweep: { simplex: 3, objectives: ['accuracy', 'size', 'latency', 'energy'] } })).spec;
+    const four = loadCampaignFile(
+      write(dir, 'sweep4.yaml', { ...good, weights: undefined, sweep: { simplex: 3, objectives: ['accuracy', 'size', 'latency', 'energy'] } }),
+    ).spec;
     expect(four.weights).toHaveLength(20); // C(3+3, 3)
     for (const w of four.weights) expect(w.accuracy + w.size + w.latency + w.energy).toBeCloseTo(1, 12);
   });
@@ -43,12 +45,28 @@ describe('campaign files', () => {
   const bad: Array<[string, unknown, RegExp]> = [
     ['missing field', { ...good, model: undefined }, /: model: is required/],
     ['wrong type', { ...good, pruning: { rounds: 'three' } }, /: pruning\.rounds: must be number \(got string\)/],
-    ['weights not summing to 1', { ...good, weights: [good.weights[0], { accuracy: 0.5, size: 0.5, latency: 0.3 }] }, /: weights\[1\]: weights must sum to 1 \(got 1\.3\)/],
-    ['unknown model', { ...good, model: 'resnet9000' }, /: model: unknown model "resnet9000": use one of mlp, lenet5, vgg-small, resnet8, mobilenet-small or a path/],
-    ['missing dataset file', { ...good, dataset: { name: 'idx', dir: '/nonexistent/data' } }, /: dataset\.dir: \/nonexistent\/data\/train-images-idx3-ubyte\[\.gz\] not found/],
+    [
+      'weights not summing to 1',
+      { ...good, weights: [good.weights[0], { accuracy: 0.5, size: 0.5, latency: 0.3 }] },
+      /: weights\[1\]: weights must sum to 1 \(got 1\.3\)/,
+    ],
+    [
+      'unknown model',
+      { ...good, model: 'resnet9000' },
+      /: model: unknown model "resnet9000": use one of mlp, lenet5, vgg-small, resnet8, mobilenet-small or a path/,
+    ],
+    [
+      'missing dataset file',
+      { ...good, dataset: { name: 'idx', dir: '/nonexistent/data' } },
+      /: dataset\.dir: \/nonexistent\/data\/train-images-idx3-ubyte\[\.gz\] not found/,
+    ],
     ['misspelt field', { ...good, pruning: { rounds: 2, stepratio: 0.5 } }, /: pruning\.stepratio: unknown field "stepratio"/],
     ['no weight vector', { ...good, weights: [] }, /: weights: no weight vector: list at least one .* or add sweep: \{ simplex: 2 \}/],
-    ['weights allocation with a FLOPs schedule', { ...good, pruning: { allocation: 'weights', schedule: 'linear', targetFlopsReduction: 0.5 } }, /: pruning\.allocation: "weights" needs schedule "per-round"/],
+    [
+      'weights allocation with a FLOPs schedule',
+      { ...good, pruning: { allocation: 'weights', schedule: 'linear', targetFlopsReduction: 0.5 } },
+      /: pruning\.allocation: "weights" needs schedule "per-round"/,
+    ],
     ['bad sweep', { ...good, sweep: { simplex: 0 } }, /: sweep\.simplex: /],
     ['out-of-range value', { ...good, pruning: { stepRatio: 1.5 } }, /: pruning\.stepRatio: /],
     ['model path that does not exist', { ...good, model: './nope/model.json' }, /: model: file .*nope\/model\.json not found/],

@@ -73,7 +73,9 @@ describe('a campaign end to end through the CLI', () => {
     expect(counts.stages).toBe(1 + 4 * STAGES.length);
     expect(counts.artifacts).toBeGreaterThanOrEqual(1 + 4 * 4);
     // every metric a real campaign records is one core/metrics.ts names (step 0), every series one it lists
-    const keys = db.prepare(`SELECT DISTINCT m.key, m.step > 0 AS series FROM metrics m JOIN runs r ON r.id = m.run_id WHERE r.campaign_id = ?`).all(status.id) as Array<{ key: string; series: number }>;
+    const keys = db
+      .prepare(`SELECT DISTINCT m.key, m.step > 0 AS series FROM metrics m JOIN runs r ON r.id = m.run_id WHERE r.campaign_id = ?`)
+      .all(status.id) as Array<{ key: string; series: number }>;
     expect(keys.filter((k) => !k.series && !isMetricKey(k.key)).map((k) => k.key)).toEqual([]);
     expect(keys.filter((k) => k.series && !(k.key in SERIES)).map((k) => k.key)).toEqual([]);
     expect(keys.some((k) => k.key.startsWith('channels.'))).toBe(true);
@@ -94,7 +96,11 @@ describe('a campaign end to end through the CLI', () => {
     expect(pareto.hypervolume).toBeGreaterThan(0);
     expect(pareto.hypervolume).toBeLessThanOrEqual(1);
     expect(pareto.recommendations.map((x) => x.runId)).toEqual(status.runs.map((x: { id: string }) => x.id));
-    const stored = db.prepare(`SELECT points, front, hypervolume FROM pareto WHERE campaign_id = ?`).get(status.id) as { points: number; front: number; hypervolume: number };
+    const stored = db.prepare(`SELECT points, front, hypervolume FROM pareto WHERE campaign_id = ?`).get(status.id) as {
+      points: number;
+      front: number;
+      hypervolume: number;
+    };
     // stored in place round by round (the hypervolume as a sum of contributions: equal up to rounding)
     expect({ points: stored.points, front: stored.front }).toEqual({ points: 5, front: pareto.front });
     expect(stored.hypervolume).toBeCloseTo(pareto.hypervolume, 12);
@@ -160,7 +166,9 @@ describe('bad input found at run time', () => {
     const spec = writeSpec(home, { name: 'badmodel', model: './small-model/model.json', baseline: { epochs: 0 } });
     const r = await cli(env, ['run', spec]);
     expect(r.code).toBe(1);
-    expect(r.stderr.trim().split('\n').at(-1)).toMatch(/^prunewise: campaign badmodel-\S+ failed: model: input shape \[8, 8, 1\] does not fit dataset images 28×28×1/);
+    expect(r.stderr.trim().split('\n').at(-1)).toMatch(
+      /^prunewise: campaign badmodel-\S+ failed: model: input shape \[8, 8, 1\] does not fit dataset images 28×28×1/,
+    );
     const db = openDb(path.join(home, 'prunewise.db'));
     const id = JSON.parse((await cli(env, ['ls', '--json'])).stdout)[0].id;
     const s = campaignStatus(db, id)!;

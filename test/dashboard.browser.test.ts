@@ -96,10 +96,15 @@ describe('dashboard in Chromium', () => {
         expect(await page.evaluate(() => getComputedStyle(document.body).backgroundColor)).toBe(theme === 'dark' ? 'rgb(13, 17, 23)' : 'rgb(255, 255, 255)');
         await page.evaluate(AXE);
         const violations = (await page.evaluate(async () => {
-          const res = await (window as unknown as { axe: { run: (d: Document, o: object) => Promise<{ violations: Array<{ id: string; impact: string; nodes: unknown[] }> }> } }).axe.run(document, { resultTypes: ['violations'] });
+          const res = await (
+            window as unknown as { axe: { run: (d: Document, o: object) => Promise<{ violations: Array<{ id: string; impact: string; nodes: unknown[] }> }> } }
+          ).axe.run(document, { resultTypes: ['violations'] });
           return res.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length }));
         })) as Array<{ id: string; impact: string }>;
-        expect(violations.filter((v) => v.impact === 'serious' || v.impact === 'critical'), `${name} (${theme})`).toEqual([]);
+        expect(
+          violations.filter((v) => v.impact === 'serious' || v.impact === 'critical'),
+          `${name} (${theme})`,
+        ).toEqual([]);
         await page.screenshot({ path: path.join(SHOTS, `${name}-${theme}.png`) });
       }
       expect(watch.problems).toEqual([]);
@@ -191,7 +196,9 @@ describe('dashboard in Chromium', () => {
     const before = await page.textContent('#runs-part p');
     // the same action a drag on the test-accuracy axis dispatches
     await page.evaluate(() => {
-      const chart = (window as unknown as { echarts: { getInstanceByDom: (e: HTMLElement) => any } }).echarts.getInstanceByDom(document.getElementById('parallel-chart')!);
+      const chart = (window as unknown as { echarts: { getInstanceByDom: (e: HTMLElement) => any } }).echarts.getInstanceByDom(
+        document.getElementById('parallel-chart')!,
+      );
       chart.dispatchAction({ type: 'axisAreaSelect', parallelAxisId: 'ax-4', intervals: [[0.875, 0.9]] });
     });
     await page.waitForFunction((b) => document.querySelector('#runs-part p')?.textContent !== b, before);
@@ -206,7 +213,9 @@ describe('dashboard in Chromium', () => {
     await page.waitForSelector('#parallel-chart[data-ready]');
     expect(await rowsOnScreen(page)).toEqual(shown);
     const active = await page.evaluate(() => {
-      const chart = (window as unknown as { echarts: { getInstanceByDom: (e: HTMLElement) => any } }).echarts.getInstanceByDom(document.getElementById('parallel-chart')!);
+      const chart = (window as unknown as { echarts: { getInstanceByDom: (e: HTMLElement) => any } }).echarts.getInstanceByDom(
+        document.getElementById('parallel-chart')!,
+      );
       return chart.getModel().getComponent('parallelAxis', 4).activeIntervals;
     });
     expect(active).toEqual([[0.875, 0.9]]);

@@ -24,7 +24,14 @@ beforeAll(async () => {
   const bl = `${ID}/baseline`;
   const ops: RecordOp[] = [
     { op: 'run', campaignId: ID, runId: bl, k: 0, kind: 'baseline', weights: null, state: 'completed' },
-    { op: 'stage', runId: bl, round: 0, stage: 'baseline', state: 'completed', metrics: { accuracy: 0.88, valAccuracy: 0.9, bytes: 4000, latencyMs: 10, energyJEstimated: 1e-5, params: 1000, flops: 2e6 } },
+    {
+      op: 'stage',
+      runId: bl,
+      round: 0,
+      stage: 'baseline',
+      state: 'completed',
+      metrics: { accuracy: 0.88, valAccuracy: 0.9, bytes: 4000, latencyMs: 10, energyJEstimated: 1e-5, params: 1000, flops: 2e6 },
+    },
   ];
   const rounds: Array<[number, number, number, number, number, number]> = [
     // run, round, test acc, val acc, deployed bytes, speedup
@@ -32,12 +39,28 @@ beforeAll(async () => {
     [1, 2, 0.86, 0.89, 1000, 2],
     [2, 1, 0.87, 0.893, 3000, 1.1], // dominated by run 1 round 1
   ];
-  for (const k of [1, 2]) ops.push({ op: 'run', campaignId: ID, runId: `${ID}/run-${k}`, k, kind: 'run', weights: { accuracy: 0.6, size: k === 1 ? 0.4 : 0, latency: k === 1 ? 0 : 0.4, energy: 0 }, state: 'completed' });
+  for (const k of [1, 2])
+    ops.push({
+      op: 'run',
+      campaignId: ID,
+      runId: `${ID}/run-${k}`,
+      k,
+      kind: 'run',
+      weights: { accuracy: 0.6, size: k === 1 ? 0.4 : 0, latency: k === 1 ? 0 : 0.4, energy: 0 },
+      state: 'completed',
+    });
   for (const [k, round, acc, val, bytes, speedup] of rounds) {
     const runId = `${ID}/run-${k}`;
     ops.push(
       { op: 'stage', runId, round, stage: 'validate', state: 'completed', metrics: { accuracy: acc, valAccuracy: val } },
-      { op: 'stage', runId, round, stage: 'hardware-adapt', state: 'completed', metrics: { latencyMs: 10 / speedup, speedup, deployedBytes: bytes, energyJEstimated: 1e-5 * (bytes / 4000) } },
+      {
+        op: 'stage',
+        runId,
+        round,
+        stage: 'hardware-adapt',
+        state: 'completed',
+        metrics: { latencyMs: 10 / speedup, speedup, deployedBytes: bytes, energyJEstimated: 1e-5 * (bytes / 4000) },
+      },
       { op: 'round', runId, round, state: 'completed', objective: 0.9 - round * 0.1 + k * 0.01 },
     );
   }
@@ -46,7 +69,16 @@ beforeAll(async () => {
   fs.mkdirSync(artDir, { recursive: true });
   fs.writeFileSync(path.join(artDir, 'model.json'), '{"format":"layers-model"}');
   fs.writeFileSync(path.join(home, 'secret.txt'), 'not an artifact');
-  ops.push({ op: 'stage', runId: `${ID}/run-1`, round: 1, stage: 'finetune', state: 'completed', attempts: 2, ms: 1500, artifacts: [{ kind: 'model', path: path.join('artifacts', ID, 'run-1', 'round-1', 'model'), bytes: 25, sha256: 'ab' }] });
+  ops.push({
+    op: 'stage',
+    runId: `${ID}/run-1`,
+    round: 1,
+    stage: 'finetune',
+    state: 'completed',
+    attempts: 2,
+    ms: 1500,
+    artifacts: [{ kind: 'model', path: path.join('artifacts', ID, 'run-1', 'round-1', 'model'), bytes: 25, sha256: 'ab' }],
+  });
   applyRecord(db, ops);
   refreshPareto(db, ID); // baseline and rounds in one batch: a bulk load, analysed once
   seedCampaign(db, { id: BIG, name: 'big', runs: 120, rounds: 3, running: 2 });
@@ -56,12 +88,13 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
 });
 
-afterAll(() =>
-  new Promise<void>((r) => {
-    app.closeStreams();
-    server.close(() => r());
-    server.closeAllConnections();
-  }),
+afterAll(
+  () =>
+    new Promise<void>((r) => {
+      app.closeStreams();
+      server.close(() => r());
+      server.closeAllConnections();
+    }),
 );
 
 const get = (p: string) => fetch(base + p);
@@ -92,7 +125,12 @@ describe('dashboard over HTTP', () => {
   });
 
   it('keyset pages cover every run exactly once, in order, for ascending and descending sorts with ties and NULLs', async () => {
-    for (const [sort, dir] of [['latency', 'asc'], ['w_size', 'desc'], ['front', 'desc'], ['objective', 'asc']]) {
+    for (const [sort, dir] of [
+      ['latency', 'asc'],
+      ['w_size', 'desc'],
+      ['front', 'desc'],
+      ['objective', 'asc'],
+    ]) {
       const all = (await (await get(`/campaigns/${BIG}/runs.json?sort=${sort}&dir=${dir}`)).json()) as Array<{ k: number }>;
       expect(all).toHaveLength(120);
       const seen: number[] = [];
@@ -127,7 +165,11 @@ describe('dashboard over HTTP', () => {
   });
 
   it('trade-off data: every candidate (baseline and every round of every run) with front flags and weights', async () => {
-    const d = (await (await get(`/campaigns/${BIG}/tradeoff.json`)).json()) as { fields: string[]; points: unknown[][]; weights: Record<string, Record<string, number>> };
+    const d = (await (await get(`/campaigns/${BIG}/tradeoff.json`)).json()) as {
+      fields: string[];
+      points: unknown[][];
+      weights: Record<string, Record<string, number>>;
+    };
     const overview = await (await get(`/campaigns/${BIG}`)).text();
     const total = Number(/of (\d+) candidates/.exec(overview)![1]);
     expect(d.points).toHaveLength(total);
@@ -170,7 +212,12 @@ describe('dashboard over HTTP', () => {
     const ok = await get(link);
     expect(ok.status).toBe(200);
     expect(await ok.text()).toBe('{"format":"layers-model"}');
-    for (const evil of ['/artifacts/..%2Fsecret.txt', '/artifacts/%2E%2E/secret.txt', `/artifacts/${ID}/..%2F..%2F..%2Fsecret.txt`, '/artifacts/..%2F..%2Fetc%2Fpasswd']) {
+    for (const evil of [
+      '/artifacts/..%2Fsecret.txt',
+      '/artifacts/%2E%2E/secret.txt',
+      `/artifacts/${ID}/..%2F..%2F..%2Fsecret.txt`,
+      '/artifacts/..%2F..%2Fetc%2Fpasswd',
+    ]) {
       const r = await get(evil);
       expect(r.status, evil).toBeGreaterThanOrEqual(403);
       expect(await r.text()).not.toContain('not an artifact');

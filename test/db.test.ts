@@ -20,7 +20,12 @@ describe('SQLite store', () => {
       ms: 1234,
       resumedFromStep: 40,
       metrics: { finetuneSteps: 80 },
-      series: { trainLoss: [[1, 0.9], [2, 0.5]] },
+      series: {
+        trainLoss: [
+          [1, 0.9],
+          [2, 0.5],
+        ],
+      },
       artifacts: [{ kind: 'model', path: 'artifacts/c1/run-1/round-1/finetuned', bytes: 10, sha256: 'x' }],
     },
     { op: 'event', campaignId: 'c1', key: 'c1/run-1/r1/finetune/completed', kind: 'stage-completed', message: 'done' },

@@ -27,9 +27,26 @@ export default async function setup(project: TestProject) {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-temporal-'));
   const log = fs.openSync(path.join(dir, 'temporal.log'), 'a');
-  server = spawn(findTemporalBinary(), ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port), '--log-level', 'warn', '--db-filename', path.join(dir, 'temporal.db'), ...DEV_SERVER_TUNING], {
-    stdio: ['ignore', log, log],
-  });
+  server = spawn(
+    findTemporalBinary(),
+    [
+      'server',
+      'start-dev',
+      '--headless',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--log-level',
+      'warn',
+      '--db-filename',
+      path.join(dir, 'temporal.db'),
+      ...DEV_SERVER_TUNING,
+    ],
+    {
+      stdio: ['ignore', log, log],
+    },
+  );
   const address = `127.0.0.1:${port}`;
   const t0 = Date.now();
   while (!(await serverAnswers(address, 1000))) {

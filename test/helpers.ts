@@ -67,7 +67,12 @@ export async function cli(e: CliEnv, args: string[], timeoutMs = 300_000): Promi
   return { code, stdout: child.out(), stderr: child.err() };
 }
 
-export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 180_000, everyMs = 300): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 180_000,
+  everyMs = 300,
+): Promise<T> {
   const t0 = Date.now();
   for (;;) {
     const v = await fn();

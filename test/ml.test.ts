@@ -119,7 +119,14 @@ describe('training, checkpoints and artifacts', () => {
     const perEpoch = Math.ceil(ds.train.n / 64);
     expect(steps).toEqual([perEpoch, 2 * perEpoch]);
     let first = -1;
-    const resumed = await train(model, ds.train, { epochs: 2, batchSize: 64, learningRate: 1e-4, seed: 1, startStep: perEpoch + 3, onStep: (s) => void (first < 0 && (first = s)) });
+    const resumed = await train(model, ds.train, {
+      epochs: 2,
+      batchSize: 64,
+      learningRate: 1e-4,
+      seed: 1,
+      startStep: perEpoch + 3,
+      onStep: (s) => void (first < 0 && (first = s)),
+    });
     expect(resumed.resumedFromStep).toBe(perEpoch + 3);
     expect(first).toBe(perEpoch + 4);
     expect(resumed.steps).toBe(2 * perEpoch);
@@ -136,7 +143,9 @@ describe('training, checkpoints and artifacts', () => {
     expect(f32.bytes / i8.bytes).toBeGreaterThan(3.5);
     const loaded = await loadModel(path.join(dir, 'f32'));
     const x = tf.randomUniform([4, 28, 28, 1], 0, 1, 'float32', 9);
-    expect(relClose((loaded.predict(x) as tf.Tensor).dataSync() as Float32Array, (model.predict(x) as tf.Tensor).dataSync() as Float32Array)).toBeLessThan(1e-5);
+    expect(relClose((loaded.predict(x) as tf.Tensor).dataSync() as Float32Array, (model.predict(x) as tf.Tensor).dataSync() as Float32Array)).toBeLessThan(
+      1e-5,
+    );
     const q = await loadModel(path.join(dir, 'i8'));
     const accF = (await evaluate(model, ds.test)).accuracy;
     const accQ = (await evaluate(q, ds.test)).accuracy;
@@ -189,7 +198,13 @@ describe('fast training on the CPU', () => {
     const mk = () => buildZooModel('lenet5', 3, [28, 28, 1], 10);
     const [a, b] = [mk(), mk()];
     const xs = tf.randomUniform([16, 28, 28, 1], 0, 1, 'float32', 3);
-    const ys = tf.oneHot(tf.tensor1d(Array.from({ length: 16 }, (_, i) => i % 10), 'int32'), 10);
+    const ys = tf.oneHot(
+      tf.tensor1d(
+        Array.from({ length: 16 }, (_, i) => i % 10),
+        'int32',
+      ),
+      10,
+    );
     const loss = (m: tfl.LayersModel) => () => crossEntropy(m.apply(xs, { training: true }) as tf.Tensor, ys);
     const varsA = a.trainableWeights.map((w) => w.read() as tf.Variable);
     const varsB = b.trainableWeights.map((w) => w.read() as tf.Variable);
@@ -213,7 +228,10 @@ describe('fast training on the CPU', () => {
   it('two data-parallel threads give the single-thread result (LeNet-5, no batch norm) and leak nothing', async () => {
     const mk = () => buildZooModel('lenet5', 4, [28, 28, 1], 10);
     const [one, two] = [mk(), mk()];
-    const data = subset(ds.train, Array.from({ length: 512 }, (_, i) => i));
+    const data = subset(
+      ds.train,
+      Array.from({ length: 512 }, (_, i) => i),
+    );
     const r1 = await train(one, data, { epochs: 1, batchSize: 64, learningRate: 1e-3, seed: 5, threads: 1 });
     const r2 = await train(two, data, { epochs: 1, batchSize: 64, learningRate: 1e-3, seed: 5, threads: 2 });
     expect(r1.threads).toBe(1);
@@ -228,7 +246,14 @@ describe('fast training on the CPU', () => {
 
   it('a batch-norm net (ResNet-8) trains on two threads', async () => {
     const model = buildZooModel('resnet8', 1, [28, 28, 1], 10);
-    const r = await train(model, subset(ds.train, Array.from({ length: 768 }, (_, i) => i)), { epochs: 2, batchSize: 64, learningRate: 2e-3, seed: 1, threads: 2 });
+    const r = await train(
+      model,
+      subset(
+        ds.train,
+        Array.from({ length: 768 }, (_, i) => i),
+      ),
+      { epochs: 2, batchSize: 64, learningRate: 2e-3, seed: 1, threads: 2 },
+    );
     expect(r.threads).toBe(backend === 'wasm' || backend === 'cpu' ? 2 : 1);
     expect(r.epochLoss[1][1]).toBeLessThan(r.epochLoss[0][1]);
     // the main replica's batch-norm statistics moved (they are the ones kept)
@@ -258,7 +283,14 @@ describe('quantized exports in the stock tfjs format', () => {
 
   it('uint8 and float16 files load in stock tfjs (no prunewise code), are smaller, and predict alike', async () => {
     const model = buildZooModel('mobilenet-small', 5, [28, 28, 1], 10); // batch norm: non-trainable weights too
-    await train(model, subset(ds.train, Array.from({ length: 512 }, (_, i) => i)), { epochs: 1, batchSize: 64, learningRate: 2e-3, seed: 5 });
+    await train(
+      model,
+      subset(
+        ds.train,
+        Array.from({ length: 512 }, (_, i) => i),
+      ),
+      { epochs: 1, batchSize: 64, learningRate: 2e-3, seed: 5 },
+    );
     const dir = tmp();
     const sizes: Record<string, number> = {};
     const stock: Record<string, tfl.LayersModel> = {};
@@ -268,7 +300,9 @@ describe('quantized exports in the stock tfjs format', () => {
       expect(saved.bytes).toBe(sizes[format]);
       const json = JSON.parse(fs.readFileSync(path.join(dir, format, 'model.json'), 'utf8'));
       const weightData = new Uint8Array(fs.readFileSync(path.join(dir, format, 'weights.bin'))).buffer;
-      stock[format] = await tfl.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData }));
+      stock[format] = await tfl.loadLayersModel(
+        tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData }),
+      );
     }
     expect(sizes.tfjs / sizes.uint8).toBeGreaterThan(3.5);
     expect(sizes.tfjs / sizes.float16).toBeCloseTo(2, 5);

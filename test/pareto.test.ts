@@ -6,9 +6,24 @@ import { measureJoules, raplDomains } from '../ml/energy-sensor';
 import { rooflineEstimate } from '../ml/roofline';
 import { rng } from '../ml/random';
 import { allocate, trialDeltaJ, type GroupTrial, type Sensitivity } from '../ml/allocate';
-import { distinctCount, dominates, front2d, hypervolume, normalisedHypervolume, paretoFront, recommend, referencePoint, violations, type Candidate } from '../core';
+import {
+  distinctCount,
+  dominates,
+  front2d,
+  hypervolume,
+  normalisedHypervolume,
+  paretoFront,
+  recommend,
+  referencePoint,
+  violations,
+  type Candidate,
+} from '../core';
 
-const c = (runId: string, error: number, bytes: number, latencyMs: number, energyJ = 1): Candidate => ({ runId, round: 1, values: { error, bytes, latencyMs, energyJ } });
+const c = (runId: string, error: number, bytes: number, latencyMs: number, energyJ = 1): Candidate => ({
+  runId,
+  round: 1,
+  values: { error, bytes, latencyMs, energyJ },
+});
 
 describe('Pareto front', () => {
   it('dominance is strict: equal points do not dominate each other', () => {
@@ -42,15 +57,49 @@ describe('hypervolume', () => {
   it('matches hand computations in 1, 2 and 3 dimensions', () => {
     expect(hypervolume([[0.25], [0.5]], [1])).toBeCloseTo(0.75, 12);
     // two rectangles [0.2,1]×[0.6,1] ∪ [0.5,1]×[0.3,1]: 0.8·0.4 + 0.5·0.7 − 0.5·0.4 = 0.47
-    expect(hypervolume([[0.2, 0.6], [0.5, 0.3]], [1, 1])).toBeCloseTo(0.47, 12);
+    expect(
+      hypervolume(
+        [
+          [0.2, 0.6],
+          [0.5, 0.3],
+        ],
+        [1, 1],
+      ),
+    ).toBeCloseTo(0.47, 12);
     // a dominated point and a duplicate add nothing
-    expect(hypervolume([[0.2, 0.6], [0.5, 0.3], [0.6, 0.7], [0.5, 0.3]], [1, 1])).toBeCloseTo(0.47, 12);
+    expect(
+      hypervolume(
+        [
+          [0.2, 0.6],
+          [0.5, 0.3],
+          [0.6, 0.7],
+          [0.5, 0.3],
+        ],
+        [1, 1],
+      ),
+    ).toBeCloseTo(0.47, 12);
     // boxes [0.5,1]³ and [0,1]×[0,1]×[0.9,1]: 0.125 + 0.1 − 0.5·0.5·0.1 = 0.2
-    expect(hypervolume([[0.5, 0.5, 0.5], [0, 0, 0.9]], [1, 1, 1])).toBeCloseTo(0.2, 12);
+    expect(
+      hypervolume(
+        [
+          [0.5, 0.5, 0.5],
+          [0, 0, 0.9],
+        ],
+        [1, 1, 1],
+      ),
+    ).toBeCloseTo(0.2, 12);
   });
 
   it('points outside the reference box count for nothing', () => {
-    expect(hypervolume([[1.2, 0.1], [1, 0.5]], [1, 1])).toBe(0);
+    expect(
+      hypervolume(
+        [
+          [1.2, 0.1],
+          [1, 0.5],
+        ],
+        [1, 1],
+      ),
+    ).toBe(0);
     expect(hypervolume([], [1, 1])).toBe(0);
   });
 
@@ -81,7 +130,16 @@ describe('recommendation per weight vector', () => {
 });
 
 describe('allocation by ΔJ(w) (hand-made sensitivity)', () => {
-  const trial = (group: string, ratio: number, dError: number, dBytes: number, dLatencyMs: number): GroupTrial => ({ group, ratio, keep: [0], dError, dBytes, dFlops: 0, dLatencyMs, dEnergyJ: 0 });
+  const trial = (group: string, ratio: number, dError: number, dBytes: number, dLatencyMs: number): GroupTrial => ({
+    group,
+    ratio,
+    keep: [0],
+    dError,
+    dBytes,
+    dFlops: 0,
+    dLatencyMs,
+    dEnergyJ: 0,
+  });
   const sens: Sensitivity = {
     current: { error: 0.1, bytes: 1000, flops: 1, latencyMs: 10, energyJ: 1 },
     latencyBatchSize: 32,
@@ -109,7 +167,16 @@ describe('allocation by ΔJ(w) (hand-made sensitivity)', () => {
 
 describe('roofline estimate (hand computation)', () => {
   it('each layer takes the slower of compute and memory, plus its overhead', () => {
-    const profile = { name: 'toy', description: '', flopsPerSecond: 1e9, bytesPerSecond: 1e8, overheadPerLayerS: 1e-5, joulesPerFlop: 1e-9, joulesPerByte: 1e-8, source: 'made up' };
+    const profile = {
+      name: 'toy',
+      description: '',
+      flopsPerSecond: 1e9,
+      bytesPerSecond: 1e8,
+      overheadPerLayerS: 1e-5,
+      joulesPerFlop: 1e-9,
+      joulesPerByte: 1e-8,
+      source: 'made up',
+    };
     const cost = {
       params: 1000,
       flops: 2e6,
@@ -172,9 +239,11 @@ describe('Pareto front and hypervolume at campaign scale', () => {
     const ref = [1, 1, 1];
     // every grid cell of side 1/20 (coordinates are multiples of 1/20): dominated if some point is ≤ its lower corner
     let cells = 0;
-    for (let a = 0; a < 20; a++) for (let b = 0; b < 20; b++) for (let c = 0; c < 20; c++) {
-      if (small.some((p) => p[0] <= a / 20 && p[1] <= b / 20 && p[2] <= c / 20 && p.every((v, i) => v < ref[i]))) cells++;
-    }
+    for (let a = 0; a < 20; a++)
+      for (let b = 0; b < 20; b++)
+        for (let c = 0; c < 20; c++) {
+          if (small.some((p) => p[0] <= a / 20 && p[1] <= b / 20 && p[2] <= c / 20 && p.every((v, i) => v < ref[i]))) cells++;
+        }
     expect(hypervolume(small, ref)).toBeCloseTo(cells / 8000, 10);
   });
 });

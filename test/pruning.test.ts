@@ -40,7 +40,11 @@ function randomiseBatchNorms(model: tfl.LayersModel, seed: number): void {
   for (const l of model.layers) {
     if (l.getClassName() !== 'BatchNormalization') continue;
     const ws = l.getWeights();
-    l.setWeights(ws.map((w, k) => (k === 3 ? tf.randomUniform(w.shape, 0.5, 2, 'float32', seed + k) : tf.randomNormal(w.shape, k === 0 ? 1 : 0, 0.3, 'float32', seed + k))));
+    l.setWeights(
+      ws.map((w, k) =>
+        k === 3 ? tf.randomUniform(w.shape, 0.5, 2, 'float32', seed + k) : tf.randomNormal(w.shape, k === 0 ? 1 : 0, 0.3, 'float32', seed + k),
+      ),
+    );
   }
 }
 
@@ -81,7 +85,9 @@ describe('coupling graph', () => {
     expect((pruned.getLayer('c').getWeights()[0].shape as number[])[2]).toBe(3);
     const x = tf.randomNormal([2, 8, 8, 2], 0, 1, 'float32', 3);
     silenceRemoved(model, keep, g);
-    expect(worstRelative((pruned.predict(x) as tf.Tensor).dataSync() as Float32Array, (model.predict(x) as tf.Tensor).dataSync() as Float32Array)).toBeLessThan(1e-4);
+    expect(worstRelative((pruned.predict(x) as tf.Tensor).dataSync() as Float32Array, (model.predict(x) as tf.Tensor).dataSync() as Float32Array)).toBeLessThan(
+      1e-4,
+    );
     await expect(pruneModel(model, { c: [0] }, g)).rejects.toThrow(/"c" is not a prunable group: layer "ln" \(LayerNormalization\)/);
   });
 });

@@ -27,7 +27,11 @@ describe('pause, resume, cancel', () => {
     const n = stagesWhilePaused();
     await new Promise((r) => setTimeout(r, 3000));
     expect(stagesWhilePaused()).toBe(n); // nothing new starts while paused
-    expect(campaignStatus(db, id)!.runs[0].rounds.flatMap((r) => Object.values(r.stages)).every((s) => s.state !== 'running')).toBe(true);
+    expect(
+      campaignStatus(db, id)!
+        .runs[0].rounds.flatMap((r) => Object.values(r.stages))
+        .every((s) => s.state !== 'running'),
+    ).toBe(true);
 
     expect((await cli(env, ['resume', id])).code).toBe(0);
     await waitFor('the campaign to complete', () => campaignStatus(db, id)!.state === 'completed', 300_000, 500);

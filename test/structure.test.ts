@@ -26,7 +26,9 @@ const TYPE_ONLY_FOR_WORKFLOWS = ['activities', 'db', 'campaign/schema'];
 
 function sources(dir: string): string[] {
   if (!fs.existsSync(path.join(ROOT, dir))) return [];
-  return fs.readdirSync(path.join(ROOT, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : []));
+  return fs
+    .readdirSync(path.join(ROOT, dir), { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? sources(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : []));
 }
 
 function imports(file: string): Array<{ spec: string; typeOnly: boolean }> {
@@ -54,7 +56,11 @@ describe('the layout (ARCHITECTURE.md)', () => {
         if (!to || to === folder || !(to in ALLOWED)) continue;
         edges.get(folder)!.add(to);
         if (!ALLOWED[folder].includes(to)) violations.push(`${file} imports ${imp.spec} (${folder} → ${to} is not allowed)`);
-        if (folder === 'workflows' && !imp.typeOnly && TYPE_ONLY_FOR_WORKFLOWS.some((t) => path.relative(ROOT, path.resolve(ROOT, folder, imp.spec)).startsWith(t))) {
+        if (
+          folder === 'workflows' &&
+          !imp.typeOnly &&
+          TYPE_ONLY_FOR_WORKFLOWS.some((t) => path.relative(ROOT, path.resolve(ROOT, folder, imp.spec)).startsWith(t))
+        ) {
           violations.push(`${file} imports ${imp.spec} as a value: workflows import activities, db and the schema as types only`);
         }
       }
@@ -132,7 +138,10 @@ describe('bad input vs our own artifacts', () => {
     const { Artifacts, ArtifactError } = await import('../activities/artifacts');
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-structure-'));
     fs.mkdirSync(path.join(home, 'm'));
-    fs.writeFileSync(path.join(home, 'm', 'model.json'), '{"modelTopology": {"class_name": "Sequential", "config": {"layers": [{"class_name": "NoSuchLayer", "config": {}}]}}, "weightsManifest": []}');
+    fs.writeFileSync(
+      path.join(home, 'm', 'model.json'),
+      '{"modelTopology": {"class_name": "Sequential", "config": {"layers": [{"class_name": "NoSuchLayer", "config": {}}]}}, "weightsManifest": []}',
+    );
     const art = new Artifacts(home);
     const user = await art.loadUserModel(path.join(home, 'm')).catch((e) => e);
     expect(isBadInput(user)).toBe(true);

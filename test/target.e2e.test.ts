@@ -9,13 +9,19 @@ describe('hardware targets', () => {
   it('a device target waits for its worker (status names the queue); the device worker measures it', async () => {
     const home = tmpHome('target');
     const env = cliEnv(home, inject('temporalAddress'));
-    const spec = writeSpec(home, { name: 'device', target: { name: 'edge-box', measure: 'worker', batchSize: 16, warmupRuns: 1, latencyRuns: 5 }, constraints: { maxAccuracyDrop: 50 } });
+    const spec = writeSpec(home, {
+      name: 'device',
+      target: { name: 'edge-box', measure: 'worker', batchSize: 16, warmupRuns: 1, latencyRuns: 5 },
+      constraints: { maxAccuracyDrop: 50 },
+    });
     const id = (await cli(env, ['run', spec, '--detach'])).stdout.trim().split('\n').at(-1)!;
     const worker = startCli(env, ['worker']); // everything but the device's queue
     try {
       const waiting = await waitFor('the hardware-adapt stage to wait for the device queue', async () => {
         const s = await cli(env, ['status', id]);
-        return /waiting for queue \S*target-edge-box: no worker serves it \(start `prunewise worker --target edge-box` on that device\)/.test(s.stdout) && s.stdout;
+        return (
+          /waiting for queue \S*target-edge-box: no worker serves it \(start `prunewise worker --target edge-box` on that device\)/.test(s.stdout) && s.stdout
+        );
       });
       expect(waiting).toContain('hardware-adapt');
       const device = startCli(env, ['worker', '--target', 'edge-box']);

@@ -85,11 +85,20 @@ describe('wasm Conv2DBackpropInput and BatchMatMul replacements match the cpu ba
       expect(relDiff((await convGrads('cpu', conv2d, c)).dx, (await convGrads('wasm', conv2d, c)).dx)).toBeLessThan(1e-5);
     });
   }
-  for (const [ta, tb] of [[true, false], [false, true], [true, true]]) {
+  for (const [ta, tb] of [
+    [true, false],
+    [false, true],
+    [true, true],
+  ]) {
     it(`matMul with transposeA=${ta}, transposeB=${tb}`, async () => {
       const run = async (backend: string) => {
         await tf.setBackend(backend);
-        return tf.tidy(() => tf.matMul(tf.tensor(rand(3 * 5 * 4, 1), ta ? [3, 4, 5] : [3, 5, 4]), tf.tensor(rand(3 * 4 * 6, 2), tb ? [3, 6, 4] : [3, 4, 6]), ta, tb).dataSync().slice());
+        return tf.tidy(() =>
+          tf
+            .matMul(tf.tensor(rand(3 * 5 * 4, 1), ta ? [3, 4, 5] : [3, 5, 4]), tf.tensor(rand(3 * 4 * 6, 2), tb ? [3, 6, 4] : [3, 4, 6]), ta, tb)
+            .dataSync()
+            .slice(),
+        );
       };
       const cpu = await run('cpu');
       const wasm = await run('wasm');
@@ -105,8 +114,14 @@ describe('wasm Tile replacement', () => {
     const run = async (backend: string) => {
       await tf.setBackend(backend);
       return tf.tidy(() => {
-        const a = tf.tile(tf.tensor([1, 2, 3], [1, 3, 1]), [4, 1, 2]).dataSync().slice();
-        const b = tf.tile(tf.tensor([1, 2, 3, 4], [2, 2]), [2, 3]).dataSync().slice();
+        const a = tf
+          .tile(tf.tensor([1, 2, 3], [1, 3, 1]), [4, 1, 2])
+          .dataSync()
+          .slice();
+        const b = tf
+          .tile(tf.tensor([1, 2, 3, 4], [2, 2]), [2, 3])
+          .dataSync()
+          .slice();
         return [...a, ...b];
       });
     };
@@ -131,7 +146,10 @@ describe('wasm MaxPoolGrad (JS loop over the wasm heap) matches the cpu backend'
       const x = ties ? tf.relu(tf.div(tf.round(tf.mul(raw, 4)), 4)) : raw;
       const y = tf.maxPool(x as tf.Tensor4D, c.pool, c.stride, c.pad);
       const r = tf.tensor(rand(y.size, 5), y.shape);
-      return tf.grad((a: tf.Tensor4D) => tf.sum(tf.mul(tf.maxPool(a, c.pool, c.stride, c.pad), r)))(x as tf.Tensor4D).dataSync().slice() as Float32Array;
+      return tf
+        .grad((a: tf.Tensor4D) => tf.sum(tf.mul(tf.maxPool(a, c.pool, c.stride, c.pad), r)))(x as tf.Tensor4D)
+        .dataSync()
+        .slice() as Float32Array;
     });
   }
   for (const c of cases) {

@@ -140,7 +140,11 @@ async function stubbedEnv(over: Partial<Record<Compute, Stub>> = {}): Promise<En
 }
 
 const roundsOf = (calls: Array<{ input: AnyInput }>) => calls.map((c) => c.input.round);
-const stagesOfRound = (env: Env, round: number) => env.calls().filter((c) => c.name !== 'baseline' && c.input.round === round).map((c) => c.name);
+const stagesOfRound = (env: Env, round: number) =>
+  env
+    .calls()
+    .filter((c) => c.name !== 'baseline' && c.input.round === round)
+    .map((c) => c.name);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
@@ -188,7 +192,12 @@ describe('campaign workflow (stubbed activities): rollback', () => {
     expect(out.runs[0]).toMatchObject({ runId, roundsCompleted: 1, best: { round: 1, model: `${runId}/r1/tuned` } });
     expect(out.runs[0].best.objective).toBeLessThan(1);
     expect(out.runs[0].stoppedBy).toMatch(/^round 2 rolled back/);
-    expect(env.ops('run').filter((r) => r.runId === runId).at(-1)!.state).toBe('completed');
+    expect(
+      env
+        .ops('run')
+        .filter((r) => r.runId === runId)
+        .at(-1)!.state,
+    ).toBe('completed');
     expect(env.ops('campaign').at(-1)!.state).toBe('completed');
   });
 });
@@ -238,22 +247,36 @@ describe('run workflow (stubbed activities): continue-as-new carry-over', () => 
     for (const r of [1, 2, 3]) expect(stagesOfRound(env, r)).toEqual(FULL_ROUND);
 
     // rounds numbered 1, 2, 3 once each; the run marked running once (not again after continue-as-new)
-    expect(env.ops('round').map((r) => [r.round, r.state])).toEqual([1, 2, 3].flatMap((n) => [[n, 'running'], [n, 'completed']]));
-    expect(env.ops('run').filter((r) => r.runId === runId).map((r) => r.state)).toEqual(['running', 'completed']);
+    expect(env.ops('round').map((r) => [r.round, r.state])).toEqual(
+      [1, 2, 3].flatMap((n) => [
+        [n, 'running'],
+        [n, 'completed'],
+      ]),
+    );
+    expect(
+      env
+        .ops('run')
+        .filter((r) => r.runId === runId)
+        .map((r) => r.state),
+    ).toEqual(['running', 'completed']);
 
     // the execution chain: first → continued-as-new → continued-as-new → completed, one round each
     const latest = await client.workflow.getHandle<typeof runWorkflow>(runId).describe();
     const firstRunId = latest.raw.workflowExecutionInfo!.firstRunId!;
     expect(firstRunId).toBeTruthy();
     const chain: Array<{ runId: string; stages: string[]; resume?: { round: number; model: string; best: { round: number } } }> = [];
-    for (let id: string | undefined = firstRunId; id; ) {
+    for (let id: string | undefined = firstRunId; id;) {
       const history: Awaited<ReturnType<WorkflowHandle['fetchHistory']>> = await client.workflow.getHandle(runId, id).fetchHistory();
       const events = history.events!;
       const started = events[0].workflowExecutionStartedEventAttributes!;
       const input = JSON.parse(Buffer.from(started.input!.payloads![0].data!).toString('utf8'));
       chain.push({
         runId: id,
-        stages: events.flatMap((e) => (e.activityTaskScheduledEventAttributes && e.activityTaskScheduledEventAttributes.taskQueue!.name === env.queues.cpu ? [e.activityTaskScheduledEventAttributes.activityType!.name!] : [])),
+        stages: events.flatMap((e) =>
+          e.activityTaskScheduledEventAttributes && e.activityTaskScheduledEventAttributes.taskQueue!.name === env.queues.cpu
+            ? [e.activityTaskScheduledEventAttributes.activityType!.name!]
+            : [],
+        ),
         resume: input.resume,
       });
       id = events.at(-1)!.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
@@ -311,9 +334,19 @@ describe('campaign workflow (stubbed activities): pause and resume', () => {
       expect(env.calls().map((c) => c.name)).toEqual(['baseline', ...FULL_ROUND]);
       expect(env.calls('finetune')).toHaveLength(1);
       expect(env.calls('finetune')[0].attempt).toBe(1);
-      expect(env.ops('run').filter((r) => r.runId === runId).map((r) => r.state)).toEqual(['running', 'paused', 'running', 'completed']);
+      expect(
+        env
+          .ops('run')
+          .filter((r) => r.runId === runId)
+          .map((r) => r.state),
+      ).toEqual(['running', 'paused', 'running', 'completed']);
       expect(env.ops('campaign').map((c) => c.state)).toEqual(['running', 'paused', 'running', 'completed']);
-      expect(env.ops('event').filter((e) => e.kind === 'paused' || e.kind === 'running').map((e) => e.kind)).toEqual(['paused', 'running']);
+      expect(
+        env
+          .ops('event')
+          .filter((e) => e.kind === 'paused' || e.kind === 'running')
+          .map((e) => e.kind),
+      ).toEqual(['paused', 'running']);
 
       // in the ordered log, no stage call or stage "running" falls between the run's paused and running
       const iPaused = env.log.findIndex((e) => e.kind === 'record' && e.op.op === 'run' && e.op.state === 'paused');
@@ -354,7 +387,12 @@ describe('campaign workflow (stubbed activities): pause and resume', () => {
       await handle.signal(resumeSignal);
       await result;
       expect(env.calls().map((c) => c.name)).toEqual(['baseline', ...FULL_ROUND]);
-      expect(env.ops('run').filter((r) => r.runId === runId).map((r) => r.state)).toEqual(['running', 'paused', 'running', 'completed']);
+      expect(
+        env
+          .ops('run')
+          .filter((r) => r.runId === runId)
+          .map((r) => r.state),
+      ).toEqual(['running', 'paused', 'running', 'completed']);
     } finally {
       release();
     }
@@ -396,7 +434,12 @@ describe('run workflow (stubbed activities): pause across continue-as-new', () =
       const out = (await result) as Awaited<ReturnType<typeof campaignWorkflow>>;
       expect(out.runs[0].roundsCompleted).toBe(2);
       expect(stagesOfRound(env, 2)).toEqual(FULL_ROUND);
-      expect(env.ops('run').filter((r) => r.runId === runId).map((r) => r.state)).toEqual(['running', 'paused', 'running', 'completed']);
+      expect(
+        env
+          .ops('run')
+          .filter((r) => r.runId === runId)
+          .map((r) => r.state),
+      ).toEqual(['running', 'paused', 'running', 'completed']);
     } finally {
       release();
     }
@@ -428,7 +471,12 @@ describe('campaign workflow (stubbed activities): bad input', () => {
 
     expect(env.calls('prune').map((c) => c.attempt)).toEqual([1]);
     expect(env.calls().map((c) => c.name)).toEqual(['baseline', 'score', 'prune']);
-    expect(env.ops('stage').filter((s) => s.stage === 'prune').map((s) => [s.state, s.error])).toEqual([
+    expect(
+      env
+        .ops('stage')
+        .filter((s) => s.stage === 'prune')
+        .map((s) => [s.state, s.error]),
+    ).toEqual([
       ['running', undefined],
       ['failed', MESSAGE],
     ]);

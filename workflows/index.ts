@@ -23,7 +23,18 @@ import {
 import type { BaselineResult, ComputeActivities, StageResult, StoreActivities } from '../activities';
 import { measureOf } from '../campaign/target';
 import type { CampaignSpec } from '../campaign/schema';
-import { baselineRunId as baselineRunIdOf, normaliseQueues, objectiveJ, objectiveValues, runIdOf, targetQueue, type RoundStage, type State, type TaskQueues, type Weights } from '../core';
+import {
+  baselineRunId as baselineRunIdOf,
+  normaliseQueues,
+  objectiveJ,
+  objectiveValues,
+  runIdOf,
+  targetQueue,
+  type RoundStage,
+  type State,
+  type TaskQueues,
+  type Weights,
+} from '../core';
 import type { RecordOp } from '../db/types';
 
 export const pauseSignal = defineSignal('pause');
@@ -92,7 +103,9 @@ function computeActivities(spec: CampaignSpec, queues: TaskQueues) {
   });
   // measured on the device: the stage waits on the target's queue for a worker started there
   const onDevice = measureOf(spec.target) === 'worker';
-  const hw = onDevice ? proxyActivities<ComputeActivities>({ taskQueue: targetQueue(queues, spec.target.name), startToCloseTimeout: '20 minutes', heartbeatTimeout, retry }) : short;
+  const hw = onDevice
+    ? proxyActivities<ComputeActivities>({ taskQueue: targetQueue(queues, spec.target.name), startToCloseTimeout: '20 minutes', heartbeatTimeout, retry })
+    : short;
   return {
     baseline: long.baseline,
     score: short.score,
@@ -111,7 +124,6 @@ const errorText = (e: unknown): string => {
   while ((err instanceof ActivityFailure || err instanceof ChildWorkflowFailure) && err.cause) err = err.cause as Error;
   return err?.message ?? String(e);
 };
-
 
 // ------------------------------------------------------------------------------- campaign
 
@@ -145,7 +157,13 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ 
       const state: State = mirrored ? 'paused' : 'running';
       await store.record([
         { op: 'campaign', campaignId, state },
-        { op: 'event', campaignId, key: `${campaignId}/${state}/${workflowInfo().historyLength}`, kind: state, message: `campaign ${mirrored ? 'paused' : 'resumed'}` },
+        {
+          op: 'event',
+          campaignId,
+          key: `${campaignId}/${state}/${workflowInfo().historyLength}`,
+          kind: state,
+          message: `campaign ${mirrored ? 'paused' : 'resumed'}`,
+        },
       ]);
     }
   })().catch(() => undefined);
@@ -156,7 +174,13 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ 
       { op: 'campaign', campaignId, state: 'running' },
       { op: 'run', campaignId, runId: baselineRunId, k: 0, kind: 'baseline', weights: null, state: 'running' },
       { op: 'stage', runId: baselineRunId, round: 0, stage: 'baseline', state: 'running', taskQueue: queues.cpu },
-      { op: 'event', campaignId, key: `${campaignId}/started`, kind: 'started', message: `campaign ${campaignId} started: ${spec.weights.length} runs × ${spec.pruning.rounds} rounds` },
+      {
+        op: 'event',
+        campaignId,
+        key: `${campaignId}/started`,
+        kind: 'started',
+        message: `campaign ${campaignId} started: ${spec.weights.length} runs × ${spec.pruning.rounds} rounds`,
+      },
     ]);
     let base: BaselineResult;
     try {
@@ -202,7 +226,18 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ 
       children.push(
         await startChild(runWorkflow, {
           workflowId: runIdOf(campaignId, k),
-          args: [{ campaignId, runId: runIdOf(campaignId, k), k, spec, queues, weights, baseline: { model: base.model, metrics: base.metrics }, startPaused: progress.paused }],
+          args: [
+            {
+              campaignId,
+              runId: runIdOf(campaignId, k),
+              k,
+              spec,
+              queues,
+              weights,
+              baseline: { model: base.model, metrics: base.metrics },
+              startPaused: progress.paused,
+            },
+          ],
         }),
       );
     }
@@ -281,7 +316,16 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
       if (!isCancellation(e)) {
         await recordAlways([
           { op: 'stage', runId, round, stage: name, state: 'failed', error: errorText(e) },
-          { op: 'event', campaignId, key: `${runId}/r${round}/${name}/failed`, runId, round, stage: name, kind: 'stage-failed', message: `run-${k} round ${round} ${name} failed: ${errorText(e)}` },
+          {
+            op: 'event',
+            campaignId,
+            key: `${runId}/r${round}/${name}/failed`,
+            runId,
+            round,
+            stage: name,
+            kind: 'stage-failed',
+            message: `run-${k} round ${round} ${name} failed: ${errorText(e)}`,
+          },
         ]);
       }
       throw e;
@@ -331,14 +375,24 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
       const base = { campaignId, runId, round, spec };
 
       const scored = await stage('score', round, () => compute.score({ ...base, model: state.model }));
-      const pruned = await stage('prune', round, () => compute.prune({ ...base, model: state.model, scores: scored.scores, weights, objectiveBase: baseValues }));
+      const pruned = await stage('prune', round, () =>
+        compute.prune({ ...base, model: state.model, scores: scored.scores, weights, objectiveBase: baseValues }),
+      );
       const tuned = await stage('finetune', round, () => compute.finetune({ ...base, model: pruned.model! }));
       const val = await stage('validate', round, () => compute.validate({ ...base, model: tuned.model!, baselineValAccuracy: baseline.metrics.valAccuracy }));
       if (!val.ok) {
         stoppedBy = `round ${round} rolled back: ${val.reason}`;
         await store.record([
           { op: 'round', runId, round, state: 'cancelled' },
-          { op: 'event', campaignId, key: `${runId}/r${round}/rollback`, runId, round, kind: 'rollback', message: `run-${k} ${stoppedBy}; the run keeps round ${state.best.round}` },
+          {
+            op: 'event',
+            campaignId,
+            key: `${runId}/r${round}/rollback`,
+            runId,
+            round,
+            kind: 'rollback',
+            message: `run-${k} ${stoppedBy}; the run keeps round ${state.best.round}`,
+          },
         ]);
         break;
       }
@@ -348,7 +402,11 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
       const useInt8 = !!int8 && (val.metrics.accuracy - int8.metrics.int8Accuracy) * 100 <= 0.5;
       const hw = await stage('hardware-adapt', round, () => compute.hardwareAdapt({ ...base, model: tuned.model!, int8Model: int8?.model, useInt8 }));
       const deployedBytes = useInt8 ? int8!.metrics.int8Bytes : pruned.metrics.bytes;
-      const j = objectiveJ(weights, objectiveValues({ ...val.metrics, ...hw.metrics }, deployedBytes, baseline.metrics.latencyMs, baseline.metrics.energyJEstimated), baseValues);
+      const j = objectiveJ(
+        weights,
+        objectiveValues({ ...val.metrics, ...hw.metrics }, deployedBytes, baseline.metrics.latencyMs, baseline.metrics.energyJEstimated),
+        baseValues,
+      );
       state.model = tuned.model!;
       if (j < state.best.objective) state.best = { round, model: tuned.model!, objective: j };
       await store.record([
@@ -359,7 +417,14 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
     progress.state = 'completed';
     await store.record([
       runOp('completed'),
-      { op: 'event', campaignId, key: `${runId}/completed`, runId, kind: 'run-completed', message: `run-${k} completed: best round ${state.best.round}, J = ${state.best.objective.toFixed(4)}` },
+      {
+        op: 'event',
+        campaignId,
+        key: `${runId}/completed`,
+        runId,
+        kind: 'run-completed',
+        message: `run-${k} completed: best round ${state.best.round}, J = ${state.best.objective.toFixed(4)}`,
+      },
     ]);
     return { runId, roundsCompleted: state.round - 1, best: state.best, stoppedBy };
   } catch (e) {

@@ -22,7 +22,9 @@
     try {
       if (t === 'system') localStorage.removeItem('prunewise-theme');
       else localStorage.setItem('prunewise-theme', t);
-    } catch (e) { /* storage blocked */ }
+    } catch (e) {
+      /* storage blocked */
+    }
     labelTheme();
     rebuildCharts();
   }
@@ -39,11 +41,16 @@
   labelTheme();
   if (window.matchMedia) {
     var mq = window.matchMedia('(prefers-color-scheme: dark)');
-    if (mq.addEventListener) mq.addEventListener('change', function () { if (currentTheme() === 'system') rebuildCharts(); });
+    if (mq.addEventListener)
+      mq.addEventListener('change', function () {
+        if (currentTheme() === 'system') rebuildCharts();
+      });
   }
 
   // ------------------------------------------------------------ charts
-  function css(name) { return getComputedStyle(root).getPropertyValue(name).trim(); }
+  function css(name) {
+    return getComputedStyle(root).getPropertyValue(name).trim();
+  }
   function chartOn(el, build) {
     if (!el || !window.echarts) return;
     var entry = { el: el, build: build, chart: null };
@@ -55,8 +62,14 @@
     entry.chart = window.echarts.init(entry.el, isDark() ? 'dark' : null, { renderer: 'canvas' });
     entry.build(entry.chart);
   }
-  function rebuildCharts() { charts.forEach(renderChart); }
-  window.addEventListener('resize', function () { charts.forEach(function (c) { if (c.chart) c.chart.resize(); }); });
+  function rebuildCharts() {
+    charts.forEach(renderChart);
+  }
+  window.addEventListener('resize', function () {
+    charts.forEach(function (c) {
+      if (c.chart) c.chart.resize();
+    });
+  });
   function baseOption() {
     return { backgroundColor: 'transparent', textStyle: { color: css('--fg') }, animation: false };
   }
@@ -64,7 +77,9 @@
     var el = document.getElementById(id);
     return el ? JSON.parse(el.textContent) : null;
   }
-  function fmt(v, d) { return typeof v === 'number' && isFinite(v) ? v.toFixed(d) : '—'; }
+  function fmt(v, d) {
+    return typeof v === 'number' && isFinite(v) ? v.toFixed(d) : '—';
+  }
 
   // ------------------------------------------------------------ live updates
   function live() {
@@ -73,9 +88,18 @@
     var es = new EventSource('/events');
     var pending = false;
     var last = 0;
-    function mark(s, text) { if (state) { state.setAttribute('data-state', s); state.textContent = text; } }
-    es.addEventListener('hello', function () { mark('live', 'live'); });
-    es.addEventListener('error', function () { mark('off', 'reconnecting…'); });
+    function mark(s, text) {
+      if (state) {
+        state.setAttribute('data-state', s);
+        state.textContent = text;
+      }
+    }
+    es.addEventListener('hello', function () {
+      mark('live', 'live');
+    });
+    es.addEventListener('error', function () {
+      mark('off', 'reconnecting…');
+    });
     es.addEventListener('change', function () {
       if (pending) return;
       pending = true;
@@ -85,7 +109,9 @@
     function refresh() {
       last = Date.now();
       fetch(location.href, { headers: { Accept: 'text/html' } })
-        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (r) {
+          return r.ok ? r.text() : null;
+        })
         .then(function (html) {
           pending = false;
           if (!html) return;
@@ -97,7 +123,9 @@
           document.dispatchEvent(new CustomEvent('prunewise:updated'));
           mark('live', 'live · updated ' + new Date().toLocaleTimeString());
         })
-        .catch(function () { pending = false; });
+        .catch(function () {
+          pending = false;
+        });
     }
   }
 
@@ -109,47 +137,118 @@
     if (!el) return;
     var params = new URLSearchParams(location.search);
     var sel = { x: document.getElementById('x-axis'), y: document.getElementById('y-axis'), colour: document.getElementById('colour-by') };
-    ['x', 'y', 'colour'].forEach(function (k) { if (params.get(k) && sel[k].querySelector('option[value="' + CSS.escape(params.get(k)) + '"]')) sel[k].value = params.get(k); });
+    ['x', 'y', 'colour'].forEach(function (k) {
+      if (params.get(k) && sel[k].querySelector('option[value="' + CSS.escape(params.get(k)) + '"]')) sel[k].value = params.get(k);
+    });
     var data = null;
     function load() {
-      return fetch(el.getAttribute('data-src')).then(function (r) { return r.json(); }).then(function (d) { data = d; });
+      return fetch(el.getAttribute('data-src'))
+        .then(function (r) {
+          return r.json();
+        })
+        .then(function (d) {
+          data = d;
+        });
     }
-    function idx(name) { return data.fields.indexOf(name); }
+    function idx(name) {
+      return data.fields.indexOf(name);
+    }
     function front(points, xi, yi, xmax, ymax) {
       // the 2-D front (both minimised, or maximised where marked), as the corners of a step line
-      var sx = xmax ? -1 : 1, sy = ymax ? -1 : 1;
-      var s = points.filter(function (p) { return p[xi] !== null && p[yi] !== null; }).slice().sort(function (a, b) { return sx * (a[xi] - b[xi]) || sy * (a[yi] - b[yi]); });
-      var out = [], best = Infinity;
-      s.forEach(function (p) { if (sy * p[yi] < best) { best = sy * p[yi]; out.push(p); } });
+      var sx = xmax ? -1 : 1,
+        sy = ymax ? -1 : 1;
+      var s = points
+        .filter(function (p) {
+          return p[xi] !== null && p[yi] !== null;
+        })
+        .slice()
+        .sort(function (a, b) {
+          return sx * (a[xi] - b[xi]) || sy * (a[yi] - b[yi]);
+        });
+      var out = [],
+        best = Infinity;
+      s.forEach(function (p) {
+        if (sy * p[yi] < best) {
+          best = sy * p[yi];
+          out.push(p);
+        }
+      });
       return out;
     }
     function build(chart) {
       if (!data) return;
-      var x = sel.x.value, y = sel.y.value, colour = sel.colour.value;
-      var xi = idx(x), yi = idx(y), ki = idx('k'), ri = idx('round');
+      var x = sel.x.value,
+        y = sel.y.value,
+        colour = sel.colour.value;
+      var xi = idx(x),
+        yi = idx(y),
+        ki = idx('k'),
+        ri = idx('round');
       var pts = data.points;
       var f = front(pts, xi, yi, MAXIMISE[x], MAXIMISE[y]);
       var onFront = new Set(f);
-      var weightOf = function (p) { var w = data.weights[p[ki]]; return w ? w[colour] : null; };
-      var toItem = function (p) { return [p[xi], p[yi], weightOf(p) === null ? -1 : weightOf(p), p[ki], p[ri]]; };
-      var dominated = [], frontPts = [], base = [];
+      var weightOf = function (p) {
+        var w = data.weights[p[ki]];
+        return w ? w[colour] : null;
+      };
+      var toItem = function (p) {
+        return [p[xi], p[yi], weightOf(p) === null ? -1 : weightOf(p), p[ki], p[ri]];
+      };
+      var dominated = [],
+        frontPts = [],
+        base = [];
       pts.forEach(function (p) {
         if (p[ri] === 0 && p[ki] === 0) base.push(toItem(p));
         else (onFront.has(p) ? frontPts : dominated).push(toItem(p));
       });
       var opt = baseOption();
-      opt.tooltip = { trigger: 'item', formatter: function (it) {
-        var v = it.value;
-        return (v[3] === 0 ? 'baseline' : 'run-' + v[3] + ' round ' + v[4]) + '<br>' + LABELS[x] + ': ' + fmt(v[0], 5) + '<br>' + LABELS[y] + ': ' + fmt(v[1], 5);
-      } };
+      opt.tooltip = {
+        trigger: 'item',
+        formatter: function (it) {
+          var v = it.value;
+          return (
+            (v[3] === 0 ? 'baseline' : 'run-' + v[3] + ' round ' + v[4]) + '<br>' + LABELS[x] + ': ' + fmt(v[0], 5) + '<br>' + LABELS[y] + ': ' + fmt(v[1], 5)
+          );
+        },
+      };
       opt.grid = { left: 80, right: 120, top: 30, bottom: 60 };
       opt.xAxis = { type: 'value', name: LABELS[x], nameLocation: 'middle', nameGap: 32, scale: true, inverse: !!MAXIMISE[x] };
       opt.yAxis = { type: 'value', name: LABELS[y], scale: true, inverse: !!MAXIMISE[y] };
-      opt.visualMap = { type: 'continuous', min: 0, max: 1, dimension: 2, seriesIndex: [0, 1], calculable: false, right: 10, top: 'middle', text: [colour + ' weight 1', '0'], inRange: { color: ['#3b82f6', '#22c55e', '#f59e0b', '#ef4444'] } };
+      opt.visualMap = {
+        type: 'continuous',
+        min: 0,
+        max: 1,
+        dimension: 2,
+        seriesIndex: [0, 1],
+        calculable: false,
+        right: 10,
+        top: 'middle',
+        text: [colour + ' weight 1', '0'],
+        inRange: { color: ['#3b82f6', '#22c55e', '#f59e0b', '#ef4444'] },
+      };
       opt.series = [
-        { name: 'dominated', type: 'scatter', data: dominated, symbolSize: 5, itemStyle: { opacity: 0.25 }, large: dominated.length > 5000, largeThreshold: 5000 },
+        {
+          name: 'dominated',
+          type: 'scatter',
+          data: dominated,
+          symbolSize: 5,
+          itemStyle: { opacity: 0.25 },
+          large: dominated.length > 5000,
+          largeThreshold: 5000,
+        },
         { name: 'front', type: 'scatter', data: frontPts, symbolSize: 9, itemStyle: { opacity: 1, borderColor: css('--fg'), borderWidth: 1 }, z: 3 },
-        { name: 'front line', type: 'line', step: MAXIMISE[y] === MAXIMISE[x] ? 'end' : 'start', data: f.map(function (p) { return [p[xi], p[yi]]; }), symbol: 'none', lineStyle: { color: css('--fg'), width: 1.5 }, silent: true, z: 2 },
+        {
+          name: 'front line',
+          type: 'line',
+          step: MAXIMISE[y] === MAXIMISE[x] ? 'end' : 'start',
+          data: f.map(function (p) {
+            return [p[xi], p[yi]];
+          }),
+          symbol: 'none',
+          lineStyle: { color: css('--fg'), width: 1.5 },
+          silent: true,
+          z: 2,
+        },
         { name: 'baseline', type: 'scatter', data: base, symbol: 'diamond', symbolSize: 14, itemStyle: { color: css('--fg') }, z: 4 },
       ];
       chart.setOption(opt);
@@ -173,14 +272,22 @@
       tbody.textContent = '';
       f.forEach(function (p) {
         var tr = document.createElement('tr');
-        var k = p[idx('k')], r = p[idx('round')];
+        var k = p[idx('k')],
+          r = p[idx('round')];
         var td0 = document.createElement('td');
         var a = document.createElement('a');
         a.href = '/runs/' + (k === 0 && data.baselineRun ? data.baselineRun : data.runPrefix + k);
         a.textContent = k === 0 ? 'baseline' : 'run-' + k + ' round ' + r;
         td0.appendChild(a);
         tr.appendChild(td0);
-        [fmt(p[idx(x)], 5), fmt(p[idx(y)], 5), fmt(p[idx('accuracy')] * 100, 2) + ' %', fmt(p[idx('bytes')], 0), fmt(p[idx('latencyMs')], 3), fmt(p[idx('energyJ')], 9)].forEach(function (t) {
+        [
+          fmt(p[idx(x)], 5),
+          fmt(p[idx(y)], 5),
+          fmt(p[idx('accuracy')] * 100, 2) + ' %',
+          fmt(p[idx('bytes')], 0),
+          fmt(p[idx('latencyMs')], 3),
+          fmt(p[idx('energyJ')], 9),
+        ].forEach(function (t) {
           var td = document.createElement('td');
           td.textContent = t;
           tr.appendChild(td);
@@ -197,21 +304,31 @@
     Object.keys(sel).forEach(function (k) {
       sel[k].addEventListener('change', function () {
         var p = new URLSearchParams(location.search);
-        p.set('x', sel.x.value); p.set('y', sel.y.value); p.set('colour', sel.colour.value);
+        p.set('x', sel.x.value);
+        p.set('y', sel.y.value);
+        p.set('colour', sel.colour.value);
         history.replaceState(null, '', '?' + p.toString());
         if (entry) renderChart(entry);
       });
     });
-    document.addEventListener('prunewise:updated', function () { load().then(function () { if (entry) renderChart(entry); }); });
+    document.addEventListener('prunewise:updated', function () {
+      load().then(function () {
+        if (entry) renderChart(entry);
+      });
+    });
   }
 
   // ------------------------------------------------------------ parallel coordinates
   // dims: k, w_accuracy, w_size, w_latency, w_energy, accuracy, bytes, latency, energy
   var PAR = [
-    { dim: 1, name: 'w accuracy', col: 'w_accuracy' }, { dim: 2, name: 'w size', col: 'w_size' },
-    { dim: 3, name: 'w latency', col: 'w_latency' }, { dim: 4, name: 'w energy', col: 'w_energy' },
-    { dim: 5, name: 'test accuracy', col: 'accuracy' }, { dim: 6, name: 'size (bytes)', col: 'bytes', inverse: true },
-    { dim: 7, name: 'latency (ms)', col: 'latency', inverse: true }, { dim: 8, name: 'energy (J)', col: 'energy', inverse: true },
+    { dim: 1, name: 'w accuracy', col: 'w_accuracy' },
+    { dim: 2, name: 'w size', col: 'w_size' },
+    { dim: 3, name: 'w latency', col: 'w_latency' },
+    { dim: 4, name: 'w energy', col: 'w_energy' },
+    { dim: 5, name: 'test accuracy', col: 'accuracy' },
+    { dim: 6, name: 'size (bytes)', col: 'bytes', inverse: true },
+    { dim: 7, name: 'latency (ms)', col: 'latency', inverse: true },
+    { dim: 8, name: 'energy (J)', col: 'energy', inverse: true },
   ];
   function parallel() {
     var el = document.getElementById('parallel-chart');
@@ -221,10 +338,28 @@
     function build(chart) {
       var opt = baseOption();
       opt.parallelAxis = PAR.map(function (a, i) {
-        return { id: 'ax-' + i, dim: a.dim, name: a.name, inverse: !!a.inverse, scale: a.dim >= 5, min: a.dim < 5 ? 0 : undefined, max: a.dim < 5 ? 1 : undefined, nameTextStyle: { color: css('--fg') } };
+        return {
+          id: 'ax-' + i,
+          dim: a.dim,
+          name: a.name,
+          inverse: !!a.inverse,
+          scale: a.dim >= 5,
+          min: a.dim < 5 ? 0 : undefined,
+          max: a.dim < 5 ? 1 : undefined,
+          nameTextStyle: { color: css('--fg') },
+        };
       });
       opt.parallel = { left: 60, right: 80, top: 50, bottom: 40, parallelAxisDefault: { areaSelectStyle: { width: 20 } } };
-      opt.series = [{ type: 'parallel', data: rows, lineStyle: { width: 1, opacity: rows.length > 2000 ? 0.15 : 0.5, color: css('--accent') }, inactiveStyle: { opacity: 0.04 }, progressive: 2000, smooth: false }];
+      opt.series = [
+        {
+          type: 'parallel',
+          data: rows,
+          lineStyle: { width: 1, opacity: rows.length > 2000 ? 0.15 : 0.5, color: css('--accent') },
+          inactiveStyle: { opacity: 0.04 },
+          progressive: 2000,
+          smooth: false,
+        },
+      ];
       chart.setOption(opt);
       chart.on('axisareaselected', function (e) {
         var i = Number(String(e.parallelAxisId).replace('ax-', ''));
@@ -236,7 +371,8 @@
       });
       // a shared link: show the URL's ranges on the axes again
       var f = new URLSearchParams(location.search).get('filter') || '';
-      var lo = {}, hi = {};
+      var lo = {},
+        hi = {};
       f.split(',').forEach(function (c) {
         var m = /^([a-z_]+)(>=|<=)(.+)$/.exec(c);
         if (m) (m[2] === '>=' ? lo : hi)[m[1]] = Number(m[3]);
@@ -247,10 +383,12 @@
       el.setAttribute('data-ready', '1');
     }
     function filterText() {
-      return Object.keys(ranges).map(function (col) {
-        var r = ranges[col];
-        return col + '>=' + Number(r[0].toPrecision(6)) + ',' + col + '<=' + Number(r[1].toPrecision(6));
-      }).join(',');
+      return Object.keys(ranges)
+        .map(function (col) {
+          var r = ranges[col];
+          return col + '>=' + Number(r[0].toPrecision(6)) + ',' + col + '<=' + Number(r[1].toPrecision(6));
+        })
+        .join(',');
     }
     var timer = null;
     function apply() {
@@ -258,7 +396,8 @@
       var label = document.getElementById('parallel-selection');
       if (label) label.textContent = f ? 'Selection: ' + f : 'No range selected.';
       var p = new URLSearchParams(location.search);
-      if (f) p.set('filter', f); else p.delete('filter');
+      if (f) p.set('filter', f);
+      else p.delete('filter');
       p.delete('after');
       history.replaceState(null, '', '?' + p.toString());
       var link = document.getElementById('parallel-link');
@@ -267,12 +406,16 @@
       if (input) input.value = f;
       clearTimeout(timer);
       timer = setTimeout(function () {
-        fetch(location.href).then(function (r) { return r.text(); }).then(function (html) {
-          var doc = new DOMParser().parseFromString(html, 'text/html');
-          var fresh = doc.getElementById('runs-part');
-          var part = document.getElementById('runs-part');
-          if (fresh && part) part.replaceWith(document.importNode(fresh, true));
-        });
+        fetch(location.href)
+          .then(function (r) {
+            return r.text();
+          })
+          .then(function (html) {
+            var doc = new DOMParser().parseFromString(html, 'text/html');
+            var fresh = doc.getElementById('runs-part');
+            var part = document.getElementById('runs-part');
+            if (fresh && part) part.replaceWith(document.importNode(fresh, true));
+          });
       }, 250);
     }
     chartOn(el, build);
@@ -291,7 +434,18 @@
         opt.xAxis = { type: 'value', name: xName, nameLocation: 'middle', nameGap: 30, scale: true };
         opt.yAxis = { type: 'value', name: 'test accuracy (%)', scale: true };
         opt.series = d.curves.map(function (c) {
-          return { name: c.label, type: 'line', data: c.rows.filter(function (r) { return r[xKey] !== null && r.accuracy !== null; }).map(function (r) { return [r[xKey], r.accuracy * 100, r.round]; }), symbolSize: 7 };
+          return {
+            name: c.label,
+            type: 'line',
+            data: c.rows
+              .filter(function (r) {
+                return r[xKey] !== null && r.accuracy !== null;
+              })
+              .map(function (r) {
+                return [r[xKey], r.accuracy * 100, r.round];
+              }),
+            symbolSize: 7,
+          };
         });
         chart.setOption(opt);
       };
@@ -304,20 +458,58 @@
   function run() {
     var roundsEl = document.getElementById('run-rounds-chart');
     if (!roundsEl) return;
-    function data() { return readJson('run-data') || { rounds: [], series: [] }; }
+    function data() {
+      return readJson('run-data') || { rounds: [], series: [] };
+    }
     chartOn(roundsEl, function (chart) {
       var d = data();
       var opt = baseOption();
       opt.tooltip = { trigger: 'axis' };
       opt.legend = { top: 0, textStyle: { color: css('--fg') } };
       opt.grid = { left: 60, right: 60, top: 40, bottom: 40 };
-      opt.xAxis = { type: 'category', name: 'round', data: d.rounds.map(function (r) { return String(r.round); }) };
-      opt.yAxis = [{ type: 'value', name: 'test acc %', scale: true }, { type: 'value', name: '× baseline', scale: true }];
+      opt.xAxis = {
+        type: 'category',
+        name: 'round',
+        data: d.rounds.map(function (r) {
+          return String(r.round);
+        }),
+      };
+      opt.yAxis = [
+        { type: 'value', name: 'test acc %', scale: true },
+        { type: 'value', name: '× baseline', scale: true },
+      ];
       opt.series = [
-        { name: 'test accuracy', type: 'line', data: d.rounds.map(function (r) { return r.accuracy === null ? null : +(r.accuracy * 100).toFixed(2); }) },
-        { name: 'size ×', type: 'line', yAxisIndex: 1, data: d.rounds.map(function (r) { return r.sizeX; }) },
-        { name: 'latency ×', type: 'line', yAxisIndex: 1, data: d.rounds.map(function (r) { return r.latencyX; }) },
-        { name: 'energy ×', type: 'line', yAxisIndex: 1, data: d.rounds.map(function (r) { return r.energyX; }) },
+        {
+          name: 'test accuracy',
+          type: 'line',
+          data: d.rounds.map(function (r) {
+            return r.accuracy === null ? null : +(r.accuracy * 100).toFixed(2);
+          }),
+        },
+        {
+          name: 'size ×',
+          type: 'line',
+          yAxisIndex: 1,
+          data: d.rounds.map(function (r) {
+            return r.sizeX;
+          }),
+        },
+        {
+          name: 'latency ×',
+          type: 'line',
+          yAxisIndex: 1,
+          data: d.rounds.map(function (r) {
+            return r.latencyX;
+          }),
+        },
+        {
+          name: 'energy ×',
+          type: 'line',
+          yAxisIndex: 1,
+          data: d.rounds.map(function (r) {
+            return r.energyX;
+          }),
+        },
       ];
       chart.setOption(opt);
     });
@@ -329,15 +521,23 @@
       opt.grid = { left: 60, right: 20, top: 40, bottom: 40 };
       opt.xAxis = { type: 'value', name: 'step (epoch)', minInterval: 1 };
       opt.yAxis = { type: 'value', name: 'value', scale: true };
-      opt.series = d.series.map(function (s) { return { name: 'round ' + s.round + ' ' + s.key, type: 'line', data: s.points }; });
-      if (!d.series.length) opt.title = { text: 'no per-step series recorded', left: 'center', top: 'middle', textStyle: { color: css('--muted'), fontSize: 13 } };
+      opt.series = d.series.map(function (s) {
+        return { name: 'round ' + s.round + ' ' + s.key, type: 'line', data: s.points };
+      });
+      if (!d.series.length)
+        opt.title = { text: 'no per-step series recorded', left: 'center', top: 'middle', textStyle: { color: css('--muted'), fontSize: 13 } };
       chart.setOption(opt);
     });
     document.addEventListener('prunewise:updated', rebuildCharts);
   }
 
   live();
-  function start() { tradeoff(); parallel(); compare(); run(); }
+  function start() {
+    tradeoff();
+    parallel();
+    compare();
+    run();
+  }
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
   else start();
 })();

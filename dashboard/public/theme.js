@@ -3,5 +3,7 @@
   try {
     var t = localStorage.getItem('prunewise-theme');
     if (t === 'light' || t === 'dark') document.documentElement.setAttribute('data-theme', t);
-  } catch (e) { /* storage blocked: follow the OS */ }
+  } catch (e) {
+    /* storage blocked: follow the OS */
+  }
 })();
