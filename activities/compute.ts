@@ -191,6 +191,8 @@ export function createComputeActivities(home: string) {
           sensitivity,
           weights: input.weights,
           objectiveBase: input.objectiveBase,
+          ratioScale: input.ratioScale,
+          scheduleRound: input.scheduleRound,
           baselineFlops: async () => {
             const base = await art.loadModel(baselineModelDir(input.campaignId));
             try {

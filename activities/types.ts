@@ -14,6 +14,10 @@ export interface StageInput {
   /** the run's objective weights and the baseline's objective values (weight-driven allocation) */
   weights?: Weights;
   objectiveBase?: ObjectiveValues;
+  /** after rollbacks: remove only this share of what the pruning policy chose (default 1) */
+  ratioScale?: number;
+  /** which of the schedule's rounds this is (default `round`; retried rounds do not advance it) */
+  scheduleRound?: number;
 }
 
 export interface StageResult {

@@ -71,6 +71,13 @@ export const campaignSchema = z.strictObject({
   constraints: z
     .strictObject({
       maxAccuracyDrop: z.number().min(0).default(2).describe('points of validation accuracy a run may lose; a round past it is rolled back'),
+      rollbackRetries: z
+        .number()
+        .int()
+        .min(0)
+        .max(10)
+        .default(2)
+        .describe('a rolled-back round is retried with half the ratio its policy chose, at most this many times in a row; then the run stops'),
       maxLatencyMs: z.number().positive().optional().describe('a model slower than this (at target.batchSize) is rejected: never recommended'),
       maxBytes: z.number().int().positive().optional().describe('a model whose deployed weight files exceed this is rejected: never recommended'),
     })

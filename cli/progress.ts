@@ -106,7 +106,7 @@ export function formatStatus(s: CampaignStatus): string {
         )
         .join(', ');
       lines.push(
-        `    round ${rd.round} ${rd.state}: acc ${pct(m.accuracy)}, params ${num(m.params)}, FLOPs ${num(m.flops)}, ${num(m.bytes)} bytes` +
+        `    round ${rd.round} ${rd.note ?? rd.state}: acc ${pct(m.accuracy)}, params ${num(m.params)}, FLOPs ${num(m.flops)}, ${num(m.bytes)} bytes` +
           `${m.int8Bytes !== undefined ? ` (int8 ${num(m.int8Bytes)}, acc ${pct(m.int8Accuracy)})` : ''}, latency ${ms(m.latencyMs)}${m.speedup ? ` (${m.speedup.toFixed(2)}× vs baseline, ${m.latencyEstimated ? 'estimated: roofline' : 'side by side'})` : ''}` +
           `${rd.objective !== null ? `, J ${rd.objective.toFixed(4)}` : ''}`,
       );

@@ -19,6 +19,7 @@ export const METRICS = {
   sensitivityTrials: 'per-group sensitivity trials run, count',
   allocatedGroups: 'groups the weight-driven allocation pruned, count',
   estimatedDeltaJ: 'ΔJ(w) the allocation estimated for the round (estimate, before fine-tuning)',
+  ratioScale: 'share of what the pruning policy chose that a retried round removes (halved per rollback)',
   // finetune
   finetuneSteps: 'optimizer steps (batches) of fine-tuning, count',
   samplesPerSecond: 'training throughput, examples per second',

@@ -158,4 +158,8 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE pareto ADD COLUMN pending_full INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE pareto ADD COLUMN constraints_json TEXT NOT NULL DEFAULT '';
   `,
+  // 5: why a round ended as it did, for people: "rolled back (drop 3.10 pts > limit 2)"
+  `
+  ALTER TABLE rounds ADD COLUMN note TEXT;
+  `,
 ];

@@ -91,6 +91,8 @@ export interface CampaignStatus {
       round: number;
       state: State;
       objective: number | null;
+      /** why the round ended so, when it says (e.g. "rolled back (drop 3.10 pts > limit 2)") */
+      note?: string;
       stages: Record<string, StageStatus>;
       metrics: RoundMetrics;
     }>;
@@ -161,8 +163,15 @@ export function campaignStatus(db: Db, id: string): CampaignStatus | undefined {
       continue;
     }
     const rounds = new Map<number, CampaignStatus['runs'][number]['rounds'][number]>();
-    for (const rd of roundsQ.all(r.id) as Array<{ round: number; state: State; objective: number | null }>) {
-      rounds.set(rd.round, { round: rd.round, state: rd.state, objective: rd.objective, stages: {}, metrics: metrics.get(rd.round) ?? {} });
+    for (const rd of roundsQ.all(r.id) as Array<{ round: number; state: State; objective: number | null; note: string | null }>) {
+      rounds.set(rd.round, {
+        round: rd.round,
+        state: rd.state,
+        objective: rd.objective,
+        ...(rd.note ? { note: rd.note } : {}),
+        stages: {},
+        metrics: metrics.get(rd.round) ?? {},
+      });
     }
     for (const s of stageRows(r.id)) {
       let rd = rounds.get(s.round);

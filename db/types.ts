@@ -25,7 +25,14 @@ export type RecordOp =
       state: State;
       error?: string;
     }
-  | { op: 'round'; runId: string; round: number; state: State; objective?: number | null }
+  | {
+      op: 'round';
+      runId: string;
+      round: number;
+      state: State;
+      objective?: number | null;
+      /** why it ended so, for people (e.g. "rolled back (drop 3.10 pts > limit 2)") */ note?: string;
+    }
   | {
       op: 'stage';
       runId: string;

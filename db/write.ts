@@ -70,10 +70,10 @@ function applyOne(db: Db, op: RecordOp): void {
       return;
     case 'round':
       db.prepare(
-        `INSERT INTO rounds (run_id, round, state, objective, updated_at) VALUES (?, ?, ?, ?, ?)
+        `INSERT INTO rounds (run_id, round, state, objective, note, updated_at) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT(run_id, round) DO UPDATE SET state = excluded.state,
-           objective = COALESCE(excluded.objective, rounds.objective), updated_at = excluded.updated_at`,
-      ).run(op.runId, op.round, op.state, op.objective ?? null, at);
+           objective = COALESCE(excluded.objective, rounds.objective), note = COALESCE(excluded.note, rounds.note), updated_at = excluded.updated_at`,
+      ).run(op.runId, op.round, op.state, op.objective ?? null, op.note ?? null, at);
       return;
     case 'stage': {
       db.prepare(

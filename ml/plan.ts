@@ -39,6 +39,32 @@ function topIndices(scores: number[], n: number): number[] {
     .sort((a, b) => a - b);
 }
 
+/**
+ * The same plan removing `scale` (0–1) of what it removed in each group: a group that lost r
+ * channels loses ⌊r·scale⌋, the highest-scoring removed channels coming back first (with
+ * roundTo respected, never past the group's size). Used when a round is retried after a rollback.
+ */
+export function scalePlan(graph: Graph, scores: Record<string, number[]>, plan: KeepPlan, scale: number, o: PlanOptions): KeepPlan {
+  if (scale >= 1) return plan;
+  const out: KeepPlan = {};
+  for (const [name, keep] of Object.entries(plan)) {
+    const size = graph.groupByName(name)!.size;
+    let n = size - Math.floor((size - keep.length) * scale);
+    const r = o.roundTo ?? 1;
+    if (r > 1) n = Math.min(size, Math.ceil(n / r) * r);
+    if (n >= size) continue;
+    const kept = new Set(keep);
+    const back = scores[name]
+      .map((v, i) => ({ v, i }))
+      .filter((c) => !kept.has(c.i))
+      .sort((a, b) => b.v - a.v || a.i - b.i)
+      .slice(0, n - keep.length)
+      .map((c) => c.i);
+    out[name] = [...keep, ...back].sort((a, b) => a - b);
+  }
+  return out;
+}
+
 /** Removes `ratio` of every group's channels (the lowest scores). */
 export function planLocal(graph: Graph, scores: Record<string, number[]>, ratio: number, o: PlanOptions): KeepPlan {
   const plan: KeepPlan = {};

@@ -8,7 +8,7 @@ import { allocate, type Sensitivity } from './allocate';
 import type { Criterion } from './catalog';
 import { modelCost } from './cost';
 import type { Graph } from './graph';
-import { planForFlops, planGlobal, planLocal, scheduledReduction, type PlanOptions } from './plan';
+import { planForFlops, planGlobal, planLocal, scalePlan, scheduledReduction, type PlanOptions } from './plan';
 import type { KeepPlan } from './prune';
 
 /** The pruning section of a campaign file, as the pruner step reads it. */
@@ -59,10 +59,24 @@ export interface RoundContext {
   objectiveBase?: ObjectiveValues;
   /** FLOPs per example of the campaign's baseline (FLOPs schedules speak of it); called only when needed */
   baselineFlops: () => Promise<number>;
+  /** which of the schedule's rounds this is (1-based; default `round`): rounds rolled back and retried do not advance it */
+  scheduleRound?: number;
+  /** after rollbacks: remove only this share (0–1] of what the policy chose (default 1) */
+  ratioScale?: number;
 }
 
-/** Chooses which channels this round keeps, per the campaign's pruning policy. */
+/**
+ * Chooses which channels this round keeps, per the campaign's pruning policy; after a rollback,
+ * `ratioScale` halves (per retry) what the policy chose to remove.
+ */
 export async function planRound(p: PruningPolicy, c: RoundContext): Promise<RoundPlan> {
+  const chosen = await choosePlan(p, c);
+  const scale = c.ratioScale ?? 1;
+  if (scale >= 1) return chosen;
+  return { ...chosen, plan: scalePlan(c.graph, c.scores, chosen.plan, scale, planOptions(p)), metrics: { ...chosen.metrics, ratioScale: scale } };
+}
+
+async function choosePlan(p: PruningPolicy, c: RoundContext): Promise<RoundPlan> {
   const opts = planOptions(p);
   if (c.sensitivity && c.weights && c.objectiveBase) {
     // weight-driven: each group loses what lowers this run's J(w) most (estimated from the sensitivity trials)
@@ -85,6 +99,9 @@ export async function planRound(p: PruningPolicy, c: RoundContext): Promise<Roun
     return { plan, metrics: {} };
   }
   // the schedule speaks of the baseline's FLOPs: translate to a fraction of this model's
-  const goal = 1 - (1 - scheduledReduction(p.schedule, p.targetFlopsReduction!, c.round, p.rounds)) * ((await c.baselineFlops()) / modelCost(c.model).flops);
+  const goal =
+    1 -
+    (1 - scheduledReduction(p.schedule, p.targetFlopsReduction!, c.scheduleRound ?? c.round, p.rounds)) *
+      ((await c.baselineFlops()) / modelCost(c.model).flops);
   return { plan: goal > 0 ? (await planForFlops(c.model, c.graph, c.scores, goal, p.scope, opts)).plan : {}, metrics: {} };
 }

@@ -141,9 +141,11 @@ describe('a campaign end to end through the CLI', () => {
     for (const [i, history] of histories.entries()) {
       await Worker.runReplayHistory({ workflowBundle: bundle }, history, ids[i]);
     }
-    if (process.env.PRUNEWISE_RECORD_FIXTURES) {
+    // PRUNEWISE_RECORD_FIXTURES=<tag> adds histories of this version (history-<tag>-*.json); older ones stay and keep replaying
+    const tag = process.env.PRUNEWISE_RECORD_FIXTURES;
+    if (tag) {
       fs.mkdirSync(FIXTURES, { recursive: true });
-      histories.forEach((h, i) => fs.writeFileSync(path.join(FIXTURES, `history-${i === 0 ? 'campaign' : `run-${i}`}.json`), historyToJSON(h)));
+      histories.forEach((h, i) => fs.writeFileSync(path.join(FIXTURES, `history-${tag}-${i === 0 ? 'campaign' : `run-${i}`}.json`), historyToJSON(h)));
     }
     await connection.close();
 

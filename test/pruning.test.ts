@@ -12,6 +12,7 @@ import {
   planForFlops,
   planGlobal,
   planLocal,
+  scalePlan,
   pruneModel,
   scheduledReduction,
   scoreGroups,
@@ -171,6 +172,28 @@ describe('importance criteria and plans', () => {
     const removed = graph.groups.reduce((a, g) => a + g.size - (global[g.name]?.length ?? g.size), 0);
     expect(removed).toBe(40);
     expect(new Set(Object.values(global).map((k) => k.length)).size).toBeGreaterThan(1); // not uniform
+  });
+
+  it('a retried round removes half of what its plan removed: the best-scored removed channels come back first, roundTo kept', () => {
+    const model = buildZooModel('vgg-small', 1, SHAPE, 10);
+    const graph = analyze(model);
+    const scores = scoreGroups(model, 'l2', { seed: 1 }, graph);
+    const plan = planGlobal(graph, scores, 40, { minUnits: 1 });
+    const half = scalePlan(graph, scores, plan, 0.5, { minUnits: 1 });
+    for (const [name, keep] of Object.entries(plan)) {
+      const size = graph.groupByName(name)!.size;
+      const removed = size - keep.length;
+      const kept = half[name] ?? [...Array(size).keys()];
+      expect(size - kept.length).toBe(Math.floor(removed / 2));
+      expect(keep.every((i) => kept.includes(i))).toBe(true); // only adds channels back
+      const back = kept.filter((i) => !keep.includes(i));
+      const stillOut = [...Array(size).keys()].filter((i) => !kept.includes(i));
+      if (back.length && stillOut.length)
+        expect(Math.min(...back.map((i) => scores[name][i]))).toBeGreaterThanOrEqual(Math.max(...stillOut.map((i) => scores[name][i])));
+    }
+    expect(scalePlan(graph, scores, plan, 1, { minUnits: 1 })).toBe(plan);
+    const rounded = scalePlan(graph, scores, planLocal(graph, scores, 0.5, { minUnits: 4, roundTo: 8 }), 0.5, { minUnits: 4, roundTo: 8 });
+    for (const kept of Object.values(rounded)) expect(kept.length % 8).toBe(0);
   });
 
   it('planForFlops reaches a FLOPs target (local and global) and schedules follow their curves', async () => {

@@ -1,6 +1,6 @@
 // Campaigns in flight must survive upgrades: histories recorded with an earlier version of the
 // workflow code replay against today's bundle. A change that alters the commands a workflow
-// issues must go behind patched() or this fails. (Fixtures: PRUNEWISE_RECORD_FIXTURES=1 npm test.)
+// issues must go behind patched() or this fails. (Fixtures: PRUNEWISE_RECORD_FIXTURES=<tag> npx vitest run test/campaign.e2e.test.ts adds history-<tag>-*.json.)
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -161,44 +161,99 @@ const FULL_ROUND = ['score', 'prune', 'finetune', 'validate', 'quantize', 'hardw
 
 // ------------------------------------------------------------------------------- tests
 
-describe('campaign workflow (stubbed activities): rollback', () => {
-  it('validate !ok in round 2: round 2 cancelled with a rollback event, no quantize/hardware-adapt for it, no round 3, the run keeps round 1', async () => {
-    const env = await stubbedEnv({
-      validate: (i) =>
-        i.round === 2
-          ? { ok: false, reason: 'validation accuracy dropped 5.00 points (max 2)', metrics: { accuracy: 0.93, valAccuracy: 0.93 } }
-          : defaultStubs.validate(i),
-    });
+describe('campaign workflow (stubbed activities): rollback and retry with half the ratio', () => {
+  const dropped = { ok: false, reason: 'validation accuracy dropped 5.00 points (max 2)', metrics: { accuracy: 0.93, valAccuracy: 0.93, accuracyDrop: 5 } };
+  const lastRunOp = (env: Env, runId: string) =>
+    env
+      .ops('run')
+      .filter((r) => r.runId === runId)
+      .at(-1)!;
+
+  it('round 2 breaks the limit: labelled and kept, retried as round 3 with half the ratio (same schedule round), then the run goes on at the full ratio', async () => {
+    // the full ratio breaks the limit in the schedule's round 2; half of it fits
+    const env = await stubbedEnv({ validate: (i) => (i.round === 2 ? dropped : defaultStubs.validate(i)) });
     const { runId, result } = env.start(specOf({ pruning: { rounds: 3 } }));
     const out = (await result) as Awaited<ReturnType<typeof campaignWorkflow>>;
 
     expect(stagesOfRound(env, 1)).toEqual(FULL_ROUND);
     expect(stagesOfRound(env, 2)).toEqual(['score', 'prune', 'finetune', 'validate']);
-    expect(stagesOfRound(env, 3)).toEqual([]);
-    expect(env.ops('stage').filter((s) => s.round === 2 && (s.stage === 'quantize' || s.stage === 'hardware-adapt'))).toEqual([]);
+    expect(stagesOfRound(env, 3)).toEqual(FULL_ROUND);
+    expect(stagesOfRound(env, 4)).toEqual(FULL_ROUND);
+    expect(stagesOfRound(env, 5)).toEqual([]);
+    const prunes = env.calls('prune').map((c) => [c.input.round, c.input.ratioScale, c.input.scheduleRound]);
+    expect(prunes).toEqual([
+      [1, undefined, undefined],
+      [2, undefined, undefined],
+      [3, 0.5, 2],
+      [4, undefined, undefined],
+    ]);
+    // the retry starts from the same model the rolled-back round started from
+    const baselineModel = `${env.calls('baseline')[0].input.campaignId}/baseline/model`;
+    expect(env.calls('score').map((c) => c.input.model)).toEqual([baselineModel, `${runId}/r1/tuned`, `${runId}/r1/tuned`, `${runId}/r3/tuned`]);
 
-    expect(env.ops('round').map((r) => [r.round, r.state])).toEqual([
-      [1, 'running'],
-      [1, 'completed'],
-      [2, 'running'],
-      [2, 'cancelled'],
+    const rounds = env.ops('round').filter((r) => r.state !== 'running');
+    expect(rounds.map((r) => [r.round, r.state, r.note])).toEqual([
+      [1, 'completed', undefined],
+      [2, 'cancelled', 'rolled back (drop 5.00 pts > limit 2)'],
+      [3, 'completed', undefined],
+      [4, 'completed', undefined],
     ]);
     const rollbacks = env.ops('event').filter((e) => e.kind === 'rollback');
-    expect(rollbacks).toHaveLength(1);
-    expect(rollbacks[0]).toMatchObject({ runId, round: 2 });
-    expect(rollbacks[0].message).toMatch(/round 2 rolled back: validation accuracy dropped 5\.00 points.*keeps round 1/);
+    expect(rollbacks.map((e) => e.message)).toEqual([`run-1 round 2 rolled back (drop 5.00 pts > limit 2); retrying as round 3 with 0.5 of the ratio`]);
+    expect(out.runs[0]).toMatchObject({ runId, roundsCompleted: 3 });
+    expect(out.runs[0].stoppedBy).toBeUndefined();
+    expect(lastRunOp(env, runId).state).toBe('completed');
+  });
 
-    expect(out.runs).toHaveLength(1);
-    expect(out.runs[0]).toMatchObject({ runId, roundsCompleted: 1, best: { round: 1, model: `${runId}/r1/tuned` } });
-    expect(out.runs[0].best.objective).toBeLessThan(1);
-    expect(out.runs[0].stoppedBy).toMatch(/^round 2 rolled back/);
+  it('every retry breaks the limit too: rollbackRetries (2) retries at 0.5 and 0.25, then the run stops and keeps round 1', async () => {
+    const env = await stubbedEnv({ validate: (i) => (i.round >= 2 ? dropped : defaultStubs.validate(i)) });
+    const { runId, result } = env.start(specOf({ pruning: { rounds: 3 } }));
+    const out = (await result) as Awaited<ReturnType<typeof campaignWorkflow>>;
+    expect(env.calls('prune').map((c) => [c.input.round, c.input.ratioScale])).toEqual([
+      [1, undefined],
+      [2, undefined],
+      [3, 0.5],
+      [4, 0.25],
+    ]);
+    expect(stagesOfRound(env, 5)).toEqual([]);
     expect(
       env
-        .ops('run')
-        .filter((r) => r.runId === runId)
-        .at(-1)!.state,
-    ).toBe('completed');
+        .ops('round')
+        .filter((r) => r.state === 'cancelled')
+        .map((r) => r.round),
+    ).toEqual([2, 3, 4]);
+    expect(
+      env
+        .ops('event')
+        .filter((e) => e.kind === 'rollback')
+        .at(-1)!.message,
+    ).toMatch(/round 4 rolled back \(drop 5\.00 pts > limit 2\); the run keeps round 1$/);
+    expect(out.runs[0]).toMatchObject({ runId, roundsCompleted: 1, best: { round: 1, model: `${runId}/r1/tuned` } });
+    expect(out.runs[0].stoppedBy).toMatch(/^round 4 rolled back \(drop 5\.00 pts > limit 2\) 2 time\(s\) in a row$/);
+    expect(lastRunOp(env, runId).state).toBe('completed');
     expect(env.ops('campaign').at(-1)!.state).toBe('completed');
+  });
+
+  it('nothing fits from the first round: "no pruning fits the limit", the run\'s result is the baseline; rollbackRetries 0 stops at once', async () => {
+    const env = await stubbedEnv({ validate: () => dropped });
+    const a = env.start(specOf({ pruning: { rounds: 2 } }));
+    const outA = (await a.result) as Awaited<ReturnType<typeof campaignWorkflow>>;
+    expect(outA.runs[0]).toMatchObject({ roundsCompleted: 0, best: { round: 0 }, stoppedBy: 'no pruning fits the limit' });
+    expect(
+      env
+        .ops('event')
+        .filter((e) => e.kind === 'rollback' && e.runId === a.runId)
+        .map((e) => e.round),
+    ).toEqual([1, 2, 3]);
+    expect(env.ops('event').find((e) => e.kind === 'rollback' && e.runId === a.runId && e.round === 3)!.message).toMatch(
+      /no pruning fits the limit: the run's result is the baseline$/,
+    );
+    expect(env.ops('event').find((e) => e.kind === 'run-completed' && e.runId === a.runId)!.message).toMatch(/best round 0, .*\(no pruning fits the limit\)$/);
+
+    const b = env.start(specOf({ pruning: { rounds: 2 }, constraints: { rollbackRetries: 0 } }));
+    const outB = (await b.result) as Awaited<ReturnType<typeof campaignWorkflow>>;
+    expect(outB.runs[0]).toMatchObject({ roundsCompleted: 0, stoppedBy: 'no pruning fits the limit' });
+    expect(env.calls('prune').filter((c) => c.input.runId === b.runId)).toHaveLength(1);
   });
 });
 

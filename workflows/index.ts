@@ -11,6 +11,7 @@ import {
   ContinueAsNew,
   condition,
   continueAsNew,
+  patched,
   defineQuery,
   defineSignal,
   isCancellation,
@@ -72,6 +73,10 @@ interface RunState {
   round: number;
   model: string;
   best: { round: number; model: string; objective: number };
+  /** rounds completed (rolled-back rounds do not count); absent in states carried over by older versions */
+  completed?: number;
+  /** rollbacks in a row: the next round removes 0.5^retries of what its policy chooses */
+  retries?: number;
 }
 
 export interface RunOutcome {
@@ -359,11 +364,19 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
     return r;
   }
 
+  // rolled-back rounds are retried with half the ratio (a new round number each), up to
+  // constraints.rollbackRetries in a row; histories from before stop at the first rollback
+  const retryRollbacks = patched('rollback-retries');
+  const maxRetries = spec.constraints.rollbackRetries ?? 2;
+  state.completed ??= state.round - 1;
+  state.retries ??= 0;
+  const moreRounds = () => (retryRollbacks ? state.completed! < spec.pruning.rounds : state.round <= spec.pruning.rounds);
+
   try {
     if (!input.resume) await store.record([runOp('running')]);
     let roundsThisExecution = 0;
     let stoppedBy: string | undefined;
-    for (; state.round <= spec.pruning.rounds; state.round++) {
+    for (; moreRounds(); state.round++) {
       if (roundsThisExecution >= spec.execution.roundsPerExecution) {
         // keep each execution's history small: carry the state over into a fresh one
         await continueAsNew<typeof runWorkflow>({ ...input, startPaused: progress.paused, resume: state });
@@ -373,13 +386,33 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
       progress.round = round;
       await store.record([{ op: 'round', runId, round, state: 'running' }]);
       const base = { campaignId, runId, round, spec };
+      const retry = retryRollbacks && state.retries! > 0 ? { ratioScale: 0.5 ** state.retries!, scheduleRound: state.completed! + 1 } : {};
 
       const scored = await stage('score', round, () => compute.score({ ...base, model: state.model }));
       const pruned = await stage('prune', round, () =>
-        compute.prune({ ...base, model: state.model, scores: scored.scores, weights, objectiveBase: baseValues }),
+        compute.prune({ ...base, model: state.model, scores: scored.scores, weights, objectiveBase: baseValues, ...retry }),
       );
       const tuned = await stage('finetune', round, () => compute.finetune({ ...base, model: pruned.model! }));
       const val = await stage('validate', round, () => compute.validate({ ...base, model: tuned.model!, baselineValAccuracy: baseline.metrics.valAccuracy }));
+      if (!val.ok && retryRollbacks) {
+        const note = `rolled back (drop ${val.metrics.accuracyDrop.toFixed(2)} pts > limit ${spec.constraints.maxAccuracyDrop})`;
+        const again = state.retries! < maxRetries;
+        const next = again
+          ? `retrying as round ${round + 1} with ${0.5 ** (state.retries! + 1)} of the ratio`
+          : state.best.round === 0
+            ? `no pruning fits the limit: the run's result is the baseline`
+            : `the run keeps round ${state.best.round}`;
+        await store.record([
+          { op: 'round', runId, round, state: 'cancelled', note },
+          { op: 'event', campaignId, key: `${runId}/r${round}/rollback`, runId, round, kind: 'rollback', message: `run-${k} round ${round} ${note}; ${next}` },
+        ]);
+        if (again) {
+          state.retries!++;
+          continue;
+        }
+        stoppedBy = state.best.round === 0 ? 'no pruning fits the limit' : `round ${round} ${note} ${state.retries} time(s) in a row`;
+        break;
+      }
       if (!val.ok) {
         stoppedBy = `round ${round} rolled back: ${val.reason}`;
         await store.record([
@@ -408,6 +441,8 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
         baseValues,
       );
       state.model = tuned.model!;
+      state.completed!++;
+      state.retries = 0;
       if (j < state.best.objective) state.best = { round, model: tuned.model!, objective: j };
       await store.record([
         { op: 'round', runId, round, state: 'completed', objective: j },
@@ -423,10 +458,10 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
         key: `${runId}/completed`,
         runId,
         kind: 'run-completed',
-        message: `run-${k} completed: best round ${state.best.round}, J = ${state.best.objective.toFixed(4)}`,
+        message: `run-${k} completed: best round ${state.best.round}, J = ${state.best.objective.toFixed(4)}${stoppedBy ? ` (${stoppedBy})` : ''}`,
       },
     ]);
-    return { runId, roundsCompleted: state.round - 1, best: state.best, stoppedBy };
+    return { runId, roundsCompleted: retryRollbacks ? state.completed! : state.round - 1, best: state.best, stoppedBy };
   } catch (e) {
     if (e instanceof ContinueAsNew) throw e;
     if (isCancellation(e)) {
