@@ -239,6 +239,25 @@ export function readPareto(db: Db, campaignId: string): ParetoSummary | undefine
 }
 
 /**
+ * THE campaign-level recommendation for a weight vector: over every candidate of the campaign
+ * (the stored analysis; core's `recommend` within the hard constraints). The same rule `pareto`
+ * and the dashboard apply per run's weights. Undefined when nothing fits or nothing is analysed.
+ */
+export function recommendedModel(db: Db, campaignId: string, w: Weights): { runId: string; round: number; objective: number } | undefined {
+  const p = readPareto(db, campaignId);
+  const s = settingOf(db, campaignId);
+  if (!p || !s) return undefined;
+  const best = recommend(
+    p.points.filter((x) => x.onFront),
+    w,
+    s.baseline,
+    s.reference,
+    s.limits,
+  );
+  return best ? { runId: best.pick.runId, round: best.pick.round, objective: best.j } : undefined;
+}
+
+/**
  * Recomputes the campaign's full analysis and stores it (replacing the stored one; settles the
  * full recomputes requested before it read). For bulk loads and the full-recompute worker thread;
  * never called on the store activity's own thread for a campaign with completed rounds.

@@ -5,10 +5,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { campaignSchema, ZOO_MODELS, type CampaignSpec } from './schema';
+import { campaignSchema, weightsSchema, ZOO_MODELS, type CampaignSpec } from './schema';
 import { expandWeights } from './sweep';
 
 import { CampaignError } from '../core/errors';
+import type { Weights } from '../core';
 import { DEFAULT_FASHION_DIR, IDX_FILES, NPY_FILES, findIdx } from '../ml/data';
 
 export { CampaignError, DEFAULT_FASHION_DIR };
@@ -113,4 +114,28 @@ export function loadCampaignFile(file: string): LoadedCampaign {
   const spec = validateSpec(doc.toJS(), file, path.dirname(path.resolve(file)));
   const hash = crypto.createHash('sha256').update(text).digest('hex');
   return { spec, hash, file: path.resolve(file) };
+}
+
+/**
+ * A weight vector given on the command line as `accuracy=0.6,size=0.2,latency=0.2` (missing = 0),
+ * validated like the campaign file's `weights`. @throws CampaignError naming `option` and the fix
+ */
+export function parseWeightsOption(text: string, option = '--weights'): Weights {
+  const raw: Record<string, number | string> = {};
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const m = /^([A-Za-z]+)\s*=\s*(.+)$/.exec(part);
+    if (!m) throw new CampaignError(`${option}: "${part}" is not name=value: give e.g. accuracy=0.6,size=0.2,latency=0.2`);
+    const v = Number(m[2]);
+    raw[m[1]] = Number.isFinite(v) ? v : m[2];
+  }
+  const parsed = weightsSchema.safeParse(raw, { reportInput: true });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue.path.length ? `${option} ${fieldPath(issue.path)}` : option;
+    throw new CampaignError(`${field}: ${describeIssue(issue)}`);
+  }
+  return parsed.data;
 }

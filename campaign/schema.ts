@@ -8,7 +8,8 @@ import { TARGET_PROFILES } from '../ml/roofline';
 /** Zoo model names (ml/catalog.ts). */
 export const ZOO_MODELS = ZOO_NAMES;
 
-const weights = z
+/** One weight vector: accuracy, size, latency, energy in [0, 1], missing = 0, summing to 1. */
+export const weightsSchema = z
   .strictObject({
     accuracy: z.number().min(0).max(1).default(0).describe('weight of top-1 error on the validation split'),
     size: z.number().min(0).max(1).default(0).describe('weight of exported weight bytes'),
@@ -51,7 +52,7 @@ export const campaignSchema = z.strictObject({
       learningRate: z.number().positive().default(0.001),
     })
     .prefault({}),
-  weights: z.array(weights).default([]).describe('one run per weight vector (with sweep: added to the lattice)'),
+  weights: z.array(weightsSchema).default([]).describe('one run per weight vector (with sweep: added to the lattice)'),
   sweep: z
     .strictObject({
       simplex: z

@@ -5,8 +5,8 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { VERSION } from '../platform/version';
-import { CampaignError, loadCampaignFile } from '../campaign/load';
-import { readPareto } from '../analysis';
+import { CampaignError, loadCampaignFile, parseWeightsOption } from '../campaign/load';
+import { readPareto, recommendedModel } from '../analysis';
 import { campaignStatus, createCampaign, deleteCampaign, getCampaign, listCampaigns, openDb, runningStages, type Db } from '../db';
 import { formatPareto } from './pareto';
 import { createDashboard } from '../dashboard/server';
@@ -17,7 +17,7 @@ import { ensureHome, resolveHome, type Home } from './home';
 import { followCampaign, formatStatus } from './progress';
 import { CliError, clientConnection, resolveEndpoint, runForegroundServer, stopServer, workerConnection, type TemporalEndpoint } from './temporal';
 import { ALL_QUEUES, createWorkers, installRuntime, QUEUES, type QueueName } from './worker';
-import { formatCampaignId, targetQueue } from '../core';
+import { formatCampaignId, OBJECTIVES, targetQueue } from '../core';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
@@ -266,24 +266,45 @@ program
 program
   .command('export')
   .description('write a candidate model for deployment: float32 tfjs, or uint8 / float16 weights stock tfjs loads')
-  .argument('<run>', 'run id: <campaign>/run-<k>, or <campaign>/baseline')
-  .option('--round <n>', "which round (default: the run's lowest J(w))", (v) => (v === '0' ? 0 : positiveInt(v)))
+  .argument('<run>', 'run id: <campaign>/run-<k>, or <campaign>/baseline; with --recommended: a campaign id')
+  .option('--round <n>', "which round (default: the run's best round: lowest J(w) within the hard constraints)", (v) => (v === '0' ? 0 : positiveInt(v)))
+  .option('--recommended', "the campaign's recommended model for --weights, over every candidate (the rule `pareto` shows)")
+  .option(
+    '--weights <list>',
+    'with --recommended: the weight vector, e.g. accuracy=0.5,latency=0.5 (missing = 0; sum 1; default accuracy=0.6,size=0.2,latency=0.2)',
+  )
   .addOption(new Option('--format <format>', 'tfjs (float32), uint8 (one min/scale per tensor), float16').choices(EXPORT_FORMATS).default('tfjs'))
   .requiredOption('--out <dir>', 'folder to write model.json, weights.bin and prunewise.json to')
   .addOption(homeOption())
   .option('--json', 'print the result as JSON')
-  .action(async (runId: string, o: { round?: number; format: ExportFormat; out: string; home?: string; json?: boolean }) => {
-    const home = resolveHome(o.home);
-    const db = openExisting(home);
-    const r = await exportModel(home, db, runId, { round: o.round, format: o.format, out: o.out, log });
-    if (o.json) console.log(JSON.stringify(r));
-    else {
-      console.log(`${r.out}: ${r.format}, ${r.bytes} bytes of weights (float32: ${r.float32Bytes}, ${(r.float32Bytes / r.bytes).toFixed(2)}× smaller)`);
-      console.log(
-        `test accuracy with exactly these weights: ${(r.accuracy * 100).toFixed(2)} % (float32: ${(r.float32Accuracy * 100).toFixed(2)} %), measured on ${r.backend}`,
-      );
-    }
-  });
+  .action(
+    async (arg: string, o: { round?: number; recommended?: boolean; weights?: string; format: ExportFormat; out: string; home?: string; json?: boolean }) => {
+      const home = resolveHome(o.home);
+      const db = openExisting(home);
+      let runId = arg;
+      let round = o.round;
+      if (o.recommended) {
+        if (o.round !== undefined) throw new CliError('--round: give either --recommended or --round, not both');
+        const w = parseWeightsOption(o.weights ?? 'accuracy=0.6,size=0.2,latency=0.2');
+        requireCampaign(db, arg);
+        const pick = recommendedModel(db, arg, w);
+        if (!pick) throw new CliError(`campaign "${arg}" has no model within its hard constraints for these weights (see \`prunewise pareto ${arg}\`)`);
+        log(`recommended for ${OBJECTIVES.map((k) => `${k}=${w[k]}`).join(',')}: ${pick.runId} round ${pick.round} (J ${pick.objective.toFixed(4)})`);
+        runId = pick.runId;
+        round = pick.round;
+      } else if (o.weights !== undefined) {
+        throw new CliError('--weights: only with --recommended');
+      }
+      const r = await exportModel(home, db, runId, { round, format: o.format, out: o.out, log });
+      if (o.json) console.log(JSON.stringify(r));
+      else {
+        console.log(`${r.out}: ${r.format}, ${r.bytes} bytes of weights (float32: ${r.float32Bytes}, ${(r.float32Bytes / r.bytes).toFixed(2)}× smaller)`);
+        console.log(
+          `test accuracy with exactly these weights: ${(r.accuracy * 100).toFixed(2)} % (float32: ${(r.float32Accuracy * 100).toFixed(2)} %), measured on ${r.backend}`,
+        );
+      }
+    },
+  );
 
 program
   .command('dashboard')

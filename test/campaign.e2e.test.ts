@@ -132,6 +132,26 @@ describe('a campaign end to end through the CLI', () => {
     const badRound = await cli(env, ['export', `${status.id}/run-1`, '--round', '7', '--out', path.join(home, 'x')]);
     expect(badRound.stderr.trim()).toMatch(/--round: run "\S+" has no model for round 7/);
 
+    // the campaign's recommended model for a weight vector: the one `pareto` recommends for those weights (one rule)
+    const rec = pareto.recommendations.find((x) => x.runId === `${status.id}/run-2`)!;
+    const er = await cli(env, [
+      'export',
+      status.id,
+      '--recommended',
+      '--weights',
+      'accuracy=0.2,size=0.4,latency=0.4',
+      '--out',
+      path.join(home, 'export-rec'),
+      '--json',
+    ]);
+    expect(er.code).toBe(0);
+    expect(rec.pick).not.toBeNull();
+    expect(JSON.parse(er.stdout)).toMatchObject({ runId: rec.pick!.runId, round: rec.pick!.round });
+    const badWeights = await cli(env, ['export', status.id, '--recommended', '--weights', 'accuracy=0.7', '--out', path.join(home, 'x')]);
+    expect(badWeights.stderr.trim()).toBe('prunewise: --weights: weights must sum to 1 (got 0.7)');
+    const weightsAlone = await cli(env, ['export', `${status.id}/run-1`, '--weights', 'accuracy=1', '--out', path.join(home, 'x')]);
+    expect(weightsAlone.stderr.trim()).toBe('prunewise: --weights: only with --recommended');
+
     // replay the recorded histories with today's workflow code: a non-deterministic change fails here
     const connection = await Connection.connect({ address: inject('temporalAddress') });
     const client = new Client({ connection });
