@@ -261,6 +261,8 @@ describe('campaign workflow (stubbed activities): int8 or float32', () => {
   // J = 0.2·(0.025/0.02) + 0.4·(bytes/4000) + 0.4·(8/10): int8 deploys 1000 bytes, float32 the pruned 3000
   it.each([
     { label: 'int8 0.3 points below: int8 deployed', int8Accuracy: 0.972, int8: true, useInt8: true, deployedBytes: 1000, j: 0.67 },
+    // 0.975 − 0.970 is 0.5000000000000004 points in floating point: exactly at the rule's boundary, int8 is deployed
+    { label: 'int8 exactly 0.5 points below: int8 deployed', int8Accuracy: 0.97, int8: true, useInt8: true, deployedBytes: 1000, j: 0.67 },
     { label: 'int8 0.8 points below: float32 deployed', int8Accuracy: 0.967, int8: true, useInt8: false, deployedBytes: 3000, j: 0.87 },
     { label: 'quantization.int8 off: no quantize, float32 deployed', int8Accuracy: 0.975, int8: false, useInt8: false, deployedBytes: 3000, j: 0.87 },
   ])('$label', async ({ int8Accuracy, int8, useInt8, deployedBytes, j }) => {
