@@ -163,6 +163,22 @@ function runRowOf(points: ParetoPoint[]): RunRow | undefined {
 }
 
 /**
+ * The recommended model for each run's weight vector (core's `recommend` within the hard limits).
+ * J(w) is monotone in every objective and the limits are upper bounds, so the lowest feasible J is
+ * on the front: passing only the front gives the same answer.
+ */
+function recommendationsFor(
+  s: Setting,
+  runs: ReadonlyArray<{ id: string; weights: Record<string, number> }>,
+  front: ParetoPoint[],
+): ParetoSummary['recommendations'] {
+  return runs.map((r) => {
+    const best = recommend(front, r.weights as unknown as Weights, s.baseline, s.reference, s.limits);
+    return { runId: r.id, weights: r.weights, pick: best ? { runId: best.pick.runId, round: best.pick.round } : null, objective: best?.j ?? null };
+  });
+}
+
+/**
  * The campaign's full Pareto analysis from its recorded metrics, writing nothing (`prunewise
  * pareto`, benches). Undefined when the campaign is unknown or its baseline is not measured yet.
  * Cost: the exact 4-D hypervolume dominates (minutes at 50 000 candidates).
@@ -186,11 +202,7 @@ export function computePareto(db: Db, campaignId: string): ParetoSummary | undef
     p.onFront = front.has(p);
     p.onFront2d = f2.has(p);
   }
-  const recommendations = status.runs.map((r) => {
-    // J(w) is monotone in every objective and the limits are upper bounds, so the lowest feasible J is on the front
-    const best = recommend(frontList, r.weights as unknown as Weights, s.baseline, s.reference, s.limits);
-    return { runId: r.id, weights: r.weights, pick: best ? { runId: best.pick.runId, round: best.pick.round } : null, objective: best?.j ?? null };
-  });
+  const recommendations = recommendationsFor(s, status.runs, frontList);
   return {
     campaignId,
     points,
@@ -218,11 +230,7 @@ export function readPareto(db: Db, campaignId: string): ParetoSummary | undefine
   if (!s || !stored || stored.pendingFull > 0 || stored.constraints !== s.constraints) return computePareto(db, campaignId);
   const points = readParetoPoints(db, campaignId);
   const frontList = points.filter((p) => p.onFront);
-  const status = campaignStatus(db, campaignId);
-  const recommendations = (status?.runs ?? []).map((r) => {
-    const best = recommend(frontList, r.weights as unknown as Weights, s.baseline, s.reference, s.limits);
-    return { runId: r.id, weights: r.weights, pick: best ? { runId: best.pick.runId, round: best.pick.round } : null, objective: best?.j ?? null };
-  });
+  const recommendations = recommendationsFor(s, campaignStatus(db, campaignId)?.runs ?? [], frontList);
   return {
     campaignId,
     points,
