@@ -1,6 +1,7 @@
 // Read-only queries behind the dashboard. Column names reach SQL only through the allow-lists
 // below (never from a request); values are always bound parameters.
 import type { Db } from './connection';
+import type { StageStatus } from './read';
 import { stageIndex, type Stage, type State } from '../core';
 
 const w = (k: string) => `json_extract(r.weights_json, '$.${k}')`;
@@ -274,18 +275,7 @@ export interface RunDetail {
     metrics: Record<string, number>;
     point: { valError: number; accuracy: number | null; bytes: number; latencyMs: number; energyJ: number; onFront: boolean; violates: string } | null;
   }>;
-  stages: Array<{
-    round: number;
-    stage: string;
-    state: State;
-    attempts: number | null;
-    ms: number | null;
-    resumedFromStep: number | null;
-    taskQueue: string | null;
-    error: string | null;
-    startedAt: string;
-    updatedAt: string;
-  }>;
+  stages: Array<StageStatus & { round: number; stage: string; startedAt: string; updatedAt: string }>;
   series: Array<{ round: number; stage: string; key: string; points: Array<[number, number]> }>;
   channels: Array<{ layer: string; before: number; after: Record<number, number> }>;
   events: Array<{ kind: string; message: string; at: string; round: number | null; stage: string | null }>;

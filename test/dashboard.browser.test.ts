@@ -1,8 +1,10 @@
 // The dashboard in a real browser: Debian's Chromium driven by playwright-core, over a real SQLite
 // file seeded through db/ (a synthetic campaign of 300 runs × 5 rounds, three still running).
-// Saves a screenshot of each view in light and dark under docs/screenshots/.
+// Saves a screenshot of each view in light and dark: under docs/screenshots/ with PRUNEWISE_SCREENSHOTS=1
+// (to refresh the README's pictures), else in a temporary folder (a test run leaves the clone clean).
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import type { Server } from 'node:http';
 import * as path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -13,7 +15,7 @@ import { openDb } from '../db';
 import { tmpHome } from './helpers';
 
 const CHROMIUM = process.env.PRUNEWISE_CHROMIUM ?? '/usr/bin/chromium';
-const SHOTS = path.join(__dirname, '..', 'docs', 'screenshots');
+const SHOTS = process.env.PRUNEWISE_SCREENSHOTS ? path.join(__dirname, '..', 'docs', 'screenshots') : fs.mkdtempSync(path.join(os.tmpdir(), 'pw-shots-'));
 const AXE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 const DEMO = 'lenet-sweep-20261128-101500-5eed';
 const XSS = 'xss-20261128-101500-0bad';

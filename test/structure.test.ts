@@ -36,6 +36,7 @@ function imports(file: string): Array<{ spec: string; typeOnly: boolean }> {
   const out: Array<{ spec: string; typeOnly: boolean }> = [];
   for (const m of text.matchAll(/^(import|export)\s+(type\s+)?[^'";]*?from\s+'([^']+)'/gms)) out.push({ spec: m[3], typeOnly: !!m[2] });
   for (const m of text.matchAll(/(?:import|require)\(\s*'([^']+)'\s*\)/g)) out.push({ spec: m[1], typeOnly: false });
+  for (const m of text.matchAll(/^import\s+'([^']+)'/gm)) out.push({ spec: m[1], typeOnly: false }); // side-effect imports
   return out;
 }
 
