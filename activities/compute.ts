@@ -23,6 +23,7 @@ import {
   planOptions,
   planRound,
   pruneModel,
+  saveExport,
   saveInt8,
   saveModel,
   scoreGroups,
@@ -280,43 +281,105 @@ export function createComputeActivities(home: string) {
       });
     },
 
-    /** Post-training int8 per-channel weights; accuracy measured with exactly the stored weights. */
+    /**
+     * Post-training 8-bit weights, two variants, each one's accuracy measured on exactly its written
+     * weights: `uint8` — the stock tfjs quantized manifest (one min/scale per tensor) that stock
+     * `tf.loadLayersModel` dequantizes itself: the 8-bit variant hardware-adapt may deploy
+     * (`int8Accuracy`, `int8Bytes`); `int8-per-channel` — per-channel int8 kernels in a manifest only
+     * prunewise's loader reads, kept for comparison and never deployed (`int8PerChannel…`).
+     */
     async quantize(input: StageInput): Promise<StageResult> {
       return runStage(async () => {
         const ds = data(input.spec);
         const model = await art.loadModel(input.model);
-        const rel = path.join(roundDir(input.runId, input.round), 'int8');
-        try {
-          const saved = saveInt8(model, art.abs(rel));
-          const q = await art.loadModel(rel); // what the file holds, dequantized
+        const dir = roundDir(input.runId, input.round);
+        const rel = path.join(dir, 'uint8');
+        const relPc = path.join(dir, 'int8-per-channel');
+        const accuracyOf = async (folder: string) => {
+          const q = await art.loadModel(folder); // what the files hold, dequantized
           try {
-            const acc = await evaluate(q, ds.test);
-            return { model: rel, metrics: { int8Accuracy: acc.accuracy, int8Bytes: saved.bytes }, artifacts: [{ kind: 'model-int8', path: rel, ...saved }] };
+            return (await evaluate(q, ds.test)).accuracy;
           } finally {
             q.dispose();
           }
+        };
+        try {
+          const saved = await saveExport(model, art.abs(rel), 'uint8');
+          const savedPc = saveInt8(model, art.abs(relPc));
+          const acc = await accuracyOf(rel);
+          const accPc = await accuracyOf(relPc);
+          writeFileAtomic(
+            art.abs(path.join(relPc, 'prunewise.json')),
+            JSON.stringify(
+              {
+                source: input.model,
+                dtype: 'int8-per-channel',
+                deployable: false,
+                loader:
+                  'prunewise only (ml/models.ts loadModel dequantizes the `prunewise` note of each kernel); stock tfjs loadLayersModel cannot read this manifest',
+                accuracy: { value: accPc, measured: true, split: 'test', on: 'exactly these weight files' },
+              },
+              null,
+              2,
+            ),
+          );
+          return {
+            model: rel,
+            metrics: { int8Accuracy: acc, int8Bytes: saved.bytes, int8PerChannelAccuracy: accPc, int8PerChannelBytes: savedPc.bytes },
+            artifacts: [
+              { kind: 'model-uint8', path: rel, ...saved },
+              { kind: 'model-int8-per-channel', path: relPc, ...savedPc },
+            ],
+          };
         } finally {
           model.dispose();
         }
       });
     },
 
-    /** Measures latency (and energy) on the target per the measuring policy (ml/measure.ts) and writes the deployable artifact. */
-    async hardwareAdapt(input: StageInput & { int8Model?: string; useInt8: boolean }): Promise<StageResult> {
+    /**
+     * Measures the speedup against the baseline (and energy) on the target per the measuring policy
+     * (ml/measure.ts) and writes the deployable folder: float32, or the stock tfjs uint8 variant —
+     * both load in stock `tf.loadLayersModel` — with a prunewise.json saying what each number is.
+     * `baselineLatencyMs`: the campaign's one baseline median (the model latency is it ÷ the speedup);
+     * `deployedAccuracy`: the test accuracy measured on exactly the weights deployed.
+     */
+    async hardwareAdapt(
+      input: StageInput & { int8Model?: string; useInt8: boolean; baselineLatencyMs?: number; deployedAccuracy?: number },
+    ): Promise<StageResult> {
       return runStage(async (backend) => {
         const chosen = input.useInt8 && input.int8Model ? input.int8Model : input.model;
         const model = await art.loadModel(chosen);
         const baseline = await art.loadModel(baselineModelDir(input.campaignId));
         try {
           const t = input.spec.target;
-          const m = await measureCandidate(model, baseline, t, measureOf(t), input.useInt8, backend);
+          const ctx = Context.current();
+          const m = await measureCandidate(model, baseline, t, measureOf(t), input.useInt8, backend, input.baselineLatencyMs, (pairs) => {
+            if (pairs % 50 === 0) beat(ctx, { step: pairs, what: 'latency pairs' });
+          });
           const rel = deployableDir(input.runId, input.round);
           const partial = art.abs(`${rel}.partial`);
           fs.rmSync(partial, { recursive: true, force: true });
           fs.cpSync(art.abs(chosen), partial, { recursive: true });
+          fs.rmSync(path.join(partial, 'prunewise.json'), { force: true });
+          const uint8 = input.useInt8 && !!input.int8Model;
           fs.writeFileSync(
             path.join(partial, 'prunewise.json'),
-            JSON.stringify({ source: chosen, dtype: input.useInt8 ? 'int8-per-channel' : 'float32', target: t.name, ...m.manifest }, null, 2),
+            JSON.stringify(
+              {
+                source: chosen,
+                dtype: uint8 ? 'uint8' : 'float32',
+                format: uint8 ? 'tfjs layers-model, stock uint8 quantized weights (one min/scale per tensor)' : 'tfjs layers-model, float32 weights',
+                loader: '@tensorflow/tfjs loadLayersModel (stock; no prunewise code needed)',
+                target: t.name,
+                ...(input.deployedAccuracy !== undefined
+                  ? { accuracy: { value: input.deployedAccuracy, measured: true, split: 'test', on: 'exactly these weight files' } }
+                  : {}),
+                ...m.manifest,
+              },
+              null,
+              2,
+            ),
           );
           fs.rmSync(art.abs(rel), { recursive: true, force: true });
           fs.renameSync(partial, art.abs(rel));

@@ -154,7 +154,19 @@ export const campaignSchema = z.strictObject({
         ),
       batchSize: z.number().int().positive().default(32).describe('batch size latency is measured at'),
       warmupRuns: z.number().int().min(0).default(3),
-      latencyRuns: z.number().int().positive().default(30).describe('latency is the median of this many runs'),
+      latencyRuns: z
+        .number()
+        .int()
+        .positive()
+        .default(30)
+        .describe("the baseline's latency is the median of this many runs; a candidate's speedup takes at least this many interleaved pairs"),
+      speedupCi: z
+        .number()
+        .positive()
+        .max(1)
+        .default(0.05)
+        .describe('time pairs until the 95 % interval of log(speedup) has at most this half-width (0.05 ≈ ±5 %) …'),
+      latencyBudgetSeconds: z.number().positive().default(20).describe('… or until this many seconds of pairs per candidate have been timed'),
     })
     .superRefine((t, ctx) => {
       const profile = t.name in TARGET_PROFILES;

@@ -3,6 +3,13 @@ import type { ParetoSummary } from '../analysis';
 
 const w = (x: Record<string, number> | null) => (x ? `${x.accuracy}/${x.size}/${x.latency}/${x.energy}` : 'baseline');
 
+/**
+ * The speedup column: baseline latency ÷ the model's (core/latency.ts). A round whose paired
+ * speedup interval contains 1 has exactly the baseline's latency: "≈ base".
+ */
+const speedup = (p: ParetoSummary, x: ParetoSummary['points'][number]) =>
+  x.round > 0 && x.values.latencyMs === p.baseline.latencyMs && !p.latencyEstimated ? '≈ base' : `${(p.baseline.latencyMs / x.values.latencyMs).toFixed(2)}×`;
+
 export function formatPareto(p: ParetoSummary, all: boolean): string {
   const lines: string[] = [];
   const shown = all ? p.points : p.points.filter((x) => x.onFront);
@@ -17,7 +24,7 @@ export function formatPareto(p: ParetoSummary, all: boolean): string {
     : 'energy: estimated (horowitz-45nm model), not measured';
   const latency = p.latencyEstimated
     ? 'latency: estimated (roofline of the target profile), not measured'
-    : 'latency: measured on the worker, relative to the baseline timed side by side';
+    : "latency: the baseline's median ÷ each model's speedup timed in interleaved pairs with it (≈ base: the 95 % interval contains 1, counted as 1)";
   lines.push(`${latency}; ${energy}`);
   lines.push('');
   lines.push(
@@ -25,7 +32,7 @@ export function formatPareto(p: ParetoSummary, all: boolean): string {
   );
   for (const x of shown) {
     lines.push(
-      `${String(x.k).padEnd(5)}${w(x.weights).padEnd(20)}${String(x.round).padStart(6)}${(x.accuracy === null ? '—' : (x.accuracy * 100).toFixed(2)).padStart(10)}${(x.values.error * 100).toFixed(2).padStart(9)}${(x.values.bytes / 1024).toFixed(1).padStart(9)}${x.values.latencyMs.toFixed(3).padStart(9)}${`${(p.baseline.latencyMs / x.values.latencyMs).toFixed(2)}×`.padStart(9)}${(x.values.energyJ * 1e6).toFixed(2).padStart(11)}${(x.objective === null ? '—' : x.objective.toFixed(3)).padStart(8)}  ${x.onFront ? 'all' : ''}${x.onFront2d ? (x.onFront ? ', ' : '') + 'err-lat' : ''}${x.violates.length ? `  rejected: ${x.violates.join(', ')}` : ''}`,
+      `${String(x.k).padEnd(5)}${w(x.weights).padEnd(20)}${String(x.round).padStart(6)}${(x.accuracy === null ? '—' : (x.accuracy * 100).toFixed(2)).padStart(10)}${(x.values.error * 100).toFixed(2).padStart(9)}${(x.values.bytes / 1024).toFixed(1).padStart(9)}${x.values.latencyMs.toFixed(3).padStart(9)}${speedup(p, x).padStart(9)}${(x.values.energyJ * 1e6).toFixed(2).padStart(11)}${(x.objective === null ? '—' : x.objective.toFixed(3)).padStart(8)}  ${x.onFront ? 'all' : ''}${x.onFront2d ? (x.onFront ? ', ' : '') + 'err-lat' : ''}${x.violates.length ? `  rejected: ${x.violates.join(', ')}` : ''}`,
     );
   }
   lines.push('');

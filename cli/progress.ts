@@ -2,7 +2,8 @@
 // and the human-readable status table. Both read SQLite only.
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { eventsSince, runningStages, type CampaignStatus, type Db } from '../db';
+import { describeSpeedup, latencyOfRound, speedupOf } from '../core';
+import { eventsSince, runningStages, type CampaignStatus, type Db, type RoundMetrics } from '../db';
 
 const pct = (x?: number) => (x === undefined ? '—' : `${(x * 100).toFixed(2)}%`);
 const num = (x?: number) => (x === undefined ? '—' : x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)}k` : `${+x.toFixed(3)}`);
@@ -77,6 +78,14 @@ export async function followCampaign(db: Db, id: string, stopped: () => boolean,
   }
 }
 
+/** THE model latency (core/latency.ts: baseline median ÷ speedup) with its speedup, interval and pairs. */
+function latency(m: RoundMetrics, b: RoundMetrics | null): string {
+  const s = speedupOf(m);
+  if (!s) return ms(m.latencyMs);
+  const v = latencyOfRound(m, b?.latencyMs);
+  return `${ms(v)} (${describeSpeedup(s)})`;
+}
+
 const STAGE_MARK: Record<string, string> = { completed: '✓', running: '…', failed: '✗', cancelled: '–', paused: '‖', pending: '·' };
 
 export function formatStatus(s: CampaignStatus): string {
@@ -107,7 +116,7 @@ export function formatStatus(s: CampaignStatus): string {
         .join(', ');
       lines.push(
         `    round ${rd.round} ${rd.note ?? rd.state}: acc ${pct(m.accuracy)}, params ${num(m.params)}, FLOPs ${num(m.flops)}, ${num(m.bytes)} bytes` +
-          `${m.int8Bytes !== undefined ? ` (int8 ${num(m.int8Bytes)}, acc ${pct(m.int8Accuracy)})` : ''}, latency ${ms(m.latencyMs)}${m.speedup ? ` (${m.speedup.toFixed(2)}× vs baseline, ${m.latencyEstimated ? 'estimated: roofline' : 'side by side'})` : ''}` +
+          `${m.int8Bytes !== undefined ? ` (uint8 ${num(m.int8Bytes)}, acc ${pct(m.int8Accuracy)})` : ''}, latency ${latency(m, b)}` +
           `${rd.objective !== null ? `, J ${rd.objective.toFixed(4)}` : ''}`,
       );
       lines.push(`      ${stages}`);

@@ -2,6 +2,7 @@
 export * from './lifecycle';
 export * from './ids';
 export * from './objective';
+export * from './latency';
 export * from './metrics';
 export * from './pareto';
 export * from './queues';

@@ -24,24 +24,33 @@ export const METRICS = {
   finetuneSteps: 'optimizer steps (batches) of fine-tuning, count',
   samplesPerSecond: 'training throughput, examples per second',
   // quantize
-  int8Accuracy: 'test accuracy with int8 weights, fraction 0–1',
-  int8Bytes: 'int8 weight bytes',
+  int8Accuracy:
+    'test accuracy of the 8-bit deployable variant (stock tfjs uint8 manifest: one min/scale per tensor), measured on the written weights, fraction 0–1',
+  int8Bytes: 'weight bytes of the 8-bit deployable variant (stock tfjs uint8 manifest)',
+  int8PerChannelAccuracy: 'test accuracy of the per-channel int8 variant (needs the prunewise loader; not deployable in stock tfjs), fraction 0–1',
+  int8PerChannelBytes: 'weight bytes of the per-channel int8 variant (int8 kernels, float32 rest, with its scales)',
   // hardware-adapt
-  latencyMs: 'latency of one batch of latencyBatchSize, ms (measured, or estimated when latencyEstimated = 1)',
-  latencyP90Ms: '90th percentile latency of one batch, ms (measured)',
+  latencyMs:
+    "latency of one batch of latencyBatchSize, ms: the baseline's median (baseline stage) or THE model latency = baseline median ÷ speedup (core/latency.ts; estimated when latencyEstimated = 1)",
+  latencyMsRaw: "the candidate's own median of its timed runs in the paired measurement, ms (debugging only: not the model's latency)",
+  latencyP90Ms: '90th percentile of the raw timed runs of one batch, ms (debugging only)',
   latencyBatchSize: 'batch size latency is reported for, examples',
   latencyEstimated: '1 when latencyMs is a roofline estimate for a target profile, not a measurement',
   latencyMsLocal: "latency measured on the compute worker when the target's latency is an estimate, ms",
   latencyMsRoofline: 'roofline estimate of the latency for the target profile, ms (estimate)',
   memoryBoundLayers: 'layers the roofline model finds memory-bound, count (estimate)',
-  speedup: 'baseline latency / model latency, timed side by side (or estimated for profiles)',
+  speedup: 'paired speedup r against the baseline: exp(mean log(t_baseline / t_model)) over interleaved pairs (or the roofline ratio for profiles)',
+  speedupLow: 'lower end of the 95 % interval of the speedup (measured only)',
+  speedupHigh: 'upper end of the 95 % interval of the speedup (measured only); an interval containing 1 is "≈ baseline" and counts as 1',
+  latencyPairs: 'interleaved (baseline, model) pairs timed for the speedup, count',
   energyJEstimated: 'joules per inference (one example), estimated by the named energy model',
   energyJMeasured: 'joules per inference measured by RAPL (CPU package)',
   baselineEnergyJMeasured: 'joules per inference of the baseline measured by RAPL alongside',
   // the round's outcome (written by the run workflow)
   objective: 'J(w) of the round, normalised to the baseline (which scores 1)',
   deployedBytes: 'bytes of the deployed weights (int8 or float32)',
-  deployedInt8: '1 when the deployed variant is int8',
+  deployedInt8: '1 when the deployed variant is the 8-bit one (stock tfjs uint8 manifest)',
+  deployedAccuracy: 'test accuracy of exactly the deployed weight files, fraction 0–1',
 } as const;
 
 export type MetricKey = keyof typeof METRICS;

@@ -1,6 +1,7 @@
 // The objectives and the weighted objective J(w) = Σ w_i · f̂_i, each f̂_i normalised to the
 // unpruned baseline, so weights mean the same for every model (the baseline scores exactly
 // Σ w_i = 1). DESIGN.md "The objective". Adding an objective starts here. Pure arithmetic.
+import { latencyOfRound } from './latency';
 
 /** The objective names a weight vector is keyed by. */
 export const OBJECTIVES = ['accuracy', 'size', 'latency', 'energy'] as const;
@@ -50,8 +51,8 @@ export function objectiveJ(w: Weights, v: ObjectiveValues, baseline: ObjectiveVa
 
 /**
  * A model's objective values from its recorded metrics (see core/metrics.ts for the keys).
- * Latency relative to the baseline comes from the speedup timed side by side with the baseline
- * (drift cancels) when the stage measured one; energy from the RAPL ratio to the baseline measured
+ * Latency is THE model latency of core/latency.ts: the baseline median ÷ the paired speedup, where a
+ * speedup whose 95 % interval contains 1 counts as 1 ("≈ baseline"); energy from the RAPL ratio to the baseline measured
  * alongside where the worker had the sensor, else the estimate.
  */
 export function objectiveValues(
@@ -60,7 +61,7 @@ export function objectiveValues(
   baselineLatencyMs?: number,
   baselineEnergyJ?: number,
 ): ObjectiveValues & { energyMeasured: boolean } {
-  const latencyMs = m.speedup && baselineLatencyMs ? baselineLatencyMs / m.speedup : m.latencyMs!;
+  const latencyMs = latencyOfRound(m, baselineLatencyMs)!;
   const energyMeasured = !!(m.energyJMeasured && m.baselineEnergyJMeasured && baselineEnergyJ);
   const energyJ = energyMeasured ? (baselineEnergyJ! * m.energyJMeasured!) / m.baselineEnergyJMeasured! : (m.energyJEstimated ?? 0);
   return { error: 1 - m.valAccuracy!, bytes: deployedBytes, latencyMs, energyJ, energyMeasured };

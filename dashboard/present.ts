@@ -36,7 +36,9 @@ export function withDeltas(r: RunTableRow, b: BaselineRow | undefined): ShownRow
 /** How the latencies on a page were obtained (`sideBySide`: say what they were timed against). */
 export function latencyNote(b: BaselineRow | undefined, sideBySide = false): string {
   if (b?.latencyEstimated) return 'estimated (roofline model of the target profile)';
-  return sideBySide ? 'measured on the worker, side by side with the baseline' : 'measured on the worker';
+  return sideBySide
+    ? "the baseline's median ÷ the model's speedup timed in interleaved pairs with it on the worker (≈ baseline: its 95 % interval contains 1)"
+    : "the baseline's median ÷ the paired speedup, measured on the worker";
 }
 
 // ------------------------------------------------------------------ the runs table
@@ -220,6 +222,8 @@ export function registerHelpers(hb: typeof Handlebars): void {
   hb.registerHelper('energy', (v: number | null) => (num(v) ? (v! >= 1e-3 ? `${(v! * 1e3).toFixed(3)} mJ` : `${(v! * 1e6).toFixed(2)} µJ`) : '—'));
   hb.registerHelper('lat', (v: number | null) => (num(v) ? `${v!.toFixed(3)} ms` : '—'));
   hb.registerHelper('x', (v: number | null) => (num(v) ? `${v!.toFixed(2)}×` : '—'));
+  // a latency ratio of exactly 1 is a paired speedup whose interval contains 1 (core/latency.ts)
+  hb.registerHelper('latx', (v: number | null) => (num(v) ? (v === 1 ? '≈ baseline' : `${v!.toFixed(2)}×`) : '—'));
   hb.registerHelper('w', (w: Record<string, number> | null, k: string) => (w && w[k] !== undefined ? String(w[k]) : '—'));
   hb.registerHelper('eq', (a: unknown, b: unknown) => a === b);
   hb.registerHelper('get', (o: Record<string, unknown> | null, k: string) => (o ? o[k] : undefined));

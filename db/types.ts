@@ -5,7 +5,7 @@ import type { Stage, State } from '../core';
 export type { Stage, State };
 
 export interface ArtifactRef {
-  kind: string; // 'model' | 'model-int8' | 'checkpoint' | 'deployable'
+  kind: string; // 'model' | 'model-uint8' | 'model-int8-per-channel' | 'checkpoint' | 'deployable'
   path: string; // relative to the home folder
   bytes: number;
   sha256: string;

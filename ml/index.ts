@@ -12,6 +12,7 @@ export * from './energy-sensor';
 export * from './prune';
 export * from './train';
 export * from './measure';
+export * from './speedup';
 export * from './round';
 export * from './catalog';
 export { defaultTrainThreads, stopReplicas } from './parallel';

@@ -1,13 +1,17 @@
 // The measuring policy: how a model's latency and energy on the campaign's target are obtained,
-// and what each number is (measured, and where; or estimated, by which model). Timed side by side
-// with the baseline on this worker (drift cancels in the ratio), a roofline ESTIMATE for a target
-// profile (ml/roofline.ts), and the RAPL energy sensor where the worker has one.
+// and what each number is (measured, and where; or estimated, by which model). A candidate's
+// latency is the campaign's baseline median ÷ its paired speedup (core/latency.ts): the speedup is
+// timed in interleaved pairs with the baseline on this worker (ml/speedup.ts) until its 95 %
+// interval is narrow enough or the time budget runs out; a roofline ESTIMATE for a target profile
+// (ml/roofline.ts); and the RAPL energy sensor where the worker has one.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import * as os from 'node:os';
+import { describeSpeedup, modelLatencyMs, speedupOf } from '../core/latency';
 import { estimateEnergyJoules, modelCost, type ModelCost } from './cost';
 import { measureJoules, raplDomains, type RaplDomain } from './energy-sensor';
 import { rooflineEstimate, TARGET_PROFILES } from './roofline';
+import { measurePairedSpeedup, quantile } from './speedup';
 import { forward, inputShapeOf, yieldToEventLoop } from './train';
 
 export interface LatencyResult {
@@ -90,7 +94,64 @@ export interface TargetSpec {
   name: string;
   batchSize: number;
   warmupRuns: number;
+  /** the baseline's median is of this many runs; a candidate's speedup takes at least this many pairs */
   latencyRuns: number;
+  /** stop timing pairs once the 95 % half-width of log(speedup) is at most this (default 0.05) */
+  speedupCi?: number;
+  /** ... or once this many seconds of pairs have been timed (default 20) */
+  latencyBudgetSeconds?: number;
+}
+
+/** Defaults of the paired measurement (the campaign schema's defaults). */
+export const SPEEDUP_CI_DEFAULT = 0.05;
+export const LATENCY_BUDGET_SECONDS_DEFAULT = 20;
+
+/**
+ * Times `baseline` and `model` in interleaved pairs (ABBA: the order flips every pair) until the
+ * speedup's 95 % interval of log r has a half-width ≤ `t.speedupCi` or `t.latencyBudgetSeconds`
+ * run out (after at least `t.latencyRuns` pairs). `onPair` is called after each pair (heartbeats).
+ */
+export async function measureSpeedup(model: tfl.LayersModel, baseline: tfl.LayersModel, t: TargetSpec, onPair?: (pairs: number) => void) {
+  const xb = tf.randomUniform([t.batchSize, ...inputShapeOf(baseline)], 0, 1, 'float32', 7);
+  const xm = tf.randomUniform([t.batchSize, ...inputShapeOf(model)], 0, 1, 'float32', 7);
+  const once = async (m: tfl.LayersModel, x: tf.Tensor) => {
+    const t0 = performance.now();
+    const y = forward(m, x);
+    await y.data(); // forces the computation to finish on async backends
+    const dt = performance.now() - t0;
+    y.dispose();
+    return dt;
+  };
+  try {
+    for (let i = 0; i < t.warmupRuns; i++) {
+      await once(baseline, xb);
+      await once(model, xm);
+    }
+    return await measurePairedSpeedup(
+      async (i) => {
+        let b: number;
+        let c: number;
+        if (i % 2 === 0) {
+          b = await once(baseline, xb);
+          c = await once(model, xm);
+        } else {
+          c = await once(model, xm);
+          b = await once(baseline, xb);
+        }
+        onPair?.(i + 1);
+        await yieldToEventLoop();
+        return [b, c];
+      },
+      {
+        ci: t.speedupCi ?? SPEEDUP_CI_DEFAULT,
+        budgetMs: 1000 * (t.latencyBudgetSeconds ?? LATENCY_BUDGET_SECONDS_DEFAULT),
+        minPairs: Math.max(5, t.latencyRuns),
+        now: () => performance.now(),
+      },
+    );
+  } finally {
+    tf.dispose([xb, xm]);
+  }
 }
 
 /** Where a target's latency comes from: this worker, a roofline estimate, or a worker on the device. */
@@ -112,16 +173,18 @@ export async function measureBaseline(model: tfl.LayersModel, t: TargetSpec, how
 }
 
 export interface CandidateMeasurement {
-  /** metrics keys of core/metrics.ts: latencyMs, latencyP90Ms, latencyBatchSize, speedup, energyJEstimated, … */
+  /** metrics keys of core/metrics.ts: latencyMs (THE model latency), latencyMsRaw, speedup, speedupLow/High, latencyPairs, … */
   metrics: Record<string, number>;
   /** what each number is, for the deployable's prunewise.json */
   manifest: { latencyMs: object; speedupVsBaseline: object; energyJoulesPerInference: object };
 }
 
 /**
- * A candidate's latency, speedup against the baseline and energy on the target. `int8`: the
- * deployed weights are int8 (1 byte per parameter in the roofline's memory traffic and the energy
- * model). `backend`: the tfjs backend timing here (recorded with measured numbers).
+ * A candidate's speedup against the baseline, its latency (the campaign's baseline median
+ * `baselineLatencyMs` ÷ the speedup, core/latency.ts) and energy on the target. `int8`: the deployed
+ * weights are 8-bit (1 byte per parameter in the roofline's memory traffic and the energy model).
+ * `backend`: the tfjs backend timing here. Without `baselineLatencyMs` (a stage scheduled by an
+ * older workflow) the baseline's median of the paired runs stands in.
  */
 export async function measureCandidate(
   model: tfl.LayersModel,
@@ -130,49 +193,80 @@ export async function measureCandidate(
   how: MeasureHow,
   int8: boolean,
   backend: string,
+  baselineLatencyMs?: number,
+  onPair?: (pairs: number) => void,
 ): Promise<CandidateMeasurement> {
   const cost: ModelCost = modelCost(model);
   const profile = TARGET_PROFILES[t.name];
-  let lat: { medianMs: number; p90Ms: number };
-  let speedup: number;
   let energyJ = estimateEnergyJoules(cost, int8 ? 'int8' : 'float32');
   let energyModel = 'horowitz-45nm';
-  const extra: Record<string, number> = {};
+  const host = os.hostname();
   if (how === 'estimate') {
     // no device here: roofline estimates for the profile, for the model and the baseline alike
     const est = rooflineEstimate(cost, profile, t.batchSize, int8 ? 1 : 4);
     const estBase = rooflineEstimate(modelCost(baseline), profile, t.batchSize);
-    lat = { medianMs: est.latencyMs, p90Ms: est.latencyMs };
-    speedup = estBase.latencyMs / est.latencyMs;
+    const speedup = estBase.latencyMs / est.latencyMs;
+    const metrics: Record<string, number> = { speedup, latencyEstimated: 1, latencyBatchSize: t.batchSize };
+    const latencyMs = modelLatencyMs(baselineLatencyMs ?? estBase.latencyMs, speedupOf(metrics)!.value);
     energyJ = est.energyJ;
     energyModel = `roofline(${profile.name})`;
-    extra.latencyEstimated = 1;
-    extra.memoryBoundLayers = est.memoryBoundLayers.length;
-  } else {
-    // timed side by side with the baseline, alternating, so machine drift cancels in the ratio
-    const [latBase, measured] = await measureLatencyInterleaved([baseline, model], t.batchSize, t.warmupRuns, t.latencyRuns);
-    lat = measured;
-    speedup = latBase.medianMs / measured.medianMs;
-    if (profile) extra.latencyMsRoofline = rooflineEstimate(cost, profile, t.batchSize, int8 ? 1 : 4).latencyMs;
-    // a sensor where one exists: RAPL package energy, model and baseline alike (their ratio is what J uses)
-    const domains = raplDomains();
-    if (domains.length > 0) {
-      extra.energyJMeasured = await measureEnergyPerExample(model, t.batchSize, t.latencyRuns, domains);
-      extra.baselineEnergyJMeasured = await measureEnergyPerExample(baseline, t.batchSize, t.latencyRuns, domains);
-    }
+    return {
+      metrics: { ...metrics, latencyMs, energyJEstimated: energyJ, memoryBoundLayers: est.memoryBoundLayers.length },
+      manifest: {
+        latencyMs: { value: latencyMs, measured: false, estimated: true, model: energyModel, batchSize: t.batchSize, profile },
+        speedupVsBaseline: { value: speedup, measured: false, estimated: true, model: energyModel, note: 'estimated: no interval' },
+        energyJoulesPerInference: { value: energyJ, measured: false, model: energyModel },
+      },
+    };
   }
-  const host = os.hostname();
+  // timed in interleaved pairs with the baseline, so machine drift cancels in each pair's ratio
+  const p = await measureSpeedup(model, baseline, t, onPair);
+  const speedupMetrics = { speedup: p.r, speedupLow: p.low, speedupHigh: p.high, latencyPairs: p.pairs };
+  const s = speedupOf(speedupMetrics)!;
+  const baseMs = baselineLatencyMs ?? quantile(p.baselineTimes, 0.5);
+  const latencyMs = modelLatencyMs(baseMs, s.value);
+  const extra: Record<string, number> = {};
+  if (profile) extra.latencyMsRoofline = rooflineEstimate(cost, profile, t.batchSize, int8 ? 1 : 4).latencyMs;
+  // a sensor where one exists: RAPL package energy, model and baseline alike (their ratio is what J uses)
+  const domains = raplDomains();
+  if (domains.length > 0) {
+    extra.energyJMeasured = await measureEnergyPerExample(model, t.batchSize, t.latencyRuns, domains);
+    extra.baselineEnergyJMeasured = await measureEnergyPerExample(baseline, t.batchSize, t.latencyRuns, domains);
+  }
   return {
-    metrics: { latencyMs: lat.medianMs, latencyP90Ms: lat.p90Ms, latencyBatchSize: t.batchSize, speedup, energyJEstimated: energyJ, ...extra },
+    metrics: {
+      latencyMs,
+      latencyMsRaw: quantile(p.candidateTimes, 0.5),
+      latencyP90Ms: quantile(p.candidateTimes, 0.9),
+      latencyBatchSize: t.batchSize,
+      ...speedupMetrics,
+      energyJEstimated: energyJ,
+      ...extra,
+    },
     manifest: {
-      latencyMs:
-        how === 'estimate'
-          ? { value: lat.medianMs, measured: false, model: energyModel, batchSize: t.batchSize, profile }
-          : { value: lat.medianMs, measured: true, backend, host, batchSize: t.batchSize, runs: t.latencyRuns },
-      speedupVsBaseline:
-        how === 'estimate'
-          ? { value: speedup, measured: false, model: energyModel }
-          : { value: speedup, measured: true, backend, note: 'timed side by side with the unpruned model' },
+      latencyMs: {
+        value: latencyMs,
+        measured: true,
+        what: "the campaign's baseline median ÷ the paired speedup (a speedup whose interval contains 1 counts as 1)",
+        baselineMedianMs: baseMs,
+        backend,
+        host,
+        batchSize: t.batchSize,
+      },
+      speedupVsBaseline: {
+        value: p.r,
+        low: p.low,
+        high: p.high,
+        interval: '95 %, Student t over the paired log-ratios log(t_baseline / t_model)',
+        pairs: p.pairs,
+        stoppedBy: p.stoppedBy,
+        approxBaseline: s.approxBaseline,
+        usedAs: s.value,
+        shown: describeSpeedup(s),
+        measured: true,
+        backend,
+        note: 'timed in interleaved pairs with the unpruned model (the order flips every pair)',
+      },
       energyJoulesPerInference:
         extra.energyJMeasured !== undefined
           ? {

@@ -10,6 +10,7 @@ import type { ParetoSummary } from '../analysis';
 import { countRows, openDb } from '../db';
 import { dominates, isMetricKey, ROUND_STAGES as STAGES, SERIES } from '../core';
 import { cli, cliEnv, tmpHome, writeSpec } from './helpers';
+import { expectDeployablesLoadInStockTfjs, expectOneLatency } from './trust';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -63,7 +64,8 @@ describe('a campaign end to end through the CLI', () => {
     const weights = (rel: string) => fs.statSync(path.join(home, 'artifacts', status.id, rel, 'weights.bin')).size;
     const base = weights('baseline/model');
     expect(weights('run-1/round-2/finetuned')).toBeLessThan(base * 0.6);
-    expect(weights('run-1/round-2/int8')).toBeLessThan(weights('run-1/round-2/finetuned') / 3.5);
+    expect(weights('run-1/round-2/uint8')).toBeLessThan(weights('run-1/round-2/finetuned') / 3.5);
+    expect(weights('run-1/round-2/int8-per-channel')).toBeLessThan(weights('run-1/round-2/finetuned') / 3.5);
     expect(fs.existsSync(path.join(home, 'artifacts', status.id, 'run-1/round-2/deployable/prunewise.json'))).toBe(true);
 
     const db = openDb(path.join(home, 'prunewise.db'));
@@ -104,6 +106,11 @@ describe('a campaign end to end through the CLI', () => {
     // stored in place round by round (the hypervolume as a sum of contributions: equal up to rounding)
     expect({ points: stored.points, front: stored.front }).toEqual({ points: 5, front: pareto.front });
     expect(stored.hypervolume).toBeCloseTo(pareto.hypervolume, 12);
+    // one latency per model (status, pareto, the deployable's manifest); deployables load in stock tfjs
+    const statusText = (await cli(env, ['status', status.id])).stdout;
+    expect(expectOneLatency(home, status, pareto, statusText)).toBe(4);
+    const campaignSpec = JSON.parse(db.prepare(`SELECT spec_json FROM campaigns WHERE id = ?`).pluck().get(status.id) as string);
+    expect(await expectDeployablesLoadInStockTfjs(home, status, campaignSpec)).toHaveLength(4);
     const pt = await cli(env, ['pareto', status.id]);
     expect(pt.stdout).toMatch(/5 candidate models .* on the front/);
     expect(pt.stdout).toContain('energy: estimated (horowitz-45nm model), not measured');

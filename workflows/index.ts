@@ -431,11 +431,22 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
       }
       let int8: StageResult | undefined;
       if (spec.quantization.int8) int8 = await stage('quantize', round, () => compute.quantize({ ...base, model: tuned.model! }));
-      // deploy int8 when it costs at most half a point of test accuracy (a drop of exactly 0.5 points
-      // computed in floating point is 0.5000000000000004: compare with a tolerance; older histories without)
+      // deploy the 8-bit variant (stock tfjs uint8) when it costs at most half a point of test accuracy (a drop of
+      // exactly 0.5 points computed in floating point is 0.5000000000000004: compared with a tolerance; older histories without)
       const int8Tolerance = patched('int8-boundary') ? 1e-9 : 0;
       const useInt8 = !!int8 && (val.metrics.accuracy - int8.metrics.int8Accuracy) * 100 <= 0.5 + int8Tolerance;
-      const hw = await stage('hardware-adapt', round, () => compute.hardwareAdapt({ ...base, model: tuned.model!, int8Model: int8?.model, useInt8 }));
+      // the accuracy measured on exactly the deployed weight files (activity inputs only: no new command)
+      const deployedAccuracy = useInt8 ? int8!.metrics.int8Accuracy : val.metrics.accuracy;
+      const hw = await stage('hardware-adapt', round, () =>
+        compute.hardwareAdapt({
+          ...base,
+          model: tuned.model!,
+          int8Model: int8?.model,
+          useInt8,
+          baselineLatencyMs: baseline.metrics.latencyMs,
+          deployedAccuracy,
+        }),
+      );
       const deployedBytes = useInt8 ? int8!.metrics.int8Bytes : pruned.metrics.bytes;
       const j = objectiveJ(
         weights,
@@ -448,7 +459,14 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
       if (j < state.best.objective) state.best = { round, model: tuned.model!, objective: j };
       await store.record([
         { op: 'round', runId, round, state: 'completed', objective: j },
-        { op: 'stage', runId, round, stage: 'hardware-adapt', state: 'completed', metrics: { objective: j, deployedBytes, deployedInt8: useInt8 ? 1 : 0 } },
+        {
+          op: 'stage',
+          runId,
+          round,
+          stage: 'hardware-adapt',
+          state: 'completed',
+          metrics: { objective: j, deployedBytes, deployedInt8: useInt8 ? 1 : 0, deployedAccuracy },
+        },
       ]);
     }
     progress.state = 'completed';
