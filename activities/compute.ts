@@ -24,6 +24,7 @@ import {
   planRound,
   pruneModel,
   saveExport,
+  estimateEnergyJoules,
   saveInt8,
   saveModel,
   scoreGroups,
@@ -100,9 +101,24 @@ export function createComputeActivities(home: string) {
           const test = await evaluate(model, ds.test);
           const cost = modelCost(model);
           const channels = layerChannels(model);
+          // the baseline's 8-bit variant: what 8-bit candidates are compared with (like with like)
+          const relU8 = path.join(baselineDir(input.campaignId), 'uint8');
+          const savedU8 = await saveExport(model, art.abs(relU8), 'uint8');
+          const u8 = await art.loadModel(relU8);
+          let u8Test, u8Val;
+          try {
+            u8Test = await evaluate(u8, ds.test);
+            u8Val = await evaluate(u8, ds.val);
+          } finally {
+            u8.dispose();
+          }
           return {
             model: rel,
             metrics: {
+              int8Accuracy: u8Test.accuracy,
+              int8ValAccuracy: u8Val.accuracy,
+              int8Bytes: savedU8.bytes,
+              energyJEstimatedInt8: estimateEnergyJoules(cost, 'int8'),
               accuracy: test.accuracy,
               loss: test.loss,
               valAccuracy: val.accuracy,
@@ -116,7 +132,10 @@ export function createComputeActivities(home: string) {
             series,
             resumedFromStep,
             channels,
-            artifacts: [{ kind: 'model', path: rel, ...saved }],
+            artifacts: [
+              { kind: 'model', path: rel, ...saved },
+              { kind: 'model-uint8', path: relU8, ...savedU8 },
+            ],
             tfjsVersion: (await initBackend()).tfjsVersion,
             prunewiseVersion: VERSION,
           };
@@ -295,10 +314,10 @@ export function createComputeActivities(home: string) {
         const dir = roundDir(input.runId, input.round);
         const rel = path.join(dir, 'uint8');
         const relPc = path.join(dir, 'int8-per-channel');
-        const accuracyOf = async (folder: string) => {
+        const accuracyOf = async (folder: string, split = ds.test) => {
           const q = await art.loadModel(folder); // what the files hold, dequantized
           try {
-            return (await evaluate(q, ds.test)).accuracy;
+            return (await evaluate(q, split)).accuracy;
           } finally {
             q.dispose();
           }
@@ -307,6 +326,7 @@ export function createComputeActivities(home: string) {
           const saved = await saveExport(model, art.abs(rel), 'uint8');
           const savedPc = saveInt8(model, art.abs(relPc));
           const acc = await accuracyOf(rel);
+          const valAcc = await accuracyOf(rel, ds.val); // decisions (J) use validation, like the float32 variant's
           const accPc = await accuracyOf(relPc);
           writeFileAtomic(
             art.abs(path.join(relPc, 'prunewise.json')),
@@ -325,7 +345,7 @@ export function createComputeActivities(home: string) {
           );
           return {
             model: rel,
-            metrics: { int8Accuracy: acc, int8Bytes: saved.bytes, int8PerChannelAccuracy: accPc, int8PerChannelBytes: savedPc.bytes },
+            metrics: { int8Accuracy: acc, int8ValAccuracy: valAcc, int8Bytes: saved.bytes, int8PerChannelAccuracy: accPc, int8PerChannelBytes: savedPc.bytes },
             artifacts: [
               { kind: 'model-uint8', path: rel, ...saved },
               { kind: 'model-int8-per-channel', path: relPc, ...savedPc },

@@ -123,12 +123,14 @@ function roundCandidate(
     weights: run.weights,
     round,
     values,
-    accuracy: m.accuracy ?? null,
+    // like with like: the test accuracy of exactly the deployed weight files
+    accuracy: m.deployedAccuracy ?? (m.deployedInt8 === 1 ? m.int8Accuracy : m.accuracy) ?? null,
     objective,
     onFront: false,
     onFront2d: false,
     energyMeasured,
     violates: violations(values, s.reference, s.limits),
+    deployedInt8: m.deployedInt8 === 1,
   };
 }
 
@@ -145,6 +147,7 @@ function baselineCandidate(s: Setting): ParetoPoint {
     onFront2d: false,
     energyMeasured: false,
     violates: violations(s.baseline, s.reference, s.limits),
+    deployedInt8: false,
   };
 }
 

@@ -27,6 +27,8 @@ export const METRICS = {
   int8Accuracy:
     'test accuracy of the 8-bit deployable variant (stock tfjs uint8 manifest: one min/scale per tensor), measured on the written weights, fraction 0–1',
   int8Bytes: 'weight bytes of the 8-bit deployable variant (stock tfjs uint8 manifest)',
+  int8ValAccuracy: 'validation accuracy of the 8-bit deployable variant (exactly its weight files), fraction 0–1',
+  energyJEstimatedInt8: "the baseline's joules per inference with 8-bit weights, estimated (the 8-bit candidates' energy is compared with it)",
   int8PerChannelAccuracy: 'test accuracy of the per-channel int8 variant (needs the prunewise loader; not deployable in stock tfjs), fraction 0–1',
   int8PerChannelBytes: 'weight bytes of the per-channel int8 variant (int8 kernels, float32 rest, with its scales)',
   // hardware-adapt

@@ -50,7 +50,8 @@ export function objectiveJ(w: Weights, v: ObjectiveValues, baseline: ObjectiveVa
 }
 
 /**
- * A model's objective values from its recorded metrics (see core/metrics.ts for the keys).
+ * A model's objective values from its recorded metrics (see core/metrics.ts for the keys): those of
+ * the variant deployed (with `deployedInt8` = 1, the 8-bit variant's validation error and bytes).
  * Latency is THE model latency of core/latency.ts: the baseline median ÷ the paired speedup, where a
  * speedup whose 95 % interval contains 1 counts as 1 ("≈ baseline"); energy from the RAPL ratio to the baseline measured
  * alongside where the worker had the sensor, else the estimate.
@@ -64,5 +65,7 @@ export function objectiveValues(
   const latencyMs = latencyOfRound(m, baselineLatencyMs)!;
   const energyMeasured = !!(m.energyJMeasured && m.baselineEnergyJMeasured && baselineEnergyJ);
   const energyJ = energyMeasured ? (baselineEnergyJ! * m.energyJMeasured!) / m.baselineEnergyJMeasured! : (m.energyJEstimated ?? 0);
-  return { error: 1 - m.valAccuracy!, bytes: deployedBytes, latencyMs, energyJ, energyMeasured };
+  // like with like: the error of the variant deployed (8-bit weights when deployedInt8 = 1)
+  const valAccuracy = m.deployedInt8 === 1 && m.int8ValAccuracy !== undefined ? m.int8ValAccuracy : m.valAccuracy!;
+  return { error: 1 - valAccuracy, bytes: deployedBytes, latencyMs, energyJ, energyMeasured };
 }

@@ -3,7 +3,7 @@
 // formatting helpers. Pure: no I/O, no request, no SQL.
 import type Handlebars from 'handlebars';
 import { OBJECTIVES } from '../core';
-import { POINT_FIELDS, type BaselineRow, type RunDetail, type RunQuery, type RunTableRow } from '../db';
+import { POINT_FIELDS, type BaselineRow, type CampaignOverview, type RunDetail, type RunQuery, type RunTableRow } from '../db';
 import { queryString } from './query';
 
 // ------------------------------------------------------------------ against the baseline
@@ -13,19 +13,45 @@ export interface ShownRow extends RunTableRow {
   sizeX: number | null;
   latencyX: number | null;
   energyX: number | null;
+  /** what accuracy, size and energy were compared with: the baseline's float32 or its 8-bit (uint8) variant */
+  vs: 'float32' | 'uint8';
 }
 
 type Deltas = Omit<ShownRow, keyof RunTableRow>;
-type ModelValues = { accuracy: number | null; bytes: number | null; latencyMs: number | null; energyJ: number | null };
+type ModelValues = { accuracy: number | null; bytes: number | null; latencyMs: number | null; energyJ: number | null; deployedInt8?: boolean };
 
-/** A model against the unpruned baseline: accuracy change in points, and how many times smaller / faster / cheaper. */
+/**
+ * A model against the unpruned baseline, like with like: accuracy change in points and how many
+ * times smaller / faster / cheaper, an 8-bit model against the baseline's 8-bit variant and a
+ * float32 model against the float32 baseline (`vs` says which). Latency is always against the
+ * baseline as timed (tfjs dequantizes 8-bit weights at load: the same float32 arithmetic runs).
+ */
 export function vsBaseline(v: ModelValues | null | undefined, b: BaselineRow | undefined): Deltas {
-  const ratio = (base: number | undefined, x: number | null | undefined) => (base !== undefined && x ? base / x : null);
+  const ratio = (base: number | null | undefined, x: number | null | undefined) => (base != null && x ? base / x : null);
+  const ref = v?.deployedInt8 && b?.int8 ? { ...b, ...b.int8 } : b;
   return {
-    deltaPoints: v && v.accuracy !== null && b?.accuracy != null ? (v.accuracy - b.accuracy) * 100 : null,
-    sizeX: ratio(b?.bytes, v?.bytes),
+    deltaPoints: v && v.accuracy !== null && ref?.accuracy != null ? (v.accuracy - ref.accuracy) * 100 : null,
+    sizeX: ratio(ref?.bytes, v?.bytes),
     latencyX: ratio(b?.latencyMs, v?.latencyMs),
-    energyX: ratio(b?.energyJ, v?.energyJ),
+    energyX: ratio(ref?.energyJ, v?.energyJ),
+    vs: v?.deployedInt8 && b?.int8 ? 'uint8' : 'float32',
+  };
+}
+
+/** The summary cards: each best model against the baseline's same variant (like with like). */
+export function bestCards(best: CampaignOverview['best'], b: BaselineRow | undefined) {
+  const acc = vsBaseline({ ...best, deployedInt8: best.accuracyInt8 }, b);
+  const size = vsBaseline({ ...best, deployedInt8: best.bytesInt8 }, b);
+  const energy = vsBaseline({ ...best, deployedInt8: best.energyInt8 }, b);
+  return {
+    accuracy: best.accuracy,
+    deltaPoints: acc.deltaPoints,
+    accuracyVs: acc.vs,
+    sizeX: size.sizeX,
+    sizeVs: size.vs,
+    latencyX: size.latencyX,
+    energyX: energy.energyX,
+    energyVs: energy.vs,
   };
 }
 
@@ -96,6 +122,8 @@ const EXPORT_COLUMNS: Array<[string, (x: ShownRow) => unknown]> = [
   ['latency_x', (x) => x.latencyX],
   ['energy_j', (x) => x.energyJ],
   ['energy_x', (x) => x.energyX],
+  ['compared_with', (x) => (x.vs === 'uint8' ? 'uint8 baseline' : 'float32 baseline')],
+  ['deployed', (x) => (x.deployedInt8 ? 'uint8' : 'float32')],
   ['energy_measured', (x) => x.energyMeasured],
   ['objective', (x) => x.objective],
   ['pareto', (x) => x.onFront],
@@ -226,6 +254,12 @@ export function registerHelpers(hb: typeof Handlebars): void {
   hb.registerHelper('latx', (v: number | null) => (num(v) ? (v === 1 ? '≈ baseline' : `${v!.toFixed(2)}×`) : '—'));
   hb.registerHelper('w', (w: Record<string, number> | null, k: string) => (w && w[k] !== undefined ? String(w[k]) : '—'));
   hb.registerHelper('eq', (a: unknown, b: unknown) => a === b);
+  // like with like: an 8-bit model's ratio is against the baseline's 8-bit variant, and says so
+  hb.registerHelper(
+    'vs',
+    (v: string) =>
+      new hb.SafeString(v === 'uint8' ? ` <abbr class="muted" title="an 8-bit (uint8) model, compared with the baseline's uint8 variant">u8</abbr>` : ''),
+  );
   hb.registerHelper('get', (o: Record<string, unknown> | null, k: string) => (o ? o[k] : undefined));
   hb.registerHelper(
     'json',

@@ -31,6 +31,7 @@ import {
   runsCsv,
   tableColumns,
   vsBaseline,
+  bestCards,
   withDeltas,
 } from './present';
 import { BadParam, FILTER_COLUMNS, formatCursor, PAGE_SIZE, parseCompareRuns, parseRunQuery, queryString, wildcard } from './query';
@@ -86,7 +87,7 @@ export function pageRoutes(db: Db, views: Views, artifacts: Artifacts): Router {
       tab,
       campaign: c,
       overview: o,
-      best: { accuracy: o.best.accuracy, ...vsBaseline(o.best, baseline) },
+      best: bestCards(o.best, baseline),
       baseline,
       latencyNote: latencyNote(baseline, true),
       rows,

@@ -162,4 +162,10 @@ export const MIGRATIONS: string[] = [
   `
   ALTER TABLE rounds ADD COLUMN note TEXT;
   `,
+  // 6: like with like: which variant a candidate deploys (8-bit weights or float32), so people
+  // compare it with the baseline's same variant
+  `
+  ALTER TABLE pareto_points ADD COLUMN deployed_int8 INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE run_rows ADD COLUMN deployed_int8 INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

@@ -17,6 +17,8 @@ export interface ParetoPoint extends Candidate {
   onFront2d: boolean;
   /** energy measured by RAPL relative to the baseline (scaled to the baseline's estimate), else estimated (horowitz-45nm) */
   energyMeasured: boolean;
+  /** the candidate deploys 8-bit weights (stock tfjs uint8): its bytes, accuracy and energy are the 8-bit variant's */
+  deployedInt8: boolean;
   /** hard constraints this model breaks (accuracy drop, maxLatencyMs, maxBytes): such a model is never recommended */
   violates: string[];
 }
@@ -52,7 +54,7 @@ export interface StoredPareto {
 const now = () => new Date().toISOString();
 
 const POINT_SQL = `SELECT p.run_id AS runId, p.round, r.k, r.weights_json AS weights, p.val_error, p.bytes, p.latency_ms, p.energy_j, p.accuracy,
-  p.objective, p.on_front, p.on_front_2d, p.energy_measured, p.violates
+  p.objective, p.on_front, p.on_front_2d, p.energy_measured, p.violates, p.deployed_int8
   FROM pareto_points p JOIN runs r ON r.id = p.run_id`;
 
 interface PointSqlRow {
@@ -70,6 +72,7 @@ interface PointSqlRow {
   on_front_2d: number;
   energy_measured: number;
   violates: string;
+  deployed_int8: number;
 }
 
 const toPoint = (x: PointSqlRow): ParetoPoint => ({
@@ -84,6 +87,7 @@ const toPoint = (x: PointSqlRow): ParetoPoint => ({
   onFront2d: x.on_front_2d === 1,
   energyMeasured: x.energy_measured === 1,
   violates: x.violates ? x.violates.split(', ') : [],
+  deployedInt8: x.deployed_int8 === 1,
 });
 
 /** Every stored candidate of a campaign, ordered by run k then round (the baseline first). */
@@ -134,8 +138,8 @@ export function countParetoPoints(db: Db, campaignId: string): { points: number;
   };
 }
 
-const insertPointSql = `INSERT INTO pareto_points (campaign_id, run_id, round, val_error, accuracy, bytes, latency_ms, energy_j, energy_measured, objective, on_front, on_front_2d, violates)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+const insertPointSql = `INSERT INTO pareto_points (campaign_id, run_id, round, val_error, accuracy, bytes, latency_ms, energy_j, energy_measured, objective, on_front, on_front_2d, violates, deployed_int8)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 const pointParams = (campaignId: string, p: ParetoPoint) => [
   campaignId,
   p.runId,
@@ -150,6 +154,7 @@ const pointParams = (campaignId: string, p: ParetoPoint) => [
   p.onFront ? 1 : 0,
   p.onFront2d ? 1 : 0,
   p.violates.join(', '),
+  p.deployedInt8 ? 1 : 0,
 ];
 
 /** Inserts one candidate (its key must be new). */
@@ -173,12 +178,12 @@ export function setFrontFlag(
 export function putRunRow(db: Db, campaignId: string, row: RunRow): void {
   const b = row.best;
   db.prepare(
-    `INSERT INTO run_rows (campaign_id, run_id, k, rounds, best_round, accuracy, best_accuracy, val_error, bytes, latency_ms, energy_j, energy_measured, objective, on_front, front_rounds, rejected)
-     VALUES (@c, @runId, @k, @rounds, @bestRound, @accuracy, @bestAccuracy, @error, @bytes, @latency, @energy, @measured, @objective, @onFront, @frontRounds, @rejected)
+    `INSERT INTO run_rows (campaign_id, run_id, k, rounds, best_round, accuracy, best_accuracy, val_error, bytes, latency_ms, energy_j, energy_measured, objective, on_front, front_rounds, rejected, deployed_int8)
+     VALUES (@c, @runId, @k, @rounds, @bestRound, @accuracy, @bestAccuracy, @error, @bytes, @latency, @energy, @measured, @objective, @onFront, @frontRounds, @rejected, @int8)
      ON CONFLICT(campaign_id, run_id) DO UPDATE SET rounds = excluded.rounds, best_round = excluded.best_round, accuracy = excluded.accuracy,
        best_accuracy = excluded.best_accuracy, val_error = excluded.val_error, bytes = excluded.bytes, latency_ms = excluded.latency_ms,
        energy_j = excluded.energy_j, energy_measured = excluded.energy_measured, objective = excluded.objective, on_front = excluded.on_front,
-       front_rounds = excluded.front_rounds, rejected = excluded.rejected`,
+       front_rounds = excluded.front_rounds, rejected = excluded.rejected, deployed_int8 = excluded.deployed_int8`,
   ).run({
     c: campaignId,
     runId: row.runId,
@@ -196,6 +201,7 @@ export function putRunRow(db: Db, campaignId: string, row: RunRow): void {
     onFront: row.frontRounds > 0 ? 1 : 0,
     frontRounds: row.frontRounds,
     rejected: b.violates.join(', '),
+    int8: b.deployedInt8 ? 1 : 0,
   });
 }
 

@@ -52,6 +52,8 @@ export interface RunTableRow {
   latencyMs: number | null;
   energyJ: number | null;
   energyMeasured: boolean;
+  /** the best round deploys 8-bit weights: compare it with the baseline's 8-bit variant */
+  deployedInt8: boolean;
   objective: number | null;
   onFront: boolean;
   frontRounds: number;
@@ -81,7 +83,7 @@ function whereOf(q: RunQuery): { sql: string; params: unknown[] } {
 const SELECT_ROWS = `SELECT r.id AS runId, rr.k AS k, r.state AS state, r.error AS error, r.weights_json AS weights, rr.rounds AS rounds,
   rr.best_round AS bestRound, rr.accuracy AS accuracy, rr.best_accuracy AS bestAccuracy, rr.val_error AS valError, rr.bytes AS bytes,
   rr.latency_ms AS latencyMs, rr.energy_j AS energyJ, rr.energy_measured AS energyMeasured, rr.objective AS objective,
-  rr.on_front AS onFront, rr.front_rounds AS frontRounds, rr.rejected AS rejected`;
+  rr.on_front AS onFront, rr.front_rounds AS frontRounds, rr.rejected AS rejected, rr.deployed_int8 AS deployedInt8`;
 
 function toRow(x: Record<string, unknown>, current: string | null): RunTableRow {
   return {
@@ -89,6 +91,7 @@ function toRow(x: Record<string, unknown>, current: string | null): RunTableRow 
     weights: x.weights ? JSON.parse(x.weights as string) : {},
     energyMeasured: x.energyMeasured === 1,
     onFront: x.onFront === 1,
+    deployedInt8: x.deployedInt8 === 1,
     current,
   };
 }
@@ -143,6 +146,8 @@ export interface BaselineRow {
   params: number | null;
   flops: number | null;
   latencyEstimated: boolean;
+  /** the baseline's 8-bit variant (stock tfjs uint8): what 8-bit candidates are compared with; null for campaigns before it was measured */
+  int8: { accuracy: number; bytes: number; energyJ: number } | null;
 }
 
 export function baselineOf(db: Db, campaignId: string): BaselineRow | undefined {
@@ -151,17 +156,31 @@ export function baselineOf(db: Db, campaignId: string): BaselineRow | undefined 
       `SELECT p.run_id AS runId, p.accuracy, p.val_error AS valError, p.bytes, p.latency_ms AS latencyMs, p.energy_j AS energyJ
        FROM pareto_points p JOIN runs r ON r.id = p.run_id WHERE p.campaign_id = ? AND r.kind = 'baseline'`,
     )
-    .get(campaignId) as Omit<BaselineRow, 'params' | 'flops' | 'latencyEstimated'> | undefined;
+    .get(campaignId) as Omit<BaselineRow, 'params' | 'flops' | 'latencyEstimated' | 'int8'> | undefined;
   if (!p) return undefined;
   const m = metricMap(db, p.runId, 0);
-  return { ...p, params: m.params ?? null, flops: m.flops ?? null, latencyEstimated: m.latencyEstimated === 1 };
+  const int8 =
+    m.int8Accuracy !== undefined && m.int8Bytes !== undefined && m.energyJEstimatedInt8 !== undefined
+      ? { accuracy: m.int8Accuracy, bytes: m.int8Bytes, energyJ: m.energyJEstimatedInt8 }
+      : null;
+  return { ...p, params: m.params ?? null, flops: m.flops ?? null, latencyEstimated: m.latencyEstimated === 1, int8 };
 }
 
 export interface CampaignOverview {
   /** hypervolumeApprox: the hypervolume holds an estimated contribution (show it as ≈) */
   pareto: { points: number; front: number; frontDistinct: number; front2d: number; hypervolume: number; hypervolumeApprox: boolean; updatedAt: string } | null;
   /** best accuracy over every candidate; least bytes / latency / energy among candidates within the hard constraints */
-  best: { accuracy: number | null; valError: number | null; bytes: number | null; latencyMs: number | null; energyJ: number | null };
+  best: {
+    accuracy: number | null;
+    valError: number | null;
+    bytes: number | null;
+    latencyMs: number | null;
+    energyJ: number | null;
+    /** whether the model with the best accuracy / least bytes / least energy deploys 8-bit weights (compare it with the 8-bit baseline) */
+    accuracyInt8: boolean;
+    bytesInt8: boolean;
+    energyInt8: boolean;
+  };
   runStates: Record<string, number>;
   runs: number;
   running: Array<{ runId: string; k: number; round: number; stage: string; taskQueue: string | null; attempts: number | null; since: string }>;
@@ -177,14 +196,20 @@ export function campaignOverview(db: Db, campaignId: string, opts: { activity?: 
     )
     .get(campaignId) as (Omit<NonNullable<CampaignOverview['pareto']>, 'hypervolumeApprox'> & { hypervolumeApprox: number }) | undefined;
   const pareto = row && { ...row, hypervolumeApprox: row.hypervolumeApprox === 1 };
-  const best = db
+  const variantOf = (order: string, where = '') =>
+    `(SELECT deployed_int8 FROM pareto_points WHERE campaign_id = @id AND round > 0${where} ORDER BY ${order} LIMIT 1)`;
+  const b = db
     .prepare(
       `SELECT MAX(accuracy) AS accuracy, MIN(val_error) AS valError,
          MIN(CASE WHEN violates = '' THEN bytes END) AS bytes, MIN(CASE WHEN violates = '' THEN latency_ms END) AS latencyMs,
-         MIN(CASE WHEN violates = '' THEN energy_j END) AS energyJ
-       FROM pareto_points WHERE campaign_id = ? AND round > 0`,
+         MIN(CASE WHEN violates = '' THEN energy_j END) AS energyJ,
+         ${variantOf('accuracy DESC')} AS accuracyInt8, ${variantOf('bytes', " AND violates = ''")} AS bytesInt8,
+         ${variantOf('energy_j', " AND violates = ''")} AS energyInt8
+       FROM pareto_points WHERE campaign_id = @id AND round > 0`,
     )
-    .get(campaignId) as CampaignOverview['best'];
+    .get({ id: campaignId }) as Omit<CampaignOverview['best'], 'accuracyInt8' | 'bytesInt8' | 'energyInt8'> &
+    Record<'accuracyInt8' | 'bytesInt8' | 'energyInt8', number | null>;
+  const best = { ...b, accuracyInt8: b.accuracyInt8 === 1, bytesInt8: b.bytesInt8 === 1, energyInt8: b.energyInt8 === 1 };
   const runStates: Record<string, number> = {};
   let runs = 0;
   for (const s of db.prepare(`SELECT state, COUNT(*) AS n FROM runs WHERE campaign_id = ? AND kind = 'run' GROUP BY state`).all(campaignId) as Array<{
@@ -273,7 +298,16 @@ export interface RunDetail {
     state: State;
     objective: number | null;
     metrics: Record<string, number>;
-    point: { valError: number; accuracy: number | null; bytes: number; latencyMs: number; energyJ: number; onFront: boolean; violates: string } | null;
+    point: {
+      valError: number;
+      accuracy: number | null;
+      bytes: number;
+      latencyMs: number;
+      energyJ: number;
+      onFront: boolean;
+      violates: string;
+      deployedInt8: boolean;
+    } | null;
   }>;
   stages: Array<StageStatus & { round: number; stage: string; startedAt: string; updatedAt: string }>;
   series: Array<{ round: number; stage: string; key: string; points: Array<[number, number]> }>;
@@ -313,11 +347,13 @@ export function runDetail(db: Db, runId: string): RunDetail | undefined {
           objective: number | null;
         }>);
   const pointQ = db.prepare(
-    `SELECT val_error AS valError, accuracy, bytes, latency_ms AS latencyMs, energy_j AS energyJ, on_front AS onFront, violates FROM pareto_points WHERE run_id = ? AND round = ?`,
+    `SELECT val_error AS valError, accuracy, bytes, latency_ms AS latencyMs, energy_j AS energyJ, on_front AS onFront, violates, deployed_int8 AS deployedInt8
+     FROM pareto_points WHERE run_id = ? AND round = ?`,
   );
   const rounds = roundRows.map((rd) => {
-    const p = pointQ.get(runId, rd.round) as (Omit<NonNullable<RunDetail['rounds'][number]['point']>, 'onFront'> & { onFront: number }) | undefined;
-    return { ...rd, metrics: metricMap(db, runId, rd.round), point: p ? { ...p, onFront: p.onFront === 1 } : null };
+    const p = pointQ.get(runId, rd.round) as
+      (Omit<NonNullable<RunDetail['rounds'][number]['point']>, 'onFront' | 'deployedInt8'> & { onFront: number; deployedInt8: number }) | undefined;
+    return { ...rd, metrics: metricMap(db, runId, rd.round), point: p ? { ...p, onFront: p.onFront === 1, deployedInt8: p.deployedInt8 === 1 } : null };
   });
   const stages = (
     db

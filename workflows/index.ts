@@ -450,7 +450,12 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
       const deployedBytes = useInt8 ? int8!.metrics.int8Bytes : pruned.metrics.bytes;
       const j = objectiveJ(
         weights,
-        objectiveValues({ ...val.metrics, ...hw.metrics }, deployedBytes, baseline.metrics.latencyMs, baseline.metrics.energyJEstimated),
+        objectiveValues(
+          { ...val.metrics, ...(useInt8 ? { ...int8!.metrics, deployedInt8: 1 } : {}), ...hw.metrics },
+          deployedBytes,
+          baseline.metrics.latencyMs,
+          baseline.metrics.energyJEstimated,
+        ),
         baseValues,
       );
       state.model = tuned.model!;
