@@ -1,5 +1,6 @@
 """PyTorch CPU training throughput for the same nets as bench/train.ts (samples/s on the last line).
-Run by bench:train only when `import torch` works; prints nothing useful otherwise."""
+Run by bench:train only when `import torch` works; prints nothing useful otherwise.
+Arguments: net batch [seconds [threads]]."""
 import sys
 import time
 
@@ -7,6 +8,8 @@ import torch
 import torch.nn as nn
 
 net, batch = sys.argv[1], int(sys.argv[2])
+if len(sys.argv) > 4:
+    torch.set_num_threads(int(sys.argv[4]))
 
 
 def lenet5():
