@@ -1,17 +1,40 @@
-// bench:train — training throughput (samples/s at batch 64) of zoo nets: our best CPU path vs
-// pure-JS tfjs, side by side in one run (and PyTorch on the CPU when `import torch` works).
-// Prints a table, then one JSON line: {"backend", "nets": {"<net>": {"ours", "purejs", "pytorch"}}}.
+// bench:train — training throughput (samples/s at batch 64) of zoo nets on every CPU path, side by
+// side: native TensorFlow (tfjs-node on PyPI's tensorflow-cpu wheel, scripts/setup-native.sh), wasm
+// on 2 data-parallel threads, wasm on 1, pure JS (stock tfjs cpu backend) and PyTorch on the CPU
+// (bench/.venv-torch from `npm run bench:setup`, or PRUNEWISE_PYTHON). Native and wasm cannot be
+// switched reliably within one process, so each measurement runs in a child process of its own.
+// Prints a table, then one JSON line: {"nets": {"<net>": {"native", "wasm", "wasm1", "purejs", "pytorch"}}, …}
+// (null where one could not run; why is printed above it and kept under "notes").
 import * as tf from '@tensorflow/tfjs-core';
 import { spawnSync } from 'node:child_process';
-import { buildZooModel, defaultTrainThreads, initBackend, loadDataset, stopReplicas, subset, train } from '../ml';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { buildZooModel, initBackend, loadDataset, stopReplicas, subset, train } from '../ml';
 
 const NETS = (process.env.BENCH_NETS ?? 'lenet5,vgg-small,resnet8,mobilenet-small').split(',');
 const BATCH = 64;
+/** seconds of timed training per measurement (after a warm-up), at least MIN_STEPS steps */
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
+const MIN_STEPS = 3;
+const ROOT = path.join(__dirname, '..', '..');
+
+type Column = 'native' | 'wasm' | 'wasm1' | 'purejs' | 'pytorch';
+const COLUMNS: Column[] = ['native', 'wasm', 'wasm1', 'purejs', 'pytorch'];
+/** how each tfjs column runs: forced backend, threads, warm-up (skipped for pure JS, where one step takes minutes), min steps */
+const RUNS: Record<Exclude<Column, 'pytorch'>, { backend: string; threads: number; warm: boolean; minSteps: number }> = {
+  native: { backend: 'tensorflow', threads: 1, warm: true, minSteps: MIN_STEPS },
+  wasm: { backend: 'wasm', threads: 2, warm: true, minSteps: MIN_STEPS },
+  wasm1: { backend: 'wasm', threads: 1, warm: true, minSteps: MIN_STEPS },
+  purejs: { backend: 'cpu', threads: 1, warm: false, minSteps: 1 },
+};
+
+class StopBench extends Error {}
 
 async function samplesPerSecond(net: string, seconds: number, minSteps: number, warm: boolean, threads: number): Promise<number> {
   const ds = loadDataset({ name: 'fashion-mnist', dir: '/usr/share/datasets/fashion-mnist', trainLimit: 4096, testLimit: 64, validationFraction: 0.01 }, 1);
   const model = buildZooModel(net, 1, ds.shape, ds.classes);
-  // warm-up: kernels compile, memory settles (skipped for pure JS, where one step takes minutes)
+  // warm-up: kernels compile, memory settles
   if (warm)
     await train(
       model,
@@ -41,50 +64,116 @@ async function samplesPerSecond(net: string, seconds: number, minSteps: number, 
   model.dispose();
   return sps;
 }
-class StopBench extends Error {}
 
-// PRUNEWISE_PYTHON: an interpreter with torch (e.g. a venv), else python3 from PATH
-const PYTHON = process.env.PRUNEWISE_PYTHON || 'python3';
-
-function pytorch(net: string): number | null {
-  const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
-  if (probe.status !== 0) return null;
-  const r = spawnSync(PYTHON, [`${__dirname}/../../bench/torch_train.py`, net, String(BATCH)], { encoding: 'utf8' });
-  const v = Number(r.stdout.trim().split('\n').at(-1));
-  return Number.isFinite(v) && v > 0 ? v : null;
+/** In a child: one measurement; the last stdout line is {"sps", "library"}. */
+async function child(column: Exclude<Column, 'pytorch'>, net: string): Promise<void> {
+  const run = RUNS[column];
+  const info = await initBackend(run.backend); // forced: an error if it cannot start, never another backend
+  if (tf.getBackend() !== run.backend) throw new Error(`asked for ${run.backend}, running on ${tf.getBackend()}`);
+  const sps = await samplesPerSecond(net, SECONDS, run.minSteps, run.warm, run.threads);
+  await stopReplicas();
+  console.log(JSON.stringify({ sps, library: info.library ?? null }));
 }
+
+/** Last line of a child's stderr that says something (the reason it failed). */
+function reason(stderr: string, status: number | null, signal: string | null): string {
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !/^at |^\^|^WARNING: All log|^I0000|^=+$/.test(l));
+  const err = lines.find((l) => /Error|error:/.test(l)) ?? lines.at(-1);
+  return (err ?? `exit ${status ?? signal}`).slice(0, 200);
+}
+
+function measure(column: Exclude<Column, 'pytorch'>, net: string): { sps: number | null; library?: string; why?: string } {
+  const r = spawnSync(process.execPath, [__filename, '--child', column, net], {
+    encoding: 'utf8',
+    env: { ...process.env, PRUNEWISE_BACKEND: RUNS[column].backend },
+    timeout: 15 * 60_000,
+  });
+  try {
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '') as { sps: number; library: string | null };
+    return { sps: out.sps, library: out.library ?? undefined };
+  } catch {
+    return { sps: null, why: reason(r.stderr, r.status, r.signal) };
+  }
+}
+
+/** PyTorch's interpreter: PRUNEWISE_PYTHON, else bench/.venv-torch (npm run bench:setup), else python3. */
+function python(): string {
+  if (process.env.PRUNEWISE_PYTHON) return process.env.PRUNEWISE_PYTHON;
+  const venv = path.join(ROOT, 'bench', '.venv-torch', 'bin', 'python');
+  return fs.existsSync(venv) ? venv : 'python3';
+}
+
+/** PyTorch's best of 1 and 2 intra-op threads (on a busy 2-core VM, 2 OpenMP threads can be 20× slower than 1). */
+function pytorch(net: string): { sps: number | null; why?: string } {
+  const py = python();
+  const probe = spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.status !== 0) return { sps: null, why: `no torch for ${py} (npm run bench:setup makes bench/.venv-torch)` };
+  const runs = [1, 2].map((threads) => {
+    const r = spawnSync(py, [path.join(ROOT, 'bench', 'torch_train.py'), net, String(BATCH), String(SECONDS), String(threads)], { encoding: 'utf8' });
+    const v = Number(r.stdout.trim().split('\n').at(-1));
+    return { threads, sps: Number.isFinite(v) && v > 0 ? v : null, r };
+  });
+  const ok = runs.filter((x) => x.sps !== null).sort((a, b) => b.sps! - a.sps!);
+  if (ok.length === 0) return { sps: null, why: reason(runs[0].r.stderr, runs[0].r.status, runs[0].r.signal) || `bench/torch_train.py has no ${net}` };
+  pytorchThreads[net] = runs.map((x) => `${x.threads} thread${x.threads > 1 ? 's' : ''} ${x.sps === null ? '—' : x.sps.toFixed(0)}`).join(', ');
+  return { sps: ok[0].sps };
+}
+const pytorchThreads: Record<string, string> = {};
 
 async function main(): Promise<void> {
-  const best = await initBackend();
-  const threads = defaultTrainThreads();
-  const rows: Record<string, { ours: number; oursOneThread: number; purejs: number; pytorch: number | null }> = {};
+  const t0 = performance.now();
+  const rows: Record<string, Record<Column, number | null>> = {};
+  const notes: Record<string, string> = {};
+  let library: string | undefined;
   for (const net of NETS) {
-    await tf.setBackend(best.name === 'tensorflow-gpu' ? 'tensorflow' : best.name);
-    const ours = await samplesPerSecond(net, 8, 5, true, threads);
-    const oursOneThread = await samplesPerSecond(net, 8, 5, true, 1);
-    await tf.setBackend('cpu');
-    // stock tfjs: the cpu backend, one thread, as a user without prunewise would train
-    const purejs = await samplesPerSecond(net, 8, 1, false, 1);
-    rows[net] = { ours, oursOneThread, purejs, pytorch: pytorch(net) };
-    process.stderr.write(`${net}: ${ours.toFixed(0)} (${oursOneThread.toFixed(0)} on one thread) vs ${purejs.toFixed(1)} samples/s\n`);
+    const row = {} as Record<Column, number | null>;
+    for (const column of COLUMNS) {
+      const m: { sps: number | null; library?: string; why?: string } = column === 'pytorch' ? pytorch(net) : measure(column, net);
+      row[column] = m.sps;
+      if (m.library) library = m.library;
+      if (m.why) {
+        notes[`${net}/${column}`] = m.why;
+        process.stderr.write(`${net} ${column}: not measured: ${m.why}\n`);
+      } else process.stderr.write(`${net} ${column}: ${m.sps!.toFixed(1)} samples/s\n`);
+    }
+    rows[net] = row;
   }
-  await stopReplicas();
   const fmt = (v: number | null) => (v === null ? '—' : v >= 100 ? v.toFixed(0) : v.toFixed(1));
   console.log(
-    `training throughput, samples/s at batch ${BATCH}, Fashion-MNIST 28×28, measured (ours = ${best.name}, ${threads} data-parallel thread(s), and on one thread; pure JS = stock tfjs cpu backend)`,
+    `training throughput, samples/s at batch ${BATCH}, Fashion-MNIST 28×28, measured, each in a child process: native = tfjs-node on ${library ?? 'libtensorflow (not available)'}, ` +
+      `wasm = 2 data-parallel threads, wasm1 = one thread, pure JS = stock tfjs cpu backend, PyTorch = CPU, best of 1 and 2 threads (${Math.round((performance.now() - t0) / 1000)} s in all)`,
   );
   console.log(
-    `${'net'.padEnd(18)}${'ours'.padStart(10)}${'1 thread'.padStart(10)}${'pure JS'.padStart(10)}${'ratio'.padStart(9)}${'PyTorch'.padStart(10)}${'ours/PyTorch'.padStart(14)}`,
+    `${'net'.padEnd(18)}${COLUMNS.map((c) => (c === 'purejs' ? 'pure JS' : c === 'pytorch' ? 'PyTorch' : c).padStart(10)).join('')}${'native/wasm'.padStart(13)}${'native/PyTorch'.padStart(16)}`,
   );
+  const ratio = (a: number | null, b: number | null) => (a && b ? `${(a / b).toFixed(2)}×` : '—');
   for (const [net, r] of Object.entries(rows)) {
     console.log(
-      `${net.padEnd(18)}${fmt(r.ours).padStart(10)}${fmt(r.oursOneThread).padStart(10)}${fmt(r.purejs).padStart(10)}${`${(r.ours / r.purejs).toFixed(0)}×`.padStart(9)}${fmt(r.pytorch).padStart(10)}${(r.pytorch ? (r.ours / r.pytorch).toFixed(2) : '—').padStart(14)}`,
+      `${net.padEnd(18)}${COLUMNS.map((c) => fmt(r[c]).padStart(10)).join('')}${ratio(r.native, r.wasm).padStart(13)}${ratio(r.native, r.pytorch).padStart(16)}`,
     );
   }
-  console.log(JSON.stringify({ backend: best.name, threads, batchSize: BATCH, nets: rows }));
+  for (const [k, why] of Object.entries(notes)) console.log(`  ${k}: ${why}`);
+  for (const [net, t] of Object.entries(pytorchThreads)) console.log(`  ${net}/pytorch (best shown): ${t}`);
+  console.log(
+    `  load average while measuring (${os.cpus().length} cores): ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+  console.log(JSON.stringify({ nets: rows, batchSize: BATCH, library: library ?? null, notes, pytorchThreads }));
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+if (process.argv[2] === '--child') {
+  child(process.argv[3] as Exclude<Column, 'pytorch'>, process.argv[4]).catch((e) => {
+    console.error(e instanceof Error ? `${e.name}: ${e.message}` : e);
+    process.exit(1);
+  });
+} else {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

@@ -39,4 +39,8 @@ if [ ! -x .venv/bin/temporal ] && ! command -v temporal >/dev/null 2>&1; then
     GOBIN="$PWD/.venv/bin" go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_GO_FALLBACK"
   fi
 fi
+
+# 4. Native TensorFlow for tfjs (tfjs-node built against PyPI's tensorflow-cpu wheel, into .venv):
+#    optional, one line and on to wasm if it fails here; fatal under CI=true
+bash scripts/setup-native.sh
 say "ready: $(.venv/bin/temporal --version 2>/dev/null || temporal --version)"
