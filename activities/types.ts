@@ -14,6 +14,21 @@ export interface StageInput {
   /** the run's objective weights and the baseline's objective values (weight-driven allocation) */
   weights?: Weights;
   objectiveBase?: ObjectiveValues;
+  /** score: the campaign's frozen latency table (trials' latencies are predicted from it, not timed) */
+  latencyTable?: LatencyTableRef;
+}
+
+/** The campaign's latency table: a JSON file under its artifact folder, keyed by its sha256. */
+export interface LatencyTableRef {
+  /** relative to the home folder */
+  path: string;
+  sha256: string;
+}
+
+export interface LatencyTableResult extends StageResult {
+  table: LatencyTableRef;
+  /** measured here; read from target.latencyTable; or found from an earlier attempt of this activity */
+  source: 'measured' | 'given' | 'reused';
 }
 
 export interface StageResult {

@@ -147,6 +147,13 @@ export const campaignSchema = z.strictObject({
       batchSize: z.number().int().positive().default(32).describe('batch size latency is measured at'),
       warmupRuns: z.number().int().min(0).default(3),
       latencyRuns: z.number().int().positive().default(30).describe('latency is the median of this many runs'),
+      latencyTable: z
+        .string()
+        .min(1)
+        .optional()
+        .describe(
+          "a latency table file (an earlier campaign's artifacts/<id>/latency-table.json) to predict allocation latencies from instead of measuring one; must match this target, batchSize and the worker's backend",
+        ),
     })
     .superRefine((t, ctx) => {
       const profile = t.name in TARGET_PROFILES;

@@ -158,4 +158,8 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE pareto ADD COLUMN pending_full INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE pareto ADD COLUMN constraints_json TEXT NOT NULL DEFAULT '';
   `,
+  // 5: the campaign's frozen latency table (ml/latency-table.ts): its sha256 (the file is an artifact of the baseline run)
+  `
+  ALTER TABLE campaigns ADD COLUMN latency_table_sha256 TEXT;
+  `,
 ];
