@@ -49,6 +49,15 @@ export class Artifacts {
     }
   }
 
+  /** Reads a text file we wrote. @throws ArtifactError (retryable) */
+  readText(rel: string): string {
+    try {
+      return fs.readFileSync(this.abs(rel), 'utf8');
+    } catch (e) {
+      throw new ArtifactError(`artifact ${rel}: ${(e as Error).message}`);
+    }
+  }
+
   /** Describes a model folder another step wrote (savers return bytes and hash themselves). */
   describe(kind: string, rel: string): ArtifactRef {
     const data = fs.readFileSync(path.join(this.abs(rel), 'weights.bin'));

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CampaignSpec } from '../campaign/schema';
 import { measureOf } from '../campaign/target';
-import { baselineDir, baselineModelDir, channelMetrics, DataError, deployableDir, ModelError, roundDir } from '../core';
+import { baselineDir, baselineModelDir, CampaignError, channelMetrics, DataError, deployableDir, latencyTablePath, ModelError, roundDir } from '../core';
 import {
   allocationOf,
   analyze,
@@ -18,8 +18,12 @@ import {
   loadDataset,
   measureBaseline,
   measureCandidate,
+  measureLatencyTable,
   measureSensitivity,
   modelCost,
+  parseLatencyTable,
+  predictLatencyMs,
+  serializeLatencyTable,
   planOptions,
   planRound,
   pruneModel,
@@ -29,18 +33,21 @@ import {
   saveModel,
   scoreGroups,
   sensitivityRatios,
+  sha256,
   subset,
+  tableMismatch,
   writeFileAtomic,
   type Dataset,
+  type LatencyTable,
   type Sensitivity,
 } from '../ml';
 import { VERSION } from '../platform/version';
-import { Artifacts } from './artifacts';
+import { ArtifactError, Artifacts } from './artifacts';
 import { trainResumable } from './checkpoints';
 import { beat, runStage } from './stage';
-import type { BaselineResult, StageInput, StageResult, ValidateResult } from './types';
+import type { BaselineResult, LatencyTableRef, LatencyTableResult, StageInput, StageResult, ValidateResult } from './types';
 
-export type { BaselineResult, StageInput, StageResult, ValidateResult } from './types';
+export type { BaselineResult, LatencyTableRef, LatencyTableResult, StageInput, StageResult, ValidateResult } from './types';
 
 const data = (spec: CampaignSpec): Dataset => loadDataset(spec.dataset, spec.seed);
 
@@ -59,6 +66,13 @@ function checkInput(model: tfl.LayersModel, ds: Dataset): void {
 
 export function createComputeActivities(home: string) {
   const art = new Artifacts(home);
+
+  /** The frozen table a stage was handed (never re-measured); the file must still hash to its key. */
+  const readLatencyTable = (ref: LatencyTableRef): { table: LatencyTable; sha256: string } => {
+    const text = art.readText(ref.path);
+    if (sha256(text) !== ref.sha256) throw new ArtifactError(`artifact ${ref.path}: sha256 ${sha256(text)} is not the campaign's latency table ${ref.sha256}`);
+    return { table: parseLatencyTable(text), sha256: ref.sha256 };
+  };
 
   return {
     /** Trains (or loads) the unpruned model and measures everything the runs are compared to. */
@@ -145,6 +159,75 @@ export function createComputeActivities(home: string) {
       });
     },
 
+    /**
+     * The campaign's latency table (ml/latency-table.ts), once, after the baseline: target.latencyTable
+     * when given (checked against this worker's backend and the model), else measured here for the
+     * baseline's layers. Written under the campaign's folder; a retry finds the file and reuses it.
+     */
+    async latencyTable(input: { campaignId: string; spec: CampaignSpec; model: string }): Promise<LatencyTableResult> {
+      return runStage(async (backend) => {
+        const { spec } = input;
+        const t = spec.target;
+        const p = spec.pruning;
+        const rel = latencyTablePath(input.campaignId);
+        const model = await art.loadModel(input.model);
+        try {
+          const graph = analyze(model);
+          const need = { ...planOptions(p), target: t.name, batchSize: t.batchSize, backend };
+          let text: string | undefined;
+          let source: LatencyTableResult['source'] = 'reused';
+          if (fs.existsSync(art.abs(rel))) {
+            text = fs.readFileSync(art.abs(rel), 'utf8');
+            try {
+              if (tableMismatch(parseLatencyTable(text), model, graph, need)) text = undefined; // not this campaign's: measure
+            } catch {
+              text = undefined;
+            }
+          }
+          if (text === undefined && t.latencyTable) {
+            const bad = (why: string) =>
+              new CampaignError(`target.latencyTable: ${t.latencyTable}: ${why}: use a matching table or remove the field to measure one`);
+            let table: LatencyTable;
+            try {
+              text = fs.readFileSync(t.latencyTable, 'utf8');
+              table = parseLatencyTable(text);
+            } catch (e) {
+              throw bad((e as Error).message.split('\n')[0]);
+            }
+            const why = tableMismatch(table, model, graph, need);
+            if (why) throw bad(why);
+            writeFileAtomic(art.abs(rel), text);
+            source = 'given';
+          } else if (text === undefined) {
+            const ctx = Context.current();
+            const table = await measureLatencyTable(model, graph, {
+              backend,
+              target: t.name,
+              batchSize: t.batchSize,
+              tfjsVersion: (await initBackend()).tfjsVersion,
+              grid: planOptions(p),
+              warmupRuns: Math.min(t.warmupRuns, 3),
+              runs: Math.min(t.latencyRuns, 15),
+              onProgress: (done, total) => beat(ctx, { step: done, total, what: 'latency table entries' }),
+            });
+            text = serializeLatencyTable(table);
+            writeFileAtomic(art.abs(rel), text);
+            source = 'measured';
+          }
+          const table = parseLatencyTable(text);
+          const hash = sha256(text);
+          return {
+            table: { path: rel, sha256: hash },
+            source,
+            metrics: { predictedLatencyMs: predictLatencyMs(model, table).totalMs },
+            artifacts: [{ kind: 'latency-table', path: rel, bytes: Buffer.byteLength(text), sha256: hash }],
+          };
+        } finally {
+          model.dispose();
+        }
+      });
+    },
+
     /** Importance of every channel of every prunable group, and (weight-driven allocation) each group's sensitivity. */
     async score(input: StageInput): Promise<StageResult & { scores: string }> {
       return runStage(async () => {
@@ -161,7 +244,10 @@ export function createComputeActivities(home: string) {
             graph,
           );
           let sensitivity: Sensitivity | undefined;
+          let predicted: number | undefined;
           if (allocationOf(p) === 'weights') {
+            const lt = input.latencyTable ? readLatencyTable(input.latencyTable) : undefined;
+            if (lt) predicted = predictLatencyMs(model, lt.table).totalMs;
             const val = data(spec).val;
             const ctx = Context.current();
             sensitivity = await measureSensitivity(
@@ -177,6 +263,7 @@ export function createComputeActivities(home: string) {
                 plan: planOptions(p),
                 latencyBatchSize: spec.target.batchSize,
                 latencyRuns: Math.min(spec.target.latencyRuns, 15),
+                latencyTable: lt,
                 onTrial: (done, total) => beat(ctx, { step: done, total, what: 'sensitivity trials' }),
               },
             );
@@ -189,6 +276,7 @@ export function createComputeActivities(home: string) {
               groups: graph.groups.length,
               blockedGroups: graph.blocked.length,
               ...(sensitivity ? { sensitivityTrials: sensitivity.trials.length } : {}),
+              ...(predicted !== undefined ? { predictedLatencyMs: predicted } : {}),
             },
           };
         } finally {

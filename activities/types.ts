@@ -18,6 +18,21 @@ export interface StageInput {
   ratioScale?: number;
   /** which of the schedule's rounds this is (default `round`; retried rounds do not advance it) */
   scheduleRound?: number;
+  /** score: the campaign's frozen latency table (trials' latencies are predicted from it, not timed) */
+  latencyTable?: LatencyTableRef;
+}
+
+/** The campaign's latency table: a JSON file under its artifact folder, keyed by its sha256. */
+export interface LatencyTableRef {
+  /** relative to the home folder */
+  path: string;
+  sha256: string;
+}
+
+export interface LatencyTableResult extends StageResult {
+  table: LatencyTableRef;
+  /** measured here; read from target.latencyTable; or found from an earlier attempt of this activity */
+  source: 'measured' | 'given' | 'reused';
 }
 
 export interface StageResult {

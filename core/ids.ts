@@ -32,6 +32,9 @@ export const baselineDir = (campaignId: string): string => `${campaignDir(campai
 /** The unpruned model every run starts from and is compared to (tfjs model.json + weights.bin). */
 export const baselineModelDir = (campaignId: string): string => `${baselineDir(campaignId)}/model`;
 
+/** The campaign's latency table (ml/latency-table.ts): measured once after the baseline, then frozen; its sha256 is its key. */
+export const latencyTablePath = (campaignId: string): string => `${campaignDir(campaignId)}/latency-table.json`;
+
 /** One round's folder: scores, allocation, pruned, fine-tuned, int8 and deployable models. */
 export const roundDir = (runId: string, round: number): string => `${ARTIFACTS_DIR}/${runId}/round-${round}`;
 

@@ -20,6 +20,8 @@ export const METRICS = {
   allocatedGroups: 'groups the weight-driven allocation pruned, count',
   estimatedDeltaJ: 'ΔJ(w) the allocation estimated for the round (estimate, before fine-tuning)',
   ratioScale: 'share of what the pruning policy chose that a retried round removes (halved per rollback)',
+  predictedLatencyMs:
+    "latency of one batch PREDICTED by the campaign's frozen latency table (Σ per-layer entries + per-call overhead), ms: what allocation decides on, never a measured latency",
   // finetune
   finetuneSteps: 'optimizer steps (batches) of fine-tuning, count',
   samplesPerSecond: 'training throughput, examples per second',

@@ -168,4 +168,8 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE pareto_points ADD COLUMN deployed_int8 INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE run_rows ADD COLUMN deployed_int8 INTEGER NOT NULL DEFAULT 0;
   `,
+  // 7: the campaign's frozen latency table (ml/latency-table.ts): its sha256 (the file is an artifact of the baseline run)
+  `
+  ALTER TABLE campaigns ADD COLUMN latency_table_sha256 TEXT;
+  `,
 ];

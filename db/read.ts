@@ -16,6 +16,8 @@ export interface CampaignRow {
   backend: string | null;
   tfjs_version: string | null;
   prunewise_version: string | null;
+  /** sha256 of the campaign's frozen latency table (migration 5), null before one is recorded */
+  latency_table_sha256?: string | null;
   error: string | null;
   created_at: string;
   updated_at: string;
@@ -78,6 +80,8 @@ export interface CampaignStatus {
   backend: string | null;
   tfjsVersion: string | null;
   prunewiseVersion: string | null;
+  /** the key (sha256) of the latency table allocation predicted from, when there is one */
+  latencyTableSha256: string | null;
   baseline: RoundMetrics | null;
   /** the baseline step (train or load, then measure): state, attempts, time */
   baselineStage: StageStatus | null;
@@ -202,6 +206,7 @@ export function campaignStatus(db: Db, id: string): CampaignStatus | undefined {
     backend: c.backend,
     tfjsVersion: c.tfjs_version,
     prunewiseVersion: c.prunewise_version,
+    latencyTableSha256: c.latency_table_sha256 ?? null,
     baseline,
     baselineStage,
     runs: outRuns,

@@ -5,7 +5,7 @@ import type { Stage, State } from '../core';
 export type { Stage, State };
 
 export interface ArtifactRef {
-  kind: string; // 'model' | 'model-uint8' | 'model-int8-per-channel' | 'checkpoint' | 'deployable'
+  kind: string; // 'model' | 'model-uint8' | 'model-int8-per-channel' | 'checkpoint' | 'deployable' | 'latency-table'
   path: string; // relative to the home folder
   bytes: number;
   sha256: string;
@@ -25,6 +25,8 @@ export type RecordOp =
       state: State;
       error?: string;
     }
+  /** the campaign's frozen latency table: campaigns.latency_table_sha256 and an artifact of the baseline run (round 0) */
+  | { op: 'latency-table'; campaignId: string; runId: string; artifact: ArtifactRef }
   | {
       op: 'round';
       runId: string;

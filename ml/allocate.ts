@@ -3,7 +3,8 @@
 //
 // Sensitivity (measured once per round, on the current model): for each prunable group and each
 // trial ratio, the group alone is pruned (no fine-tuning) and we measure the validation error on
-// a subset, the weight bytes and FLOPs (counted), the latency (measured side by side with the
+// a subset, the weight bytes and FLOPs (counted), the latency (PREDICTED by the campaign's frozen
+// latency table, ml/latency-table.ts — or, without a table, measured side by side with the
 // unpruned model on this backend) and the energy (estimated, horowitz-45nm model).
 // Allocation: each group's trial is scored by its ΔJ(w) — costs normalised by the campaign's
 // baseline, the error rise discounted by the share fine-tuning is expected to win back — and every
@@ -16,6 +17,7 @@ import type { Graph } from './graph';
 import { planLocal, type PlanOptions } from './plan';
 import { pruneModel, type KeepPlan } from './prune';
 import { objectiveJ, type ObjectiveValues, type Weights } from '../core';
+import { boundedLatencyDelta, predictLatencyMs, type LatencyTable } from './latency-table';
 import { measureLatencyInterleaved } from './measure';
 import { evaluate } from './train';
 
@@ -29,7 +31,7 @@ export interface GroupTrial {
   /** weight bytes removed (negative), counted */
   dBytes: number;
   dFlops: number;
-  /** latency change at the target batch size (negative = faster), measured side by side */
+  /** latency change at the target batch size (negative = faster): predicted by the latency table (Sensitivity.latency) or measured side by side */
   dLatencyMs: number;
   /** energy change per inference, estimated (horowitz-45nm) */
   dEnergyJ: number;
@@ -41,6 +43,11 @@ export interface Sensitivity {
   /** one per (group, trial ratio) */
   trials: GroupTrial[];
   latencyBatchSize: number;
+  /** where current.latencyMs and the trials' dLatencyMs come from (absent in older scores.json: measured) */
+  latency?: 'predicted' | 'measured';
+  /** predicted: the table's key (sha256) and the baseline's latency in the table's terms, ms */
+  latencyTable?: string;
+  baselineLatencyMsPredicted?: number;
 }
 
 export interface SensitivityOptions {
@@ -48,6 +55,8 @@ export interface SensitivityOptions {
   plan: PlanOptions;
   latencyBatchSize: number;
   latencyRuns: number;
+  /** the campaign's frozen latency table: trials' latencies are predicted from it, nothing is timed */
+  latencyTable?: { table: LatencyTable; sha256: string };
   /** called after each trial (progress, heartbeats) */
   onTrial?: (done: number, total: number) => void | Promise<void>;
 }
@@ -74,15 +83,24 @@ export async function measureSensitivity(
   const done: GroupTrial[] = [];
   let baseLatency = 0;
   let latencyMeasurements = 0;
+  const lt = o.latencyTable;
+  const predictedCurrent = lt ? predictLatencyMs(model, lt.table) : undefined;
   for (const [i, t] of trials.entries()) {
     const plan: KeepPlan = { [t.group]: t.keep };
     const pruned = await pruneModel(model, plan, graph);
     try {
       const c = modelCost(pruned);
       const e = 1 - (await evaluate(pruned, val)).accuracy;
-      const [lb, lp] = await measureLatencyInterleaved([model, pruned], o.latencyBatchSize, 2, o.latencyRuns);
-      baseLatency += lb.medianMs;
-      latencyMeasurements++;
+      let dLatencyMs: number;
+      if (lt && predictedCurrent) {
+        const g = graph.groupByName(t.group)!;
+        dLatencyMs = boundedLatencyDelta(predictedCurrent, predictLatencyMs(pruned, lt.table), [...g.producers, ...g.followers], lt.table);
+      } else {
+        const [lb, lp] = await measureLatencyInterleaved([model, pruned], o.latencyBatchSize, 2, o.latencyRuns);
+        baseLatency += lb.medianMs;
+        latencyMeasurements++;
+        dLatencyMs = lp.medianMs - lb.medianMs;
+      }
       done.push({
         group: t.group,
         ratio: t.ratio,
@@ -90,7 +108,7 @@ export async function measureSensitivity(
         dError: e - error,
         dBytes: c.bytes - cost.bytes,
         dFlops: c.flops - cost.flops,
-        dLatencyMs: lp.medianMs - lb.medianMs,
+        dLatencyMs,
         dEnergyJ: estimateEnergyJoules(c) - estimateEnergyJoules(cost),
       });
     } finally {
@@ -103,11 +121,12 @@ export async function measureSensitivity(
       error,
       bytes: cost.bytes,
       flops: cost.flops,
-      latencyMs: latencyMeasurements ? baseLatency / latencyMeasurements : 0,
+      latencyMs: predictedCurrent ? predictedCurrent.totalMs : latencyMeasurements ? baseLatency / latencyMeasurements : 0,
       energyJ: estimateEnergyJoules(cost),
     },
     trials: done,
     latencyBatchSize: o.latencyBatchSize,
+    ...(lt ? { latency: 'predicted' as const, latencyTable: lt.sha256, baselineLatencyMsPredicted: lt.table.baselineMs } : { latency: 'measured' as const }),
   };
 }
 
@@ -134,8 +153,13 @@ export interface Allocation {
   estimatedDeltaJ: number;
 }
 
-/** Each group takes the trial with the lowest ΔJ(w), if it lowers J at all. */
+/**
+ * Each group takes the trial with the lowest ΔJ(w), if it lowers J at all. With predicted latencies
+ * the latency term is normalised by the baseline's latency in the table's terms (predicted deltas
+ * over a predicted baseline), never mixed with a measured one.
+ */
 export function allocate(sens: Sensitivity, w: Weights, base: ObjectiveValues, recovery: number): Allocation {
+  if (sens.latency === 'predicted' && sens.baselineLatencyMsPredicted) base = { ...base, latencyMs: sens.baselineLatencyMsPredicted };
   const best = new Map<string, GroupTrial & { deltaJ: number }>();
   for (const s of sens.trials) {
     const deltaJ = trialDeltaJ(s, w, sens.current, base, recovery);

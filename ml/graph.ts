@@ -140,6 +140,8 @@ export interface Graph {
   blocked: Array<{ name: string; reason: string }>;
   /** per layer: the channel map of its (single) input, for slicing input weights */
   inputMap: Map<string, ChannelMap>;
+  /** per layer: the channel map of its output (what a consumer's input channels are made of) */
+  outputMap: Map<string, ChannelMap>;
   /** per producer layer: its group id (before union; resolve with root()) */
   producerGroup: Map<string, number>;
   root(g: number): number;
@@ -310,6 +312,7 @@ export function analyze(model: tfl.LayersModel): Graph {
     groups,
     blocked,
     inputMap,
+    outputMap: out,
     producerGroup,
     root,
     isBlocked: (g) => blockedWhy.has(root(g)),

@@ -7,6 +7,7 @@ export * from './graph';
 export * from './importance';
 export * from './plan';
 export * from './allocate';
+export * from './latency-table';
 export * from './roofline';
 export * from './energy-sensor';
 export * from './prune';

@@ -81,6 +81,7 @@ async function choosePlan(p: PruningPolicy, c: RoundContext): Promise<RoundPlan>
   if (c.sensitivity && c.weights && c.objectiveBase) {
     // weight-driven: each group loses what lowers this run's J(w) most (estimated from the sensitivity trials)
     const a = allocate(c.sensitivity, c.weights, c.objectiveBase, p.expectedRecovery);
+    const predicted = c.sensitivity.latency === 'predicted';
     return {
       plan: a.plan,
       metrics: { allocatedGroups: a.chosen.length, estimatedDeltaJ: a.estimatedDeltaJ },
@@ -88,8 +89,13 @@ async function choosePlan(p: PruningPolicy, c: RoundContext): Promise<RoundPlan>
         weights: c.weights,
         expectedRecovery: p.expectedRecovery,
         estimatedDeltaJ: a.estimatedDeltaJ,
-        chosen: a.chosen.map(({ keep, ...t }) => ({ ...t, keeps: keep.length })),
-        note: 'dError measured without fine-tuning on a validation subset; dLatencyMs measured side by side; dEnergyJ estimated (horowitz-45nm)',
+        ...(predicted
+          ? { latency: 'predicted', latencyTable: c.sensitivity.latencyTable, baselineLatencyMsPredicted: c.sensitivity.baselineLatencyMsPredicted }
+          : { latency: 'measured' }),
+        chosen: a.chosen.map(({ keep, dLatencyMs, ...t }) => ({ ...t, [predicted ? 'dLatencyMsPredicted' : 'dLatencyMs']: dLatencyMs, keeps: keep.length })),
+        note: predicted
+          ? 'dError measured without fine-tuning on a validation subset; dLatencyMsPredicted PREDICTED by the campaign latency table (not a measurement; the model latency is measured in hardware-adapt); dEnergyJ estimated (horowitz-45nm)'
+          : 'dError measured without fine-tuning on a validation subset; dLatencyMs measured side by side; dEnergyJ estimated (horowitz-45nm)',
       },
     };
   }

@@ -25,7 +25,7 @@ const workflowBundle = { codePath: path.join(__dirname, '..', 'dist', 'workflow-
 
 // ------------------------------------------------------------------------------- harness
 
-type Compute = 'baseline' | 'score' | 'prune' | 'finetune' | 'validate' | 'quantize' | 'hardwareAdapt';
+type Compute = 'baseline' | 'latencyTable' | 'score' | 'prune' | 'finetune' | 'validate' | 'quantize' | 'hardwareAdapt';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyInput = any;
 type Stub = (input: AnyInput) => Record<string, unknown> | Promise<Record<string, unknown>>;
@@ -34,11 +34,18 @@ type Stub = (input: AnyInput) => Record<string, unknown> | Promise<Record<string
 type Entry = { kind: 'call'; name: Compute; input: AnyInput; attempt: number } | { kind: 'record'; op: RecordOp };
 
 const WEIGHTS = { accuracy: 0.2, size: 0.4, latency: 0.4, energy: 0 };
+const TABLE_SHA = 'ab'.repeat(32);
 const BASE = { accuracy: 0.98, valAccuracy: 0.98, params: 1000, latencyMs: 10, bytes: 4000, energyJEstimated: 0.001 };
 
 /** Stubs: a model path per stage and round, metrics better than the baseline's, int8 0.3 points below. */
 const defaultStubs: Record<Compute, Stub> = {
   baseline: (i) => ({ model: `${i.campaignId}/baseline/model`, metrics: { ...BASE }, tfjsVersion: 'stub', prunewiseVersion: 'stub' }),
+  latencyTable: (i) => ({
+    table: { path: `artifacts/${i.campaignId}/latency-table.json`, sha256: TABLE_SHA },
+    source: 'measured',
+    metrics: { predictedLatencyMs: 9.5 },
+    artifacts: [{ kind: 'latency-table', path: `artifacts/${i.campaignId}/latency-table.json`, bytes: 100, sha256: TABLE_SHA }],
+  }),
   score: (i) => ({ scores: `${i.runId}/r${i.round}/scores`, metrics: { groups: 2, blockedGroups: 0 } }),
   prune: (i) => ({ model: `${i.runId}/r${i.round}/pruned`, metrics: { bytes: 3000 } }),
   finetune: (i) => ({ model: `${i.runId}/r${i.round}/tuned`, metrics: {} }),
@@ -380,7 +387,7 @@ describe('campaign workflow (stubbed activities): pause and resume', () => {
       await waitFor('the run to record paused', () => env.ops('run').some((r) => r.state === 'paused'));
       await sleep(1500);
       // fine-tune finished (the pause does not interrupt a stage); nothing after it started
-      expect(env.calls().map((c) => c.name)).toEqual(['baseline', 'score', 'prune', 'finetune']);
+      expect(env.calls().map((c) => c.name)).toEqual(['baseline', 'latencyTable', 'score', 'prune', 'finetune']);
       expect(env.ops('stage').find((s) => s.stage === 'finetune' && s.state === 'completed')).toBeTruthy();
       expect(env.ops('stage').filter((s) => s.stage === 'validate')).toEqual([]);
       const p: Progress = await handle.query(progressQuery);
@@ -388,7 +395,7 @@ describe('campaign workflow (stubbed activities): pause and resume', () => {
 
       await handle.signal(resumeSignal);
       await result;
-      expect(env.calls().map((c) => c.name)).toEqual(['baseline', ...FULL_ROUND]);
+      expect(env.calls().map((c) => c.name)).toEqual(['baseline', 'latencyTable', ...FULL_ROUND]);
       expect(env.calls('finetune')).toHaveLength(1);
       expect(env.calls('finetune')[0].attempt).toBe(1);
       expect(
@@ -438,12 +445,12 @@ describe('campaign workflow (stubbed activities): pause and resume', () => {
       release();
       await waitFor('the run to record paused', () => env.ops('run').some((r) => r.runId === runId && r.state === 'paused'));
       await sleep(1000);
-      expect(env.calls().map((c) => c.name)).toEqual(['baseline']);
+      expect(env.calls().map((c) => c.name)).toEqual(['baseline', 'latencyTable']); // campaign-level: before any run
       // no stage started (the round itself is already marked running: it is recorded before its first stage waits)
       expect(env.ops('stage').filter((s) => s.runId === runId)).toEqual([]);
       await handle.signal(resumeSignal);
       await result;
-      expect(env.calls().map((c) => c.name)).toEqual(['baseline', ...FULL_ROUND]);
+      expect(env.calls().map((c) => c.name)).toEqual(['baseline', 'latencyTable', ...FULL_ROUND]);
       expect(
         env
           .ops('run')
@@ -527,7 +534,7 @@ describe('campaign workflow (stubbed activities): bad input', () => {
     expect(cause.message).toMatch(/^1 of 1 runs failed: /);
 
     expect(env.calls('prune').map((c) => c.attempt)).toEqual([1]);
-    expect(env.calls().map((c) => c.name)).toEqual(['baseline', 'score', 'prune']);
+    expect(env.calls().map((c) => c.name)).toEqual(['baseline', 'latencyTable', 'score', 'prune']);
     expect(
       env
         .ops('stage')
@@ -560,5 +567,53 @@ describe('campaign workflow (stubbed activities): bad input', () => {
     await result;
     expect(env.calls('prune').map((c) => c.attempt)).toEqual([1, 2]);
     expect(env.ops('campaign').at(-1)!.state).toBe('completed');
+  });
+});
+
+describe('campaign workflow (stubbed activities): the latency table', () => {
+  it('measured once per campaign after the baseline, recorded, and handed to every score stage; a retried score stage gets the same table (never re-measured)', async () => {
+    const env = await stubbedEnv({
+      score: (i) => {
+        if (i.runId.endsWith('/run-1') && i.round === 1 && Context.current().info.attempt === 1)
+          throw ApplicationFailure.create({ message: 'worker hiccup', type: 'Transient' });
+        return defaultStubs.score(i);
+      },
+    });
+    const { campaignId, result } = env.start(specOf({ weights: [WEIGHTS, { accuracy: 0.5, size: 0, latency: 0.5, energy: 0 }], pruning: { rounds: 2 } }));
+    await result;
+
+    const tables = env.calls('latencyTable');
+    expect(tables).toHaveLength(1);
+    expect(tables[0].input).toMatchObject({ campaignId, model: `${campaignId}/baseline/model` });
+    // after the baseline, before any run's first stage
+    const names = env.calls().map((c) => c.name);
+    expect(names.slice(0, 2)).toEqual(['baseline', 'latencyTable']);
+
+    const score = env.calls('score');
+    expect(score).toHaveLength(5); // 2 runs × 2 rounds + the retried attempt
+    expect(score.filter((c) => c.attempt === 2)).toHaveLength(1);
+    for (const c of score) expect(c.input.latencyTable).toEqual({ path: `artifacts/${campaignId}/latency-table.json`, sha256: TABLE_SHA });
+
+    const recorded = env.ops('latency-table');
+    expect(recorded).toEqual([
+      {
+        op: 'latency-table',
+        campaignId,
+        runId: `${campaignId}/baseline`,
+        artifact: { kind: 'latency-table', path: `artifacts/${campaignId}/latency-table.json`, bytes: 100, sha256: TABLE_SHA },
+      },
+    ]);
+    expect(env.ops('event').find((e) => e.kind === 'latency-table')!.message).toMatch(
+      /latency table measured on stub \(sha256 abababababab\).*9\.50 ms predicted/,
+    );
+  });
+
+  it('uniform allocation needs no table: none is measured and score gets none', async () => {
+    const env = await stubbedEnv();
+    const { result } = env.start(specOf({ pruning: { rounds: 1, allocation: 'uniform' } }));
+    await result;
+    expect(env.calls('latencyTable')).toHaveLength(0);
+    expect(env.calls('score')[0].input.latencyTable).toBeUndefined();
+    expect(env.ops('latency-table')).toEqual([]);
   });
 });

@@ -11,18 +11,18 @@ import {
   ContinueAsNew,
   condition,
   continueAsNew,
-  patched,
   defineQuery,
   defineSignal,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   startChild,
   workflowInfo,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
-import type { BaselineResult, ComputeActivities, StageResult, StoreActivities } from '../activities';
-import { measureOf } from '../campaign/target';
+import type { BaselineResult, ComputeActivities, LatencyTableRef, StageResult, StoreActivities } from '../activities';
+import { measureOf, usesLatencyTable } from '../campaign/target';
 import type { CampaignSpec } from '../campaign/schema';
 import {
   baselineRunId as baselineRunIdOf,
@@ -64,6 +64,8 @@ export interface RunWorkflowInput {
   queues: TaskQueues;
   weights: Weights;
   baseline: { model: string; metrics: Record<string, number> };
+  /** the campaign's frozen latency table (absent for campaigns started before it existed) */
+  latencyTable?: LatencyTableRef;
   startPaused?: boolean;
   /** set when the run continues as new: where it was */
   resume?: RunState;
@@ -119,6 +121,8 @@ function computeActivities(spec: CampaignSpec, queues: TaskQueues) {
     validate: short.validate,
     quantize: short.quantize,
     hardwareAdapt: hw.hardwareAdapt,
+    // timed where the model's latency is measured (the device's queue for measure: worker)
+    latencyTable: hw.latencyTable,
     hardwareAdaptQueue: onDevice ? targetQueue(queues, spec.target.name) : queues.cpu,
   };
 }
@@ -226,6 +230,24 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ 
       },
     ]);
 
+    // the latency table allocation decides from: measured (or read) once, frozen for every run and round
+    let latencyTable: LatencyTableRef | undefined;
+    if (usesLatencyTable(spec) && patched('latency-table')) {
+      const lt = await compute.latencyTable({ campaignId, spec, model: base.model });
+      latencyTable = lt.table;
+      await store.record([
+        { op: 'latency-table', campaignId, runId: baselineRunId, artifact: lt.artifacts![0] },
+        {
+          op: 'event',
+          campaignId,
+          key: `${campaignId}/latency-table`,
+          runId: baselineRunId,
+          kind: 'latency-table',
+          message: `latency table ${lt.source} on ${lt.backend} (sha256 ${lt.table.sha256.slice(0, 12)}): allocation uses its predictions, ${lt.metrics.predictedLatencyMs.toFixed(2)} ms predicted for the baseline`,
+        },
+      ]);
+    }
+
     for (const [i, weights] of spec.weights.entries()) {
       const k = i + 1;
       children.push(
@@ -240,6 +262,7 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ 
               queues,
               weights,
               baseline: { model: base.model, metrics: base.metrics },
+              latencyTable,
               startPaused: progress.paused,
             },
           ],
@@ -388,7 +411,7 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
       const base = { campaignId, runId, round, spec };
       const retry = retryRollbacks && state.retries! > 0 ? { ratioScale: 0.5 ** state.retries!, scheduleRound: state.completed! + 1 } : {};
 
-      const scored = await stage('score', round, () => compute.score({ ...base, model: state.model }));
+      const scored = await stage('score', round, () => compute.score({ ...base, model: state.model, latencyTable: input.latencyTable }));
       const pruned = await stage('prune', round, () =>
         compute.prune({ ...base, model: state.model, scores: scored.scores, weights, objectiveBase: baseValues, ...retry }),
       );
