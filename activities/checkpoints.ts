@@ -8,7 +8,7 @@ import { Context } from '@temporalio/activity';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { encodeTrainState, isWholeCheckpoint, readTrainState, saveModel, train, type Split, type TrainResult } from '../ml';
+import { encodeTrainState, isWholeCheckpoint, readTrainState, saveModel, train, type Split, type TrainResult, type TrainState } from '../ml';
 import type { Artifacts } from './artifacts';
 import { beat } from './stage';
 
@@ -34,14 +34,22 @@ export async function trainResumable(
 ): Promise<{ model: tfl.LayersModel; result: TrainResult }> {
   const ctx = Context.current();
   const details = ctx.info.heartbeatDetails as { step?: number; checkpoint?: string } | undefined;
-  const fromDisk = newestCheckpoint(art.abs(ckptDir));
-  const resumeFrom =
-    details?.checkpoint && isWholeCheckpoint(art.abs(details.checkpoint))
-      ? { dir: details.checkpoint }
-      : fromDisk
-        ? { dir: path.join(ckptDir, fromDisk.name) }
-        : undefined;
-  const resume = resumeFrom ? readTrainState(art.abs(resumeFrom.dir)) : undefined;
+  // the heartbeat's checkpoint, else the newest whole one on disk; one whose state cannot be read is passed over
+  const candidates = [
+    ...(details?.checkpoint && isWholeCheckpoint(art.abs(details.checkpoint)) ? [details.checkpoint] : []),
+    ...wholeCheckpoints(art.abs(ckptDir)).map((c) => path.join(ckptDir, c.name)),
+  ];
+  let resumeFrom: { dir: string } | undefined;
+  let resume: TrainState | undefined;
+  for (const dir of candidates) {
+    try {
+      resume = readTrainState(art.abs(dir));
+      resumeFrom = { dir };
+      break;
+    } catch {
+      // unreadable training state: try the next older checkpoint
+    }
+  }
   const model = resumeFrom ? await art.loadModel(resumeFrom.dir) : await start();
   let lastCheckpoint = resumeFrom?.dir;
   let totalSteps: number | undefined;
@@ -69,14 +77,18 @@ export async function trainResumable(
 
 /** The newest whole checkpoint (model and training state) in `dir` (absolute), if any. */
 export function newestCheckpoint(dir: string): { name: string; step: number } | undefined {
-  if (!fs.existsSync(dir)) return undefined;
-  const found = fs
+  return wholeCheckpoints(dir)[0];
+}
+
+/** The whole checkpoints (model and training state) in `dir` (absolute), newest first. */
+export function wholeCheckpoints(dir: string): Array<{ name: string; step: number }> {
+  if (!fs.existsSync(dir)) return [];
+  return fs
     .readdirSync(dir)
     .map((name) => ({ name, m: /^step-(\d+)$/.exec(name) }))
     .filter((e) => e.m && isWholeCheckpoint(path.join(dir, e.name)))
     .map((e) => ({ name: e.name, step: Number(e.m![1]) }))
     .sort((a, b) => b.step - a.step);
-  return found[0];
 }
 
 /** Keeps the newest `keep` checkpoints and removes leftovers of interrupted writes. */

@@ -193,6 +193,29 @@ describe('a resumed train continues bit for bit', () => {
     expect(state!.step).toBe(4);
     await saveModel(m, path.join(dir, 'step-00000004'), encodeTrainState(state!));
     expect(newestCheckpoint(dir)).toEqual({ name: 'step-00000004', step: 4 });
+    // a corrupt state is passed over by the stage path: it starts from the model, not from that checkpoint
+    fs.writeFileSync(path.join(dir, 'step-00000004', 'optimizer.bin'), 'torn');
+    const art = new Artifacts(dir);
+    vi.spyOn(Context, 'current').mockReturnValue({
+      info: {},
+      cancellationSignal: new AbortController().signal,
+      heartbeat: () => undefined,
+    } as unknown as Context);
+    try {
+      let started = false;
+      const r = await trainResumable(
+        art,
+        async () => ((started = true), buildZooModel('lenet5', 1, [28, 28, 1], 10)),
+        '.',
+        { epochs: 1, batchSize: 64, learningRate: 1e-3, seed: 1, keepCheckpoints: 5 },
+        first(64),
+      );
+      expect(started).toBe(true);
+      expect(r.result.resumedFromStep).toBe(0);
+      r.model.dispose();
+    } finally {
+      vi.restoreAllMocks();
+    }
     m.dispose();
   });
 });
