@@ -1,11 +1,14 @@
 // Resumable training: checkpoints as tfjs model folders `step-<8 digits>` under a stage's
-// checkpoint folder; a retried stage resumes from the heartbeat's checkpoint, else the newest one
-// on disk; the newest `keepCheckpoints` are kept.
+// checkpoint folder, each with the whole training state (optimizer moments and step count, data
+// position, loss series: ml/train-state.ts) written in the same atomic folder write; a retried
+// stage resumes from the heartbeat's checkpoint, else the newest whole one on disk, and continues
+// bit for bit as if never interrupted. A folder without its training state is never resumed from.
+// The newest `keepCheckpoints` are kept.
 import { Context } from '@temporalio/activity';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { saveModel, train, type Split, type TrainResult } from '../ml';
+import { encodeTrainState, isWholeCheckpoint, readTrainState, saveModel, train, type Split, type TrainResult, type TrainState } from '../ml';
 import type { Artifacts } from './artifacts';
 import { beat } from './stage';
 
@@ -31,13 +34,22 @@ export async function trainResumable(
 ): Promise<{ model: tfl.LayersModel; result: TrainResult }> {
   const ctx = Context.current();
   const details = ctx.info.heartbeatDetails as { step?: number; checkpoint?: string } | undefined;
-  const fromDisk = newestCheckpoint(art.abs(ckptDir));
-  const resumeFrom =
-    details?.checkpoint && fs.existsSync(path.join(art.abs(details.checkpoint), 'model.json'))
-      ? { dir: details.checkpoint, step: details.step ?? 0 }
-      : fromDisk
-        ? { dir: path.join(ckptDir, fromDisk.name), step: fromDisk.step }
-        : undefined;
+  // the heartbeat's checkpoint, else the newest whole one on disk; one whose state cannot be read is passed over
+  const candidates = [
+    ...(details?.checkpoint && isWholeCheckpoint(art.abs(details.checkpoint)) ? [details.checkpoint] : []),
+    ...wholeCheckpoints(art.abs(ckptDir)).map((c) => path.join(ckptDir, c.name)),
+  ];
+  let resumeFrom: { dir: string } | undefined;
+  let resume: TrainState | undefined;
+  for (const dir of candidates) {
+    try {
+      resume = readTrainState(art.abs(dir));
+      resumeFrom = { dir };
+      break;
+    } catch {
+      // unreadable training state: try the next older checkpoint
+    }
+  }
   const model = resumeFrom ? await art.loadModel(resumeFrom.dir) : await start();
   let lastCheckpoint = resumeFrom?.dir;
   let totalSteps: number | undefined;
@@ -46,15 +58,15 @@ export async function trainResumable(
     batchSize: opts.batchSize,
     learningRate: opts.learningRate,
     seed: opts.seed,
-    startStep: resumeFrom?.step ?? 0,
+    resume,
     onStep: (step, total) => {
       if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
       totalSteps = total;
       beat(ctx, { step, total, checkpoint: lastCheckpoint });
     },
-    onCheckpoint: async (step) => {
+    onCheckpoint: async (step, _epoch, state) => {
       const rel = path.join(ckptDir, `step-${String(step).padStart(8, '0')}`);
-      await saveModel(model, art.abs(rel));
+      await saveModel(model, art.abs(rel), encodeTrainState(state));
       lastCheckpoint = rel;
       beat(ctx, { step, total: totalSteps, checkpoint: rel });
       pruneCheckpoints(art.abs(ckptDir), opts.keepCheckpoints);
@@ -63,16 +75,20 @@ export async function trainResumable(
   return { model, result };
 }
 
-/** The newest complete checkpoint in `dir` (absolute), if any. */
+/** The newest whole checkpoint (model and training state) in `dir` (absolute), if any. */
 export function newestCheckpoint(dir: string): { name: string; step: number } | undefined {
-  if (!fs.existsSync(dir)) return undefined;
-  const found = fs
+  return wholeCheckpoints(dir)[0];
+}
+
+/** The whole checkpoints (model and training state) in `dir` (absolute), newest first. */
+export function wholeCheckpoints(dir: string): Array<{ name: string; step: number }> {
+  if (!fs.existsSync(dir)) return [];
+  return fs
     .readdirSync(dir)
     .map((name) => ({ name, m: /^step-(\d+)$/.exec(name) }))
-    .filter((e) => e.m && fs.existsSync(path.join(dir, e.name, 'model.json')) && fs.existsSync(path.join(dir, e.name, 'weights.bin')))
+    .filter((e) => e.m && isWholeCheckpoint(path.join(dir, e.name)))
     .map((e) => ({ name: e.name, step: Number(e.m![1]) }))
     .sort((a, b) => b.step - a.step);
-  return found[0];
 }
 
 /** Keeps the newest `keep` checkpoints and removes leftovers of interrupted writes. */

@@ -14,6 +14,13 @@ export interface GradientShard {
   weight: number;
 }
 
+/** Adam's whole state: the step count and both moments (one array per variable, in order). */
+export interface AdamState {
+  t: number;
+  m: Float32Array[];
+  v: Float32Array[];
+}
+
 export class FusedAdam {
   private readonly m: Float32Array[];
   private readonly v: Float32Array[];
@@ -29,7 +36,30 @@ export class FusedAdam {
     this.v = vars.map((x) => new Float32Array(x.size));
   }
 
-  /** Applies the weighted mean of the shards' gradients (weights need not sum to 1: they are normalised). */
+  /** A copy of the step count and moments (for a checkpoint). */
+  state(): AdamState {
+    return { t: this.t, m: this.m.map((a) => a.slice()), v: this.v.map((a) => a.slice()) };
+  }
+
+  /** Continues from a saved state (a resume): the next apply() is step t + 1 with these moments. */
+  restore(s: AdamState): void {
+    const sizes = this.m.map((a) => a.length).join(',');
+    if (
+      s.m.length !== this.m.length ||
+      s.v.length !== this.v.length ||
+      s.m.map((a) => a.length).join(',') !== sizes ||
+      s.v.map((a) => a.length).join(',') !== sizes
+    )
+      throw new Error(`optimizer state for variables of sizes [${s.m.map((a) => a.length).join(',')}] does not fit the model's [${sizes}]`);
+    this.t = s.t;
+    s.m.forEach((a, k) => this.m[k].set(a));
+    s.v.forEach((a, k) => this.v[k].set(a));
+  }
+
+  /**
+   * Applies the weighted mean of the shards' gradients (weights need not sum to 1: they are normalised),
+   * summed in the order of `shards` (a fixed order gives a fixed float rounding).
+   */
   apply(shards: GradientShard[]): void {
     this.t++;
     const total = shards.reduce((a, s) => a + s.weight, 0);

@@ -17,6 +17,7 @@ export * from './speedup';
 export * from './round';
 export * from './catalog';
 export { defaultTrainThreads, stopReplicas } from './parallel';
-export { FusedAdam } from './adam';
+export { FusedAdam, type AdamState } from './adam';
+export * from './train-state';
 export { rng, shuffledIndices } from './random';
 export { writeDirAtomic, writeFileAtomic, sha256 } from './files';

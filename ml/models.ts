@@ -180,13 +180,16 @@ export interface SavedModel {
   sha256: string;
 }
 
-/** Saves a model as float32 tfjs artifacts: `<dir>/model.json` + `<dir>/weights.bin`. */
-export async function saveModel(model: tfl.LayersModel, dir: string): Promise<SavedModel> {
+/**
+ * Saves a model as float32 tfjs artifacts: `<dir>/model.json` + `<dir>/weights.bin`, and `extra`
+ * files (name → contents) in the same atomic folder write (a checkpoint's training state).
+ */
+export async function saveModel(model: tfl.LayersModel, dir: string, extra: Record<string, Uint8Array | string> = {}): Promise<SavedModel> {
   let out: SavedModel | undefined;
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
       const data = new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData!));
-      writeModelFiles(dir, artifacts.modelTopology as object, artifacts.weightSpecs!, data);
+      writeModelFiles(dir, artifacts.modelTopology as object, artifacts.weightSpecs!, data, extra);
       out = { bytes: data.byteLength, sha256: sha256(data) };
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
     }),
@@ -194,7 +197,13 @@ export async function saveModel(model: tfl.LayersModel, dir: string): Promise<Sa
   return out!;
 }
 
-export function writeModelFiles(dir: string, topology: object, specs: WeightSpecWithNote[], data: Uint8Array): void {
+export function writeModelFiles(
+  dir: string,
+  topology: object,
+  specs: WeightSpecWithNote[],
+  data: Uint8Array,
+  extra: Record<string, Uint8Array | string> = {},
+): void {
   const modelJson = {
     format: 'layers-model',
     generatedBy: `TensorFlow.js tfjs-layers v${tfl.version_layers}`,
@@ -202,7 +211,7 @@ export function writeModelFiles(dir: string, topology: object, specs: WeightSpec
     modelTopology: topology,
     weightsManifest: [{ paths: ['weights.bin'], weights: specs }],
   };
-  writeDirAtomic(dir, { 'model.json': JSON.stringify(modelJson), 'weights.bin': data });
+  writeDirAtomic(dir, { ...extra, 'model.json': JSON.stringify(modelJson), 'weights.bin': data });
 }
 
 /** Loads a model folder (or a model.json path) written by saveModel, writeModelFiles or tfjs itself. */

@@ -1,9 +1,11 @@
 // Data-parallel training over worker threads. The wasm backend cannot start its own threads under
 // Node (tfjs issue 3830), so each extra core gets a worker thread with its own tfjs and a replica
-// of the model: every step the main thread sends the current weights and a shard of the batch,
-// computes the gradient of its own shard meanwhile, then averages the shards' gradients weighted
-// by their sizes (= the full-batch gradient) and applies them once. Batch-norm statistics are per
-// shard, as in PyTorch's DistributedDataParallel without SyncBN; the main replica's are kept.
+// of the model. Every batch is cut into a fixed number of logical shards (train.ts); a replica
+// gets the step's weights with its first shard, then takes shards as it becomes free, while the
+// main thread computes shards too. The shards' gradients are summed in shard order, so the result
+// does not depend on the number of threads or on which thread computed which shard. Batch norm
+// normalises per logical shard (ghost batch norm); the moving averages are updated once per step
+// on the main thread from the shards' statistics.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import * as fs from 'node:fs';
@@ -14,9 +16,20 @@ import { Worker } from 'node:worker_threads';
 /** Messages to a replica thread. */
 export type ToReplica =
   | { type: 'model'; id: number; topology: object; shapes: number[][] }
-  | { type: 'step'; weights: Float32Array[]; x: Float32Array; y: Int32Array; n: number; inputShape: number[]; classes: number };
+  | {
+      type: 'step';
+      /** the step's weights, with a replica's first shard of the step only */
+      weights?: Float32Array[];
+      x: Float32Array;
+      y: Int32Array;
+      n: number;
+      inputShape: number[];
+      classes: number;
+      dropoutSeed: number;
+    };
 /** Messages from a replica thread. */
-export type FromReplica = { type: 'ready' } | { type: 'grads'; grads: Float32Array[]; loss: number; ms: number } | { type: 'error'; message: string };
+export type FromReplica =
+  { type: 'ready' } | { type: 'grads'; grads: Float32Array[]; loss: number; stats: Float32Array[] } | { type: 'error'; message: string };
 
 /**
  * Threads to train with: PRUNEWISE_TRAIN_THREADS when set (1 disables), else one per core up to 2
@@ -64,11 +77,11 @@ class Replica {
     worker.on('exit', (code) => fail(new Error(`training thread exited (code ${code})`)));
   }
   /** posts a message and resolves with the thread's reply */
-  call(msg: ToReplica): Promise<FromReplica> {
+  call(msg: ToReplica, transfer: ArrayBuffer[] = []): Promise<FromReplica> {
     if (this.failed) return Promise.reject(this.failed);
     return new Promise((resolve, reject) => {
       this.waiting = { resolve, reject };
-      this.worker.postMessage(msg);
+      this.worker.postMessage(msg, transfer);
     });
   }
   get alive(): boolean {

@@ -1,16 +1,17 @@
 // A training replica thread (see parallel.ts): holds a copy of the model, and per step computes
-// the gradient of the loss on the shard it is given, at the weights it is given.
+// the gradient of the loss on the shard it is given, at the weights it was last given.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { parentPort, workerData } from 'node:worker_threads';
 import { setValues } from './adam';
 import { initBackend } from './backend';
 import type { FromReplica, ToReplica } from './parallel';
-import { shardGradients } from './train';
+import { randomLayersOf, shardGradients, type RandomLayers } from './train';
 
 const port = parentPort!;
 let model: tfl.LayersModel | null = null;
 let vars: tf.Variable[] = [];
+let layers: RandomLayers = { batchNorms: [], dropouts: [] };
 
 const reply = (m: FromReplica, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 
@@ -22,16 +23,16 @@ async function handle(msg: ToReplica): Promise<void> {
     const got = vars.map((v) => v.shape.join('x')).join(',');
     const want = msg.shapes.map((s) => s.join('x')).join(',');
     if (got !== want) throw new Error(`replica weights ${got} differ from the model's ${want}`);
+    layers = randomLayersOf(model);
     reply({ type: 'ready' });
     return;
   }
   if (!model) throw new Error('step before model');
-  const t0 = performance.now();
-  msg.weights.forEach((w, i) => setValues(vars[i], w));
-  const { grads: out, loss } = shardGradients(model, vars, msg, msg.inputShape, msg.classes);
+  msg.weights?.forEach((w, i) => setValues(vars[i], w));
+  const { grads, loss, stats } = shardGradients(model, vars, msg, msg.inputShape, msg.classes, layers, msg.dropoutSeed);
   reply(
-    { type: 'grads', grads: out, loss, ms: performance.now() - t0 },
-    out.map((g) => g.buffer as ArrayBuffer),
+    { type: 'grads', grads, loss, stats },
+    [...grads, ...stats].map((g) => g.buffer as ArrayBuffer),
   );
 }
 

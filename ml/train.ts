@@ -3,9 +3,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Split } from './data';
-import { FusedAdam, type GradientShard } from './adam';
-import { defaultTrainThreads, releaseReplicas, replicasFor, type Replica } from './parallel';
-import { shuffledIndices } from './random';
+import { FusedAdam, setValues } from './adam';
+import { sha256 } from './files';
+import { defaultTrainThreads, releaseReplicas, replicasFor, type Replica, type ToReplica } from './parallel';
+import { rng, shuffledIndices } from './random';
+import type { TrainState } from './train-state';
 
 export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -45,79 +47,130 @@ export function crossEntropy(probs: tf.Tensor, ys: tf.Tensor): tf.Scalar {
   return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(ys, tf.log(tf.clipByValue(probs, 1e-7, 1))), -1))) as tf.Scalar);
 }
 
+/**
+ * Examples per logical shard: a batch is cut into ceil(batch / TRAIN_SHARD_SIZE) shards, the unit
+ * of work of a training thread and of batch-norm statistics (batch 64: 2 shards of 32; 256: 8).
+ */
+export const TRAIN_SHARD_SIZE = 32;
+
 export interface TrainOptions {
   epochs: number;
   batchSize: number;
   learningRate: number;
   seed: number;
-  /** resume: optimizer steps already done (from a checkpoint) */
+  /**
+   * resume from a checkpoint's whole training state (optimizer, position, loss series): the run
+   * continues bit for bit as if never interrupted. Overrides startStep.
+   */
+  resume?: TrainState;
+  /** resume with weights only: optimizer steps already done; the optimizer's moments restart (prefer `resume`) */
   startStep?: number;
   /** save a checkpoint every this many steps (and at every epoch end) */
   checkpointEverySteps?: number;
-  onCheckpoint?: (step: number, epoch: number) => Promise<void>;
+  /** `state` is the whole training state after `step`, to be stored with the weights */
+  onCheckpoint?: (step: number, epoch: number, state: TrainState) => Promise<void>;
   /** called after every batch (heartbeat here); may throw to stop (cancellation) */
   onStep?: (step: number, totalSteps: number, loss: number | null) => void | Promise<void>;
   /**
    * threads for data parallelism on the wasm and cpu backends (default: defaultTrainThreads();
-   * native backends thread by themselves and always use 1)
+   * native backends thread by themselves and always use 1). The result does not depend on it.
    */
   threads?: number;
+  /** examples per logical shard (default TRAIN_SHARD_SIZE); the result depends on it, not on the threads */
+  shardSize?: number;
 }
 
 export interface TrainResult {
   steps: number;
   resumedFromStep: number;
-  /** mean training loss per epoch (epochs run in this call) */
+  /** mean training loss per epoch: every epoch so far, also those before a resume with `resume` */
   epochLoss: Array<[number, number]>;
   samplesPerSecond: number;
   /** threads that trained (1 = this thread alone) */
   threads: number;
 }
 
+/** A fingerprint of a split's labels: a resume must continue on the same data. */
+function labelsFingerprint(data: Split): string {
+  return sha256(data.y.subarray(0, data.n)).slice(0, 16);
+}
+
 /**
- * Trains with Adam in a custom loop (deterministic order per seed and epoch, so a resume from
- * step s continues exactly where the lost attempt was). Optimizer moments restart on resume.
+ * Trains with Adam in a custom loop. Reproducible: the data order is a function of (seed, epoch);
+ * every batch is cut into fixed logical shards of about `shardSize` examples whose gradients are summed in shard order,
+ * whichever thread computed them; dropout masks are seeded per (seed, step, shard). So the same
+ * seed gives bit-identical weights on 1, 2 or more threads, and a resume with `resume` continues
+ * bit for bit.
  */
 export async function train(model: tfl.LayersModel, data: Split, opts: TrainOptions): Promise<TrainResult> {
   const inputShape = inputShapeOf(model);
   const classes = classesOf(model);
+  const shardSize = opts.shardSize ?? TRAIN_SHARD_SIZE;
+  if (!Number.isInteger(shardSize) || shardSize < 1) throw new Error(`shardSize: ${shardSize} is not a whole number ≥ 1`);
+  const shardsPerBatch = Math.ceil(opts.batchSize / shardSize);
   const stepsPerEpoch = Math.ceil(data.n / opts.batchSize);
   const totalSteps = stepsPerEpoch * opts.epochs;
-  const startStep = Math.min(opts.startStep ?? 0, totalSteps);
+  const labels = labelsFingerprint(data);
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const optimizer = new FusedAdam(vars, opts.learningRate);
-  const backend = tf.getBackend();
-  const threads = backend === 'wasm' || backend === 'cpu' ? (opts.threads ?? defaultTrainThreads()) : 1;
-  const replicas = threads > 1 ? await replicasFor(model, threads - 1, backend) : [];
-  // each thread's share of a batch, adapted to the threads' measured speeds
-  const balance = { shares: [] as number[] };
   const epochLoss: Array<[number, number]> = [];
+  let lossSum = 0;
+  let lossCount = 0;
+  if (opts.resume) {
+    const r = opts.resume;
+    const want = { seed: opts.seed, batchSize: opts.batchSize, learningRate: opts.learningRate, shardSize, n: data.n, labels };
+    const got = { seed: r.seed, batchSize: r.batchSize, learningRate: r.learningRate, shardSize: r.shardSize, n: r.n, labels: r.labels };
+    if (JSON.stringify(want) !== JSON.stringify(got))
+      throw new Error(`the training state to resume was saved for ${JSON.stringify(got)}, this training is ${JSON.stringify(want)}`);
+    optimizer.restore(r.optimizer);
+    epochLoss.push(...r.epochLoss.map(([e, l]) => [e, l] as [number, number]));
+    lossSum = r.lossSum;
+    lossCount = r.lossCount;
+  }
+  const startStep = Math.min(opts.resume?.step ?? opts.startStep ?? 0, totalSteps);
+  const backend = tf.getBackend();
+  const threads = backend === 'wasm' || backend === 'cpu' ? Math.min(opts.threads ?? defaultTrainThreads(), shardsPerBatch) : 1;
+  const replicas = threads > 1 ? await replicasFor(model, threads - 1, backend) : [];
+  const ctx: StepContext = { model, vars, optimizer, replicas, data, inputShape, classes, shardSize, seed: opts.seed, layers: randomLayersOf(model) };
+  const state = (step: number): TrainState => ({
+    step,
+    seed: opts.seed,
+    batchSize: opts.batchSize,
+    learningRate: opts.learningRate,
+    shardSize,
+    n: data.n,
+    labels,
+    epochLoss: epochLoss.map(([e, l]) => [e, l] as [number, number]),
+    lossSum,
+    lossCount,
+    optimizer: optimizer.state(),
+  });
   const t0 = performance.now();
   let samples = 0;
   let step = startStep;
   try {
     for (let epoch = Math.floor(startStep / stepsPerEpoch); epoch < opts.epochs; epoch++) {
       const order = shuffledIndices(data.n, opts.seed * 1000 + epoch);
-      let lossSum = 0;
-      let lossCount = 0;
       for (let b = step - epoch * stepsPerEpoch; b < stepsPerEpoch; b++) {
         const start = b * opts.batchSize;
         const end = Math.min(data.n, start + opts.batchSize);
-        const loss = await dataParallelStep(model, vars, optimizer, replicas, data, order, start, end, inputShape, classes, balance);
-        if (loss !== null) {
-          lossSum += loss;
-          lossCount++;
-        }
+        const loss = await shardedStep(ctx, order, start, end, step);
+        lossSum += loss;
+        lossCount++;
         samples += end - start;
         step++;
         await opts.onStep?.(step, totalSteps, loss);
         const epochEnd = b === stepsPerEpoch - 1;
+        if (epochEnd) {
+          if (lossCount > 0) epochLoss.push([epoch + 1, lossSum / lossCount]);
+          lossSum = 0;
+          lossCount = 0;
+        }
         if (opts.onCheckpoint && (epochEnd || (opts.checkpointEverySteps && step % opts.checkpointEverySteps === 0))) {
-          await opts.onCheckpoint(step, epoch);
+          await opts.onCheckpoint(step, epoch, state(step));
         }
         await yieldToEventLoop();
       }
-      if (lossCount > 0) epochLoss.push([epoch + 1, lossSum / lossCount]);
     }
   } finally {
     releaseReplicas(replicas);
@@ -126,65 +179,152 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
   return { steps: step, resumedFromStep: startStep, epochLoss, samplesPerSecond: seconds > 0 ? samples / seconds : 0, threads };
 }
 
-/**
- * One training step: shards [start, end) of `order` over this thread and the replicas (none: the
- * whole batch here) and applies the size-weighted mean of the shards' gradients, which is the
- * full-batch gradient. Returns the loss. Shard sizes follow the threads' measured speeds, so
- * the split (and with it the float summation order and per-shard batch-norm statistics) can
- * differ between runs; the gradient is the same full-batch mean up to rounding.
- */
-async function dataParallelStep(
-  model: tfl.LayersModel,
-  vars: tf.Variable[],
-  optimizer: FusedAdam,
-  replicas: Replica[],
-  data: Split,
-  order: Uint32Array | number[],
-  start: number,
-  end: number,
-  inputShape: number[],
-  classes: number,
-  balance: { shares: number[] },
-): Promise<number> {
-  const t0 = performance.now();
-  const n = end - start;
-  const parts = replicas.length + 1;
-  if (balance.shares.length !== parts) balance.shares = Array.from({ length: parts }, () => 1 / parts);
-  const bounds = [start];
-  for (let k = 0, acc = 0; k < parts; k++) {
-    acc += balance.shares[k];
-    bounds.push(k === parts - 1 ? end : Math.min(end, Math.max(bounds[k] + 1, start + Math.round(acc * n))));
-  }
-  const sizes = bounds.slice(1).map((b, k) => b - bounds[k]);
-  const weights = replicas.length > 0 ? vars.map((v) => v.dataSync() as Float32Array) : [];
-  // replicas start first, so they compute while this thread does its own shard
-  const pending = replicas.map((r, k) => {
-    const { x, y, n: m } = batchArrays(data, order, bounds[k + 1], bounds[k + 2]);
-    return r.call({ type: 'step', weights, x, y, n: m, inputShape, classes });
-  });
-  const own = shardGradients(model, vars, batchArrays(data, order, bounds[0], bounds[1]), inputShape, classes);
-  const shards: GradientShard[] = [{ grads: own.grads, weight: sizes[0] }];
-  let loss = own.loss * sizes[0];
-  const ownMs = performance.now() - t0;
-  const replies = await Promise.all(pending);
-  replies.forEach((r, k) => {
-    if (r.type !== 'grads') throw new Error(`training thread replied ${r.type}`);
-    shards.push({ grads: r.grads, weight: sizes[k + 1] });
-    loss += r.loss * sizes[k + 1];
-  });
-  optimizer.apply(shards);
-  if (replies.length > 0) {
-    // balance: shares proportional to each thread's measured speed (samples per ms), smoothed
-    const speeds = [sizes[0] / Math.max(ownMs, 1e-3), ...replies.map((r, k) => sizes[k + 1] / Math.max((r as { ms: number }).ms, 1e-3))];
-    const sum = speeds.reduce((a, b) => a + b, 0);
-    balance.shares = balance.shares.map((sh, k) => 0.9 * sh + (0.1 * speeds[k]) / sum);
-  }
-  return loss / n;
+/** The layers whose training-mode forward pass has state or randomness: batch norm, dropout. */
+export interface RandomLayers {
+  /** batch-norm layers (nested models included), in a fixed order */
+  batchNorms: Array<{ layer: { momentum: number }; mean: tf.Variable; variance: tf.Variable }>;
+  /** layers with a `seed` their training-mode call uses (Dropout, SpatialDropout1D) */
+  dropouts: Array<{ seed?: number }>;
+}
+
+/** Finds a model's batch-norm and seeded dropout layers (in nested models too). */
+export function randomLayersOf(model: tfl.LayersModel): RandomLayers {
+  const out: RandomLayers = { batchNorms: [], dropouts: [] };
+  const visit = (layers: tfl.layers.Layer[]) => {
+    for (const l of layers) {
+      const any = l as unknown as {
+        layers?: tfl.layers.Layer[];
+        movingMean?: { read(): tf.Tensor };
+        movingVariance?: { read(): tf.Tensor };
+        momentum: number;
+        seed?: number;
+      };
+      const cls = l.getClassName();
+      if (any.layers) visit(any.layers);
+      else if (cls === 'BatchNormalization' && any.movingMean && any.movingVariance)
+        out.batchNorms.push({ layer: any, mean: any.movingMean.read() as tf.Variable, variance: any.movingVariance.read() as tf.Variable });
+      else if (cls === 'Dropout' || cls === 'SpatialDropout1D') out.dropouts.push(any);
+    }
+  };
+  visit(model.layers);
+  return out;
+}
+
+interface StepContext {
+  model: tfl.LayersModel;
+  vars: tf.Variable[];
+  optimizer: FusedAdam;
+  replicas: Replica[];
+  data: Split;
+  inputShape: number[];
+  classes: number;
+  shardSize: number;
+  seed: number;
+  layers: RandomLayers;
+}
+
+/** The dropout seed of one shard of one step: a function of the training seed only, never of the thread. */
+function shardSeed(seed: number, step: number, shard: number): number {
+  return rng((Math.imul(seed, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca6b) ^ Math.imul(shard + 1, 0xc2b2ae35)) >>> 0)() * 2 ** 31;
 }
 
 /**
- * Loss and gradients (one array per variable, in order, each in its own buffer) of one shard:
- * the computation the main thread and every replica thread do per step.
+ * One training step over the batch [start, end) of `order`: the batch is cut into
+ * ceil(n / shardSize) fixed logical shards (sizes differ by at most one example); the threads (this one and the replicas)
+ * take shards as they become free; the shards' gradients are then summed in shard order weighted
+ * by their sizes (the batch mean) and applied once. Batch norm normalises each shard with its own
+ * statistics (ghost batch norm); its moving averages take one update per step from the whole
+ * batch's mean and variance, combined from the shards' in shard order. Nothing here depends on
+ * which thread computed which shard. Returns the batch's mean loss.
+ */
+async function shardedStep(ctx: StepContext, order: ArrayLike<number>, start: number, end: number, step: number): Promise<number> {
+  const { replicas, data, inputShape, classes } = ctx;
+  const n = end - start;
+  const count = Math.ceil(n / ctx.shardSize);
+  const bounds = Array.from({ length: count + 1 }, (_, k) => start + Math.floor((k * n) / count));
+  const results: ShardResult[] = new Array(count);
+  const shard = (k: number) => batchArrays(data, order, bounds[k], bounds[k + 1]);
+  let next = 0;
+  let failed = false;
+  const take = () => (!failed && next < count ? next++ : -1);
+  const weights = replicas.length > 0 ? ctx.vars.map((v) => v.dataSync() as Float32Array) : [];
+  // replicas take their first shard now, so they compute while this thread does its own
+  const pending = replicas.map(async (r) => {
+    let first = true;
+    for (let k = take(); k >= 0; k = take()) {
+      const { x, y, n: m } = shard(k);
+      const msg: ToReplica = { type: 'step', weights: first ? weights : undefined, x, y, n: m, inputShape, classes, dropoutSeed: shardSeed(ctx.seed, step, k) };
+      first = false;
+      const reply = await r.call(msg, [x.buffer as ArrayBuffer, y.buffer as ArrayBuffer]);
+      if (reply.type !== 'grads') throw new Error(`training thread replied ${reply.type}`);
+      results[k] = reply;
+    }
+  });
+  const saved = ctx.layers.batchNorms.map((b) => [b.mean.dataSync().slice() as Float32Array, b.variance.dataSync().slice() as Float32Array]);
+  try {
+    for (let k = take(); k >= 0; k = take()) {
+      results[k] = shardGradients(ctx.model, ctx.vars, shard(k), inputShape, classes, ctx.layers, shardSeed(ctx.seed, step, k));
+      // lets finished replicas take the next shard before this thread does
+      if (replicas.length > 0) await yieldToEventLoop();
+    }
+  } catch (e) {
+    failed = true;
+    ctx.layers.batchNorms.forEach((b, j) => (setValues(b.mean, saved[j][0]), setValues(b.variance, saved[j][1])));
+    throw e;
+  } finally {
+    const settled = await Promise.allSettled(pending);
+    const bad = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult | undefined;
+    if (bad && !failed) throw bad.reason;
+  }
+  ctx.optimizer.apply(results.map((r, k) => ({ grads: r.grads, weight: bounds[k + 1] - bounds[k] })));
+  updateMovingStatistics(ctx.layers, saved, results, bounds);
+  let loss = 0;
+  results.forEach((r, k) => (loss += r.loss * (bounds[k + 1] - bounds[k])));
+  return loss / n;
+}
+
+/** What one shard gives: gradients, mean loss, and per batch-norm layer its batch mean and variance. */
+export interface ShardResult {
+  grads: Float32Array[];
+  loss: number;
+  /** per batch-norm layer in RandomLayers order: mean, then variance */
+  stats: Float32Array[];
+}
+
+/**
+ * Moving averages as tfjs's BatchNormalization updates them (x ← x − (x − value)·(1 − momentum)),
+ * once per step, with value = the whole batch's mean and (biased) variance combined from the
+ * shards' in shard order.
+ */
+function updateMovingStatistics(layers: RandomLayers, saved: Float32Array[][], results: ShardResult[], bounds: number[]): void {
+  const n = bounds[bounds.length - 1] - bounds[0];
+  const w = results.map((_, k) => (bounds[k + 1] - bounds[k]) / n);
+  layers.batchNorms.forEach((b, j) => {
+    const [mean0, var0] = saved[j];
+    const decay = 1 - b.layer.momentum;
+    const mean = new Float32Array(mean0.length);
+    const variance = new Float32Array(var0.length);
+    for (let c = 0; c < mean0.length; c++) {
+      let mu = 0;
+      for (let s = 0; s < results.length; s++) mu += w[s] * results[s].stats[2 * j][c];
+      let va = 0;
+      for (let s = 0; s < results.length; s++) {
+        const d = results[s].stats[2 * j][c] - mu;
+        va += w[s] * (results[s].stats[2 * j + 1][c] + d * d);
+      }
+      mean[c] = mean0[c] - (mean0[c] - mu) * decay;
+      variance[c] = var0[c] - (var0[c] - va) * decay;
+    }
+    setValues(b.mean, mean);
+    setValues(b.variance, variance);
+  });
+}
+
+/**
+ * Loss, gradients (one array per variable, in order, each in its own buffer) and batch-norm
+ * statistics of one shard: the computation the main thread and every replica thread do. Dropout
+ * layers draw their masks from `dropoutSeed`. Batch-norm moving averages are left holding this
+ * shard's statistics (the caller restores them).
  */
 export function shardGradients(
   model: tfl.LayersModel,
@@ -192,20 +332,42 @@ export function shardGradients(
   shard: { x: Float32Array; y: Int32Array; n: number },
   inputShape: number[],
   classes: number,
-): { grads: Float32Array[]; loss: number } {
-  const { value, grads } = tf.tidy(() => {
-    const xs = tf.tensor(shard.x, [shard.n, ...inputShape]);
-    const ys = tf.oneHot(tf.tensor1d(shard.y, 'int32'), classes);
-    return tf.variableGrads(() => crossEntropy(model.apply(xs, { training: true }) as tf.Tensor, ys), vars);
-  });
+  layers: RandomLayers,
+  dropoutSeed: number,
+): ShardResult {
+  // momentum 0 over zeroed moving averages: the forward pass leaves exactly this shard's mean and variance in them
+  const momenta = layers.batchNorms.map((b) => b.layer.momentum);
+  const seeds = layers.dropouts.map((d) => d.seed);
+  let value: tf.Scalar;
+  let grads: tf.NamedTensorMap;
+  try {
+    for (const b of layers.batchNorms) {
+      b.layer.momentum = 0;
+      tf.tidy(() => {
+        b.mean.assign(tf.zerosLike(b.mean));
+        b.variance.assign(tf.zerosLike(b.variance));
+      });
+    }
+    layers.dropouts.forEach((d, i) => (d.seed = (dropoutSeed + i * 7919) % 2 ** 31));
+    ({ value, grads } = tf.tidy(() => {
+      const xs = tf.tensor(shard.x, [shard.n, ...inputShape]);
+      const ys = tf.oneHot(tf.tensor1d(shard.y, 'int32'), classes);
+      return tf.variableGrads(() => crossEntropy(model.apply(xs, { training: true }) as tf.Tensor, ys), vars);
+    }));
+  } finally {
+    layers.batchNorms.forEach((b, j) => (b.layer.momentum = momenta[j]));
+    layers.dropouts.forEach((d, i) => (d.seed = seeds[i]));
+  }
   // own buffers only: a view into shared memory must never be transferred to a thread (it would be detached)
-  const out = vars.map((v) => {
-    const g = grads[v.name].dataSync() as Float32Array;
+  const own = (t: tf.Tensor) => {
+    const g = t.dataSync() as Float32Array;
     return g.byteOffset === 0 && g.byteLength === g.buffer.byteLength ? g : g.slice();
-  });
+  };
+  const out = vars.map((v) => own(grads[v.name]));
+  const stats = layers.batchNorms.flatMap((b) => [b.mean.dataSync().slice() as Float32Array, b.variance.dataSync().slice() as Float32Array]);
   const loss = value.dataSync()[0];
   tf.dispose([value, ...Object.values(grads)]);
-  return { grads: out, loss };
+  return { grads: out, loss, stats };
 }
 
 export interface EvalResult {
