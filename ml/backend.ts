@@ -57,6 +57,9 @@ async function tryBackend(name: (typeof CHAIN)[number]): Promise<string | undefi
     // libtensorflow's load-time lines (oneDNN, CPU features) on stderr: 2 does not hide them all; a
     // failing op still throws with TensorFlow's message. TF_CPP_MIN_LOG_LEVEL=0 shows them.
     process.env.TF_CPP_MIN_LOG_LEVEL ??= '3';
+    // TensorFlow's deterministic mode (ops without a deterministic kernel raise instead of varying):
+    // same campaign file + seed + backend → the same models (README, "what is reproducible")
+    process.env.TF_DETERMINISTIC_OPS ??= '1';
     // Registers the "tensorflow" backend on the shared tfjs-core when the native binding loads.
     require(dir);
     if (!(await tf.setBackend('tensorflow'))) throw new Error('backend did not initialise');
