@@ -18,6 +18,7 @@ import {
   buildZooModel,
   initBackend,
   measureLatencyInterleaved,
+  measureSpeedup,
   measureLatencyTable,
   predictLatencyMs,
   type KeepPlan,
@@ -43,6 +44,7 @@ async function main(): Promise<void> {
   const t00 = performance.now();
   const random = rng(2024);
   const rows: Array<{ net: string; variant: string; predicted: number; measured: number; errorPct: number; relErrorPct: number; repeatPct: number }> = [];
+  const speedups: Array<{ net: string; halfWidth: number; pairs: number; stoppedBy: string }> = [];
   const perNet: Record<
     string,
     { medianPct: number; maxPct: number; relativeMedianPct: number; tableSeconds: number; entries: number; points: number; overheadMs: number }
@@ -102,6 +104,18 @@ async function main(): Promise<void> {
       }
       rows.push({ net, variant: v.name, predicted: predicted[i], measured, errorPct, relErrorPct, repeatPct });
     });
+    // the paired speedup each candidate's reported latency comes from: how wide its 95 % interval ends up
+    for (const v of variants.slice(1)) {
+      const e = await measureSpeedup(v.model, model, {
+        name: 'local',
+        batchSize: BATCH,
+        warmupRuns: 2,
+        latencyRuns: 30,
+        speedupCi: 0.05,
+        latencyBudgetSeconds: 10,
+      });
+      speedups.push({ net, halfWidth: e.halfWidth, pairs: e.pairs, stoppedBy: e.stoppedBy });
+    }
     perNet[net] = {
       medianPct: +median(errs).toFixed(2),
       maxPct: +Math.max(...errs).toFixed(2),
@@ -134,6 +148,9 @@ async function main(): Promise<void> {
     console.log(
       `${net.padEnd(16)} median error ${pct(s.medianPct)}, max ${pct(s.maxPct)}, relative ${pct(s.relativeMedianPct)}; table ${s.entries} entries, ${s.points} points, ${s.tableSeconds} s, overhead ${s.overheadMs} ms`,
     );
+  console.log(
+    `paired speedup (ci target 0.05, budget 10 s per candidate): median half-width ${median(speedups.map((x) => x.halfWidth)).toFixed(4)}, median ${median(speedups.map((x) => x.pairs))} pairs, ${speedups.filter((x) => x.stoppedBy !== 'ci').length} of ${speedups.length} stopped by the budget`,
+  );
   const variantRows = rows.filter((r) => r.variant !== 'unpruned');
   const out = {
     bench: 'latency',
@@ -147,6 +164,10 @@ async function main(): Promise<void> {
       [Math.floor(0.9 * (variantRows.length - 1))].toFixed(2),
     relativeErrorMedianPct: +median(variantRows.map((r) => r.relErrorPct)).toFixed(2),
     measurementRepeatMedianPct: +median(variantRows.map((r) => r.repeatPct)).toFixed(2),
+    // half-width of the 95 % interval of log(speedup) (≈ ± fraction), target ≤ 0.05 (campaign default speedupCi)
+    speedupCiHalfWidthMedian: +median(speedups.map((x) => x.halfWidth)).toFixed(4),
+    speedupPairsMedian: median(speedups.map((x) => x.pairs)),
+    speedupStoppedByBudget: speedups.filter((x) => x.stoppedBy !== 'ci').length,
     perNet,
     seconds: +((performance.now() - t00) / 1000).toFixed(1),
   };
