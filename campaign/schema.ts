@@ -195,6 +195,10 @@ export const campaignSchema = z.strictObject({
       heartbeatTimeoutSeconds: z.number().int().min(2).default(30).describe('a worker silent this long is presumed dead; its stage retries elsewhere'),
       roundsPerExecution: z.number().int().min(1).default(20).describe('a run continues-as-new after this many rounds'),
       keepCheckpoints: z.number().int().min(1).default(3).describe('newest checkpoints kept per stage'),
+      trainOn: z
+        .enum(['cpu', 'gpu'])
+        .default('cpu')
+        .describe('where the stages that train (baseline, finetune) run: gpu sends them to the gpu task queue, served by `prunewise worker --gpu`'),
     })
     .prefault({}),
 });

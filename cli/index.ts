@@ -14,9 +14,9 @@ import { EXPORT_FORMATS, exportModel } from './export';
 import type { ExportFormat } from '../ml';
 import type { campaignWorkflow } from '../workflows';
 import { ensureHome, resolveHome, type Home } from './home';
-import { followCampaign, formatStatus } from './progress';
+import { followCampaign, formatStatus, waitingForQueues } from './progress';
 import { CliError, clientConnection, resolveEndpoint, runForegroundServer, stopServer, workerConnection, type TemporalEndpoint } from './temporal';
-import { ALL_QUEUES, createWorkers, installRuntime, QUEUES, type QueueName } from './worker';
+import { ALL_QUEUES, createWorkers, installRuntime, QUEUES, requireGpuBackend, type QueueName } from './worker';
 import { formatCampaignId, OBJECTIVES, targetQueue } from '../core';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -30,6 +30,7 @@ function positiveInt(v: string): number {
 function queueList(v: string): QueueName[] {
   const names = v.split(',').map((s) => s.trim());
   for (const n of names) {
+    if (n === 'gpu') throw new InvalidArgumentError('the gpu queue is served with --gpu (which checks for the CUDA build first)');
     if (!(ALL_QUEUES as string[]).includes(n)) throw new InvalidArgumentError(`unknown queue "${n}": use any of ${ALL_QUEUES.join(', ')}`);
   }
   return names as QueueName[];
@@ -72,10 +73,11 @@ async function runWorkersUntil(
   concurrency: number,
   until?: Promise<unknown>,
   device?: string,
+  gpu?: boolean,
 ): Promise<'stopped' | 'done'> {
   installRuntime(); // before the first native connection
   const connection = await workerConnection(endpoint);
-  const set = await createWorkers({ connection, namespace: endpoint.namespace, home, queues, concurrency, device });
+  const set = await createWorkers({ connection, namespace: endpoint.namespace, home, queues, concurrency, device, gpu });
   const running = set.run();
   let outcome: 'stopped' | 'done' = 'stopped';
   if (until) {
@@ -125,6 +127,9 @@ program
     log(
       `campaign ${id} submitted (${loaded.spec.weights.length} runs × ${loaded.spec.pruning.rounds} rounds) to ${endpoint.address}${endpoint.uiUrl ? `; Temporal UI ${endpoint.uiUrl}` : ''}`,
     );
+    if (loaded.spec.execution.trainOn === 'gpu') {
+      log(`execution.trainOn: gpu: baseline and finetune run on queue ${QUEUES.gpu} (start \`prunewise worker --gpu\` on a machine with CUDA)`);
+    }
     if (o.detach) {
       console.log(o.json ? JSON.stringify({ id }) : id);
       return;
@@ -167,7 +172,7 @@ program
   .option('--concurrency <n>', 'compute stages at once (tfjs computes on one thread: 1 is usually best)', positiveInt, 1)
   .option(
     '--queues <list>',
-    `task queues to serve, comma-separated (${ALL_QUEUES.join(', ')}); store only on the host with the SQLite file (default: all three; none with --target)`,
+    `task queues to serve, comma-separated (${ALL_QUEUES.join(', ')}); store only on the host with the SQLite file (default: all three; none with --target or --gpu)`,
     queueList,
   )
   .option(
@@ -175,14 +180,23 @@ program
     'serve only the hardware-adapt stage of campaigns whose target is <name> with measure: worker (run this on that device; it needs the same --home files, e.g. over NFS)',
     targetName,
   )
-  .action(async (o: { home?: string; concurrency: number; queues?: QueueName[]; target?: string }) => {
+  .option(
+    '--gpu',
+    'serve the gpu queue: baseline and finetune of campaigns with execution.trainOn: gpu, on the CUDA build of tfjs-node (an error where it is not installed)',
+  )
+  .action(async (o: { home?: string; concurrency: number; queues?: QueueName[]; target?: string; gpu?: boolean }) => {
+    // before anything starts: a gpu worker without CUDA fails with one line
+    if (o.gpu) {
+      const b = await requireGpuBackend(log);
+      log(`--gpu: training on ${b.name}${b.library ? ` (${b.library})` : ''}`);
+    }
     const home = resolveHome(o.home);
     ensureHome(home);
-    const queues = o.queues ?? (o.target ? [] : ALL_QUEUES);
+    const queues = o.queues ?? (o.target || o.gpu ? [] : ALL_QUEUES);
     const endpoint = await resolveEndpoint(home, { start: true, log });
-    const names = [...queues.map((q) => QUEUES[q]), ...(o.target ? [targetQueue(QUEUES, o.target)] : [])];
+    const names = [...queues.map((q) => QUEUES[q]), ...(o.gpu ? [QUEUES.gpu] : []), ...(o.target ? [targetQueue(QUEUES, o.target)] : [])];
     log(`worker ${process.pid} serving ${names.join(', ')} on ${endpoint.address} (home ${home.dir}); Ctrl-C stops it`);
-    await runWorkersUntil(home, endpoint, queues, o.concurrency, undefined, o.target);
+    await runWorkersUntil(home, endpoint, queues, o.concurrency, undefined, o.target, o.gpu);
     log('worker stopped');
   });
 
@@ -233,15 +247,7 @@ program
       console.log(`(no Temporal server answers: cannot tell whether workers serve ${queues.join(', ')})`);
       return;
     }
-    for (const q of queues) {
-      // taskQueueType 2 = activity; kind 1 = normal
-      const r = await c.client.workflowService.describeTaskQueue({ namespace: c.endpoint.namespace, taskQueue: { name: q, kind: 1 }, taskQueueType: 2 });
-      if ((r.pollers ?? []).length > 0) continue;
-      const device = q.match(/target-([a-z0-9-]+)$/)?.[1];
-      console.log(
-        `waiting for queue ${q}: no worker serves it${device ? ` (start \`prunewise worker --target ${device}\` on that device)` : ' (start `prunewise worker`)'}`,
-      );
-    }
+    for (const line of await waitingForQueues(c.client, c.endpoint.namespace, queues)) console.log(line);
     await c.client.connection.close();
   });
 

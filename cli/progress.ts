@@ -26,6 +26,28 @@ async function trainingProgress(client: Client, workflowId: string): Promise<{ s
   return undefined;
 }
 
+/** What `status` prints for a queue a stage waits on while no worker polls it. */
+export function waitingForQueueLine(queue: string): string {
+  const device = queue.match(/target-([a-z0-9-]+)$/)?.[1];
+  const start = device
+    ? `start \`prunewise worker --target ${device}\` on that device`
+    : /(^|-)gpu$/.test(queue)
+      ? 'start `prunewise worker --gpu` on a machine with CUDA'
+      : 'start `prunewise worker`';
+  return `waiting for queue ${queue}: no worker serves it (${start})`;
+}
+
+/** The waiting lines of the queues among `queues` no worker polls (activity pollers, asked of the server). */
+export async function waitingForQueues(client: Client, namespace: string, queues: string[]): Promise<string[]> {
+  const lines: string[] = [];
+  for (const q of queues) {
+    // taskQueueType 2 = activity; kind 1 = normal
+    const r = await client.workflowService.describeTaskQueue({ namespace, taskQueue: { name: q, kind: 1 }, taskQueueType: 2 });
+    if ((r.pollers ?? []).length === 0) lines.push(waitingForQueueLine(q));
+  }
+  return lines;
+}
+
 function bar(step: number, total: number, width = 20): string {
   const f = Math.max(0, Math.min(1, step / total));
   const full = Math.round(f * width);
@@ -88,6 +110,9 @@ function latency(m: RoundMetrics, b: RoundMetrics | null): string {
 
 const STAGE_MARK: Record<string, string> = { completed: '✓', running: '…', failed: '✗', cancelled: '–', paused: '‖', pending: '·' };
 
+/** " on <queue>" for a stage that ran off the cpu queue (a gpu worker, a device's worker). */
+const offCpu = (q: string | null) => (q && /(^|-)(gpu|target-[a-z0-9-]+)$/.test(q) ? ` on ${q}` : '');
+
 export function formatStatus(s: CampaignStatus): string {
   const lines: string[] = [];
   lines.push(`campaign ${s.id}: ${s.state}${s.error ? ` (${s.error})` : ''}`);
@@ -98,7 +123,7 @@ export function formatStatus(s: CampaignStatus): string {
   if (b) {
     const bs = s.baselineStage;
     lines.push(
-      `  baseline${bs?.ms ? ` (${(bs.ms / 1000).toFixed(1)} s)` : ''}: test accuracy ${pct(b.accuracy)}, params ${num(b.params)}, FLOPs ${num(b.flops)}, ${num(b.bytes)} bytes, latency ${ms(b.latencyMs)} (${b.latencyEstimated ? `estimated: roofline of the target profile` : 'measured'}, batch ${b.latencyBatchSize ?? '?'})`,
+      `  baseline${bs?.ms ? ` (${(bs.ms / 1000).toFixed(1)} s${offCpu(bs.taskQueue)})` : ''}: test accuracy ${pct(b.accuracy)}, params ${num(b.params)}, FLOPs ${num(b.flops)}, ${num(b.bytes)} bytes, latency ${ms(b.latencyMs)} (${b.latencyEstimated ? `estimated: roofline of the target profile` : 'measured'}, batch ${b.latencyBatchSize ?? '?'})`,
     );
   }
   for (const r of s.runs) {
@@ -111,7 +136,7 @@ export function formatStatus(s: CampaignStatus): string {
       const stages = Object.entries(rd.stages)
         .map(
           ([name, st]) =>
-            `${name} ${STAGE_MARK[st.state] ?? st.state}${st.attempts && st.attempts > 1 ? ` ×${st.attempts}` : ''}${st.resumedFromStep ? ` (resumed @${st.resumedFromStep})` : ''}`,
+            `${name} ${STAGE_MARK[st.state] ?? st.state}${st.attempts && st.attempts > 1 ? ` ×${st.attempts}` : ''}${st.resumedFromStep ? ` (resumed @${st.resumedFromStep})` : ''}${offCpu(st.taskQueue)}`,
         )
         .join(', ');
       lines.push(

@@ -1,9 +1,10 @@
 // Task queue names, one name per queue: `campaigns` (workflows), `cpu` (compute stages), `store`
-// (the SQLite writer), and `target-<device>` (hardware-adapt measured on a device). A prefix (env
+// (the SQLite writer), `gpu` (the training stages of campaigns with execution.trainOn: gpu, served
+// only by `prunewise worker --gpu`), and `target-<device>` (hardware-adapt measured on a device). A prefix (env
 // PRUNEWISE_TASK_QUEUE_PREFIX, read by the CLI) keeps several homes apart on one cluster: the key
 // of each queue is its name without the prefix.
 
-export const QUEUE_NAMES = ['campaigns', 'cpu', 'store'] as const;
+export const QUEUE_NAMES = ['campaigns', 'cpu', 'store', 'gpu'] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
 /** The queue names with the prefix applied, keyed by their unprefixed names. */
@@ -11,15 +12,17 @@ export type TaskQueues = Record<QueueName, string>;
 
 export function taskQueues(prefix?: string): TaskQueues {
   const p = prefix ? `${prefix}-` : '';
-  return { campaigns: `${p}campaigns`, cpu: `${p}cpu`, store: `${p}store` };
+  return { campaigns: `${p}campaigns`, cpu: `${p}cpu`, store: `${p}store`, gpu: `${p}gpu` };
 }
 
 /**
- * Workflow inputs written before the queues had one name each carried `{ workflows, compute, store }`:
- * campaigns in flight keep working (pure: safe to call in a workflow).
+ * Workflow inputs written before the queues had one name each carried `{ workflows, compute, store }`,
+ * and those written before the gpu queue had no `gpu`: campaigns in flight keep working (pure: safe
+ * to call in a workflow).
  */
-export function normaliseQueues(q: TaskQueues | { workflows: string; compute: string; store: string }): TaskQueues {
-  return 'cpu' in q ? q : { campaigns: q.workflows, cpu: q.compute, store: q.store };
+export function normaliseQueues(q: TaskQueues | Omit<TaskQueues, 'gpu'> | { workflows: string; compute: string; store: string }): TaskQueues {
+  const named: Omit<TaskQueues, 'gpu'> & { gpu?: string } = 'cpu' in q ? q : { campaigns: q.workflows, cpu: q.compute, store: q.store };
+  return { ...named, gpu: named.gpu ?? `${named.cpu.slice(0, -'cpu'.length)}gpu` };
 }
 
 /** The queue a device's worker serves (`prunewise worker --target <name>`): hardware-adapt runs there. */

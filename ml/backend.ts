@@ -41,6 +41,16 @@ function nativePackageDir(name: keyof typeof NATIVE_PACKAGE): string {
   return dir;
 }
 
+/** Whether a native build is here: its package and its binding (loading it is initBackend's job). */
+export function nativeBuildInstalled(name: keyof typeof NATIVE_PACKAGE): boolean {
+  try {
+    nativePackageDir(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Which native library a tensorflow backend runs on: setup-native.sh's note, else libtensorflow's own version. */
 function nativeLibrary(dir: string): string {
   try {

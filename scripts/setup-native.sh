@@ -2,6 +2,9 @@
 # Native TensorFlow under tfjs, from PyPI: builds the binding of @tensorflow/tfjs-node against the
 # C library inside PyPI's tensorflow-cpu wheel (its own libtensorflow download answers 403), so
 # ml/backend.ts picks the "tensorflow" backend. Idempotent: nothing to do when the binding loads.
+# Where nvidia-smi answers, the CUDA route runs instead (section "CUDA route" below): the binding of
+# @tensorflow/tfjs-node-gpu against tensorflow[and-cuda] (backend "tensorflow-gpu", `prunewise worker
+# --gpu`). The CUDA route has never run on the machines this project is developed on (no GPU there).
 # On a user's machine a failed step prints one line and set-up goes on (tfjs falls back to wasm);
 # under CI=true a failed step fails set-up. Called by scripts/setup.sh; runs on its own too.
 set -uo pipefail
@@ -47,6 +50,110 @@ binding_loads() {
     if (m.tfjsNode !== process.argv[2] || m.wheelVersion !== process.argv[3]) process.exit(1);
   ' "$PWD/$MARKER" "$TFJS_NODE_PIN" "$TF_WHEEL_PIN" >/dev/null 2>&1
 }
+
+# ============================================================================= CUDA route
+# Taken only where `nvidia-smi` answers (a driver and a GPU); everything below this section is the
+# CPU route, unchanged. NOT EXERCISED on the project's machines (no GPU): written to mirror the CPU
+# route step for step; the load check at its end is the proof on a machine that has a GPU.
+# - its own venv, .venv-cuda: `tensorflow` and `tensorflow-cpu` both install site-packages/tensorflow/,
+#   so they cannot share .venv; tensorflow[and-cuda] pulls the NVIDIA wheels (cudart, cublas, cudnn …)
+# - the wheel's CUDA libraries are dlopen'ed by libtensorflow at run time: deps/lib links every
+#   nvidia/*/lib/*.so* next to libtensorflow (found through its $ORIGIN runpath), and deps/nvidia links
+#   the wheels' folder (the $ORIGIN/../nvidia/<lib>/lib runpaths TensorFlow's CUDA wheels carry)
+CUDA_WHEEL=tensorflow              # with the and-cuda extra
+CUDA_VENV=.venv-cuda
+GPU_PKG=node_modules/@tensorflow/tfjs-node-gpu
+GPU_MARKER=$GPU_PKG/deps/prunewise-native.json
+rel() { python3 -c 'import os,sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' "$1" "$2"; } # as on the CPU route (step 3)
+
+gpu_binding_loads() {
+  TF_CPP_MIN_LOG_LEVEL=3 node -e '
+    const tf = require("@tensorflow/tfjs-node-gpu");
+    if (tf.getBackend() !== "tensorflow" || tf.add(1, 2).dataSync()[0] !== 3) process.exit(1);
+    const m = require(process.argv[1]);
+    if (m.tfjsNode !== process.argv[2] || m.wheelVersion !== process.argv[3] || m.wheel !== "tensorflow[and-cuda]") process.exit(1);
+  ' "$PWD/$GPU_MARKER" "$TFJS_NODE_PIN" "$TF_WHEEL_PIN" >/dev/null 2>&1
+}
+
+# TensorFlow names the devices it created at log level 0: a GPU device, or why not (the first such line)
+gpu_device_check() {
+  local out; out=$(TF_CPP_MIN_LOG_LEVEL=0 node -e '
+    const tf = require("@tensorflow/tfjs-node-gpu");
+    tf.matMul(tf.ones([64, 64]), tf.ones([64, 64])).dataSync();
+  ' 2>&1)
+  grep -q 'device:GPU:0' <<<"$out" && return 0
+  fail "GPU device check" "$(grep -m1 -iE 'cannot dlopen|could not load|cuda_error|failed call to cuInit|error' <<<"$out" || echo 'TensorFlow created no GPU device')"
+}
+
+cuda_route() {
+  if gpu_binding_loads; then
+    say "native TensorFlow (CUDA): tfjs-node-gpu $TFJS_NODE_PIN on $CUDA_WHEEL[and-cuda] $TF_WHEEL_PIN already loads"
+    gpu_device_check
+    exit 0
+  fi
+  say "native TensorFlow (CUDA, nvidia-smi answers): building tfjs-node-gpu $TFJS_NODE_PIN against $CUDA_WHEEL[and-cuda]==$TF_WHEEL_PIN from PyPI into $CUDA_VENV"
+  # 1. the venv and the wheels, with their dependencies (the NVIDIA wheels are dependencies of the extra)
+  [ -x "$CUDA_VENV/bin/python" ] || run "venv ($CUDA_VENV)" python3 -m venv "$CUDA_VENV"
+  local site; site=$("$CUDA_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null) ||
+    fail "venv ($CUDA_VENV)" "$CUDA_VENV/bin/python does not run"
+  local tfdir=$site/tensorflow
+  local have; have=$("$CUDA_VENV/bin/python" -m pip show "$CUDA_WHEEL" 2>/dev/null | sed -n 's/^Version: //p')
+  if [ ! -f "$tfdir/libtensorflow_cc.so.2" ] || [ "$have" != "$TF_WHEEL_PIN" ] || ! compgen -G "$site/nvidia/*/lib/*.so*" >/dev/null; then
+    run "pip install $CUDA_WHEEL[and-cuda]==$TF_WHEEL_PIN" "$CUDA_VENV/bin/python" -m pip install -q "$CUDA_WHEEL[and-cuda]==$TF_WHEEL_PIN"
+  fi
+  for f in libtensorflow_cc.so.2 libtensorflow_framework.so.2 include/tensorflow/c/c_api.h include/tensorflow/c/eager/c_api.h; do
+    [ -e "$tfdir/$f" ] || fail "wheel layout" "$CUDA_WHEEL $TF_WHEEL_PIN has no tensorflow/$f"
+  done
+  compgen -G "$site/nvidia/*/lib/*.so*" >/dev/null || fail "wheel layout" "no NVIDIA wheel libraries under $site/nvidia"
+
+  # 2. the npm package, without its install script (that one downloads libtensorflow-gpu)
+  if [ "$(node -p 'require("@tensorflow/tfjs-node-gpu/package.json").version' 2>/dev/null)" != "$TFJS_NODE_PIN" ] ||
+     ! node -e 'for (const d of ["@mapbox/node-pre-gyp", "google-protobuf", "adm-zip"]) require.resolve(d, { paths: [require("path").dirname(require.resolve("@tensorflow/tfjs-node-gpu/package.json"))] })' 2>/dev/null; then
+    run "npm install @tensorflow/tfjs-node-gpu@$TFJS_NODE_PIN" npm install --no-save --ignore-scripts --no-audit --no-fund --loglevel=error "@tensorflow/tfjs-node-gpu@$TFJS_NODE_PIN"
+  fi
+
+  # 3. deps/ as binding.gyp expects it (as on the CPU route), plus the NVIDIA libraries
+  rm -rf "$GPU_PKG/deps" && mkdir -p "$GPU_PKG/deps/lib" || fail "deps links" "cannot write $GPU_PKG/deps"
+  ln -s "$(rel "$tfdir/include" "$GPU_PKG/deps")" "$GPU_PKG/deps/include" || fail "deps links" "ln -s include"
+  for pair in libtensorflow.so:libtensorflow_cc.so.2 libtensorflow_cc.so.2:libtensorflow_cc.so.2 \
+              libtensorflow_framework.so:libtensorflow_framework.so.2 libtensorflow_framework.so.2:libtensorflow_framework.so.2; do
+    ln -s "$(rel "$tfdir/${pair#*:}" "$GPU_PKG/deps/lib")" "$GPU_PKG/deps/lib/${pair%%:*}" || fail "deps links" "ln -s ${pair%%:*}"
+  done
+  ln -s "$(rel "$site/nvidia" "$GPU_PKG/deps")" "$GPU_PKG/deps/nvidia" || fail "deps links" "ln -s nvidia"
+  for so in "$site"/nvidia/*/lib/*.so*; do
+    [ -e "$GPU_PKG/deps/lib/$(basename "$so")" ] || ln -s "$(rel "$so" "$GPU_PKG/deps/lib")" "$GPU_PKG/deps/lib/$(basename "$so")" ||
+      fail "deps links" "ln -s $(basename "$so")"
+  done
+
+  # 4. the binding, with node-gyp, into the folder node-pre-gyp looks in (as on the CPU route)
+  local binding; binding=$(node -p 'require(require.resolve("@mapbox/node-pre-gyp", { paths: [process.argv[1]] })).find(process.argv[1] + "/package.json")' "$PWD/$GPU_PKG" 2>/dev/null) ||
+    fail "binding path" "node-pre-gyp cannot name the binding's folder"
+  local napi; napi=$(basename "$(dirname "$binding")"); napi=${napi#napi-v}
+  local gyp; gyp=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")/node_modules/node-gyp/bin/node-gyp.js
+  [ -f "$gyp" ] || gyp=$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js
+  local nodedir; nodedir=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
+  local gyp_args=(rebuild --module_name=tfjs_binding "--module_path=$(dirname "$binding")" "--napi_build_version=$napi" -j 2)
+  [ -f "$nodedir/include/node/node_api.h" ] && gyp_args+=("--nodedir=$nodedir")
+  if [ -f "$gyp" ]; then
+    run "node-gyp build (gpu)" bash -c 'cd "$1" && shift && node "$@"' _ "$GPU_PKG" "$gyp" "${gyp_args[@]}"
+  else
+    run "node-gyp build (gpu)" bash -c 'cd "$1" && shift && npx --yes node-gyp@11 "$@"' _ "$GPU_PKG" "${gyp_args[@]}"
+  fi
+  rm -rf "$GPU_PKG/build/Release/obj.target"
+
+  # 5. the note ml/backend.ts reports, then the proof: it loads, runs an op, and TensorFlow creates a GPU device
+  printf '{"library": "%s %s (PyPI wheel, CUDA)", "wheel": "%s", "wheelVersion": "%s", "tfjsNode": "%s"}\n' \
+    "$CUDA_WHEEL[and-cuda]" "$TF_WHEEL_PIN" "tensorflow[and-cuda]" "$TF_WHEEL_PIN" "$TFJS_NODE_PIN" >"$GPU_MARKER"
+  gpu_binding_loads || fail "load check (gpu)" "$(TF_CPP_MIN_LOG_LEVEL=3 node -e 'require("@tensorflow/tfjs-node-gpu")' 2>&1 | grep -m1 -iE 'error' || echo 'the binding does not run an op')"
+  gpu_device_check
+  say "native TensorFlow (CUDA) ready in $((SECONDS - start)) s: \`prunewise worker --gpu\` serves the gpu queue here"
+  exit 0
+}
+
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  cuda_route
+fi
+# ============================================================================= CPU route
 
 if binding_loads; then
   say "native TensorFlow: tfjs-node $TFJS_NODE_PIN on $TF_WHEEL $TF_WHEEL_PIN already loads"

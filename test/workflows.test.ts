@@ -14,6 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { campaignSchema, type CampaignInput, type CampaignSpec } from '../campaign/schema';
 import { runIdOf, taskQueues, type TaskQueues } from '../core';
 import type { RecordOp } from '../db/types';
+import { waitingForQueues } from '../cli/progress';
 import { pauseSignal, progressQuery, resumeSignal, type campaignWorkflow, type Progress, type runWorkflow } from '../workflows';
 
 try {
@@ -31,7 +32,7 @@ type AnyInput = any;
 type Stub = (input: AnyInput) => Record<string, unknown> | Promise<Record<string, unknown>>;
 
 /** One ordered log of everything the workflows asked of the activities. */
-type Entry = { kind: 'call'; name: Compute; input: AnyInput; attempt: number } | { kind: 'record'; op: RecordOp };
+type Entry = { kind: 'call'; name: Compute; input: AnyInput; attempt: number; taskQueue: string } | { kind: 'record'; op: RecordOp };
 
 const WEIGHTS = { accuracy: 0.2, size: 0.4, latency: 0.4, energy: 0 };
 const TABLE_SHA = 'ab'.repeat(32);
@@ -82,6 +83,8 @@ interface Env {
   log: Entry[];
   calls: (name?: Compute) => Array<Extract<Entry, { kind: 'call' }>>;
   ops: <K extends RecordOp['op']>(op: K) => Array<Extract<RecordOp, { op: K }>>;
+  /** a stub worker on the gpu queue (the same stubs), e.g. after the campaign started without one */
+  startGpuWorker: () => Promise<void>;
   start: (spec: CampaignSpec) => { campaignId: string; runId: string; handle: ReturnType<Client['workflow']['getHandle']> } & { result: Promise<unknown> };
   close: () => Promise<void>;
 }
@@ -92,8 +95,8 @@ afterEach(async () => {
   current = undefined;
 });
 
-/** Workers on `<prefix>-campaigns` (the real workflow bundle), `-cpu` (stubs) and `-store` (an in-memory record). */
-async function stubbedEnv(over: Partial<Record<Compute, Stub>> = {}): Promise<Env> {
+/** Workers on `<prefix>-campaigns` (the real workflow bundle), `-cpu` (stubs) and `-store` (an in-memory record); `-gpu` on request. */
+async function stubbedEnv(over: Partial<Record<Compute, Stub>> = {}, opts: { gpuWorker?: boolean } = {}): Promise<Env> {
   const prefix = `wft${crypto.randomBytes(4).toString('hex')}`;
   const queues = taskQueues(prefix);
   const log: Entry[] = [];
@@ -102,8 +105,8 @@ async function stubbedEnv(over: Partial<Record<Compute, Stub>> = {}): Promise<En
     (Object.keys(stubs) as Compute[]).map((name) => [
       name,
       async (input: AnyInput) => {
-        const attempt = Context.current().info.attempt;
-        log.push({ kind: 'call', name, input, attempt });
+        const { attempt, taskQueue } = Context.current().info;
+        log.push({ kind: 'call', name, input, attempt, taskQueue });
         const out = await stubs[name](input);
         return { attempt, ms: 1, backend: 'stub', ...out };
       },
@@ -119,9 +122,16 @@ async function stubbedEnv(over: Partial<Record<Compute, Stub>> = {}): Promise<En
     Worker.create({ connection, taskQueue: queues.store, activities: { record } }),
   ]);
   const running = workers.map((w) => w.run());
+  const startGpuWorker = async () => {
+    const w = await Worker.create({ connection, taskQueue: queues.gpu, activities: compute });
+    workers.push(w);
+    running.push(w.run());
+  };
+  if (opts.gpuWorker) await startGpuWorker();
   const env: Env = {
     queues,
     log,
+    startGpuWorker,
     calls: (name) => log.filter((e): e is Extract<Entry, { kind: 'call' }> => e.kind === 'call' && (!name || e.name === name)),
     ops: (op) => log.flatMap((e) => (e.kind === 'record' && e.op.op === op ? [e.op as Extract<RecordOp, { op: typeof op }>] : [])),
     start(spec) {
@@ -615,5 +625,87 @@ describe('campaign workflow (stubbed activities): the latency table', () => {
     expect(env.calls('latencyTable')).toHaveLength(0);
     expect(env.calls('score')[0].input.latencyTable).toBeUndefined();
     expect(env.ops('latency-table')).toEqual([]);
+  });
+});
+
+describe('campaign workflow (stubbed activities): execution.trainOn routes the training stages (no GPU here: the gpu queue is served by a stub worker)', () => {
+  const queueOf = (env: Env) => env.calls().map((c) => [c.name, c.taskQueue === env.queues.gpu ? 'gpu' : c.taskQueue === env.queues.cpu ? 'cpu' : c.taskQueue]);
+  const runningQueues = (env: Env) =>
+    env
+      .ops('stage')
+      .filter((o) => o.state === 'running')
+      .map((o) => [o.stage, o.taskQueue === env.queues.gpu ? 'gpu' : o.taskQueue === env.queues.cpu ? 'cpu' : o.taskQueue]);
+  /** The ids of the patches a workflow's history took (`patched()` markers). */
+  const patchIds = async (workflowId: string) =>
+    ((await client.workflow.getHandle(workflowId).fetchHistory()).events ?? []).flatMap((e) =>
+      Object.values(e.markerRecordedEventAttributes?.details ?? {}).flatMap((d) =>
+        (d.payloads ?? []).map((p) => (JSON.parse(Buffer.from(p.data!).toString('utf8')) as { id?: string }).id),
+      ),
+    );
+
+  it('trainOn: gpu: baseline and finetune run on the gpu queue, score/prune/validate/quantize/hardware-adapt on cpu; each stage records its queue', async () => {
+    const env = await stubbedEnv({}, { gpuWorker: true });
+    const { campaignId, runId, result } = env.start(specOf({ pruning: { rounds: 2 }, execution: { heartbeatTimeoutSeconds: 5, trainOn: 'gpu' } }));
+    await result;
+
+    expect(queueOf(env)).toEqual([
+      ['baseline', 'gpu'],
+      ['latencyTable', 'cpu'], // timed where latency is measured, not trained
+      ...[1, 2].flatMap(() => [
+        ['score', 'cpu'],
+        ['prune', 'cpu'],
+        ['finetune', 'gpu'],
+        ['validate', 'cpu'],
+        ['quantize', 'cpu'],
+        ['hardwareAdapt', 'cpu'],
+      ]),
+    ]);
+    expect(runningQueues(env)).toEqual([
+      ['baseline', 'gpu'],
+      ...[1, 2].flatMap(() => [
+        ['score', 'cpu'],
+        ['prune', 'cpu'],
+        ['finetune', 'gpu'],
+        ['validate', 'cpu'],
+        ['quantize', 'cpu'],
+        ['hardware-adapt', 'cpu'],
+      ]),
+    ]);
+    // the change sits behind patched('train-on-gpu'): its marker is in both workflows' histories
+    expect(await patchIds(campaignId)).toContain('train-on-gpu');
+    expect(await patchIds(runId)).toContain('train-on-gpu');
+  });
+
+  it('trainOn: cpu (the default): every stage on the cpu queue and recorded there, and no train-on-gpu patch marker (the commands of before)', async () => {
+    const env = await stubbedEnv({}, { gpuWorker: true });
+    const spec = specOf();
+    expect(spec.execution.trainOn).toBe('cpu');
+    const { campaignId, runId, result } = env.start(spec);
+    await result;
+    expect(new Set(queueOf(env).map(([, q]) => q))).toEqual(new Set(['cpu']));
+    expect(new Set(runningQueues(env).map(([, q]) => q))).toEqual(new Set(['cpu']));
+    // the run takes the older patches (rollback-retries …), never train-on-gpu
+    expect(await patchIds(runId)).toContain('rollback-retries');
+    expect(await patchIds(campaignId)).not.toContain('train-on-gpu');
+    expect(await patchIds(runId)).not.toContain('train-on-gpu');
+  });
+
+  it('trainOn: gpu with no gpu worker (GPU absent): the baseline waits on the gpu queue, describeTaskQueue shows no poller and status says to start `prunewise worker --gpu`; a gpu worker then finishes it', async () => {
+    const env = await stubbedEnv();
+    const { result } = env.start(specOf({ execution: { heartbeatTimeoutSeconds: 5, trainOn: 'gpu' } }));
+    await waitFor('the baseline recorded running on the gpu queue', () =>
+      env.ops('stage').find((o) => o.stage === 'baseline' && o.state === 'running' && o.taskQueue === env.queues.gpu),
+    );
+    expect(await waitingForQueues(client, 'default', [env.queues.cpu, env.queues.gpu])).toEqual([
+      `waiting for queue ${env.queues.gpu}: no worker serves it (start \`prunewise worker --gpu\` on a machine with CUDA)`,
+    ]);
+    const described = await client.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: env.queues.gpu, kind: 1 }, taskQueueType: 2 });
+    expect(described.pollers ?? []).toEqual([]);
+    expect(env.calls()).toEqual([]); // nothing ran: the cpu worker does not take the baseline
+
+    await env.startGpuWorker();
+    await result;
+    expect(env.calls('baseline').map((c) => c.taskQueue)).toEqual([env.queues.gpu]);
+    expect(env.calls('finetune').map((c) => c.taskQueue)).toEqual([env.queues.gpu]);
   });
 });

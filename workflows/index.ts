@@ -101,9 +101,12 @@ function computeActivities(spec: CampaignSpec, queues: TaskQueues) {
   const retry = { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: ['BadInput'] };
   const heartbeatTimeout = `${spec.execution.heartbeatTimeoutSeconds} seconds`;
   const short = proxyActivities<ComputeActivities>({ taskQueue: queues.cpu, startToCloseTimeout: '20 minutes', heartbeatTimeout, retry });
+  // the stages that train go to the gpu queue when the campaign asks (`prunewise worker --gpu` serves
+  // it); campaigns on cpu (and every one started before trainOn existed) take no marker and issue what they did
+  const trainQueue = spec.execution.trainOn === 'gpu' && patched('train-on-gpu') ? queues.gpu : queues.cpu;
   // training stages: hours long, heartbeat every batch, resume from checkpoints on retry
   const long = proxyActivities<ComputeActivities>({
-    taskQueue: queues.cpu,
+    taskQueue: trainQueue,
     startToCloseTimeout: '12 hours',
     heartbeatTimeout,
     retry: { ...retry, maximumAttempts: 20 },
@@ -124,6 +127,8 @@ function computeActivities(spec: CampaignSpec, queues: TaskQueues) {
     // timed where the model's latency is measured (the device's queue for measure: worker)
     latencyTable: hw.latencyTable,
     hardwareAdaptQueue: onDevice ? targetQueue(queues, spec.target.name) : queues.cpu,
+    /** where baseline and finetune run (recorded with their stage) */
+    trainQueue,
   };
 }
 
@@ -182,7 +187,7 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ 
     await store.record([
       { op: 'campaign', campaignId, state: 'running' },
       { op: 'run', campaignId, runId: baselineRunId, k: 0, kind: 'baseline', weights: null, state: 'running' },
-      { op: 'stage', runId: baselineRunId, round: 0, stage: 'baseline', state: 'running', taskQueue: queues.cpu },
+      { op: 'stage', runId: baselineRunId, round: 0, stage: 'baseline', state: 'running', taskQueue: compute.trainQueue },
       {
         op: 'event',
         campaignId,
@@ -335,7 +340,7 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
   async function stage<R extends StageResult>(name: RoundStage, round: number, call: () => Promise<R>): Promise<R> {
     await waitWhilePaused();
     progress.stage = name;
-    const taskQueue = name === 'hardware-adapt' ? compute.hardwareAdaptQueue : queues.cpu;
+    const taskQueue = name === 'hardware-adapt' ? compute.hardwareAdaptQueue : name === 'finetune' ? compute.trainQueue : queues.cpu;
     await store.record([{ op: 'stage', runId, round, stage: name, state: 'running', taskQueue }]);
     let r: R;
     try {
