@@ -232,13 +232,16 @@ program
     }
     console.log(formatStatus(s));
     // a stage "running" on a queue no worker polls is waiting for that queue (e.g. a device's worker)
-    const queues = [
-      ...new Set(
-        runningStages(db, id)
-          .map((r) => r.task_queue)
-          .filter((q): q is string => !!q),
-      ),
-    ];
+    const waitingStages = new Map<string, string[]>();
+    for (const r of runningStages(db, id)) {
+      if (!r.task_queue) continue;
+      const run = r.run_id.slice(id.length + 1);
+      waitingStages.set(r.task_queue, [
+        ...(waitingStages.get(r.task_queue) ?? []),
+        run === 'baseline' ? `baseline ${r.stage}` : `${run} round ${r.round} ${r.stage}`,
+      ]);
+    }
+    const queues = [...waitingStages.keys()];
     if (queues.length === 0 || s.state !== 'running') return;
     let c: Awaited<ReturnType<typeof connect>> | undefined;
     try {
@@ -247,7 +250,7 @@ program
       console.log(`(no Temporal server answers: cannot tell whether workers serve ${queues.join(', ')})`);
       return;
     }
-    for (const line of await waitingForQueues(c.client, c.endpoint.namespace, queues)) console.log(line);
+    for (const line of await waitingForQueues(c.client, c.endpoint.namespace, queues, waitingStages)) console.log(line);
     await c.client.connection.close();
   });
 

@@ -26,24 +26,24 @@ async function trainingProgress(client: Client, workflowId: string): Promise<{ s
   return undefined;
 }
 
-/** What `status` prints for a queue a stage waits on while no worker polls it. */
-export function waitingForQueueLine(queue: string): string {
+/** What `status` prints for a queue a stage waits on while no worker polls it (`stages`: which stages wait). */
+export function waitingForQueueLine(queue: string, stages: string[] = []): string {
   const device = queue.match(/target-([a-z0-9-]+)$/)?.[1];
   const start = device
     ? `start \`prunewise worker --target ${device}\` on that device`
     : /(^|-)gpu$/.test(queue)
       ? 'start `prunewise worker --gpu` on a machine with CUDA'
       : 'start `prunewise worker`';
-  return `waiting for queue ${queue}: no worker serves it (${start})`;
+  return `waiting for queue ${queue}: no worker serves it (${start})${stages.length ? `: ${stages.join(', ')}` : ''}`;
 }
 
 /** The waiting lines of the queues among `queues` no worker polls (activity pollers, asked of the server). */
-export async function waitingForQueues(client: Client, namespace: string, queues: string[]): Promise<string[]> {
+export async function waitingForQueues(client: Client, namespace: string, queues: string[], stages?: Map<string, string[]>): Promise<string[]> {
   const lines: string[] = [];
   for (const q of queues) {
     // taskQueueType 2 = activity; kind 1 = normal
     const r = await client.workflowService.describeTaskQueue({ namespace, taskQueue: { name: q, kind: 1 }, taskQueueType: 2 });
-    if ((r.pollers ?? []).length === 0) lines.push(waitingForQueueLine(q));
+    if ((r.pollers ?? []).length === 0) lines.push(waitingForQueueLine(q, stages?.get(q)));
   }
   return lines;
 }

@@ -9,11 +9,12 @@ export const ROUND_STAGES = ['score', 'prune', 'finetune', 'validate', 'quantize
 export type RoundStage = (typeof ROUND_STAGES)[number];
 
 /**
- * Every stage, in run order: the baseline (round 0 of the baseline run: train or load, then
- * measure) and the six round stages. Later stages' metrics override earlier ones' when a round's
- * metrics are merged (what the round ended with).
+ * Every stage, in run order: the baseline's two (round 0 of the baseline run: `baseline` trains or
+ * loads, then measures; `latency-table` measures the campaign's per-layer latency table, when
+ * allocation is weight-driven) and the six round stages. Later stages' metrics override earlier
+ * ones' when a round's metrics are merged (what the round ended with).
  */
-export const STAGES = ['baseline', ...ROUND_STAGES] as const;
+export const STAGES = ['baseline', 'latency-table', ...ROUND_STAGES] as const;
 export type Stage = (typeof STAGES)[number];
 
 /** Position of a stage in {@link STAGES} (-1 for an unknown name). */

@@ -71,7 +71,7 @@ function applyOne(db: Db, op: RecordOp): void {
     case 'latency-table':
       db.prepare(`UPDATE campaigns SET latency_table_sha256 = ?, updated_at = ? WHERE id = ?`).run(op.artifact.sha256, at, op.campaignId);
       db.prepare(
-        `INSERT INTO artifacts (run_id, round, stage, kind, path, bytes, sha256, created_at) VALUES (?, 0, 'baseline', ?, ?, ?, ?, ?)
+        `INSERT INTO artifacts (run_id, round, stage, kind, path, bytes, sha256, created_at) VALUES (?, 0, 'latency-table', ?, ?, ?, ?, ?)
          ON CONFLICT(run_id, round, stage, kind) DO UPDATE SET path = excluded.path, bytes = excluded.bytes, sha256 = excluded.sha256`,
       ).run(op.runId, op.artifact.kind, op.artifact.path, op.artifact.bytes, op.artifact.sha256, at);
       return;

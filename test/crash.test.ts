@@ -51,7 +51,7 @@ describe('crash recovery', () => {
     const counts = countRows(db, id);
     expect(counts.runs).toBe(2);
     expect(counts.rounds).toBe(1);
-    expect(counts.stages).toBe(1 + STAGES.length);
+    expect(counts.stages).toBe(2 + STAGES.length); // the baseline's two (baseline, latency-table) and the round's six
     const keys = db.prepare(`SELECT message FROM events WHERE campaign_id = ?`).all(id) as Array<{ message: string }>;
     expect(new Set(keys.map((k) => k.message)).size).toBe(keys.length);
     // old checkpoints were pruned to the newest few

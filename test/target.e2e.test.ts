@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
+import { openDb, runDetail } from '../db';
 import { cli, cliEnv, startCli, stop, tmpHome, waitFor, writeSpec } from './helpers';
 
 describe('hardware targets', () => {
@@ -17,13 +18,14 @@ describe('hardware targets', () => {
     const id = (await cli(env, ['run', spec, '--detach'])).stdout.trim().split('\n').at(-1)!;
     const worker = startCli(env, ['worker']); // everything but the device's queue
     try {
-      const waiting = await waitFor('the hardware-adapt stage to wait for the device queue', async () => {
+      // the first stage that needs the device: the campaign's latency table (timed where the model will run)
+      const waiting = await waitFor('the latency-table stage to wait for the device queue', async () => {
         const s = await cli(env, ['status', id]);
         return (
           /waiting for queue \S*target-edge-box: no worker serves it \(start `prunewise worker --target edge-box` on that device\)/.test(s.stdout) && s.stdout
         );
       });
-      expect(waiting).toContain('hardware-adapt');
+      expect(waiting).toMatch(/on that device\): baseline latency-table/);
       const device = startCli(env, ['worker', '--target', 'edge-box']);
       try {
         await waitFor('the campaign to complete', async () => JSON.parse((await cli(env, ['status', id, '--json'])).stdout).state === 'completed');
@@ -36,6 +38,11 @@ describe('hardware targets', () => {
     const status = JSON.parse((await cli(env, ['status', id, '--json'])).stdout);
     const round = status.runs[0].rounds[0];
     expect(round.stages['hardware-adapt'].taskQueue).toBe(`${env.queuePrefix}-target-edge-box`);
+    const db = openDb(path.join(home, 'prunewise.db'));
+    expect(runDetail(db, `${id}/baseline`)!.stages.find((s) => s.stage === 'latency-table')).toMatchObject({
+      state: 'completed',
+      taskQueue: `${env.queuePrefix}-target-edge-box`,
+    });
     expect(round.metrics.latencyMs).toBeGreaterThan(0);
     expect(round.metrics.latencyEstimated).toBeUndefined();
     const deployed = JSON.parse(fs.readFileSync(path.join(home, 'artifacts', id, 'run-1', 'round-1', 'deployable', 'prunewise.json'), 'utf8'));

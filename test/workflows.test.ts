@@ -662,6 +662,7 @@ describe('campaign workflow (stubbed activities): execution.trainOn routes the t
     ]);
     expect(runningQueues(env)).toEqual([
       ['baseline', 'gpu'],
+      ['latency-table', 'cpu'],
       ...[1, 2].flatMap(() => [
         ['score', 'cpu'],
         ['prune', 'cpu'],

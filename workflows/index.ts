@@ -238,9 +238,19 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ 
     // the latency table allocation decides from: measured (or read) once, frozen for every run and round
     let latencyTable: LatencyTableRef | undefined;
     if (usesLatencyTable(spec) && patched('latency-table')) {
-      const lt = await compute.latencyTable({ campaignId, spec, model: base.model });
+      // a stage of the baseline run, so `status` shows where it runs (a device's queue with measure: worker) and waits
+      const ltStage = { op: 'stage', runId: baselineRunId, round: 0, stage: 'latency-table' } as const;
+      await store.record([{ ...ltStage, state: 'running', taskQueue: compute.hardwareAdaptQueue }]);
+      let lt: Awaited<ReturnType<typeof compute.latencyTable>>;
+      try {
+        lt = await compute.latencyTable({ campaignId, spec, model: base.model });
+      } catch (e) {
+        if (!isCancellation(e)) await recordAlways([{ ...ltStage, state: 'failed', error: errorText(e) }]);
+        throw e;
+      }
       latencyTable = lt.table;
       await store.record([
+        { ...ltStage, state: 'completed', attempts: lt.attempt, ms: lt.ms, metrics: lt.metrics },
         { op: 'latency-table', campaignId, runId: baselineRunId, artifact: lt.artifacts![0] },
         {
           op: 'event',
