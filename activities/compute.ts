@@ -18,8 +18,9 @@ import {
   loadDataset,
   measureBaseline,
   measureCandidate,
-  measureLatencyTable,
+  measureLatencyTableOn,
   measureSensitivity,
+  openRuntime,
   modelCost,
   parseLatencyTable,
   predictLatencyMs,
@@ -39,6 +40,7 @@ import {
   writeFileAtomic,
   type Dataset,
   type LatencyTable,
+  type RuntimeName,
   type Sensitivity,
 } from '../ml';
 import { VERSION } from '../platform/version';
@@ -64,6 +66,9 @@ function checkInput(model: tfl.LayersModel, ds: Dataset): void {
   }
 }
 
+/** The campaign's deployment runtime (ml/runtime.ts): what latency is measured on, never the training backend. */
+const runtimeOf = (spec: CampaignSpec): RuntimeName => spec.target.runtime ?? 'tfjs-wasm'; // specs of older workflows have none
+
 export function createComputeActivities(home: string) {
   const art = new Artifacts(home);
 
@@ -77,7 +82,7 @@ export function createComputeActivities(home: string) {
   return {
     /** Trains (or loads) the unpruned model and measures everything the runs are compared to. */
     async baseline(input: { campaignId: string; spec: CampaignSpec }): Promise<BaselineResult> {
-      return runStage(async () => {
+      return runStage(async (backend) => {
         const { spec } = input;
         const ds = data(spec);
         const dir = baselineDir(input.campaignId);
@@ -126,6 +131,17 @@ export function createComputeActivities(home: string) {
           } finally {
             u8.dispose();
           }
+          // the baseline's latency on the deployment runtime (the saved folder, loaded there), not on `backend`
+          const session = await openRuntime(runtimeOf(spec), { baseline: art.abs(rel), batchSize: spec.target.batchSize });
+          let latency: Record<string, number>;
+          try {
+            latency = await measureBaseline(model, spec.target, measureOf(spec.target), session);
+          } finally {
+            await session.close();
+          }
+          const relLatency = path.join(dir, 'latency.json');
+          const latencyText = JSON.stringify({ metrics: latency, runtime: session.info, trainingBackend: backend, target: spec.target.name }, null, 2);
+          writeFileAtomic(art.abs(relLatency), latencyText);
           return {
             model: rel,
             metrics: {
@@ -140,7 +156,7 @@ export function createComputeActivities(home: string) {
               params: cost.params,
               flops: cost.flops,
               bytes: cost.bytes,
-              ...(await measureBaseline(model, spec.target, measureOf(spec.target))),
+              ...latency,
               ...channelMetrics(channels),
             },
             series,
@@ -149,7 +165,9 @@ export function createComputeActivities(home: string) {
             artifacts: [
               { kind: 'model', path: rel, ...saved },
               { kind: 'model-uint8', path: relU8, ...savedU8 },
+              { kind: 'latency', path: relLatency, bytes: Buffer.byteLength(latencyText), sha256: sha256(latencyText) },
             ],
+            runtime: session.info,
             tfjsVersion: (await initBackend()).tfjsVersion,
             prunewiseVersion: VERSION,
           };
@@ -161,11 +179,12 @@ export function createComputeActivities(home: string) {
 
     /**
      * The campaign's latency table (ml/latency-table.ts), once, after the baseline: target.latencyTable
-     * when given (checked against this worker's backend and the model), else measured here for the
-     * baseline's layers. Written under the campaign's folder; a retry finds the file and reuses it.
+     * when given (checked against target.runtime and the model), else timed on the deployment runtime
+     * (ml/runtime.ts) for the baseline's layers. Written under the campaign's folder; a retry finds
+     * the file and reuses it.
      */
     async latencyTable(input: { campaignId: string; spec: CampaignSpec; model: string }): Promise<LatencyTableResult> {
-      return runStage(async (backend) => {
+      return runStage(async () => {
         const { spec } = input;
         const t = spec.target;
         const p = spec.pruning;
@@ -173,7 +192,9 @@ export function createComputeActivities(home: string) {
         const model = await art.loadModel(input.model);
         try {
           const graph = analyze(model);
-          const need = { ...planOptions(p), target: t.name, batchSize: t.batchSize, backend };
+          // keyed by the deployment runtime (timed there, ml/runtime.ts), not by this worker's training backend
+          const runtime = runtimeOf(spec);
+          const need = { ...planOptions(p), target: t.name, batchSize: t.batchSize, runtime };
           let text: string | undefined;
           let source: LatencyTableResult['source'] = 'reused';
           if (fs.existsSync(art.abs(rel))) {
@@ -199,16 +220,13 @@ export function createComputeActivities(home: string) {
             writeFileAtomic(art.abs(rel), text);
             source = 'given';
           } else if (text === undefined) {
-            const ctx = Context.current();
-            const table = await measureLatencyTable(model, graph, {
-              backend,
+            beat(Context.current(), { what: `latency table on ${runtime}` });
+            const table = await measureLatencyTableOn(runtime, art.abs(input.model), {
               target: t.name,
               batchSize: t.batchSize,
-              tfjsVersion: (await initBackend()).tfjsVersion,
               grid: planOptions(p),
               warmupRuns: Math.min(t.warmupRuns, 3),
               runs: Math.min(t.latencyRuns, 15),
-              onProgress: (done, total) => beat(ctx, { step: done, total, what: 'latency table entries' }),
             });
             text = serializeLatencyTable(table);
             writeFileAtomic(art.abs(rel), text);
@@ -457,12 +475,16 @@ export function createComputeActivities(home: string) {
     ): Promise<StageResult> {
       return runStage(async (backend) => {
         const chosen = input.useInt8 && input.int8Model ? input.int8Model : input.model;
+        const runtime = runtimeOf(input.spec);
         const model = await art.loadModel(chosen);
         const baseline = await art.loadModel(baselineModelDir(input.campaignId));
         try {
           const t = input.spec.target;
           const ctx = Context.current();
-          const m = await measureCandidate(model, baseline, t, measureOf(t), input.useInt8, backend, input.baselineLatencyMs, (pairs) => {
+          // timed on the deployment runtime, the saved folders loaded there (never this worker's training backend)
+          const open = () =>
+            openRuntime(runtime, { baseline: art.abs(baselineModelDir(input.campaignId)), candidate: art.abs(chosen), batchSize: t.batchSize });
+          const m = await measureCandidate(model, baseline, t, measureOf(t), input.useInt8, open, input.baselineLatencyMs, (pairs) => {
             if (pairs % 50 === 0) beat(ctx, { step: pairs, what: 'latency pairs' });
           });
           const rel = deployableDir(input.runId, input.round);
@@ -480,6 +502,8 @@ export function createComputeActivities(home: string) {
                 format: uint8 ? 'tfjs layers-model, stock uint8 quantized weights (one min/scale per tensor)' : 'tfjs layers-model, float32 weights',
                 loader: '@tensorflow/tfjs loadLayersModel (stock; no prunewise code needed)',
                 target: t.name,
+                runtime: m.runtime ?? { runtime, note: 'the latency is an estimate: nothing was timed on the runtime' },
+                trainingBackend: backend,
                 ...(input.deployedAccuracy !== undefined
                   ? { accuracy: { value: input.deployedAccuracy, measured: true, split: 'test', on: 'exactly these weight files' } }
                   : {}),

@@ -101,9 +101,8 @@ export function validateSpec(raw: unknown, file: string, baseDir: string): Campa
 }
 
 /**
- * target.latencyTable: the file exists, is a latency table, and was measured for this target and
- * batch size (and for PRUNEWISE_BACKEND when it is set; the worker checks its own backend and that
- * the table covers the model). @returns its absolute path @throws CampaignError (one line)
+ * target.latencyTable: the file exists, is a latency table, and was measured for this target, batch
+ * size and deployment runtime (the worker checks that the table covers the model). @returns its absolute path @throws CampaignError (one line)
  */
 function checkLatencyTable(t: CampaignSpec['target'], file: string, baseDir: string): string {
   const p = path.resolve(baseDir, t.latencyTable!);
@@ -123,9 +122,12 @@ function checkLatencyTable(t: CampaignSpec['target'], file: string, baseDir: str
   if (table.target !== t.name) throw bad(`measured for target "${table.target}", not "${t.name}": use a table of this target or remove the field`);
   if (table.batchSize !== t.batchSize)
     throw bad(`measured at batch size ${table.batchSize}, not target.batchSize ${t.batchSize}: use a table of this batch size or remove the field`);
-  const backend = process.env.PRUNEWISE_BACKEND;
-  if (backend && table.backend !== backend)
-    throw bad(`measured on backend "${table.backend}", but PRUNEWISE_BACKEND is "${backend}": use a table of this backend or remove the field`);
+  if (table.runtime !== t.runtime)
+    throw bad(
+      table.runtime
+        ? `measured for runtime "${table.runtime}", not target.runtime "${t.runtime}": use a table of this runtime or remove the field`
+        : `measured on the training backend "${table.backend}", not on a deployment runtime: remove the field to measure one on target.runtime "${t.runtime}"`,
+    );
   return p;
 }
 

@@ -2,7 +2,7 @@
 // `npm run schema` writes campaign/campaign.schema.json from this for editors.
 import { z } from 'zod';
 import { OBJECTIVES } from '../core';
-import { CRITERIA, DATASETS, ZOO_NAMES } from '../ml/catalog';
+import { CRITERIA, DATASETS, RUNTIMES, RUNTIMES_NOT_YET, ZOO_NAMES } from '../ml/catalog';
 import { TARGET_PROFILES } from '../ml/roofline';
 
 /** Zoo model names (ml/catalog.ts). */
@@ -152,6 +152,12 @@ export const campaignSchema = z.strictObject({
         .describe(
           'local: measured on the compute worker; estimate: roofline estimate from the profile; worker: measured by `prunewise worker --target <name>` on the device (the stage waits for it). Default: local for "local", estimate for a profile',
         ),
+      runtime: z
+        .enum(RUNTIMES)
+        .default('tfjs-wasm')
+        .describe(
+          'the deployment runtime latency is measured on (never the training backend): tfjs-wasm (Node, browser/edge-like), tfjs-node (native server), chromium-wasm, chromium-webgl (a page in headless Chromium; WebGL on a software renderer here: function only, no speed claim), tflite (not available yet)',
+        ),
       batchSize: z.number().int().positive().default(32).describe('batch size latency is measured at'),
       warmupRuns: z.number().int().min(0).default(3),
       latencyRuns: z
@@ -172,10 +178,12 @@ export const campaignSchema = z.strictObject({
         .min(1)
         .optional()
         .describe(
-          "a latency table file (an earlier campaign's artifacts/<id>/latency-table.json) to predict allocation latencies from instead of measuring one; must match this target, batchSize and the worker's backend",
+          "a latency table file (an earlier campaign's artifacts/<id>/latency-table.json) to predict allocation latencies from instead of measuring one; must match this target, batchSize and target.runtime",
         ),
     })
     .superRefine((t, ctx) => {
+      const notYet = RUNTIMES_NOT_YET[t.runtime];
+      if (notYet) ctx.addIssue({ code: 'custom', path: ['runtime'], message: notYet });
       const profile = t.name in TARGET_PROFILES;
       if (t.name === 'local' && t.measure && t.measure !== 'local') {
         ctx.addIssue({ code: 'custom', path: ['measure'], message: `target "local" is measured on the compute worker: remove measure, or name a device` });

@@ -11,3 +11,12 @@ export type Criterion = (typeof CRITERIA)[number];
 /** Dataset sources `loadDataset` reads (ml/data.ts). */
 export const DATASETS = ['fashion-mnist', 'mnist', 'idx', 'npy'] as const;
 export type DatasetName = (typeof DATASETS)[number];
+
+/**
+ * Deployment runtimes a candidate's latency is measured on (campaign `target.runtime`; ml/runtime.ts):
+ * never the backend that trained it. `tflite` is listed but refused at load until it exists.
+ */
+export const RUNTIMES = ['tfjs-wasm', 'tfjs-node', 'chromium-wasm', 'chromium-webgl', 'tflite'] as const;
+export type RuntimeName = (typeof RUNTIMES)[number];
+/** Runtimes listed but not available yet: the one-line reason the campaign loader gives. */
+export const RUNTIMES_NOT_YET: Partial<Record<RuntimeName, string>> = { tflite: 'tflite is not available yet (the Keras/TFLite issue adds it)' };

@@ -13,6 +13,7 @@ export * from './energy-sensor';
 export * from './prune';
 export * from './train';
 export * from './measure';
+export * from './runtime';
 export * from './speedup';
 export * from './round';
 export * from './catalog';

@@ -41,6 +41,10 @@ export interface LatencyTable {
   format: typeof LATENCY_TABLE_FORMAT;
   /** the tfjs backend it was timed on (wasm, cpu, tensorflow, …) */
   backend: string;
+  /** the deployment runtime it serves (campaign target.runtime; ml/runtime.ts); absent in tables of training-backend days */
+  runtime?: string;
+  /** when the runtime could not time layers itself: what timed them instead, and why */
+  timedOn?: string;
   /** the campaign's target name */
   target: string;
   batchSize: number;

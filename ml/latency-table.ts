@@ -14,7 +14,8 @@
 // overhead (tidy, the graph walk, reading the output back) is the median over rounds of the whole
 // baseline model's time minus its layers' times walked inside the real model in the same round
 // (paired, so stalls of a busy machine cancel), ≥ 0. prediction = Σ layers + overhead.
-// Batch size, target and backend are the table's own fields (one table per target × batch × backend).
+// Batch size, target and runtime are the table's own fields (one table per target × batch × deployment
+// runtime; ml/runtime.ts times it in the runtime's own process, never on the training backend).
 // The file format (no tfjs: the campaign loader reads it) is in ml/latency-file.ts.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -392,10 +393,14 @@ export function tableMismatch(
   table: LatencyTable,
   model: tfl.LayersModel,
   graph: Graph,
-  o: GridOptions & { target: string; batchSize: number; backend?: string },
+  o: GridOptions & { target: string; batchSize: number; backend?: string; runtime?: string },
 ): string | undefined {
   if (table.target !== o.target) return `it was measured for target "${table.target}", not "${o.target}"`;
   if (table.batchSize !== o.batchSize) return `it was measured at batch size ${table.batchSize}, not target.batchSize ${o.batchSize}`;
+  if (o.runtime && table.runtime !== o.runtime)
+    return table.runtime
+      ? `it was measured for runtime "${table.runtime}", not target.runtime "${o.runtime}"`
+      : `it was measured on the training backend "${table.backend}", not on a deployment runtime (target.runtime "${o.runtime}")`;
   if (o.backend && table.backend !== o.backend) return `it was measured on backend "${table.backend}", this worker runs "${o.backend}"`;
   const have = new Map(table.entries.map((e) => [e.key, e]));
   for (const need of planLatencyTable(model, graph, { ...o, maxPoints: 2 })) {

@@ -1,8 +1,10 @@
 // The measuring policy: how a model's latency and energy on the campaign's target are obtained,
 // and what each number is (measured, and where; or estimated, by which model). A candidate's
 // latency is the campaign's baseline median ÷ its paired speedup (core/latency.ts): the speedup is
-// timed in interleaved pairs with the baseline on this worker (ml/speedup.ts) until its 95 %
-// interval is narrow enough or the time budget runs out; a roofline ESTIMATE for a target profile
+// timed in interleaved pairs with the baseline on the campaign's deployment runtime (ml/runtime.ts:
+// a child Node process or a headless Chromium page, never the backend that trained the model; the
+// estimator, ml/speedup.ts, runs here) until its 95 % interval is narrow enough or the time budget
+// runs out; the baseline's median is timed on the same runtime; a roofline ESTIMATE for a target profile
 // (ml/roofline.ts); and the RAPL energy sensor where the worker has one.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -11,6 +13,7 @@ import { describeSpeedup, modelLatencyMs, speedupOf } from '../core/latency';
 import { estimateEnergyJoules, modelCost, type ModelCost } from './cost';
 import { measureJoules, raplDomains, type RaplDomain } from './energy-sensor';
 import { rooflineEstimate, TARGET_PROFILES } from './roofline';
+import type { RuntimeInfo, RuntimeSession } from './runtime';
 import { measurePairedSpeedup, quantile } from './speedup';
 import { forward, inputShapeOf, yieldToEventLoop } from './train';
 
@@ -107,64 +110,48 @@ export const SPEEDUP_CI_DEFAULT = 0.05;
 export const LATENCY_BUDGET_SECONDS_DEFAULT = 20;
 
 /**
- * Times `baseline` and `model` in interleaved pairs (ABBA: the order flips every pair) until the
- * speedup's 95 % interval of log r has a half-width ≤ `t.speedupCi` or `t.latencyBudgetSeconds`
- * run out (after at least `t.latencyRuns` pairs). `onPair` is called after each pair (heartbeats).
+ * Times the session's baseline and candidate in interleaved pairs (ABBA: the order flips every pair,
+ * inside the runtime) until the speedup's 95 % interval of log r has a half-width ≤ `t.speedupCi` or
+ * `t.latencyBudgetSeconds` run out (after at least `t.latencyRuns` pairs). `onPair` is called after
+ * each pair (heartbeats). The estimator and its budget clock are this process's; the times are the runtime's.
  */
-export async function measureSpeedup(model: tfl.LayersModel, baseline: tfl.LayersModel, t: TargetSpec, onPair?: (pairs: number) => void) {
-  const xb = tf.randomUniform([t.batchSize, ...inputShapeOf(baseline)], 0, 1, 'float32', 7);
-  const xm = tf.randomUniform([t.batchSize, ...inputShapeOf(model)], 0, 1, 'float32', 7);
-  const once = async (m: tfl.LayersModel, x: tf.Tensor) => {
-    const t0 = performance.now();
-    const y = forward(m, x);
-    await y.data(); // forces the computation to finish on async backends
-    const dt = performance.now() - t0;
-    y.dispose();
-    return dt;
-  };
-  try {
-    for (let i = 0; i < t.warmupRuns; i++) {
-      await once(baseline, xb);
-      await once(model, xm);
-    }
-    return await measurePairedSpeedup(
-      async (i) => {
-        let b: number;
-        let c: number;
-        if (i % 2 === 0) {
-          b = await once(baseline, xb);
-          c = await once(model, xm);
-        } else {
-          c = await once(model, xm);
-          b = await once(baseline, xb);
-        }
-        onPair?.(i + 1);
-        await yieldToEventLoop();
-        return [b, c];
-      },
-      {
-        ci: t.speedupCi ?? SPEEDUP_CI_DEFAULT,
-        budgetMs: 1000 * (t.latencyBudgetSeconds ?? LATENCY_BUDGET_SECONDS_DEFAULT),
-        minPairs: Math.max(5, t.latencyRuns),
-        now: () => performance.now(),
-      },
-    );
-  } finally {
-    tf.dispose([xb, xm]);
-  }
+export async function measureSpeedup(session: Pick<RuntimeSession, 'warmup' | 'pair'>, t: TargetSpec, onPair?: (pairs: number) => void) {
+  await session.warmup(t.warmupRuns);
+  return measurePairedSpeedup(
+    async (i) => {
+      const pair = await session.pair(i);
+      onPair?.(i + 1);
+      await yieldToEventLoop();
+      return pair;
+    },
+    {
+      ci: t.speedupCi ?? SPEEDUP_CI_DEFAULT,
+      budgetMs: 1000 * (t.latencyBudgetSeconds ?? LATENCY_BUDGET_SECONDS_DEFAULT),
+      minPairs: Math.max(5, t.latencyRuns),
+      now: () => performance.now(),
+    },
+  );
 }
 
 /** Where a target's latency comes from: this worker, a roofline estimate, or a worker on the device. */
 export type MeasureHow = 'local' | 'estimate' | 'worker';
 
 /**
- * The baseline's latency and energy on the target (metrics keys of core/metrics.ts). For a profile
- * target the latency is a roofline estimate (latencyEstimated = 1) and this worker's measurement is
- * kept apart as latencyMsLocal.
+ * The baseline's latency and energy on the target (metrics keys of core/metrics.ts), its latency the
+ * median of `t.latencyRuns` runs after warm-up on the session's runtime (the session holds the
+ * baseline only). For a profile target the latency is a roofline estimate (latencyEstimated = 1)
+ * and the runtime's measurement is kept apart as latencyMsLocal.
  */
-export async function measureBaseline(model: tfl.LayersModel, t: TargetSpec, how: MeasureHow): Promise<Record<string, number>> {
+export async function measureBaseline(
+  model: tfl.LayersModel,
+  t: TargetSpec,
+  how: MeasureHow,
+  session: Pick<RuntimeSession, 'warmup' | 'times'>,
+): Promise<Record<string, number>> {
   const cost = modelCost(model);
-  const lat = await measureLatency(model, t.batchSize, t.warmupRuns, t.latencyRuns);
+  await session.warmup(t.warmupRuns);
+  const times = await session.times(t.latencyRuns);
+  const lat = { medianMs: quantile(times, 0.5), p90Ms: quantile(times, 0.9) };
   if (how === 'estimate') {
     const est = rooflineEstimate(cost, TARGET_PROFILES[t.name], t.batchSize);
     return { latencyBatchSize: t.batchSize, latencyMs: est.latencyMs, latencyEstimated: 1, latencyMsLocal: lat.medianMs, energyJEstimated: est.energyJ };
@@ -177,14 +164,18 @@ export interface CandidateMeasurement {
   metrics: Record<string, number>;
   /** what each number is, for the deployable's prunewise.json */
   manifest: { latencyMs: object; speedupVsBaseline: object; energyJoulesPerInference: object };
+  /** the runtime the latency was measured on (absent for an estimate) */
+  runtime?: RuntimeInfo;
 }
 
 /**
  * A candidate's speedup against the baseline, its latency (the campaign's baseline median
  * `baselineLatencyMs` ÷ the speedup, core/latency.ts) and energy on the target. `int8`: the deployed
  * weights are 8-bit (1 byte per parameter in the roofline's memory traffic and the energy model).
- * `backend`: the tfjs backend timing here. Without `baselineLatencyMs` (a stage scheduled by an
- * older workflow) the baseline's median of the paired runs stands in.
+ * `open`: opens the campaign's deployment runtime with both models loaded (ml/runtime.ts; not called
+ * for an estimate); its RuntimeInfo is recorded with the latency and the speedup. Without
+ * `baselineLatencyMs` (a stage scheduled by an older workflow) the baseline's median of the paired
+ * runs stands in.
  */
 export async function measureCandidate(
   model: tfl.LayersModel,
@@ -192,7 +183,7 @@ export async function measureCandidate(
   t: TargetSpec,
   how: MeasureHow,
   int8: boolean,
-  backend: string,
+  open: () => Promise<RuntimeSession>,
   baselineLatencyMs?: number,
   onPair?: (pairs: number) => void,
 ): Promise<CandidateMeasurement> {
@@ -220,20 +211,30 @@ export async function measureCandidate(
     };
   }
   // timed in interleaved pairs with the baseline, so machine drift cancels in each pair's ratio
-  const p = await measureSpeedup(model, baseline, t, onPair);
+  const session = await open();
+  let p: Awaited<ReturnType<typeof measureSpeedup>>;
+  let runtime: RuntimeInfo;
+  try {
+    p = await measureSpeedup(session, t, onPair);
+    runtime = session.info;
+  } finally {
+    await session.close();
+  }
   const speedupMetrics = { speedup: p.r, speedupLow: p.low, speedupHigh: p.high, latencyPairs: p.pairs };
   const s = speedupOf(speedupMetrics)!;
   const baseMs = baselineLatencyMs ?? quantile(p.baselineTimes, 0.5);
   const latencyMs = modelLatencyMs(baseMs, s.value);
   const extra: Record<string, number> = {};
   if (profile) extra.latencyMsRoofline = rooflineEstimate(cost, profile, t.batchSize, int8 ? 1 : 4).latencyMs;
-  // a sensor where one exists: RAPL package energy, model and baseline alike (their ratio is what J uses)
+  // a sensor where one exists: RAPL package energy, model and baseline alike (their ratio is what J
+  // uses), in this process (on its backend, not the runtime: the manifest says so)
   const domains = raplDomains();
   if (domains.length > 0) {
     extra.energyJMeasured = await measureEnergyPerExample(model, t.batchSize, t.latencyRuns, domains);
     extra.baselineEnergyJMeasured = await measureEnergyPerExample(baseline, t.batchSize, t.latencyRuns, domains);
   }
   return {
+    runtime,
     metrics: {
       latencyMs,
       latencyMsRaw: quantile(p.candidateTimes, 0.5),
@@ -249,7 +250,7 @@ export async function measureCandidate(
         measured: true,
         what: "the campaign's baseline median ÷ the paired speedup (a speedup whose interval contains 1 counts as 1)",
         baselineMedianMs: baseMs,
-        backend,
+        runtime,
         host,
         batchSize: t.batchSize,
       },
@@ -264,8 +265,8 @@ export async function measureCandidate(
         usedAs: s.value,
         shown: describeSpeedup(s),
         measured: true,
-        backend,
-        note: 'timed in interleaved pairs with the unpruned model (the order flips every pair)',
+        runtime,
+        note: 'timed in interleaved pairs with the unpruned model (the order flips every pair) on the deployment runtime, not the training backend',
       },
       energyJoulesPerInference:
         extra.energyJMeasured !== undefined
@@ -274,6 +275,7 @@ export async function measureCandidate(
               measured: true,
               sensor: 'rapl (CPU package, includes idle power)',
               host,
+              on: `this worker's tfjs backend ${tf.getBackend()} (not the deployment runtime)`,
               estimate: { value: energyJ, model: energyModel },
             }
           : { value: energyJ, measured: false, model: energyModel },

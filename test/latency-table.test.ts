@@ -260,7 +260,9 @@ describe('target.latencyTable in a campaign file', () => {
   };
   beforeAll(async () => {
     await initBackend();
-    fs.writeFileSync(path.join(dir, 'table.json'), serializeLatencyTable(handMade(buildZooModel('lenet5', 1, [28, 28, 1], 10), macLike)));
+    const lenet = buildZooModel('lenet5', 1, [28, 28, 1], 10);
+    fs.writeFileSync(path.join(dir, 'table.json'), serializeLatencyTable(handMade(lenet, macLike, { runtime: 'tfjs-wasm' })));
+    fs.writeFileSync(path.join(dir, 'training.json'), serializeLatencyTable(handMade(lenet, macLike))); // before runtimes: no runtime field
     fs.writeFileSync(path.join(dir, 'notjson.json'), '{ "format": ');
     fs.writeFileSync(path.join(dir, 'other.json'), JSON.stringify({ hello: 1 }));
   });
@@ -283,6 +285,16 @@ describe('target.latencyTable in a campaign file', () => {
       'another target',
       { name: 'jetson-nano', batchSize: 32, latencyTable: 'table.json' },
       /: target\.latencyTable: .*: measured for target "local", not "jetson-nano"/,
+    ],
+    [
+      'another runtime',
+      { batchSize: 32, runtime: 'chromium-wasm', latencyTable: 'table.json' },
+      /: target\.latencyTable: .*: measured for runtime "tfjs-wasm", not target\.runtime "chromium-wasm"/,
+    ],
+    [
+      'a table timed on the training backend',
+      { batchSize: 32, latencyTable: 'training.json' },
+      /: target\.latencyTable: .*: measured on the training backend "wasm", not on a deployment runtime/,
     ],
   ];
   for (const [what, target, message] of bad) {

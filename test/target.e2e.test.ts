@@ -1,10 +1,19 @@
-// Hardware targets: a profile is estimated by its roofline (labelled), and a device target waits on
-// its own queue, shown by `status`, until `prunewise worker --target <name>` measures it there.
+// Hardware targets: a profile is estimated by its roofline (labelled), a device target waits on
+// its own queue, shown by `status`, until `prunewise worker --target <name>` measures it there, and
+// hardware-adapt times on target.runtime, not on the backend that trained.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { openDb, runDetail } from '../db';
 import { cli, cliEnv, startCli, stop, tmpHome, waitFor, writeSpec } from './helpers';
+
+// native TensorFlow trains where its wheel is in .venv (scripts/setup-native.sh) or on CI
+const EXPECT_NATIVE =
+  process.env.CI === 'true' ||
+  (fs.existsSync(path.join(__dirname, '..', '.venv', 'lib')) &&
+    fs
+      .readdirSync(path.join(__dirname, '..', '.venv', 'lib'))
+      .some((py) => fs.existsSync(path.join(__dirname, '..', '.venv', 'lib', py, 'site-packages', 'tensorflow', 'libtensorflow_cc.so.2'))));
 
 describe('hardware targets', () => {
   it('a device target waits for its worker (status names the queue); the device worker measures it', async () => {
@@ -70,6 +79,36 @@ describe('hardware targets', () => {
     expect(text.stdout).toContain('estimated: roofline');
     const pareto = await cli(env, ['pareto', status.id]);
     expect(pareto.stdout).toContain('latency: estimated (roofline of the target profile), not measured');
+  }, 600_000);
+
+  it('hardware-adapt measures on target.runtime (a headless Chromium page), whatever trained the model', async () => {
+    const home = tmpHome('runtime');
+    const env = cliEnv(home, inject('temporalAddress'));
+    const spec = writeSpec(home, {
+      name: 'runtime',
+      target: { runtime: 'chromium-wasm', batchSize: 8, warmupRuns: 1, latencyRuns: 5, latencyBudgetSeconds: 2 },
+      constraints: { maxAccuracyDrop: 50 },
+    });
+    const r = await cli(env, ['run', spec, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const status = JSON.parse(r.stdout);
+    const training = status.backend;
+    if (EXPECT_NATIVE) expect(training).toBe('tensorflow');
+    const dir = path.join(home, 'artifacts', status.id);
+    const deployed = JSON.parse(fs.readFileSync(path.join(dir, 'run-1', 'round-1', 'deployable', 'prunewise.json'), 'utf8'));
+    expect(deployed.trainingBackend).toBe(training);
+    expect(deployed.runtime).toMatchObject({ runtime: 'chromium-wasm', backend: 'wasm', tfjsVersion: '4.22.0', where: 'headless Chromium page' });
+    expect(deployed.runtime.browser).toMatch(/^Chromium \d+/);
+    expect(deployed.speedupVsBaseline.runtime).toEqual(deployed.runtime);
+    expect(deployed.latencyMs.runtime).toEqual(deployed.runtime);
+    expect(status.runs[0].rounds[0].metrics.latencyPairs).toBeGreaterThanOrEqual(5);
+    // the baseline's median on the same runtime, and the latency table keyed by it
+    const base = JSON.parse(fs.readFileSync(path.join(dir, 'baseline', 'latency.json'), 'utf8'));
+    expect(base.runtime).toMatchObject({ runtime: 'chromium-wasm', backend: 'wasm' });
+    expect(base.trainingBackend).toBe(training);
+    expect(base.metrics.latencyMs).toBe(status.baseline.latencyMs);
+    const table = JSON.parse(fs.readFileSync(path.join(dir, 'latency-table.json'), 'utf8'));
+    expect(table.runtime).toBe('chromium-wasm');
   }, 600_000);
 
   it('an unknown target without measure: worker is refused before anything starts', async () => {

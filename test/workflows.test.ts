@@ -614,7 +614,7 @@ describe('campaign workflow (stubbed activities): the latency table', () => {
       },
     ]);
     expect(env.ops('event').find((e) => e.kind === 'latency-table')!.message).toMatch(
-      /latency table measured on stub \(sha256 abababababab\).*9\.50 ms predicted/,
+      /latency table measured on tfjs-wasm \(sha256 abababababab\).*9\.50 ms predicted/,
     );
   });
 

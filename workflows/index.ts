@@ -231,7 +231,7 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ 
         runId: baselineRunId,
         stage: 'baseline',
         kind: 'stage-completed',
-        message: `baseline: test accuracy ${(base.metrics.accuracy * 100).toFixed(2)}%, ${base.metrics.params} params, ${base.metrics.latencyMs.toFixed(2)} ms/batch of ${spec.target.batchSize} (measured on ${base.backend})`,
+        message: `baseline: test accuracy ${(base.metrics.accuracy * 100).toFixed(2)}%, ${base.metrics.params} params, ${base.metrics.latencyMs.toFixed(2)} ms/batch of ${spec.target.batchSize} (measured on ${spec.target.runtime ?? 'tfjs-wasm'}, trained on ${base.backend})`,
       },
     ]);
 
@@ -258,7 +258,7 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ 
           key: `${campaignId}/latency-table`,
           runId: baselineRunId,
           kind: 'latency-table',
-          message: `latency table ${lt.source} on ${lt.backend} (sha256 ${lt.table.sha256.slice(0, 12)}): allocation uses its predictions, ${lt.metrics.predictedLatencyMs.toFixed(2)} ms predicted for the baseline`,
+          message: `latency table ${lt.source} on ${spec.target.runtime ?? lt.backend} (sha256 ${lt.table.sha256.slice(0, 12)}): allocation uses its predictions, ${lt.metrics.predictedLatencyMs.toFixed(2)} ms predicted for the baseline`,
         },
       ]);
     }
