@@ -11,6 +11,7 @@
 // latency RELATIVE to the unpruned net (predicted ratio variant/unpruned vs the measured one, timed
 // side by side): what allocation uses (ΔJ divides predicted deltas by the predicted baseline).
 // Prints a table, then one JSON line.
+import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import {
   analyze,
@@ -19,6 +20,8 @@ import {
   initBackend,
   measureLatencyInterleaved,
   measureSpeedup,
+  forward,
+  inputShapeOf,
   measureLatencyTable,
   predictLatencyMs,
   type KeepPlan,
@@ -38,6 +41,35 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 const pct = (x: number) => `${x.toFixed(1)} %`;
+
+/**
+ * Pairs timed in this process on the backend that timed the table (the campaign times them on its
+ * runtime, ml/runtime.ts; here the point is how wide the estimator's interval ends up).
+ */
+function inProcessPairs(model: tfl.LayersModel, baseline: tfl.LayersModel, batch: number) {
+  const xb = tf.randomUniform([batch, ...inputShapeOf(baseline)], 0, 1, 'float32', 7);
+  const xm = tf.randomUniform([batch, ...inputShapeOf(model)], 0, 1, 'float32', 7);
+  const once = async (m: tfl.LayersModel, x: tf.Tensor) => {
+    const t0 = performance.now();
+    const y = forward(m, x);
+    await y.data();
+    y.dispose();
+    return performance.now() - t0;
+  };
+  return {
+    warmup: async (n: number) => {
+      for (let i = 0; i < n; i++) (await once(baseline, xb), await once(model, xm));
+    },
+    pair: async (i: number): Promise<[number, number]> => {
+      if (i % 2 === 0) {
+        const b = await once(baseline, xb);
+        return [b, await once(model, xm)];
+      }
+      const c = await once(model, xm);
+      return [await once(baseline, xb), c];
+    },
+  };
+}
 
 async function main(): Promise<void> {
   const backend = await initBackend();
@@ -106,7 +138,7 @@ async function main(): Promise<void> {
     });
     // the paired speedup each candidate's reported latency comes from: how wide its 95 % interval ends up
     for (const v of variants.slice(1)) {
-      const e = await measureSpeedup(v.model, model, {
+      const e = await measureSpeedup(inProcessPairs(v.model, model, BATCH), {
         name: 'local',
         batchSize: BATCH,
         warmupRuns: 2,
