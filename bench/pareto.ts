@@ -93,6 +93,24 @@ function main(): void {
   const uniform = lastRound(uni.runs[0]);
 
   const front2d = pareto.points.filter((p) => p.onFront2d);
+  // every run should end with a model; and how well the allocation's estimate of ΔJ(w) (before
+  // fine-tuning, from the sensitivity trials and the latency table) foretold the realised ΔJ
+  const runsWithModel = status.runs.filter((r) => r.rounds.some((x) => x.state === 'completed')).length;
+  const rollbacks = status.runs.reduce((a, r) => a + r.rounds.filter((x) => x.state === 'cancelled').length, 0);
+  const jPairs: Array<{ predicted: number; realised: number }> = [];
+  for (const r of status.runs) {
+    let prevJ = 1;
+    for (const rd of r.rounds) {
+      if (rd.state !== 'completed' || rd.objective === null) continue;
+      if (rd.metrics.estimatedDeltaJ !== undefined) jPairs.push({ predicted: rd.metrics.estimatedDeltaJ, realised: rd.objective - prevJ });
+      prevJ = rd.objective;
+    }
+  }
+  const med = (xs: number[]) => {
+    const v = xs.slice().sort((a, b) => a - b);
+    return v.length ? (v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2) : null;
+  };
+  const jError = med(jPairs.map((x) => Math.abs(x.realised - x.predicted)));
   const minutes = (Date.now() - t0) / 60000;
   console.log(
     `bench:pareto — LeNet-5, Fashion-MNIST (${QUICK ? 'BENCH_QUICK smoke run' : '20 000 training images'}), ${status.runs.length} weight vectors × ${ROUNDS} rounds, backend ${status.backend}; latency measured at batch 128, side by side with the baseline; energy estimated (horowitz-45nm); ${minutes.toFixed(1)} min`,
@@ -106,7 +124,10 @@ function main(): void {
   );
   for (const n of names) {
     const p = pick(n);
-    const own = lastRound(runOf(n)).metrics;
+    const own =
+      runOf(n)
+        .rounds.filter((x) => x.state === 'completed')
+        .at(-1)?.metrics ?? {};
     const chans = Object.entries(own)
       .filter(([k]) => k.startsWith('channels.'))
       .map(([k, v]) => `${k.slice(9)} ${v}`)
@@ -118,6 +139,9 @@ function main(): void {
   }
   console.log(
     `front: ${pareto.front} of ${pareto.points.length} candidates (${pareto.frontDistinct} distinct); error-vs-latency front: ${front2d.length} models; hypervolume ${pareto.hypervolume.toFixed(4)}`,
+  );
+  console.log(
+    `runs that ended with a model: ${runsWithModel} of ${status.runs.length} (${rollbacks} round(s) rolled back and retried with half the ratio); predicted vs realised ΔJ(w) per round: median predicted ${med(jPairs.map((x) => x.predicted))?.toFixed(4)}, median realised ${med(jPairs.map((x) => x.realised))?.toFixed(4)}, median |error| ${jError?.toFixed(4)} over ${jPairs.length} rounds`,
   );
   console.log(
     `uint8 export of the accuracy-heavy pick: ${u8.bytes} vs ${f32.bytes} bytes float32 (${(f32.bytes / u8.bytes).toFixed(2)}×), test accuracy ${(u8.accuracy * 100).toFixed(2)} % vs ${(f32.accuracy * 100).toFixed(2)} %`,
@@ -133,6 +157,15 @@ function main(): void {
       front: front2d.length,
       frontAll: pareto.front,
       hypervolume: pareto.hypervolume,
+      runsWithModel,
+      runs: status.runs.length,
+      rollbacks,
+      predictedVsRealisedJ: {
+        rounds: jPairs.length,
+        medianPredicted: med(jPairs.map((x) => x.predicted)),
+        medianRealised: med(jPairs.map((x) => x.realised)),
+        medianAbsError: jError,
+      },
       accuracyHeavy: { weights: W.accuracyHeavy, accuracyDrop: (baseAcc - (acc.metrics.accuracy ?? 0)) * 100 },
       latencyHeavy: { weights: W.latencyHeavy, speedup: lat.metrics.speedup ?? 1, measured: true },
       int8: { sizeRatio: f32.bytes / u8.bytes, extraAccuracyDrop: (f32.accuracy - u8.accuracy) * 100 },
