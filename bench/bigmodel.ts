@@ -6,7 +6,8 @@
 // initialisers, so this times fine-tuning steps, not accuracy). Reports seconds per batch (median,
 // spread over the timed batches, after warm-up) and the process's peak RSS (maxRSS), which must
 // stay well inside the machine's memory. PRUNEWISE_BACKEND picks another backend (default
-// tensorflow, forced: an error if it cannot start). Prints a table, then one JSON line.
+// tensorflow, forced: an error if it cannot start); BENCH_BATCHES (10), BENCH_WARMUP (2), BENCH_CLASSES
+// (1000) and BENCH_SHARD_SIZE (32: memory follows the shard) change the run. Prints a table, then one JSON line.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import * as os from 'node:os';
