@@ -3,7 +3,9 @@
 // accuracy-heavy and latency-heavy runs' picks, the uint8 export of a pick against its float32
 // export, and weight-driven allocation against a uniform ratio at (nearly) equal FLOPs on J(w).
 // Latency is measured on this machine's backend at the target's batch size (128), side by side
-// with the baseline; energy is estimated (horowitz-45nm). Prints a table, then one JSON line.
+// with the baseline; energy is estimated (horowitz-45nm). The CLI's worker picks its backend by the chain
+// in ml/backend.ts (native TensorFlow when the binding loads, else wasm; PRUNEWISE_BACKEND forces one),
+// and the header line names the backend the campaign recorded. Prints a table, then one JSON line.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';

@@ -117,7 +117,10 @@ async function pruneIteratively(baselineDir: string, ds: Dataset, cfg: NetConfig
 }
 
 async function main(): Promise<void> {
+  // the backend chain (ml/backend.ts): native TensorFlow when its binding loads, else wasm; PRUNEWISE_BACKEND forces one
   const backend = await initBackend();
+  const lib = backend.library ? ` (${backend.library})` : '';
+  process.stderr.write(`bench:prune on backend ${backend.name}${lib}${backend.skipped.length ? `; skipped: ${backend.skipped.join('; ')}` : ''}\n`);
   const t0 = performance.now();
   const out: Record<
     string,
@@ -165,7 +168,7 @@ async function main(): Promise<void> {
 
   const pct = (x: number) => `${(x * 100).toFixed(2)}`;
   console.log(
-    `pruning quality on Fashion-MNIST (test split), backend ${backend.name}; latency measured at batch ${LATENCY_BATCH}; ${((performance.now() - t0) / 60000).toFixed(1)} min${QUICK ? ' (BENCH_QUICK smoke run)' : ''}`,
+    `pruning quality on Fashion-MNIST (test split), backend ${backend.name}${lib}; latency measured at batch ${LATENCY_BATCH}; ${((performance.now() - t0) / 60000).toFixed(1)} min${QUICK ? ' (BENCH_QUICK smoke run)' : ''}`,
   );
   console.log(
     `${'net'.padEnd(10)}${'criterion'.padEnd(10)}${'seed'.padStart(5)}${'target'.padStart(8)}${'FLOPs −'.padStart(9)}${'acc %'.padStart(8)}${'Δ pts'.padStart(8)}${'params'.padStart(9)}${'lat ms'.padStart(9)}${'speedup'.padStart(9)}`,
@@ -190,7 +193,9 @@ async function main(): Promise<void> {
       console.log(`${net} ${c} at 50%: mean ${pct(mean)}%, spread ${((Math.max(...accs) - Math.min(...accs)) * 100).toFixed(2)} pts over ${accs.length} seeds`);
     }
   }
-  console.log(JSON.stringify({ dataset: 'fashion-mnist', backend: backend.name, latencyBatchSize: LATENCY_BATCH, nets: out }));
+  console.log(
+    JSON.stringify({ dataset: 'fashion-mnist', backend: backend.name, library: backend.library ?? null, latencyBatchSize: LATENCY_BATCH, nets: out }),
+  );
 }
 
 main().catch((e) => {
