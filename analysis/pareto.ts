@@ -44,6 +44,7 @@ import {
   replacePareto,
   roundOf,
   runOf,
+  runWeights,
   setFrontFlag,
   type Db,
   type ParetoPoint,
@@ -266,6 +267,27 @@ export function recommendedModel(db: Db, campaignId: string, w: Weights): { runI
     s.limits,
   );
   return best ? { runId: best.pick.runId, round: best.pick.round, objective: best.j } : undefined;
+}
+
+/**
+ * The campaign-level recommendation for the weight vectors of its first `limit` runs (the
+ * dashboard's "recommended model per weight vector"): core's `recommend` over the stored front,
+ * the rule `pareto` and `export --recommended` apply. Empty while the stored analysis is missing or
+ * behind (a page never triggers a full computation).
+ */
+export function recommendedPerWeights(
+  db: Db,
+  campaignId: string,
+  limit = 20,
+): Array<{ runId: string; k: number; weights: Record<string, number>; pick: ParetoPoint | null; objective: number | null }> {
+  const s = settingOf(db, campaignId);
+  const stored = readParetoSummary(db, campaignId);
+  if (!s || !stored || stored.pendingFull > 0 || stored.constraints !== s.constraints) return [];
+  const front = readFront(db, campaignId, 'front');
+  return runWeights(db, campaignId, limit).map((r) => {
+    const best = recommend(front, r.weights as unknown as Weights, s.baseline, s.reference, s.limits);
+    return { ...r, pick: best?.pick ?? null, objective: best?.j ?? null };
+  });
 }
 
 /**

@@ -254,6 +254,7 @@ export function registerHelpers(hb: typeof Handlebars): void {
   hb.registerHelper('latx', (v: number | null) => (num(v) ? (v === 1 ? '≈ baseline' : `${v!.toFixed(2)}×`) : '—'));
   hb.registerHelper('w', (w: Record<string, number> | null, k: string) => (w && w[k] !== undefined ? String(w[k]) : '—'));
   hb.registerHelper('eq', (a: unknown, b: unknown) => a === b);
+  hb.registerHelper('vsOf', (p: { deployedInt8?: boolean } | null) => (p?.deployedInt8 ? 'uint8' : 'float32'));
   // like with like: an 8-bit model's ratio is against the baseline's 8-bit variant, and says so
   hb.registerHelper(
     'vs',

@@ -35,6 +35,7 @@ import {
   withDeltas,
 } from './present';
 import { BadParam, FILTER_COLUMNS, formatCursor, PAGE_SIZE, parseCompareRuns, parseRunQuery, queryString, wildcard } from './query';
+import { recommendedPerWeights } from '../analysis';
 
 /** The compiled views (see server.ts). */
 export interface Views {
@@ -88,6 +89,7 @@ export function pageRoutes(db: Db, views: Views, artifacts: Artifacts): Router {
       campaign: c,
       overview: o,
       best: bestCards(o.best, baseline),
+      recommended: tab === 'runs' ? recommendedPerWeights(db, c.id, 20) : [],
       baseline,
       latencyNote: latencyNote(baseline, true),
       rows,

@@ -265,3 +265,14 @@ export function completedRounds(db: Db, campaignId: string): number {
 export function baselineRunOf(db: Db, campaignId: string): string | undefined {
   return (db.prepare(`SELECT id FROM runs WHERE campaign_id = ? AND kind = 'baseline'`).get(campaignId) as { id: string } | undefined)?.id;
 }
+
+/** The first `limit` runs of a campaign (by k) with their weight vectors: light, for pages. */
+export function runWeights(db: Db, campaignId: string, limit: number): Array<{ runId: string; k: number; weights: Record<string, number> }> {
+  return (
+    db.prepare(`SELECT id, k, weights_json FROM runs WHERE campaign_id = ? AND kind = 'run' ORDER BY k LIMIT ?`).all(campaignId, limit) as Array<{
+      id: string;
+      k: number;
+      weights_json: string | null;
+    }>
+  ).map((r) => ({ runId: r.id, k: r.k, weights: r.weights_json ? JSON.parse(r.weights_json) : {} }));
+}

@@ -120,4 +120,14 @@ describe('like with like (8-bit vs float32 candidates)', () => {
     const csv = await (await fetch(`${base}/campaigns/${ID}/runs.csv`)).text();
     expect(csv.split('\n')[0]).toContain('compared_with');
   });
+
+  it("the campaign page's recommended model per weight vector is the one `pareto` recommends (one rule)", async () => {
+    const rec = computePareto(db, ID)!.recommendations[0];
+    expect(rec.pick).not.toBeNull();
+    const html = await (await fetch(`${base}/campaigns/${ID}`)).text();
+    const table = html.slice(html.indexOf('Recommended model per weight vector'), html.indexOf('<h2>Runs</h2>'));
+    expect(table).toContain(`href="/runs/${rec.pick!.runId}"`);
+    expect(table).toContain(rec.pick!.round === 0 ? 'the baseline' : `run-1 round ${rec.pick!.round}`);
+    expect(table).toContain(rec.objective!.toFixed(4));
+  });
 });

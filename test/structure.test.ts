@@ -18,7 +18,7 @@ const ALLOWED: Record<string, string[]> = {
   analysis: ['core', 'db', 'platform'],
   activities: ['core', 'ml', 'campaign', 'db', 'analysis', 'platform'],
   workflows: ['core', 'campaign', 'activities', 'db'],
-  dashboard: ['core', 'db', 'platform'],
+  dashboard: ['core', 'db', 'analysis', 'platform'],
   cli: ['core', 'ml', 'campaign', 'db', 'analysis', 'activities', 'workflows', 'dashboard', 'platform'],
 };
 /** Imports a workflow may make only as types (the bundle must stay free of I/O and tfjs). */
