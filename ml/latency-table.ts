@@ -255,10 +255,23 @@ export interface MeasureTableOptions {
 }
 
 /** Measures the table for `model` (the campaign's baseline) on this process's backend. */
+/**
+ * Timings made non-decreasing in both channel axes (ms[i][j] = the least of the timings at ≥ cin[i]
+ * and ≥ cout[j]): a layer with fewer channels is never predicted slower than one with more. Without
+ * it, a load spike while one small configuration is timed can make a pruned layer "cost" more than
+ * the whole baseline model — an impossible prediction that would stop the campaign.
+ */
+export function monotone(ms: number[][]): number[][] {
+  const out = ms.map((row) => row.slice());
+  for (let i = out.length - 2; i >= 0; i--) for (let j = 0; j < out[i].length; j++) out[i][j] = Math.min(out[i][j], out[i + 1][j]);
+  for (const row of out) for (let j = row.length - 2; j >= 0; j--) row[j] = Math.min(row[j], row[j + 1]);
+  return out;
+}
+
 export async function measureLatencyTable(model: tfl.LayersModel, graph: Graph, o: MeasureTableOptions): Promise<LatencyTable> {
   const entries = planLatencyTable(model, graph, o.grid);
   for (const [k, e] of entries.entries()) {
-    e.ms = await timeEntry(e, o.batchSize, o.warmupRuns, o.runs);
+    e.ms = monotone(await timeEntry(e, o.batchSize, o.warmupRuns, o.runs));
     await o.onProgress?.(k + 1, entries.length);
   }
   // the per-call overhead: whole forward passes and layer-by-layer walks, side by side

@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { loadCampaignFile } from '../campaign/load';
 import {
+  monotone,
   allocate,
   analyze,
   boundedLatencyDelta,
@@ -82,6 +83,30 @@ describe('latency table: the key', () => {
     expect(latencyTableSha256(parseLatencyTable(reordered))).toBe(key);
     // a different timing is a different table
     expect(latencyTableSha256(handMade(model, (e, ci, co) => macLike(e, ci, co) * 1.01))).not.toBe(key);
+  });
+});
+
+describe('latency table: timings made consistent', () => {
+  it('a load spike on a small configuration never makes fewer channels slower than more (monotone in both axes)', () => {
+    // cin 4, 8, 16 × cout 8, 16: the spike at (4, 8) would predict a pruned layer dearer than the whole one
+    const spiked = [
+      [9.0, 0.4],
+      [0.3, 0.6],
+      [0.5, 1.0],
+    ];
+    const m = monotone(spiked);
+    expect(m).toEqual([
+      [0.3, 0.4],
+      [0.3, 0.6],
+      [0.5, 1.0],
+    ]);
+    for (let i = 0; i < m.length; i++)
+      for (let j = 0; j < m[i].length; j++) {
+        if (i + 1 < m.length) expect(m[i][j]).toBeLessThanOrEqual(m[i + 1][j]);
+        if (j + 1 < m[i].length) expect(m[i][j]).toBeLessThanOrEqual(m[i][j + 1]);
+      }
+    expect(monotone([[2], [1], [3]])).toEqual([[1], [1], [3]]); // one axis (cout follows cin)
+    expect(spiked[0][0]).toBe(9.0); // the input is not changed
   });
 });
 
