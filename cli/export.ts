@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CampaignSpec } from '../campaign/schema';
-import { modelArtifactPath, runRef, type Db } from '../db';
+import { metricMap, modelArtifactPath, runRef, type Db } from '../db';
 import { evaluate, initBackend, loadDataset, loadModel, saveExport, writeFileAtomic, type ExportFormat } from '../ml';
 import type { Home } from './home';
 import { CliError } from './temporal';
@@ -28,7 +28,7 @@ export async function exportModel(
   home: Home,
   db: Db,
   runId: string,
-  opts: { round?: number; format: ExportFormat; out: string; log: (s: string) => void },
+  opts: { round?: number; format?: ExportFormat; out: string; log: (s: string) => void },
 ): Promise<ExportResult> {
   const run = runRef(db, runId);
   if (!run) throw new CliError(`run "${runId}" not found: run ids look like <campaign>/run-1 or <campaign>/baseline (see \`prunewise status <campaign>\`)`);
@@ -53,11 +53,14 @@ export async function exportModel(
   if (fs.existsSync(out) && fs.readdirSync(out).length > 0 && !fs.existsSync(path.join(out, 'model.json'))) {
     throw new CliError(`--out: ${out} exists and is not an exported model: give a new or empty folder`);
   }
+  // without --format: the variant the candidate deploys (like with like: its bytes and accuracy are the ones shown)
+  const format: ExportFormat = opts.format ?? (metricMap(db, runId, round).deployedInt8 === 1 ? 'uint8' : 'tfjs');
+  if (!opts.format) opts.log(`format ${format}: the variant round ${round} deploys (give --format for another)`);
   const backend = (await initBackend()).name;
   const spec = JSON.parse(run.specJson) as CampaignSpec;
   const model = await loadModel(src);
   try {
-    const saved = await saveExport(model, out, opts.format);
+    const saved = await saveExport(model, out, format);
     const float32Bytes = fs.statSync(path.join(src, 'weights.bin')).size;
     opts.log(`measuring test accuracy of the written weights (${backend})…`);
     const ds = loadDataset(spec.dataset, spec.seed);
@@ -65,7 +68,7 @@ export async function exportModel(
     const accuracy = (await evaluate(written, ds.test)).accuracy;
     written.dispose();
     const float32Accuracy = (await evaluate(model, ds.test)).accuracy;
-    const result: ExportResult = { runId, round, format: opts.format, out, bytes: saved.bytes, float32Bytes, accuracy, float32Accuracy, backend };
+    const result: ExportResult = { runId, round, format, out, bytes: saved.bytes, float32Bytes, accuracy, float32Accuracy, backend };
     writeFileAtomic(
       path.join(out, 'prunewise.json'),
       JSON.stringify(

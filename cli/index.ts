@@ -282,12 +282,16 @@ program
     '--weights <list>',
     'with --recommended: the weight vector, e.g. accuracy=0.5,latency=0.5 (missing = 0; sum 1; default accuracy=0.6,size=0.2,latency=0.2)',
   )
-  .addOption(new Option('--format <format>', 'tfjs (float32), uint8 (one min/scale per tensor), float16').choices(EXPORT_FORMATS).default('tfjs'))
+  .addOption(
+    new Option('--format <format>', 'tfjs (float32), uint8 (one min/scale per tensor), float16 (default: the variant the round deploys)').choices(
+      EXPORT_FORMATS,
+    ),
+  )
   .requiredOption('--out <dir>', 'folder to write model.json, weights.bin and prunewise.json to')
   .addOption(homeOption())
   .option('--json', 'print the result as JSON')
   .action(
-    async (arg: string, o: { round?: number; recommended?: boolean; weights?: string; format: ExportFormat; out: string; home?: string; json?: boolean }) => {
+    async (arg: string, o: { round?: number; recommended?: boolean; weights?: string; format?: ExportFormat; out: string; home?: string; json?: boolean }) => {
       const home = resolveHome(o.home);
       const db = openExisting(home);
       let runId = arg;

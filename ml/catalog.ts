@@ -19,4 +19,6 @@ export type DatasetName = (typeof DATASETS)[number];
 export const RUNTIMES = ['tfjs-wasm', 'tfjs-node', 'chromium-wasm', 'chromium-webgl', 'tflite'] as const;
 export type RuntimeName = (typeof RUNTIMES)[number];
 /** Runtimes listed but not available yet: the one-line reason the campaign loader gives. */
-export const RUNTIMES_NOT_YET: Partial<Record<RuntimeName, string>> = { tflite: 'tflite is not available yet (the Keras/TFLite issue adds it)' };
+export const RUNTIMES_NOT_YET: Partial<Record<RuntimeName, string>> = {
+  tflite: 'tflite is not available yet: use tfjs-wasm, tfjs-node, chromium-wasm or chromium-webgl',
+};

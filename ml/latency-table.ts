@@ -366,16 +366,20 @@ export function predictLatencyMs(model: tfl.LayersModel, table: LatencyTable): L
       ms = (1 - u) * e.ms[i][0] + u * e.ms[Math.min(i + 1, e.cin.length - 1)][0];
     }
     if (!Number.isFinite(ms) || ms < 0)
-      throw new LatencyTableError(`${where}: predicted ${ms} ms, a negative latency: the table is corrupt, measure a new one`);
+      throw new LatencyTableError(
+        `${where}: predicted ${ms} ms, a negative latency: the table is inconsistent (timed under load?): measure a new one (remove target.latencyTable, or rerun)`,
+      );
     if (ms > table.baselineMs)
       throw new LatencyTableError(
-        `${where}: predicted ${ms.toFixed(3)} ms, more than the whole baseline model (${table.baselineMs.toFixed(3)} ms): the table is corrupt, measure a new one`,
+        `${where}: predicted ${ms.toFixed(3)} ms, more than the whole baseline model (${table.baselineMs.toFixed(3)} ms): the table is inconsistent (timed under load?): measure a new one (remove target.latencyTable, or rerun)`,
       );
     layers.push({ name: layer.name, className: s.className, ms });
     total += ms;
   }
   if (!(total > 0))
-    throw new LatencyTableError(`latency table: predicted ${total} ms for the whole model (overhead ${table.overheadMs} ms): the table is corrupt`);
+    throw new LatencyTableError(
+      `latency table: predicted ${total} ms for the whole model (overhead ${table.overheadMs} ms): the table is inconsistent (timed under load?)`,
+    );
   return { totalMs: total, overheadMs: table.overheadMs, layers };
 }
 
@@ -388,11 +392,11 @@ export function boundedLatencyDelta(current: LatencyPrediction, pruned: LatencyP
   const d = pruned.totalMs - current.totalMs;
   if (-d > current.totalMs || pruned.totalMs <= 0)
     throw new LatencyTableError(
-      `latency table: pruning ${layers.map((l) => `"${l}"`).join(', ')} would save ${(-d).toFixed(3)} ms of a model predicted at ${current.totalMs.toFixed(3)} ms: impossible, the table is corrupt`,
+      `latency table: pruning ${layers.map((l) => `"${l}"`).join(', ')} would save ${(-d).toFixed(3)} ms of a model predicted at ${current.totalMs.toFixed(3)} ms: impossible, the table is inconsistent (timed under load?)`,
     );
   if (pruned.totalMs > 2 * table.baselineMs)
     throw new LatencyTableError(
-      `latency table: pruning ${layers.map((l) => `"${l}"`).join(', ')} predicts ${pruned.totalMs.toFixed(3)} ms, over twice the baseline's ${table.baselineMs.toFixed(3)} ms: the table is corrupt`,
+      `latency table: pruning ${layers.map((l) => `"${l}"`).join(', ')} predicts ${pruned.totalMs.toFixed(3)} ms, over twice the baseline's ${table.baselineMs.toFixed(3)} ms: the table is inconsistent (timed under load?)`,
     );
   return d;
 }

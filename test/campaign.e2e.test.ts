@@ -154,6 +154,10 @@ describe('a campaign end to end through the CLI', () => {
     expect(er.code).toBe(0);
     expect(rec.pick).not.toBeNull();
     expect(JSON.parse(er.stdout)).toMatchObject({ runId: rec.pick!.runId, round: rec.pick!.round });
+    // without --format it writes the variant the pick deploys: the bytes `pareto` showed for it
+    const picked = pareto.points.find((x) => x.runId === rec.pick!.runId && x.round === rec.pick!.round)!;
+    expect(JSON.parse(er.stdout).format).toBe(picked.deployedInt8 ? 'uint8' : 'tfjs');
+    expect(JSON.parse(er.stdout).bytes).toBe(picked.values.bytes);
     const badWeights = await cli(env, ['export', status.id, '--recommended', '--weights', 'accuracy=0.7', '--out', path.join(home, 'x')]);
     expect(badWeights.stderr.trim()).toBe('prunewise: --weights: weights must sum to 1 (got 0.7)');
     const weightsAlone = await cli(env, ['export', `${status.id}/run-1`, '--weights', 'accuracy=1', '--out', path.join(home, 'x')]);

@@ -137,7 +137,9 @@ describe('tflite', () => {
   it('is refused at load, in one line', () => {
     const f = path.join(dir, 'tflite.yaml');
     fs.writeFileSync(f, stringify({ name: 'tfl', model: 'mlp', dataset: { name: 'mnist' }, weights: [{ accuracy: 1 }], target: { runtime: 'tflite' } }));
-    expect(() => loadCampaignFile(f)).toThrow(/^\S+tflite\.yaml: target\.runtime: tflite is not available yet \(the Keras\/TFLite issue adds it\)$/);
+    expect(() => loadCampaignFile(f)).toThrow(
+      /^\S+tflite\.yaml: target\.runtime: tflite is not available yet: use tfjs-wasm, tfjs-node, chromium-wasm or chromium-webgl$/,
+    );
     const d = path.join(dir, 'default.yaml');
     fs.writeFileSync(d, stringify({ name: 'd', model: 'mlp', dataset: { name: 'mnist' }, weights: [{ accuracy: 1 }] }));
     expect(loadCampaignFile(d).spec.target.runtime).toBe('tfjs-wasm');

@@ -437,7 +437,7 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
         const again = state.retries! < maxRetries;
         const next = again
           ? `retrying as round ${round + 1} with ${0.5 ** (state.retries! + 1)} of the ratio`
-          : state.best.round === 0
+          : state.completed === 0
             ? `no pruning fits the limit: the run's result is the baseline`
             : `the run keeps round ${state.best.round}`;
         await store.record([
@@ -448,7 +448,7 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
           state.retries!++;
           continue;
         }
-        stoppedBy = state.best.round === 0 ? 'no pruning fits the limit' : `round ${round} ${note} ${state.retries} time(s) in a row`;
+        stoppedBy = state.completed === 0 ? 'no pruning fits the limit' : `round ${round} ${note} ${state.retries} time(s) in a row`;
         break;
       }
       if (!val.ok) {
