@@ -256,16 +256,15 @@ export function readPareto(db: Db, campaignId: string): ParetoSummary | undefine
  * and the dashboard apply per run's weights. Undefined when nothing fits or nothing is analysed.
  */
 export function recommendedModel(db: Db, campaignId: string, w: Weights): { runId: string; round: number; objective: number } | undefined {
-  const p = readPareto(db, campaignId);
   const s = settingOf(db, campaignId);
-  if (!p || !s) return undefined;
-  const best = recommend(
-    p.points.filter((x) => x.onFront),
-    w,
-    s.baseline,
-    s.reference,
-    s.limits,
-  );
+  if (!s) return undefined;
+  // the stored front when it is current; otherwise one read-only full computation
+  const stored = readParetoSummary(db, campaignId);
+  const front =
+    stored && stored.pendingFull === 0 && stored.constraints === s.constraints
+      ? readFront(db, campaignId, 'front')
+      : (computePareto(db, campaignId)?.points.filter((x) => x.onFront) ?? []);
+  const best = recommend(front, w, s.baseline, s.reference, s.limits);
   return best ? { runId: best.pick.runId, round: best.pick.round, objective: best.j } : undefined;
 }
 
