@@ -1,17 +1,14 @@
 // The dashboard over a real SQLite file (rows written through db/ as the record activity does),
 // served by the real Express app on a free port, read over HTTP.
-import type { Server } from 'node:http';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDashboard, type Dashboard } from '../dashboard/server';
 import { seedCampaign } from '../bench/seed-campaign';
 import { refreshPareto } from '../analysis';
 import { applyRecord, createCampaign, openDb, type RecordOp } from '../db';
-import { cli, cliEnv, startCli, stop, tmpHome, waitFor } from './helpers';
+import { cli, cliEnv, startCli, stop, tmpHome, waitFor, serveDashboard } from './helpers';
 
-let server: Server;
-let app: Dashboard;
+let close: () => Promise<void>;
 let base: string;
 let home: string;
 const ID = 'dash-20261128-000000-abcd';
@@ -82,20 +79,10 @@ beforeAll(async () => {
   applyRecord(db, ops);
   refreshPareto(db, ID); // baseline and rounds in one batch: a bulk load, analysed once
   seedCampaign(db, { id: BIG, name: 'big', runs: 120, rounds: 3, running: 2 });
-  app = createDashboard(db, { homeDir: home, pollMs: 100 });
-  server = app.listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  ({ base, close } = await serveDashboard(db, { homeDir: home, pollMs: 100 }));
 });
 
-afterAll(
-  () =>
-    new Promise<void>((r) => {
-      app.closeStreams();
-      server.close(() => r());
-      server.closeAllConnections();
-    }),
-);
+afterAll(() => close());
 
 const get = (p: string) => fetch(base + p);
 const runsOn = (html: string) => [...html.matchAll(/<tr data-run="(\d+)">/g)].map((m) => Number(m[1]));

@@ -88,3 +88,23 @@ export async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTER
   child.kill(signal);
   await exited;
 }
+
+/** The real dashboard on a free loopback port; `close` ends its SSE streams and the server. */
+export async function serveDashboard(
+  db: import('../db').Db,
+  opts: import('../dashboard/server').DashboardOptions = {},
+): Promise<{ base: string; close: () => Promise<void> }> {
+  const { createDashboard } = await import('../dashboard/server');
+  const app = createDashboard(db, opts);
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  return {
+    base: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    close: () =>
+      new Promise<void>((r) => {
+        app.closeStreams();
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -2,15 +2,13 @@
 // values are its 8-bit variant's (validation error, bytes), J stays normalised to the float32
 // baseline (quantization gets its credit), and the ratios shown to people compare an 8-bit model
 // with the baseline's 8-bit variant, labelled, and a float32 model with the float32 baseline.
-import type { Server } from 'node:http';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computePareto, refreshPareto } from '../analysis';
 import { objectiveJ, objectiveValues } from '../core';
-import { createDashboard, type Dashboard } from '../dashboard/server';
 import { vsBaseline } from '../dashboard/present';
 import { applyRecord, baselineOf, createCampaign, openDb, type RecordOp } from '../db';
-import { tmpHome } from './helpers';
+import { tmpHome, serveDashboard } from './helpers';
 
 const ID = 'lwl-20261129-000000-abcd';
 const BASE = {
@@ -26,8 +24,7 @@ const BASE = {
   energyJEstimatedInt8: 0.5e-5,
 };
 
-let server: Server;
-let app: Dashboard;
+let close: () => Promise<void>;
 let base: string;
 const db = openDb(path.join(tmpHome('lwl'), 'prunewise.db'));
 
@@ -64,20 +61,10 @@ beforeAll(async () => {
   ];
   applyRecord(db, ops);
   refreshPareto(db, ID);
-  app = createDashboard(db, { pollMs: 100 });
-  server = app.listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  ({ base, close } = await serveDashboard(db, { pollMs: 100 }));
 });
 
-afterAll(
-  () =>
-    new Promise<void>((r) => {
-      app.closeStreams();
-      server.close(() => r());
-      server.closeAllConnections();
-    }),
-);
+afterAll(() => close());
 
 describe('like with like (8-bit vs float32 candidates)', () => {
   it("an 8-bit candidate's objective values are its 8-bit variant's; J is normalised to the float32 baseline", () => {
