@@ -9,113 +9,16 @@
 // analysis, the importance criteria and the surgery all use it, so a new layer type is one entry.
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { ModelError } from '../core/errors';
+import { resolveAxis, ruleOf, SUPPORT, unknownClass, type LayerRule, type LayerView, type Slice } from './support';
 
 /** The user's model has a structure this step cannot handle (bad input). */
 export class GraphError extends ModelError {
   override name = 'GraphError';
 }
 
-/** [weight index, axis]: which weight tensors are sliced along which axis. */
-type Slice = [number, number];
-
-export interface LayerRule {
-  kind: 'producer' | 'follower' | 'pass' | 'flatten' | 'merge' | 'concat';
-  /** producer: config key holding the output channel count */
-  key?: 'units' | 'filters';
-  /** producer: slices by the group's kept output channels */
-  out?: Slice[];
-  /** producer/follower: slices by the kept positions of the input's channel map */
-  in?: Slice[];
-  /** why a layer of this class cannot be pruned through (blocks its input and output channels) */
-  check?: (config: Record<string, unknown>) => string | undefined;
-  /** why a producer's own output channels cannot be pruned (its inputs still can) */
-  outputCheck?: (config: Record<string, unknown>) => string | undefined;
-}
-
-const depthMultiplierOne = (c: Record<string, unknown>) =>
-  (c.depth_multiplier ?? 1) === 1 ? undefined : `depth_multiplier ${c.depth_multiplier} (only 1 is supported)`;
-const lastAxis = (c: Record<string, unknown>) =>
-  c.axis === undefined || c.axis === -1 || c.axis === 3 ? undefined : `axis ${c.axis} (only the channel axis is supported)`;
-const noSoftmax = (c: Record<string, unknown>) => (c.activation === 'softmax' ? 'softmax mixes channels' : undefined);
-
-export const RULES: Record<string, LayerRule> = {
-  Dense: {
-    kind: 'producer',
-    key: 'units',
-    out: [
-      [0, 1],
-      [1, 0],
-    ],
-    in: [[0, 0]],
-    outputCheck: noSoftmax,
-  },
-  Conv2D: {
-    kind: 'producer',
-    key: 'filters',
-    out: [
-      [0, 3],
-      [1, 0],
-    ],
-    in: [[0, 2]],
-    outputCheck: noSoftmax,
-  },
-  // weights: depthwise [kh, kw, C, 1], pointwise [1, 1, C, F], bias [F]
-  SeparableConv2D: {
-    kind: 'producer',
-    key: 'filters',
-    out: [
-      [1, 3],
-      [2, 0],
-    ],
-    in: [
-      [0, 2],
-      [1, 2],
-    ],
-    check: depthMultiplierOne,
-    outputCheck: noSoftmax,
-  },
-  // weights: depthwise [kh, kw, C, 1], bias [C]
-  DepthwiseConv2D: {
-    kind: 'follower',
-    in: [
-      [0, 2],
-      [1, 0],
-    ],
-    check: depthMultiplierOne,
-  },
-  BatchNormalization: {
-    kind: 'follower',
-    in: [
-      [0, 0],
-      [1, 0],
-      [2, 0],
-      [3, 0],
-    ],
-    check: lastAxis,
-  },
-  Activation: { kind: 'pass', check: noSoftmax },
-  ReLU: { kind: 'pass' },
-  LeakyReLU: { kind: 'pass' },
-  ELU: { kind: 'pass' },
-  Dropout: { kind: 'pass' },
-  SpatialDropout1D: { kind: 'pass' },
-  GaussianNoise: { kind: 'pass' },
-  GaussianDropout: { kind: 'pass' },
-  MaxPooling2D: { kind: 'pass' },
-  AveragePooling2D: { kind: 'pass' },
-  GlobalAveragePooling2D: { kind: 'pass' },
-  GlobalMaxPooling2D: { kind: 'pass' },
-  ZeroPadding2D: { kind: 'pass' },
-  Cropping2D: { kind: 'pass' },
-  UpSampling2D: { kind: 'pass' },
-  Flatten: { kind: 'flatten' },
-  Add: { kind: 'merge' },
-  Average: { kind: 'merge' },
-  Maximum: { kind: 'merge' },
-  Minimum: { kind: 'merge' },
-  Multiply: { kind: 'merge' },
-  Concatenate: { kind: 'concat', check: lastAxis },
-};
+/** Per layer class: how it reads and slices channels (the support matrix, ml/support.ts). */
+export const RULES: Record<string, LayerRule> = SUPPORT;
+export type { LayerRule, Slice };
 
 export interface ChannelRef {
   g: number;
@@ -136,8 +39,10 @@ export interface Group {
 
 export interface Graph {
   groups: Group[];
-  /** groups left unpruned, with the reason (model output, unsupported layer, …) */
+  /** groups left unpruned (named by their first producer) and layers with weights in no group, with the reason (model output, a layer that blocks, …) */
   blocked: Array<{ name: string; reason: string }>;
+  /** the blocked groups themselves (their producers and followers) */
+  blockedGroups: Group[];
   /** per layer: the channel map of its (single) input, for slicing input weights */
   inputMap: Map<string, ChannelMap>;
   /** per layer: the channel map of its output (what a consumer's input channels are made of) */
@@ -149,13 +54,27 @@ export interface Graph {
   groupByName(name: string): Group | undefined;
 }
 
-function lastDim(shape: Array<number | null>): number {
+/** The channel count on a shape's last axis; 0 when it is not static (nothing there is prunable). */
+const lastDim = (shape: Array<number | null>): number => {
   const d = shape[shape.length - 1];
-  if (typeof d !== 'number') throw new GraphError(`a tensor of shape [${shape.join(', ')}] has no static channel count`);
-  return d;
+  return typeof d === 'number' ? d : 0;
+};
+
+/** One layer's view for the support rules: class, tfjs config, input and output shapes (batch first). */
+export function viewOf(layer: tfl.layers.Layer): LayerView {
+  const node = layer.inboundNodes[0];
+  const out = layer.outputShape as Array<number | null> | Array<Array<number | null>>;
+  return {
+    className: layer.getClassName(),
+    config: layer.getConfig() as Record<string, unknown>,
+    inputShapes: node ? node.inputTensors.map((t) => t.shape as Array<number | null>) : [],
+    outputShape: (Array.isArray(out[0]) ? out[0] : out) as Array<number | null>,
+  };
 }
 
-/** Analyses a model's channel coupling. Never modifies the model. */
+const where = (layer: tfl.layers.Layer) => `layer "${layer.name}" (${layer.getClassName()})`;
+
+/** Analyses a model's channel coupling. Never modifies the model. @throws GraphError for a layer called at several places (shared weights) */
 export function analyze(model: tfl.LayersModel): Graph {
   const parent: number[] = [];
   const sizes: number[] = [];
@@ -181,103 +100,139 @@ export function analyze(model: tfl.LayersModel): Graph {
     const why = blockedWhy.get(rb);
     if (why && !blockedWhy.has(ra)) blockedWhy.set(ra, why);
   };
-  const blockAll = (maps: ChannelMap[], why: string) => {
-    for (const m of maps) for (const ref of m) if (ref) block(ref.g, why);
+  /** blocks every group on the maps; @returns whether there was one */
+  const blockAll = (maps: ChannelMap[], why: string): boolean => {
+    let any = false;
+    for (const m of maps)
+      for (const ref of m)
+        if (ref) {
+          block(ref.g, why);
+          any = true;
+        }
+    return any;
+  };
+  const newGroup = (layer: string, n: number): ChannelMap => {
+    const g = parent.length;
+    parent.push(g);
+    sizes.push(n);
+    producerGroup.set(layer, g);
+    return Array.from({ length: n }, (_, i) => ({ g, i }));
   };
 
   const out = new Map<string, ChannelMap>();
   const inputMap = new Map<string, ChannelMap>();
-  const names = new Set(model.layers.map((l) => l.name));
+  /** layers with weights whose channels are in no group (listed, with the reason) */
+  const standalone: Graph['blocked'] = [];
   for (const layer of model.layers) {
-    if (layer.inboundNodes.length !== 1) {
-      throw new GraphError(`layer "${layer.name}" is used ${layer.inboundNodes.length} times: shared layers cannot be pruned`);
+    if (layer.inboundNodes.length > 1) {
+      throw new GraphError(
+        `${where(layer)} is called at ${layer.inboundNodes.length} places (shared weights): shared layers cannot be pruned: give each call its own layer`,
+      );
     }
     const node = layer.inboundNodes[0];
-    const ins: ChannelMap[] = node.inboundLayers.map((src, k) => {
-      if (names.has(src.name) && out.has(src.name)) return out.get(src.name)!;
-      return new Array(lastDim(node.inputTensors[k].shape)).fill(null); // a model input: not prunable
-    });
-    const cls = layer.getClassName();
-    const config = layer.getConfig() as Record<string, unknown>;
-    const rule = RULES[cls];
-    const unsupported = rule ? rule.check?.(config) : `layer class ${cls} is not supported`;
-    const outShape = layer.outputShape as Array<number | null>;
-    if (unsupported) {
-      blockAll(ins, `layer "${layer.name}" (${cls}): ${unsupported}`);
-      if (rule?.kind === 'producer') {
+    const v = viewOf(layer);
+    const cls = v.className;
+    const outLen = lastDim(v.outputShape);
+    if (!node || cls === 'InputLayer') {
+      out.set(layer.name, new Array(outLen).fill(null));
+      continue;
+    }
+    const ins: ChannelMap[] = node.inboundLayers.map((src, k) => out.get(src.name) ?? new Array(lastDim(v.inputShapes[k])).fill(null));
+    const rule = ruleOf(cls);
+    const several = Array.isArray((layer.outputShape as unknown[])[0]) ? 'has several outputs' : undefined;
+    const unsupported = several ?? (rule ? (rule.check?.(v) ?? rule.refuse?.(v)) : unknownClass(cls));
+    if (unsupported || !rule) {
+      const why = `${where(layer)}: ${unsupported}`;
+      const touched = blockAll(ins, why);
+      if (rule?.kind === 'producer' && !several) {
         // its own outputs are still a (blocked) group, so consumers downstream read them right
-        const g = parent.length;
-        parent.push(g);
-        sizes.push(lastDim(outShape));
-        producerGroup.set(layer.name, g);
-        blockedWhy.set(g, `layer "${layer.name}" (${cls}): ${unsupported}`);
         inputMap.set(layer.name, ins[0]);
-        out.set(
-          layer.name,
-          Array.from({ length: lastDim(outShape) }, (_, i) => ({ g, i })),
-        );
+        const m = newGroup(layer.name, outLen);
+        blockedWhy.set(producerGroup.get(layer.name)!, why);
+        out.set(layer.name, m);
       } else {
-        out.set(layer.name, new Array(lastDim(outShape)).fill(null));
+        if (!touched && layer.countParams() > 0) standalone.push({ name: layer.name, reason: why });
+        out.set(layer.name, new Array(outLen).fill(null));
       }
       continue;
     }
-    switch (rule!.kind) {
+    // a concatenation along another axis than the channels' lines its inputs' channels up: joined like Add
+    const rank = v.inputShapes[0]?.length ?? 0;
+    const kind = rule.kind === 'concat' && resolveAxis(v.config.axis, rank) !== rank - 1 ? 'merge' : rule.kind;
+    switch (kind) {
       case 'producer': {
         inputMap.set(layer.name, ins[0]);
-        const n = config[rule!.key!] as number;
-        const g = parent.length;
-        parent.push(g);
-        sizes.push(n);
-        producerGroup.set(layer.name, g);
-        const why = rule!.outputCheck?.(config);
-        if (why) blockedWhy.set(g, `layer "${layer.name}" (${cls}): ${why}`);
-        out.set(
-          layer.name,
-          Array.from({ length: n }, (_, i) => ({ g, i })),
-        );
+        const n = (v.config[rule.key!] as number) ?? outLen;
+        const m = newGroup(layer.name, n);
+        const why = rule.outputCheck?.(v);
+        if (why) blockedWhy.set(producerGroup.get(layer.name)!, `${where(layer)}: ${why}`);
+        out.set(layer.name, m);
         break;
       }
-      case 'follower':
+      case 'follower': {
         inputMap.set(layer.name, ins[0]);
+        let carried = false;
         for (const ref of ins[0]) {
           if (!ref) continue;
+          carried = true;
           const list = followersOf.get(ref.g) ?? [];
           if (!list.includes(layer.name)) list.push(layer.name);
           followersOf.set(ref.g, list);
         }
-        out.set(layer.name, ins[0]);
+        if (!carried && layer.countParams() > 0)
+          standalone.push({ name: layer.name, reason: `${where(layer)}: carries the model input's channels, which are never pruned` });
+        // a depthwise conv with depth_multiplier M turns input channel c into outputs c·M … c·M+M−1
+        const mult = outLen / Math.max(1, ins[0].length);
+        out.set(layer.name, Number.isInteger(mult) && mult > 1 ? ins[0].flatMap((r) => new Array(mult).fill(r)) : ins[0]);
         break;
+      }
       case 'pass':
         out.set(layer.name, ins[0]);
         break;
-      case 'flatten': {
-        const inShape = node.inputTensors[0].shape;
-        const spatial = inShape.slice(1, -1).reduce<number>((a, b) => a * (b ?? 1), 1);
-        const m: ChannelMap = [];
-        for (let s = 0; s < spatial; s++) m.push(...ins[0]);
-        out.set(layer.name, m);
+      case 'tile': {
+        // Flatten / Reshape keep the flat order: the new last axis holds the old channels repeated
+        const c = ins[0].length;
+        if (c > 0 && outLen > 0 && outLen % c === 0) {
+          const m: ChannelMap = [];
+          for (let s = 0; s < outLen / c; s++) m.push(...ins[0]);
+          out.set(layer.name, m);
+        } else {
+          blockAll(ins, `${where(layer)}: reshapes the channel axis (${c} channels into a last axis of ${outLen || 'unknown size'})`);
+          out.set(layer.name, new Array(outLen).fill(null));
+        }
         break;
       }
+      case 'concat':
+        out.set(layer.name, ins.flat());
+        break;
       case 'merge': {
+        const widest = ins.reduce((a, b) => (b.length > a.length ? b : a), ins[0]);
+        if (ins.some((m) => m.length !== widest.length)) {
+          blockAll(ins, `${where(layer)} broadcasts ${ins.map((m) => m.length).join(' and ')} channels together`);
+          out.set(layer.name, new Array(outLen).fill(null));
+          break;
+        }
         const [first, ...rest] = ins;
+        const merged = first.slice();
         for (const other of rest) {
-          if (other.length !== first.length) throw new GraphError(`layer "${layer.name}" (${cls}) merges ${first.length} and ${other.length} channels`);
           for (let p = 0; p < first.length; p++) {
             const a = first[p];
             const b = other[p];
             if (a && b && a.i === b.i) union(a.g, b.g);
             else if (a || b) {
-              const why = `layer "${layer.name}" (${cls}) joins channels that cannot be pruned together`;
+              const why = `${where(layer)} joins channels that cannot be pruned together`;
               if (a) block(a.g, why);
               if (b) block(b.g, why);
+              merged[p] ??= b;
             }
           }
         }
-        out.set(layer.name, first);
+        out.set(layer.name, merged);
         break;
       }
-      case 'concat':
-        out.set(layer.name, ins.flat());
+      case 'block':
+      case 'input':
+        out.set(layer.name, new Array(outLen).fill(null));
         break;
     }
   }
@@ -303,14 +258,19 @@ export function analyze(model: tfl.LayersModel): Graph {
     if (group) for (const f of list) if (!group.followers.includes(f)) group.followers.push(f);
   }
   const groups: Group[] = [];
+  const blockedGroups: Group[] = [];
   for (const [r, group] of byRoot) {
     const why = blockedWhy.get(r);
-    if (why) blocked.push({ name: group.name, reason: why });
-    else groups.push(group);
+    if (why) {
+      blocked.push({ name: group.name, reason: why });
+      blockedGroups.push(group);
+    } else groups.push(group);
   }
+  blocked.push(...standalone);
   return {
     groups,
     blocked,
+    blockedGroups,
     inputMap,
     outputMap: out,
     producerGroup,
@@ -319,6 +279,77 @@ export function analyze(model: tfl.LayersModel): Graph {
     groupByName: (name) => groups.find((g) => g.name === name),
   };
 }
+
+/**
+ * What keeps a model from being pruned, one line each naming the layer and field (the submit-time
+ * check, and the first load of a campaign's model): layers and configurations the support matrix
+ * (ml/support.ts) refuses, shared layers, inputs without a static size (the FLOPs, the latency
+ * table and the dataset need one), and a model in which no group can be pruned at all. [] = fine.
+ */
+export function supportProblems(model: tfl.LayersModel): string[] {
+  const problems: string[] = [];
+  for (const inp of model.inputs) {
+    const s = inp.shape as Array<number | null>;
+    if (s.slice(1).some((d) => d === null))
+      problems.push(
+        `input "${inp.sourceLayer.name}": shape [${s
+          .slice(1)
+          .map((d) => d ?? 'None')
+          .join(', ')}] has None dimensions: give the Input a fixed size (e.g. keras.Input((28, 28, 1)))`,
+      );
+  }
+  for (const layer of model.layers) {
+    if (layer.inboundNodes.length > 1) {
+      problems.push(
+        `${where(layer)}: called at ${layer.inboundNodes.length} places (shared weights): shared layers cannot be pruned: give each call its own layer`,
+      );
+      continue;
+    }
+    if (!layer.inboundNodes[0]) continue;
+    const v = viewOf(layer);
+    const rule = ruleOf(v.className);
+    const why = rule ? rule.refuse?.(v) : unknownClass(v.className);
+    if (why) problems.push(`${where(layer)}: ${why}`);
+    else if (Array.isArray((layer.outputShape as unknown[])[0])) problems.push(`${where(layer)}: has several outputs: not supported`);
+  }
+  if (problems.length) return problems;
+  const g = analyze(model);
+  if (g.groups.length === 0) {
+    problems.push(
+      `model: nothing can be pruned: ${g.blocked.length ? g.blocked.map((b) => `${b.name}: ${b.reason}`).join('; ') : 'it has no layer with output channels (Dense, Conv…)'}`,
+    );
+  }
+  return problems;
+}
+
+/**
+ * Layers the training backend cannot train: on `wasm`, the depthwise gradients (ml/wasm-kernels.ts)
+ * cover depth_multiplier 1 without dilation only. One line each naming the layer, field and fix.
+ */
+export function trainingProblems(model: tfl.LayersModel, backend: string): string[] {
+  if (backend !== 'wasm') return [];
+  const out: string[] = [];
+  for (const layer of model.layers) {
+    const cls = layer.getClassName();
+    if (cls !== 'DepthwiseConv2D' && cls !== 'SeparableConv2D') continue;
+    const c = layer.getConfig() as { depthMultiplier?: number; dilationRate?: number | number[] };
+    const d = ([] as number[]).concat(c.dilationRate ?? 1);
+    const field =
+      (c.depthMultiplier ?? 1) !== 1
+        ? `depth_multiplier ${c.depthMultiplier}`
+        : d.some((x) => x !== 1)
+          ? `dilation_rate ${JSON.stringify(c.dilationRate)}`
+          : undefined;
+    if (field)
+      out.push(
+        `${where(layer)}: ${field}: the wasm backend cannot train it (depthwise gradients cover depth_multiplier 1 without dilation): run the worker with the tensorflow backend`,
+      );
+  }
+  return out;
+}
+
+/** The blocked groups and layers as lines for people: `<group>: <reason>`. */
+export const blockedLines = (g: Graph): string[] => g.blocked.map((b) => `${b.name}: ${b.reason}`);
 
 /** Positions of a channel map that survive a plan (group id → kept channel indices). */
 export function keptPositions(graph: Graph, map: ChannelMap, keep: Map<number, Set<number>>): number[] {

@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Split } from './data';
-import { analyze, type Graph, type Group } from './graph';
+import { analyze, RULES, type Graph, type Group } from './graph';
 import { rng } from './random';
 
 export { CRITERIA, type Criterion } from './catalog';
@@ -15,19 +15,24 @@ export class ImportanceError extends ModelError {
   override name = 'ImportanceError';
 }
 
-/** The weight holding a producer's output channels on its last axis (kernel, or pointwise kernel). */
-function outputKernel(layer: tfl.layers.Layer): tf.Tensor {
-  const ws = layer.getWeights();
-  return layer.getClassName() === 'SeparableConv2D' ? ws[1] : ws[0];
+/** Which weight of a producer holds its output channels, and on which axis (the support matrix's first `out` slice). */
+function outputKernelOf(layer: tfl.layers.Layer): { index: number; axis: number } {
+  const [index, axis] = RULES[layer.getClassName()].out![0];
+  return { index, axis };
 }
 
-/** Rows = output channels, columns = that channel's incoming weights. */
-function channelRows(kernel: tf.Tensor): Float32Array[] {
-  const n = kernel.shape[kernel.shape.length - 1];
+/** Rows = output channels (on `axis`), columns = that channel's incoming weights. */
+function channelRows(kernel: tf.Tensor, axis: number): Float32Array[] {
+  const n = kernel.shape[axis];
+  const inner = kernel.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
   const data = kernel.dataSync() as Float32Array;
   const per = data.length / n;
   const rows = Array.from({ length: n }, () => new Float32Array(per));
-  for (let i = 0; i < data.length; i++) rows[i % n][Math.floor(i / n)] = data[i];
+  const fill = new Int32Array(n);
+  for (let i = 0; i < data.length; i++) {
+    const c = Math.floor(i / inner) % n;
+    rows[c][fill[c]++] = data[i];
+  }
   return rows;
 }
 
@@ -73,7 +78,8 @@ function taylorScores(model: tfl.LayersModel, graph: Graph, data: Split, batches
   const inputShape = (model.inputs[0].shape as Array<number | null>).slice(1) as number[];
   const classes = model.outputs[0].shape[model.outputs[0].shape.length - 1] as number;
   const producers = graph.groups.flatMap((g) => g.producers.map((p) => ({ g, layer: model.getLayer(p) })));
-  const vars = producers.map(({ layer }) => (layer.getClassName() === 'SeparableConv2D' ? layer.weights[1] : layer.weights[0]).read() as tf.Variable);
+  const kernels = producers.map(({ layer }) => outputKernelOf(layer));
+  const vars = producers.map(({ layer }, k) => layer.weights[kernels[k].index].read() as tf.Variable);
   const acc = producers.map(({ g }) => new Float64Array(g.size));
   const size = data.x.length / data.n;
   for (let b = 0; b < batches; b++) {
@@ -87,8 +93,10 @@ function taylorScores(model: tfl.LayersModel, graph: Graph, data: Split, batches
         return tf.neg(tf.mean(tf.sum(tf.mul(ys, tf.log(tf.clipByValue(p, 1e-7, 1))), -1))) as tf.Scalar;
       }, vars);
       vars.forEach((v, k) => {
-        const contrib = tf.mul(v, grads[v.name]);
-        const per = tf.sum(tf.reshape(contrib, [-1, v.shape[v.shape.length - 1]]), 0).dataSync();
+        const axis = kernels[k].axis;
+        let contrib = tf.mul(v, grads[v.name]);
+        if (axis !== v.shape.length - 1) contrib = tf.transpose(contrib, [...v.shape.keys()].filter((d) => d !== axis).concat(axis)); // channels last
+        const per = tf.sum(tf.reshape(contrib, [-1, v.shape[axis]]), 0).dataSync();
         for (let i = 0; i < per.length; i++) acc[k][i] += per[i] * per[i];
       });
     });
@@ -104,7 +112,9 @@ function taylorScores(model: tfl.LayersModel, graph: Graph, data: Split, batches
 function sumOverProducers(model: tfl.LayersModel, g: Group, criterion: 'l1' | 'l2' | 'fpgm'): number[] {
   const s = new Array(g.size).fill(0);
   for (const p of g.producers) {
-    const per = weightScores(channelRows(outputKernel(model.getLayer(p))), criterion);
+    const layer = model.getLayer(p);
+    const { index, axis } = outputKernelOf(layer);
+    const per = weightScores(channelRows(layer.getWeights()[index], axis), criterion);
     for (let i = 0; i < g.size; i++) s[i] += per[i];
   }
   return s;

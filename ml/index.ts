@@ -4,6 +4,7 @@ export * from './cost';
 export * from './data';
 export * from './models';
 export * from './graph';
+export { SUPPORT, outputChannelAxis, resolveAxis, topologyProblems, type Support, type LayerView } from './support';
 export * from './importance';
 export * from './plan';
 export * from './allocate';

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { sha256, writeDirAtomic } from './files';
 import { ModelError } from '../core/errors';
 import { ZOO_NAMES, type ZooName } from './catalog';
+import { outputChannelAxis } from './support';
 
 export { ModelError };
 
@@ -251,7 +252,7 @@ export async function loadModel(dirOrJson: string): Promise<tfl.LayersModel> {
   return tfl.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: specs, weightData }));
 }
 
-/** Symmetric int8 per output channel along `axis` (the last axis for dense and conv kernels). */
+/** Symmetric int8 per output channel along `axis` (ml/support.ts `outputChannelAxis`: the last axis for dense and conv kernels, 2 for depthwise ones). */
 export function quantizeInt8(values: Float32Array, shape: number[], axis: number): { q: Int8Array; scales: number[] } {
   const channels = shape[axis];
   const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
@@ -290,7 +291,8 @@ export function saveInt8(model: tfl.LayersModel, dir: string): SavedModel {
       const values = w.read().dataSync() as Float32Array;
       const shape = w.shape as number[];
       if (w.originalName.endsWith('kernel') && shape.length >= 2) {
-        const axis = shape.length - 1;
+        // the kernel's output-channel axis (a depthwise kernel [kh, kw, C, M]: axis 2; a transposed conv's [k…, out, in]: the one before last)
+        const axis = outputChannelAxis(layer.getClassName(), w.originalName, shape.length);
         const { q, scales } = quantizeInt8(values, shape, axis);
         specs.push({ name: w.originalName, shape, dtype: 'float32', prunewise: { dtype: 'int8', axis, scales } });
         parts.push(new Uint8Array(q.buffer));

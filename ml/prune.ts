@@ -2,7 +2,7 @@
 // group, a list of channel indices. Works on any model ml/graph.ts can analyse.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { analyze, keptPositions, RULES, type Graph } from './graph';
+import { analyze, keptPositions, RULES, type Graph, type Slice } from './graph';
 import { ModelError } from '../core/errors';
 
 /** The user's model has a structure this step cannot handle (bad input). */
@@ -16,6 +16,7 @@ export type KeepPlan = Record<string, number[]>;
 /** Keeps the listed indices along one axis (done on the host: small, exact, backend-independent). */
 function gather(t: tf.Tensor, idx: number[], axis: number): tf.Tensor {
   const shape = t.shape;
+  if (axis < 0) axis += shape.length;
   const src = t.dataSync() as Float32Array;
   const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1);
   const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
@@ -75,12 +76,13 @@ export async function pruneModel(model: tfl.LayersModel, keep: KeepPlan, graph =
       const inMap = graph.inputMap.get(layer.name);
       if (!rule || !inMap) continue;
       let weights = layer.getWeights();
+      const m = multiplierOf(layer);
       const replace = (slices: Slice[] | undefined, idx: number[] | undefined) => {
         if (!slices || !idx) return;
         weights = weights.map((w, k) => {
           const s = slices.find(([wi]) => wi === k);
           if (!s) return w;
-          const t = gather(w, idx, s[1]);
+          const t = gather(w, s[2] ? expand(idx, m) : idx, s[1]);
           created.push(t);
           return t;
         });
@@ -106,7 +108,12 @@ export async function pruneModel(model: tfl.LayersModel, keep: KeepPlan, graph =
     for (const t of created) t.dispose();
   }
 }
-type Slice = [number, number];
+
+/** A depthwise layer's depth_multiplier (1 for every other layer). */
+const multiplierOf = (layer: tfl.layers.Layer): number => (layer.getConfig() as { depthMultiplier?: number }).depthMultiplier ?? 1;
+
+/** Channel indices → the indices of their M consecutive copies (c·M … c·M+M−1): depth_multiplier outputs. */
+const expand = (idx: number[], m: number): number[] => (m === 1 ? idx : idx.flatMap((i) => Array.from({ length: m }, (_, j) => i * m + j)));
 
 /**
  * The reference a pruned model must equal: the original with every consumer's input weights
@@ -119,12 +126,13 @@ export function silenceRemoved(model: tfl.LayersModel, keep: KeepPlan, graph = a
     const rule = RULES[layer.getClassName()];
     const inMap = graph.inputMap.get(layer.name);
     if (!rule || rule.kind !== 'producer' || !inMap) continue;
-    const kept = new Set(keptPositions(graph, inMap, plan));
-    if (kept.size === inMap.length) continue;
+    const keptIdx = keptPositions(graph, inMap, plan);
+    if (keptIdx.length === inMap.length) continue;
     const weights = layer.getWeights().map((w, k) => {
-      const s = rule.in!.find(([wi]) => wi === k && (layer.getClassName() !== 'SeparableConv2D' || wi === 1));
+      const s = (rule.silence ?? rule.in ?? []).find(([wi]) => wi === k);
       if (!s) return w;
-      const axis = s[1];
+      const kept = new Set(s[2] ? expand(keptIdx, multiplierOf(layer)) : keptIdx);
+      const axis = s[1] < 0 ? s[1] + w.shape.length : s[1];
       const data = (w.dataSync() as Float32Array).slice();
       const inner = w.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
       const n = w.shape[axis];

@@ -80,7 +80,7 @@ describe('coupling graph', () => {
     const model = tfl.model({ inputs: input, outputs: out });
     const g = analyze(model);
     expect(g.groups.map((x) => x.name)).toEqual(['a', 'b']);
-    expect(g.blocked).toContainEqual({ name: 'c', reason: 'layer "ln" (LayerNormalization): layer class LayerNormalization is not supported' });
+    expect(g.blocked).toContainEqual({ name: 'c', reason: 'layer "ln" (LayerNormalization): normalises across channels: removing one changes every other' });
     const keep = { a: [0, 2], b: [1] };
     const pruned = await pruneModel(model, keep, g);
     expect((pruned.getLayer('c').getWeights()[0].shape as number[])[2]).toBe(3);
