@@ -11,6 +11,9 @@ import { baselineDir, baselineModelDir, CampaignError, channelMetrics, DataError
 import {
   allocationOf,
   analyze,
+  blockedLines,
+  supportProblems,
+  trainingProblems,
   buildZooModel,
   evaluate,
   initBackend,
@@ -92,7 +95,9 @@ export function createComputeActivities(home: string) {
               ? await art.loadUserModel(spec.model)
               : buildZooModel(spec.model, spec.seed, ds.shape, ds.classes);
           checkInput(m, ds);
-          layerChannels(m); // fails early, with the layer named, if the model cannot be pruned
+          // fails at once, naming the layer and field, if the model cannot be pruned (or trained here)
+          const problems = [...supportProblems(m), ...trainingProblems(m, backend)];
+          if (problems.length) throw new ModelError(problems.join('; '));
           return m;
         };
         let model: tfl.LayersModel;
@@ -119,7 +124,8 @@ export function createComputeActivities(home: string) {
           const val = await evaluate(model, ds.val);
           const test = await evaluate(model, ds.test);
           const cost = modelCost(model);
-          const channels = layerChannels(model);
+          const graph = analyze(model);
+          const channels = layerChannels(model, graph);
           // the baseline's 8-bit variant: what 8-bit candidates are compared with (like with like)
           const relU8 = path.join(baselineDir(input.campaignId), 'uint8');
           const savedU8 = await saveExport(model, art.abs(relU8), 'uint8');
@@ -156,12 +162,15 @@ export function createComputeActivities(home: string) {
               params: cost.params,
               flops: cost.flops,
               bytes: cost.bytes,
+              groups: graph.groups.length,
+              blockedGroups: graph.blocked.length,
               ...latency,
               ...channelMetrics(channels),
             },
             series,
             resumedFromStep,
             channels,
+            blocked: blockedLines(graph),
             artifacts: [
               { kind: 'model', path: rel, ...saved },
               { kind: 'model-uint8', path: relU8, ...savedU8 },

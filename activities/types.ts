@@ -54,6 +54,8 @@ export interface StageResult {
 
 export interface BaselineResult extends StageResult {
   model: string;
+  /** the groups and layers pruning leaves whole, one line each `<group or layer>: <reason>` (ml/graph.ts blockedLines) */
+  blocked?: string[];
   /** the deployment runtime the baseline's latency was measured on (ml/runtime.ts RuntimeInfo; also baseline/latency.json) */
   runtime?: object;
   tfjsVersion: string;

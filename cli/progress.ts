@@ -125,6 +125,12 @@ export function formatStatus(s: CampaignStatus): string {
     lines.push(
       `  baseline${bs?.ms ? ` (${(bs.ms / 1000).toFixed(1)} s${offCpu(bs.taskQueue)})` : ''}: test accuracy ${pct(b.accuracy)}, params ${num(b.params)}, FLOPs ${num(b.flops)}, ${num(b.bytes)} bytes, latency ${ms(b.latencyMs)} (${b.latencyEstimated ? `estimated: roofline of the target profile` : 'measured'}, batch ${b.latencyBatchSize ?? '?'})`,
     );
+    // what pruning can and cannot touch (ml/support.ts), so a campaign that removes nothing says why
+    if (b.groups !== undefined)
+      lines.push(
+        `  pruning: ${b.groups === 0 ? 'NOTHING can be pruned' : `${b.groups} prunable groups`}${s.blocked?.length ? `, ${s.blocked.length} left whole:` : ''}`,
+      );
+    for (const line of s.blocked ?? []) lines.push(`    ${line}`);
   }
   for (const r of s.runs) {
     const w = Object.entries(r.weights)

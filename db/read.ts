@@ -85,6 +85,8 @@ export interface CampaignStatus {
   baseline: RoundMetrics | null;
   /** the baseline step (train or load, then measure): state, attempts, time */
   baselineStage: StageStatus | null;
+  /** what pruning leaves whole and why, one line each `<group or layer>: <reason>` (the baseline's `blocked` event); [] when nothing is or before the baseline */
+  blocked: string[];
   runs: Array<{
     id: string;
     k: number;
@@ -124,6 +126,14 @@ const toStageStatus = (s: StageRow): StageStatus => ({
   taskQueue: s.task_queue,
   error: s.error,
 });
+
+/** The baseline's `blocked` event, split back into its lines (`<n> prunable groups; left whole: a: why; b: why`). */
+function blockedOf(db: Db, campaignId: string): string[] {
+  const row = db.prepare(`SELECT message FROM events WHERE campaign_id = ? AND kind = 'blocked' ORDER BY rowid DESC LIMIT 1`).get(campaignId) as
+    { message: string } | undefined;
+  const list = row?.message.split('left whole: ')[1];
+  return list ? list.split('; ') : [];
+}
 
 /** A campaign with its runs, rounds, stages and each round's final metrics; undefined if unknown. */
 export function campaignStatus(db: Db, id: string): CampaignStatus | undefined {
@@ -209,6 +219,7 @@ export function campaignStatus(db: Db, id: string): CampaignStatus | undefined {
     latencyTableSha256: c.latency_table_sha256 ?? null,
     baseline,
     baselineStage,
+    blocked: blockedOf(db, id),
     runs: outRuns,
   };
 }

@@ -233,6 +233,20 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ 
         kind: 'stage-completed',
         message: `baseline: test accuracy ${(base.metrics.accuracy * 100).toFixed(2)}%, ${base.metrics.params} params, ${base.metrics.latencyMs.toFixed(2)} ms/batch of ${spec.target.batchSize} (measured on ${spec.target.runtime ?? 'tfjs-wasm'}, trained on ${base.backend})`,
       },
+      // what pruning leaves whole, and why (an op more in the same record call: no new command; older results have no `blocked`)
+      ...(base.blocked?.length
+        ? [
+            {
+              op: 'event',
+              campaignId,
+              key: `${campaignId}/blocked`,
+              runId: baselineRunId,
+              stage: 'baseline',
+              kind: 'blocked',
+              message: `${base.metrics.groups ?? '?'} prunable groups; left whole: ${base.blocked.join('; ')}`,
+            } as const,
+          ]
+        : []),
     ]);
 
     // the latency table allocation decides from: measured (or read) once, frozen for every run and round
