@@ -64,9 +64,13 @@ const lastDim = (shape: Array<number | null>): number => {
 export function viewOf(layer: tfl.layers.Layer): LayerView {
   const node = layer.inboundNodes[0];
   const out = layer.outputShape as Array<number | null> | Array<Array<number | null>>;
+  const config = layer.getConfig() as Record<string, unknown>;
+  // tfjs-layers' SeparableConv2D leaves depthMultiplier out of its config (and so out of saved topologies)
+  const dm = (layer as unknown as { depthMultiplier?: number }).depthMultiplier;
+  if (dm !== undefined && config.depthMultiplier === undefined) config.depthMultiplier = dm;
   return {
     className: layer.getClassName(),
-    config: layer.getConfig() as Record<string, unknown>,
+    config,
     inputShapes: node ? node.inputTensors.map((t) => t.shape as Array<number | null>) : [],
     outputShape: (Array.isArray(out[0]) ? out[0] : out) as Array<number | null>,
   };
@@ -124,6 +128,15 @@ export function analyze(model: tfl.LayersModel): Graph {
   /** layers with weights whose channels are in no group (listed, with the reason) */
   const standalone: Graph['blocked'] = [];
   for (const layer of model.layers) {
+    const refusedRule = ruleOf(layer.getClassName());
+    if (refusedRule?.support === 'refused') {
+      // a refused class (a nested model, a wrapper, …): whatever it reads keeps its channels; nothing of it is pruned
+      const why = `${where(layer)}: ${refusedRule.note}`;
+      const maps = layer.inboundNodes.flatMap((n) => n.inboundLayers.map((src) => out.get(src.name) ?? []));
+      if (!blockAll(maps, why) && layer.countParams() > 0) standalone.push({ name: layer.name, reason: why });
+      out.set(layer.name, new Array(lastDim(viewOf(layer).outputShape)).fill(null));
+      continue;
+    }
     if (layer.inboundNodes.length > 1) {
       throw new GraphError(
         `${where(layer)} is called at ${layer.inboundNodes.length} places (shared weights): shared layers cannot be pruned: give each call its own layer`,
@@ -299,6 +312,11 @@ export function supportProblems(model: tfl.LayersModel): string[] {
       );
   }
   for (const layer of model.layers) {
+    const refusedRule = ruleOf(layer.getClassName());
+    if (refusedRule?.support === 'refused') {
+      problems.push(`${where(layer)}: ${refusedRule.note}`);
+      continue;
+    }
     if (layer.inboundNodes.length > 1) {
       problems.push(
         `${where(layer)}: called at ${layer.inboundNodes.length} places (shared weights): shared layers cannot be pruned: give each call its own layer`,

@@ -160,8 +160,12 @@ export const SUPPORT: Record<string, LayerRule> = {
     ],
     silence: [[1, 2, true]],
     outputCheck: noSoftmax,
-    refuse: channelsFirst,
-    note: 'filters pruned (pointwise kernel); its input channels prune the depthwise kernel too (× depth_multiplier rows of the pointwise one)',
+    refuse: both(channelsFirst, (v) =>
+      ((v.config.depthMultiplier as number | undefined) ?? 1) !== 1
+        ? `depth_multiplier ${v.config.depthMultiplier}: tfjs-layers 4.22 does not save a SeparableConv2D's depth_multiplier (its saved model would not load): use depth_multiplier=1, or a DepthwiseConv2D (any multiplier) followed by a 1×1 Conv2D`
+        : undefined,
+    ),
+    note: 'filters pruned (pointwise kernel); its input channels prune the depthwise kernel too; depth_multiplier ≠ 1 is refused (tfjs-layers does not save it)',
   },
   // weights: depthwise [kh, kw, C, M], bias [C·M]; output channel c·M + m reads input channel c
   DepthwiseConv2D: {
