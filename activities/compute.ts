@@ -13,6 +13,7 @@ import {
   analyze,
   blockedLines,
   supportProblems,
+  topologyProblems,
   trainingProblems,
   buildZooModel,
   evaluate,
@@ -90,6 +91,17 @@ export function createComputeActivities(home: string) {
         const ds = data(spec);
         const dir = baselineDir(input.campaignId);
         const start = async () => {
+          if (spec.model.endsWith('.json')) {
+            // fields tfjs-layers would drop or mis-read while loading (grouped convs, channels_first): refused first, naming the layer
+            let topology: unknown;
+            try {
+              topology = JSON.parse(fs.readFileSync(spec.model, 'utf8')).modelTopology;
+            } catch {
+              topology = undefined; // unreadable: loadUserModel says so
+            }
+            const problems = topologyProblems(topology);
+            if (problems.length) throw new ModelError(problems.join('; '));
+          }
           const m =
             spec.model.endsWith('.json') || spec.model.includes('/')
               ? await art.loadUserModel(spec.model)

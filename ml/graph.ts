@@ -341,8 +341,8 @@ export function supportProblems(model: tfl.LayersModel): string[] {
 }
 
 /**
- * Layers the training backend cannot train: on `wasm`, the depthwise gradients (ml/wasm-kernels.ts)
- * cover depth_multiplier 1 without dilation only. One line each naming the layer, field and fix.
+ * Layers the training backend cannot train: on `wasm`, the composed depthwise gradients
+ * (ml/wasm-kernels.ts) cover undilated depthwise convolutions only. One line each naming the layer, field and fix.
  */
 export function trainingProblems(model: tfl.LayersModel, backend: string): string[] {
   if (backend !== 'wasm') return [];
@@ -350,17 +350,10 @@ export function trainingProblems(model: tfl.LayersModel, backend: string): strin
   for (const layer of model.layers) {
     const cls = layer.getClassName();
     if (cls !== 'DepthwiseConv2D' && cls !== 'SeparableConv2D') continue;
-    const c = layer.getConfig() as { depthMultiplier?: number; dilationRate?: number | number[] };
-    const d = ([] as number[]).concat(c.dilationRate ?? 1);
-    const field =
-      (c.depthMultiplier ?? 1) !== 1
-        ? `depth_multiplier ${c.depthMultiplier}`
-        : d.some((x) => x !== 1)
-          ? `dilation_rate ${JSON.stringify(c.dilationRate)}`
-          : undefined;
-    if (field)
+    const c = layer.getConfig() as { dilationRate?: number | number[] };
+    if (([] as number[]).concat(c.dilationRate ?? 1).some((x) => x !== 1))
       out.push(
-        `${where(layer)}: ${field}: the wasm backend cannot train it (depthwise gradients cover depth_multiplier 1 without dilation): run the worker with the tensorflow backend`,
+        `${where(layer)}: dilation_rate ${JSON.stringify(c.dilationRate)}: the wasm backend cannot train a dilated depthwise convolution: run the worker with the tensorflow backend (PRUNEWISE_BACKEND=tensorflow)`,
       );
   }
   return out;

@@ -110,7 +110,7 @@ export async function pruneModel(model: tfl.LayersModel, keep: KeepPlan, graph =
 }
 
 /** A depthwise layer's depth_multiplier (1 for every other layer). */
-const multiplierOf = (layer: tfl.layers.Layer): number => (layer.getConfig() as { depthMultiplier?: number }).depthMultiplier ?? 1;
+const multiplierOf = (layer: tfl.layers.Layer): number => (layer as unknown as { depthMultiplier?: number }).depthMultiplier ?? 1;
 
 /** Channel indices → the indices of their M consecutive copies (c·M … c·M+M−1): depth_multiplier outputs. */
 const expand = (idx: number[], m: number): number[] => (m === 1 ? idx : idx.flatMap((i) => Array.from({ length: m }, (_, j) => i * m + j)));

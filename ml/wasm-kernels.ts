@@ -112,27 +112,35 @@ interface DepthwiseAttrs {
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
 }
 
-/** The composed depthwise gradients cover undilated, multiplier-1 convolutions (what the zoo and most nets use). */
-function assertPlainDepthwise(kernelName: string, dilations: DepthwiseAttrs['dilations'], multiplier: number): void {
+/** The composed depthwise gradients cover undilated convolutions, any channel multiplier (ml/graph.ts trainingProblems refuses dilated ones at once). */
+function assertPlainDepthwise(kernelName: string, dilations: DepthwiseAttrs['dilations']): void {
   const d = typeof dilations === 'number' ? [dilations, dilations] : (dilations ?? [1, 1]);
   if (d[0] !== 1 || d[1] !== 1) throw new Error(`${kernelName} on wasm: dilated depthwise convolutions are not supported`);
-  if (multiplier !== 1) throw new Error(`${kernelName} on wasm: only channel multiplier 1 is supported`);
 }
 
 /**
  * DepthwiseConv2dNativeBackpropFilter: dW[i,j,c] = Σ_b Σ_{h,w} xpad[b, h·s+i, w·s+j, c] · dy[b,h,w,c].
  * Folding the batch into the channels ([1, Hp, Wp, B·C]) makes it one depthwise convolution with
- * dy as the filter ([Ho, Wo, B·C, 1]) at dilation = stride; then sum over the batch.
+ * dy as the filter ([Ho, Wo, B·C, 1]) at dilation = stride; then sum over the batch. A channel
+ * multiplier M (filter [kh, kw, C, M], output channel c·M + m reads input channel c) is the same
+ * with each input channel repeated M times (C·M channels of multiplier 1), reshaped back to [kh, kw, C, M].
  */
 function depthwiseBackpropFilterWasm(args: Args): tf.TensorInfo {
-  const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  const { dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  let { x } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
   const { strides, pad, dilations, dimRoundingMode, filterShape } = args.attrs as unknown as DepthwiseAttrs & { filterShape: [number, number, number, number] };
-  assertPlainDepthwise('DepthwiseConv2dNativeBackpropFilter', dilations, filterShape[3]);
+  assertPlainDepthwise('DepthwiseConv2dNativeBackpropFilter', dilations);
+  const [kh, kw, c0, m] = filterShape;
   const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, true);
-  const [kh, kw, c] = filterShape;
   const [b, h, w] = x.shape;
+  const c = c0 * m;
   const k = composer(args.backend);
   try {
+    if (m > 1) {
+      const x5 = k.run('Reshape', { x }, { shape: [b, h, w, c0, 1] });
+      const rep = k.run('Multiply', { a: x5, b: k.constant(new Float32Array(m).fill(1), [m]) }, {}); // [B, H, W, C, M]
+      x = k.run('Reshape', { x: rep }, { shape: [b, h, w, c] });
+    }
     const { top, bottom, left, right } = info.padInfo;
     const extraH = Math.max(0, (info.outHeight - 1) * info.strideHeight + kh - (h + top + bottom));
     const extraW = Math.max(0, (info.outWidth - 1) * info.strideWidth + kw - (w + left + right));
@@ -159,7 +167,7 @@ function depthwiseBackpropFilterWasm(args: Args): tf.TensorInfo {
     const sliced = k.run('Slice', { x: conv }, { begin: [0, 0, 0, 0], size: [1, kh, kw, b * c] });
     const perBatch = k.run('Reshape', { x: sliced }, { shape: [kh, kw, b, c] });
     const summed = k.run('Sum', { x: perBatch }, { axis: [2], keepDims: false });
-    return k.run('Reshape', { x: summed }, { shape: [kh, kw, c, 1] }, true);
+    return k.run('Reshape', { x: summed }, { shape: [kh, kw, c0, m] }, true);
   } finally {
     k.free();
   }
@@ -167,18 +175,20 @@ function depthwiseBackpropFilterWasm(args: Args): tf.TensorInfo {
 
 /**
  * DepthwiseConv2dNativeBackpropInput: a depthwise conv is a full conv with a block-diagonal
- * filter (W[i,j,c] on the diagonal of [kh, kw, C, C]), whose input gradient wasm has.
+ * filter (W[i,j,c,m] at [i, j, c, c·M + m] of [kh, kw, C, C·M]), whose input gradient wasm has.
  */
 function depthwiseBackpropInputWasm(args: Args): tf.TensorInfo {
   const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
   const { strides, pad, dilations, dimRoundingMode, inputShape } = args.attrs as unknown as DepthwiseAttrs & { inputShape: [number, number, number, number] };
-  const [, , c, m] = filter.shape;
-  assertPlainDepthwise('DepthwiseConv2dNativeBackpropInput', dilations, m);
+  const [kh, kw, c, m] = filter.shape;
+  assertPlainDepthwise('DepthwiseConv2dNativeBackpropInput', dilations);
   const k = composer(args.backend);
   try {
     const eye = new Float32Array(c * c);
     for (let i = 0; i < c; i++) eye[i * c + i] = 1;
-    const diag = k.run('Multiply', { a: filter, b: k.constant(eye, [c, c]) }, {}); // [kh, kw, C, 1] × [C, C] → [kh, kw, C, C]
+    const f5 = k.run('Reshape', { x: filter }, { shape: [kh, kw, c, 1, m] });
+    const blocks = k.run('Multiply', { a: f5, b: k.constant(eye, [c, c, 1]) }, {}); // [kh, kw, C, 1, M] × [C, C, 1] → [kh, kw, C, C, M]
+    const diag = k.run('Reshape', { x: blocks }, { shape: [kh, kw, c, c * m] });
     const attrs = { strides, pad, dataFormat: 'NHWC', inputShape, ...(dimRoundingMode ? { dimRoundingMode } : {}) };
     return k.run('Conv2DBackpropInput', { dy, filter: diag }, attrs as tf.NamedAttrMap, true);
   } finally {

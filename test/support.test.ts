@@ -196,9 +196,17 @@ describe('case 08: separable and depthwise convolutions', () => {
     expect(dw[1].shape).toEqual([keep.sep1.length * 2]);
     expect(pruned.getLayer('pw').getWeights()[0].shape).toEqual([1, 1, keep.sep1.length * 2, keep.pw.length]);
     everyWeightedLayerAccountedFor(model, graph);
-    // the wasm backend's depthwise gradients cover multiplier 1 only: refused at once there, naming the layer
-    expect(trainingProblems(model, 'wasm')).toEqual([
-      expect.stringMatching(/^layer "dw_m2" \(DepthwiseConv2D\): depth_multiplier 2: the wasm backend cannot train it/),
+    // the wasm backend trains any multiplier (test/wasm-kernels.test.ts), not a dilated depthwise conv: refused at once there, naming the layer
+    expect(trainingProblems(model, 'wasm')).toEqual([]);
+    const dilated = tfl.sequential({
+      layers: [
+        tfl.layers.depthwiseConv2d({ inputShape: [7, 7, 2], kernelSize: 3, dilationRate: 2, name: 'dw_d2' }),
+        tfl.layers.flatten({}),
+        tfl.layers.dense({ units: 2 }),
+      ],
+    });
+    expect(trainingProblems(dilated, 'wasm')).toEqual([
+      expect.stringMatching(/^layer "dw_d2" \(DepthwiseConv2D\): dilation_rate \[2,2\]: the wasm backend cannot train/),
     ]);
     expect(trainingProblems(model, 'tensorflow')).toEqual([]);
   });

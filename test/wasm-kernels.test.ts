@@ -64,9 +64,12 @@ describe('wasm depthwise gradients composed from wasm kernels', () => {
     { stride: 1, pad: 'valid' as const, xs: [2, 10, 8, 3], ws: [3, 3, 3, 1] },
     { stride: 2, pad: 'same' as const, xs: [2, 9, 8, 5], ws: [3, 3, 5, 1] },
     { stride: 2, pad: 'valid' as const, xs: [3, 11, 11, 2], ws: [3, 3, 2, 1] },
+    // channel multipliers (Keras depth_multiplier): output channel c·M + m reads input channel c
+    { stride: 1, pad: 'same' as const, xs: [2, 7, 7, 3], ws: [3, 3, 3, 2] },
+    { stride: 2, pad: 'valid' as const, xs: [2, 9, 8, 2], ws: [3, 3, 2, 3] },
   ];
   for (const c of cases) {
-    it(`filter and input gradients match the cpu backend: stride ${c.stride}, ${c.pad} padding, x ${c.xs.join('×')}`, async () => {
+    it(`filter and input gradients match the cpu backend: stride ${c.stride}, ${c.pad} padding, x ${c.xs.join('×')}, multiplier ${c.ws[3]}`, async () => {
       const cpu = await convGrads('cpu', depthwise, c);
       const wasm = await convGrads('wasm', depthwise, c);
       for (const key of ['dx', 'dw'] as const) expect(relDiff(cpu[key], wasm[key])).toBeLessThan(1e-5);
