@@ -360,7 +360,14 @@ export function createComputeActivities(home: string) {
           return {
             model: rel,
             channels,
-            metrics: { ...decided.metrics, params: cost.params, flops: cost.flops, bytes: cost.bytes, ...channelMetrics(channels) },
+            metrics: {
+              ...decided.metrics,
+              channelsRemoved: Object.entries(decided.plan).reduce((a, [name, kept]) => a + graph.groupByName(name)!.size - kept.length, 0),
+              params: cost.params,
+              flops: cost.flops,
+              bytes: cost.bytes,
+              ...channelMetrics(channels),
+            },
             artifacts: [{ kind: 'model', path: rel, ...saved }],
           };
         } finally {

@@ -128,7 +128,7 @@ export function formatStatus(s: CampaignStatus): string {
     // what pruning can and cannot touch (ml/support.ts), so a campaign that removes nothing says why
     if (b.groups !== undefined)
       lines.push(
-        `  pruning: ${b.groups === 0 ? 'NOTHING can be pruned' : `${b.groups} prunable groups`}${s.blocked?.length ? `, ${s.blocked.length} left whole:` : ''}`,
+        `  pruning: ${b.groups === 0 ? 'NOTHING can be pruned' : `${b.groups} prunable group${b.groups === 1 ? '' : 's'}`}${s.blocked?.length ? `, ${s.blocked.length} left whole:` : ''}`,
       );
     for (const line of s.blocked ?? []) lines.push(`    ${line}`);
   }
@@ -146,7 +146,7 @@ export function formatStatus(s: CampaignStatus): string {
         )
         .join(', ');
       lines.push(
-        `    round ${rd.round} ${rd.note ?? rd.state}: acc ${pct(m.accuracy)}, params ${num(m.params)}, FLOPs ${num(m.flops)}, ${num(m.bytes)} bytes` +
+        `    round ${rd.round} ${rd.note ?? rd.state}${m.channelsRemoved === 0 ? ' (NOTHING pruned: see "pruning" above)' : ''}: acc ${pct(m.accuracy)}, params ${num(m.params)}, FLOPs ${num(m.flops)}, ${num(m.bytes)} bytes` +
           `${m.int8Bytes !== undefined ? ` (uint8 ${num(m.int8Bytes)}, acc ${pct(m.int8Accuracy)})` : ''}, latency ${latency(m, b)}` +
           `${rd.objective !== null ? `, J ${rd.objective.toFixed(4)}` : ''}`,
       );

@@ -15,7 +15,8 @@ export const METRICS = {
   bytes: 'float32 weight bytes',
   // score / prune
   groups: 'prunable groups, count',
-  blockedGroups: 'groups that cannot be pruned, count',
+  blockedGroups: "groups (and layers with weights in no group) left whole, count; the reasons are the baseline's `blocked` event",
+  channelsRemoved: 'channels the prune stage removed, summed over groups, count (0: the round pruned nothing)',
   sensitivityTrials: 'per-group sensitivity trials run, count',
   allocatedGroups: 'groups the weight-driven allocation pruned, count',
   estimatedDeltaJ: 'ΔJ(w) the allocation estimated for the round (estimate, before fine-tuning)',

@@ -440,5 +440,16 @@ describe('the support matrix', () => {
     } as unknown as CampaignStatus;
     expect(formatStatus(s)).toContain('  pruning: 2 prunable groups, 1 left whole:\n    out: layer "out" (Dense): softmax mixes channels');
     expect(formatStatus({ ...s, baseline: { ...s.baseline!, groups: 0 } })).toContain('pruning: NOTHING can be pruned');
+    const round = (channelsRemoved: number) => ({
+      round: 1,
+      state: 'completed',
+      objective: 1,
+      stages: {},
+      metrics: { accuracy: 0.9, flops: 20, channelsRemoved },
+    });
+    const withRound = (n: number) =>
+      formatStatus({ ...s, runs: [{ id: 'c1/run-1', k: 1, weights: { accuracy: 1 }, state: 'completed', error: null, rounds: [round(n)] }] } as CampaignStatus);
+    expect(withRound(0)).toContain('round 1 completed (NOTHING pruned: see "pruning" above)');
+    expect(withRound(3)).not.toContain('NOTHING');
   });
 });

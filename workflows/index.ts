@@ -243,7 +243,7 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ 
               runId: baselineRunId,
               stage: 'baseline',
               kind: 'blocked',
-              message: `${base.metrics.groups ?? '?'} prunable groups; left whole: ${base.blocked.join('; ')}`,
+              message: `pruning: ${base.metrics.groups ?? '?'} prunable group${base.metrics.groups === 1 ? '' : 's'}; left whole: ${base.blocked.join('; ')}`,
             } as const,
           ]
         : []),
