@@ -1,0 +1,44 @@
+// A campaign whose model cannot be pruned says so plainly (issue 11 §2): through the real CLI,
+// Temporal dev server and SQLite, the baseline fails at once (no retries) naming every reason,
+// instead of "completing" with nothing removed.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+import { openDb } from '../db';
+import { cli, cliEnv, tmpHome, writeSpec } from './helpers';
+
+describe('a model in which nothing can be pruned', () => {
+  it('fails the campaign at once with every reason, in run and status', async () => {
+    const tfl = await import('@tensorflow/tfjs-layers');
+    const { initBackend, saveModel } = await import('../ml');
+    const { campaignStatus } = await import('../db');
+    await initBackend();
+    const home = tmpHome('nothing');
+    // every hidden unit feeds a layer normalisation: nothing can be removed without changing the others
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.flatten({ inputShape: [28, 28, 1], name: 'flatten' }),
+        tfl.layers.dense({ units: 16, activation: 'relu', name: 'fc1' }),
+        tfl.layers.layerNormalization({ name: 'ln' }),
+        tfl.layers.dense({ units: 10, activation: 'softmax', name: 'out' }),
+      ],
+    });
+    await saveModel(model, path.join(home, 'model'));
+    const env = cliEnv(home, inject('temporalAddress'));
+    const spec = writeSpec(home, { name: 'nothing', model: './model/model.json', baseline: { epochs: 0 } });
+    const r = await cli(env, ['run', spec]);
+    expect(r.code).toBe(1);
+    const last = r.stderr.trim().split('\n').at(-1)!;
+    expect(last).toMatch(/^prunewise: campaign nothing-\S+ failed: model: nothing can be pruned: /);
+    expect(last).toContain('fc1: layer "ln" (LayerNormalization): normalises across channels');
+    expect(last).toContain('out: layer "out" (Dense): softmax mixes channels');
+    const db = openDb(path.join(home, 'prunewise.db'));
+    const id = JSON.parse((await cli(env, ['ls', '--json'])).stdout)[0].id;
+    const s = campaignStatus(db, id)!;
+    expect(s.state).toBe('failed');
+    expect(s.baselineStage).toMatchObject({ state: 'failed' });
+    expect(s.error).toMatch(/nothing can be pruned/);
+    expect(s.runs).toEqual([]);
+    fs.rmSync(home, { recursive: true, force: true });
+  }, 120_000);
+});
