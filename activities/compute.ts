@@ -379,13 +379,22 @@ export function createComputeActivities(home: string) {
 
     /** Recovers accuracy; checkpoints every epoch and resumes from the newest checkpoint after a crash. */
     async finetune(input: StageInput): Promise<StageResult> {
-      return runStage(async () => {
+      return runStage(async (backend) => {
         const { spec } = input;
         const dir = roundDir(input.runId, input.round);
         const p = spec.pruning;
         const t = await trainResumable(
           art,
-          () => art.loadModel(input.model),
+          async () => {
+            const m = await art.loadModel(input.model);
+            // this worker's backend may not train every layer the baseline's did: fail at once naming it, never in a training thread
+            const problems = trainingProblems(m, backend);
+            if (problems.length) {
+              m.dispose();
+              throw new ModelError(problems.join('; '));
+            }
+            return m;
+          },
           path.join(dir, 'finetune-checkpoints'),
           {
             epochs: p.finetuneEpochs,

@@ -286,14 +286,19 @@ describe('case 10: Conv1D', () => {
 });
 
 describe('every layer accounted for: our variants of each class', () => {
-  it('Dense on a 3-D input (per row) is a group and costs in·out per row; Flatten repeats its channels', async () => {
+  it('Dense on a 3-D input (per row) is a group and costs in·out per row; PReLU carries its channels; Flatten repeats them', async () => {
     const input = tfl.input({ shape: [5, 7] });
-    let x = tfl.layers.dense({ units: 4, activation: 'relu', name: 'row_fc' }).apply(input) as tfl.SymbolicTensor;
+    let x = tfl.layers.dense({ units: 4, name: 'row_fc' }).apply(input) as tfl.SymbolicTensor;
+    x = tfl.layers
+      .prelu({ name: 'prelu', alphaInitializer: tfl.initializers.randomUniform({ minval: 0.1, maxval: 0.5, seed: 2 }) })
+      .apply(x) as tfl.SymbolicTensor;
     x = tfl.layers.flatten({ name: 'flatten' }).apply(x) as tfl.SymbolicTensor;
     const model = tfl.model({ inputs: input, outputs: tfl.layers.dense({ units: 3, activation: 'softmax', name: 'out' }).apply(x) as tfl.SymbolicTensor });
     expect(modelCost(model).macs).toBe(5 * 7 * 4 + 5 * 4 * 3);
+    expect(analyze(model).groupByName('row_fc')!.followers).toEqual(['prelu']);
     const { pruned, keep } = await prunesExactly(model, [5, 7]);
     expect(modelCost(pruned).macs).toBe(5 * 7 * keep.row_fc.length + 5 * keep.row_fc.length * 3);
+    expect(pruned.getLayer('prelu').getWeights()[0].shape).toEqual([5, keep.row_fc.length]);
   });
 
   it('Conv2DTranspose is a group (output channels on kernel axis 2) and costs k·k·in·out per input position', async () => {
