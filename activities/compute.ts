@@ -21,6 +21,7 @@ import {
   measureLatencyTableOn,
   measureSensitivity,
   openRuntime,
+  calibrationInputs,
   modelCost,
   parseLatencyTable,
   predictLatencyMs,
@@ -481,9 +482,16 @@ export function createComputeActivities(home: string) {
         try {
           const t = input.spec.target;
           const ctx = Context.current();
-          // timed on the deployment runtime, the saved folders loaded there (never this worker's training backend)
+          // timed on the deployment runtime, the saved folders loaded there (never this worker's training backend);
+          // tflite times an 8-bit round as full-integer int8 (its real kernels), calibrated on validation inputs
+          const tfliteInt8 = runtime === 'tflite' && input.useInt8 && !!input.int8Model;
           const open = () =>
-            openRuntime(runtime, { baseline: art.abs(baselineModelDir(input.campaignId)), candidate: art.abs(chosen), batchSize: t.batchSize });
+            openRuntime(runtime, {
+              baseline: art.abs(baselineModelDir(input.campaignId)),
+              candidate: art.abs(chosen),
+              batchSize: t.batchSize,
+              ...(tfliteInt8 ? { candidateVariant: 'int8' as const, calibration: calibrationInputs(data(input.spec)) } : {}),
+            });
           const m = await measureCandidate(model, baseline, t, measureOf(t), input.useInt8, open, input.baselineLatencyMs, (pairs) => {
             if (pairs % 50 === 0) beat(ctx, { step: pairs, what: 'latency pairs' });
           });
