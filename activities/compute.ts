@@ -511,6 +511,11 @@ export function createComputeActivities(home: string) {
                 loader: '@tensorflow/tfjs loadLayersModel (stock; no prunewise code needed)',
                 target: t.name,
                 runtime: m.runtime ?? { runtime, note: 'the latency is an estimate: nothing was timed on the runtime' },
+                ...(runtime === 'tflite' && m.runtime
+                  ? {
+                      timedAs: `these weights converted to ${tfliteInt8 ? 'full-integer int8' : 'float32'} TFLite (ml/py/deploy.py); the accuracy here is the tfjs files'. \`prunewise export --format ${tfliteInt8 ? 'tflite-int8' : 'tflite'}\` writes that TFLite file with its own measured accuracy`,
+                    }
+                  : {}),
                 trainingBackend: backend,
                 ...(input.deployedAccuracy !== undefined
                   ? { accuracy: { value: input.deployedAccuracy, measured: true, split: 'test', on: 'exactly these weight files' } }
