@@ -274,7 +274,9 @@ program
 
 program
   .command('export')
-  .description('write a candidate model for deployment: float32 tfjs, or uint8 / float16 weights stock tfjs loads')
+  .description(
+    'write a candidate model for deployment: float32 tfjs, or uint8 / float16 weights stock tfjs loads, a Keras file, or TFLite (float32 / int8); its test accuracy re-measured on exactly the written files',
+  )
   .argument('<run>', 'run id: <campaign>/run-<k>, or <campaign>/baseline; with --recommended: a campaign id')
   .option('--round <n>', "which round (default: the run's best round: lowest J(w) within the hard constraints)", (v) => (v === '0' ? 0 : positiveInt(v)))
   .option('--recommended', "the campaign's recommended model for --weights, over every candidate (the rule `pareto` shows)")
@@ -326,7 +328,9 @@ program
       if (o.json) console.log(JSON.stringify(r));
       else {
         console.log(
-          `${r.file ?? r.out}: ${r.format}, ${r.bytes} bytes${r.file ? '' : ' of weights'} (float32 weights: ${r.float32Bytes}, ${(r.float32Bytes / r.bytes).toFixed(2)}× smaller)`,
+          r.file
+            ? `${r.file}: ${r.format}, ${r.bytes} bytes (the float32 tfjs weights: ${r.float32Bytes} bytes)`
+            : `${r.out}: ${r.format}, ${r.bytes} bytes of weights (float32: ${r.float32Bytes}, ${(r.float32Bytes / r.bytes).toFixed(2)}× smaller)`,
         );
         console.log(
           `test accuracy with exactly ${r.file ? 'this file' : 'these weights'}: ${(r.accuracy * 100).toFixed(2)} % (float32 tfjs: ${(r.float32Accuracy * 100).toFixed(2)} %), measured by ${r.measuredBy}`,
