@@ -180,33 +180,29 @@ export async function exportDeployable(
 }
 
 /**
- * The outputs of a written `.keras`, `.h5` or `.tflite` file on `x` (`n` × `shape`), loaded by the
- * pinned Keras / tf-keras / TFLite interpreter (int8 files: inputs quantized, outputs dequantized).
- * @returns n × outputs, row-major
+ * The outputs of written `.keras`, `.h5` or `.tflite` files on `x` (`n` × `shape`), each loaded by the
+ * pinned Keras / tf-keras / TFLite interpreter (int8 files: inputs quantized, outputs dequantized),
+ * in one Python run. @returns per file: n × outputs, row-major
  */
-export async function predictDeployable(file: string, x: Float32Array, shape: number[]): Promise<{ values: Float32Array; shape: number[] }> {
+export async function predictDeployables(files: string[], x: Float32Array, shape: number[]): Promise<Array<{ values: Float32Array; shape: number[] }>> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'prunewise-predict-'));
   try {
     const xf = writeData(tmp, 'in', { x, n: 0 }).x;
     const outFile = path.join(tmp, 'out.f32');
-    const r = (await runScript(`predict ${path.basename(file)}`, [
-      'predict',
-      '--file',
-      file,
-      '--x',
-      xf,
-      '--shape',
-      JSON.stringify(shape),
-      '--out',
-      outFile,
-    ])) as {
-      shape: number[];
-    };
-    const buf = fs.readFileSync(outFile);
-    return { values: new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength)), shape: r.shape };
+    const args = ['predict', ...files.flatMap((f) => ['--file', f]), '--x', xf, '--shape', JSON.stringify(shape), '--out', outFile];
+    const r = (await runScript(`predict ${files.map((f) => path.basename(f)).join(', ')}`, args)) as { shapes: number[][] };
+    return r.shapes.map((s, i) => {
+      const buf = fs.readFileSync(`${outFile}.${i}`);
+      return { values: new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength)), shape: s };
+    });
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/** `predictDeployables` for one file. */
+export async function predictDeployable(file: string, x: Float32Array, shape: number[]): Promise<{ values: Float32Array; shape: number[] }> {
+  return (await predictDeployables([file], x, shape))[0];
 }
 
 // ------------------------------------------------------------------------------- the tflite runtime

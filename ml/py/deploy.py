@@ -65,6 +65,8 @@ class StepError(Exception):
 
 def first_line(e):
     text = str(e).strip() or type(e).__name__
+    if "Exception encountered:" in text:  # Keras: "Error when deserializing class … config={…}. Exception encountered: <the cause>"
+        text = text.split("Exception encountered:", 1)[1].strip()
     for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith("Traceback"):
@@ -151,16 +153,29 @@ def load_tfjs(model_dir):
 
 # ------------------------------------------------------------------------------------ Keras files
 
-# tf-keras layer config keys Keras 3 refuses (tf-keras writes them with their default values)
-_KERAS3_DROP = {"DepthwiseConv2D": {"groups"}}
+# tf-keras layer config keys Keras 3 refuses, and the values tf-keras always writes for them (its
+# depthwise and separable layers inherit `groups` and the unused `kernel_*` of Conv): dropped only
+# with these values, so any other value still fails, naming the layer.
+_ANY = object()
+_SEPARABLE = {"groups": 1, "kernel_initializer": _ANY, "kernel_regularizer": None, "kernel_constraint": None}
+_KERAS3_DROP = {
+    "DepthwiseConv1D": {"groups": 1},
+    "DepthwiseConv2D": {"groups": 1},
+    "Conv1DTranspose": {"groups": 1},
+    "Conv2DTranspose": {"groups": 1},
+    "Conv3DTranspose": {"groups": 1},
+    "SeparableConv1D": _SEPARABLE,
+    "SeparableConv2D": _SEPARABLE,
+}
 
 
 def _patch_for_keras3(cfg):
     if isinstance(cfg, dict):
         cls = cfg.get("class_name")
         if cls in _KERAS3_DROP and isinstance(cfg.get("config"), dict):
-            for k in _KERAS3_DROP[cls]:
-                cfg["config"].pop(k, None)
+            for k, v in _KERAS3_DROP[cls].items():
+                if k in cfg["config"] and (v is _ANY or cfg["config"][k] == v):
+                    cfg["config"].pop(k)
         for v in cfg.values():
             _patch_for_keras3(v)
     elif isinstance(cfg, list):
@@ -176,6 +191,8 @@ def _keras3_culprit(model_config, layers):
     cfg = model_config.get("config", {})
     for layer in cfg.get("layers", []) if isinstance(cfg, dict) else []:
         name = layer.get("config", {}).get("name") or layer.get("name")
+        if layer.get("class_name") == "InputLayer":
+            continue
         try:
             keras.layers.deserialize({"class_name": layer["class_name"], "config": layer["config"]})
         except Exception as e:  # noqa: BLE001
@@ -197,6 +214,11 @@ def to_keras3(tfk_model, layers, tmp):
     try:
         return keras.models.load_model(h5, compile=False)
     except Exception as e:
+        import re
+
+        m = re.search(r"deserializing class '(\w+)' using config=\{'name': '([^']+)'", str(e))
+        if m:
+            raise StepError("build the Keras 3 model", first_line(e), layer='"%s" (%s)' % (m.group(2), m.group(1)))
         culprit = _keras3_culprit(config, layers)
         raise culprit or fail_on_layer("build the Keras 3 model", e, layers)
 
@@ -433,15 +455,16 @@ def cmd_export(a):
 
 
 def cmd_predict(a):
-    import numpy as np
-
     x = read_x(a.x, json.loads(a.shape))
-    if a.file.endswith(".tflite"):
-        pred = Tflite(a.file, tflite_threads()).predict(x)
-    else:
-        pred = keras_predict(load_keras_file(a.file), x)
-    pred.astype("<f4").tofile(a.out)
-    return {"shape": list(pred.shape)}
+    shapes = []
+    for i, file in enumerate(a.file):
+        if file.endswith(".tflite"):
+            pred = Tflite(file, tflite_threads()).predict(x)
+        else:
+            pred = keras_predict(load_keras_file(file), x)
+        pred.astype("<f4").tofile("%s.%d" % (a.out, i))
+        shapes.append(list(pred.shape))
+    return {"shapes": shapes}
 
 
 # ------------------------------------------------------------------------------------ the runtime
@@ -566,10 +589,10 @@ def main():
     e.add_argument("--calib-x")
     e.add_argument("--calib-split", default="validation")
     q = sub.add_parser("predict")
-    q.add_argument("--file", required=True)
+    q.add_argument("--file", required=True, action="append", help="a .keras, .h5 or .tflite file (repeatable)")
     q.add_argument("--x", required=True)
     q.add_argument("--shape", required=True)
-    q.add_argument("--out", required=True)
+    q.add_argument("--out", required=True, help="outputs go to <out>.<i>, float32, one per --file")
     sub.add_parser("serve")
     a = p.parse_args()
     step = a.cmd
