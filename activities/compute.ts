@@ -25,6 +25,7 @@ import {
   measureLatencyTableOn,
   measureSensitivity,
   openRuntime,
+  calibrationInputs,
   modelCost,
   parseLatencyTable,
   predictLatencyMs,
@@ -518,9 +519,16 @@ export function createComputeActivities(home: string) {
         try {
           const t = input.spec.target;
           const ctx = Context.current();
-          // timed on the deployment runtime, the saved folders loaded there (never this worker's training backend)
+          // timed on the deployment runtime, the saved folders loaded there (never this worker's training backend);
+          // tflite times an 8-bit round as full-integer int8 (its real kernels), calibrated on validation inputs
+          const tfliteInt8 = runtime === 'tflite' && input.useInt8 && !!input.int8Model;
           const open = () =>
-            openRuntime(runtime, { baseline: art.abs(baselineModelDir(input.campaignId)), candidate: art.abs(chosen), batchSize: t.batchSize });
+            openRuntime(runtime, {
+              baseline: art.abs(baselineModelDir(input.campaignId)),
+              candidate: art.abs(chosen),
+              batchSize: t.batchSize,
+              ...(tfliteInt8 ? { candidateVariant: 'int8' as const, calibration: calibrationInputs(data(input.spec)) } : {}),
+            });
           const m = await measureCandidate(model, baseline, t, measureOf(t), input.useInt8, open, input.baselineLatencyMs, (pairs) => {
             if (pairs % 50 === 0) beat(ctx, { step: pairs, what: 'latency pairs' });
           });
@@ -540,6 +548,11 @@ export function createComputeActivities(home: string) {
                 loader: '@tensorflow/tfjs loadLayersModel (stock; no prunewise code needed)',
                 target: t.name,
                 runtime: m.runtime ?? { runtime, note: 'the latency is an estimate: nothing was timed on the runtime' },
+                ...(runtime === 'tflite' && m.runtime
+                  ? {
+                      timedAs: `these weights converted to ${tfliteInt8 ? 'full-integer int8' : 'float32'} TFLite (ml/py/deploy.py); the accuracy here is the tfjs files'. \`prunewise export --format ${tfliteInt8 ? 'tflite-int8' : 'tflite'}\` writes that TFLite file with its own measured accuracy`,
+                    }
+                  : {}),
                 trainingBackend: backend,
                 ...(input.deployedAccuracy !== undefined
                   ? { accuracy: { value: input.deployedAccuracy, measured: true, split: 'test', on: 'exactly these weight files' } }

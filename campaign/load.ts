@@ -12,6 +12,7 @@ import { CampaignError } from '../core/errors';
 import type { Weights } from '../core';
 import { DEFAULT_FASHION_DIR, IDX_FILES, NPY_FILES, findIdx } from '../ml/data';
 import { parseLatencyTable } from '../ml/latency-file';
+import { tflitePython } from '../ml/tflite';
 
 export { CampaignError, DEFAULT_FASHION_DIR };
 
@@ -97,6 +98,11 @@ export function validateSpec(raw: unknown, file: string, baseDir: string): Campa
     }
   }
   if (spec.target.latencyTable) spec.target.latencyTable = checkLatencyTable(spec.target, file, baseDir);
+  // tflite times in the .venv's Python (ml/tflite.ts): it must be here, unless a device worker measures
+  if (spec.target.runtime === 'tflite' && spec.target.measure !== 'worker') {
+    const py = tflitePython();
+    if (py.missing) throw new CampaignError(`${file}: target.runtime: tflite needs TensorFlow's Python on this machine: ${py.missing}`);
+  }
   return spec;
 }
 

@@ -156,7 +156,7 @@ export const campaignSchema = z.strictObject({
         .enum(RUNTIMES)
         .default('tfjs-wasm')
         .describe(
-          'the deployment runtime latency is measured on (never the training backend): tfjs-wasm (Node, browser/edge-like), tfjs-node (native server), chromium-wasm, chromium-webgl (a page in headless Chromium; WebGL on a software renderer here: function only, no speed claim), tflite (not available yet)',
+          'the deployment runtime latency is measured on (never the training backend): tfjs-wasm (Node, browser/edge-like), tfjs-node (native server), chromium-wasm, chromium-webgl (a page in headless Chromium; WebGL on a software renderer here: function only, no speed claim), tflite (the TFLite interpreter with XNNPACK, in the .venv TensorFlow; an 8-bit round is timed as full-integer int8)',
         ),
       batchSize: z.number().int().positive().default(32).describe('batch size latency is measured at'),
       warmupRuns: z.number().int().min(0).default(3),

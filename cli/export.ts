@@ -1,34 +1,61 @@
 // `prunewise export`: writes any candidate model (a run's round, or the baseline) for deployment,
-// as float32 tfjs or quantized (uint8 / float16) weights that stock tfjs loads, and measures the
-// test accuracy of exactly the weights written.
+// as float32 tfjs or quantized (uint8 / float16) weights that stock tfjs loads, as a Keras file
+// (`.keras` Keras 3 / `.h5` tf-keras), or as TFLite (float32, or full-integer int8 calibrated on the
+// campaign's validation split; ml/tflite.ts), and measures the test accuracy of exactly the file
+// written (tfjs; Keras; the TFLite interpreter).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CampaignSpec } from '../campaign/schema';
 import { metricMap, modelArtifactPath, runRef, type Db } from '../db';
-import { evaluate, initBackend, loadDataset, loadModel, saveExport, writeFileAtomic, type ExportFormat } from '../ml';
+import {
+  calibrationInputs,
+  CALIBRATION_EXAMPLES,
+  DEPLOY_FORMATS,
+  DeployError,
+  deployFileName,
+  evaluate,
+  exportDeployable,
+  initBackend,
+  loadDataset,
+  loadModel,
+  saveExport,
+  sha256,
+  writeFileAtomic,
+  type DeployFormat,
+  type ExportFormat,
+  type KerasFamily,
+} from '../ml';
 import type { Home } from './home';
 import { CliError } from './temporal';
 
-export const EXPORT_FORMATS: ExportFormat[] = ['tfjs', 'uint8', 'float16'];
+/** `--format`: tfjs variants (ml/models.ts saveExport) and the Keras / TFLite files (ml/tflite.ts). */
+export type CliExportFormat = ExportFormat | DeployFormat;
+export const EXPORT_FORMATS: CliExportFormat[] = ['tfjs', 'uint8', 'float16', ...DEPLOY_FORMATS];
 
 export interface ExportResult {
   runId: string;
   round: number;
-  format: ExportFormat;
+  format: CliExportFormat;
   out: string;
+  /** keras / tflite formats: the written file */
+  file?: string;
+  /** bytes of the weight files (tfjs formats) or of the written file (keras, tflite) */
   bytes: number;
   float32Bytes: number;
-  /** test accuracy measured with the written weights, and with the float32 source */
+  /** test accuracy measured with exactly the written files, and with the float32 tfjs source */
   accuracy: number;
   float32Accuracy: number;
+  /** the tfjs backend of this process (float32Accuracy; tfjs formats: accuracy too) */
   backend: string;
+  /** what measured `accuracy`: tfjs on `backend`, Keras, or the TFLite interpreter */
+  measuredBy: string;
 }
 
 export async function exportModel(
   home: Home,
   db: Db,
   runId: string,
-  opts: { round?: number; format?: ExportFormat; out: string; log: (s: string) => void },
+  opts: { round?: number; format?: CliExportFormat; family?: KerasFamily; out: string; log: (s: string) => void },
 ): Promise<ExportResult> {
   const run = runRef(db, runId);
   if (!run) throw new CliError(`run "${runId}" not found: run ids look like <campaign>/run-1 or <campaign>/baseline (see \`prunewise status <campaign>\`)`);
@@ -50,17 +77,31 @@ export async function exportModel(
   const src = path.join(home.dir, art);
   if (!fs.existsSync(path.join(src, 'model.json'))) throw new CliError(`${src} is missing (was the campaign's artifacts folder moved?)`);
   const out = path.resolve(opts.out);
-  if (fs.existsSync(out) && fs.readdirSync(out).length > 0 && !fs.existsSync(path.join(out, 'model.json'))) {
+  const exported = (f: string) => fs.existsSync(path.join(out, f));
+  if (fs.existsSync(out) && fs.readdirSync(out).length > 0 && !exported('model.json') && !exported('prunewise.json')) {
     throw new CliError(`--out: ${out} exists and is not an exported model: give a new or empty folder`);
   }
   // without --format: the variant the candidate deploys (like with like: its bytes and accuracy are the ones shown)
-  const format: ExportFormat = opts.format ?? (metricMap(db, runId, round).deployedInt8 === 1 ? 'uint8' : 'tfjs');
+  const format: CliExportFormat = opts.format ?? (metricMap(db, runId, round).deployedInt8 === 1 ? 'uint8' : 'tfjs');
   if (!opts.format) opts.log(`format ${format}: the variant round ${round} deploys (give --format for another)`);
+  if (opts.family && format !== 'keras') throw new CliError(`--family: only with --format keras`);
   const backend = (await initBackend()).name;
   const spec = JSON.parse(run.specJson) as CampaignSpec;
   const model = await loadModel(src);
   try {
-    const saved = await saveExport(model, out, format);
+    if ((DEPLOY_FORMATS as readonly string[]).includes(format)) {
+      return await exportFile(model, src, out, {
+        runId,
+        round,
+        format: format as DeployFormat,
+        family: opts.family,
+        spec,
+        backend,
+        campaignId: run.campaignId,
+        log: opts.log,
+      });
+    }
+    const saved = await saveExport(model, out, format as ExportFormat);
     const float32Bytes = fs.statSync(path.join(src, 'weights.bin')).size;
     opts.log(`measuring test accuracy of the written weights (${backend})…`);
     const ds = loadDataset(spec.dataset, spec.seed);
@@ -68,7 +109,18 @@ export async function exportModel(
     const accuracy = (await evaluate(written, ds.test)).accuracy;
     written.dispose();
     const float32Accuracy = (await evaluate(model, ds.test)).accuracy;
-    const result: ExportResult = { runId, round, format, out, bytes: saved.bytes, float32Bytes, accuracy, float32Accuracy, backend };
+    const result: ExportResult = {
+      runId,
+      round,
+      format,
+      out,
+      bytes: saved.bytes,
+      float32Bytes,
+      accuracy,
+      float32Accuracy,
+      backend,
+      measuredBy: `tfjs ${backend}`,
+    };
     writeFileAtomic(
       path.join(out, 'prunewise.json'),
       JSON.stringify(
@@ -87,4 +139,84 @@ export async function exportModel(
   } finally {
     model.dispose();
   }
+}
+
+/**
+ * A Keras or TFLite file in `out` (ml/tflite.ts: the .venv's TensorFlow in a child Python process),
+ * its accuracy measured on exactly that file, and prunewise.json beside it.
+ * @throws CliError one line naming the step (and the layer) that failed and the fix
+ */
+async function exportFile(
+  model: Awaited<ReturnType<typeof loadModel>>,
+  src: string,
+  out: string,
+  o: {
+    runId: string;
+    round: number;
+    format: DeployFormat;
+    family?: KerasFamily;
+    spec: CampaignSpec;
+    backend: string;
+    campaignId: string;
+    log: (s: string) => void;
+  },
+): Promise<ExportResult> {
+  // the family of the input model (recorded for Keras user models), else Keras 3
+  const family: KerasFamily = o.family ?? 'keras3';
+  if (o.format === 'keras' && !o.family) o.log(`family keras3: a Keras 3 .keras file (give --family tf-keras for a tf-keras .h5)`);
+  const ds = loadDataset(o.spec.dataset, o.spec.seed);
+  const shape = (model.inputs[0].shape.slice(1) as Array<number | null>).map((d, i) => d ?? ds.shape[i]);
+  const file = path.join(out, deployFileName(o.format, family));
+  fs.mkdirSync(out, { recursive: true });
+  const calibration = o.format === 'tflite-int8' ? calibrationInputs(ds) : undefined;
+  o.log(
+    o.format === 'keras'
+      ? `writing ${path.basename(file)} and measuring its test accuracy with ${family === 'keras3' ? 'Keras 3' : 'tf-keras'}…`
+      : `converting to TFLite${calibration ? ` int8 (calibrated on ${calibration.n} validation images)` : ''} and measuring the file's test accuracy with the TFLite interpreter…`,
+  );
+  let r;
+  try {
+    r = await exportDeployable(src, file, { format: o.format, family, shape, test: ds.test, calibration, calibrationSplit: 'validation' });
+  } catch (e) {
+    if (e instanceof DeployError) throw new CliError(e.message);
+    throw e;
+  }
+  const float32Accuracy = (await evaluate(model, ds.test)).accuracy;
+  const float32Bytes = fs.statSync(path.join(src, 'weights.bin')).size;
+  const result: ExportResult = {
+    runId: o.runId,
+    round: o.round,
+    format: o.format,
+    out,
+    file,
+    bytes: r.bytes,
+    float32Bytes,
+    accuracy: r.accuracy!,
+    float32Accuracy,
+    backend: o.backend,
+    measuredBy: r.loader,
+  };
+  writeFileAtomic(
+    path.join(out, 'prunewise.json'),
+    JSON.stringify(
+      {
+        ...result,
+        file: path.basename(file),
+        ...(o.format === 'keras' ? { family, loader: r.loader } : { loader: r.loader, input: r.input, output: r.output }),
+        accuracy: { value: r.accuracy, measured: true, split: 'test', examples: r.examples, on: 'exactly this file', by: r.loader },
+        float32Accuracy: { value: float32Accuracy, measured: true, split: 'test', on: 'the float32 tfjs source', backend: o.backend },
+        ...(r.calibration
+          ? {
+              calibration: { ...r.calibration, atMost: CALIBRATION_EXAMPLES, note: 'full-integer int8: the representative dataset of tf.lite.TFLiteConverter' },
+            }
+          : {}),
+        versions: r.versions,
+        campaign: o.campaignId,
+        sha256: sha256(fs.readFileSync(file)),
+      },
+      null,
+      2,
+    ),
+  );
+  return result;
 }

@@ -10,8 +10,8 @@ import { readPareto, recommendedModel } from '../analysis';
 import { campaignStatus, createCampaign, deleteCampaign, getCampaign, listCampaigns, openDb, runningStages, type Db } from '../db';
 import { formatPareto } from './pareto';
 import { createDashboard } from '../dashboard/server';
-import { EXPORT_FORMATS, exportModel } from './export';
-import type { ExportFormat } from '../ml';
+import { EXPORT_FORMATS, exportModel, type CliExportFormat } from './export';
+import { KERAS_FAMILIES, type KerasFamily } from '../ml/tflite';
 import type { campaignWorkflow } from '../workflows';
 import { ensureHome, resolveHome, type Home } from './home';
 import { followCampaign, formatStatus, waitingForQueues } from './progress';
@@ -274,7 +274,9 @@ program
 
 program
   .command('export')
-  .description('write a candidate model for deployment: float32 tfjs, or uint8 / float16 weights stock tfjs loads')
+  .description(
+    'write a candidate model for deployment: float32 tfjs, or uint8 / float16 weights stock tfjs loads, a Keras file, or TFLite (float32 / int8); its test accuracy re-measured on exactly the written files',
+  )
   .argument('<run>', 'run id: <campaign>/run-<k>, or <campaign>/baseline; with --recommended: a campaign id')
   .option('--round <n>', "which round (default: the run's best round: lowest J(w) within the hard constraints)", (v) => (v === '0' ? 0 : positiveInt(v)))
   .option('--recommended', "the campaign's recommended model for --weights, over every candidate (the rule `pareto` shows)")
@@ -283,15 +285,29 @@ program
     'with --recommended: the weight vector, e.g. accuracy=0.5,latency=0.5 (missing = 0; sum 1; default accuracy=0.6,size=0.2,latency=0.2)',
   )
   .addOption(
-    new Option('--format <format>', 'tfjs (float32), uint8 (one min/scale per tensor), float16 (default: the variant the round deploys)').choices(
-      EXPORT_FORMATS,
-    ),
+    new Option(
+      '--format <format>',
+      'tfjs (float32), uint8 (one min/scale per tensor), float16 (default: the variant the round deploys); keras (.keras Keras 3 / .h5 tf-keras), tflite (float32), tflite-int8 (full-integer, calibrated on the validation split) — written by the .venv TensorFlow',
+    ).choices(EXPORT_FORMATS),
   )
-  .requiredOption('--out <dir>', 'folder to write model.json, weights.bin and prunewise.json to')
+  .addOption(new Option('--family <family>', 'with --format keras: keras3 (.keras, default) or tf-keras (.h5)').choices([...KERAS_FAMILIES]))
+  .requiredOption('--out <dir>', 'folder to write the model (model.json + weights.bin, model.keras, model.h5 or model[-int8].tflite) and prunewise.json to')
   .addOption(homeOption())
   .option('--json', 'print the result as JSON')
   .action(
-    async (arg: string, o: { round?: number; recommended?: boolean; weights?: string; format?: ExportFormat; out: string; home?: string; json?: boolean }) => {
+    async (
+      arg: string,
+      o: {
+        round?: number;
+        recommended?: boolean;
+        weights?: string;
+        format?: CliExportFormat;
+        family?: KerasFamily;
+        out: string;
+        home?: string;
+        json?: boolean;
+      },
+    ) => {
       const home = resolveHome(o.home);
       const db = openExisting(home);
       let runId = arg;
@@ -308,12 +324,16 @@ program
       } else if (o.weights !== undefined) {
         throw new CliError('--weights: only with --recommended');
       }
-      const r = await exportModel(home, db, runId, { round, format: o.format, out: o.out, log });
+      const r = await exportModel(home, db, runId, { round, format: o.format, family: o.family, out: o.out, log });
       if (o.json) console.log(JSON.stringify(r));
       else {
-        console.log(`${r.out}: ${r.format}, ${r.bytes} bytes of weights (float32: ${r.float32Bytes}, ${(r.float32Bytes / r.bytes).toFixed(2)}× smaller)`);
         console.log(
-          `test accuracy with exactly these weights: ${(r.accuracy * 100).toFixed(2)} % (float32: ${(r.float32Accuracy * 100).toFixed(2)} %), measured on ${r.backend}`,
+          r.file
+            ? `${r.file}: ${r.format}, ${r.bytes} bytes (the float32 tfjs weights: ${r.float32Bytes} bytes)`
+            : `${r.out}: ${r.format}, ${r.bytes} bytes of weights (float32: ${r.float32Bytes}, ${(r.float32Bytes / r.bytes).toFixed(2)}× smaller)`,
+        );
+        console.log(
+          `test accuracy with exactly ${r.file ? 'this file' : 'these weights'}: ${(r.accuracy * 100).toFixed(2)} % (float32 tfjs: ${(r.float32Accuracy * 100).toFixed(2)} %), measured by ${r.measuredBy}`,
         );
       }
     },

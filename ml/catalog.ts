@@ -14,11 +14,9 @@ export type DatasetName = (typeof DATASETS)[number];
 
 /**
  * Deployment runtimes a candidate's latency is measured on (campaign `target.runtime`; ml/runtime.ts):
- * never the backend that trained it. `tflite` is listed but refused at load until it exists.
+ * never the backend that trained it. `tflite`: the TFLite interpreter of the .venv's TensorFlow (ml/tflite.ts).
  */
 export const RUNTIMES = ['tfjs-wasm', 'tfjs-node', 'chromium-wasm', 'chromium-webgl', 'tflite'] as const;
 export type RuntimeName = (typeof RUNTIMES)[number];
 /** Runtimes listed but not available yet: the one-line reason the campaign loader gives. */
-export const RUNTIMES_NOT_YET: Partial<Record<RuntimeName, string>> = {
-  tflite: 'tflite is not available yet: use tfjs-wasm, tfjs-node, chromium-wasm or chromium-webgl',
-};
+export const RUNTIMES_NOT_YET: Partial<Record<RuntimeName, string>> = {};

@@ -15,6 +15,7 @@ export * from './prune';
 export * from './train';
 export * from './measure';
 export * from './runtime';
+export * from './tflite';
 export * from './speedup';
 export * from './round';
 export * from './catalog';

@@ -4,6 +4,8 @@
 // Chromium (Debian's /usr/bin/chromium driven by playwright-core) served from 127.0.0.1 with the
 // stock tfjs UMD bundles from node_modules. Both run the same runner (ml/runtime-runner.ts); the
 // paired-speedup estimator stays here (ml/measure.ts, ml/speedup.ts) and asks for one pair at a time.
+// tflite converts the saved folders to TFLite in a child Python process (the .venv's TensorFlow) and
+// times them with the TFLite interpreter (XNNPACK), the same runner protocol (ml/tflite.ts, ml/py/deploy.py).
 import { fork, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -14,15 +16,17 @@ import { RUNTIMES_NOT_YET, type RuntimeName } from './catalog';
 import type { LatencyTable, MeasureTableOptions } from './latency-table';
 import type { ChildRequest } from './runtime-child';
 import { createRunner } from './runtime-runner';
+import { openTflite, type DeployData } from './tflite';
 
 /** What a latency was measured on: recorded with every latency (deployable manifest, baseline latency.json). */
 export interface RuntimeInfo {
   runtime: RuntimeName;
-  /** the tfjs backend timing inside the runtime (wasm, tensorflow, webgl) */
+  /** the tfjs backend timing inside the runtime (wasm, tensorflow, webgl); tflite: `tflite xnnpack` (or `tflite builtin`) */
   backend: string;
-  tfjsVersion: string;
+  /** the tfjs runtimes' tfjs version */
+  tfjsVersion?: string;
   /** where the runner ran */
-  where: 'child Node process' | 'headless Chromium page';
+  where: 'child Node process' | 'headless Chromium page' | 'child Python process';
   host: string;
   node?: string;
   /** the native library under tfjs-node */
@@ -34,6 +38,15 @@ export interface RuntimeInfo {
   /** a software WebGL renderer: its timings say nothing about a GPU */
   softwareRenderer?: boolean;
   wasm?: { simd: boolean; threads: boolean };
+  /** tflite: TensorFlow's version (its tf.lite.Interpreter), Python's, the interpreter's threads and delegate */
+  tensorflowVersion?: string;
+  python?: string;
+  threads?: number;
+  delegate?: string;
+  /** tflite: what each timed model was converted to (float32, or int8: full-integer) */
+  variants?: Record<string, string>;
+  /** tflite int8: what the converter was calibrated on */
+  calibration?: string;
 }
 
 /** An open runtime with the models loaded: the runner's calls (ml/runtime-runner.ts), then close. */
@@ -51,14 +64,25 @@ export interface RuntimeModels {
   /** the candidate's model folder (absolute); without it only `times` works */
   candidate?: string;
   batchSize: number;
+  /**
+   * tflite only: time the candidate as full-integer int8 TFLite (the 8-bit variant the round deploys),
+   * calibrated on `calibration` (the campaign's validation inputs, `shape` one input's) when given.
+   * The tfjs runtimes load uint8 weights dequantized: their 8-bit variant runs float32 kernels.
+   */
+  candidateVariant?: 'float32' | 'int8';
+  calibration?: DeployData & { shape: number[] };
 }
 
-/** Opens `runtime` with the saved model folders loaded. @throws for tflite (not available yet) */
+/**
+ * Opens `runtime` with the saved model folders loaded.
+ * @throws Error one line naming the runtime and the fix (tflite: DeployError; ModelError for a layer its converter refuses)
+ */
 export async function openRuntime(runtime: RuntimeName, m: RuntimeModels): Promise<RuntimeSession> {
   const notYet = RUNTIMES_NOT_YET[runtime];
   if (notYet) throw new Error(`target.runtime: ${notYet}`);
   if (runtime === 'tfjs-wasm' || runtime === 'tfjs-node') return openChild(runtime, m);
   if (runtime === 'chromium-wasm' || runtime === 'chromium-webgl') return openChromium(runtime, m);
+  if (runtime === 'tflite') return openTfliteRuntime(m);
   throw new Error(`target.runtime: unknown runtime "${runtime}"`);
 }
 
@@ -134,10 +158,36 @@ async function openChild(runtime: 'tfjs-wasm' | 'tfjs-node', m: RuntimeModels): 
   }
 }
 
+/** The tflite runtime (ml/tflite.ts): the folders converted and timed in a child Python process. */
+async function openTfliteRuntime(m: RuntimeModels): Promise<RuntimeSession> {
+  const s = await openTflite(m);
+  const { backend, tensorflowVersion, python, threads, host, library, delegate, variants, calibration } = s.info;
+  return {
+    info: {
+      runtime: 'tflite',
+      where: 'child Python process',
+      backend,
+      host,
+      library,
+      tensorflowVersion,
+      python,
+      threads,
+      delegate,
+      variants,
+      ...(calibration ? { calibration } : {}),
+    },
+    warmup: (n) => s.call({ op: 'warmup', n }),
+    pair: (i) => s.call({ op: 'pair', i }),
+    times: (n) => s.call({ op: 'times', n }),
+    close: () => s.close(),
+  };
+}
+
 /**
  * The per-layer latency table (ml/latency-table.ts) timed on `runtime`, keyed by it. The Chromium
- * runtimes cannot time layers synchronously in a page: their table is timed in the tfjs-wasm child
- * (the same V8 and wasm kernels as chromium-wasm; only a stand-in for chromium-webgl) and says so.
+ * runtimes cannot time layers synchronously in a page, and tflite would need one conversion per
+ * layer configuration and grid point: their table is timed in the tfjs-wasm child (the same V8 and
+ * wasm kernels as chromium-wasm; only a stand-in for chromium-webgl and tflite) and says so.
  */
 export async function measureLatencyTableOn(
   runtime: RuntimeName,
@@ -151,7 +201,8 @@ export async function measureLatencyTableOn(
   try {
     await child.call({ op: 'open', backend: CHILD_BACKEND[timedOn], baseline: modelDir, batchSize: options.batchSize });
     const table = await child.call<LatencyTable>({ op: 'table', model: modelDir, options });
-    return { ...table, runtime, ...(timedOn !== runtime ? { timedOn: `${timedOn} (a stand-in: layers cannot be timed one by one in a page)` } : {}) };
+    const why = runtime === 'tflite' ? 'layers are not timed one by one in the TFLite interpreter' : 'layers cannot be timed one by one in a page';
+    return { ...table, runtime, ...(timedOn !== runtime ? { timedOn: `${timedOn} (a stand-in: ${why})` } : {}) };
   } finally {
     await child.close();
   }

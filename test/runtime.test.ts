@@ -1,6 +1,7 @@
 // The deployment runtimes (ml/runtime.ts): a LeNet-5 and a pruned copy, saved as model folders, are
 // timed as a paired speedup on each runtime — a child Node process on wasm and on native
 // TensorFlow, a headless Chromium page (Debian's chromium, playwright-core) on wasm and on WebGL —
+// and the TFLite interpreter (a child Python process, the .venv's TensorFlow; float32 and int8) —
 // through the same measureCandidate the hardware-adapt stage calls. Asserts what is recorded
 // (runtime, versions, renderer) and that the estimate has an interval, never how fast anything is.
 import * as fs from 'node:fs';
@@ -21,7 +22,10 @@ import {
   pruneModel,
   saveModel,
   scoreGroups,
+  ModelError,
   type RuntimeInfo,
+  type RuntimeModels,
+  type RuntimeName,
   type TargetSpec,
 } from '../ml';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -58,14 +62,16 @@ afterAll(() => {
   console.log(`runtimes measured: ${JSON.stringify(measured, null, 1)}`);
 });
 
-async function pairOn(runtime: 'tfjs-wasm' | 'tfjs-node' | 'chromium-wasm' | 'chromium-webgl') {
-  const open = () => openRuntime(runtime, { baseline: path.join(dir, 'baseline'), candidate: path.join(dir, 'pruned'), batchSize: T.batchSize });
+async function pairOn(runtime: RuntimeName, extra: Partial<RuntimeModels> = {}) {
+  const open = () => openRuntime(runtime, { baseline: path.join(dir, 'baseline'), candidate: path.join(dir, 'pruned'), batchSize: T.batchSize, ...extra });
   const m = await measureCandidate(pruned, base, T, 'local', false, open);
   const info = m.runtime!;
   const s = m.manifest.speedupVsBaseline as { value: number; low: number; high: number; pairs: number; runtime: RuntimeInfo; stoppedBy: string };
-  measured[runtime] = { info, speedup: `${s.value.toFixed(3)} [${s.low.toFixed(3)}, ${s.high.toFixed(3)}], ${s.pairs} pairs, stopped by ${s.stoppedBy}` };
+  const key = extra.candidateVariant ? `${runtime} (candidate ${extra.candidateVariant})` : runtime;
+  measured[key] = { info, speedup: `${s.value.toFixed(3)} [${s.low.toFixed(3)}, ${s.high.toFixed(3)}], ${s.pairs} pairs, stopped by ${s.stoppedBy}` };
   expect(info.runtime).toBe(runtime);
-  expect(info.tfjsVersion).toBe('4.22.0');
+  if (runtime === 'tflite') expect(info.tensorflowVersion).toBe('2.21.0');
+  else expect(info.tfjsVersion).toBe('4.22.0');
   expect(s.runtime).toEqual(info);
   expect((m.manifest.latencyMs as { runtime: RuntimeInfo }).runtime).toEqual(info);
   // a speedup with a 95 % interval around it, from at least latencyRuns interleaved pairs
@@ -133,20 +139,68 @@ describe('the baseline and the latency table on the runtime', () => {
   });
 });
 
-describe('tflite', () => {
-  it('is refused at load, in one line', () => {
+describe('tflite: the TFLite interpreter of the .venv TensorFlow, in a child Python process', () => {
+  it('float32: a paired speedup, XNNPACK, TensorFlow and Python versions recorded', async () => {
+    const info = await pairOn('tflite');
+    expect(info).toMatchObject({
+      backend: 'tflite xnnpack',
+      delegate: 'XNNPACK',
+      where: 'child Python process',
+      threads: 1,
+      variants: { baseline: 'float32', candidate: 'float32' },
+    });
+    expect(info.python).toMatch(/^3\.\d+\.\d+$/);
+    expect(info.library).toMatch(/^tf\.lite\.Interpreter of tensorflow-cpu 2\.21\.0/);
+  });
+
+  it('int8: the candidate timed as full-integer int8, calibrated on given inputs; the baseline float32', async () => {
+    const n = 16;
+    const x = new Float32Array(n * 28 * 28).map((_, i) => (i % 255) / 255);
+    const info = await pairOn('tflite', { candidateVariant: 'int8', calibration: { x, n, shape: [28, 28, 1] } });
+    expect(info.variants).toEqual({ baseline: 'float32', candidate: 'int8' });
+    expect(info.calibration).toBeUndefined(); // calibrated on the given inputs, not random ones
+  });
+
+  it("the baseline's runs are positive times; the latency table is timed on a stand-in and says so", async () => {
+    const session = await openRuntime('tflite', { baseline: path.join(dir, 'baseline'), batchSize: T.batchSize });
+    try {
+      const b = await measureBaseline(base, T, 'local', session);
+      expect(b.latencyMs).toBeGreaterThan(0);
+      expect(session.info.runtime).toBe('tflite');
+      await expect(session.pair(0)).rejects.toThrow(/no candidate/);
+    } finally {
+      await session.close();
+    }
+    const t = await measureLatencyTableOn('tflite', path.join(dir, 'baseline'), {
+      target: 'local',
+      batchSize: 4,
+      grid: { minUnits: 2, maxPoints: 2 },
+      warmupRuns: 1,
+      runs: 3,
+    });
+    expect(t.runtime).toBe('tflite');
+    expect(t.timedOn).toMatch(/^tfjs-wasm \(a stand-in: layers are not timed one by one in the TFLite interpreter\)$/);
+  });
+
+  it('a campaign file with target.runtime tflite loads where the .venv Python is', () => {
     const f = path.join(dir, 'tflite.yaml');
     fs.writeFileSync(f, stringify({ name: 'tfl', model: 'mlp', dataset: { name: 'mnist' }, weights: [{ accuracy: 1 }], target: { runtime: 'tflite' } }));
-    expect(() => loadCampaignFile(f)).toThrow(
-      /^\S+tflite\.yaml: target\.runtime: tflite is not available yet: use tfjs-wasm, tfjs-node, chromium-wasm or chromium-webgl$/,
-    );
+    expect(loadCampaignFile(f).spec.target.runtime).toBe('tflite');
     const d = path.join(dir, 'default.yaml');
     fs.writeFileSync(d, stringify({ name: 'd', model: 'mlp', dataset: { name: 'mnist' }, weights: [{ accuracy: 1 }] }));
     expect(loadCampaignFile(d).spec.target.runtime).toBe('tfjs-wasm');
   });
 
-  it('and by the runtime itself', async () => {
-    await expect(openRuntime('tflite', { baseline: path.join(dir, 'baseline'), batchSize: 1 })).rejects.toThrow(/tflite is not available yet/);
+  it('a model the converter cannot read fails at once (bad input), naming the layer', async () => {
+    const bad = path.join(dir, 'bad');
+    fs.cpSync(path.join(dir, 'pruned'), bad, { recursive: true });
+    const json = JSON.parse(fs.readFileSync(path.join(bad, 'model.json'), 'utf8'));
+    const topo = json.modelTopology.model_config ?? json.modelTopology;
+    topo.config.layers.find((l: { config: { name: string } }) => l.config.name === 'conv2').class_name = 'Conv9D';
+    fs.writeFileSync(path.join(bad, 'model.json'), JSON.stringify(json));
+    const e = await openRuntime('tflite', { baseline: bad, batchSize: 1 }).catch((x) => x);
+    expect(e).toBeInstanceOf(ModelError);
+    expect(e.message).toMatch(/^target\.runtime tflite: read the tfjs model with tensorflowjs failed on layer "conv2" \(Conv9D\): /);
   });
 });
 
