@@ -3,6 +3,7 @@ export * from './backend';
 export * from './cost';
 export * from './data';
 export * from './models';
+export * from './keras-json';
 export * from './graph';
 export * from './importance';
 export * from './plan';
