@@ -12,6 +12,7 @@ import {
   allocationOf,
   analyze,
   buildZooModel,
+  probeModel,
   evaluate,
   initBackend,
   layerChannels,
@@ -87,10 +88,9 @@ export function createComputeActivities(home: string) {
         const ds = data(spec);
         const dir = baselineDir(input.campaignId);
         const start = async () => {
-          const m =
-            spec.model.endsWith('.json') || spec.model.includes('/')
-              ? await art.loadUserModel(spec.model)
-              : buildZooModel(spec.model, spec.seed, ds.shape, ds.classes);
+          const own = spec.model.endsWith('.json') || spec.model.includes('/');
+          const m = own ? await art.loadUserModel(spec.model) : buildZooModel(spec.model, spec.seed, ds.shape, ds.classes);
+          if (own) probeModel(m, `model: ${spec.model}`); // a graph or shape error in the user's model: bad input, at once
           checkInput(m, ds);
           layerChannels(m); // fails early, with the layer named, if the model cannot be pruned
           return m;

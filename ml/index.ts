@@ -4,6 +4,7 @@ export * from './cost';
 export * from './data';
 export * from './models';
 export * from './keras-json';
+export * from './keras';
 export * from './graph';
 export * from './importance';
 export * from './plan';

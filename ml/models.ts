@@ -234,6 +234,8 @@ interface ModelJson {
  * @throws ModelError one line naming the file, and the layer and field where one is at fault
  */
 export async function loadModel(dirOrJson: string): Promise<tfl.LayersModel> {
+  if (/\.(keras|h5|hdf5)$/i.test(dirOrJson) || fs.existsSync(path.join(dirOrJson, 'saved_model.pb')))
+    throw new ModelError(`${dirOrJson}: a Keras file or SavedModel, not a tfjs model.json: submit it with \`prunewise run\` (it converts it into the home)`);
   const jsonPath = dirOrJson.endsWith('.json') ? dirOrJson : path.join(dirOrJson, 'model.json');
   let json: ModelJson;
   try {
@@ -334,6 +336,25 @@ async function diagnose(topology: object, specs: tf.io.WeightsManifestEntry[], e
     model.dispose();
   }
   return `tfjs-layers cannot load it: ${firstLine(error)}`;
+}
+
+/**
+ * Runs the model once on a zero batch of one: a graph that deserialises but cannot compute (a shape that
+ * does not chain, an op the backend lacks) fails here, at the first load, not in training. Skipped when an
+ * input dimension is unknown (None).
+ * @throws ModelError `<where>: the model does not run on a [1, …] input: <tfjs's first line>`
+ */
+export function probeModel(model: tfl.LayersModel, where: string): void {
+  const shapes = model.inputs.map((i) => [1, ...i.shape.slice(1)]);
+  if (shapes.some((s) => s.some((d) => d == null))) return;
+  try {
+    tf.tidy(() => {
+      const xs = shapes.map((s) => tf.zeros(s as number[]));
+      model.predict(xs.length === 1 ? xs[0] : xs);
+    });
+  } catch (e) {
+    throw new ModelError(`${where}: the model does not run on a ${JSON.stringify(shapes[0])} input: ${firstLine(e)}`);
+  }
 }
 
 /** Symmetric int8 per output channel along `axis` (the last axis for dense and conv kernels). */
