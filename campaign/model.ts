@@ -5,8 +5,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CampaignError } from '../core/errors';
-import { initBackend } from '../ml/backend';
-import { prepareUserModel, type ModelSource } from '../ml/keras';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { modelKind, prepareUserModel, type ModelSource } from '../ml/keras';
 import { loadModel, probeModel } from '../ml/models';
 import { isModelPath } from './load';
 import type { CampaignSpec } from './schema';
@@ -19,30 +20,44 @@ import type { CampaignSpec } from './schema';
  */
 export async function checkModel(spec: CampaignSpec, file: string, cacheRoot: string): Promise<ModelSource | undefined> {
   if (!isModelPath(spec.model)) return undefined;
-  const bad = (e: unknown) => new CampaignError(`${file}: model: ${String((e as Error).message ?? e).replace(/^model: /, '')}`);
+  const bad = (e: unknown, shown: string, real?: string) =>
+    new CampaignError(
+      `${file}: model: ${(real
+        ? String((e as Error).message)
+            .split(real)
+            .join(shown)
+        : String((e as Error).message ?? e)
+      ).replace(/^model: /, '')}`,
+    );
+  // the check computes on the quiet pure-JS backend: loading libtensorflow here would print its start-up
+  // lines before a one-line error (the workers' initBackend picks the training backend afterwards)
+  if (!tf.engine().backendName) await tf.setBackend('cpu');
+  const user = spec.model;
+  if (modelKind(user) === 'tfjs') await loads(user).catch((e) => Promise.reject(bad(e, user))); // before copying anything into the home
   let prepared;
   try {
-    prepared = await prepareUserModel(spec.model, cacheRoot);
+    prepared = await prepareUserModel(user, cacheRoot);
   } catch (e) {
-    throw bad(e);
+    throw bad(e, user);
   }
-  await initBackend();
-  try {
-    const model = await loadModel(prepared.modelJson);
+  if (prepared.source.kind !== 'tfjs') {
     try {
-      probeModel(model, prepared.modelJson);
-    } finally {
-      model.dispose();
+      await loads(prepared.modelJson);
+    } catch (e) {
+      if (!prepared.cached) fs.rmSync(path.dirname(prepared.modelJson), { recursive: true, force: true }); // keep no copy of a model that does not load
+      throw bad(e, `${user} (converted to ${prepared.modelJson})`, prepared.modelJson);
     }
-  } catch (e) {
-    if (!prepared.cached) fs.rmSync(path.dirname(prepared.modelJson), { recursive: true, force: true }); // keep no copy of a model that does not load
-    // name the user's file, not our copy of it
-    throw new CampaignError(
-      `${file}: model: ${String((e as Error).message)
-        .split(prepared.modelJson)
-        .join(spec.model)}`,
-    );
   }
   spec.model = prepared.modelJson;
   return prepared.source;
+}
+
+/** Loads a model.json as the workers will and runs it once. @throws ModelError */
+async function loads(modelJson: string): Promise<void> {
+  const model = await loadModel(modelJson);
+  try {
+    probeModel(model, modelJson);
+  } finally {
+    model.dispose();
+  }
 }
