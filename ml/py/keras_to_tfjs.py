@@ -136,6 +136,12 @@ def main(argv):
     except Refused as e:
         print(f"refused: {e}", file=sys.stderr)
         return 2
+    except ImportError as e:
+        print(
+            f"refused: {src}: converting a Keras model needs keras, tf-keras and tensorflowjs in {sys.executable} ({e}): run npm run setup",
+            file=sys.stderr,
+        )
+        return 2
     except (ValueError, TypeError, KeyError, OSError) as e:
         # Keras itself could not read the file: the user's input
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
