@@ -145,8 +145,12 @@ function convert(input: string, out: string): Promise<{ family: ModelFamily; kin
   });
 }
 
-/** Reads `source.json` next to a prepared model.json, or tells the family from the model.json itself. */
+/**
+ * Which Keras wrote a campaign's model: `source.json` next to a prepared model.json (the campaign record's
+ * `spec.model`), else the family the model.json itself tells. @returns undefined for a zoo model
+ */
 export function readModelSource(modelJson: string): ModelSource | undefined {
+  if (!fs.existsSync(modelJson)) return undefined; // a zoo name, or a file that is gone
   const p = path.join(path.dirname(modelJson), 'source.json');
   if (fs.existsSync(p)) return JSON.parse(fs.readFileSync(p, 'utf8')) as ModelSource;
   try {
