@@ -109,14 +109,21 @@ function normalizeModel(model: Obj, where: string, knownClass: (cls: string) => 
   if (!isObj(config) || !Array.isArray(config.layers)) throw new ModelError(`${where}: ${cls} config has no layers list: give a tfjs layers model.json`);
   for (const k of ['build_input_shape']) delete config[k];
   if (config.dtype !== undefined) config.dtype = dtypeName(config.dtype, where, `model '${String(config.name)}'`);
+  // Keras 3 numbers a nested model's calls from 0; tfjs-layers (like tf-keras) counts the model's own
+  // construction as node 0, so its first call is node 1
+  const nested = new Set(config.layers.filter((l) => isObj(l) && MODEL_CLASSES.has(String(l.class_name))).map((l) => describe(l as Obj).name));
+  const keras3Nodes = config.layers.some((l) => isObj(l) && Array.isArray(l.inbound_nodes) && l.inbound_nodes.some(isObj));
   for (const layer of config.layers) {
     if (!isObj(layer)) throw new ModelError(`${where}: a layers entry is not an object: give a tfjs layers model.json`);
-    normalizeLayer(layer, where, knownClass, renames, prefix);
+    normalizeLayer(layer, where, knownClass, renames, prefix, nested);
   }
   for (const key of ['input_layers', 'output_layers']) {
-    const v = config[key];
+    let v = config[key];
     // Keras 3 writes a single input or output as one triple, not a list of triples
-    if (Array.isArray(v) && v.length === 3 && typeof v[0] === 'string' && typeof v[1] === 'number') config[key] = [v];
+    if (Array.isArray(v) && v.length === 3 && typeof v[0] === 'string' && typeof v[1] === 'number') v = [v];
+    if (keras3Nodes && Array.isArray(v))
+      v = v.map((t) => (Array.isArray(t) && nested.has(String(t[0])) && typeof t[1] === 'number' ? [t[0], t[1] + 1, ...t.slice(2)] : t));
+    if (v !== undefined) config[key] = v;
   }
 }
 
@@ -173,14 +180,21 @@ function unwrapValues(v: Json, where: string, who: string): Json {
   return out;
 }
 
-function normalizeLayer(layer: Obj, where: string, knownClass: (cls: string) => boolean, renames: Map<string, string>, prefix: string): void {
+function normalizeLayer(
+  layer: Obj,
+  where: string,
+  knownClass: (cls: string) => boolean,
+  renames: Map<string, string>,
+  prefix: string,
+  nested: Set<string>,
+): void {
   const { name, cls } = describe(layer);
   const who = `layer '${name}' (${cls})`;
   if (MODEL_CLASSES.has(cls)) {
     // a nested model: its layers are normalised like the outer ones; its own inbound nodes below
     const nodes = layer.inbound_nodes;
     normalizeModel(layer, where, knownClass, renames, `${prefix}${name}/`);
-    if (nodes !== undefined) layer.inbound_nodes = normalizeNodes(nodes, where, who);
+    if (nodes !== undefined) layer.inbound_nodes = normalizeNodes(nodes, where, who, nested);
     return;
   }
   stripWrapper(layer, `${where}: ${who}`);
@@ -214,13 +228,13 @@ function normalizeLayer(layer: Obj, where: string, knownClass: (cls: string) => 
   if (layer.dtype !== undefined) delete layer.dtype;
   const map = WEIGHT_RENAMES[cls];
   if (map) for (const [from, to] of Object.entries(map)) renames.set(`${prefix}${name}/${from}`, `${prefix}${name}/${to}`);
-  if (layer.inbound_nodes !== undefined) layer.inbound_nodes = normalizeNodes(layer.inbound_nodes, where, who);
+  if (layer.inbound_nodes !== undefined) layer.inbound_nodes = normalizeNodes(layer.inbound_nodes, where, who, nested);
 }
 
 type History = [string, number, number];
 
 /** Keras 3 `[{args, kwargs}]` nodes → tfjs `[[[layer, node, tensor, kwargs], …], …]`; tfjs/tf-keras nodes as they are. */
-function normalizeNodes(nodes: Json, where: string, who: string): Json {
+function normalizeNodes(nodes: Json, where: string, who: string, nested: Set<string>): Json {
   if (!Array.isArray(nodes)) throw new ModelError(`${where}: ${who}: inbound_nodes: not a list: give a tfjs layers model.json`);
   return nodes.map((node) => {
     if (Array.isArray(node)) return node; // tf-keras / tfjs: already [[name, node, tensor, kwargs], …]
@@ -247,7 +261,7 @@ function normalizeNodes(nodes: Json, where: string, who: string): Json {
       );
     if (tensors.length === 0)
       throw new ModelError(`${where}: ${who}: inbound_nodes: a call without input tensors: give a model.json the tensorflowjs converter wrote`);
-    return tensors.map(([l, n, t]) => [l, n, t, kwargs]);
+    return tensors.map(([l, n, t]) => [l, nested.has(l) ? n + 1 : n, t, kwargs]);
   });
 }
 

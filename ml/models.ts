@@ -234,7 +234,10 @@ interface ModelJson {
  * @throws ModelError one line naming the file, and the layer and field where one is at fault
  */
 export async function loadModel(dirOrJson: string): Promise<tfl.LayersModel> {
-  if (/\.(keras|h5|hdf5)$/i.test(dirOrJson) || fs.existsSync(path.join(dirOrJson, 'saved_model.pb')))
+  if (
+    (/\.(keras|h5|hdf5)$/i.test(dirOrJson) && fs.statSync(dirOrJson, { throwIfNoEntry: false })?.isFile()) ||
+    fs.existsSync(path.join(dirOrJson, 'saved_model.pb'))
+  )
     throw new ModelError(`${dirOrJson}: a Keras file or SavedModel, not a tfjs model.json: submit it with \`prunewise run\` (it converts it into the home)`);
   const jsonPath = dirOrJson.endsWith('.json') ? dirOrJson : path.join(dirOrJson, 'model.json');
   let json: ModelJson;
