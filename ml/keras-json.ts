@@ -82,6 +82,7 @@ export function normalizeTopology(topology: unknown, where: string, knownClass: 
   const top = structuredClone(topology) as Obj;
   const renames = new Map<string, string>();
   const modelConfig = isObj(top.model_config) ? top.model_config : top;
+  keras3 = typeof top.keras_version === 'string' && top.keras_version.startsWith('3.');
   normalizeModel(modelConfig, where, knownClass, renames, '');
   // Keras 3's legacy .h5 writer prefixes a Sequential model's weight names with the model's name
   // ("seq/conv/kernel"); tfjs names them by layer ("conv/kernel")
@@ -97,6 +98,9 @@ export function normalizeTopology(topology: unknown, where: string, knownClass: 
 }
 
 const MODEL_CLASSES = new Set(['Functional', 'Model', 'Sequential']);
+
+/** Whether the topology being normalised was written by Keras 3 (set per normalizeTopology call; synchronous). */
+let keras3 = false;
 
 function normalizeModel(model: Obj, where: string, knownClass: (cls: string) => boolean, renames: Map<string, string>, prefix: string): void {
   const cls = String(model.class_name ?? '');
@@ -218,6 +222,27 @@ function normalizeLayer(
     delete config.optional;
     if (config.batch_input_shape === undefined)
       throw new ModelError(`${where}: ${who}: batch_input_shape: the input has no shape: give the model's Input a shape (keras.Input(shape=...))`);
+  }
+  // the converter writes tf-keras SeparableConv's inherited single-kernel fields; tfjs-layers rejects them
+  // (there is no single kernel: depthwise_* and pointwise_* say how to initialise)
+  if (/^SeparableConv[12]D$/.test(cls)) {
+    for (const f of ['kernel_regularizer', 'kernel_constraint'])
+      if (config[f] != null) throw new ModelError(`${where}: ${who}: ${f}: not supported on a separable convolution: use depthwise_/pointwise_${f.slice(7)}`);
+    for (const f of ['kernel_initializer', 'kernel_regularizer', 'kernel_constraint']) delete config[f];
+  }
+  // Keras 3 LeakyReLU says negative_slope where tfjs-layers (and tf-keras) say alpha
+  if (cls === 'LeakyReLU' && config.negative_slope !== undefined) {
+    config.alpha ??= config.negative_slope;
+    delete config.negative_slope;
+  }
+  for (const f of ['activation', 'recurrent_activation']) {
+    if (typeof config[f] !== 'string') continue;
+    const a = config[f] as string;
+    if (a === 'silu') config[f] = 'swish'; // the same function, x·sigmoid(x); Keras 3 writes 'silu'
+    if (keras3 && /^hard_(sigmoid|silu|swish)$/.test(a))
+      throw new ModelError(
+        `${where}: ${who}: ${f}: Keras 3's '${a}' (relu6(x + 3) / 6) is not tfjs-layers' hard_sigmoid (0.2x + 0.5): use 'sigmoid' or a ReLU(6) on x + 3`,
+      );
   }
   if (cls === 'BatchNormalization' && Array.isArray(config.axis)) {
     if (config.axis.length !== 1 || typeof config.axis[0] !== 'number')

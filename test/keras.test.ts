@@ -40,7 +40,7 @@ beforeAll(async () => {
 
 describe('tfjs model.json from the converter loads with Keras predictions (1e-5)', () => {
   for (const family of ['keras3', 'tfk'])
-    for (const arch of ['cnn', 'mbv2', 'seq', 'nested'])
+    for (const arch of ['cnn', 'mbv2', 'seq', 'nested', 'mixed'])
       it(`${family}-${arch}`, async () => {
         const d = await maxDiff(path.join(FIX, `${family}-${arch}.tfjs`), path.join(FIX, `${family}-${arch}.ref.json`));
         expect(d).toBeLessThan(1e-5);
