@@ -35,7 +35,7 @@ export class Artifacts {
     try {
       return await loadModel(file);
     } catch (e) {
-      if (isBadInput(e)) throw e;
+      if (isBadInput(e)) throw /^model: /.test(e.message) ? e : new ModelError(`model: ${e.message}`); // loadModel's line names the file and layer
       throw new ModelError(`model: ${file}: ${(e as Error).message.split('\n')[0]}`);
     }
   }

@@ -16,6 +16,7 @@ import {
   topologyProblems,
   trainingProblems,
   buildZooModel,
+  probeModel,
   evaluate,
   initBackend,
   layerChannels,
@@ -92,6 +93,7 @@ export function createComputeActivities(home: string) {
         const ds = data(spec);
         const dir = baselineDir(input.campaignId);
         const start = async () => {
+          const own = spec.model.endsWith('.json') || spec.model.includes('/');
           if (spec.model.endsWith('.json')) {
             // fields tfjs-layers would drop or mis-read while loading (grouped convs, channels_first): refused first, naming the layer
             let topology: unknown;
@@ -103,10 +105,8 @@ export function createComputeActivities(home: string) {
             const problems = topologyProblems(topology);
             if (problems.length) throw new ModelError(problems.join('; '));
           }
-          const m =
-            spec.model.endsWith('.json') || spec.model.includes('/')
-              ? await art.loadUserModel(spec.model)
-              : buildZooModel(spec.model, spec.seed, ds.shape, ds.classes);
+          const m = own ? await art.loadUserModel(spec.model) : buildZooModel(spec.model, spec.seed, ds.shape, ds.classes);
+          if (own) probeModel(m, `model: ${spec.model}`); // a graph or shape error in the user's model: bad input, at once
           checkInput(m, ds);
           // fails at once, naming the layer and field, if the model cannot be pruned (or trained here)
           const problems = [...supportProblems(m), ...trainingProblems(m, backend)];

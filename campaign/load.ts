@@ -23,6 +23,11 @@ export interface LoadedCampaign {
   file: string;
 }
 
+/** Whether `model:` names a file or folder (not a zoo model): a path with a slash or a model file's extension. */
+export function isModelPath(model: string): boolean {
+  return model.includes('/') || /\.(json|keras|h5|hdf5)$/i.test(model);
+}
+
 function fieldPath(p: ReadonlyArray<PropertyKey>): string {
   let out = '';
   for (const k of p) out += typeof k === 'number' ? `[${k}]` : out ? `.${String(k)}` : String(k);
@@ -57,14 +62,18 @@ export function validateSpec(raw: unknown, file: string, baseDir: string): Campa
       `${file}: weights: no weight vector: list at least one (e.g. - { accuracy: 0.6, size: 0.2, latency: 0.2 }) or add sweep: { simplex: 2 }`,
     );
 
-  // model: zoo name or an existing model.json
-  if (spec.model.endsWith('.json') || spec.model.includes('/')) {
+  // model: zoo name or an existing model file (campaign/model.ts checks its contents at submit)
+  if (isModelPath(spec.model)) {
     const p = path.resolve(baseDir, spec.model);
     if (!fs.existsSync(p))
-      throw new CampaignError(`${file}: model: file ${p} not found: give a path to a tfjs model.json or a zoo model (${ZOO_MODELS.join(', ')})`);
+      throw new CampaignError(
+        `${file}: model: file ${p} not found: give a path to a tfjs model.json, a .keras or .h5 file, a SavedModel folder, or a zoo model (${ZOO_MODELS.join(', ')})`,
+      );
     spec.model = p;
   } else if (!(ZOO_MODELS as readonly string[]).includes(spec.model)) {
-    throw new CampaignError(`${file}: model: unknown model "${spec.model}": use one of ${ZOO_MODELS.join(', ')} or a path to a tfjs model.json`);
+    throw new CampaignError(
+      `${file}: model: unknown model "${spec.model}": use one of ${ZOO_MODELS.join(', ')} or a path to a model file (model.json, .keras, .h5, a SavedModel folder as ./folder)`,
+    );
   }
 
   // dataset files must exist before anything starts

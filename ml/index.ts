@@ -3,6 +3,8 @@ export * from './backend';
 export * from './cost';
 export * from './data';
 export * from './models';
+export * from './keras-json';
+export * from './keras';
 export * from './graph';
 export { SUPPORT, outputChannelAxis, resolveAxis, topologyProblems, type Support, type LayerView } from './support';
 export * from './importance';

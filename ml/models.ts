@@ -9,6 +9,7 @@ import { sha256, writeDirAtomic } from './files';
 import { ModelError } from '../core/errors';
 import { ZOO_NAMES, type ZooName } from './catalog';
 import { outputChannelAxis } from './support';
+import { normalizeTopology } from './keras-json';
 
 export { ModelError };
 
@@ -215,24 +216,59 @@ export function writeModelFiles(
   writeDirAtomic(dir, { ...extra, 'model.json': JSON.stringify(modelJson), 'weights.bin': data });
 }
 
-/** Loads a model folder (or a model.json path) written by saveModel, writeModelFiles or tfjs itself. */
+/** Whether tfjs-layers (this process's registry) has a layer class: what keras-json refuses otherwise. */
+function tfjsHasClass(cls: string): boolean {
+  return cls in tf.serialization.SerializationMap.getMap().classNameMap;
+}
+
+const firstLine = (e: unknown) => String((e as Error)?.message ?? e).split('\n')[0];
+
+interface ModelJson {
+  generatedBy?: unknown;
+  modelTopology?: object;
+  weightsManifest?: Array<{ paths: string[]; weights: WeightSpecWithNote[] }>;
+}
+
+/**
+ * Loads a model folder (or a model.json path) written by saveModel, writeModelFiles, tfjs itself, or the
+ * tensorflowjs converter from tf-keras or Keras 3 (normalised by ml/keras-json.ts).
+ * @throws ModelError one line naming the file, and the layer and field where one is at fault
+ */
 export async function loadModel(dirOrJson: string): Promise<tfl.LayersModel> {
+  if (
+    (/\.(keras|h5|hdf5)$/i.test(dirOrJson) && fs.statSync(dirOrJson, { throwIfNoEntry: false })?.isFile()) ||
+    fs.existsSync(path.join(dirOrJson, 'saved_model.pb'))
+  )
+    throw new ModelError(`${dirOrJson}: a Keras file or SavedModel, not a tfjs model.json: submit it with \`prunewise run\` (it converts it into the home)`);
   const jsonPath = dirOrJson.endsWith('.json') ? dirOrJson : path.join(dirOrJson, 'model.json');
-  let json: { modelTopology?: object; weightsManifest?: Array<{ paths: string[]; weights: WeightSpecWithNote[] }> };
+  let json: ModelJson;
   try {
     json = JSON.parse(fs.readFileSync(jsonPath, 'utf8'));
   } catch (e) {
-    throw new ModelError(`${jsonPath}: cannot read a tfjs model.json (${(e as Error).message.split('\n')[0]})`);
+    throw new ModelError(`${jsonPath}: cannot read a tfjs model.json (${firstLine(e)})`);
   }
   if (!json.modelTopology || !Array.isArray(json.weightsManifest)) {
     throw new ModelError(`${jsonPath}: not a tfjs layers model (needs modelTopology and weightsManifest)`);
   }
+  const { topology, weightName } = normalizeTopology(json.modelTopology, jsonPath, tfjsHasClass);
   const specs: tf.io.WeightsManifestEntry[] = [];
   const chunks: Uint8Array[] = [];
   for (const group of json.weightsManifest) {
-    const bytes = Buffer.concat(group.paths.map((p) => fs.readFileSync(path.join(path.dirname(jsonPath), p))));
+    const bytes = Buffer.concat(
+      group.paths.map((p) => {
+        try {
+          return fs.readFileSync(path.join(path.dirname(jsonPath), p));
+        } catch (e) {
+          throw new ModelError(
+            `${jsonPath}: weights file '${p}' named in weightsManifest cannot be read (${firstLine(e)}): keep the weight files next to model.json`,
+          );
+        }
+      }),
+    );
     let offset = 0;
-    for (const spec of group.weights) {
+    for (const raw of group.weights) {
+      const name = weightName(raw.name);
+      const spec = name === raw.name ? raw : { ...raw, name };
       const n = spec.shape.reduce((a, b) => a * b, 1);
       if (spec.prunewise?.dtype === 'int8') {
         const q = new Int8Array(bytes.buffer, bytes.byteOffset + offset, n);
@@ -249,7 +285,80 @@ export async function loadModel(dirOrJson: string): Promise<tfl.LayersModel> {
     if (offset !== bytes.length) throw new ModelError(`${jsonPath}: weight files hold ${bytes.length} bytes but the manifest describes ${offset}`);
   }
   const weightData = new Uint8Array(Buffer.concat(chunks)).buffer;
-  return tfl.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: specs, weightData }));
+  try {
+    return await tfl.loadLayersModel(tf.io.fromMemory({ modelTopology: topology, weightSpecs: specs, weightData }));
+  } catch (e) {
+    throw new ModelError(`${jsonPath}: ${await diagnose(topology, specs, e)}`);
+  }
+}
+
+/**
+ * Why tfjs-layers could not load a (normalised) topology with these weights, in one line naming the
+ * layer: the first layer that cannot be built on its own, else the first weight that is missing, has
+ * the wrong shape or belongs to no layer, else tfjs's own first line.
+ */
+async function diagnose(topology: object, specs: tf.io.WeightsManifestEntry[], error: unknown): Promise<string> {
+  const top = topology as { model_config?: unknown };
+  const modelConfig = (top.model_config ?? topology) as { config?: { layers?: Array<{ class_name: string; config: { name?: string } }> } };
+  let model: tfl.LayersModel;
+  try {
+    model = await tfl.models.modelFromJSON({ modelTopology: topology } as unknown as tfl.ModelAndWeightsConfig);
+  } catch (e) {
+    for (const layer of modelConfig.config?.layers ?? []) {
+      try {
+        const probe = { class_name: 'Sequential', config: { name: 'probe', layers: [{ class_name: layer.class_name, config: layer.config }] } };
+        (await tfl.models.modelFromJSON({ modelTopology: probe } as unknown as tfl.ModelAndWeightsConfig)).dispose();
+      } catch (inner) {
+        if (!/first layer in a Sequential model must get/.test(firstLine(inner)))
+          return `layer '${layer.config?.name}' (${layer.class_name}): ${firstLine(inner)}`;
+      }
+    }
+    return `tfjs-layers cannot build the model: ${firstLine(e)}`;
+  }
+  try {
+    const given = new Map(specs.map((s) => [s.name, s]));
+    const keras3Indexed = specs.length > 0 && /\/\d+$/.test(specs[0].name);
+    const used = new Set<string>();
+    for (const layer of model.layers) {
+      layer.weights.forEach((w, i) => {
+        const key = keras3Indexed ? `${w.originalName.split('/').slice(0, -1).join('/')}/${i}` : w.originalName;
+        used.add(key);
+        const s = given.get(key);
+        const who = `layer '${layer.name}' (${layer.getClassName()})`;
+        if (!s) throw new Error(`${who}: weight '${key}' ${JSON.stringify(w.shape)} is missing from weightsManifest: convert the model again with its weights`);
+        if (JSON.stringify(s.shape) !== JSON.stringify(w.shape))
+          throw new Error(
+            `${who}: weight '${key}' has shape ${JSON.stringify(s.shape)} in weightsManifest but the layer's config needs ${JSON.stringify(w.shape)}: model.json and its weights do not match`,
+          );
+      });
+    }
+    const extra = specs.find((s) => !used.has(s.name));
+    if (extra) return `weight '${extra.name}' in weightsManifest belongs to no layer of the model: model.json and its weights do not match`;
+  } catch (e) {
+    return (e as Error).message;
+  } finally {
+    model.dispose();
+  }
+  return `tfjs-layers cannot load it: ${firstLine(error)}`;
+}
+
+/**
+ * Runs the model once on a zero batch of one: a graph that deserialises but cannot compute (a shape that
+ * does not chain, an op the backend lacks) fails here, at the first load, not in training. Skipped when an
+ * input dimension is unknown (None).
+ * @throws ModelError `<where>: the model does not run on a [1, …] input: <tfjs's first line>`
+ */
+export function probeModel(model: tfl.LayersModel, where: string): void {
+  const shapes = model.inputs.map((i) => [1, ...i.shape.slice(1)]);
+  if (shapes.some((s) => s.some((d) => d == null))) return;
+  try {
+    tf.tidy(() => {
+      const xs = shapes.map((s) => tf.zeros(s as number[]));
+      model.predict(xs.length === 1 ? xs[0] : xs);
+    });
+  } catch (e) {
+    throw new ModelError(`${where}: the model does not run on a ${JSON.stringify(shapes[0])} input: ${firstLine(e)}`);
+  }
 }
 
 /** Symmetric int8 per output channel along `axis` (ml/support.ts `outputChannelAxis`: the last axis for dense and conv kernels, 2 for depthwise ones). */

@@ -7,12 +7,19 @@
 # --gpu`). The CUDA route has never run on the machines this project is developed on (no GPU there).
 # On a user's machine a failed step prints one line and set-up goes on (tfjs falls back to wasm);
 # under CI=true a failed step fails set-up. Called by scripts/setup.sh; runs on its own too.
+# First, the Python side (section "Python side" below): the pinned Keras ↔ tfjs converter in .venv that
+# converts users' Keras files at submit (ml/keras.ts): tensorflow-cpu with its dependencies (keras 3,
+# numpy, h5py …), tf-keras, and tensorflowjs without its dependencies (ml/py/keras_to_tfjs.py loads only
+# its Keras writer). A failure there is one line and set-up goes on (tfjs model.json inputs still work);
+# fatal under CI=true.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 TF_WHEEL=tensorflow-cpu            # the PyPI project whose wheel carries libtensorflow_cc.so.2 + C headers
 TF_WHEEL_PIN=2.21.0
 TFJS_NODE_PIN=4.22.0               # keep in step with package.json (optionalDependencies)
+TF_KERAS_PIN=2.21.0                # tf-keras (Keras 2) in step with the TensorFlow wheel
+TFJS_PY_PIN=4.22.0                 # the tensorflowjs converter, in step with tfjs 4.22
 PKG=node_modules/@tensorflow/tfjs-node
 MARKER=$PKG/deps/prunewise-native.json
 
@@ -50,6 +57,59 @@ binding_loads() {
     if (m.tfjsNode !== process.argv[2] || m.wheelVersion !== process.argv[3]) process.exit(1);
   ' "$PWD/$MARKER" "$TFJS_NODE_PIN" "$TF_WHEEL_PIN" >/dev/null 2>&1
 }
+
+# ============================================================================= Python side
+# The converter behind `model: x.keras | x.h5 | SavedModel/` (ml/py/keras_to_tfjs.py), in .venv:
+# - tensorflow-cpu==2.21.0 WITH its dependencies: keras 3.15, numpy, h5py, ml_dtypes … (~250 MB on disk
+#   besides the wheel's own tensorflow/, which the native route below needs anyway)
+# - tf-keras==2.21.0 --no-deps: its one requirement, `tensorflow`, is the same code as tensorflow-cpu
+#   (installing it would download a second ~600 MB wheel into the same site-packages/tensorflow)
+# - tensorflowjs==4.22.0 --no-deps: its dependencies (jax, flax, tensorflow_hub, decision forests) serve
+#   converters we do not use; only its Keras writer is imported
+# Idempotent: nothing is installed when the pinned versions are there and the converter imports.
+python_ready() {
+  .venv/bin/python - "$TF_WHEEL_PIN" "$TF_KERAS_PIN" "$TFJS_PY_PIN" >/dev/null 2>&1 <<'PY'
+import importlib.metadata as md, os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+want = {"tensorflow-cpu": sys.argv[1], "tf-keras": sys.argv[2], "tensorflowjs": sys.argv[3]}
+for name, v in want.items():
+    if md.version(name) != v: sys.exit(1)
+sys.path.insert(0, "ml/py")
+import keras, tf_keras, keras_to_tfjs
+keras_to_tfjs.keras_writer()
+PY
+}
+python_side() {
+  local why=""
+  pystep() { # like run, but returns instead of exiting: a failure here must not skip the native build
+    local step=$1; shift
+    local log; log=$(mktemp)
+    if ! "$@" >"$log" 2>&1; then
+      why="step '$step' failed: $(grep -m1 -E '^ERROR:|error:' "$log" || grep -v '^\s*$' "$log" | tail -1)"
+      rm -f "$log"; return 1
+    fi
+    rm -f "$log"
+  }
+  if [ -x .venv/bin/python ] && python_ready; then
+    say "Keras converter: tensorflow-cpu $TF_WHEEL_PIN, tf-keras $TF_KERAS_PIN, tensorflowjs $TFJS_PY_PIN already in .venv"
+    return 0
+  fi
+  local t0=$SECONDS kb0; kb0=$( [ -d .venv ] && du -sk .venv | cut -f1 || echo 0)
+  say "Keras converter: pip install tensorflow-cpu==$TF_WHEEL_PIN (with dependencies), tf-keras==$TF_KERAS_PIN and tensorflowjs==$TFJS_PY_PIN (--no-deps) into .venv"
+  { [ -x .venv/bin/python ] || pystep venv python3 -m venv .venv; } &&
+    pystep "pip install $TF_WHEEL==$TF_WHEEL_PIN" .venv/bin/python -m pip install -q "$TF_WHEEL==$TF_WHEEL_PIN" &&
+    pystep "pip install tf-keras==$TF_KERAS_PIN" .venv/bin/python -m pip install -q --no-deps "tf-keras==$TF_KERAS_PIN" &&
+    pystep "pip install tensorflowjs==$TFJS_PY_PIN" .venv/bin/python -m pip install -q --no-deps "tensorflowjs==$TFJS_PY_PIN" &&
+    { python_ready || { why="the converter does not import: .venv/bin/python ml/py/keras_to_tfjs.py shows why"; false; }; }
+  local ok=$?
+  if [ $ok -ne 0 ]; then
+    if [ "${CI:-}" = true ]; then say "Keras converter: $(printf %.240s "$why") (CI=true: set-up fails)"; exit 1; fi
+    say "Keras converter skipped: $(printf %.240s "$why") (.keras/.h5/SavedModel inputs are refused at submit; tfjs model.json works)"
+    return 0
+  fi
+  say "Keras converter ready in $((SECONDS - t0)) s; .venv +$((($(du -sk .venv | cut -f1) - kb0) / 1024)) MB"
+}
+python_side
 
 # ============================================================================= CUDA route
 # Taken only where `nvidia-smi` answers (a driver and a GPU); everything below this section is the
@@ -162,8 +222,9 @@ fi
 say "native TensorFlow: building tfjs-node $TFJS_NODE_PIN against $TF_WHEEL==$TF_WHEEL_PIN from PyPI"
 nm_kb_before=$(du -sk node_modules 2>/dev/null | cut -f1)
 
-# 1. the venv (shared with the Temporal CLI) and the wheel. --no-deps: only its C library and
-#    headers are used, never `import tensorflow`, so keras, numpy, grpcio… are not needed.
+# 1. the venv (shared with the Temporal CLI and the Keras converter) and the wheel: the Python side above
+#    installed it with its dependencies; if that failed, --no-deps here is enough for the native backend
+#    (only the wheel's C library and headers are used, never `import tensorflow`).
 [ -x .venv/bin/python ] || run venv python3 -m venv .venv
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null) || fail venv ".venv/bin/python does not run"
 tfdir=$site/tensorflow
