@@ -117,10 +117,6 @@ export function validateSpec(raw: unknown, file: string, baseDir: string): Campa
 function checkTaskAndInput(spec: CampaignSpec, file: string): void {
   const task = taskSpecOf(spec.task);
   const ds = spec.dataset;
-  if (task.type !== 'classification' && ds.name !== 'npy')
-    throw new CampaignError(
-      `${file}: task: ${task.type} needs float targets: dataset "${ds.name}" gives class labels: use dataset npy (y_train.npy of shape (n,) or (n, k))`,
-    );
   let json: unknown;
   if (spec.model.endsWith('.json')) {
     try {
@@ -137,6 +133,10 @@ function checkTaskAndInput(spec: CampaignSpec, file: string): void {
       }
     }
   }
+  if (task.type !== 'classification' && ds.name !== 'npy')
+    throw new CampaignError(
+      `${file}: task: ${task.type} needs float targets: dataset "${ds.name}" gives class labels: use dataset npy (y_train.npy of shape (n,) or (n, k))`,
+    );
   if (ds.name === 'images' && !ds.imageSize) {
     const shape = json ? inputShapeOfTopology(json) : undefined;
     if (!shape || shape.length !== 3 || shape.some((d) => d === null))

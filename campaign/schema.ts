@@ -35,18 +35,21 @@ export const campaignSchema = z.strictObject({
     .min(1)
     .describe(`a zoo model (${ZOO_MODELS.join(', ')}) or a path to a tfjs model.json (relative to this file)`),
   task: z
-    .union([
-      z.enum(TASK_TYPES),
-      z.strictObject({
-        type: z.enum(TASK_TYPES).default('classification'),
-        outputs: z
-          .enum(TASK_OUTPUTS)
-          .optional()
-          .describe(
-            'classification / multilabel: what the output holds; default detected from the last layer (softmax or sigmoid: probabilities; linear: logits)',
-          ),
-      }),
-    ])
+    .union(
+      [
+        z.enum(TASK_TYPES),
+        z.strictObject({
+          type: z.enum(TASK_TYPES).default('classification'),
+          outputs: z
+            .enum(TASK_OUTPUTS)
+            .optional()
+            .describe(
+              'classification / multilabel: what the output holds; default detected from the last layer (softmax or sigmoid: probabilities; linear: logits)',
+            ),
+        }),
+      ],
+      { error: 'must be classification, regression, multilabel, or { type: <one of them>, outputs: logits | probabilities }: other tasks are not supported' },
+    )
     .optional()
     .describe(
       'classification (default; softmax cross-entropy, on logits when the model has no final softmax; metric top-1 accuracy), regression (MSE; metric R², MAE) or multilabel (sigmoid binary cross-entropy; metric per-label accuracy)',
@@ -68,15 +71,18 @@ export const campaignSchema = z.strictObject({
     validationFraction: z.number().gt(0).lt(1).default(0.1).describe('held out of the training split by seed'),
     testFraction: z.number().gt(0).lt(1).optional().describe('images without a test/ folder: share held out as the test split, fixed (seed 0); default 0.2'),
     scale: z
-      .union([
-        z.enum(['unit', 'minus-one-one', 'raw']),
-        z.strictObject({
-          mean: z
-            .union([z.number(), z.array(z.number()).min(1)])
-            .describe('per channel (or one for all), on pixels scaled to 0..1, e.g. [0.485, 0.456, 0.406]'),
-          std: z.union([z.number().positive(), z.array(z.number().positive()).min(1)]).describe('per channel (or one for all), on pixels scaled to 0..1'),
-        }),
-      ])
+      .union(
+        [
+          z.enum(['unit', 'minus-one-one', 'raw']),
+          z.strictObject({
+            mean: z
+              .union([z.number(), z.array(z.number()).min(1)])
+              .describe('per channel (or one for all), on pixels scaled to 0..1, e.g. [0.485, 0.456, 0.406]'),
+            std: z.union([z.number().positive(), z.array(z.number().positive()).min(1)]).describe('per channel (or one for all), on pixels scaled to 0..1'),
+          }),
+        ],
+        { error: 'must be unit, minus-one-one, raw, or { mean, std } (numbers or one per channel, on pixels scaled to 0..1)' },
+      )
       .optional()
       .describe(
         'how pixels become the model input: unit (default: 8-bit and 0..255 float pixels ÷ 255, 0..1 floats as they are), minus-one-one (÷ 127.5 − 1), raw (as given), or { mean, std } ((pixel/255 − mean) / std); written into the deployable prunewise.json',

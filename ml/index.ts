@@ -18,7 +18,7 @@ export * from './speedup';
 export * from './round';
 export * from './catalog';
 export * from './task';
-export { imageCacheStats, setImageCacheLimit, IMAGE_EXTENSIONS } from './images';
+export { imageCacheStats, setImageCacheLimit, IMAGE_EXTENSIONS, resizeImage } from './images';
 export { defaultTrainThreads, stopReplicas } from './parallel';
 export { FusedAdam, type AdamState } from './adam';
 export * from './train-state';
