@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CampaignSpec } from '../campaign/schema';
 import { metricMap, modelArtifactPath, runRef, type Db } from '../db';
-import { evaluate, initBackend, loadDataset, loadModel, saveExport, writeFileAtomic, type ExportFormat } from '../ml';
+import { evaluate, initBackend, loadDataset, loadModel, saveExport, taskSpecOf, writeFileAtomic, type ExportFormat } from '../ml';
 import type { Home } from './home';
 import { CliError } from './temporal';
 
@@ -63,7 +63,7 @@ export async function exportModel(
     const saved = await saveExport(model, out, format);
     const float32Bytes = fs.statSync(path.join(src, 'weights.bin')).size;
     opts.log(`measuring test accuracy of the written weights (${backend})…`);
-    const ds = loadDataset(spec.dataset, spec.seed);
+    const ds = loadDataset(spec.dataset, spec.seed, taskSpecOf(spec.task)); // the campaign's task: its loss and metric
     const written = await loadModel(out);
     const accuracy = (await evaluate(written, ds.test)).accuracy;
     written.dispose();
@@ -78,6 +78,8 @@ export async function exportModel(
           float32Accuracy: { value: float32Accuracy, measured: true, split: 'test', backend },
           campaign: run.campaignId,
           sha256: saved.sha256,
+          // the input contract (README "Task, labels and pixels"): how pixels are scaled, class names
+          input: { ...ds.input, task: taskSpecOf(spec.task).type },
         },
         null,
         2,
