@@ -184,6 +184,7 @@ export function createComputeActivities(home: string) {
               loss: test.loss,
               valAccuracy: val.accuracy,
               valLoss: val.loss,
+              ...(test.mae !== undefined ? { mae: test.mae, valMae: val.mae! } : {}),
               params: cost.params,
               flops: cost.flops,
               bytes: cost.bytes,
@@ -431,7 +432,14 @@ export function createComputeActivities(home: string) {
           return {
             ok,
             reason: ok ? undefined : `validation accuracy dropped ${drop.toFixed(2)} points (max ${max})`,
-            metrics: { accuracy: test.accuracy, loss: test.loss, valAccuracy: val.accuracy, valLoss: val.loss, accuracyDrop: drop },
+            metrics: {
+              accuracy: test.accuracy,
+              loss: test.loss,
+              valAccuracy: val.accuracy,
+              valLoss: val.loss,
+              accuracyDrop: drop,
+              ...(test.mae !== undefined ? { mae: test.mae, valMae: val.mae! } : {}),
+            },
           };
         } finally {
           model.dispose();

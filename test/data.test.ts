@@ -9,7 +9,19 @@ import * as path from 'node:path';
 import { PNG } from 'pngjs';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { evaluate, gather, imageCacheStats, initBackend, loadDataset, pixelScale, resizeImage, setImageCacheLimit, train, type DatasetSpec } from '../ml';
+import {
+  evaluate,
+  gather,
+  imageCacheStats,
+  initBackend,
+  loadDataset,
+  loadModel,
+  pixelScale,
+  resizeImage,
+  setImageCacheLimit,
+  train,
+  type DatasetSpec,
+} from '../ml';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'pw-data-'));
 
@@ -268,6 +280,38 @@ describe('image folders', () => {
     } finally {
       setImageCacheLimit(256 * 2 ** 20);
     }
+  });
+
+  it('Fashion-MNIST test images saved as PNG (28×28 and upscaled 56×56) and JPEG score like the IDX originals with the case-05 model', async () => {
+    const idx = loadDataset({ name: 'fashion-mnist', dir: '/usr/share/datasets/fashion-mnist', trainLimit: 100, testLimit: 200, validationFraction: 0.1 }, 1);
+    const dir = tmp();
+    const names = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'boot'];
+    for (const split of ['train', 'test']) for (const c of names) fs.mkdirSync(path.join(dir, split, `${names.indexOf(c)}-${c}`), { recursive: true });
+    const px = idx.test.x!;
+    for (let i = 0; i < idx.test.n; i++) {
+      const label = idx.test.y[i];
+      const v = (x: number, y: number, s: number): [number, number, number] => {
+        const g = Math.round(px[i * 784 + Math.floor(y / s) * 28 + Math.floor(x / s)] * 255);
+        return [g, g, g];
+      };
+      const folder = path.join(dir, 'test', `${label}-${names[label]}`);
+      if (i % 3 === 0) writeImage(path.join(folder, `${i}.png`), 28, 28, (x, y) => v(x, y, 1));
+      else if (i % 3 === 1) writeImage(path.join(folder, `${i}.png`), 56, 56, (x, y) => v(x, y, 2));
+      else writeImage(path.join(folder, `${i}.jpg`), 28, 28, (x, y) => v(x, y, 1));
+      if (i < 40) writeImage(path.join(dir, 'train', `${label}-${names[label]}`, `${i}.png`), 28, 28, (x, y) => v(x, y, 1));
+    }
+    for (const c of names) {
+      const f = path.join(dir, 'train', `${names.indexOf(c)}-${c}`);
+      if (fs.readdirSync(f).length === 0) writeImage(path.join(f, 'x.png'), 28, 28, () => [0, 0, 0]);
+    }
+    const folder = loadDataset({ name: 'images', dir, imageSize: [28, 28, 1], validationFraction: 0.1 }, 1);
+    expect(folder.test.n).toBe(200);
+    const m = await loadModel(path.join(__dirname, 'fixtures', 'cases', '05', 'model'));
+    const a = (await evaluate(m, idx.test)).accuracy;
+    const b = (await evaluate(m, folder.test)).accuracy;
+    m.dispose();
+    expect(a).toBeGreaterThan(0.75);
+    expect(Math.abs(a - b)).toBeLessThanOrEqual(0.02);
   });
 
   it('resizing keeps a constant image constant and averages when shrinking (antialiased)', () => {
