@@ -118,6 +118,8 @@ function checkTaskAndInput(spec: CampaignSpec, file: string): void {
   const task = taskSpecOf(spec.task);
   const ds = spec.dataset;
   let json: unknown;
+  if ((ZOO_MODELS as readonly string[]).includes(spec.model) && task.type !== 'classification')
+    throw new CampaignError(`${file}: task: ${task.type} needs your own model: zoo models are classifiers ending in a softmax`);
   if (spec.model.endsWith('.json')) {
     try {
       json = JSON.parse(fs.readFileSync(spec.model, 'utf8'));

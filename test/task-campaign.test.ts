@@ -38,8 +38,11 @@ describe('task and model outputs at submit', () => {
   });
 
   it('regression and multilabel need float targets (npy); class-label datasets are refused naming the fix', () => {
-    expect(() => loadCampaignFile(campaign(`model: mlp\n${fashion}\ntask: regression\n`))).toThrow(
+    expect(() => loadCampaignFile(campaign(`model: ${CASES}/05/model/model.json\n${fashion}\ntask: regression\n`))).toThrow(
       /task: regression needs float targets: dataset "fashion-mnist" .* use dataset npy/,
+    );
+    expect(() => loadCampaignFile(campaign(`model: mlp\n${fashion}\ntask: multilabel\n`))).toThrow(
+      /task: multilabel needs your own model: zoo models are classifiers/,
     );
   });
 
