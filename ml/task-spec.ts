@@ -115,6 +115,9 @@ export function resolveTask(outputs: OutputInfo[], spec: TaskSpec = { type: 'cla
   );
 }
 
+/** Layer classes that are whole models (a model used as a layer). */
+const NESTED = new Set(['Sequential', 'Functional', 'Model']);
+
 type LayerJson = { class_name?: string; className?: string; name?: string; config?: Record<string, unknown>; inbound_nodes?: unknown };
 
 /** The model config inside a model.json's `modelTopology` (tfjs-written, or Keras-converted with `model_config`). */
@@ -188,6 +191,11 @@ export function outputsOfTopology(modelJson: unknown): OutputInfo[] | undefined 
     const decider = l ?? prev ?? byName.get(name);
     const last = byName.get(name);
     const units = last && (last.class_name ?? last.className) === 'Dense' ? (last.config?.units as number | undefined) : undefined;
+    // a nested model as the last layer: its own output decides
+    if (decider && NESTED.has(decider.class_name ?? decider.className ?? '')) {
+      const inner = outputsOfTopology({ modelTopology: decider });
+      if (inner?.length === 1) return { name, decidedBy: inner[0].decidedBy, activation: inner[0].activation, shape: units ? [units] : inner[0].shape };
+    }
     return { name, decidedBy: decider ? nameOf(decider) : name, activation: decider ? activationOf(decider) : 'linear', shape: units ? [units] : undefined };
   });
 }

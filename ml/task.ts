@@ -27,7 +27,14 @@ export function outputsOfModel(model: tfl.LayersModel): OutputInfo[] {
       if (!passes || ins.length !== 1) break;
       l = ins[0] as AnyLayer;
     }
-    return { name: out.sourceLayer.name, decidedBy: l.name, activation: activationOfLayer(l), shape: (out.shape as Array<number | null>).slice(1) };
+    const shape = (out.shape as Array<number | null>).slice(1);
+    // a nested model as the last layer: its own output decides
+    const nested = l as unknown as tfl.LayersModel;
+    if (Array.isArray(nested.outputs) && Array.isArray(nested.layers)) {
+      const inner = outputsOfModel(nested);
+      if (inner.length === 1) return { name: out.sourceLayer.name, decidedBy: inner[0].decidedBy, activation: inner[0].activation, shape };
+    }
+    return { name: out.sourceLayer.name, decidedBy: l.name, activation: activationOfLayer(l), shape };
   });
 }
 

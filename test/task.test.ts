@@ -77,6 +77,19 @@ describe('what the output holds, read from the graph', () => {
     expect(resolveTask(outputsOfTopology(k3)!)).toMatchObject({ outputs: 'logits', output: 'd' });
   });
 
+  it('a nested model as the last layer: its own last activation decides (model.json and loaded model agree)', async () => {
+    const inner = tfl.sequential({
+      name: 'head',
+      layers: [tfl.layers.dense({ inputShape: [4], units: 3, name: 'h1' }), tfl.layers.activation({ activation: 'softmax', name: 'sm' })],
+    });
+    const input = tfl.input({ shape: [5] });
+    const outer = tfl.model({ inputs: input, outputs: inner.apply(tfl.layers.dense({ units: 4, name: 'body' }).apply(input)) as tfl.SymbolicTensor });
+    expect(taskOf(outer)).toMatchObject({ outputs: 'probabilities', units: 3 });
+    // the topology as model.json holds it
+    const topology = { modelTopology: JSON.parse(JSON.stringify(outer.toJSON(null, false))) };
+    expect(resolveTask(outputsOfTopology(topology)!)).toMatchObject({ outputs: 'probabilities', how: expect.stringMatching(/"sm"/) });
+  });
+
   it('case 06: two outputs are refused naming both; activations that do not fit the task are refused with the fix', () => {
     expect(() => resolveTask(outputsOfTopology(json('06/model/model.json'))!)).toThrow(/model: 2 outputs \("main", "aux"\).*keras\.Model/);
     const out = (activation: string, units = 10) => [{ name: 'out', decidedBy: 'out', activation, shape: [units] }];
