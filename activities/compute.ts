@@ -48,6 +48,9 @@ import {
   type LatencyTable,
   type RuntimeName,
   type Sensitivity,
+  taskOf,
+  taskSpecOf,
+  type Task,
 } from '../ml';
 import { VERSION } from '../platform/version';
 import { ArtifactError, Artifacts } from './artifacts';
@@ -57,19 +60,42 @@ import type { BaselineResult, LatencyTableRef, LatencyTableResult, StageInput, S
 
 export type { BaselineResult, LatencyTableRef, LatencyTableResult, StageInput, StageResult, ValidateResult } from './types';
 
-const data = (spec: CampaignSpec): Dataset => loadDataset(spec.dataset, spec.seed);
+const data = (spec: CampaignSpec): Dataset => loadDataset(spec.dataset, spec.seed, taskSpecOf(spec.task));
 
-/** The user's model must fit the dataset: input size and number of classes. @throws ModelError */
-function checkInput(model: tfl.LayersModel, ds: Dataset): void {
+/**
+ * The user's model must fit the dataset and the task: one output whose activation fits the task
+ * (ml/task.ts), input size, and output units = classes (or targets). @returns the task, with how
+ * its output kind was decided @throws ModelError / DataError naming the output and the fix
+ */
+function checkInput(model: tfl.LayersModel, ds: Dataset, spec: CampaignSpec): Task {
+  const task = taskOf(model, taskSpecOf(spec.task));
   const shape = (model.inputs[0].shape as Array<number | null>).slice(1);
-  const out = model.outputs[0].shape;
   const size = shape.reduce<number>((a, b) => a * (b ?? 1), 1);
   if (size !== ds.shape[0] * ds.shape[1] * ds.shape[2]) {
     throw new ModelError(`model: input shape [${shape.join(', ')}] does not fit dataset images ${ds.shape.join('×')}: use a model made for this dataset`);
   }
-  if (out[out.length - 1] !== ds.classes) {
-    throw new DataError(`model: ${out[out.length - 1]} outputs but the dataset has ${ds.classes} classes: use a model made for this dataset`);
+  if (task.units !== ds.classes) {
+    const what = task.type === 'classification' ? 'classes' : task.type === 'multilabel' ? 'labels per example' : 'targets per example';
+    const said = ds.notes.find((n) => n.includes('1-based'));
+    throw new DataError(
+      `model: output "${task.output}" has ${task.units} units but the dataset has ${ds.classes} ${what}${said ? ` (${said})` : ''}: use a model made for this dataset${said ? ' or set dataset.labelBase' : ''}`,
+    );
   }
+  return task;
+}
+
+/** What the baseline states about the task and the data (its log line and dataset.json). */
+function dataNotes(task: Task, ds: Dataset): string[] {
+  return [
+    `task ${task.type}: ${task.how}${task.type === 'regression' ? ' (accuracy = R²)' : task.type === 'multilabel' ? ' (accuracy = per-label accuracy)' : ''}`,
+    ...ds.notes,
+  ];
+}
+
+/** The deployable's input contract (prunewise.json `input`): shape, scaling, class names. */
+function inputContract(ds: Dataset, spec: CampaignSpec): object {
+  const { shape, scale, from, a, b, classNames } = ds.input;
+  return { shape, scale, from, a, b, ...(classNames ? { classNames } : {}), task: taskSpecOf(spec.task).type };
 }
 
 /** The campaign's deployment runtime (ml/runtime.ts): what latency is measured on, never the training backend. */
@@ -107,7 +133,7 @@ export function createComputeActivities(home: string) {
           }
           const m = own ? await art.loadUserModel(spec.model) : buildZooModel(spec.model, spec.seed, ds.shape, ds.classes);
           if (own) probeModel(m, `model: ${spec.model}`); // a graph or shape error in the user's model: bad input, at once
-          checkInput(m, ds);
+          checkInput(m, ds, spec);
           // fails at once, naming the layer and field, if the model cannot be pruned (or trained here)
           const problems = [...supportProblems(m), ...trainingProblems(m, backend)];
           if (problems.length) throw new ModelError(problems.join('; '));
@@ -132,6 +158,11 @@ export function createComputeActivities(home: string) {
           model = await start();
         }
         try {
+          const task = checkInput(model, ds, spec);
+          const notes = dataNotes(task, ds);
+          const relDataset = path.join(dir, 'dataset.json');
+          const datasetText = JSON.stringify({ version: 1, task, notes, input: inputContract(ds, spec) }, null, 2);
+          writeFileAtomic(art.abs(relDataset), datasetText);
           const rel = baselineModelDir(input.campaignId);
           const saved = await saveModel(model, art.abs(rel));
           const val = await evaluate(model, ds.val);
@@ -172,6 +203,7 @@ export function createComputeActivities(home: string) {
               loss: test.loss,
               valAccuracy: val.accuracy,
               valLoss: val.loss,
+              ...(test.mae !== undefined ? { mae: test.mae, valMae: val.mae! } : {}),
               params: cost.params,
               flops: cost.flops,
               bytes: cost.bytes,
@@ -188,7 +220,9 @@ export function createComputeActivities(home: string) {
               { kind: 'model', path: rel, ...saved },
               { kind: 'model-uint8', path: relU8, ...savedU8 },
               { kind: 'latency', path: relLatency, bytes: Buffer.byteLength(latencyText), sha256: sha256(latencyText) },
+              { kind: 'dataset', path: relDataset, bytes: Buffer.byteLength(datasetText), sha256: sha256(datasetText) },
             ],
+            notes,
             runtime: session.info,
             tfjsVersion: (await initBackend()).tfjsVersion,
             prunewiseVersion: VERSION,
@@ -436,7 +470,14 @@ export function createComputeActivities(home: string) {
           return {
             ok,
             reason: ok ? undefined : `validation accuracy dropped ${drop.toFixed(2)} points (max ${max})`,
-            metrics: { accuracy: test.accuracy, loss: test.loss, valAccuracy: val.accuracy, valLoss: val.loss, accuracyDrop: drop },
+            metrics: {
+              accuracy: test.accuracy,
+              loss: test.loss,
+              valAccuracy: val.accuracy,
+              valLoss: val.loss,
+              accuracyDrop: drop,
+              ...(test.mae !== undefined ? { mae: test.mae, valMae: val.mae! } : {}),
+            },
           };
         } finally {
           model.dispose();
@@ -542,6 +583,7 @@ export function createComputeActivities(home: string) {
             path.join(partial, 'prunewise.json'),
             JSON.stringify(
               {
+                version: 2,
                 source: chosen,
                 dtype: uint8 ? 'uint8' : 'float32',
                 format: uint8 ? 'tfjs layers-model, stock uint8 quantized weights (one min/scale per tensor)' : 'tfjs layers-model, float32 weights',
@@ -554,6 +596,7 @@ export function createComputeActivities(home: string) {
                     }
                   : {}),
                 trainingBackend: backend,
+                input: inputContract(data(input.spec), input.spec),
                 ...(input.deployedAccuracy !== undefined
                   ? { accuracy: { value: input.deployedAccuracy, measured: true, split: 'test', on: 'exactly these weight files' } }
                   : {}),

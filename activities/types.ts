@@ -60,6 +60,8 @@ export interface BaselineResult extends StageResult {
   runtime?: object;
   tfjsVersion: string;
   prunewiseVersion: string;
+  /** what was detected about the task and the data (label base, one-hot, pixel range, logits), one sentence each */
+  notes?: string[];
 }
 
 export interface ValidateResult extends StageResult {

@@ -134,7 +134,7 @@ async function main(): Promise<void> {
   const profile = await tf.profile(async () => {
     await train(
       model,
-      { x: data.x.subarray(0, BATCH * SIZE * SIZE * 3), y: data.y.subarray(0, BATCH), n: BATCH },
+      { x: data.x!.subarray(0, BATCH * SIZE * SIZE * 3), y: data.y.subarray(0, BATCH), n: BATCH },
       { epochs: 1, batchSize: BATCH, learningRate: 1e-4, seed: 4, shardSize: SHARD },
     );
     return [];

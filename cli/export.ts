@@ -19,6 +19,8 @@ import {
   loadDataset,
   loadModel,
   saveExport,
+  taskSpecOf,
+  deployData,
   sha256,
   writeFileAtomic,
   type DeployFormat,
@@ -104,7 +106,7 @@ export async function exportModel(
     const saved = await saveExport(model, out, format as ExportFormat);
     const float32Bytes = fs.statSync(path.join(src, 'weights.bin')).size;
     opts.log(`measuring test accuracy of the written weights (${backend})…`);
-    const ds = loadDataset(spec.dataset, spec.seed);
+    const ds = loadDataset(spec.dataset, spec.seed, taskSpecOf(spec.task)); // the campaign's task: its loss and metric
     const written = await loadModel(out);
     const accuracy = (await evaluate(written, ds.test)).accuracy;
     written.dispose();
@@ -130,6 +132,8 @@ export async function exportModel(
           float32Accuracy: { value: float32Accuracy, measured: true, split: 'test', backend },
           campaign: run.campaignId,
           sha256: saved.sha256,
+          // the input contract (README "Task, labels and pixels"): how pixels are scaled, class names
+          input: { ...ds.input, task: taskSpecOf(spec.task).type },
         },
         null,
         2,
@@ -164,7 +168,7 @@ async function exportFile(
   // the family of the input model (recorded for Keras user models), else Keras 3
   const family: KerasFamily = o.family ?? 'keras3';
   if (o.format === 'keras' && !o.family) o.log(`family keras3: a Keras 3 .keras file (give --family tf-keras for a tf-keras .h5)`);
-  const ds = loadDataset(o.spec.dataset, o.spec.seed);
+  const ds = loadDataset(o.spec.dataset, o.spec.seed, taskSpecOf(o.spec.task));
   const shape = (model.inputs[0].shape.slice(1) as Array<number | null>).map((d, i) => d ?? ds.shape[i]);
   const file = path.join(out, deployFileName(o.format, family));
   fs.mkdirSync(out, { recursive: true });
@@ -176,7 +180,7 @@ async function exportFile(
   );
   let r;
   try {
-    r = await exportDeployable(src, file, { format: o.format, family, shape, test: ds.test, calibration, calibrationSplit: 'validation' });
+    r = await exportDeployable(src, file, { format: o.format, family, shape, test: deployData(ds.test), calibration, calibrationSplit: 'validation' });
   } catch (e) {
     if (e instanceof DeployError) throw new CliError(e.message);
     throw e;

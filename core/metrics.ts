@@ -9,6 +9,8 @@ export const METRICS = {
   valAccuracy: 'top-1 accuracy on the validation split, fraction 0–1 (decisions use it)',
   valLoss: 'mean loss on the validation split',
   accuracyDrop: 'validation accuracy lost against the baseline, percentage points',
+  mae: 'task regression: mean absolute error per output unit on the test split (accuracy is R² there)',
+  valMae: 'task regression: mean absolute error per output unit on the validation split',
   // counted cost (baseline, prune)
   params: 'parameters, count',
   flops: 'floating-point operations per example, FLOPs = 2 × MACs',

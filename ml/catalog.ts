@@ -9,7 +9,7 @@ export const CRITERIA = ['l1', 'l2', 'fpgm', 'taylor', 'bn', 'random'] as const;
 export type Criterion = (typeof CRITERIA)[number];
 
 /** Dataset sources `loadDataset` reads (ml/data.ts). */
-export const DATASETS = ['fashion-mnist', 'mnist', 'idx', 'npy'] as const;
+export const DATASETS = ['fashion-mnist', 'mnist', 'idx', 'npy', 'images'] as const;
 export type DatasetName = (typeof DATASETS)[number];
 
 /**

@@ -2,7 +2,8 @@
 // sums its members' (all producers coupled by residual adds), so coupled layers decide together.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import type { Split } from './data';
+import { gather, type Split } from './data';
+import { targetTensor, taskLoss, taskOf } from './task';
 import { analyze, RULES, type Graph, type Group } from './graph';
 import { rng } from './random';
 
@@ -72,26 +73,25 @@ function bnScores(model: tfl.LayersModel, group: Group): number[] {
 
 /**
  * First-order Taylor on the weights (Molchanov et al., "Importance Estimation for Neural Network
- * Pruning", CVPR 2019): per channel, (Σ over its weights of w · ∂L/∂w)², summed over batches.
+ * Pruning", CVPR 2019): per channel, (Σ over its weights of w · ∂L/∂w)², summed over batches; L is
+ * the task's loss (ml/task.ts), the one training uses.
  */
 function taylorScores(model: tfl.LayersModel, graph: Graph, data: Split, batches: number, batchSize: number): Record<string, number[]> {
-  const inputShape = (model.inputs[0].shape as Array<number | null>).slice(1) as number[];
-  const classes = model.outputs[0].shape[model.outputs[0].shape.length - 1] as number;
+  const inputShape = (model.inputs[0].shape as Array<number | null>).slice(1).map((d) => d ?? 1);
+  // the loss training uses (the campaign's task; softmax cross-entropy on logits for a classifier without a softmax)
+  const task = taskOf(model, data.task);
   const producers = graph.groups.flatMap((g) => g.producers.map((p) => ({ g, layer: model.getLayer(p) })));
   const kernels = producers.map(({ layer }) => outputKernelOf(layer));
   const vars = producers.map(({ layer }, k) => layer.weights[kernels[k].index].read() as tf.Variable);
   const acc = producers.map(({ g }) => new Float64Array(g.size));
-  const size = data.x.length / data.n;
   for (let b = 0; b < batches; b++) {
     const start = (b * batchSize) % Math.max(1, data.n - batchSize);
     const n = Math.min(batchSize, data.n - start);
+    const batch = gather(data, null, start, start + n, task.units);
     tf.tidy(() => {
-      const xs = tf.tensor(data.x.subarray(start * size, (start + n) * size), [n, ...inputShape]);
-      const ys = tf.oneHot(tf.tensor1d(Array.from(data.y.subarray(start, start + n)), 'int32'), classes);
-      const { grads } = tf.variableGrads(() => {
-        const p = model.apply(xs, { training: false }) as tf.Tensor;
-        return tf.neg(tf.mean(tf.sum(tf.mul(ys, tf.log(tf.clipByValue(p, 1e-7, 1))), -1))) as tf.Scalar;
-      }, vars);
+      const xs = tf.tensor(batch.x, [n, ...inputShape]);
+      const ys = targetTensor(task, n, batch.y, batch.t);
+      const { grads } = tf.variableGrads(() => taskLoss(task, model.apply(xs, { training: false }) as tf.Tensor, ys), vars);
       vars.forEach((v, k) => {
         const axis = kernels[k].axis;
         let contrib = tf.mul(v, grads[v.name]);

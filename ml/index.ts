@@ -21,6 +21,8 @@ export * from './tflite';
 export * from './speedup';
 export * from './round';
 export * from './catalog';
+export * from './task';
+export { imageCacheStats, setImageCacheLimit, IMAGE_EXTENSIONS, resizeImage } from './images';
 export { defaultTrainThreads, stopReplicas } from './parallel';
 export { FusedAdam, type AdamState } from './adam';
 export * from './train-state';

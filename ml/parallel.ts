@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import type { Task } from './task-spec';
 
 /** Messages to a replica thread. */
 export type ToReplica =
@@ -22,9 +23,11 @@ export type ToReplica =
       weights?: Float32Array[];
       x: Float32Array;
       y: Int32Array;
+      /** regression / multilabel targets */
+      t?: Float32Array;
       n: number;
       inputShape: number[];
-      classes: number;
+      task: Task;
       dropoutSeed: number;
     };
 /** Messages from a replica thread. */
@@ -65,7 +68,7 @@ class Replica {
     worker.on('message', (m: FromReplica) => {
       const w = this.waiting;
       this.waiting = null;
-      if (m.type === 'error') w?.reject(new Error(`training thread: ${m.message}`));
+      if (m.type === 'error') w?.reject(new Error(`training thread: ${m.message.split('\n')[0]}`));
       else w?.resolve(m);
     });
     const fail = (e: Error) => {

@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ModelError } from '../core/errors';
 import { PACKAGE_ROOT } from '../platform/version';
-import type { Dataset } from './data';
+import { gather, type Dataset, type Split } from './data';
 
 /** Formats ml/py/deploy.py writes. */
 export const DEPLOY_FORMATS = ['keras', 'tflite', 'tflite-int8'] as const;
@@ -126,8 +126,13 @@ export const CALIBRATION_EXAMPLES = 500;
 /** The first `n` examples of the campaign's validation split (a fixed split by seed), as calibration inputs. */
 export function calibrationInputs(ds: Pick<Dataset, 'val' | 'shape'>, n = CALIBRATION_EXAMPLES): DeployData & { shape: number[] } {
   const k = Math.min(n, ds.val.n);
-  const per = ds.val.x.length / Math.max(1, ds.val.n);
-  return { x: ds.val.x.subarray(0, k * per), n: k, shape: [...ds.shape] };
+  return { x: gather(ds.val, null, 0, k).x, n: k, shape: [...ds.shape] };
+}
+
+/** A split as DeployData: its examples gathered into memory (image folders are read from disk here) with their class ids. */
+export function deployData(split: Split): DeployData {
+  const g = gather(split, null, 0, split.n);
+  return { x: g.x, y: Uint8Array.from(g.y), n: g.n };
 }
 
 export interface DeployResult {

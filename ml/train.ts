@@ -2,47 +2,22 @@
 // batches, so a worker's heartbeats keep flowing while it computes, and never leaks tensors.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import type { Split } from './data';
+import { gather, type Split } from './data';
 import { FusedAdam, setValues } from './adam';
 import { sha256 } from './files';
 import { defaultTrainThreads, releaseReplicas, replicasFor, type Replica, type ToReplica } from './parallel';
 import { rng, shuffledIndices } from './random';
+import { addBatch, emptySums, scoreOf, targetTensor, taskLoss, taskOf, type Task } from './task';
 import type { TrainState } from './train-state';
 
 export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-function batchArrays(split: Split, idx: ArrayLike<number> | null, start: number, end: number) {
-  const size = split.x.length / split.n;
-  const n = end - start;
-  const x = new Float32Array(n * size);
-  const y = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    const j = idx ? idx[start + i] : start + i;
-    x.set(split.x.subarray(j * size, (j + 1) * size), i * size);
-    y[i] = split.y[j];
-  }
-  return { x, y, n };
-}
-
-function batchTensors(split: Split, idx: ArrayLike<number> | null, start: number, end: number, inputShape: number[], classes: number) {
-  const { x, y, n } = batchArrays(split, idx, start, end);
-  return tf.tidy(() => ({
-    xs: tf.tensor(x, [n, ...inputShape]),
-    ys: tf.oneHot(tf.tensor1d(y, 'int32'), classes),
-  }));
-}
 
 /** One example's input shape (the model's input without the batch dimension). */
 export function inputShapeOf(model: tfl.LayersModel): number[] {
   return (model.inputs[0].shape as Array<number | null>).slice(1).map((d) => d ?? 1);
 }
 
-function classesOf(model: tfl.LayersModel): number {
-  const out = model.outputs[0].shape;
-  return out[out.length - 1] as number;
-}
-
-/** Mean categorical cross-entropy of softmax outputs. */
+/** Mean categorical cross-entropy of softmax outputs (the classification loss on probabilities; ml/task.ts taskLoss covers every task). */
 export function crossEntropy(probs: tf.Tensor, ys: tf.Tensor): tf.Scalar {
   return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(ys, tf.log(tf.clipByValue(probs, 1e-7, 1))), -1))) as tf.Scalar);
 }
@@ -104,7 +79,7 @@ function labelsFingerprint(data: Split): string {
  */
 export async function train(model: tfl.LayersModel, data: Split, opts: TrainOptions): Promise<TrainResult> {
   const inputShape = inputShapeOf(model);
-  const classes = classesOf(model);
+  const task = taskOf(model, data.task);
   // on the native backend TensorFlow spreads each op over the cores itself and no replica threads run:
   // the whole batch is one shard (fewer op dispatches; measured ~1.5–2× faster). The result depends on
   // the shard size, so it is identical for the same backend, whatever the cores or threads.
@@ -134,7 +109,7 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
   const backend = tf.getBackend();
   const threads = backend === 'wasm' || backend === 'cpu' ? Math.min(opts.threads ?? defaultTrainThreads(), shardsPerBatch) : 1;
   const replicas = threads > 1 ? await replicasFor(model, threads - 1, backend) : [];
-  const ctx: StepContext = { model, vars, optimizer, replicas, data, inputShape, classes, shardSize, seed: opts.seed, layers: randomLayersOf(model) };
+  const ctx: StepContext = { model, vars, optimizer, replicas, data, inputShape, task, shardSize, seed: opts.seed, layers: randomLayersOf(model) };
   const state = (step: number): TrainState => ({
     step,
     seed: opts.seed,
@@ -220,7 +195,7 @@ interface StepContext {
   replicas: Replica[];
   data: Split;
   inputShape: number[];
-  classes: number;
+  task: Task;
   shardSize: number;
   seed: number;
   layers: RandomLayers;
@@ -241,43 +216,65 @@ function shardSeed(seed: number, step: number, shard: number): number {
  * which thread computed which shard. Returns the batch's mean loss.
  */
 async function shardedStep(ctx: StepContext, order: ArrayLike<number>, start: number, end: number, step: number): Promise<number> {
-  const { replicas, data, inputShape, classes } = ctx;
+  const { replicas, data, inputShape, task } = ctx;
   const n = end - start;
   const count = Math.ceil(n / ctx.shardSize);
   const bounds = Array.from({ length: count + 1 }, (_, k) => start + Math.floor((k * n) / count));
   const results: ShardResult[] = new Array(count);
-  const shard = (k: number) => batchArrays(data, order, bounds[k], bounds[k + 1]);
+  const shard = (k: number) => gather(data, order, bounds[k], bounds[k + 1], task.units);
   let next = 0;
-  let failed = false;
-  const take = () => (!failed && next < count ? next++ : -1);
+  let stop = false;
+  let replicaError: Error | undefined;
+  const take = () => (!stop && next < count ? next++ : -1);
   const weights = replicas.length > 0 ? ctx.vars.map((v) => v.dataSync() as Float32Array) : [];
-  // replicas take their first shard now, so they compute while this thread does its own
+  // replicas take their first shard now, so they compute while this thread does its own. A replica's
+  // failure is caught here at once (never an unhandled rejection, which would end the process) and
+  // rethrown below: the step, and so the activity, fails; the process goes on.
   const pending = replicas.map(async (r) => {
-    let first = true;
-    for (let k = take(); k >= 0; k = take()) {
-      const { x, y, n: m } = shard(k);
-      const msg: ToReplica = { type: 'step', weights: first ? weights : undefined, x, y, n: m, inputShape, classes, dropoutSeed: shardSeed(ctx.seed, step, k) };
-      first = false;
-      const reply = await r.call(msg, [x.buffer as ArrayBuffer, y.buffer as ArrayBuffer]);
-      if (reply.type !== 'grads') throw new Error(`training thread replied ${reply.type}`);
-      results[k] = reply;
+    try {
+      let first = true;
+      for (let k = take(); k >= 0; k = take()) {
+        const { x, y, t, n: m } = shard(k);
+        const msg: ToReplica = {
+          type: 'step',
+          weights: first ? weights : undefined,
+          x,
+          y,
+          t,
+          n: m,
+          inputShape,
+          task,
+          dropoutSeed: shardSeed(ctx.seed, step, k),
+        };
+        first = false;
+        const transfer = [x.buffer as ArrayBuffer, y.buffer as ArrayBuffer, ...(t ? [t.buffer as ArrayBuffer] : [])];
+        const reply = await r.call(msg, transfer);
+        if (reply.type !== 'grads') throw new Error(`training thread replied ${reply.type}`);
+        results[k] = reply;
+      }
+    } catch (e) {
+      stop = true;
+      replicaError ??= e instanceof Error ? e : new Error(String(e));
     }
   });
   const saved = ctx.layers.batchNorms.map((b) => [b.mean.dataSync().slice() as Float32Array, b.variance.dataSync().slice() as Float32Array]);
+  const restore = () => ctx.layers.batchNorms.forEach((b, j) => (setValues(b.mean, saved[j][0]), setValues(b.variance, saved[j][1])));
   try {
     for (let k = take(); k >= 0; k = take()) {
-      results[k] = shardGradients(ctx.model, ctx.vars, shard(k), inputShape, classes, ctx.layers, shardSeed(ctx.seed, step, k));
+      results[k] = shardGradients(ctx.model, ctx.vars, shard(k), inputShape, task, ctx.layers, shardSeed(ctx.seed, step, k));
       // lets finished replicas take the next shard before this thread does
       if (replicas.length > 0) await yieldToEventLoop();
     }
   } catch (e) {
-    failed = true;
-    ctx.layers.batchNorms.forEach((b, j) => (setValues(b.mean, saved[j][0]), setValues(b.variance, saved[j][1])));
+    stop = true;
+    restore();
     throw e;
   } finally {
-    const settled = await Promise.allSettled(pending);
-    const bad = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult | undefined;
-    if (bad && !failed) throw bad.reason;
+    await Promise.all(pending);
+  }
+  if (replicaError) {
+    restore();
+    throw replicaError;
   }
   ctx.optimizer.apply(results.map((r, k) => ({ grads: r.grads, weight: bounds[k + 1] - bounds[k] })));
   updateMovingStatistics(ctx.layers, saved, results, bounds);
@@ -332,9 +329,9 @@ function updateMovingStatistics(layers: RandomLayers, saved: Float32Array[][], r
 export function shardGradients(
   model: tfl.LayersModel,
   vars: tf.Variable[],
-  shard: { x: Float32Array; y: Int32Array; n: number },
+  shard: { x: Float32Array; y: Int32Array; t?: Float32Array; n: number },
   inputShape: number[],
-  classes: number,
+  task: Task,
   layers: RandomLayers,
   dropoutSeed: number,
 ): ShardResult {
@@ -354,8 +351,8 @@ export function shardGradients(
     layers.dropouts.forEach((d, i) => (d.seed = (dropoutSeed + i * 7919) % 2 ** 31));
     ({ value, grads } = tf.tidy(() => {
       const xs = tf.tensor(shard.x, [shard.n, ...inputShape]);
-      const ys = tf.oneHot(tf.tensor1d(shard.y, 'int32'), classes);
-      return tf.variableGrads(() => crossEntropy(model.apply(xs, { training: true }) as tf.Tensor, ys), vars);
+      const ys = targetTensor(task, shard.n, shard.y, shard.t);
+      return tf.variableGrads(() => taskLoss(task, model.apply(xs, { training: true }) as tf.Tensor, ys), vars);
     }));
   } finally {
     layers.batchNorms.forEach((b, j) => (b.layer.momentum = momenta[j]));
@@ -374,30 +371,34 @@ export function shardGradients(
 }
 
 export interface EvalResult {
+  /** the task's score (ml/task.ts scoreOf): top-1 accuracy, per-label accuracy (multilabel) or R² (regression) */
   accuracy: number;
+  /** mean of the task's loss (the one training uses) */
   loss: number;
+  /** regression: mean absolute error per output unit */
+  mae?: number;
   n: number;
 }
 
+/** Scores a model on a split with its task's loss and metric (ml/task.ts), batch by batch. */
 export async function evaluate(model: tfl.LayersModel, data: Split, batchSize = 256): Promise<EvalResult> {
   const inputShape = inputShapeOf(model);
-  const classes = classesOf(model);
-  let correct = 0;
-  let lossSum = 0;
+  const task = taskOf(model, data.task);
+  const sums = emptySums();
   for (let start = 0; start < data.n; start += batchSize) {
     const end = Math.min(data.n, start + batchSize);
-    const { xs, ys } = batchTensors(data, null, start, end, inputShape, classes);
-    const [c, l] = tf.tidy(() => {
-      const probs = model.predict(xs) as tf.Tensor;
-      const hits = tf.sum(tf.cast(tf.equal(tf.argMax(probs, -1), tf.argMax(ys, -1)), 'float32'));
-      return [hits, tf.mul(crossEntropy(probs, ys), end - start)];
-    });
-    correct += (await c.data())[0];
-    lossSum += (await l.data())[0];
-    tf.dispose([xs, ys, c, l]);
+    const b = gather(data, null, start, end, task.units);
+    const xs = tf.tensor(b.x, [b.n, ...inputShape]);
+    const ys = targetTensor(task, b.n, b.y, b.t);
+    const out = tf.tidy(() => model.predict(xs) as tf.Tensor);
+    try {
+      await addBatch(task, sums, out, ys);
+    } finally {
+      tf.dispose([xs, ys, out]);
+    }
     await yieldToEventLoop();
   }
-  return { accuracy: correct / data.n, loss: lossSum / data.n, n: data.n };
+  return { ...scoreOf(task, sums), n: data.n };
 }
 
 /**

@@ -100,8 +100,12 @@ describe('user data as NPY files', () => {
     expect(d.test.n).toBe(10);
     expect(d.test.x[1]).toBeCloseTo(37 / 255, 6);
     expect(Array.from(d.test.y.subarray(0, 4))).toEqual([0, 1, 2, 0]);
-    writeNpy(path.join(dir, 'y_test.npy'), '<f4', [10], Buffer.alloc(40));
-    expect(() => loadDataset({ name: 'npy', dir, validationFraction: 0.25 }, 1)).toThrow(/y_test\.npy: labels must be integers \(class ids\), got <f4/);
+    const half = Buffer.alloc(40);
+    for (let i = 0; i < 10; i++) half.writeFloatLE(i === 3 ? 0.5 : 1, i * 4);
+    writeNpy(path.join(dir, 'y_test.npy'), '<f4', [10], half);
+    expect(() => loadDataset({ name: 'npy', dir, validationFraction: 0.25 }, 1)).toThrow(
+      /y_test\.npy: label 0\.5 at index 3 is not a class id: .*task: regression/,
+    );
     fs.writeFileSync(path.join(dir, 'x_test.npy'), Buffer.from('not numpy'));
     expect(() => loadDataset({ name: 'npy', dir, validationFraction: 0.3 }, 1)).toThrow(/x_test\.npy: not a \.npy file/);
   });

@@ -81,7 +81,7 @@ async function stockAccuracy(dir: string, x: Float32Array, y: Uint8Array, n: num
 export async function expectDeployablesLoadInStockTfjs(home: string, status: Status, spec: { dataset: DatasetSpec; seed: number }): Promise<string[]> {
   await tf.setBackend('cpu');
   const ds = loadDataset(spec.dataset, spec.seed);
-  const { x, y, n } = ds.test;
+  const { x, y, n } = ds.test as Required<typeof ds.test>;
   const tolerance = 1.5 / n; // another backend may flip one tie
   const dtypes: string[] = [];
   for (const run of status.runs) {
@@ -92,6 +92,9 @@ export async function expectDeployablesLoadInStockTfjs(home: string, status: Sta
       expect(manifest.dtype).toBe(rd.metrics.deployedInt8 === 1 ? 'uint8' : 'float32');
       expect(manifest.loader).toMatch(/^@tensorflow\/tfjs loadLayersModel/);
       expect(manifest.accuracy).toMatchObject({ value: rd.metrics.deployedAccuracy, measured: true });
+      // the input contract: how the deployment scales pixels (the dataset's, as measured)
+      expect(manifest.version).toBe(2);
+      expect(manifest.input).toMatchObject({ shape: ds.shape, a: ds.input.a, b: ds.input.b, from: ds.input.from, task: 'classification' });
       dtypes.push(manifest.dtype);
       expect(Math.abs((await stockAccuracy(path.join(roundDir, 'deployable'), x, y, n, ds.shape)) - rd.metrics.deployedAccuracy)).toBeLessThanOrEqual(
         tolerance,

@@ -231,7 +231,7 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ 
         runId: baselineRunId,
         stage: 'baseline',
         kind: 'stage-completed',
-        message: `baseline: test accuracy ${(base.metrics.accuracy * 100).toFixed(2)}%, ${base.metrics.params} params, ${base.metrics.latencyMs.toFixed(2)} ms/batch of ${spec.target.batchSize} (measured on ${spec.target.runtime ?? 'tfjs-wasm'}, trained on ${base.backend})`,
+        message: `baseline: test accuracy ${(base.metrics.accuracy * 100).toFixed(2)}%, ${base.metrics.params} params, ${base.metrics.latencyMs.toFixed(2)} ms/batch of ${spec.target.batchSize} (measured on ${spec.target.runtime ?? 'tfjs-wasm'}, trained on ${base.backend})${base.notes?.length ? `; ${base.notes.join('; ')}` : ''}`,
       },
       // what pruning leaves whole, and why (an op more in the same record call: no new command; older results have no `blocked`)
       ...(base.blocked?.length
