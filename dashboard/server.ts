@@ -143,8 +143,10 @@ export function createDashboard(db: Db, opts: DashboardOptions = {}): Dashboard 
     const site = req.headers['sec-fetch-site'];
     const origin = req.headers.origin;
     const given = typeof req.body?._csrf === 'string' ? (req.body._csrf as string) : (req.headers['x-csrf-token'] as string | undefined);
+    // (with helmet's Referrer-Policy: no-referrer, Chromium sends `Origin: null` on same-origin form posts; Sec-Fetch-Site still tells)
     const crossSite =
-      (site !== undefined && site !== 'same-origin' && site !== 'none') || (origin !== undefined && origin !== `${req.protocol}://${req.get('host')}`);
+      (site !== undefined && site !== 'same-origin' && site !== 'none') ||
+      (origin !== undefined && origin !== 'null' && origin !== `${req.protocol}://${req.get('host')}`);
     if (crossSite || given === undefined || !same(given, csrf))
       return void res
         .status(403)
