@@ -179,6 +179,7 @@ describe('a resumed train continues bit for bit', () => {
       expect(resumed.result.resumedFromStep).toBe(4);
       expectSameBytes(resumed.model, uninterrupted.model);
       expect(resumed.result.epochLoss).toEqual(uninterrupted.result.epochLoss);
+      expect(resumed.result.batchLoss).toEqual(uninterrupted.result.batchLoss);
       expect(resumed.result.epochLoss).toHaveLength(2);
       resumed.model.dispose();
       expect(tf.memory().numTensors).toBe(n0); // training left nothing behind; the loaded model's tensors went with it
