@@ -339,6 +339,7 @@ describe('dashboard in Chromium', () => {
     const { page, watch } = await open(ctx);
     const payload = '<img src=x onerror="alert(1)"><b>bold?</b> </textarea><script>alert(2)</script>';
     await page.goto(`${base}/runs/${DEMO}/run-7`);
+    await page.click('#note-edit summary');
     await page.fill('#note-input', payload);
     await page.fill('#tags-input', 'keep, <i>tag</i>');
     await page.click('#note-save');
@@ -348,6 +349,7 @@ describe('dashboard in Chromium', () => {
     expect(await page.$('#notes img')).toBeNull();
     expect(await page.$('#notes b')).toBeNull();
     expect(await page.inputValue('#note-input')).toBe(payload); // the form holds it again, intact
+    expect(await page.textContent('#note-edit summary')).toBe('edit the note and tags');
     await page.goto(`${base}/campaigns/${DEMO}/runs?sort=run&dir=asc`);
     expect(await page.$$eval('#runs tr[data-run="7"] .tag', (ts) => ts.map((t) => t.textContent))).toEqual(['keep', '<i>tag</i>']);
     expect(watch.problems).toEqual([]); // no dialog opened, no CSP violation

@@ -282,8 +282,8 @@
           name: 'dominated',
           type: 'scatter',
           data: dominated,
-          symbolSize: 5,
-          itemStyle: { opacity: 0.25 },
+          symbolSize: 6,
+          itemStyle: { opacity: 0.35 },
           large: dominated.length > 5000,
           largeThreshold: 5000,
         },
@@ -596,17 +596,19 @@
       var opt = baseOption();
       opt.tooltip = { trigger: 'axis' };
       opt.legend = { top: 0, textStyle: { color: css('--fg') } };
-      opt.grid = { left: 60, right: 60, top: 40, bottom: 40 };
+      opt.grid = { left: 70, right: 70, top: 40, bottom: 50 };
       opt.xAxis = {
         type: 'category',
-        name: 'round',
+        name: 'round (0: the baseline)',
+        nameLocation: 'middle',
+        nameGap: 28,
         data: d.rounds.map(function (r) {
           return String(r.round);
         }),
       };
       opt.yAxis = [
-        { type: 'value', name: 'test accuracy (%)', scale: true },
-        { type: 'value', name: 'times better than baseline (×)', scale: true },
+        { type: 'value', name: 'test accuracy (%)', nameLocation: 'middle', nameGap: 45, scale: true },
+        { type: 'value', name: 'times better than baseline (×)', nameLocation: 'middle', nameGap: 40, scale: true },
       ];
       opt.series = [
         {
@@ -648,9 +650,9 @@
       var opt = baseOption();
       opt.tooltip = { trigger: 'axis' };
       opt.legend = { top: 0, type: 'scroll', textStyle: { color: css('--fg') } };
-      opt.grid = { left: 60, right: 20, top: 40, bottom: 50 };
+      opt.grid = { left: 70, right: 20, top: 40, bottom: 50 };
       opt.xAxis = { type: 'value', name: 'optimizer step (batch)', nameLocation: 'middle', nameGap: 28, minInterval: 1 };
-      opt.yAxis = { type: 'value', name: 'training loss', scale: true };
+      opt.yAxis = { type: 'value', name: 'training loss', nameLocation: 'middle', nameGap: 50, scale: true };
       // per batch (batchLoss: the mean over groups of consecutive batches) as lines; per epoch as dots
       var perBatch = {};
       d.series.forEach(function (s) {
