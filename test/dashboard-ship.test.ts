@@ -176,6 +176,10 @@ describe('candidates view', () => {
     expect(rows.sort()).toEqual(inBudget.candidates.map((c) => `${c.runId}@${c.round}`).sort());
     const highlighted = [...html.matchAll(/<tr data-candidate="([^"]+)" class="recommended-row">/g)].map((m) => m[1]);
     expect(new Set(highlighted)).toEqual(new Set([...pagePicks.values()].filter(Boolean)));
+    // without a budget, the page's picks are the ones `pareto` (and `export --recommended`) give
+    const whole = JSON.parse((await cli(cliEnv(home), ['pareto', SYN, '--json'], 60_000)).stdout) as { recommendations: CandidatesJson['recommendations'] };
+    const wholePicks = new Map(all.recommendations.map((r) => [r.runId, r.pick && `${r.pick.runId}@${r.pick.round}`]));
+    for (const r of whole.recommendations.slice(0, 20)) expect(r.pick && `${r.pick.runId}@${r.pick.round}`).toBe(wholePicks.get(r.runId));
     // and a text table for people (the budget says so)
     const text = await cli(cliEnv(home), ['pareto', SYN, '--max-latency-ms', String(lat), '--max-bytes', String(bytes)], 60_000);
     expect(text.stdout).toContain(`budget ${filter}: ${inBudget.candidates.length} candidate(s) fit`);

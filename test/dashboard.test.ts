@@ -262,6 +262,23 @@ describe('prunewise dashboard', () => {
       await stop(child);
     }
     expect(child.exitCode).toBe(0);
+    // off loopback (here all interfaces): a token printed at start guards every request; --read-only refuses notes
+    const open = startCli(env, ['dashboard', '--port', '0', '--host', '0.0.0.0', '--read-only']);
+    try {
+      const [, port, token] = await waitFor('the URL', () => open.out().match(/dashboard: http:\/\/0\.0\.0\.0:(\d+)\/\?token=([\w-]+)/), 30_000);
+      expect(open.out()).toContain('every request needs the token above');
+      const at = `http://127.0.0.1:${port}`;
+      expect((await fetch(`${at}/`)).status).toBe(401);
+      const first = await fetch(`${at}/?token=${token}`, { redirect: 'manual' });
+      expect(first.status).toBe(303);
+      const run = await fetch(`${at}/runs/${ID}/run-1`, { headers: { Authorization: `Bearer ${token}` } });
+      expect(run.status).toBe(200);
+      const html = await run.text();
+      expect(html).not.toContain('id="note-form"');
+      expect(html).toContain('--read-only');
+    } finally {
+      await stop(open);
+    }
     const bad = await cli(env, ['dashboard', '--port', 'http']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain("option '--port <n>' argument 'http' is invalid");
