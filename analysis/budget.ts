@@ -123,9 +123,12 @@ export function candidatesView(
   clauses: readonly BudgetClause[],
   sort: { col: CandidateColumn; dir: 'asc' | 'desc' },
   maxVectors = 20,
+  extra?: Weights,
 ): ({ all: number; setting: Setting } & ReturnType<typeof withinBudget>) | undefined {
   const s = settingOf(db, campaignId);
   if (!s) return undefined;
   const points = readParetoPoints(db, campaignId);
-  return { all: points.length, setting: s, ...withinBudget(points, clauses, s, runWeights(db, campaignId, maxVectors), sort) };
+  // a weight vector given by hand (runId '', k 0) is answered first
+  const vectors = [...(extra ? [{ runId: '', k: 0, weights: extra as unknown as Record<string, number> }] : []), ...runWeights(db, campaignId, maxVectors)];
+  return { all: points.length, setting: s, ...withinBudget(points, clauses, s, vectors, sort) };
 }

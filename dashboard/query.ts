@@ -2,7 +2,7 @@
 // allow-lists (column names reach SQL only through db/'s RUN_COLUMNS, never from a request), and
 // the query strings its links carry back. Bad input is a BadParam: a 400 naming the parameter.
 import type { Request } from 'express';
-import { STATES, type State } from '../core';
+import { OBJECTIVES, STATES, zeroWeights, type State, type Weights } from '../core';
 import { FILTER_OPS, RUN_COLUMNS, type RunColumn, type RunFilter, type RunQuery } from '../db';
 import { CANDIDATE_COLUMNS, type BudgetClause, type CandidateColumn } from '../analysis';
 
@@ -138,4 +138,28 @@ export function queryString(params: Record<string, string | number | undefined>)
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== '') u.set(k, String(v));
   const s = u.toString();
   return s ? `?${s}` : '';
+}
+
+/**
+ * `weights=accuracy=0.6,size=0.2,latency=0.2` on the candidates view: one weight vector, with the
+ * campaign file's rules (known objectives, each 0–1, missing = 0, sum 1 within 1e-6; campaign/schema
+ * `weightsSchema`, which `export --recommended --weights` uses).
+ */
+export function parseWeights(text: string | undefined): Weights | undefined {
+  if (text === undefined || text.trim() === '') return undefined;
+  const w = zeroWeights();
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const m = /^([A-Za-z]+)\s*=\s*(.+)$/.exec(part);
+    if (!m) throw new BadParam(`weights: "${part}" is not name=value: give e.g. accuracy=0.6,size=0.2,latency=0.2`);
+    if (!(OBJECTIVES as readonly string[]).includes(m[1])) throw new BadParam(`weights: unknown objective "${m[1]}": use ${OBJECTIVES.join(', ')}`);
+    const v = Number(m[2]);
+    if (!Number.isFinite(v) || v < 0 || v > 1) throw new BadParam(`weights: ${m[1]} must be a number from 0 to 1 (got "${m[2]}")`);
+    w[m[1] as keyof Weights] = v;
+  }
+  const sum = OBJECTIVES.reduce((a, o) => a + w[o], 0);
+  if (Math.abs(sum - 1) > 1e-6) throw new BadParam(`weights: weights must sum to 1 (got ${+sum.toFixed(6)})`);
+  return w;
 }

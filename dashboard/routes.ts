@@ -47,6 +47,8 @@ import {
   parseCandidateQuery,
   parseCompareRuns,
   parseRunQuery,
+  parseWeights,
+  one,
   queryString,
   wildcard,
 } from './query';
@@ -236,8 +238,9 @@ export function pageRoutes(db: Db, views: Views, artifacts: Artifacts, opts: Rou
     const c = campaignOr404(req, res);
     if (!c) return null;
     const q = parseCandidateQuery(req.query);
-    const view = candidatesView(db, c.id, q.clauses, { col: q.sort, dir: q.dir });
-    return { c, q, view };
+    const weights = parseWeights(one(req.query, 'weights'));
+    const view = candidatesView(db, c.id, q.clauses, { col: q.sort, dir: q.dir }, 20, weights);
+    return { c, q, view, weights };
   };
   r.get('/campaigns/:id/candidates', (req, res) => {
     const x = candidates(req, res);
@@ -260,7 +263,8 @@ export function pageRoutes(db: Db, views: Views, artifacts: Artifacts, opts: Rou
       tags: notes.get(p.runId)?.tags ?? [],
       ...vsBaseline({ ...p.values, accuracy: p.accuracy, deployedInt8: p.deployedInt8 }, baseline),
     }));
-    const keep = { filter: q.filterText || undefined };
+    const weightsText = typeof req.query.weights === 'string' && x.weights ? req.query.weights : undefined;
+    const keep = { filter: q.filterText || undefined, weights: weightsText };
     const columns = CANDIDATE_SORTABLE.map((col) => {
       const active = q.sort === col;
       return {
@@ -293,8 +297,10 @@ export function pageRoutes(db: Db, views: Views, artifacts: Artifacts, opts: Rou
       analysed: !!view,
       rows,
       columns,
+      weightsText,
       recommended: (view?.recommendations ?? []).map((rec) => ({
         ...rec,
+        mine: rec.runId === '',
         weightsText: wText(rec.weights),
         pickLabel: rec.pick ? (rec.pick.round === 0 ? 'the baseline' : `run-${rec.pick.k} round ${rec.pick.round}`) : null,
       })),
@@ -309,7 +315,7 @@ export function pageRoutes(db: Db, views: Views, artifacts: Artifacts, opts: Rou
       next: q.page < pages ? queryString({ sort: q.sort, dir: q.dir, ...keep, page: q.page + 1 }) : null,
       prev: q.page > 1 ? queryString({ sort: q.sort, dir: q.dir, ...keep, page: q.page - 1 }) : null,
       exportQuery: queryString({ sort: q.sort, dir: q.dir, ...keep }),
-      tradeoffQuery: queryString(keep),
+      tradeoffQuery: queryString({ filter: keep.filter }),
       filterColumns: CANDIDATE_SORTABLE.join(', '),
       filterPlaceholder: 'e.g. latency<=0.45,bytes<=20000,accuracy>=0.85',
       filterHelp: 'accuracy (test) and error (validation) as fractions, bytes of the deployed weights, latency in ms, J',
@@ -334,7 +340,7 @@ export function pageRoutes(db: Db, views: Views, artifacts: Artifacts, opts: Rou
         violates: p.violates,
       })),
       recommendations: (x.view?.recommendations ?? []).map((rec) => ({
-        runId: rec.runId,
+        runId: rec.runId || null, // null: the vector given as ?weights=
         weights: rec.weights,
         pick: rec.pick ? { runId: rec.pick.runId, round: rec.pick.round } : null,
         objective: rec.objective,

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedCampaign } from '../bench/seed-campaign';
-import { refreshPareto } from '../analysis';
+import { recommendedModel, refreshPareto } from '../analysis';
 import { objectiveJ, type ObjectiveValues, type Weights } from '../core';
 import { applyRecord, createCampaign, openDb, type Db, type RecordOp } from '../db';
 import { initBackend, saveExport, saveModel } from '../ml';
@@ -189,6 +189,27 @@ describe('candidates view', () => {
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain('must be a number');
   }, 120_000);
+
+  it('a weight vector typed on the page gets the pick `export --recommended --weights` exports, validated like the campaign file', async () => {
+    const w = { accuracy: 0.3, size: 0, latency: 0.7, energy: 0 };
+    const d = (await (await get(`/campaigns/${SYN}/candidates.json?weights=${encodeURIComponent('accuracy=0.3,latency=0.7')}`)).json()) as CandidatesJson;
+    const mine = d.recommendations[0];
+    expect(mine.runId).toBeNull();
+    expect(mine.weights).toEqual(w);
+    const exported = recommendedModel(db, SYN, w)!; // what export --recommended resolves to
+    expect(mine.pick).toEqual({ runId: exported.runId, round: exported.round });
+    const html = await (await get(`/campaigns/${SYN}/candidates?weights=${encodeURIComponent('accuracy=0.3,latency=0.7')}`)).text();
+    expect(/<tr id="my-weights">[\s\S]*?<\/tr>/.exec(html)![0]).toContain(`data-pick="${exported.runId}@${exported.round}"`);
+    for (const [bad, msg] of [
+      ['accuracy=0.3,latency=0.6', 'weights must sum to 1 (got 0.9)'],
+      ['acuracy=1', 'unknown objective &quot;acuracy&quot;'],
+      ['accuracy=2', 'accuracy must be a number from 0 to 1'],
+    ]) {
+      const r = await get(`/campaigns/${SYN}/candidates?weights=${encodeURIComponent(bad)}`);
+      expect(r.status, bad).toBe(400);
+      expect(await r.text()).toContain(msg);
+    }
+  });
 
   it('sorts by any objective', async () => {
     for (const [sort, dir, key] of [
