@@ -9,6 +9,9 @@ import { queryString } from './query';
 // ------------------------------------------------------------------ against the baseline
 
 export interface ShownRow extends RunTableRow {
+  /** people's tags and note for the run (dashboard run page) */
+  tags?: string[];
+  note?: string;
   deltaPoints: number | null;
   sizeX: number | null;
   latencyX: number | null;
@@ -129,6 +132,8 @@ const EXPORT_COLUMNS: Array<[string, (x: ShownRow) => unknown]> = [
   ['pareto', (x) => x.onFront],
   ['front_rounds', (x) => x.frontRounds],
   ['rejected', (x) => x.rejected],
+  ['tags', (x) => (x.tags ?? []).join(';')],
+  ['note', (x) => x.note ?? ''],
 ];
 
 const csvCell = (v: unknown) => {

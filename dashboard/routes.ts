@@ -189,7 +189,12 @@ export function pageRoutes(db: Db, views: Views, artifacts: Artifacts, opts: Rou
     if (!c) return null;
     const q = parseRunQuery(req.query);
     const baseline = baselineOf(db, c.id);
-    return { c, rows: runsAll(db, c.id, q).map((x) => withDeltas(x, baseline)) };
+    const all = runsAll(db, c.id, q);
+    const notes = runNotes(
+      db,
+      all.map((x) => x.runId),
+    );
+    return { c, rows: all.map((x) => ({ ...withDeltas(x, baseline), tags: notes.get(x.runId)?.tags ?? [], note: notes.get(x.runId)?.note ?? '' })) };
   };
   r.get('/campaigns/:id/runs.json', (req, res) => {
     const x = exportRows(req, res);

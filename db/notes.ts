@@ -59,10 +59,9 @@ export function setRunNote(db: Db, runId: string, note: string, tagsText: string
 export function runNotes(db: Db, runIds: readonly string[]): Map<string, RunNote> {
   const out = new Map<string, RunNote>();
   if (runIds.length === 0) return out;
-  const q = db.prepare(`SELECT note, tags, updated_at AS updatedAt FROM run_notes WHERE run_id = ?`);
-  for (const id of runIds) {
-    const r = q.get(id) as { note: string; tags: string; updatedAt: string } | undefined;
-    if (r) out.set(id, { note: r.note, tags: splitTags(r.tags), updatedAt: r.updatedAt });
-  }
+  const rows = db
+    .prepare(`SELECT run_id AS runId, note, tags, updated_at AS updatedAt FROM run_notes WHERE run_id IN (SELECT value FROM json_each(?))`)
+    .all(JSON.stringify(runIds)) as Array<{ runId: string; note: string; tags: string; updatedAt: string }>;
+  for (const r of rows) out.set(r.runId, { note: r.note, tags: splitTags(r.tags), updatedAt: r.updatedAt });
   return out;
 }

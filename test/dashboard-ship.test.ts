@@ -292,6 +292,9 @@ describe('notes and tags', () => {
     // shown in the tables too
     const runs = await (await get(`/campaigns/${ID}`)).text();
     expect(runs).toMatch(/<span class="tag">ship-it<\/span>/);
+    const csv = (await (await get(`/campaigns/${ID}/runs.csv`)).text()).trim().split('\n');
+    expect(csv[0]).toMatch(/,tags,note$/);
+    expect(csv[1]).toContain(',keep;ship-it,');
     const cands = await (await get(`/campaigns/${ID}/candidates`)).text();
     expect(cands).toMatch(/<span class="tag">keep<\/span>/);
     // too long: a 400 naming the field

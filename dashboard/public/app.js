@@ -451,18 +451,19 @@
           nameTextStyle: { color: css('--fg') },
         };
       });
-      opt.parallel = { left: 60, right: 140, top: 50, bottom: 40, parallelAxisDefault: { areaSelectStyle: { width: 20 } } };
-      // colour: the run's dominant weight (the legend names each colour)
+      opt.parallel = { left: 60, right: 80, top: 70, bottom: 40, parallelAxisDefault: { areaSelectStyle: { width: 20 } } };
+      // colour: the run's dominant weight (the legend above names each colour)
       var dominant = ['accuracy', 'size', 'latency', 'energy'];
+      var colours = ['#3b82f6', '#22c55e', '#f59e0b', '#ef4444'];
       opt.visualMap = {
         type: 'piecewise',
         dimension: 9,
-        right: 5,
-        top: 'middle',
+        orient: 'horizontal',
+        top: 0,
+        left: 'center',
         pieces: dominant.map(function (name, i) {
-          return { value: i, label: 'mostly ' + name };
+          return { value: i, label: 'weight mostly on ' + name, color: colours[i] };
         }),
-        inRange: { color: ['#3b82f6', '#22c55e', '#f59e0b', '#ef4444'] },
         textStyle: { color: css('--fg') },
       };
       opt.series = [
