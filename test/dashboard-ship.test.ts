@@ -268,6 +268,31 @@ describe('ship a candidate', () => {
   });
 });
 
+describe('stages running now', () => {
+  it("show the liveness and progress a heartbeat reader gives (the CLI's; here a stand-in provider): worker lost, or progress with ETA", async () => {
+    const RUN = 'live-20261129-000000-abcd';
+    seedCampaign(db, { id: RUN, name: 'live', runs: 4, rounds: 2, running: 2, seed: 5 });
+    // a stand-in for the Temporal heartbeat reader: run-3's stage lost its worker, run-4's reports progress
+    const t = await serveDashboard(db, {
+      homeDir: home,
+      stageProgress: async (campaignId) => [
+        { runId: `${campaignId}/run-3`, round: 2, stage: 'finetune', liveness: 'lost' },
+        { runId: `${campaignId}/run-4`, round: 2, stage: 'finetune', liveness: 'running', progress: 'epoch 1/2, batch 40/157, 1234 samples/s', etaSeconds: 42 },
+      ],
+    });
+    closers.push(t.close);
+    const html = await (await fetch(`${t.base}/campaigns/${RUN}`)).text();
+    const rows = /<table id="running">[\s\S]*?<\/table>/.exec(html)![0];
+    expect(/run-3<\/a>[\s\S]*?<\/tr>/.exec(rows)![0]).toContain('worker lost — retrying when a worker polls');
+    const r4 = /run-4<\/a>[\s\S]*?<\/tr>/.exec(rows)![0];
+    expect(r4).toContain('epoch 1/2, batch 40/157, 1234 samples/s · ETA 42.0 s');
+    expect(r4).not.toContain('worker lost');
+    // without a reader: what SQLite says
+    const plain = await (await get(`/campaigns/${RUN}`)).text();
+    expect(/<table id="running">[\s\S]*?<\/table>/.exec(plain)![0]).not.toContain('worker lost');
+  });
+});
+
 describe('notes and tags', () => {
   const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)![1];
   const post = (url: string, body: Record<string, string>, headers: Record<string, string> = {}) =>
