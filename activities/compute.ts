@@ -154,6 +154,7 @@ export function createComputeActivities(home: string) {
           model = t.model;
           resumedFromStep = t.result.resumedFromStep;
           series.trainLoss = t.result.epochLoss;
+          series.batchLoss = t.result.batchLoss;
         } else {
           model = await start();
         }
@@ -447,7 +448,7 @@ export function createComputeActivities(home: string) {
             model: rel,
             resumedFromStep: t.result.resumedFromStep,
             metrics: { finetuneSteps: t.result.steps, samplesPerSecond: t.result.samplesPerSecond },
-            series: { trainLoss: t.result.epochLoss },
+            series: { trainLoss: t.result.epochLoss, batchLoss: t.result.batchLoss },
             artifacts: [{ kind: 'model', path: rel, ...saved }],
           };
         } finally {

@@ -68,6 +68,8 @@ export interface ParetoSummary {
   latencyEstimated: boolean;
   reference: ObjectiveValues;
   baseline: ObjectiveValues;
+  /** the campaign's hard limits (constraints.maxLatencyMs / maxBytes; absent when not set) */
+  limits: HardLimits;
   /** per run: the recommended model for its weight vector (lowest J(w) within the hard constraints) */
   recommendations: Array<{ runId: string; weights: Record<string, number>; pick: { runId: string; round: number } | null; objective: number | null }>;
 }
@@ -76,7 +78,7 @@ export interface ParetoSummary {
 const KEYS_2D: readonly ObjectiveKey[] = ['latencyMs', 'error'];
 
 /** What a campaign's analysis is computed under: the baseline, the reference point, the hard limits. */
-interface Setting {
+export interface Setting {
   baseline: ObjectiveValues;
   baselineRunId: string;
   baselineAccuracy: number | null;
@@ -87,7 +89,8 @@ interface Setting {
   constraints: string;
 }
 
-function settingOf(db: Db, campaignId: string): Setting | undefined {
+/** The campaign's setting (baseline, reference point, hard limits), or undefined before its baseline is measured. */
+export function settingOf(db: Db, campaignId: string): Setting | undefined {
   const c = getCampaign(db, campaignId);
   const baselineRunId = baselineRunOf(db, campaignId);
   if (!c || !baselineRunId) return undefined;
@@ -218,6 +221,7 @@ export function computePareto(db: Db, campaignId: string): ParetoSummary | undef
     latencyEstimated: s.latencyEstimated,
     reference: s.reference,
     baseline: s.baseline,
+    limits: s.limits,
     recommendations,
   };
 }
@@ -246,6 +250,7 @@ export function readPareto(db: Db, campaignId: string): ParetoSummary | undefine
     latencyEstimated: s.latencyEstimated,
     reference: stored.reference,
     baseline: s.baseline,
+    limits: s.limits,
     recommendations,
   };
 }

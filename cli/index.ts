@@ -8,9 +8,9 @@ import { VERSION } from '../platform/version';
 import { CampaignError, loadCampaignFile, parseWeightsOption } from '../campaign/load';
 import { checkModel } from '../campaign/model';
 import { describeSource, MODELS_DIR } from '../ml/keras';
-import { readPareto, recommendedModel } from '../analysis';
+import { budgetClauses, readPareto, recommendedModel } from '../analysis';
 import { campaignStatus, createCampaign, deleteCampaign, getCampaign, listCampaigns, openDb, runningStages, type Db } from '../db';
-import { formatPareto } from './pareto';
+import { applyBudget, formatPareto } from './pareto';
 import { createDashboard } from '../dashboard/server';
 import { EXPORT_FORMATS, exportModel, type CliExportFormat } from './export';
 import { KERAS_FAMILIES, type KerasFamily } from '../ml/tflite';
@@ -26,6 +26,12 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 function positiveInt(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`must be a whole number ≥ 1 (got "${v}")`);
+  return n;
+}
+
+function nonNegative(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`must be a number ≥ 0 (got "${v}")`);
   return n;
 }
 
@@ -265,15 +271,19 @@ program
   .argument('<campaign>', 'campaign id (see `prunewise ls`)')
   .addOption(homeOption())
   .option('--all', 'list every candidate, not only the front')
+  .option('--max-latency-ms <ms>', "budget: only candidates with a model latency ≤ ms (the dashboard's candidates filter latency<=ms)", nonNegative)
+  .option('--max-bytes <n>', 'budget: only candidates whose deployed weights are ≤ n bytes (filter bytes<=n)', nonNegative)
+  .option('--min-accuracy <fraction>', 'budget: only candidates with test accuracy ≥ fraction, e.g. 0.85 (filter accuracy>=fraction)', nonNegative)
   .option(
     '--json',
-    'machine-readable: { campaignId, points[], front, frontDistinct, front2d, hypervolume, hypervolumeApprox, reference, baseline, recommendations[] }',
+    'machine-readable: { campaignId, points[], front, frontDistinct, front2d, hypervolume, hypervolumeApprox, reference, baseline, limits, recommendations[], budget? }',
   )
-  .action((id: string, o: { home?: string; json?: boolean; all?: boolean }) => {
+  .action((id: string, o: { home?: string; json?: boolean; all?: boolean; maxLatencyMs?: number; maxBytes?: number; minAccuracy?: number }) => {
     const db = openExisting(resolveHome(o.home));
     requireCampaign(db, id);
-    const p = readPareto(db, id); // a read: the stored analysis (kept by the store activity), or a read-only full computation
-    if (!p) throw new CliError(`campaign "${id}" has no measured baseline yet: nothing to compare (see \`prunewise status ${id}\`)`);
+    const whole = readPareto(db, id); // a read: the stored analysis (kept by the store activity), or a read-only full computation
+    if (!whole) throw new CliError(`campaign "${id}" has no measured baseline yet: nothing to compare (see \`prunewise status ${id}\`)`);
+    const p = applyBudget(whole, budgetClauses(o)); // the same rule as the dashboard's candidates view
     console.log(o.json ? JSON.stringify(p, null, 2) : formatPareto(p, !!o.all));
   });
 
@@ -351,18 +361,24 @@ program
   )
   .addOption(homeOption())
   .option('--port <n>', 'port (0: any free one)', (v) => (v === '0' ? 0 : positiveInt(v)), 8787)
-  .option('--host <host>', 'interface to bind (127.0.0.1: this machine only)', '127.0.0.1')
-  .action(async (o: { home?: string; port: number; host: string }) => {
+  .option('--host <host>', 'interface to bind (127.0.0.1: this machine only; any other asks for the access token printed at start)', '127.0.0.1')
+  .option('--read-only', 'refuse every write (notes and tags on run pages)')
+  .action(async (o: { home?: string; port: number; host: string; readOnly?: boolean }) => {
     const home = resolveHome(o.home);
     const db = openExisting(home);
-    const app = createDashboard(db, { homeDir: home.dir });
+    // off this machine, every request must carry a token (env PRUNEWISE_DASHBOARD_TOKEN fixes one, else a fresh one)
+    const loopback = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(o.host);
+    const token = loopback ? undefined : process.env.PRUNEWISE_DASHBOARD_TOKEN || crypto.randomBytes(18).toString('base64url');
+    const app = createDashboard(db, { homeDir: home.dir, readOnly: !!o.readOnly, token });
     const server = app.listen(o.port, o.host);
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
       server.once('error', (e: NodeJS.ErrnoException) => reject(new CliError(`--port: cannot listen on ${o.host}:${o.port} (${e.code}): pick another port`)));
     });
     const addr = server.address() as { port: number };
-    console.log(`dashboard: http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${addr.port}/  (home ${home.dir}; Ctrl-C stops it)`);
+    const url = `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${addr.port}/${token ? `?token=${token}` : ''}`;
+    console.log(`dashboard: ${url}  (home ${home.dir}${o.readOnly ? '; read-only' : ''}; Ctrl-C stops it)`);
+    if (token) console.log(`--host ${o.host} is reachable from other machines: every request needs the token above (open this URL once; it sets a cookie)`);
     await new Promise<void>((resolve) => {
       const stop = () => {
         app.closeStreams();

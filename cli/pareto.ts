@@ -1,5 +1,5 @@
 // `prunewise pareto`: the campaign's Pareto front as a table (or the JSON contract).
-import type { ParetoSummary } from '../analysis';
+import { formatBudget, withinBudget, type BudgetClause, type ParetoSummary } from '../analysis';
 
 const w = (x: Record<string, number> | null) => (x ? `${x.accuracy}/${x.size}/${x.latency}/${x.energy}` : 'baseline');
 
@@ -10,11 +10,40 @@ const w = (x: Record<string, number> | null) => (x ? `${x.accuracy}/${x.size}/${
 const speedup = (p: ParetoSummary, x: ParetoSummary['points'][number]) =>
   x.round > 0 && x.values.latencyMs === p.baseline.latencyMs && !p.latencyEstimated ? '≈ base' : `${(p.baseline.latencyMs / x.values.latencyMs).toFixed(2)}×`;
 
-export function formatPareto(p: ParetoSummary, all: boolean): string {
+/**
+ * The summary restricted to a budget (`--max-latency-ms`, `--max-bytes`, `--min-accuracy`): only the
+ * candidates within it, and per run's weight vector the recommended one among them — the same
+ * function (analysis `withinBudget`) as the dashboard's candidates view, so both agree.
+ */
+export function applyBudget(p: ParetoSummary, clauses: BudgetClause[]): ParetoSummary & { budget?: string; allCandidates?: number } {
+  if (clauses.length === 0) return p;
+  const r = withinBudget(
+    p.points,
+    clauses,
+    p,
+    p.recommendations.map((x) => ({ runId: x.runId, k: 0, weights: x.weights })),
+  );
+  const fit = new Set(r.points);
+  return {
+    ...p,
+    budget: formatBudget(clauses),
+    allCandidates: p.points.length,
+    points: p.points.filter((x) => fit.has(x)),
+    recommendations: r.recommendations.map((x) => ({
+      runId: x.runId,
+      weights: x.weights,
+      pick: x.pick ? { runId: x.pick.runId, round: x.pick.round } : null,
+      objective: x.objective,
+    })),
+  };
+}
+
+export function formatPareto(p: ParetoSummary & { budget?: string; allCandidates?: number }, all: boolean): string {
   const lines: string[] = [];
-  const shown = all ? p.points : p.points.filter((x) => x.onFront);
+  const shown = all || p.budget ? p.points : p.points.filter((x) => x.onFront);
+  if (p.budget) lines.push(`budget ${p.budget}: ${p.points.length} candidate(s) fit (front flags are the whole campaign's)`);
   lines.push(
-    `${p.points.length} candidate models (the baseline and every completed round); ${p.front} on the front (${p.frontDistinct} distinct), ${p.front2d} on the error-vs-latency front`,
+    `${p.allCandidates ?? p.points.length} candidate models (the baseline and every completed round); ${p.front} on the front (${p.frontDistinct} distinct), ${p.front2d} on the error-vs-latency front`,
   );
   lines.push(
     `hypervolume ${p.hypervolumeApprox ? '≈' : ''}${p.hypervolume.toFixed(4)} (objectives divided by the reference: baseline size, latency and energy; baseline validation error + the allowed drop = ${(p.reference.error * 100).toFixed(2)} %)`,
@@ -36,11 +65,11 @@ export function formatPareto(p: ParetoSummary, all: boolean): string {
     );
   }
   lines.push('');
-  lines.push('recommended model per weight vector (lowest J(w) within the hard constraints):');
+  lines.push(`recommended model per weight vector (lowest J(w) within the hard constraints${p.budget ? ' and the budget' : ''}):`);
   for (const r of p.recommendations) {
     const pick = r.pick ? p.points.find((x) => x.runId === r.pick!.runId && x.round === r.pick!.round) : undefined;
     lines.push(
-      `  ${w(r.weights).padEnd(20)} → ${pick ? `run ${pick.k} round ${pick.round} (${pick.runId})  J ${r.objective!.toFixed(3)}` : 'none within the constraint'}`,
+      `  ${w(r.weights).padEnd(20)} → ${pick ? `run ${pick.k} round ${pick.round} (${pick.runId})  J ${r.objective!.toFixed(3)}` : `none within the constraints${p.budget ? ' and the budget' : ''}`}`,
     );
   }
   return lines.join('\n');

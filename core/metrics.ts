@@ -67,7 +67,9 @@ export const CHANNELS_PREFIX = 'channels.';
 
 /** Series (per training step): key → unit. */
 export const SERIES = {
-  trainLoss: 'mean training loss per epoch, keyed by the optimizer step that ended the epoch',
+  trainLoss: 'mean training loss per epoch, keyed by the epoch number (1, 2, …)',
+  batchLoss:
+    'training loss per batch, bounded to at most 200 points: the mean over each group of ceil(steps / 200) consecutive batches, keyed by the last optimizer step of the group',
 } as const;
 export type SeriesKey = keyof typeof SERIES;
 

@@ -19,6 +19,8 @@ export interface Artifacts {
   files(rel: string): ArtifactFile[];
   /** GET /artifacts/*file */
   download(req: Request, res: Response): void;
+  /** the absolute path of an existing home-relative file inside the artifacts folder (reading manifests), else undefined */
+  absolute(rel: string): string | undefined;
 }
 
 /** `homeDir` undefined: nothing is listed or served. */
@@ -65,5 +67,11 @@ export function createArtifacts(db: Db, homeDir: string | undefined): Artifacts 
     res.download(abs, path.basename(abs));
   };
 
-  return { files, download };
+  const absolute = (rel: string): string | undefined => {
+    if (!homeDir) return undefined;
+    const abs = path.resolve(homeDir, rel);
+    return inside(abs) && fs.existsSync(abs) && fs.statSync(abs).isFile() ? abs : undefined;
+  };
+
+  return { files, download, absolute };
 }

@@ -9,6 +9,9 @@ import { queryString } from './query';
 // ------------------------------------------------------------------ against the baseline
 
 export interface ShownRow extends RunTableRow {
+  /** people's tags and note for the run (dashboard run page) */
+  tags?: string[];
+  note?: string;
   deltaPoints: number | null;
   sizeX: number | null;
   latencyX: number | null;
@@ -129,6 +132,8 @@ const EXPORT_COLUMNS: Array<[string, (x: ShownRow) => unknown]> = [
   ['pareto', (x) => x.onFront],
   ['front_rounds', (x) => x.frontRounds],
   ['rejected', (x) => x.rejected],
+  ['tags', (x) => (x.tags ?? []).join(';')],
+  ['note', (x) => x.note ?? ''],
 ];
 
 const csvCell = (v: unknown) => {
@@ -160,7 +165,7 @@ export function runRounds(d: RunDetail, b: BaselineRow | undefined) {
             state: 'completed',
             objective: null,
             label: 'baseline',
-            point: { accuracy: b.accuracy, valError: b.valError, bytes: b.bytes, latencyMs: b.latencyMs, energyJ: b.energyJ, onFront: true, violates: '' },
+            point: { accuracy: b.accuracy, valError: b.valError, bytes: b.bytes, latencyMs: b.latencyMs, energyJ: b.energyJ, onFront: b.onFront, violates: '' },
             flops: b.flops,
             params: b.params,
           },
@@ -209,15 +214,27 @@ export function differingSettings(settings: Array<Record<string, string>>): Arra
     .map((k) => ({ key: k, values: settings.map((s) => (s[k] === undefined ? '—' : s[k].replace(/^"(.*)"$/, '$1'))) }));
 }
 
-/** One card per run: its best round (as in the runs table) against its campaign's baseline. */
-export function compareCards(runs: RunDetail[], baselines: Map<string, BaselineRow | undefined>) {
-  return runs.map((r) => {
-    const best = r.rounds.find((x) => x.round === r.bestRound);
+/**
+ * One card per selected run: the round selected (a candidate), else its best round (as in the runs
+ * table), with absolute values and against its campaign's baseline. Labels carry the campaign's
+ * name when the runs come from more than one campaign.
+ */
+export function compareCards(runs: RunDetail[], baselines: Map<string, BaselineRow | undefined>, rounds: Array<number | undefined> = []) {
+  const many = new Set(runs.map((r) => r.campaignId)).size > 1;
+  return runs.map((r, i) => {
+    const chosen = rounds[i] ?? (r.kind === 'baseline' ? 0 : r.bestRound);
+    const best = r.rounds.find((x) => x.round === chosen);
+    const who = r.kind === 'baseline' ? 'baseline' : `run-${r.k}`;
     return {
       runId: r.runId,
-      label: `${r.campaignId === runs[0].campaignId ? '' : `${r.campaignName} `}run-${r.k}`,
+      campaignId: r.campaignId,
+      campaignName: r.campaignName,
+      label: `${many ? `${r.campaignName} ` : ''}${who}${rounds[i] !== undefined && r.kind !== 'baseline' ? ` r${rounds[i]}` : ''}`,
       state: r.state,
       bestRound: best?.round ?? null,
+      selectedRound: rounds[i] !== undefined,
+      point: best?.point ?? null,
+      flops: best?.metrics.flops ?? null,
       ...vsBaseline(best?.point, baselines.get(r.campaignId)),
       objective: best?.objective ?? null,
     };
@@ -276,5 +293,6 @@ export function registerHelpers(hb: typeof Handlebars): void {
       ),
   );
   hb.registerHelper('time', (iso: string | null) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, ' UTC') : '—'));
+  hb.registerHelper('times', (a: number, b: number) => a * b);
   hb.registerHelper('ms', (v: number | null) => (num(v) ? (v! >= 1000 ? `${(v! / 1000).toFixed(1)} s` : `${v!.toFixed(0)} ms`) : '—'));
 }

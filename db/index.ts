@@ -7,3 +7,4 @@ export * from './write';
 export * from './read';
 export * from './views';
 export * from './pareto';
+export * from './notes';

@@ -172,4 +172,13 @@ export const MIGRATIONS: string[] = [
   `
   ALTER TABLE campaigns ADD COLUMN latency_table_sha256 TEXT;
   `,
+  // 8: notes and tags per run, written by people on the dashboard's run page (the one thing the dashboard writes)
+  `
+  CREATE TABLE run_notes (
+    run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    note TEXT NOT NULL DEFAULT '',
+    tags TEXT NOT NULL DEFAULT '',
+    updated_at TEXT NOT NULL
+  );
+  `,
 ];

@@ -146,6 +146,8 @@ export interface BaselineRow {
   params: number | null;
   flops: number | null;
   latencyEstimated: boolean;
+  /** whether the baseline is on the campaign's Pareto front (a pruned model may dominate it) */
+  onFront: boolean;
   /** the baseline's 8-bit variant (stock tfjs uint8): what 8-bit candidates are compared with; null for campaigns before it was measured */
   int8: { accuracy: number; bytes: number; energyJ: number } | null;
 }
@@ -153,17 +155,17 @@ export interface BaselineRow {
 export function baselineOf(db: Db, campaignId: string): BaselineRow | undefined {
   const p = db
     .prepare(
-      `SELECT p.run_id AS runId, p.accuracy, p.val_error AS valError, p.bytes, p.latency_ms AS latencyMs, p.energy_j AS energyJ
+      `SELECT p.run_id AS runId, p.accuracy, p.val_error AS valError, p.bytes, p.latency_ms AS latencyMs, p.energy_j AS energyJ, p.on_front AS onFront
        FROM pareto_points p JOIN runs r ON r.id = p.run_id WHERE p.campaign_id = ? AND r.kind = 'baseline'`,
     )
-    .get(campaignId) as Omit<BaselineRow, 'params' | 'flops' | 'latencyEstimated' | 'int8'> | undefined;
+    .get(campaignId) as (Omit<BaselineRow, 'params' | 'flops' | 'latencyEstimated' | 'int8' | 'onFront'> & { onFront: number }) | undefined;
   if (!p) return undefined;
   const m = metricMap(db, p.runId, 0);
   const int8 =
     m.int8Accuracy !== undefined && m.int8Bytes !== undefined && m.energyJEstimatedInt8 !== undefined
       ? { accuracy: m.int8Accuracy, bytes: m.int8Bytes, energyJ: m.energyJEstimatedInt8 }
       : null;
-  return { ...p, params: m.params ?? null, flops: m.flops ?? null, latencyEstimated: m.latencyEstimated === 1, int8 };
+  return { ...p, onFront: p.onFront === 1, params: m.params ?? null, flops: m.flops ?? null, latencyEstimated: m.latencyEstimated === 1, int8 };
 }
 
 export interface CampaignOverview {

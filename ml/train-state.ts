@@ -25,6 +25,10 @@ export interface TrainState {
   epochLoss: Array<[number, number]>;
   lossSum: number;
   lossCount: number;
+  /** mean loss per group of consecutive batches so far ([last step of the group, mean]) and the open group's sum and count (absent in older checkpoints) */
+  batchLoss?: Array<[number, number]>;
+  batchSum?: number;
+  batchCount?: number;
   optimizer: AdamState;
 }
 

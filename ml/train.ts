@@ -28,6 +28,9 @@ export function crossEntropy(probs: tf.Tensor, ys: tf.Tensor): tf.Scalar {
  */
 export const TRAIN_SHARD_SIZE = 32;
 
+/** At most this many points in a training's per-batch loss series (`batchLoss`: each the mean over a group of consecutive batches). */
+export const MAX_BATCH_LOSS_POINTS = 200;
+
 export interface TrainOptions {
   epochs: number;
   batchSize: number;
@@ -60,6 +63,11 @@ export interface TrainResult {
   resumedFromStep: number;
   /** mean training loss per epoch: every epoch so far, also those before a resume with `resume` */
   epochLoss: Array<[number, number]>;
+  /**
+   * training loss per batch, bounded: [the last step of a group of ceil(totalSteps / MAX_BATCH_LOSS_POINTS)
+   * consecutive batches, their mean loss]; every group so far, also those before a resume with `resume`
+   */
+  batchLoss: Array<[number, number]>;
   samplesPerSecond: number;
   /** threads that trained (1 = this thread alone) */
   threads: number;
@@ -94,6 +102,10 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
   const epochLoss: Array<[number, number]> = [];
   let lossSum = 0;
   let lossCount = 0;
+  const batchLoss: Array<[number, number]> = [];
+  const groupSteps = Math.max(1, Math.ceil(totalSteps / MAX_BATCH_LOSS_POINTS));
+  let batchSum = 0;
+  let batchCount = 0;
   if (opts.resume) {
     const r = opts.resume;
     const want = { seed: opts.seed, batchSize: opts.batchSize, learningRate: opts.learningRate, shardSize, n: data.n, labels };
@@ -104,6 +116,9 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
     epochLoss.push(...r.epochLoss.map(([e, l]) => [e, l] as [number, number]));
     lossSum = r.lossSum;
     lossCount = r.lossCount;
+    batchLoss.push(...(r.batchLoss ?? []).map(([e, l]) => [e, l] as [number, number]));
+    batchSum = r.batchSum ?? 0;
+    batchCount = r.batchCount ?? 0;
   }
   const startStep = Math.min(opts.resume?.step ?? opts.startStep ?? 0, totalSteps);
   const backend = tf.getBackend();
@@ -121,6 +136,9 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
     epochLoss: epochLoss.map(([e, l]) => [e, l] as [number, number]),
     lossSum,
     lossCount,
+    batchLoss: batchLoss.map(([e, l]) => [e, l] as [number, number]),
+    batchSum,
+    batchCount,
     optimizer: optimizer.state(),
   });
   const t0 = performance.now();
@@ -135,8 +153,15 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
         const loss = await shardedStep(ctx, order, start, end, step);
         lossSum += loss;
         lossCount++;
+        batchSum += loss;
+        batchCount++;
         samples += end - start;
         step++;
+        if (step % groupSteps === 0 || step === totalSteps) {
+          batchLoss.push([step, batchSum / batchCount]);
+          batchSum = 0;
+          batchCount = 0;
+        }
         await opts.onStep?.(step, totalSteps, loss);
         const epochEnd = b === stepsPerEpoch - 1;
         if (epochEnd) {
@@ -154,7 +179,7 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
     releaseReplicas(replicas);
   }
   const seconds = (performance.now() - t0) / 1000;
-  return { steps: step, resumedFromStep: startStep, epochLoss, samplesPerSecond: seconds > 0 ? samples / seconds : 0, threads };
+  return { steps: step, resumedFromStep: startStep, epochLoss, batchLoss, samplesPerSecond: seconds > 0 ? samples / seconds : 0, threads };
 }
 
 /** The layers whose training-mode forward pass has state or randomness: batch norm, dropout. */

@@ -77,9 +77,10 @@ async function open(ctx: BrowserContext): Promise<{ page: Page; watch: Watch }> 
 const VIEWS: Array<[string, string, string | null]> = [
   ['campaigns', '/', null],
   ['campaign', `/campaigns/${DEMO}`, null],
+  ['candidates', `/campaigns/${DEMO}/candidates?filter=${encodeURIComponent('latency<=0.5,accuracy>=0.86')}`, null],
   ['tradeoff', `/campaigns/${DEMO}/tradeoff`, '#tradeoff-chart[data-ready]'],
   ['parallel', `/campaigns/${DEMO}/parallel`, '#parallel-chart[data-ready]'],
-  ['compare', `/compare?runs=${DEMO}/run-4,${DEMO}/run-9,${DEMO}/run-15`, '#compare-flops canvas'],
+  ['compare', `/compare?runs=${DEMO}/run-4,${DEMO}/run-9@2,${XSS}/run-1`, '#compare-flops canvas'],
   ['run', `/runs/${DEMO}/run-4`, '#run-rounds-chart canvas'],
 ];
 
@@ -205,7 +206,7 @@ describe('dashboard in Chromium', () => {
     });
     await page.waitForFunction((b) => document.querySelector('#runs-part p')?.textContent !== b, before);
     expect(page.url()).toContain('filter=accuracy%3E%3D0.875%2Caccuracy%3C%3D0.9');
-    const accs = await page.$$eval('#runs tbody tr[data-run] td:nth-child(7)', (tds) => tds.map((t) => parseFloat(t.textContent!)));
+    const accs = await page.$$eval('#runs tbody tr[data-run] td:nth-child(8)', (tds) => tds.map((t) => parseFloat(t.textContent!)));
     expect(accs.length).toBeGreaterThan(0);
     for (const a of accs) expect(a).toBeGreaterThanOrEqual(87.5);
     expect(await page.getAttribute('#parallel-link', 'href')).toContain('/runs?');
@@ -242,6 +243,116 @@ describe('dashboard in Chromium', () => {
     await page.click('#theme-toggle'); // dark → system
     expect(await page.getAttribute('html', 'data-theme')).toBeNull();
     expect(watch.problems).toEqual([]);
+    await ctx.close();
+  });
+
+  it('candidates view: a budget typed in the filter keeps only the models inside it, highlights the recommendation, and draws the budget on the trade-off chart', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const { page, watch } = await open(ctx);
+    const all = (await (await fetch(`${base}/campaigns/${DEMO}/candidates.json`)).json()) as {
+      candidates: Array<{ latencyMs: number; bytes: number; violates: string[] }>;
+    };
+    // a bound that leaves models within the hard constraints (heavily pruned ones break the accuracy limit)
+    const okLats = all.candidates.filter((c) => c.violates.length === 0).map((c) => c.latencyMs);
+    const lat = okLats.sort((a, b) => a - b)[Math.floor(okLats.length / 2)];
+    await page.goto(`${base}/campaigns/${DEMO}/candidates`);
+    await page.click('nav.tabs a:text-is("candidates")');
+    await page.fill('#filter', `latency<=${lat}`);
+    await page.click('form.filter button[type="submit"]');
+    await page.waitForURL(/filter=latency%3C%3D/);
+    const count = await page.textContent('#candidates-count');
+    const n = Number(/^(\d+) of (\d+) candidates fit/.exec(count!.trim())![1]);
+    expect(n).toBe(all.candidates.filter((c) => c.latencyMs <= lat).length);
+    expect(n).toBeGreaterThan(100); // several rounds per run, not one row per run
+    // every row on screen is inside the budget (latency column, ms)
+    const lats = await page.$$eval('#candidates tbody tr td:nth-child(7)', (tds) => tds.map((t) => parseFloat(t.textContent!)));
+    expect(lats.length).toBe(100);
+    for (const l of lats) expect(l).toBeLessThanOrEqual(lat + 5e-4);
+    // sort by size: the column header link keeps the budget
+    await page.click('#candidates thead a:text-is("size")');
+    await page.waitForURL(/sort=bytes/);
+    expect(page.url()).toContain('filter=latency');
+    // the recommendation per weight vector is highlighted in the table when it is on this page
+    const picks = await page.$$eval('#recommended a[data-pick]', (as) => as.map((a) => a.getAttribute('data-pick')));
+    expect(picks.length).toBeGreaterThan(0);
+    // narrowed to the first pick's run (a subset holding the pick: it stays the lowest J there), its row is highlighted
+    const k = /run-(\d+)@/.exec(picks[0]!)![1];
+    await page.goto(`${base}/campaigns/${DEMO}/candidates?filter=${encodeURIComponent(`latency<=${lat},run=${k}`)}`);
+    const highlighted = await page.$$eval('#candidates tr.recommended-row', (trs) => trs.map((t) => t.getAttribute('data-candidate')));
+    expect(highlighted).toContain(picks[0]);
+    expect(await page.textContent(`#candidates tr[data-candidate="${picks[0]}"]`)).toContain('★ recommended for');
+    await page.goto(`${base}/campaigns/${DEMO}/candidates?filter=${encodeURIComponent(`latency<=${lat}`)}`);
+    // the budget on the trade-off chart: a dashed line at the latency bound, dominated points toggled off and on
+    await page.click('a:text-is("Show the budget on the trade-off chart")');
+    await page.waitForSelector('#tradeoff-chart[data-ready]');
+    expect(await page.getAttribute('#tradeoff-chart', 'data-budget-lines')).toBe('1');
+    expect(await page.textContent('#tradeoff-count')).toContain(`${n} within the budget`);
+    const dominatedShown = () =>
+      page.evaluate(() => {
+        const chart = (window as unknown as { echarts: { getInstanceByDom: (e: HTMLElement) => any } }).echarts.getInstanceByDom(
+          document.getElementById('tradeoff-chart')!,
+        );
+        return chart.getOption().legend[0].selected.dominated;
+      });
+    expect(await dominatedShown()).toBe(true);
+    await page.uncheck('#show-dominated');
+    expect(await dominatedShown()).toBe(false);
+    expect(page.url()).toContain('dominated=0');
+    expect(watch.problems).toEqual([]);
+    await ctx.close();
+  });
+
+  it('compare from a selection: checked rows → compare, absolute values and deltas, readable for two campaigns', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+    const { page, watch } = await open(ctx);
+    await page.goto(`${base}/campaigns/${DEMO}/runs?sort=run&dir=asc`);
+    await page.check('#runs tr[data-run="2"] input[type="checkbox"]');
+    await page.check('#runs tr[data-run="5"] input[type="checkbox"]');
+    await page.check('#runs tr.baseline input[type="checkbox"]');
+    await page.click('#compare-selected');
+    await page.waitForURL(/\/compare\?/);
+    await page.waitForSelector('#compare-flops canvas');
+    const labels = await page.$$eval('#objectives tbody tr td:first-child', (tds) => tds.map((t) => t.textContent));
+    expect(labels).toEqual(['baseline', 'run-2', 'run-5']);
+    // absolute values beside the deltas: test accuracy in %, size in KB, latency in ms
+    const first = await page.$$eval('#objectives tbody tr:nth-child(2) td', (tds) => tds.map((t) => t.textContent));
+    expect(first[4]).toMatch(/^\d+\.\d\d %$/);
+    expect(first[6]).toMatch(/KB$/);
+    expect(first[8]).toMatch(/ms$/);
+    // candidates of two campaigns (one named like an attack): everything fits the window, the name stays text
+    await page.goto(`${base}/campaigns/${XSS}/candidates`);
+    await page.check(`#candidates tr[data-candidate="${XSS}/run-1@2"] input`);
+    await page.check(`#candidates tr[data-candidate="${XSS}/run-2@1"] input`);
+    await page.click('#compare-selected');
+    await page.waitForURL(/\/compare\?/);
+    expect((await page.$$eval('#objectives tbody tr td:first-child', (tds) => tds.map((t) => t.textContent))).sort()).toEqual(['run-1 r2', 'run-2 r1']);
+    await page.goto(`${base}/compare?runs=${DEMO}/run-4,${DEMO}/run-9@2,${XSS}/run-1@1`);
+    await page.waitForSelector('#compare-latency canvas');
+    expect(await page.textContent('#objectives')).toContain(`${XSS_NAME} run-1 r1`);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+    expect(watch.problems).toEqual([]);
+    await ctx.close();
+  });
+
+  it('a note with an HTML payload is saved from the run page and shown as text, with its tags in the runs table', async () => {
+    const ctx = await browser.newContext();
+    const { page, watch } = await open(ctx);
+    const payload = '<img src=x onerror="alert(1)"><b>bold?</b> </textarea><script>alert(2)</script>';
+    await page.goto(`${base}/runs/${DEMO}/run-7`);
+    await page.click('#note-edit summary');
+    await page.fill('#note-input', payload);
+    await page.fill('#tags-input', 'keep, <i>tag</i>');
+    await page.click('#note-save');
+    await page.waitForURL(/run-7#notes$/);
+    expect(await page.textContent('#note-text')).toBe(payload);
+    expect(await page.$$eval('#note-tags .tag', (ts) => ts.map((t) => t.textContent))).toEqual(['keep', '<i>tag</i>']);
+    expect(await page.$('#notes img')).toBeNull();
+    expect(await page.$('#notes b')).toBeNull();
+    expect(await page.inputValue('#note-input')).toBe(payload); // the form holds it again, intact
+    expect(await page.textContent('#note-edit summary')).toBe('edit the note and tags');
+    await page.goto(`${base}/campaigns/${DEMO}/runs?sort=run&dir=asc`);
+    expect(await page.$$eval('#runs tr[data-run="7"] .tag', (ts) => ts.map((t) => t.textContent))).toEqual(['keep', '<i>tag</i>']);
+    expect(watch.problems).toEqual([]); // no dialog opened, no CSP violation
     await ctx.close();
   });
 

@@ -102,12 +102,16 @@ describe('dashboard over HTTP', () => {
 
   it('runs table: baseline pinned first, one row per run at its best round, deltas, Pareto badges, sort links', async () => {
     const html = await (await get(`/campaigns/${ID}?sort=bytes&dir=asc`)).text();
-    expect(html).toMatch(/<tr class="baseline"><td><a href="\/runs\/[^"]+\/baseline">baseline<\/a>/);
+    expect(html).toMatch(
+      /<tr class="baseline"><td><input type="checkbox" name="runs" value="[^"]+\/baseline"[^>]*><\/td><td><a href="\/runs\/[^"]+\/baseline">baseline<\/a>/,
+    );
     expect(html.indexOf('class="baseline"')).toBeLessThan(html.indexOf('data-run='));
     expect(runsOn(html)).toEqual([1, 2]); // run 1's best round is 1 000 bytes, run 2's 3 000
     // run 1 best J is round 2 (86.0 % vs baseline 88.0 %: -2.00 pts, 4 000 / 1 000 bytes: 4.00×); run 2 round 1 (-1.00, 1.33×)
     expect([...html.matchAll(/<td>(-?\d+\.\d\d)<\/td><td>(\d+\.\d\d)×<\/td>/g)].map((m) => `${m[1]} ${m[2]}`)).toEqual(['-2.00 4.00', '-1.00 1.33']);
-    expect((html.match(/class="badge">front/g) ?? []).length).toBe(1); // run 1 (run 2's only round is dominated)
+    // run 1, and the baseline (the lowest validation error); run 2's only round is dominated
+    expect((html.match(/class="badge">front/g) ?? []).length).toBe(2);
+    expect(html).toMatch(/<td class="text">completed<\/td><td class="text"><span class="badge">front<\/span><\/td>/); // the baseline's row
     expect(html).toContain('href="?sort&#x3D;bytes&amp;dir&#x3D;desc"'); // handlebars escapes = and &
   });
 
@@ -219,7 +223,15 @@ describe('dashboard over HTTP', () => {
     expect(html).not.toContain('<code>weights.accuracy</code>'); // both 0.6
     expect(html).not.toContain('<code>spec.constraints.maxAccuracyDrop</code>'); // same campaign
     // best rounds as in the runs table, with Δ points against the baseline (run 1 round 2: 86.0 vs 88.0 %)
-    expect(html).toMatch(/run-1<\/a><\/td><td class="text">completed<\/td><td>2<\/td><td>-2\.00<\/td><td>4\.00×<\/td>/);
+    // absolute values beside the deltas (run 1 round 2: 86.00 %, 1 000 bytes, 5 ms)
+    expect(html).toMatch(
+      /run-1<\/a><\/td><td class="text wrap">dash<\/td><td class="text">completed<\/td><td>2<\/td><td>86\.00 %<\/td><td>-2\.00<\/td><td>1\.0 KB<\/td><td>4\.00×<\/td><td>5\.000 ms<\/td><td>2\.00×<\/td>/,
+    );
+    // a selection of checked rows (the form sends runs=…&runs=…), one of them a candidate round of its run
+    const sel = await (await get(`/compare?runs=${ID}/run-1@1&runs=${ID}/run-2&runs=${ID}/baseline`)).text();
+    expect(sel).toMatch(/run-1 r1<\/a><\/td><td class="text wrap">dash<\/td><td class="text">completed<\/td><td>1<\/td><td>87\.50 %<\/td>/);
+    expect(sel).toMatch(/>baseline<\/a><\/td><td class="text wrap">dash<\/td><td class="text">completed<\/td><td>0<\/td><td>88\.00 %<\/td><td>\+0\.00<\/td>/);
+    expect((await get(`/compare?runs=${ID}/run-1@7&runs=${ID}/run-2`)).status).toBe(400); // no such round
   });
 
   it('streams a change event when another connection writes', async () => {
@@ -250,6 +262,23 @@ describe('prunewise dashboard', () => {
       await stop(child);
     }
     expect(child.exitCode).toBe(0);
+    // off loopback (here all interfaces): a token printed at start guards every request; --read-only refuses notes
+    const open = startCli(env, ['dashboard', '--port', '0', '--host', '0.0.0.0', '--read-only']);
+    try {
+      const [, port, token] = await waitFor('the URL', () => open.out().match(/dashboard: http:\/\/0\.0\.0\.0:(\d+)\/\?token=([\w-]+)/), 30_000);
+      expect(open.out()).toContain('every request needs the token above');
+      const at = `http://127.0.0.1:${port}`;
+      expect((await fetch(`${at}/`)).status).toBe(401);
+      const first = await fetch(`${at}/?token=${token}`, { redirect: 'manual' });
+      expect(first.status).toBe(303);
+      const run = await fetch(`${at}/runs/${ID}/run-1`, { headers: { Authorization: `Bearer ${token}` } });
+      expect(run.status).toBe(200);
+      const html = await run.text();
+      expect(html).not.toContain('id="note-form"');
+      expect(html).toContain('--read-only');
+    } finally {
+      await stop(open);
+    }
     const bad = await cli(env, ['dashboard', '--port', 'http']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain("option '--port <n>' argument 'http' is invalid");

@@ -122,6 +122,9 @@ describe('a resumed train continues bit for bit', () => {
     });
     expect(saved).toEqual([3, 5, 6, 9, 10]);
     expect(full.epochLoss.map(([e]) => e)).toEqual([1, 2]);
+    // per-batch loss: 10 steps ≤ MAX_BATCH_LOSS_POINTS, so one point per batch, keyed by its step
+    expect(full.batchLoss.map(([s]) => s)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(full.batchLoss.slice(0, 5).reduce((a, [, l]) => a + l, 0) / 5).toBeCloseTo(full.epochLoss[0][1], 6);
     for (const k of [3, 5, 6]) {
       const resumedModel = await loadModel(path.join(dir, `step-${k}`));
       const state: TrainState = readTrainState(path.join(dir, `step-${k}`));
@@ -131,6 +134,7 @@ describe('a resumed train continues bit for bit', () => {
       expect(r.steps).toBe(10);
       expectSameBytes(resumedModel, whole);
       expect(r.epochLoss).toEqual(full.epochLoss); // the first epoch's point is kept
+      expect(r.batchLoss).toEqual(full.batchLoss); // and the batches' before the resume
       resumedModel.dispose();
     }
     // a state for another training is refused, not silently used
@@ -175,6 +179,7 @@ describe('a resumed train continues bit for bit', () => {
       expect(resumed.result.resumedFromStep).toBe(4);
       expectSameBytes(resumed.model, uninterrupted.model);
       expect(resumed.result.epochLoss).toEqual(uninterrupted.result.epochLoss);
+      expect(resumed.result.batchLoss).toEqual(uninterrupted.result.batchLoss);
       expect(resumed.result.epochLoss).toHaveLength(2);
       resumed.model.dispose();
       expect(tf.memory().numTensors).toBe(n0); // training left nothing behind; the loaded model's tensors went with it

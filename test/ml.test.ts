@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  MAX_BATCH_LOSS_POINTS,
   buildZooModel,
   evaluate,
   initBackend,
@@ -134,6 +135,27 @@ describe('training, checkpoints and artifacts', () => {
     expect(resumed.resumedFromStep).toBe(perEpoch + 3);
     expect(first).toBe(perEpoch + 4);
     expect(resumed.steps).toBe(2 * perEpoch);
+  });
+
+  it('records the loss per batch, bounded to MAX_BATCH_LOSS_POINTS points (each the mean of a group of batches)', async () => {
+    const model = buildZooModel('mlp', 3, [28, 28, 1], 10);
+    const r = await train(model, ds.train, { epochs: 1, batchSize: 8, learningRate: 1e-3, seed: 3 });
+    const steps = Math.ceil(ds.train.n / 8);
+    expect(steps).toBeGreaterThan(MAX_BATCH_LOSS_POINTS); // so batches are grouped
+    const group = Math.ceil(steps / MAX_BATCH_LOSS_POINTS);
+    expect(r.batchLoss).toHaveLength(Math.ceil(steps / group));
+    expect(r.batchLoss.length).toBeLessThanOrEqual(MAX_BATCH_LOSS_POINTS);
+    expect(r.batchLoss.map(([s]) => s)).toEqual(Array.from({ length: r.batchLoss.length }, (_, i) => Math.min(steps, (i + 1) * group)));
+    // the groups' means, weighted by their batches, give the epoch's mean loss
+    let sum = 0;
+    let prev = 0;
+    for (const [s, l] of r.batchLoss) {
+      sum += l * (s - prev);
+      prev = s;
+    }
+    expect(sum / steps).toBeCloseTo(r.epochLoss[0][1], 5);
+    expect(r.batchLoss[r.batchLoss.length - 1][1]).toBeLessThan(r.batchLoss[0][1]); // it learns
+    model.dispose();
   });
 
   it('saves and loads float32 and int8 artifacts; int8 files are ≥ 3.5× smaller and close in accuracy', async () => {

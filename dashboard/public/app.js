@@ -116,12 +116,20 @@
           pending = false;
           if (!html) return;
           var doc = new DOMParser().parseFromString(html, 'text/html');
+          // rows checked for compare stay checked across the refresh
+          var checked = {};
+          document.querySelectorAll('input[type="checkbox"][name="runs"]:checked').forEach(function (c) {
+            checked[c.value] = true;
+          });
           document.querySelectorAll('[data-live-part]').forEach(function (part) {
             var fresh = doc.getElementById(part.id);
             if (fresh) part.replaceWith(document.importNode(fresh, true));
           });
+          document.querySelectorAll('input[type="checkbox"][name="runs"]').forEach(function (c) {
+            if (checked[c.value]) c.checked = true;
+          });
           document.dispatchEvent(new CustomEvent('prunewise:updated'));
-          mark('live', 'live · updated ' + new Date().toLocaleTimeString());
+          mark('live', 'live · updated ' + new Date().toISOString().slice(11, 19) + ' UTC');
         })
         .catch(function () {
           pending = false;
@@ -130,13 +138,39 @@
   }
 
   // ------------------------------------------------------------ trade-off scatter
-  var LABELS = { error: 'validation error', accuracy: 'test accuracy', bytes: 'size (bytes)', latencyMs: 'latency (ms)', energyJ: 'energy (J)' };
+  var LABELS = {
+    error: 'validation error (fraction)',
+    accuracy: 'test accuracy (fraction)',
+    bytes: 'size (bytes of deployed weights)',
+    latencyMs: 'latency (ms per batch)',
+    energyJ: 'energy (J per inference)',
+  };
+  // budget clause column (candidates view, `filter=`) → trade-off field
+  var BUDGET_FIELD = { latency: 'latencyMs', bytes: 'bytes', accuracy: 'accuracy', error: 'error', energy: 'energyJ' };
+  function budgetClauses() {
+    var f = new URLSearchParams(location.search).get('filter') || '';
+    var out = [];
+    f.split(',').forEach(function (c) {
+      var m = /^([a-z_]+)\s*(<=|>=|<|>)\s*(-?[0-9.eE+-]+)$/.exec(c.trim());
+      if (m && BUDGET_FIELD[m[1]]) out.push({ field: BUDGET_FIELD[m[1]], op: m[2], value: Number(m[3]), text: m[1] + ' ' + m[2] + ' ' + m[3] });
+    });
+    return out;
+  }
+  function meets(p, clauses, idx) {
+    return clauses.every(function (c) {
+      var v = p[idx(c.field)];
+      if (v === null || v === undefined) return false;
+      return c.op === '<=' ? v <= c.value : c.op === '>=' ? v >= c.value : c.op === '<' ? v < c.value : v > c.value;
+    });
+  }
   var MAXIMISE = { accuracy: true };
   function tradeoff() {
     var el = document.getElementById('tradeoff-chart');
     if (!el) return;
     var params = new URLSearchParams(location.search);
     var sel = { x: document.getElementById('x-axis'), y: document.getElementById('y-axis'), colour: document.getElementById('colour-by') };
+    var domBox = document.getElementById('show-dominated');
+    if (domBox && params.get('dominated') === '0') domBox.checked = false;
     ['x', 'y', 'colour'].forEach(function (k) {
       if (params.get(k) && sel[k].querySelector('option[value="' + CSS.escape(params.get(k)) + '"]')) sel[k].value = params.get(k);
     });
@@ -194,26 +228,43 @@
       var toItem = function (p) {
         return [p[xi], p[yi], weightOf(p) === null ? -1 : weightOf(p), p[ki], p[ri]];
       };
+      var clauses = budgetClauses();
       var dominated = [],
         frontPts = [],
-        base = [];
+        base = [],
+        inBudget = 0;
       pts.forEach(function (p) {
+        if (clauses.length && meets(p, clauses, idx)) inBudget++;
         if (p[ri] === 0 && p[ki] === 0) base.push(toItem(p));
         else (onFront.has(p) ? frontPts : dominated).push(toItem(p));
       });
+      var showDominated = !domBox || domBox.checked;
       var opt = baseOption();
       opt.tooltip = {
         trigger: 'item',
         formatter: function (it) {
           var v = it.value;
-          return (
-            (v[3] === 0 ? 'baseline' : 'run-' + v[3] + ' round ' + v[4]) + '<br>' + LABELS[x] + ': ' + fmt(v[0], 5) + '<br>' + LABELS[y] + ': ' + fmt(v[1], 5)
-          );
+          if (!v || v.length < 5) return it.name || '';
+          var div = document.createElement('div');
+          div.textContent = (v[3] === 0 ? 'baseline' : 'run-' + v[3] + ' round ' + v[4]) + (it.seriesName === 'front' ? ' (on the front)' : '');
+          [LABELS[x] + ': ' + fmt(v[0], 5), LABELS[y] + ': ' + fmt(v[1], 5), v[3] === 0 ? '' : colour + ' weight: ' + fmt(v[2], 2)].forEach(function (t) {
+            if (!t) return;
+            div.appendChild(document.createElement('br'));
+            div.appendChild(document.createTextNode(t));
+          });
+          return div.innerHTML;
         },
       };
-      opt.grid = { left: 80, right: 120, top: 30, bottom: 60 };
+      opt.legend = {
+        top: 0,
+        left: 'center',
+        data: ['front', 'dominated', 'baseline'],
+        selected: { dominated: showDominated },
+        textStyle: { color: css('--fg') },
+      };
+      opt.grid = { left: 90, right: 130, top: 40, bottom: 60, containLabel: false };
       opt.xAxis = { type: 'value', name: LABELS[x], nameLocation: 'middle', nameGap: 32, scale: true, inverse: !!MAXIMISE[x] };
-      opt.yAxis = { type: 'value', name: LABELS[y], scale: true, inverse: !!MAXIMISE[y] };
+      opt.yAxis = { type: 'value', name: LABELS[y], nameLocation: 'middle', nameGap: 62, scale: true, inverse: !!MAXIMISE[y] };
       opt.visualMap = {
         type: 'continuous',
         min: 0,
@@ -231,8 +282,8 @@
           name: 'dominated',
           type: 'scatter',
           data: dominated,
-          symbolSize: 5,
-          itemStyle: { opacity: 0.25 },
+          symbolSize: 6,
+          itemStyle: { opacity: 0.35 },
           large: dominated.length > 5000,
           largeThreshold: 5000,
         },
@@ -251,7 +302,33 @@
         },
         { name: 'baseline', type: 'scatter', data: base, symbol: 'diamond', symbolSize: 14, itemStyle: { color: css('--fg') }, z: 4 },
       ];
+      // the budget (candidates view's filter): a dashed line on each axis it bounds
+      var budgetLines = [];
+      clauses.forEach(function (c) {
+        if (c.field === x) budgetLines.push({ xAxis: c.value, name: 'budget ' + c.text });
+        if (c.field === y) budgetLines.push({ yAxis: c.value, name: 'budget ' + c.text });
+      });
+      if (budgetLines.length)
+        opt.series.push({
+          name: 'budget',
+          type: 'line',
+          data: [],
+          silent: false,
+          markLine: {
+            symbol: 'none',
+            lineStyle: { type: 'dashed', color: css('--bad'), width: 1.5 },
+            label: { formatter: '{b}', color: css('--bad') },
+            data: budgetLines,
+          },
+        });
+      el.setAttribute('data-budget-lines', String(budgetLines.length));
       chart.setOption(opt);
+      chart.off('legendselectchanged');
+      chart.on('legendselectchanged', function (e) {
+        if (e.name !== 'dominated' || !domBox) return;
+        domBox.checked = !!e.selected.dominated;
+        remember();
+      });
       chart.off('click');
       chart.on('click', function (it) {
         if (!it.value || it.seriesName === 'front line') return;
@@ -261,7 +338,22 @@
       el.setAttribute('data-points', String(pts.length));
       el.setAttribute('data-front', String(f.length));
       var count = document.getElementById('tradeoff-count');
-      if (count) count.textContent = pts.length + ' candidates, ' + f.length + ' on the front of these two objectives';
+      if (count)
+        count.textContent =
+          pts.length +
+          ' candidates, ' +
+          f.length +
+          ' on the front of these two objectives' +
+          (clauses.length
+            ? '; ' +
+              inBudget +
+              ' within the budget ' +
+              clauses
+                .map(function (c) {
+                  return c.text;
+                })
+                .join(', ')
+            : '');
       fillTable(f, x, y);
     }
     function fillTable(f, x, y) {
@@ -301,16 +393,26 @@
       entry = charts[charts.length - 1];
       el.setAttribute('data-ready', '1');
     });
+    function remember() {
+      var p = new URLSearchParams(location.search);
+      p.set('x', sel.x.value);
+      p.set('y', sel.y.value);
+      p.set('colour', sel.colour.value);
+      if (domBox && !domBox.checked) p.set('dominated', '0');
+      else p.delete('dominated');
+      history.replaceState(null, '', '?' + p.toString());
+    }
     Object.keys(sel).forEach(function (k) {
       sel[k].addEventListener('change', function () {
-        var p = new URLSearchParams(location.search);
-        p.set('x', sel.x.value);
-        p.set('y', sel.y.value);
-        p.set('colour', sel.colour.value);
-        history.replaceState(null, '', '?' + p.toString());
+        remember();
         if (entry) renderChart(entry);
       });
     });
+    if (domBox)
+      domBox.addEventListener('change', function () {
+        remember();
+        if (entry) renderChart(entry);
+      });
     document.addEventListener('prunewise:updated', function () {
       load().then(function () {
         if (entry) renderChart(entry);
@@ -349,12 +451,30 @@
           nameTextStyle: { color: css('--fg') },
         };
       });
-      opt.parallel = { left: 60, right: 80, top: 50, bottom: 40, parallelAxisDefault: { areaSelectStyle: { width: 20 } } };
+      opt.parallel = { left: 60, right: 80, top: 70, bottom: 40, parallelAxisDefault: { areaSelectStyle: { width: 20 } } };
+      // colour: the run's dominant weight (the legend above names each colour)
+      var dominant = ['accuracy', 'size', 'latency', 'energy'];
+      var colours = ['#3b82f6', '#22c55e', '#f59e0b', '#ef4444'];
+      opt.visualMap = {
+        type: 'piecewise',
+        dimension: 9,
+        orient: 'horizontal',
+        top: 0,
+        left: 'center',
+        pieces: dominant.map(function (name, i) {
+          return { value: i, label: 'weight mostly on ' + name, color: colours[i] };
+        }),
+        textStyle: { color: css('--fg') },
+      };
       opt.series = [
         {
           type: 'parallel',
-          data: rows,
-          lineStyle: { width: 1, opacity: rows.length > 2000 ? 0.15 : 0.5, color: css('--accent') },
+          data: rows.map(function (r) {
+            var best = 0;
+            for (var i = 1; i < 4; i++) if (r[1 + i] > r[1 + best]) best = i;
+            return r.concat([best]);
+          }),
+          lineStyle: { width: 1, opacity: rows.length > 2000 ? 0.15 : 0.5 },
           inactiveStyle: { opacity: 0.04 },
           progressive: 2000,
           smooth: false,
@@ -428,11 +548,22 @@
     function lines(xKey, xName) {
       return function (chart) {
         var opt = baseOption();
-        opt.tooltip = { trigger: 'item' };
-        opt.legend = { top: 0, textStyle: { color: css('--fg') } };
-        opt.grid = { left: 60, right: 20, top: 40, bottom: 50 };
+        opt.tooltip = {
+          trigger: 'item',
+          formatter: function (it) {
+            var div = document.createElement('div');
+            div.textContent = it.seriesName + ' round ' + it.value[2];
+            div.appendChild(document.createElement('br'));
+            div.appendChild(
+              document.createTextNode(xName + ': ' + fmt(it.value[0], xKey === 'flops' ? 0 : 3) + ' · test accuracy ' + fmt(it.value[1], 2) + ' %'),
+            );
+            return div.innerHTML;
+          },
+        };
+        opt.legend = { top: 0, type: 'scroll', textStyle: { color: css('--fg') } };
+        opt.grid = { left: 70, right: 20, top: 40, bottom: 50 };
         opt.xAxis = { type: 'value', name: xName, nameLocation: 'middle', nameGap: 30, scale: true };
-        opt.yAxis = { type: 'value', name: 'test accuracy (%)', scale: true };
+        opt.yAxis = { type: 'value', name: 'test accuracy (%)', nameLocation: 'middle', nameGap: 50, scale: true };
         opt.series = d.curves.map(function (c) {
           return {
             name: c.label,
@@ -451,7 +582,7 @@
       };
     }
     chartOn(document.getElementById('compare-flops'), lines('flops', 'FLOPs per example'));
-    chartOn(document.getElementById('compare-latency'), lines('latencyMs', 'latency (ms)'));
+    chartOn(document.getElementById('compare-latency'), lines('latencyMs', 'latency (ms per batch)'));
   }
 
   // ------------------------------------------------------------ run page
@@ -466,17 +597,19 @@
       var opt = baseOption();
       opt.tooltip = { trigger: 'axis' };
       opt.legend = { top: 0, textStyle: { color: css('--fg') } };
-      opt.grid = { left: 60, right: 60, top: 40, bottom: 40 };
+      opt.grid = { left: 70, right: 70, top: 40, bottom: 50 };
       opt.xAxis = {
         type: 'category',
-        name: 'round',
+        name: 'round (0: the baseline)',
+        nameLocation: 'middle',
+        nameGap: 28,
         data: d.rounds.map(function (r) {
           return String(r.round);
         }),
       };
       opt.yAxis = [
-        { type: 'value', name: 'test acc %', scale: true },
-        { type: 'value', name: '× baseline', scale: true },
+        { type: 'value', name: 'test accuracy (%)', nameLocation: 'middle', nameGap: 45, scale: true },
+        { type: 'value', name: 'times better than baseline (×)', nameLocation: 'middle', nameGap: 40, scale: true },
       ];
       opt.series = [
         {
@@ -518,11 +651,33 @@
       var opt = baseOption();
       opt.tooltip = { trigger: 'axis' };
       opt.legend = { top: 0, type: 'scroll', textStyle: { color: css('--fg') } };
-      opt.grid = { left: 60, right: 20, top: 40, bottom: 40 };
-      opt.xAxis = { type: 'value', name: 'step (epoch)', minInterval: 1 };
-      opt.yAxis = { type: 'value', name: 'value', scale: true };
+      opt.grid = { left: 70, right: 20, top: 40, bottom: 50 };
+      opt.xAxis = { type: 'value', name: 'optimizer step (batch)', nameLocation: 'middle', nameGap: 28, minInterval: 1 };
+      opt.yAxis = { type: 'value', name: 'training loss', nameLocation: 'middle', nameGap: 50, scale: true };
+      // per batch (batchLoss: the mean over groups of consecutive batches) as lines; per epoch as dots
+      var perBatch = {};
+      d.series.forEach(function (s) {
+        if (s.key === 'batchLoss' && s.points.length) perBatch[s.round + ' ' + s.stage] = s.points[s.points.length - 1][0];
+      });
       opt.series = d.series.map(function (s) {
-        return { name: 'round ' + s.round + ' ' + s.key, type: 'line', data: s.points };
+        var who = s.round === 0 ? s.stage : 'round ' + s.round;
+        if (s.key === 'batchLoss') return { name: who + ' loss per batch', type: 'line', data: s.points, showSymbol: s.points.length < 40, symbolSize: 4 };
+        if (s.key === 'trainLoss') {
+          // trainLoss is keyed by epoch: place each epoch's mean at the step that ended it
+          var lastStep = perBatch[s.round + ' ' + s.stage];
+          var epochs = s.points.length ? s.points[s.points.length - 1][0] : 1;
+          return {
+            name: who + ' loss per epoch',
+            type: lastStep ? 'scatter' : 'line',
+            data: lastStep
+              ? s.points.map(function (p) {
+                  return [Math.round((p[0] * lastStep) / epochs), p[1]];
+                })
+              : s.points,
+            symbolSize: 9,
+          };
+        }
+        return { name: who + ' ' + s.key, type: 'line', data: s.points };
       });
       if (!d.series.length)
         opt.title = { text: 'no per-step series recorded', left: 'center', top: 'middle', textStyle: { color: css('--muted'), fontSize: 13 } };
