@@ -245,7 +245,22 @@ export async function startBackgroundServer(home: Home, log: (s: string) => void
 export async function resolveEndpoint(home: Home, opts: { start: boolean; log: (s: string) => void }): Promise<TemporalEndpoint> {
   const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
   if (process.env.TEMPORAL_ADDRESS) {
-    const read = (v?: string) => (v ? fs.readFileSync(v) : undefined);
+    const a = process.env.TEMPORAL_ADDRESS;
+    const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d+)$/.exec(a);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535)
+      throw new CliError(
+        `TEMPORAL_ADDRESS "${a}" is not host:port with a port from 1 to 65535 (e.g. 127.0.0.1:7233): fix it, or unset it to use the embedded server`,
+      );
+    const read = (v?: string) => {
+      if (!v) return undefined;
+      try {
+        return fs.readFileSync(v);
+      } catch (e) {
+        throw new CliError(
+          `${v}: cannot read this TLS file (${(e as NodeJS.ErrnoException).code ?? e}): fix TEMPORAL_TLS_CERT / TEMPORAL_TLS_KEY / TEMPORAL_TLS_CA`,
+        );
+      }
+    };
     const crt = read(process.env.TEMPORAL_TLS_CERT);
     const key = read(process.env.TEMPORAL_TLS_KEY);
     const ca = read(process.env.TEMPORAL_TLS_CA);
@@ -262,7 +277,7 @@ export async function resolveEndpoint(home: Home, opts: { start: boolean; log: (
     const info = readServerInfo(home);
     if (info && (await serverAnswers(info.address))) return { address: info.address, namespace, embedded: true, uiUrl: `http://127.0.0.1:${info.uiPort}` };
     if (!opts.start)
-      throw new CliError(`no Temporal server answers for ${home.dir}: start one with ${cmd(home, 'server')} (or \`prunewise run\`), or set TEMPORAL_ADDRESS`);
+      throw new CliError(`no Temporal server answers for ${home.dir}: start one with ${cmd(home, 'server')} (or any \`run\`), or set TEMPORAL_ADDRESS`);
     const started = await startBackgroundServer(home, opts.log);
     return { address: started.address, namespace, embedded: true, uiUrl: `http://127.0.0.1:${started.uiPort}` };
   });
@@ -301,10 +316,22 @@ export async function stopServer(home: Home): Promise<string> {
   return `stopped the Temporal dev server (pid ${info.pid}, ${info.address}); its state stays in ${info.dbFile}`;
 }
 
+/** A connection failure as one line naming the address and the fix. */
+function unreachable(t: TemporalEndpoint, e: unknown): CliError {
+  const why = ((e as Error)?.message ?? String(e)).split('\n')[0].replace(/^Error: /, '');
+  return new CliError(
+    `no Temporal server answers at ${t.address} (${why})${t.embedded ? ': the embedded server stopped; run the command again to restart it' : ': start it, or fix TEMPORAL_ADDRESS (unset it to use the embedded server)'}`,
+  );
+}
+
 export async function clientConnection(t: TemporalEndpoint): Promise<Connection> {
-  return Connection.connect({ address: t.address, tls: t.tls });
+  return Connection.connect({ address: t.address, tls: t.tls, connectTimeout: 10_000 }).catch((e: unknown) => {
+    throw unreachable(t, e);
+  });
 }
 
 export async function workerConnection(t: TemporalEndpoint): Promise<NativeConnection> {
-  return NativeConnection.connect({ address: t.address, tls: t.tls });
+  return NativeConnection.connect({ address: t.address, tls: t.tls }).catch((e: unknown) => {
+    throw unreachable(t, e);
+  });
 }
