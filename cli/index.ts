@@ -33,7 +33,8 @@ import { oneLineOsError } from './os-errors';
 import { observeStages } from '../activities';
 import { CliError, clientConnection, resolveEndpoint, runForegroundServer, stopServer, workerConnection, type TemporalEndpoint } from './temporal';
 import { ALL_QUEUES, createWorkers, installRuntime, QUEUES, requireGpuBackend, type QueueName } from './worker';
-import { describeProgress, formatCampaignId, formatDuration, OBJECTIVES, targetQueue, type StageProgressDetails } from '../core';
+import { describeProgress, formatCampaignId, formatDuration, OBJECTIVES, targetQueue, UNCLAIMED_NO_WORKER_SECONDS, type StageProgressDetails } from '../core';
+import { optionalTsToMs } from '@temporalio/common';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
@@ -127,11 +128,30 @@ function resolveRunArg(db: Db, home: Home, arg: string): string {
 const heartbeatTimeoutOf = (c: CampaignRow) =>
   (JSON.parse(c.spec_json) as { execution?: { heartbeatTimeoutSeconds?: number } }).execution?.heartbeatTimeoutSeconds ?? 30;
 
-/** The line to print when no worker serves the campaigns queue (nothing of a campaign moves without one). */
-async function noWorkerLine(client: Client, namespace: string, home: Home, id: string): Promise<string | undefined> {
-  const n = await workflowPollers(client, namespace, QUEUES.campaigns);
-  if (n !== 0) return undefined;
-  return `no worker serves campaign ${id} (nothing polls task queue ${QUEUES.campaigns}): start one with ${cmd(home, 'worker')}`;
+/**
+ * The line to print when no worker serves the campaign: nothing polls the campaigns queue, or its
+ * workflow task has sat unclaimed for UNCLAIMED_NO_WORKER_SECONDS (a dead worker's poller stays
+ * listed for minutes). `waitSeconds`: how long to watch a fresh task before judging (run --detach).
+ */
+async function noWorkerLine(client: Client, namespace: string, home: Home, id: string, waitSeconds = 0): Promise<string | undefined> {
+  const start = `start one with ${cmd(home, 'worker')}`;
+  if ((await workflowPollers(client, namespace, QUEUES.campaigns)) === 0)
+    return `no worker serves campaign ${id} (nothing polls task queue ${QUEUES.campaigns}): ${start}`;
+  const t0 = Date.now();
+  for (;;) {
+    const d = await client.workflow
+      .getHandle(id)
+      .describe()
+      .catch(() => undefined);
+    const task = d?.raw.pendingWorkflowTask;
+    if (!task || Number(task.state) !== 1) return undefined; // none pending, or a worker took it
+    const since = optionalTsToMs(task.scheduledTime as never) ?? Date.now();
+    const waited = (Date.now() - since) / 1000;
+    if (waited >= UNCLAIMED_NO_WORKER_SECONDS)
+      return `no worker serves campaign ${id} (its task has waited ${formatDuration(waited)} in task queue ${QUEUES.campaigns}): ${start}`;
+    if ((Date.now() - t0) / 1000 >= waitSeconds) return undefined;
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 async function runWorkersUntil(
@@ -265,7 +285,7 @@ program
       log(`execution.trainOn: gpu: baseline and finetune run on queue ${QUEUES.gpu} (start ${cmd(home, 'worker', '--gpu')} on a machine with CUDA)`);
     }
     if (o.detach) {
-      const none = await noWorkerLine(client, endpoint.namespace, home, id);
+      const none = await noWorkerLine(client, endpoint.namespace, home, id, UNCLAIMED_NO_WORKER_SECONDS + 1);
       if (none) log(none);
       log(`follow it with ${cmd(home, 'status', id)}`);
       console.log(o.json ? JSON.stringify({ id }) : id);
