@@ -33,7 +33,16 @@ import { oneLineOsError } from './os-errors';
 import { observeStages } from '../activities';
 import { CliError, clientConnection, resolveEndpoint, runForegroundServer, stopServer, workerConnection, type TemporalEndpoint } from './temporal';
 import { ALL_QUEUES, createWorkers, installRuntime, QUEUES, requireGpuBackend, type QueueName } from './worker';
-import { describeProgress, formatCampaignId, formatDuration, OBJECTIVES, targetQueue, UNCLAIMED_NO_WORKER_SECONDS, type StageProgressDetails } from '../core';
+import {
+  describeProgress,
+  formatCampaignId,
+  parseRunId,
+  formatDuration,
+  OBJECTIVES,
+  targetQueue,
+  UNCLAIMED_NO_WORKER_SECONDS,
+  type StageProgressDetails,
+} from '../core';
 import { optionalTsToMs } from '@temporalio/common';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -189,8 +198,37 @@ const clock = () => new Date().toISOString().slice(11, 19);
  * What this process's worker does, on stderr: a line when a stage starts and ends, and its progress
  * (the details it heartbeats to Temporal) every `everySeconds` and at each new epoch.
  */
-function printStages(everySeconds: number): void {
+function printStages(everySeconds: number, home: Home): void {
   const last = new Map<string, { at: number; epoch?: number }>();
+  // the run's and the campaign's ETA, where this worker has the SQLite file (it serves the store queue)
+  let db: Db | undefined;
+  const etaOf = (s: { workflowId: string; activity: string; attempt: number }, d: StageProgressDetails): string => {
+    try {
+      db ??= fs.existsSync(home.db) ? openDbReadOnly(home.db) : undefined;
+      if (!db) return '';
+      const campaignId = parseRunId(s.workflowId)?.campaignId ?? s.workflowId;
+      const live = [
+        {
+          workflowId: s.workflowId,
+          activity: s.activity,
+          state: 'running' as const,
+          attempt: s.attempt,
+          heartbeatAgeSeconds: 0,
+          heartbeatTimeoutSeconds: 0,
+          details: d,
+          etaSeconds: d.secondsLeft ?? null,
+          lastFailure: null,
+          unclaimedSeconds: null,
+        },
+      ];
+      const eta = campaignEta(db, campaignId, live);
+      const run = eta?.runs[s.workflowId];
+      const parts = [run ? `run ETA ≈ ${formatDuration(run)}` : '', eta?.campaign ? `campaign ETA ≈ ${formatDuration(eta.campaign)}` : ''].filter(Boolean);
+      return parts.length ? `; ${parts.join(', ')}` : '';
+    } catch {
+      return ''; // the ETA is decoration
+    }
+  };
   const name = (s: { workflowId: string; activity: string }) => `${s.workflowId} ${s.activity.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
   observeStages({
     start: (s) => log(`${clock()} ${name(s)} started${s.attempt > 1 ? ` (attempt ${s.attempt})` : ''}`),
@@ -202,7 +240,7 @@ function printStages(everySeconds: number): void {
       if (prev && now - prev.at < everySeconds * 1000 && prev.epoch === d.epoch) return;
       last.set(key, { at: now, epoch: d.epoch });
       if (!prev && d.samplesPerSecond === undefined && d.epoch !== undefined) return; // the first step: no rate yet
-      log(`${clock()} ${name(s)}: ${describeProgress(d, d.secondsLeft)}`);
+      log(`${clock()} ${name(s)}: ${describeProgress(d, d.secondsLeft)}${etaOf(s, d)}`);
     },
     end: (s, ms, error) => {
       last.delete(`${s.workflowId}/${s.activity}`);
@@ -358,7 +396,7 @@ program
     const endpoint = await resolveEndpoint(home, { start: true, log });
     const names = [...queues.map((q) => QUEUES[q]), ...(o.gpu ? [QUEUES.gpu] : []), ...(o.target ? [targetQueue(QUEUES, o.target)] : [])];
     log(`worker ${process.pid} serving ${names.join(', ')} on ${endpoint.address} (home ${home.dir}); Ctrl-C stops it`);
-    printStages(o.progressEvery);
+    printStages(o.progressEvery, home);
     await runWorkersUntil(home, endpoint, queues, o.concurrency, undefined, o.target, o.gpu);
     log('worker stopped');
   });

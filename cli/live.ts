@@ -115,3 +115,26 @@ export async function readLive(client: Client, namespace: string, db: Db, campai
   }
   return out;
 }
+
+/**
+ * A reader of a campaign's live stages for a long-lived process (the dashboard server): one lazy
+ * client connection, reused; null when no Temporal server answers. `prunewise dashboard` can pass
+ * it to the dashboard (which never talks to Temporal itself) to show the same progress and
+ * "worker lost" as `status`.
+ */
+export function liveReader(
+  connect: () => Promise<{ client: Client; namespace: string }>,
+  db: Db,
+): (campaignId: string, heartbeatTimeoutSeconds: number) => Promise<LiveRow[] | null> {
+  let conn: Promise<{ client: Client; namespace: string }> | undefined;
+  return async (campaignId, heartbeatTimeoutSeconds) => {
+    try {
+      conn ??= connect();
+      const c = await conn;
+      return await readLive(c.client, c.namespace, db, campaignId, heartbeatTimeoutSeconds);
+    } catch {
+      conn = undefined; // try again next time
+      return null;
+    }
+  };
+}

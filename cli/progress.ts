@@ -65,7 +65,7 @@ export async function workflowPollers(client: Client, namespace: string, queue: 
 /** "run-2 round 1 finetune" / "baseline" / "latency-table": a stage as people name it. */
 export function stageLabel(campaignId: string, runId: string, round: number, stage: string): string {
   const run = runId.slice(campaignId.length + 1);
-  return run === 'baseline' ? stage : `${run} round ${round} ${stage}`;
+  return run === 'baseline' ? (stage === 'baseline' ? stage : `baseline ${stage}`) : `${run} round ${round} ${stage}`;
 }
 
 /** The progress lines of a campaign's live stages and its ETA (what `status` prints under the table). */
@@ -187,7 +187,11 @@ export async function followCampaign(db: Db, id: string, stopped: () => boolean,
           if (l.state === 'running' && (!l.details || (l.details.epoch !== undefined && !l.details.samplesPerSecond))) continue;
           if (l.state === 'scheduled' && now - (firstSeen.get(key) ?? now) < 5000) continue;
           lastPrinted.set(key, { at: now, state: l.state, epoch: l.details?.epoch });
-          print(`${stageLabel(id, l.runId, l.round, l.stage)}: ${describeLive(l)}${eta?.campaign ? `; campaign ETA ≈ ${formatDuration(eta.campaign)}` : ''}`);
+          const runEta = eta?.runs[l.runId];
+          const etas = [runEta ? `run ETA ≈ ${formatDuration(runEta)}` : '', eta?.campaign ? `campaign ETA ≈ ${formatDuration(eta.campaign)}` : ''].filter(
+            Boolean,
+          );
+          print(`${stageLabel(id, l.runId, l.round, l.stage)}: ${describeLive(l)}${etas.length ? `; ${etas.join(', ')}` : ''}`);
         }
       }
     }

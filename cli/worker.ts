@@ -87,7 +87,14 @@ export async function createWorkers(opts: {
   gpu?: boolean;
 }): Promise<WorkerSet> {
   installRuntime();
-  const common = { connection: opts.connection, namespace: opts.namespace };
+  // heartbeats reach the server at most every 2 s (the SDK's default throttle is 80 % of the
+  // heartbeat timeout: 24 s with the default 30 s), so `status` shows progress within a stage that is current
+  const common = {
+    connection: opts.connection,
+    namespace: opts.namespace,
+    maxHeartbeatThrottleInterval: '2 seconds',
+    defaultHeartbeatThrottleInterval: '2 seconds',
+  };
   const workers: Worker[] = [];
   if (opts.device) {
     // a device's worker: measures the hardware-adapt stage of campaigns that target it
