@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { encodeTrainState, isWholeCheckpoint, readTrainState, saveModel, train, type Split, type TrainResult, type TrainState } from '../ml';
 import type { Artifacts } from './artifacts';
 import { beat } from './stage';
+import type { StageProgressDetails } from '../core';
 
 export interface ResumableTrainOptions {
   epochs: number;
@@ -53,26 +54,60 @@ export async function trainResumable(
   const model = resumeFrom ? await art.loadModel(resumeFrom.dir) : await start();
   let lastCheckpoint = resumeFrom?.dir;
   let totalSteps: number | undefined;
+  const rate = trainingRate(opts.epochs, opts.batchSize);
   const result = await train(model, data, {
     epochs: opts.epochs,
     batchSize: opts.batchSize,
     learningRate: opts.learningRate,
     seed: opts.seed,
     resume,
-    onStep: (step, total) => {
+    onStep: (step, total, loss) => {
       if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
       totalSteps = total;
-      beat(ctx, { step, total, checkpoint: lastCheckpoint });
+      beat(ctx, { ...rate.progress(step, total, loss), checkpoint: lastCheckpoint });
     },
     onCheckpoint: async (step, _epoch, state) => {
       const rel = path.join(ckptDir, `step-${String(step).padStart(8, '0')}`);
       await saveModel(model, art.abs(rel), encodeTrainState(state));
       lastCheckpoint = rel;
-      beat(ctx, { step, total: totalSteps, checkpoint: rel });
+      beat(ctx, { ...rate.last(), checkpoint: rel });
       pruneCheckpoints(art.abs(ckptDir), opts.keepCheckpoints);
     },
   });
   return { model, result };
+}
+
+/**
+ * Progress details of a training stage (core/progress StageProgressDetails): epoch and batch in
+ * progress, throughput over this attempt (wall clock, from its second step on: the first one
+ * compiles kernels) and the seconds the remaining steps need at that rate.
+ */
+export function trainingRate(epochs: number, batchSize: number, now: () => number = () => performance.now()) {
+  let first: { step: number; t: number } | undefined;
+  let latest: StageProgressDetails = {};
+  return {
+    progress(step: number, total: number, loss: number | null): StageProgressDetails {
+      const t = now();
+      const perEpoch = Math.max(1, Math.round(total / Math.max(1, epochs)));
+      if (!first) first = { step, t };
+      const s = (t - first.t) / 1000;
+      const samplesPerSecond = step > first.step && s > 0 ? ((step - first.step) * batchSize) / s : undefined;
+      latest = {
+        step,
+        total,
+        epoch: Math.min(epochs, Math.floor((step - 1) / perEpoch) + 1),
+        epochs,
+        batch: ((step - 1) % perEpoch) + 1,
+        batchesPerEpoch: perEpoch,
+        ...(samplesPerSecond
+          ? { samplesPerSecond: Math.round(samplesPerSecond * 10) / 10, secondsLeft: Math.round(((total - step) * batchSize) / samplesPerSecond) }
+          : {}),
+        ...(loss !== null && Number.isFinite(loss) ? { loss } : {}),
+      };
+      return latest;
+    },
+    last: (): StageProgressDetails => latest,
+  };
 }
 
 /** The newest whole checkpoint (model and training state) in `dir` (absolute), if any. */

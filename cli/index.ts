@@ -9,17 +9,43 @@ import { CampaignError, loadCampaignFile, parseWeightsOption } from '../campaign
 import { checkModel } from '../campaign/model';
 import { describeSource, MODELS_DIR } from '../ml/keras';
 import { budgetClauses, readPareto, recommendedModel } from '../analysis';
-import { campaignStatus, createCampaign, deleteCampaign, getCampaign, listCampaigns, openDb, runningStages, type Db } from '../db';
+import {
+  campaignStatus,
+  completedRounds,
+  createCampaign,
+  deleteCampaign,
+  listCampaigns,
+  openDb,
+  openDbReadOnly,
+  readParetoPoint,
+  runningStages,
+  type CampaignRow,
+  type Db,
+} from '../db';
 import { applyBudget, formatPareto } from './pareto';
 import { createDashboard } from '../dashboard/server';
 import { EXPORT_FORMATS, exportModel, type CliExportFormat } from './export';
 import { KERAS_FAMILIES, type KerasFamily } from '../ml/tflite';
 import type { campaignWorkflow } from '../workflows';
-import { ensureHome, resolveHome, type Home } from './home';
-import { followCampaign, formatStatus, waitingForQueues } from './progress';
+import { ensureHome, HomeError, resolveHome, type Home } from './home';
+import { campaignEta, followCampaign, formatStatus, liveLines, stageLabel, unclaimedLines, waitingForQueues, workflowPollers } from './progress';
+import { readLive } from './live';
+import { cmd, hint } from './hints';
+import { oneLineOsError } from './os-errors';
+import { observeStages } from '../activities';
 import { CliError, clientConnection, resolveEndpoint, runForegroundServer, stopServer, workerConnection, type TemporalEndpoint } from './temporal';
 import { ALL_QUEUES, createWorkers, installRuntime, QUEUES, requireGpuBackend, type QueueName } from './worker';
-import { formatCampaignId, OBJECTIVES, targetQueue } from '../core';
+import {
+  describeProgress,
+  formatCampaignId,
+  parseRunId,
+  formatDuration,
+  OBJECTIVES,
+  targetQueue,
+  UNCLAIMED_NO_WORKER_SECONDS,
+  type StageProgressDetails,
+} from '../core';
+import { optionalTsToMs } from '@temporalio/common';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
@@ -32,6 +58,12 @@ function positiveInt(v: string): number {
 function nonNegative(v: string): number {
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`must be a number ≥ 0 (got "${v}")`);
+  return n;
+}
+
+function portNumber(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || n > 65535) throw new InvalidArgumentError(`must be a port number from 0 to 65535 (got "${v}"; 0: any free port)`);
   return n;
 }
 
@@ -63,15 +95,80 @@ async function connect(home: Home, start: boolean): Promise<{ client: Client; en
   return { client: new Client({ connection, namespace: endpoint.namespace }), endpoint };
 }
 
-function openExisting(home: Home): Db {
-  if (!fs.existsSync(home.db)) throw new CliError(`${home.db} does not exist: no campaign has run with --home ${home.dir}`);
+/** Where campaigns live, for messages when none is found: --home / PRUNEWISE_HOME, default ./.prunewise of the current folder. */
+const HOME_HELP =
+  'campaigns live in the folder given by --home <dir> or env PRUNEWISE_HOME (default ./.prunewise in the current folder): give the one `run` used';
+
+/** The database of a home, opened for reading only (a read never writes). */
+function openRead(home: Home): Db {
+  if (!fs.existsSync(home.db)) throw new CliError(`no campaigns in ${home.dir} (no ${path.basename(home.db)} there): ${HOME_HELP}`);
+  return openDbReadOnly(home.db);
+}
+
+/** The database of a home, for commands that change it (rm). */
+function openWrite(home: Home): Db {
+  if (!fs.existsSync(home.db)) throw new CliError(`no campaigns in ${home.dir} (no ${path.basename(home.db)} there): ${HOME_HELP}`);
   return openDb(home.db);
 }
 
-function requireCampaign(db: Db, id: string) {
-  const c = getCampaign(db, id);
-  if (!c) throw new CliError(`campaign "${id}" not found: \`prunewise ls\` lists the campaigns`);
-  return c;
+/**
+ * A campaign named by its id, a unique prefix of it, or `latest` (the newest).
+ * @throws CliError when none or several match (listing them)
+ */
+export function resolveCampaign(db: Db, home: Home, arg: string): CampaignRow {
+  const all = listCampaigns(db);
+  if (arg === 'latest') {
+    if (!all.length) throw new CliError(`no campaigns in ${home.dir}: ${HOME_HELP}`);
+    return all[0];
+  }
+  const exact = all.find((c) => c.id === arg);
+  if (exact) return exact;
+  const matches = all.filter((c) => c.id.startsWith(arg));
+  if (matches.length === 1) return matches[0];
+  if (matches.length > 1)
+    throw new CliError(
+      `"${arg}" matches ${matches.length} campaigns (${matches
+        .slice(0, 5)
+        .map((c) => c.id)
+        .join(', ')}${matches.length > 5 ? ', …' : ''}): give more of the id, or \`latest\``,
+    );
+  throw new CliError(`campaign "${arg}" not found in ${home.dir}: ${cmd(home, 'ls')} lists the campaigns`);
+}
+
+/** `<campaign>/run-<k>` or `<campaign>/baseline` with the campaign part resolved like a campaign id. */
+function resolveRunArg(db: Db, home: Home, arg: string): string {
+  const m = /^(.*)\/(run-\d+|baseline)$/.exec(arg);
+  if (!m) return arg;
+  return `${resolveCampaign(db, home, m[1]).id}/${m[2]}`;
+}
+
+const heartbeatTimeoutOf = (c: CampaignRow) =>
+  (JSON.parse(c.spec_json) as { execution?: { heartbeatTimeoutSeconds?: number } }).execution?.heartbeatTimeoutSeconds ?? 30;
+
+/**
+ * The line to print when no worker serves the campaign: nothing polls the campaigns queue, or its
+ * workflow task has sat unclaimed for UNCLAIMED_NO_WORKER_SECONDS (a dead worker's poller stays
+ * listed for minutes). `waitSeconds`: how long to watch a fresh task before judging (run --detach).
+ */
+async function noWorkerLine(client: Client, namespace: string, home: Home, id: string, waitSeconds = 0): Promise<string | undefined> {
+  const start = `start one with ${cmd(home, 'worker')}`;
+  if ((await workflowPollers(client, namespace, QUEUES.campaigns)) === 0)
+    return `no worker serves campaign ${id} (nothing polls task queue ${QUEUES.campaigns}): ${start}`;
+  const t0 = Date.now();
+  for (;;) {
+    const d = await client.workflow
+      .getHandle(id)
+      .describe()
+      .catch(() => undefined);
+    const task = d?.raw.pendingWorkflowTask;
+    if (!task || Number(task.state) !== 1) return undefined; // none pending, or a worker took it
+    const since = optionalTsToMs(task.scheduledTime as never) ?? Date.now();
+    const waited = (Date.now() - since) / 1000;
+    if (waited >= UNCLAIMED_NO_WORKER_SECONDS)
+      return `no worker serves campaign ${id} (its task has waited ${formatDuration(waited)} in task queue ${QUEUES.campaigns}): ${start}`;
+    if ((Date.now() - t0) / 1000 >= waitSeconds) return undefined;
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 async function runWorkersUntil(
@@ -103,6 +200,92 @@ async function runWorkersUntil(
   return outcome;
 }
 
+const clock = () => new Date().toISOString().slice(11, 19);
+
+/**
+ * What this process's worker does, on stderr: a line when a stage starts and ends, and its progress
+ * (the details it heartbeats to Temporal) every `everySeconds` and at each new epoch.
+ */
+function printStages(everySeconds: number, home: Home): void {
+  const last = new Map<string, { at: number; epoch?: number }>();
+  // the run's and the campaign's ETA, where this worker has the SQLite file (it serves the store queue)
+  let db: Db | undefined;
+  const etaOf = (s: { workflowId: string; activity: string; attempt: number }, d: StageProgressDetails): string => {
+    try {
+      db ??= fs.existsSync(home.db) ? openDbReadOnly(home.db) : undefined;
+      if (!db) return '';
+      const campaignId = parseRunId(s.workflowId)?.campaignId ?? s.workflowId;
+      const live = [
+        {
+          workflowId: s.workflowId,
+          activity: s.activity,
+          state: 'running' as const,
+          attempt: s.attempt,
+          heartbeatAgeSeconds: 0,
+          heartbeatTimeoutSeconds: 0,
+          details: d,
+          etaSeconds: d.secondsLeft ?? null,
+          lastFailure: null,
+          unclaimedSeconds: null,
+        },
+      ];
+      const eta = campaignEta(db, campaignId, live);
+      const run = eta?.runs[s.workflowId];
+      const parts = [run ? `run ETA ≈ ${formatDuration(run)}` : '', eta?.campaign ? `campaign ETA ≈ ${formatDuration(eta.campaign)}` : ''].filter(Boolean);
+      return parts.length ? `; ${parts.join(', ')}` : '';
+    } catch {
+      return ''; // the ETA is decoration
+    }
+  };
+  const name = (s: { workflowId: string; activity: string }) => `${s.workflowId} ${s.activity.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  observeStages({
+    start: (s) => log(`${clock()} ${name(s)} started${s.attempt > 1 ? ` (attempt ${s.attempt})` : ''}`),
+    progress: (s, details) => {
+      const d = (details ?? {}) as StageProgressDetails;
+      const key = `${s.workflowId}/${s.activity}`;
+      const prev = last.get(key);
+      const now = Date.now();
+      if (prev && now - prev.at < everySeconds * 1000 && prev.epoch === d.epoch) return;
+      last.set(key, { at: now, epoch: d.epoch });
+      if (!prev && d.samplesPerSecond === undefined && d.epoch !== undefined) return; // the first step: no rate yet
+      log(`${clock()} ${name(s)}: ${describeProgress(d, d.secondsLeft)}${etaOf(s, d)}`);
+    },
+    end: (s, ms, error) => {
+      last.delete(`${s.workflowId}/${s.activity}`);
+      log(`${clock()} ${name(s)} ${error ? `failed after ${formatDuration(ms / 1000)}: ${error.split('\n')[0]}` : `done in ${formatDuration(ms / 1000)}`}`);
+    },
+  });
+}
+
+/** `status --json`: version 2 adds `version`, `live` (running stages from Temporal; null when no server answers) and `eta`. */
+export const STATUS_JSON_VERSION = 2;
+function statusJson(
+  s: NonNullable<ReturnType<typeof campaignStatus>>,
+  live: { rows: Awaited<ReturnType<typeof readLive>>; eta: ReturnType<typeof campaignEta> } | null,
+) {
+  return {
+    version: STATUS_JSON_VERSION,
+    ...s,
+    live: live
+      ? live.rows.map((l) => ({
+          runId: l.runId,
+          round: l.round,
+          stage: l.stage,
+          state: l.state,
+          attempt: l.attempt,
+          heartbeatAgeSeconds: l.heartbeatAgeSeconds,
+          heartbeatTimeoutSeconds: l.heartbeatTimeoutSeconds,
+          progress: l.details,
+          etaSeconds: l.etaSeconds,
+          taskQueue: l.taskQueue,
+          pollers: l.pollers ?? null,
+          lastFailure: l.lastFailure,
+        }))
+      : null,
+    eta: live?.eta ? { campaignSeconds: live.eta.campaign, runs: live.eta.runs, estimated: true } : null,
+  };
+}
+
 const program = new Command('prunewise')
   .description(
     'Multi-objective pruning campaigns for TensorFlow.js models, durable on Temporal.\nState lives in --home (default ./.prunewise); TEMPORAL_ADDRESS points at an existing cluster instead of the embedded dev server.',
@@ -128,6 +311,15 @@ program
     ensureHome(home);
     const { client, endpoint } = await connect(home, true);
     const db = openDb(home.db);
+    // the same file again: the same seed gives the same models, so say what already exists
+    const same = listCampaigns(db).filter((c) => c.spec_hash === loaded.hash);
+    if (same.length) {
+      const prev = same[0];
+      log(
+        `note: this file (sha256 ${loaded.hash.slice(0, 12)}) already ran here as ${prev.id} (${prev.state}${same.length > 1 ? `, and ${same.length - 1} more` : ''}): ` +
+          `this submits an identical campaign (same seed: the same models); its baseline is trained again (a finished baseline is not reused). ${cmd(home, 'status', prev.id)} shows the earlier one`,
+      );
+    }
     const id = newCampaignId(loaded.spec.name);
     createCampaign(db, { id, name: loaded.spec.name, spec: loaded.spec, specHash: loaded.hash, specFile: loaded.file, seed: loaded.spec.seed });
     const handle = await client.workflow.start<typeof campaignWorkflow>('campaignWorkflow', {
@@ -139,9 +331,12 @@ program
       `campaign ${id} submitted (${loaded.spec.weights.length} runs × ${loaded.spec.pruning.rounds} rounds) to ${endpoint.address}${endpoint.uiUrl ? `; Temporal UI ${endpoint.uiUrl}` : ''}`,
     );
     if (loaded.spec.execution.trainOn === 'gpu') {
-      log(`execution.trainOn: gpu: baseline and finetune run on queue ${QUEUES.gpu} (start \`prunewise worker --gpu\` on a machine with CUDA)`);
+      log(`execution.trainOn: gpu: baseline and finetune run on queue ${QUEUES.gpu} (start ${cmd(home, 'worker', '--gpu')} on a machine with CUDA)`);
     }
     if (o.detach) {
+      const none = await noWorkerLine(client, endpoint.namespace, home, id, UNCLAIMED_NO_WORKER_SECONDS + 1);
+      if (none) log(none);
+      log(`follow it with ${cmd(home, 'status', id)}`);
       console.log(o.json ? JSON.stringify({ id }) : id);
       return;
     }
@@ -151,17 +346,21 @@ program
       interrupted = true;
     };
     process.once('SIGINT', onSigint);
-    const follow = followCampaign(db, id, () => interrupted, result, client);
+    const follow = followCampaign(db, id, () => interrupted, result, {
+      client,
+      namespace: endpoint.namespace,
+      heartbeatTimeoutSeconds: loaded.spec.execution.heartbeatTimeoutSeconds,
+    });
     const outcome = await runWorkersUntil(home, endpoint, ALL_QUEUES, o.concurrency, result);
     await follow;
     process.off('SIGINT', onSigint);
     if (outcome === 'stopped') {
-      log(`stopped this process's worker; campaign ${id} is not lost: \`prunewise worker\` continues it, \`prunewise cancel ${id}\` ends it`);
+      log(`stopped this process's worker; campaign ${id} is not lost: ${cmd(home, 'worker')} continues it, ${cmd(home, 'cancel', id)} ends it`);
       process.exitCode = 130;
       return;
     }
     const status = campaignStatus(db, id)!;
-    if (o.json) console.log(JSON.stringify(status, null, 2));
+    if (o.json) console.log(JSON.stringify(statusJson(status, null), null, 2));
     else console.log(formatStatus(status));
     if (status.state !== 'completed') {
       const why = await result.then(
@@ -195,7 +394,8 @@ program
     '--gpu',
     'serve the gpu queue: baseline and finetune of campaigns with execution.trainOn: gpu, on the CUDA build of tfjs-node (an error where it is not installed)',
   )
-  .action(async (o: { home?: string; concurrency: number; queues?: QueueName[]; target?: string; gpu?: boolean }) => {
+  .option('--progress-every <s>', 'seconds between progress lines of a running stage', positiveInt, 10)
+  .action(async (o: { home?: string; concurrency: number; queues?: QueueName[]; target?: string; gpu?: boolean; progressEvery: number }) => {
     // before anything starts: a gpu worker without CUDA fails with one line
     if (o.gpu) {
       const b = await requireGpuBackend(log);
@@ -207,6 +407,7 @@ program
     const endpoint = await resolveEndpoint(home, { start: true, log });
     const names = [...queues.map((q) => QUEUES[q]), ...(o.gpu ? [QUEUES.gpu] : []), ...(o.target ? [targetQueue(QUEUES, o.target)] : [])];
     log(`worker ${process.pid} serving ${names.join(', ')} on ${endpoint.address} (home ${home.dir}); Ctrl-C stops it`);
+    printStages(o.progressEvery, home);
     await runWorkersUntil(home, endpoint, queues, o.concurrency, undefined, o.target, o.gpu);
     log('worker stopped');
   });
@@ -229,46 +430,55 @@ program
 program
   .command('status')
   .description('where a campaign is: runs, rounds, stages, metrics (reads SQLite; works with no server)')
-  .argument('<campaign>', 'campaign id (see `prunewise ls`)')
+  .argument('<campaign>', 'campaign id, a unique prefix of it, or latest (see `prunewise ls`)')
   .addOption(homeOption())
   .option('--json', 'machine-readable (the documented contract)')
-  .action(async (id: string, o: { home?: string; json?: boolean }) => {
+  .action(async (arg: string, o: { home?: string; json?: boolean }) => {
     const home = resolveHome(o.home);
-    const db = openExisting(home);
-    requireCampaign(db, id);
+    const db = openRead(home);
+    const c = resolveCampaign(db, home, arg);
+    const id = c.id;
     const s = campaignStatus(db, id)!;
+    const active = !['completed', 'failed', 'cancelled'].includes(s.state);
+    // the live part needs the server; without one, SQLite's view is printed and that is said
+    let conn: Awaited<ReturnType<typeof connect>> | undefined;
+    if (active) conn = await connect(home, false).catch(() => undefined);
+    const lines: string[] = [];
+    let live: Parameters<typeof statusJson>[1] = null;
+    if (conn) {
+      const rows = await readLive(conn.client, conn.endpoint.namespace, db, id, heartbeatTimeoutOf(c));
+      live = { rows, eta: campaignEta(db, id, rows) };
+      lines.push(...liveLines(id, rows, live.eta));
+      const none = await noWorkerLine(conn.client, conn.endpoint.namespace, home, id);
+      if (none) lines.push(none);
+      else lines.push(...unclaimedLines(id, rows, (...a) => cmd(home, ...a)));
+      // a stage on a queue no worker polls waits for that queue (e.g. a device's worker)
+      const waitingStages = new Map<string, string[]>();
+      for (const r of runningStages(db, id)) {
+        if (!r.task_queue) continue;
+        waitingStages.set(r.task_queue, [...(waitingStages.get(r.task_queue) ?? []), stageLabel(id, r.run_id, r.round, r.stage)]);
+      }
+      // with no worker at all, the line above already says which command; a device's or gpu queue still needs its own
+      const queues = [...waitingStages.keys()].filter((q) => !none || q !== QUEUES.cpu);
+      lines.push(...(await waitingForQueues(conn.client, conn.endpoint.namespace, queues, waitingStages, (...a) => cmd(home, ...a))));
+      await conn.client.connection.close();
+    } else if (active) {
+      lines.push(
+        `(no Temporal server answers for ${home.dir}: progress within stages and workers unknown; ${cmd(home, 'worker')} starts one and works on the campaign)`,
+      );
+    }
     if (o.json) {
-      console.log(JSON.stringify(s, null, 2));
+      console.log(JSON.stringify(statusJson(s, live), null, 2));
       return;
     }
     console.log(formatStatus(s));
-    // a stage "running" on a queue no worker polls is waiting for that queue (e.g. a device's worker)
-    const waitingStages = new Map<string, string[]>();
-    for (const r of runningStages(db, id)) {
-      if (!r.task_queue) continue;
-      const run = r.run_id.slice(id.length + 1);
-      waitingStages.set(r.task_queue, [
-        ...(waitingStages.get(r.task_queue) ?? []),
-        run === 'baseline' ? `baseline ${r.stage}` : `${run} round ${r.round} ${r.stage}`,
-      ]);
-    }
-    const queues = [...waitingStages.keys()];
-    if (queues.length === 0 || s.state !== 'running') return;
-    let c: Awaited<ReturnType<typeof connect>> | undefined;
-    try {
-      c = await connect(home, false);
-    } catch {
-      console.log(`(no Temporal server answers: cannot tell whether workers serve ${queues.join(', ')})`);
-      return;
-    }
-    for (const line of await waitingForQueues(c.client, c.endpoint.namespace, queues, waitingStages)) console.log(line);
-    await c.client.connection.close();
+    if (lines.length) console.log(lines.join('\n'));
   });
 
 program
   .command('pareto')
   .description('the Pareto front of a campaign (every round of every run is a candidate) and the recommended model per weight vector')
-  .argument('<campaign>', 'campaign id (see `prunewise ls`)')
+  .argument('<campaign>', 'campaign id, a unique prefix of it, or latest (see `prunewise ls`)')
   .addOption(homeOption())
   .option('--all', 'list every candidate, not only the front')
   .option('--max-latency-ms <ms>', "budget: only candidates with a model latency ≤ ms (the dashboard's candidates filter latency<=ms)", nonNegative)
@@ -278,11 +488,12 @@ program
     '--json',
     'machine-readable: { campaignId, points[], front, frontDistinct, front2d, hypervolume, hypervolumeApprox, reference, baseline, limits, recommendations[], budget? }',
   )
-  .action((id: string, o: { home?: string; json?: boolean; all?: boolean; maxLatencyMs?: number; maxBytes?: number; minAccuracy?: number }) => {
-    const db = openExisting(resolveHome(o.home));
-    requireCampaign(db, id);
+  .action((arg: string, o: { home?: string; json?: boolean; all?: boolean; maxLatencyMs?: number; maxBytes?: number; minAccuracy?: number }) => {
+    const home = resolveHome(o.home);
+    const db = openRead(home);
+    const id = resolveCampaign(db, home, arg).id;
     const whole = readPareto(db, id); // a read: the stored analysis (kept by the store activity), or a read-only full computation
-    if (!whole) throw new CliError(`campaign "${id}" has no measured baseline yet: nothing to compare (see \`prunewise status ${id}\`)`);
+    if (!whole) throw new CliError(`campaign "${id}" has no measured baseline yet: nothing to compare (see ${cmd(home, 'status', id)})`);
     const p = applyBudget(whole, budgetClauses(o)); // the same rule as the dashboard's candidates view
     console.log(o.json ? JSON.stringify(p, null, 2) : formatPareto(p, !!o.all));
   });
@@ -292,7 +503,10 @@ program
   .description(
     'write a candidate model for deployment: float32 tfjs, or uint8 / float16 weights stock tfjs loads, a Keras file, or TFLite (float32 / int8); its test accuracy re-measured on exactly the written files',
   )
-  .argument('<run>', 'run id: <campaign>/run-<k>, or <campaign>/baseline; with --recommended: a campaign id')
+  .argument(
+    '<run>',
+    'run id: <campaign>/run-<k>, or <campaign>/baseline (the campaign part may be a unique prefix or latest); with --recommended: a campaign id',
+  )
   .option('--round <n>', "which round (default: the run's best round: lowest J(w) within the hard constraints)", (v) => (v === '0' ? 0 : positiveInt(v)))
   .option('--recommended', "the campaign's recommended model for --weights, over every candidate (the rule `pareto` shows)")
   .option(
@@ -324,15 +538,15 @@ program
       },
     ) => {
       const home = resolveHome(o.home);
-      const db = openExisting(home);
-      let runId = arg;
+      const db = openRead(home);
+      let runId = o.recommended ? arg : resolveRunArg(db, home, arg);
       let round = o.round;
       if (o.recommended) {
         if (o.round !== undefined) throw new CliError('--round: give either --recommended or --round, not both');
         const w = parseWeightsOption(o.weights ?? 'accuracy=0.6,size=0.2,latency=0.2');
-        requireCampaign(db, arg);
-        const pick = recommendedModel(db, arg, w);
-        if (!pick) throw new CliError(`campaign "${arg}" has no model within its hard constraints for these weights (see \`prunewise pareto ${arg}\`)`);
+        const id = resolveCampaign(db, home, arg).id;
+        const pick = recommendedModel(db, id, w);
+        if (!pick) throw new CliError(`campaign "${id}" has no model within its hard constraints for these weights (see ${cmd(home, 'pareto', id)})`);
         log(`recommended for ${OBJECTIVES.map((k) => `${k}=${w[k]}`).join(',')}: ${pick.runId} round ${pick.round} (J ${pick.objective.toFixed(4)})`);
         runId = pick.runId;
         round = pick.round;
@@ -360,12 +574,12 @@ program
     'the dashboard in the browser: campaigns, runs against the baseline, trade-off and parallel-coordinates charts, run pages, compare; live while campaigns run',
   )
   .addOption(homeOption())
-  .option('--port <n>', 'port (0: any free one)', (v) => (v === '0' ? 0 : positiveInt(v)), 8787)
+  .option('--port <n>', 'port (0: any free one)', portNumber, 8787)
   .option('--host <host>', 'interface to bind (127.0.0.1: this machine only; any other asks for the access token printed at start)', '127.0.0.1')
   .option('--read-only', 'refuse every write (notes and tags on run pages)')
   .action(async (o: { home?: string; port: number; host: string; readOnly?: boolean }) => {
     const home = resolveHome(o.home);
-    const db = openExisting(home);
+    const db = openWrite(home);
     // off this machine, every request must carry a token (env PRUNEWISE_DASHBOARD_TOKEN fixes one, else a fresh one)
     const loopback = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(o.host);
     const token = loopback ? undefined : process.env.PRUNEWISE_DASHBOARD_TOKEN || crypto.randomBytes(18).toString('base64url');
@@ -373,7 +587,17 @@ program
     const server = app.listen(o.port, o.host);
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
-      server.once('error', (e: NodeJS.ErrnoException) => reject(new CliError(`--port: cannot listen on ${o.host}:${o.port} (${e.code}): pick another port`)));
+      server.once('error', (e: NodeJS.ErrnoException) =>
+        reject(
+          new CliError(
+            e.code === 'EADDRINUSE'
+              ? `--port: ${o.host}:${o.port} is already in use: pick another port (--port 0 takes any free one)`
+              : e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND'
+                ? `--host: ${o.host} is not an address of this machine: give one of its addresses (127.0.0.1 for this machine only)`
+                : `--port: cannot listen on ${o.host}:${o.port} (${e.code}): pick another port`,
+          ),
+        ),
+      );
     });
     const addr = server.address() as { port: number };
     const url = `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${addr.port}/${token ? `?token=${token}` : ''}`;
@@ -392,19 +616,62 @@ program
 
 program
   .command('ls')
-  .description('list campaigns, newest first')
+  .description('list campaigns, newest first: state, progress (rounds done of all), best model for the default weights, when created')
   .addOption(homeOption())
-  .option('--json', 'print [{ "id", "name", "state" }]')
+  .option('--json', 'print [{ "id", "name", "state", "createdAt", "updatedAt", "roundsDone", "roundsTotal", "best" }]')
   .action((o: { home?: string; json?: boolean }) => {
     const home = resolveHome(o.home);
-    const rows = fs.existsSync(home.db) ? listCampaigns(openDb(home.db)) : [];
+    const db = fs.existsSync(home.db) ? openDbReadOnly(home.db) : undefined;
+    const rows = db ? listCampaigns(db).map((r) => lsRow(db, r)) : [];
     if (o.json) {
-      console.log(JSON.stringify(rows.map((r) => ({ id: r.id, name: r.name, state: r.state, createdAt: r.created_at, updatedAt: r.updated_at }))));
+      console.log(JSON.stringify(rows));
       return;
     }
-    if (rows.length === 0) console.log(`no campaigns in ${home.dir}`);
-    for (const r of rows) console.log(`${r.id}  ${r.state.padEnd(9)}  ${r.created_at}`);
+    if (rows.length === 0) {
+      console.log(`no campaigns in ${home.dir}${db ? '' : ' (no database there)'}`);
+      log(HOME_HELP);
+      return;
+    }
+    const table = [
+      ['ID', 'STATE', 'PROGRESS', `BEST (${DEFAULT_WEIGHTS_TEXT})`, 'CREATED (UTC)'],
+      ...rows.map((r) => [
+        r.id,
+        r.state,
+        `${r.roundsDone}/${r.roundsTotal} rounds${r.roundsTotal ? ` ${Math.round((100 * r.roundsDone) / r.roundsTotal)}%` : ''}`,
+        r.best
+          ? `${r.best.run} r${r.best.round}: ${r.best.accuracy === null ? '—' : `${(r.best.accuracy * 100).toFixed(2)}%`}, ${(r.best.bytes / 1024).toFixed(1)} KB, ${r.best.latencyMs.toFixed(2)} ms`
+          : '—',
+        r.createdAt.replace('T', ' ').slice(0, 19),
+      ]),
+    ];
+    const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
+    for (const row of table) console.log(row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join('  '));
   });
+
+const DEFAULT_WEIGHTS_TEXT = 'accuracy=0.6,size=0.2,latency=0.2';
+
+/** One campaign as `ls` shows it: progress in rounds and the model recommended for the default weights. */
+function lsRow(db: Db, r: CampaignRow) {
+  const spec = JSON.parse(r.spec_json) as { weights?: unknown[]; pruning?: { rounds?: number } };
+  const roundsTotal = (spec.weights?.length ?? 0) * (spec.pruning?.rounds ?? 0);
+  let best: { run: string; round: number; accuracy: number | null; bytes: number; latencyMs: number; objective: number } | null = null;
+  try {
+    const pick = recommendedModel(db, r.id, parseWeightsOption(DEFAULT_WEIGHTS_TEXT));
+    const p = pick && readParetoPoint(db, r.id, pick.runId, pick.round);
+    if (pick && p)
+      best = {
+        run: pick.runId.slice(r.id.length + 1),
+        round: pick.round,
+        accuracy: p.accuracy,
+        bytes: p.values.bytes,
+        latencyMs: p.values.latencyMs,
+        objective: pick.objective,
+      };
+  } catch {
+    best = null; // no baseline yet
+  }
+  return { id: r.id, name: r.name, state: r.state, createdAt: r.created_at, updatedAt: r.updated_at, roundsDone: completedRounds(db, r.id), roundsTotal, best };
+}
 
 for (const [name, what] of [
   ['pause', 'pause a campaign: running stages finish, no new stage starts'],
@@ -414,38 +681,61 @@ for (const [name, what] of [
   program
     .command(name)
     .description(what)
-    .argument('<campaign>', 'campaign id')
+    .argument('<campaign>', 'campaign id, a unique prefix of it, or latest')
     .addOption(homeOption())
-    .action(async (id: string, o: { home?: string }) => {
+    .action(async (arg: string, o: { home?: string }) => {
       const home = resolveHome(o.home);
-      const db = openExisting(home);
-      const c = requireCampaign(db, id);
+      const db = openRead(home);
+      const c = resolveCampaign(db, home, arg);
+      const id = c.id;
       if (['completed', 'failed', 'cancelled'].includes(c.state)) throw new CliError(`campaign ${id} is ${c.state}: nothing to ${name}`);
-      const { client } = await connect(home, true);
+      if (name === 'resume' && c.state !== 'paused' && c.state !== 'pending') throw new CliError(`campaign ${id} is ${c.state}, not paused: nothing to resume`);
+      if (name === 'pause' && c.state === 'paused') throw new CliError(`campaign ${id} is already paused: ${cmd(home, 'resume', id)} resumes it`);
+      const { client, endpoint } = await connect(home, true);
       const handle = client.workflow.getHandle(id);
+      let closed: string | undefined;
       try {
-        if (name === 'cancel') await handle.cancel();
-        else await handle.signal(name);
+        const d = await handle.describe();
+        if (d.status.name !== 'RUNNING') closed = d.status.name.toLowerCase();
       } catch (e) {
         if (e instanceof WorkflowNotFoundError)
-          throw new CliError(`campaign ${id} is not known to the Temporal server at this address (was it run with another server?)`);
+          throw new CliError(`campaign ${id} is not known to the Temporal server at ${endpoint.address} (was it run with another server or --home?)`);
         throw e;
       }
-      log(`${name} sent to ${id}${name === 'cancel' ? '' : '; takes effect at the next stage boundary'}`);
+      if (closed)
+        throw new CliError(
+          `campaign ${id} already ended in Temporal (${closed}); its recorded state "${c.state}" is behind: ${name === 'cancel' ? 'nothing left to cancel' : `nothing to ${name}`}`,
+        );
+      if (name === 'cancel') await handle.cancel();
+      else await handle.signal(name);
+      const none = await noWorkerLine(client, endpoint.namespace, home, id);
+      const effect =
+        name === 'cancel'
+          ? 'running stages are cancelled and the campaign is recorded cancelled'
+          : name === 'pause'
+            ? 'running stages finish, then no new stage starts (status shows paused)'
+            : 'new stages start again';
+      log(
+        none
+          ? `${name} requested for ${id}, but no worker runs it: it takes effect when one starts (${effect}). ${none.replace(/^no worker serves campaign \S+ /, '')}`
+          : `${name} requested for ${id}: ${effect}${name === 'cancel' ? '' : ' at the next stage boundary'}; ${cmd(home, 'status', id)} shows it`,
+      );
     });
 }
 
 program
   .command('rm')
   .description("delete a finished campaign's rows and artifact files")
-  .argument('<campaign>', 'campaign id')
+  .argument('<campaign>', 'campaign id (in full, or latest: rm takes no prefix)')
   .addOption(homeOption())
-  .action((id: string, o: { home?: string }) => {
+  .action((arg: string, o: { home?: string }) => {
     const home = resolveHome(o.home);
-    const db = openExisting(home);
-    const c = requireCampaign(db, id);
+    const db = openWrite(home);
+    const c = resolveCampaign(db, home, arg);
+    const id = c.id;
+    if (arg !== id && arg !== 'latest') throw new CliError(`rm deletes for good: give the whole id (${id}), not a prefix`);
     if (!['completed', 'failed', 'cancelled'].includes(c.state))
-      throw new CliError(`campaign ${id} is ${c.state}: cancel it first (\`prunewise cancel ${id}\`)`);
+      throw new CliError(`campaign ${id} is ${c.state}: cancel it first (${cmd(home, 'cancel', id)})`);
     const dir = path.join(home.artifacts, id);
     if (!path.resolve(dir).startsWith(path.resolve(home.artifacts) + path.sep)) throw new CliError(`refusing to delete ${dir}: outside ${home.artifacts}`);
     deleteCampaign(db, id);
@@ -458,15 +748,18 @@ export async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv);
   } catch (e) {
     const err = e as Error;
-    const known = err instanceof CliError || err instanceof CampaignError || err instanceof WorkflowExecutionAlreadyStartedError;
+    const known = err instanceof CliError || err instanceof CampaignError || err instanceof HomeError || err instanceof WorkflowExecutionAlreadyStartedError;
+    const os = known ? undefined : oneLineOsError(err);
     process.stderr.write(
       `prunewise: ${
         known
           ? err.message
-          : (err.stack ?? String(err))
-              .split('\n')
-              .slice(0, process.env.PRUNEWISE_DEBUG ? 50 : 1)
-              .join('\n')
+          : os && !process.env.PRUNEWISE_DEBUG
+            ? os
+            : (err.stack ?? String(err))
+                .split('\n')
+                .slice(0, process.env.PRUNEWISE_DEBUG ? 50 : 1)
+                .join('\n')
       }\n`,
     );
     process.exitCode = 1;

@@ -1,62 +1,140 @@
 // Progress while a campaign runs (event lines; on a TTY also a live line of running stages),
-// and the human-readable status table. Both read SQLite only.
+// and the human-readable status table. Events and stages come from SQLite, progress within a stage
+// from the heartbeats of the running activities in Temporal (cli/live.ts).
 import type { Client } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
-import { describeSpeedup, latencyOfRound, speedupOf } from '../core';
-import { eventsSince, runningStages, type CampaignStatus, type Db, type RoundMetrics } from '../db';
+import type { CampaignSpec } from '../campaign/schema';
+import {
+  describeLive,
+  describeSpeedup,
+  estimateRemaining,
+  formatDuration,
+  latencyOfRound,
+  ROUND_STAGES,
+  speedupOf,
+  UNCLAIMED_NO_WORKER_SECONDS,
+  type LiveStage,
+} from '../core';
+import { campaignStatus, eventsSince, getCampaign, runningStages, type CampaignStatus, type Db, type RoundMetrics } from '../db';
+import { activityPollers, livePollers, readLive, type LiveRow } from './live';
 
 const pct = (x?: number) => (x === undefined ? '—' : `${(x * 100).toFixed(2)}%`);
 const num = (x?: number) => (x === undefined ? '—' : x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)}k` : `${+x.toFixed(3)}`);
 const ms = (x?: number | null) => (x === undefined || x === null ? '—' : `${x.toFixed(2)} ms`);
 const time = () => new Date().toISOString().slice(11, 19);
 
-/** Step / total of the training activity a workflow is running, from its last heartbeat. */
-async function trainingProgress(client: Client, workflowId: string): Promise<{ step: number; total: number } | undefined> {
-  try {
-    const d = await client.workflow.getHandle(workflowId).describe();
-    for (const a of d.raw.pendingActivities ?? []) {
-      const p = a.heartbeatDetails?.payloads?.[0];
-      if (!p) continue;
-      const v = defaultPayloadConverter.fromPayload<{ step?: number; total?: number }>(p as never);
-      if (v?.step !== undefined && v.total) return { step: v.step, total: v.total };
-    }
-  } catch {
-    // progress is decoration: a failed describe only hides the bar
-  }
-  return undefined;
-}
+/** How a hint names a command (cli/hints.ts `cmd` with the home; plain `prunewise …` without one). */
+export type CommandHint = (...args: string[]) => string;
+const plain: CommandHint = (...args) => `\`prunewise ${args.join(' ')}\``;
 
 /** What `status` prints for a queue a stage waits on while no worker polls it (`stages`: which stages wait). */
-export function waitingForQueueLine(queue: string, stages: string[] = []): string {
+export function waitingForQueueLine(queue: string, stages: string[] = [], command: CommandHint = plain): string {
   const device = queue.match(/target-([a-z0-9-]+)$/)?.[1];
   const start = device
-    ? `start \`prunewise worker --target ${device}\` on that device`
+    ? `start ${command('worker', '--target', device)} on that device`
     : /(^|-)gpu$/.test(queue)
-      ? 'start `prunewise worker --gpu` on a machine with CUDA'
-      : 'start `prunewise worker`';
+      ? `start ${command('worker', '--gpu')} on a machine with CUDA`
+      : `start ${command('worker')}`;
   return `waiting for queue ${queue}: no worker serves it (${start})${stages.length ? `: ${stages.join(', ')}` : ''}`;
 }
 
 /** The waiting lines of the queues among `queues` no worker polls (activity pollers, asked of the server). */
-export async function waitingForQueues(client: Client, namespace: string, queues: string[], stages?: Map<string, string[]>): Promise<string[]> {
+export async function waitingForQueues(
+  client: Client,
+  namespace: string,
+  queues: string[],
+  stages?: Map<string, string[]>,
+  command: CommandHint = plain,
+): Promise<string[]> {
   const lines: string[] = [];
   for (const q of queues) {
-    // taskQueueType 2 = activity; kind 1 = normal
-    const r = await client.workflowService.describeTaskQueue({ namespace, taskQueue: { name: q, kind: 1 }, taskQueueType: 2 });
-    if ((r.pollers ?? []).length === 0) lines.push(waitingForQueueLine(q, stages?.get(q)));
+    if ((await activityPollers(client, namespace, q)) === 0) lines.push(waitingForQueueLine(q, stages?.get(q), command));
   }
   return lines;
 }
 
-function bar(step: number, total: number, width = 20): string {
-  const f = Math.max(0, Math.min(1, step / total));
-  const full = Math.round(f * width);
-  return `[${'#'.repeat(full)}${'-'.repeat(width - full)}] ${Math.round(f * 100)}% (${step}/${total})`;
+/** Whether any worker polls the campaigns (workflow) task queue: without one, nothing of a campaign moves. */
+export async function workflowPollers(client: Client, namespace: string, queue: string): Promise<number | undefined> {
+  try {
+    const r = await client.workflowService.describeTaskQueue({ namespace, taskQueue: { name: queue, kind: 1 }, taskQueueType: 1 });
+    return livePollers(r.pollers ?? []);
+  } catch {
+    return undefined;
+  }
 }
 
-/** Prints finished stages as lines; on a TTY also one live line with a progress bar per running stage. */
-export async function followCampaign(db: Db, id: string, stopped: () => boolean, done: Promise<unknown>, client?: Client): Promise<void> {
+/** "run-2 round 1 finetune" / "baseline" / "latency-table": a stage as people name it. */
+export function stageLabel(campaignId: string, runId: string, round: number, stage: string): string {
+  const run = runId.slice(campaignId.length + 1);
+  return run === 'baseline' ? (stage === 'baseline' ? stage : `baseline ${stage}`) : `${run} round ${round} ${stage}`;
+}
+
+/** The progress lines of a campaign's live stages and its ETA (what `status` prints under the table). */
+export function liveLines(campaignId: string, live: LiveRow[], eta: ReturnType<typeof estimateRemaining> | undefined): string[] {
+  const lines = live.map((l) => `  ${stageLabel(campaignId, l.runId, l.round, l.stage)}: ${describeLive(l)}`);
+  if (eta && (eta.campaign !== null || Object.keys(eta.runs).length > 0)) {
+    const runs = Object.entries(eta.runs).filter(([, v]) => v !== 0);
+    const parts = runs.map(([id, v]) => `${id.slice(campaignId.length + 1)} ${v === null ? '?' : `≈ ${formatDuration(v)}`}`);
+    lines.push(
+      `  ETA: campaign ${eta.campaign === null ? 'unknown until every stage has run once' : `≈ ${formatDuration(eta.campaign)}`}${parts.length ? ` (runs: ${parts.join(', ')})` : ''} — an estimate from the stages timed so far`,
+    );
+  }
+  return lines;
+}
+
+/**
+ * For stages whose retry sits unclaimed in its queue (no live worker polls it: the one that ran it
+ * is gone): which worker to start, per queue.
+ */
+export function unclaimedLines(campaignId: string, live: LiveRow[], command: CommandHint): string[] {
+  const byQueue = new Map<string, { labels: string[]; seconds: number }>();
+  for (const l of live) {
+    if (l.unclaimedSeconds === null || l.unclaimedSeconds < UNCLAIMED_NO_WORKER_SECONDS) continue;
+    const q = l.taskQueue ?? '?';
+    const v = byQueue.get(q) ?? { labels: [], seconds: 0 };
+    v.labels.push(stageLabel(campaignId, l.runId, l.round, l.stage));
+    v.seconds = Math.max(v.seconds, l.unclaimedSeconds);
+    byQueue.set(q, v);
+  }
+  return [...byQueue].map(
+    ([q, v]) =>
+      `no worker has taken ${v.labels.join(', ')} back for ${formatDuration(v.seconds)}: ${waitingForQueueLine(q, [], command).replace(/^.*\((start .*)\)$/, '$1')}`,
+  );
+}
+
+/** The ETA of a campaign from its recorded status and its live stages (core/progress estimateRemaining). */
+export function campaignEta(db: Db, id: string, live: LiveStage[]): ReturnType<typeof estimateRemaining> | undefined {
+  const s = campaignStatus(db, id);
+  const c = getCampaign(db, id);
+  if (!s || !c) return undefined;
+  const spec = JSON.parse(c.spec_json) as CampaignSpec;
+  return estimateRemaining(s, ROUND_STAGES, spec.pruning.rounds, live, spec.weights.length);
+}
+
+function bar(step: number, total: number, width = 16): string {
+  const f = Math.max(0, Math.min(1, step / total));
+  const full = Math.round(f * width);
+  return `[${'#'.repeat(full)}${'-'.repeat(width - full)}] ${Math.round(f * 100)}%`;
+}
+
+export interface FollowOptions {
+  client?: Client;
+  namespace?: string;
+  /** the campaign's execution.heartbeatTimeoutSeconds */
+  heartbeatTimeoutSeconds: number;
+  /** non-TTY: seconds between progress lines of a running stage (default 10) */
+  progressEverySeconds?: number;
+}
+
+/**
+ * Prints what happens while a campaign runs: a line when a stage starts, the events (a stage done,
+ * a rollback, a run completed), and the live state of running stages read from their heartbeats in
+ * Temporal (epoch, batch, samples/s, ETA; "worker lost"). On a TTY the live state is one line
+ * redrawn in place; elsewhere a progress line per running stage every `progressEverySeconds` and
+ * whenever its state changes.
+ */
+export async function followCampaign(db: Db, id: string, stopped: () => boolean, done: Promise<unknown>, opts: FollowOptions): Promise<void> {
   const tty = process.stderr.isTTY;
+  const every = (opts.progressEverySeconds ?? 10) * 1000;
   let seq = 0;
   let finished = false;
   done.then(
@@ -68,24 +146,64 @@ export async function followCampaign(db: Db, id: string, stopped: () => boolean,
     if (tty && live) process.stderr.write('\r\x1b[2K');
     live = '';
   };
+  const print = (line: string) => {
+    clearLive();
+    process.stderr.write(`${time()} ${line}\n`);
+  };
+  const seen = new Set<string>();
+  const lastPrinted = new Map<string, { at: number; state: string; epoch?: number }>();
+  const firstSeen = new Map<string, number>();
+  let liveRows: LiveRow[] = [];
+  let lastLiveRead = 0;
+  let eta: ReturnType<typeof estimateRemaining> | undefined;
+  let lastEta = 0;
   for (;;) {
-    const events = eventsSince(db, id, seq);
-    if (events.length) clearLive();
-    for (const e of events) {
-      process.stderr.write(`${time()} ${e.message}\n`);
+    for (const r of runningStages(db, id)) {
+      const key = `${r.run_id}/${r.round}/${r.stage}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      print(`${stageLabel(id, r.run_id, r.round, r.stage)} started${offCpu(r.task_queue)}`);
+    }
+    for (const e of eventsSince(db, id, seq)) {
+      print(e.message);
       seq = e.seq;
     }
-    if (tty) {
-      const parts: string[] = [];
-      for (const r of runningStages(db, id)) {
-        const name = r.run_id.slice(id.length + 1);
-        const training = client && (r.stage === 'finetune' || r.stage === 'baseline');
-        const p = training ? await trainingProgress(client, r.stage === 'baseline' ? id : r.run_id) : undefined;
-        parts.push(`${name} r${r.round} ${r.stage} ${p ? bar(p.step, p.total) : `${Math.round((Date.now() - Date.parse(r.updated_at)) / 1000)}s`}`);
+    const now = Date.now();
+    if (opts.client && opts.namespace && now - lastLiveRead >= 1500) {
+      lastLiveRead = now;
+      liveRows = await readLive(opts.client, opts.namespace, db, id, opts.heartbeatTimeoutSeconds).catch(() => liveRows);
+      if (now - lastEta >= 5000) {
+        lastEta = now;
+        eta = campaignEta(db, id, liveRows);
       }
-      const line = parts.join(' | ');
+      if (!tty) {
+        for (const l of liveRows) {
+          const key = `${l.runId}/${l.round}/${l.stage}`;
+          if (!firstSeen.has(key)) firstSeen.set(key, now);
+          const prev = lastPrinted.get(key);
+          const changed = !prev || prev.state !== l.state || (l.details?.epoch !== undefined && prev.epoch !== l.details.epoch);
+          if (!changed && now - prev.at < every) continue;
+          // nothing to say yet: no details, or the first step (no rate); a stage picked up within seconds
+          if (l.state === 'running' && (!l.details || (l.details.epoch !== undefined && !l.details.samplesPerSecond))) continue;
+          if (l.state === 'scheduled' && now - (firstSeen.get(key) ?? now) < 5000) continue;
+          lastPrinted.set(key, { at: now, state: l.state, epoch: l.details?.epoch });
+          const runEta = eta?.runs[l.runId];
+          const etas = [runEta ? `run ETA ≈ ${formatDuration(runEta)}` : '', eta?.campaign ? `campaign ETA ≈ ${formatDuration(eta.campaign)}` : ''].filter(
+            Boolean,
+          );
+          print(`${stageLabel(id, l.runId, l.round, l.stage)}: ${describeLive(l)}${etas.length ? `; ${etas.join(', ')}` : ''}`);
+        }
+      }
+    }
+    if (tty) {
+      const parts = liveRows.map((l) => {
+        const d = l.details;
+        const head = stageLabel(id, l.runId, l.round, l.stage);
+        return `${head} ${l.state === 'running' && d?.step !== undefined && d.total ? `${bar(d.step, d.total)} ` : ''}${describeLive(l)}`;
+      });
+      const line = parts.join(' | ') + (eta?.campaign ? ` | campaign ETA ≈ ${formatDuration(eta.campaign)}` : '');
       clearLive();
-      if (line) {
+      if (parts.length) {
         live = `▶ ${line}`;
         process.stderr.write(live.slice(0, (process.stderr.columns ?? 120) - 1));
       }

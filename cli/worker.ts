@@ -49,13 +49,23 @@ export function installRuntime(): void {
   if (runtimeInstalled) return;
   // quiet by default; shutdown on SIGINT/SIGTERM lets running activities hand back cleanly
   // (one Worker per queue by design: the "nothing registered here" notices are expected, so dropped)
-  const logger = new DefaultLogger((process.env.PRUNEWISE_LOG_LEVEL as 'WARN') ?? 'WARN', (entry) => {
+  // the SDK's warnings (a completion for an activity that timed out meanwhile, with its task token …)
+  // say nothing a user can act on: off unless PRUNEWISE_LOG_LEVEL asks (TRACE, DEBUG, INFO, WARN, ERROR)
+  const asked = process.env.PRUNEWISE_LOG_LEVEL?.toUpperCase();
+  const level = (['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'].includes(asked ?? '') ? asked : 'ERROR') as 'ERROR';
+  const logger = new DefaultLogger(level, (entry) => {
     if (/^No (activities|workflows) registered/.test(entry.message)) return;
+    if (!asked && /task ?token|taskToken/i.test(`${entry.message} ${entry.meta ? JSON.stringify(entry.meta) : ''}`)) return;
     process.stderr.write(
       `${new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString()} [${entry.level}] ${entry.message}${entry.meta ? ` ${JSON.stringify(entry.meta, errorsAsText)}` : ''}\n`,
     );
   });
-  Runtime.install({ logger, shutdownSignals: ['SIGINT', 'SIGTERM'] });
+  Runtime.install({
+    logger,
+    shutdownSignals: ['SIGINT', 'SIGTERM'],
+    // the Rust core's own log lines follow the same level (forwarded through the logger above)
+    telemetryOptions: { logging: { filter: { core: level, other: 'ERROR' }, forward: {} } },
+  });
   runtimeInstalled = true;
 }
 
@@ -82,7 +92,14 @@ export async function createWorkers(opts: {
   gpu?: boolean;
 }): Promise<WorkerSet> {
   installRuntime();
-  const common = { connection: opts.connection, namespace: opts.namespace };
+  // heartbeats reach the server at most every 2 s (the SDK's default throttle is 80 % of the
+  // heartbeat timeout: 24 s with the default 30 s), so `status` shows progress within a stage that is current
+  const common = {
+    connection: opts.connection,
+    namespace: opts.namespace,
+    maxHeartbeatThrottleInterval: '2 seconds',
+    defaultHeartbeatThrottleInterval: '2 seconds',
+  };
   const workers: Worker[] = [];
   if (opts.device) {
     // a device's worker: measures the hardware-adapt stage of campaigns that target it

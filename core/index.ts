@@ -7,3 +7,4 @@ export * from './metrics';
 export * from './pareto';
 export * from './queues';
 export * from './errors';
+export * from './progress';

@@ -21,6 +21,23 @@ export function openDb(file: string): Db {
   return db;
 }
 
+/**
+ * Opens an existing database for reading only (`status`, `ls`, `pareto`, `export` reads): SQLite
+ * refuses any write on this connection. A database of an older prunewise whose schema needs a
+ * migration is migrated first through a short read-write connection (the one write a read allows:
+ * without it nothing can be read). @throws when the file does not exist
+ */
+export function openDbReadOnly(file: string): Db {
+  let db = new Database(file, { readonly: true, fileMustExist: true });
+  if ((db.pragma('user_version', { simple: true }) as number) < MIGRATIONS.length) {
+    db.close();
+    openDb(file).close();
+    db = new Database(file, { readonly: true, fileMustExist: true });
+  }
+  db.pragma('busy_timeout = 10000');
+  return db;
+}
+
 /** Applies the migrations not yet run (PRAGMA user_version counts them), each in its own transaction. */
 export function migrate(db: Db): void {
   const current = db.pragma('user_version', { simple: true }) as number;

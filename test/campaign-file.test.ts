@@ -44,7 +44,7 @@ describe('campaign files', () => {
 
   const bad: Array<[string, unknown, RegExp]> = [
     ['missing field', { ...good, model: undefined }, /: model: is required/],
-    ['wrong type', { ...good, pruning: { rounds: 'three' } }, /: pruning\.rounds: must be number \(got string\)/],
+    ['wrong type', { ...good, pruning: { rounds: 'three' } }, /: pruning\.rounds: must be a number \(got string\)/],
     [
       'weights not summing to 1',
       { ...good, weights: [good.weights[0], { accuracy: 0.5, size: 0.5, latency: 0.3 }] },
@@ -60,7 +60,7 @@ describe('campaign files', () => {
       { ...good, dataset: { name: 'idx', dir: '/nonexistent/data' } },
       /: dataset\.dir: \/nonexistent\/data\/train-images-idx3-ubyte\[\.gz\] not found/,
     ],
-    ['misspelt field', { ...good, pruning: { rounds: 2, stepratio: 0.5 } }, /: pruning\.stepratio: unknown field "stepratio"/],
+    ['misspelt field', { ...good, pruning: { rounds: 2, stepratio: 0.5 } }, /: pruning\.stepratio: unknown field: did you mean "stepRatio"\?/],
     ['no weight vector', { ...good, weights: [] }, /: weights: no weight vector: list at least one .* or add sweep: \{ simplex: 2 \}/],
     [
       'weights allocation with a FLOPs schedule',
@@ -68,7 +68,7 @@ describe('campaign files', () => {
       /: pruning\.allocation: "weights" needs schedule "per-round"/,
     ],
     ['bad sweep', { ...good, sweep: { simplex: 0 } }, /: sweep\.simplex: /],
-    ['out-of-range value', { ...good, pruning: { stepRatio: 1.5 } }, /: pruning\.stepRatio: /],
+    ['out-of-range value', { ...good, pruning: { stepRatio: 1.5 } }, /: pruning\.stepRatio: must be less than 1 \(got 1\.5\)$/],
     ['model path that does not exist', { ...good, model: './nope/model.json' }, /: model: file .*nope\/model\.json not found/],
   ];
   for (const [what, spec, message] of bad) {
@@ -113,5 +113,52 @@ describe('pruning schedules in campaign files', () => {
     const f = path.join(dir, 'agp.yaml');
     fs.writeFileSync(f, stringify({ ...good, pruning: { schedule: 'agp' } }));
     expect(() => loadCampaignFile(f)).toThrow(/: pruning\.targetFlopsReduction: is required with schedule "agp"/);
+  });
+});
+
+describe('campaign-file errors: all at once, in our words', () => {
+  const dir = tmpHome('spec-all');
+
+  it('lists every problem in one error, one line each, with "did you mean" for misspelt fields and values', () => {
+    const f = write(dir, 'many.yaml', {
+      ...good,
+      latncy: 3,
+      weights: [{ accuracy: 1.5, latncy: 0.2 }],
+      pruning: { stepRatio: 0, rounds: 2.5, criterion: 'l3' },
+      target: { speedupCi: 2 },
+      constraints: { maxAccuracyDrop: -1 },
+    });
+    let msg = '';
+    try {
+      loadCampaignFile(f);
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    const lines = msg.split('\n');
+    expect(lines[0]).toBe(`${f}: ${lines.length - 1} problems:`);
+    const body = lines.slice(1).map((l) => l.trim().slice(f.length + 2));
+    expect(body).toEqual(
+      expect.arrayContaining([
+        'weights[0].accuracy: must be at most 1 (got 1.5)',
+        'weights[0].latncy: unknown field: did you mean "latency"?',
+        'pruning.stepRatio: must be greater than 0 (got 0)',
+        'pruning.rounds: must be a whole number (got 2.5)',
+        'pruning.criterion: must be one of "l1", "l2", "fpgm", "taylor", "bn", "random" (got "l3"): did you mean "l1"?',
+        'target.speedupCi: must be at most 1 (got 2)',
+        'constraints.maxAccuracyDrop: must be at least 0 (got -1)',
+      ]),
+    );
+    expect(body.find((b) => b.startsWith('latncy:'))).toMatch(/^latncy: unknown field: remove it \(fields here: name, /);
+    expect(msg).not.toMatch(/Too big|Too small|expected number to be|Invalid input/);
+  });
+
+  it('a top-level typo far from every field lists the fields instead', () => {
+    const f = write(dir, 'far.yaml', { ...good, zzzzzzzz: 1 });
+    expect(() => loadCampaignFile(f)).toThrow(/: zzzzzzzz: unknown field: remove it \(fields here: name, seed, model, dataset, /);
+  });
+
+  it('an unknown zoo model close to a known one is suggested', () => {
+    const f = write(dir, 'zoo.yaml', { ...good, model: 'lenet' });
+    expect(() => loadCampaignFile(f)).toThrow(/: model: unknown model "lenet" \(did you mean "lenet5"\?\): use one of/);
   });
 });

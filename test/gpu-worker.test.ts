@@ -72,8 +72,10 @@ describe('prunewise worker --gpu', () => {
       const waiting = await waitFor('the baseline to wait for the gpu queue', async () => {
         const s = await cli(env, ['status', id]);
         return (
-          s.stdout.includes(`waiting for queue ${env.queuePrefix}-gpu: no worker serves it (start \`prunewise worker --gpu\` on a machine with CUDA)`) &&
-          s.stdout
+          // the printed command carries the endpoint environment and the home (it works pasted anywhere)
+          s.stdout.includes(
+            `waiting for queue ${env.queuePrefix}-gpu: no worker serves it (start \`TEMPORAL_ADDRESS=${env.temporalAddress} PRUNEWISE_TASK_QUEUE_PREFIX=${env.queuePrefix} prunewise worker --gpu --home ${home}\` on a machine with CUDA)`,
+          ) && s.stdout
         );
       });
       expect(waiting).not.toContain(`waiting for queue ${env.queuePrefix}-cpu`);

@@ -31,7 +31,9 @@ describe('hardware targets', () => {
       const waiting = await waitFor('the latency-table stage to wait for the device queue', async () => {
         const s = await cli(env, ['status', id]);
         return (
-          /waiting for queue \S*target-edge-box: no worker serves it \(start `prunewise worker --target edge-box` on that device\)/.test(s.stdout) && s.stdout
+          /waiting for queue \S*target-edge-box: no worker serves it \(start `TEMPORAL_ADDRESS=\S+ PRUNEWISE_TASK_QUEUE_PREFIX=\S+ prunewise worker --target edge-box --home \S+` on that device\)/.test(
+            s.stdout,
+          ) && s.stdout
         );
       });
       expect(waiting).toMatch(/on that device\): baseline latency-table/);
