@@ -7,7 +7,9 @@ import * as path from 'node:path';
 import { VERSION } from '../platform/version';
 import { CampaignError, loadCampaignFile, parseWeightsOption } from '../campaign/load';
 import { readPareto, recommendedModel } from '../analysis';
-import { campaignStatus, createCampaign, deleteCampaign, getCampaign, listCampaigns, openDb, runningStages, type Db } from '../db';
+import { campaignStatus, checkpointDb, createCampaign, deleteCampaign, getCampaign, listCampaigns, openDb, runningStages, type Db } from '../db';
+import { backupHome, openChecked } from './dbfile';
+import { homeArg, mismatchLine, settle, settledState, temporalView, workflowPollers } from './reconcile';
 import { formatPareto } from './pareto';
 import { createDashboard } from '../dashboard/server';
 import { EXPORT_FORMATS, exportModel } from './export';
@@ -15,8 +17,18 @@ import type { ExportFormat } from '../ml';
 import type { campaignWorkflow } from '../workflows';
 import { ensureHome, resolveHome, type Home } from './home';
 import { followCampaign, formatStatus, waitingForQueues } from './progress';
-import { CliError, clientConnection, resolveEndpoint, runForegroundServer, stopServer, workerConnection, type TemporalEndpoint } from './temporal';
-import { ALL_QUEUES, createWorkers, installRuntime, QUEUES, requireGpuBackend, type QueueName } from './worker';
+import {
+  CliError,
+  clientConnection,
+  isServerGone,
+  resolveEndpoint,
+  runForegroundServer,
+  stopServer,
+  waitForServer,
+  workerConnection,
+  type TemporalEndpoint,
+} from './temporal';
+import { ALL_QUEUES, createWorkers, homeQueues, installRuntime, QUEUES, requireGpuBackend, type QueueName } from './worker';
 import { formatCampaignId, OBJECTIVES, targetQueue } from '../core';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -49,15 +61,28 @@ function newCampaignId(name: string): string {
   return formatCampaignId(name, new Date(), crypto.randomBytes(2).toString('hex'));
 }
 
+/**
+ * FOR DRILLS: PRUNEWISE_STORE_RETRY_MAX_MS=<ms> submits the campaign with the store activity's retry
+ * interval capped at that (default: 1 s doubling up to 1 min), so a store outage outlasts many
+ * attempts in seconds. The attempts stay unlimited either way.
+ */
+function storeRetryTuning(): { storeRetry?: { initialIntervalMs: number; maximumIntervalMs: number } } {
+  const v = process.env.PRUNEWISE_STORE_RETRY_MAX_MS;
+  if (!v) return {};
+  const max = Number(v);
+  if (!Number.isInteger(max) || max < 10) throw new CliError(`PRUNEWISE_STORE_RETRY_MAX_MS: must be a whole number of milliseconds ≥ 10 (got "${v}")`);
+  return { storeRetry: { initialIntervalMs: Math.min(1000, max), maximumIntervalMs: max } };
+}
+
 async function connect(home: Home, start: boolean): Promise<{ client: Client; endpoint: TemporalEndpoint }> {
   const endpoint = await resolveEndpoint(home, { start, log });
   const connection = await clientConnection(endpoint);
   return { client: new Client({ connection, namespace: endpoint.namespace }), endpoint };
 }
 
+/** The home's database, checked with PRAGMA quick_check (a damaged file: one line, exit 1). */
 function openExisting(home: Home): Db {
-  if (!fs.existsSync(home.db)) throw new CliError(`${home.db} does not exist: no campaign has run with --home ${home.dir}`);
-  return openDb(home.db);
+  return openChecked(home);
 }
 
 function requireCampaign(db: Db, id: string) {
@@ -76,23 +101,52 @@ async function runWorkersUntil(
   gpu?: boolean,
 ): Promise<'stopped' | 'done'> {
   installRuntime(); // before the first native connection
-  const connection = await workerConnection(endpoint);
-  const set = await createWorkers({ connection, namespace: endpoint.namespace, home, queues, concurrency, device, gpu });
-  const running = set.run();
-  let outcome: 'stopped' | 'done' = 'stopped';
-  if (until) {
-    await Promise.race([
-      until.then(
-        () => (outcome = 'done'),
-        () => (outcome = 'done'),
+  const ended = until?.then(
+    () => 'done' as const,
+    () => 'done' as const,
+  );
+  // a server that goes away (killed, restarting) is waited for, with one line; the workers then start again
+  for (;;) {
+    let connection: Awaited<ReturnType<typeof workerConnection>> | undefined;
+    let set: Awaited<ReturnType<typeof createWorkers>>;
+    try {
+      connection = await workerConnection(endpoint);
+      set = await createWorkers({ connection, namespace: endpoint.namespace, home, queues, concurrency, device, gpu });
+    } catch (e) {
+      await connection?.close().catch(() => undefined);
+      if (!isServerGone(e)) throw e;
+      await waitForServer(endpoint, home, log, e);
+      continue;
+    }
+    const running = set.run();
+    const r = await Promise.race([
+      ended ?? new Promise<never>(() => undefined),
+      running.then(
+        () => 'stopped' as const,
+        (e: unknown) => ({ error: e }),
       ),
-      running,
     ]);
-    set.shutdown();
+    if (r === 'done') {
+      set.shutdown();
+      await running.catch(() => undefined);
+    }
+    await connection.close().catch(() => undefined);
+    if (typeof r === 'string') return r;
+    if (!isServerGone(r.error)) throw r.error;
+    await waitForServer(endpoint, home, log, r.error);
   }
-  await running;
-  await connection.close();
-  return outcome;
+}
+
+/** The workflow's result; a server that goes away meanwhile is waited for (one line), not an error. */
+async function resultAcrossRestarts<T>(handle: { result(): Promise<T> }, endpoint: TemporalEndpoint, home: Home): Promise<T> {
+  for (;;) {
+    try {
+      return await handle.result();
+    } catch (e) {
+      if (!isServerGone(e)) throw e;
+      await waitForServer(endpoint, home, log, e);
+    }
+  }
 }
 
 const program = new Command('prunewise')
@@ -116,13 +170,15 @@ program
     const home = resolveHome(o.home);
     ensureHome(home);
     const { client, endpoint } = await connect(home, true);
-    const db = openDb(home.db);
+    const db = openChecked(home, { create: true });
+    // the store queue is named after this database's identity: only this home's workers record the campaign
+    const { homeId: _homeId, legacyStore: _legacy, ...queues } = homeQueues(home);
     const id = newCampaignId(loaded.spec.name);
     createCampaign(db, { id, name: loaded.spec.name, spec: loaded.spec, specHash: loaded.hash, specFile: loaded.file, seed: loaded.spec.seed });
     const handle = await client.workflow.start<typeof campaignWorkflow>('campaignWorkflow', {
-      taskQueue: QUEUES.campaigns,
+      taskQueue: queues.campaigns,
       workflowId: id,
-      args: [{ campaignId: id, spec: loaded.spec, queues: QUEUES }],
+      args: [{ campaignId: id, spec: loaded.spec, queues, ...storeRetryTuning() }],
     });
     log(
       `campaign ${id} submitted (${loaded.spec.weights.length} runs × ${loaded.spec.pruning.rounds} rounds) to ${endpoint.address}${endpoint.uiUrl ? `; Temporal UI ${endpoint.uiUrl}` : ''}`,
@@ -134,7 +190,7 @@ program
       console.log(o.json ? JSON.stringify({ id }) : id);
       return;
     }
-    const result = handle.result();
+    const result = resultAcrossRestarts(handle, endpoint, home);
     let interrupted = false;
     const onSigint = () => {
       interrupted = true;
@@ -145,7 +201,9 @@ program
     await follow;
     process.off('SIGINT', onSigint);
     if (outcome === 'stopped') {
-      log(`stopped this process's worker; campaign ${id} is not lost: \`prunewise worker\` continues it, \`prunewise cancel ${id}\` ends it`);
+      log(
+        `stopped this process's worker; campaign ${id} is not lost: \`prunewise worker ${homeArg(home)}\` continues it, \`prunewise cancel ${id} ${homeArg(home)}\` ends it`,
+      );
       process.exitCode = 130;
       return;
     }
@@ -194,7 +252,14 @@ program
     ensureHome(home);
     const queues = o.queues ?? (o.target || o.gpu ? [] : ALL_QUEUES);
     const endpoint = await resolveEndpoint(home, { start: true, log });
-    const names = [...queues.map((q) => QUEUES[q]), ...(o.gpu ? [QUEUES.gpu] : []), ...(o.target ? [targetQueue(QUEUES, o.target)] : [])];
+    // the store queue is this home's own (store-<home id>): a worker of another home never records its campaigns
+    const store = queues.includes('store') ? [homeQueues(home).store] : [];
+    const names = [
+      ...queues.filter((q) => q !== 'store').map((q) => QUEUES[q]),
+      ...store,
+      ...(o.gpu ? [QUEUES.gpu] : []),
+      ...(o.target ? [targetQueue(QUEUES, o.target)] : []),
+    ];
     log(`worker ${process.pid} serving ${names.join(', ')} on ${endpoint.address} (home ${home.dir}); Ctrl-C stops it`);
     await runWorkersUntil(home, endpoint, queues, o.concurrency, undefined, o.target, o.gpu);
     log('worker stopped');
@@ -242,16 +307,30 @@ program
       ]);
     }
     const queues = [...waitingStages.keys()];
-    if (queues.length === 0 || s.state !== 'running') return;
+    if (!['pending', 'running', 'paused'].includes(s.state)) return;
     let c: Awaited<ReturnType<typeof connect>> | undefined;
     try {
       c = await connect(home, false);
     } catch {
-      console.log(`(no Temporal server answers: cannot tell whether workers serve ${queues.join(', ')})`);
+      console.log(`(no Temporal server answers: cannot tell whether the campaign still runs${queues.length ? ` or workers serve ${queues.join(', ')}` : ''})`);
       return;
     }
-    for (const line of await waitingForQueues(c.client, c.endpoint.namespace, queues, waitingStages)) console.log(line);
-    await c.client.connection.close();
+    try {
+      // only reported here: `cancel` reconciles
+      const view = await temporalView(c.client, id);
+      const mismatch = mismatchLine(view, id, c.endpoint.address, s.state, home);
+      if (mismatch) console.log(mismatch);
+      else if (view.kind === 'running' && view.neverRan && (await workflowPollers(c.client, c.endpoint.namespace, QUEUES.campaigns)) === 0)
+        console.log(`waiting for queue ${QUEUES.campaigns}: no worker serves it (start \`prunewise worker ${homeArg(home)}\`)`);
+      else if (s.state === 'running' && queues.length)
+        for (const line of await waitingForQueues(c.client, c.endpoint.namespace, queues, waitingStages)) console.log(line);
+      // results wait on this home's store queue when no worker of this home runs
+      const store = homeQueues(home).store;
+      if (!mismatch && (await waitingForQueues(c.client, c.endpoint.namespace, [store])).length)
+        console.log(`waiting for queue ${store}: no worker of this home records results (start \`prunewise worker ${homeArg(home)}\`)`);
+    } finally {
+      await c.client.connection.close();
+    }
   });
 
 program
@@ -356,7 +435,7 @@ program
   .option('--json', 'print [{ "id", "name", "state" }]')
   .action((o: { home?: string; json?: boolean }) => {
     const home = resolveHome(o.home);
-    const rows = fs.existsSync(home.db) ? listCampaigns(openDb(home.db)) : [];
+    const rows = fs.existsSync(home.db) ? listCampaigns(openChecked(home)) : [];
     if (o.json) {
       console.log(JSON.stringify(rows.map((r) => ({ id: r.id, name: r.name, state: r.state, createdAt: r.created_at, updatedAt: r.updated_at }))));
       return;
@@ -368,7 +447,6 @@ program
 for (const [name, what] of [
   ['pause', 'pause a campaign: running stages finish, no new stage starts'],
   ['resume', 'resume a paused campaign'],
-  ['cancel', 'cancel a campaign: running stages are cancelled, the state is kept'],
 ] as const) {
   program
     .command(name)
@@ -380,36 +458,116 @@ for (const [name, what] of [
       const db = openExisting(home);
       const c = requireCampaign(db, id);
       if (['completed', 'failed', 'cancelled'].includes(c.state)) throw new CliError(`campaign ${id} is ${c.state}: nothing to ${name}`);
-      const { client } = await connect(home, true);
-      const handle = client.workflow.getHandle(id);
+      const { client, endpoint } = await connect(home, true);
       try {
-        if (name === 'cancel') await handle.cancel();
-        else await handle.signal(name);
+        await client.workflow.getHandle(id).signal(name);
       } catch (e) {
         if (e instanceof WorkflowNotFoundError)
-          throw new CliError(`campaign ${id} is not known to the Temporal server at this address (was it run with another server?)`);
+          throw new CliError(
+            `campaign ${id} is not known to the Temporal server at ${endpoint.address}: \`prunewise cancel ${id} ${homeArg(home)}\` records it as cancelled`,
+          );
         throw e;
       }
-      log(`${name} sent to ${id}${name === 'cancel' ? '' : '; takes effect at the next stage boundary'}`);
+      log(`${name} sent to ${id}; takes effect at the next stage boundary`);
     });
 }
 
 program
-  .command('rm')
-  .description("delete a finished campaign's rows and artifact files")
+  .command('cancel')
+  .description(
+    'cancel a campaign: running stages are cancelled, the state is kept; one Temporal no longer knows, already closed, or no worker ever started ends cancelled (or failed) in SQLite with the reason',
+  )
   .argument('<campaign>', 'campaign id')
   .addOption(homeOption())
-  .action((id: string, o: { home?: string }) => {
+  .option('--wait <s>', 'seconds to wait for the workers to record the cancellation', (v) => (v === '0' ? 0 : positiveInt(v)), 30)
+  .action(async (id: string, o: { home?: string; wait: number }) => {
     const home = resolveHome(o.home);
     const db = openExisting(home);
     const c = requireCampaign(db, id);
-    if (!['completed', 'failed', 'cancelled'].includes(c.state))
-      throw new CliError(`campaign ${id} is ${c.state}: cancel it first (\`prunewise cancel ${id}\`)`);
+    if (['completed', 'failed', 'cancelled'].includes(c.state)) throw new CliError(`campaign ${id} is ${c.state}: nothing to cancel`);
+    const { client, endpoint } = await connect(home, true);
+    try {
+      const handle = client.workflow.getHandle(id);
+      let view = await temporalView(client, id);
+      if (view.kind === 'running' && view.neverRan) {
+        // no worker ever ran it: nothing would record a cancellation, so it ends here
+        const reason = `cancelled before any worker started it (no worker served ${QUEUES.campaigns})`;
+        await handle.terminate(reason);
+        settle(db, id, { state: 'cancelled', reason });
+        log(`campaign ${id} cancelled: ${reason}`);
+        return;
+      }
+      if (view.kind === 'running') {
+        await handle.cancel();
+        log(`cancel sent to ${id}; waiting up to ${o.wait} s for its workers to record it`);
+        const t0 = Date.now();
+        while (Date.now() - t0 < o.wait * 1000) {
+          await new Promise((r) => setTimeout(r, 500));
+          view = await temporalView(client, id);
+          if (view.kind !== 'running') break;
+        }
+      }
+      const now = requireCampaign(db, id).state;
+      if (['completed', 'failed', 'cancelled'].includes(now)) {
+        log(`campaign ${id} ${now}`);
+        return;
+      }
+      const settled = settledState(view, id, endpoint.address, now);
+      if (!settled) {
+        log(
+          `campaign ${id} is still stopping (a stage ends at its next heartbeat); the worker of this home records it: \`prunewise worker ${homeArg(home)}\`, and \`prunewise status ${id} ${homeArg(home)}\` shows it`,
+        );
+        return;
+      }
+      settle(db, id, settled);
+      log(`campaign ${id} ${settled.state}: ${settled.reason}`);
+    } finally {
+      await client.connection.close();
+    }
+  });
+
+program
+  .command('rm')
+  .description("delete a finished campaign's rows and artifact files (one Temporal no longer runs is recorded as ended first)")
+  .argument('<campaign>', 'campaign id')
+  .addOption(homeOption())
+  .action(async (id: string, o: { home?: string }) => {
+    const home = resolveHome(o.home);
+    const db = openExisting(home);
+    const c = requireCampaign(db, id);
+    if (!['completed', 'failed', 'cancelled'].includes(c.state)) {
+      let conn: Awaited<ReturnType<typeof connect>>;
+      try {
+        conn = await connect(home, false);
+      } catch {
+        throw new CliError(
+          `campaign ${id} is ${c.state} and no Temporal server answers to tell whether it still runs: start it (\`prunewise server ${homeArg(home)}\`), then \`prunewise cancel ${id} ${homeArg(home)}\``,
+        );
+      }
+      try {
+        const settled = settledState(await temporalView(conn.client, id), id, conn.endpoint.address, c.state);
+        if (!settled) throw new CliError(`campaign ${id} is ${c.state}: cancel it first (\`prunewise cancel ${id} ${homeArg(home)}\`)`);
+        settle(db, id, settled);
+        log(`campaign ${id} recorded as ${settled.state}: ${settled.reason}`);
+      } finally {
+        await conn.client.connection.close();
+      }
+    }
     const dir = path.join(home.artifacts, id);
     if (!path.resolve(dir).startsWith(path.resolve(home.artifacts) + path.sep)) throw new CliError(`refusing to delete ${dir}: outside ${home.artifacts}`);
     deleteCampaign(db, id);
+    checkpointDb(db);
     fs.rmSync(dir, { recursive: true, force: true });
     log(`removed campaign ${id} (rows and ${dir})`);
+  });
+
+program
+  .command('backup')
+  .description('copy the database while workers run (SQLite online backup) into one self-contained, checked file')
+  .argument('<file>', 'the copy (must not exist)')
+  .addOption(homeOption())
+  .action(async (file: string, o: { home?: string }) => {
+    log(await backupHome(resolveHome(o.home), path.resolve(file)));
   });
 
 export async function main(argv: string[]): Promise<void> {

@@ -257,3 +257,35 @@ export async function clientConnection(t: TemporalEndpoint): Promise<Connection>
 export async function workerConnection(t: TemporalEndpoint): Promise<NativeConnection> {
   return NativeConnection.connect({ address: t.address, tls: t.tls });
 }
+
+/** True for the errors a Temporal server that went away (or is restarting) gives: gRPC 14 UNAVAILABLE, refused or reset connections. */
+export function isServerGone(e: unknown): boolean {
+  const err = e as { code?: unknown; message?: string; cause?: unknown } | undefined;
+  if (!err) return false;
+  if (err.code === 14) return true;
+  if (
+    /\b14 UNAVAILABLE\b|UNAVAILABLE|ECONNREFUSED|ECONNRESET|[Cc]onnection refused|tcp connect error|transport error|[Ff]ailed to connect|error trying to connect|Service unavailable/.test(
+      err.message ?? '',
+    )
+  )
+    return true;
+  return err.cause !== undefined && err.cause !== e && isServerGone(err.cause);
+}
+
+let waiting: Promise<void> | undefined;
+
+/**
+ * Waits, with one line on stderr, until the server at the endpoint answers again (a restarted
+ * embedded server keeps its address). Callers that hit the same outage share one wait and one notice.
+ */
+export function waitForServer(endpoint: TemporalEndpoint, home: Home, log: (s: string) => void, cause: unknown): Promise<void> {
+  waiting ??= (async () => {
+    const why = ((cause as Error)?.message ?? String(cause)).split('\n')[0].slice(0, 120);
+    const how = endpoint.embedded ? `; \`prunewise server --home ${home.dir}\` starts it again` : '';
+    log(`the Temporal server at ${endpoint.address} does not answer (${why}): waiting for it to come back${how} (Ctrl-C stops waiting; the campaign is kept)`);
+    const t0 = Date.now();
+    while (!(await serverAnswers(endpoint.address, 1000))) await new Promise((r) => setTimeout(r, 1000));
+    log(`the Temporal server at ${endpoint.address} answers again after ${Math.round((Date.now() - t0) / 1000)} s: continuing`);
+  })().finally(() => (waiting = undefined));
+  return waiting;
+}
