@@ -8,8 +8,16 @@
 // runs in a worker thread (analysis/FullRefresher) so this thread never blocks on it. When a
 // campaign ends, the write-ahead log is checkpointed into the database file (TRUNCATE), so
 // prunewise.db alone holds the results.
+//
+// The keep-checkpoint policy: while a training stage runs, its newest `execution.keepCheckpoints`
+// checkpoints are kept (activities/checkpoints.ts; a retried attempt resumes from them). A completed
+// stage never runs again, so when a run completes its fine-tune checkpoints are deleted, and when the
+// campaign completes the baseline's too. Failed and cancelled runs keep theirs (for a look at what
+// happened) until `prunewise rm`.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { refreshAfterRecord, FullRefresher } from '../analysis';
-import { parseRunId } from '../core';
+import { ARTIFACTS_DIR, baselineDir, parseRunId } from '../core';
 import { applyRecord, checkpointDb, getCampaign, homeId, openDb, type Db, type RecordOp } from '../db';
 
 /** A record for a campaign this database does not hold: the batch belongs to another home. Retryable. */
@@ -37,9 +45,34 @@ export function createStoreActivities(dbFile: string, opts: { full?: FullRefresh
       }
       applyRecord(db, ops);
       for (const campaignId of refreshAfterRecord(db, ops).full) full.request(db, campaignId);
+      dropCheckpoints(path.dirname(dbFile), ops);
       if (ops.some((op) => op.op === 'campaign' && ENDED.has(op.state))) checkpointDb(db);
     },
   };
+}
+
+/**
+ * The keep-checkpoint policy at the end of a run (its fine-tune checkpoints) and of a campaign (the
+ * baseline's): the training state of stages that completed is deleted (`home`: the home folder).
+ * @returns the folders removed (relative to the home)
+ */
+export function dropCheckpoints(home: string, ops: RecordOp[]): string[] {
+  const gone: string[] = [];
+  const rm = (rel: string) => {
+    if (!fs.existsSync(path.join(home, rel))) return;
+    fs.rmSync(path.join(home, rel), { recursive: true, force: true });
+    gone.push(rel);
+  };
+  for (const op of ops) {
+    if (op.op === 'run' && op.kind === 'run' && op.state === 'completed') {
+      const runDir = path.join(home, ARTIFACTS_DIR, op.runId);
+      if (!fs.existsSync(runDir)) continue;
+      for (const r of fs.readdirSync(runDir).filter((n) => /^round-\d+$/.test(n))) rm(path.join(ARTIFACTS_DIR, op.runId, r, 'finetune-checkpoints'));
+    } else if (op.op === 'campaign' && op.state === 'completed') {
+      rm(path.join(baselineDir(op.campaignId), 'checkpoints'));
+    }
+  }
+  return gone;
 }
 
 export type StoreActivities = ReturnType<typeof createStoreActivities>;

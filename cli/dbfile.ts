@@ -2,14 +2,9 @@
 // reads it, so a damaged file is reported with one line (and a non-zero exit) instead of answering
 // with nothing; and copied whole by `prunewise backup` (SQLite's online backup API).
 import * as fs from 'node:fs';
-import { backupDb, campaignCount, openDb, quickCheck, type Db } from '../db';
+import { backupDb, campaignCount, damagedLine, openDb, quickCheck, type Db } from '../db';
 import type { Home } from './home';
 import { CliError } from './temporal';
-
-/** The one line a damaged database is reported with (the CLI and, in its words, the dashboard). */
-export function damagedLine(file: string, problems: string[]): string {
-  return `${file} is damaged (PRAGMA quick_check: ${problems[0]}${problems.length > 1 ? ` …and ${problems.length - 1} more` : ''}): restore a copy made by \`prunewise backup\`, or move it aside to start a new home`;
-}
 
 /**
  * Opens the home's database and checks it (quick_check reads every page once: about 0.1 s per 100 MB here).

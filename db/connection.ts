@@ -48,6 +48,11 @@ export function quickCheck(db: Db, max = 5): string[] {
   }
 }
 
+/** The one line a damaged database is reported with (the CLI exits 1 with it; the dashboard shows it on every page). */
+export function damagedLine(file: string, problems: string[]): string {
+  return `${file} is damaged (PRAGMA quick_check: ${problems[0]}${problems.length > 1 ? ` …and ${problems.length - 1} more` : ''}): restore a copy made by \`prunewise backup\`, or move it aside to start a new home`;
+}
+
 /** True for the errors SQLite raises on a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB and their extended codes). */
 export function isCorruptError(e: unknown): boolean {
   const code = (e as { code?: unknown })?.code;
