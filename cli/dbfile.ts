@@ -10,7 +10,10 @@ import { CliError } from './temporal';
  * Opens the home's database and checks it (quick_check reads every page once: about 0.1 s per 100 MB here).
  * @throws CliError when it does not exist, cannot be opened or fails the check
  */
-export function openChecked(home: Home, opts: { create?: boolean } = {}): Db {
+export function openChecked(
+  home: Home,
+  opts: { create?: boolean; /** open a damaged file anyway (the dashboard shows the damage on its pages) */ damaged?: boolean } = {},
+): Db {
   if (!opts.create && !fs.existsSync(home.db)) throw new CliError(`${home.db} does not exist: no campaign has run with --home ${home.dir}`);
   let db: Db;
   try {
@@ -18,6 +21,7 @@ export function openChecked(home: Home, opts: { create?: boolean } = {}): Db {
   } catch (e) {
     throw new CliError(damagedLine(home.db, [(e as Error).message]));
   }
+  if (opts.damaged) return db;
   const problems = quickCheck(db);
   if (problems.length) {
     db.close();

@@ -408,7 +408,7 @@ program
   .option('--host <host>', 'interface to bind (127.0.0.1: this machine only)', '127.0.0.1')
   .action(async (o: { home?: string; port: number; host: string }) => {
     const home = resolveHome(o.home);
-    const db = openExisting(home);
+    const db = openChecked(home, { damaged: true }); // a damaged file: every page says so (createDashboard checks it)
     const app = createDashboard(db, { homeDir: home.dir });
     const server = app.listen(o.port, o.host);
     await new Promise<void>((resolve, reject) => {

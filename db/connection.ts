@@ -9,13 +9,14 @@ export type Db = Database.Database;
 /**
  * Opens (creating folders and the file if needed) the SQLite database at `file` and applies any
  * pending migrations. WAL mode: readers never block the one writer; a writer waits up to 10 s for
- * another connection's write lock.
+ * another connection's write lock (env PRUNEWISE_DB_BUSY_TIMEOUT_MS, for drills).
  */
 export function openDb(file: string): Db {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
-  db.pragma('busy_timeout = 10000');
+  // PRUNEWISE_DB_BUSY_TIMEOUT_MS: for fault drills (a locked database fails each write attempt fast)
+  db.pragma(`busy_timeout = ${Number(process.env.PRUNEWISE_DB_BUSY_TIMEOUT_MS) || 10000}`);
   db.pragma('foreign_keys = ON');
   migrate(db);
   return db;
