@@ -125,7 +125,8 @@ const running = (db: Db, id: string, stage?: string) =>
 function dataLost(h: Home, db: Db, id: string): string {
   const s = campaignStatus(db, id)!;
   const problems: string[] = [];
-  if (s.runs.length !== RUNS) problems.push(`${s.runs.length}/${RUNS} runs`);
+  const runs = (JSON.parse(db.prepare(`SELECT spec_json FROM campaigns WHERE id = ?`).pluck().get(id) as string) as { weights: unknown[] }).weights.length;
+  if (s.runs.length !== runs) problems.push(`${s.runs.length}/${runs} runs`);
   for (const r of s.runs) {
     const done = r.rounds.filter((x) => x.state === 'completed').length;
     if (s.state === 'completed' && done < 1) problems.push(`${r.id.slice(id.length + 1)}: no completed round`);
@@ -355,7 +356,7 @@ async function corruptDatabase(): Promise<Outcome> {
     const after = await cli(h, ['status', id]);
     const reported = st.code === 1 && /is damaged \(PRAGMA quick_check/.test(st.err) && page.status === 503;
     return {
-      outcome: `${reported ? 'reported' : 'NOT reported'} (status exit ${st.code}: "${lastLine(st.err).slice(0, 90)}…"; dashboard ${page.status}); restored from \`prunewise backup\`: status exit ${after.code}`,
+      outcome: `${reported ? 'reported' : 'NOT reported'} (status exit ${st.code}: "${/is damaged \(PRAGMA quick_check: [^)]{0,50}/.exec(st.err)?.[0] ?? lastLine(st.err).slice(0, 80)}…"; dashboard ${page.status}); restored from \`prunewise backup\`: status exit ${after.code}`,
       lost: after.code === 0 ? dataLost(h, dbOf(h), id) : 'the database',
     };
   } finally {

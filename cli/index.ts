@@ -9,7 +9,7 @@ import { CampaignError, loadCampaignFile, parseWeightsOption } from '../campaign
 import { readPareto, recommendedModel } from '../analysis';
 import { campaignStatus, checkpointDb, createCampaign, deleteCampaign, getCampaign, listCampaigns, openDb, runningStages, type Db } from '../db';
 import { backupHome, openChecked } from './dbfile';
-import { homeArg, mismatchLine, settle, settledState, temporalView, workflowPollers } from './reconcile';
+import { homeArg, mismatchLine, settle, settledState, submittedQueues, temporalView, workflowPollers } from './reconcile';
 import { formatPareto } from './pareto';
 import { createDashboard } from '../dashboard/server';
 import { EXPORT_FORMATS, exportModel } from './export';
@@ -25,6 +25,7 @@ import {
   runForegroundServer,
   stopServer,
   waitForServer,
+  watchServer,
   workerConnection,
   type TemporalEndpoint,
 } from './temporal';
@@ -101,6 +102,23 @@ async function runWorkersUntil(
   gpu?: boolean,
 ): Promise<'stopped' | 'done'> {
   installRuntime(); // before the first native connection
+  const unwatch = watchServer(endpoint, home, log);
+  try {
+    return await serveUntil(home, endpoint, queues, concurrency, until, device, gpu);
+  } finally {
+    unwatch();
+  }
+}
+
+async function serveUntil(
+  home: Home,
+  endpoint: TemporalEndpoint,
+  queues: QueueName[],
+  concurrency: number,
+  until?: Promise<unknown>,
+  device?: string,
+  gpu?: boolean,
+): Promise<'stopped' | 'done'> {
   const ended = until?.then(
     () => 'done' as const,
     () => 'done' as const,
@@ -319,14 +337,19 @@ program
       // only reported here: `cancel` reconciles
       const view = await temporalView(c.client, id);
       const mismatch = mismatchLine(view, id, c.endpoint.address, s.state, home);
-      if (mismatch) console.log(mismatch);
-      else if (view.kind === 'running' && view.neverRan && (await workflowPollers(c.client, c.endpoint.namespace, QUEUES.campaigns)) === 0)
-        console.log(`waiting for queue ${QUEUES.campaigns}: no worker serves it (start \`prunewise worker ${homeArg(home)}\`)`);
+      if (mismatch) {
+        console.log(mismatch);
+        return;
+      }
+      const submitted = await submittedQueues(c.client, c.endpoint.namespace, id);
+      const workflowQueue = submitted.workflow ?? QUEUES.campaigns;
+      if (view.kind === 'running' && view.neverRan && (await workflowPollers(c.client, c.endpoint.namespace, workflowQueue)) === 0)
+        console.log(`waiting for queue ${workflowQueue}: no worker serves it (start \`prunewise worker ${homeArg(home)}\`)`);
       else if (s.state === 'running' && queues.length)
         for (const line of await waitingForQueues(c.client, c.endpoint.namespace, queues, waitingStages)) console.log(line);
       // results wait on this home's store queue when no worker of this home runs
-      const store = homeQueues(home).store;
-      if (!mismatch && (await waitingForQueues(c.client, c.endpoint.namespace, [store])).length)
+      const store = submitted.store ?? homeQueues(home).store;
+      if (!(view.kind === 'running' && view.neverRan) && (await waitingForQueues(c.client, c.endpoint.namespace, [store])).length)
         console.log(`waiting for queue ${store}: no worker of this home records results (start \`prunewise worker ${homeArg(home)}\`)`);
     } finally {
       await c.client.connection.close();
@@ -491,7 +514,8 @@ program
       let view = await temporalView(client, id);
       if (view.kind === 'running' && view.neverRan) {
         // no worker ever ran it: nothing would record a cancellation, so it ends here
-        const reason = `cancelled before any worker started it (no worker served ${QUEUES.campaigns})`;
+        const queue = (await submittedQueues(client, endpoint.namespace, id)).workflow ?? QUEUES.campaigns;
+        const reason = `cancelled before any worker started it (no worker served ${queue})`;
         await handle.terminate(reason);
         settle(db, id, { state: 'cancelled', reason });
         log(`campaign ${id} cancelled: ${reason}`);

@@ -3,6 +3,7 @@
 // or that no worker ever started ends cancelled / failed with the reason. `status` only reports
 // such a mismatch and prints the command that fixes it.
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { checkpointDb, endCampaign, type Db } from '../db';
 import type { Home } from './home';
 
@@ -92,4 +93,16 @@ export async function workflowPollers(client: Client, namespace: string, queue: 
   // taskQueueType 1 = workflow; kind 1 = normal
   const r = await client.workflowService.describeTaskQueue({ namespace, taskQueue: { name: queue, kind: 1 }, taskQueueType: 1 });
   return (r.pollers ?? []).length;
+}
+
+/**
+ * The task queues a campaign was submitted with (its workflow's queue and the queues in its input),
+ * read from the first event of its history: exact whatever PRUNEWISE_TASK_QUEUE_PREFIX this process has.
+ */
+export async function submittedQueues(client: Client, namespace: string, id: string): Promise<{ workflow?: string; store?: string }> {
+  const r = await client.workflowService.getWorkflowExecutionHistory({ namespace, execution: { workflowId: id }, maximumPageSize: 1 });
+  const started = r.history?.events?.[0]?.workflowExecutionStartedEventAttributes;
+  const input = started?.input?.payloads?.[0];
+  const queues = input ? defaultPayloadConverter.fromPayload<{ queues?: { store?: string } }>(input as never)?.queues : undefined;
+  return { workflow: started?.taskQueue?.name ?? undefined, store: queues?.store };
 }
