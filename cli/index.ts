@@ -7,7 +7,19 @@ import * as path from 'node:path';
 import { VERSION } from '../platform/version';
 import { CampaignError, loadCampaignFile, parseWeightsOption } from '../campaign/load';
 import { readPareto, recommendedModel } from '../analysis';
-import { campaignStatus, checkpointDb, createCampaign, deleteCampaign, getCampaign, listCampaigns, openDb, runningStages, type Db } from '../db';
+import {
+  campaignStatus,
+  checkpointDb,
+  createCampaign,
+  damagedLine,
+  isCorruptError,
+  deleteCampaign,
+  getCampaign,
+  listCampaigns,
+  openDb,
+  runningStages,
+  type Db,
+} from '../db';
 import { backupHome, openChecked } from './dbfile';
 import { homeArg, mismatchLine, settle, settledState, submittedQueues, temporalView, workflowPollers } from './reconcile';
 import { formatPareto } from './pareto';
@@ -598,7 +610,13 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await program.parseAsync(argv);
   } catch (e) {
-    const err = e as Error;
+    let err = e as Error;
+    // SQLite found damage the check at open did not (a page read later): the same one line
+    if (isCorruptError(err)) {
+      const i = argv.findIndex((a) => a === '--home' || a.startsWith('--home='));
+      const dir = i < 0 ? undefined : argv[i].startsWith('--home=') ? argv[i].slice('--home='.length) : argv[i + 1];
+      err = new CliError(damagedLine(resolveHome(dir).db, [err.message]));
+    }
     const known = err instanceof CliError || err instanceof CampaignError || err instanceof WorkflowExecutionAlreadyStartedError;
     process.stderr.write(
       `prunewise: ${
