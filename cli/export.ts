@@ -54,6 +54,32 @@ export interface ExportResult {
   measuredBy: string;
 }
 
+/** The real path of `p`, or of its nearest existing ancestor joined with the rest (symlinks resolved). */
+function realish(p: string): string {
+  const rest: string[] = [];
+  let cur = p;
+  while (!fs.existsSync(cur) && path.dirname(cur) !== cur) {
+    rest.unshift(path.basename(cur));
+    cur = path.dirname(cur);
+  }
+  return path.join(fs.realpathSync(cur), ...rest);
+}
+
+/**
+ * `--out` must be a new or empty folder outside the home's artifacts: an export never deletes or
+ * replaces a file (the campaign's own models keep matching their recorded checksums).
+ * @throws CliError naming the folder and the fix
+ */
+export function checkOutDir(home: Home, out: string): void {
+  const real = realish(out);
+  const artifacts = realish(home.artifacts);
+  if (real === artifacts || real.startsWith(artifacts + path.sep) || artifacts.startsWith(real + path.sep))
+    throw new CliError(`--out: ${out} is inside (or holds) the home's artifacts ${home.artifacts}: give a folder outside it`);
+  if (!fs.existsSync(out)) return;
+  if (!fs.statSync(out).isDirectory()) throw new CliError(`--out: ${out} is a file: give a new or empty folder`);
+  if (fs.readdirSync(out).length > 0) throw new CliError(`--out: ${out} is not empty: give a new or empty folder (an export never deletes or replaces files)`);
+}
+
 export async function exportModel(
   home: Home,
   db: Db,
@@ -80,10 +106,7 @@ export async function exportModel(
   const src = path.join(home.dir, art);
   if (!fs.existsSync(path.join(src, 'model.json'))) throw new CliError(`${src} is missing (was the campaign's artifacts folder moved?)`);
   const out = path.resolve(opts.out);
-  const exported = (f: string) => fs.existsSync(path.join(out, f));
-  if (fs.existsSync(out) && fs.readdirSync(out).length > 0 && !exported('model.json') && !exported('prunewise.json')) {
-    throw new CliError(`--out: ${out} exists and is not an exported model: give a new or empty folder`);
-  }
+  checkOutDir(home, out);
   // without --format: the variant the candidate deploys (like with like: its bytes and accuracy are the ones shown)
   const format: CliExportFormat = opts.format ?? (metricMap(db, runId, round).deployedInt8 === 1 ? 'uint8' : 'tfjs');
   if (!opts.format) opts.log(`format ${format}: the variant round ${round} deploys (give --format for another)`);
@@ -92,6 +115,7 @@ export async function exportModel(
   const spec = JSON.parse(run.specJson) as CampaignSpec;
   const model = await loadModel(src);
   try {
+    checkOutDir(home, out); // again: a file put there since the first check is never replaced
     if ((DEPLOY_FORMATS as readonly string[]).includes(format)) {
       return await exportFile(model, src, out, {
         runId,

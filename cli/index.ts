@@ -11,9 +11,12 @@ import { describeSource, MODELS_DIR } from '../ml/keras';
 import { budgetClauses, readPareto, recommendedModel } from '../analysis';
 import {
   campaignStatus,
+  checkpointDb,
   completedRounds,
   createCampaign,
+  damagedLine,
   deleteCampaign,
+  isCorruptError,
   listCampaigns,
   openDb,
   openDbReadOnly,
@@ -22,6 +25,8 @@ import {
   type CampaignRow,
   type Db,
 } from '../db';
+import { backupHome, openChecked } from './dbfile';
+import { homeArg, mismatchLine, settle, settledState, submittedQueues, temporalView } from './reconcile';
 import { applyBudget, formatPareto } from './pareto';
 import { createDashboard } from '../dashboard/server';
 import { EXPORT_FORMATS, exportModel, type CliExportFormat } from './export';
@@ -33,8 +38,19 @@ import { readLive } from './live';
 import { cmd, hint } from './hints';
 import { oneLineOsError } from './os-errors';
 import { observeStages } from '../activities';
-import { CliError, clientConnection, resolveEndpoint, runForegroundServer, stopServer, workerConnection, type TemporalEndpoint } from './temporal';
-import { ALL_QUEUES, createWorkers, installRuntime, QUEUES, requireGpuBackend, type QueueName } from './worker';
+import {
+  CliError,
+  clientConnection,
+  isServerGone,
+  resolveEndpoint,
+  runForegroundServer,
+  stopServer,
+  waitForServer,
+  watchServer,
+  workerConnection,
+  type TemporalEndpoint,
+} from './temporal';
+import { ALL_QUEUES, createWorkers, homeQueues, installRuntime, QUEUES, requireGpuBackend, type QueueName } from './worker';
 import {
   describeProgress,
   formatCampaignId,
@@ -89,6 +105,19 @@ function newCampaignId(name: string): string {
   return formatCampaignId(name, new Date(), crypto.randomBytes(2).toString('hex'));
 }
 
+/**
+ * FOR DRILLS: PRUNEWISE_STORE_RETRY_MAX_MS=<ms> submits the campaign with the store activity's retry
+ * interval capped at that (default: 1 s doubling up to 1 min), so a store outage outlasts many
+ * attempts in seconds. The attempts stay unlimited either way.
+ */
+function storeRetryTuning(): { storeRetry?: { initialIntervalMs: number; maximumIntervalMs: number } } {
+  const v = process.env.PRUNEWISE_STORE_RETRY_MAX_MS;
+  if (!v) return {};
+  const max = Number(v);
+  if (!Number.isInteger(max) || max < 10) throw new CliError(`PRUNEWISE_STORE_RETRY_MAX_MS: must be a whole number of milliseconds ≥ 10 (got "${v}")`);
+  return { storeRetry: { initialIntervalMs: Math.min(1000, max), maximumIntervalMs: max } };
+}
+
 async function connect(home: Home, start: boolean): Promise<{ client: Client; endpoint: TemporalEndpoint }> {
   const endpoint = await resolveEndpoint(home, { start, log });
   const connection = await clientConnection(endpoint);
@@ -99,16 +128,16 @@ async function connect(home: Home, start: boolean): Promise<{ client: Client; en
 const HOME_HELP =
   'campaigns live in the folder given by --home <dir> or env PRUNEWISE_HOME (default ./.prunewise in the current folder): give the one `run` used';
 
-/** The database of a home, opened for reading only (a read never writes). */
+/** The database of a home, opened for reading only (a read never writes), checked with PRAGMA quick_check (a damaged file: one line, exit 1). */
 function openRead(home: Home): Db {
   if (!fs.existsSync(home.db)) throw new CliError(`no campaigns in ${home.dir} (no ${path.basename(home.db)} there): ${HOME_HELP}`);
-  return openDbReadOnly(home.db);
+  return openChecked(home, { readOnly: true });
 }
 
-/** The database of a home, for commands that change it (rm). */
+/** The database of a home, for commands that change it (cancel, rm), checked like openRead. */
 function openWrite(home: Home): Db {
   if (!fs.existsSync(home.db)) throw new CliError(`no campaigns in ${home.dir} (no ${path.basename(home.db)} there): ${HOME_HELP}`);
-  return openDb(home.db);
+  return openChecked(home);
 }
 
 /**
@@ -181,23 +210,69 @@ async function runWorkersUntil(
   gpu?: boolean,
 ): Promise<'stopped' | 'done'> {
   installRuntime(); // before the first native connection
-  const connection = await workerConnection(endpoint);
-  const set = await createWorkers({ connection, namespace: endpoint.namespace, home, queues, concurrency, device, gpu });
-  const running = set.run();
-  let outcome: 'stopped' | 'done' = 'stopped';
-  if (until) {
-    await Promise.race([
-      until.then(
-        () => (outcome = 'done'),
-        () => (outcome = 'done'),
-      ),
-      running,
-    ]);
-    set.shutdown();
+  const unwatch = watchServer(endpoint, home, log);
+  try {
+    return await serveUntil(home, endpoint, queues, concurrency, until, device, gpu);
+  } finally {
+    unwatch();
   }
-  await running;
-  await connection.close();
-  return outcome;
+}
+
+async function serveUntil(
+  home: Home,
+  endpoint: TemporalEndpoint,
+  queues: QueueName[],
+  concurrency: number,
+  until?: Promise<unknown>,
+  device?: string,
+  gpu?: boolean,
+): Promise<'stopped' | 'done'> {
+  const ended = until?.then(
+    () => 'done' as const,
+    () => 'done' as const,
+  );
+  // a server that goes away (killed, restarting) is waited for, with one line; the workers then start again
+  for (;;) {
+    let connection: Awaited<ReturnType<typeof workerConnection>> | undefined;
+    let set: Awaited<ReturnType<typeof createWorkers>>;
+    try {
+      connection = await workerConnection(endpoint);
+      set = await createWorkers({ connection, namespace: endpoint.namespace, home, queues, concurrency, device, gpu });
+    } catch (e) {
+      await connection?.close().catch(() => undefined);
+      if (!isServerGone(e)) throw e;
+      await waitForServer(endpoint, home, log, e);
+      continue;
+    }
+    const running = set.run();
+    const r = await Promise.race([
+      ended ?? new Promise<never>(() => undefined),
+      running.then(
+        () => 'stopped' as const,
+        (e: unknown) => ({ error: e }),
+      ),
+    ]);
+    if (r === 'done') {
+      set.shutdown();
+      await running.catch(() => undefined);
+    }
+    await connection.close().catch(() => undefined);
+    if (typeof r === 'string') return r;
+    if (!isServerGone(r.error)) throw r.error;
+    await waitForServer(endpoint, home, log, r.error);
+  }
+}
+
+/** The workflow's result; a server that goes away meanwhile is waited for (one line), not an error. */
+async function resultAcrossRestarts<T>(handle: { result(): Promise<T> }, endpoint: TemporalEndpoint, home: Home): Promise<T> {
+  for (;;) {
+    try {
+      return await handle.result();
+    } catch (e) {
+      if (!isServerGone(e)) throw e;
+      await waitForServer(endpoint, home, log, e);
+    }
+  }
 }
 
 const clock = () => new Date().toISOString().slice(11, 19);
@@ -310,7 +385,7 @@ program
     if (source) log(`model: ${input} (${describeSource(source)}) loads; the campaign uses ${loaded.spec.model}`);
     ensureHome(home);
     const { client, endpoint } = await connect(home, true);
-    const db = openDb(home.db);
+    const db = openChecked(home, { create: true });
     // the same file again: the same seed gives the same models, so say what already exists
     const same = listCampaigns(db).filter((c) => c.spec_hash === loaded.hash);
     if (same.length) {
@@ -320,12 +395,14 @@ program
           `this submits an identical campaign (same seed: the same models); its baseline is trained again (a finished baseline is not reused). ${cmd(home, 'status', prev.id)} shows the earlier one`,
       );
     }
+    // the store queue is named after this database's identity: only this home's workers record the campaign
+    const { homeId: _homeId, legacyStore: _legacy, ...queues } = homeQueues(home);
     const id = newCampaignId(loaded.spec.name);
     createCampaign(db, { id, name: loaded.spec.name, spec: loaded.spec, specHash: loaded.hash, specFile: loaded.file, seed: loaded.spec.seed });
     const handle = await client.workflow.start<typeof campaignWorkflow>('campaignWorkflow', {
-      taskQueue: QUEUES.campaigns,
+      taskQueue: queues.campaigns,
       workflowId: id,
-      args: [{ campaignId: id, spec: loaded.spec, queues: QUEUES }],
+      args: [{ campaignId: id, spec: loaded.spec, queues, ...storeRetryTuning() }],
     });
     log(
       `campaign ${id} submitted (${loaded.spec.weights.length} runs × ${loaded.spec.pruning.rounds} rounds) to ${endpoint.address}${endpoint.uiUrl ? `; Temporal UI ${endpoint.uiUrl}` : ''}`,
@@ -340,7 +417,7 @@ program
       console.log(o.json ? JSON.stringify({ id }) : id);
       return;
     }
-    const result = handle.result();
+    const result = resultAcrossRestarts(handle, endpoint, home);
     let interrupted = false;
     const onSigint = () => {
       interrupted = true;
@@ -405,7 +482,14 @@ program
     ensureHome(home);
     const queues = o.queues ?? (o.target || o.gpu ? [] : ALL_QUEUES);
     const endpoint = await resolveEndpoint(home, { start: true, log });
-    const names = [...queues.map((q) => QUEUES[q]), ...(o.gpu ? [QUEUES.gpu] : []), ...(o.target ? [targetQueue(QUEUES, o.target)] : [])];
+    // the store queue is this home's own (store-<home id>): a worker of another home never records its campaigns
+    const store = queues.includes('store') ? [homeQueues(home).store] : [];
+    const names = [
+      ...queues.filter((q) => q !== 'store').map((q) => QUEUES[q]),
+      ...store,
+      ...(o.gpu ? [QUEUES.gpu] : []),
+      ...(o.target ? [targetQueue(QUEUES, o.target)] : []),
+    ];
     log(`worker ${process.pid} serving ${names.join(', ')} on ${endpoint.address} (home ${home.dir}); Ctrl-C stops it`);
     printStages(o.progressEvery, home);
     await runWorkersUntil(home, endpoint, queues, o.concurrency, undefined, o.target, o.gpu);
@@ -446,6 +530,9 @@ program
     const lines: string[] = [];
     let live: Parameters<typeof statusJson>[1] = null;
     if (conn) {
+      // SQLite and Temporal disagree (a workflow Temporal no longer knows, or one that ended unrecorded): only reported here, `cancel` reconciles
+      const mismatch = mismatchLine(await temporalView(conn.client, id), id, conn.endpoint.address, s.state, home);
+      if (mismatch) lines.push(mismatch);
       const rows = await readLive(conn.client, conn.endpoint.namespace, db, id, heartbeatTimeoutOf(c));
       live = { rows, eta: campaignEta(db, id, rows) };
       lines.push(...liveLines(id, rows, live.eta));
@@ -461,6 +548,12 @@ program
       // with no worker at all, the line above already says which command; a device's or gpu queue still needs its own
       const queues = [...waitingStages.keys()].filter((q) => !none || q !== QUEUES.cpu);
       lines.push(...(await waitingForQueues(conn.client, conn.endpoint.namespace, queues, waitingStages, (...a) => cmd(home, ...a))));
+      // results wait on this home's store queue when no worker of this home runs
+      if (!none && !mismatch) {
+        const store = (await submittedQueues(conn.client, conn.endpoint.namespace, id)).store ?? homeQueues(home).store;
+        if ((await waitingForQueues(conn.client, conn.endpoint.namespace, [store])).length)
+          lines.push(`waiting for queue ${store}: no worker of this home records results (start ${cmd(home, 'worker')})`);
+      }
       await conn.client.connection.close();
     } else if (active) {
       lines.push(
@@ -579,7 +672,7 @@ program
   .option('--read-only', 'refuse every write (notes and tags on run pages)')
   .action(async (o: { home?: string; port: number; host: string; readOnly?: boolean }) => {
     const home = resolveHome(o.home);
-    const db = openWrite(home);
+    const db = openChecked(home, { damaged: true }); // a damaged file: every page says so (createDashboard checks it)
     // off this machine, every request must carry a token (env PRUNEWISE_DASHBOARD_TOKEN fixes one, else a fresh one)
     const loopback = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(o.host);
     const token = loopback ? undefined : process.env.PRUNEWISE_DASHBOARD_TOKEN || crypto.randomBytes(18).toString('base64url');
@@ -621,7 +714,7 @@ program
   .option('--json', 'print [{ "id", "name", "state", "createdAt", "updatedAt", "roundsDone", "roundsTotal", "best" }]')
   .action((o: { home?: string; json?: boolean }) => {
     const home = resolveHome(o.home);
-    const db = fs.existsSync(home.db) ? openDbReadOnly(home.db) : undefined;
+    const db = fs.existsSync(home.db) ? openChecked(home, { readOnly: true }) : undefined;
     const rows = db ? listCampaigns(db).map((r) => lsRow(db, r)) : [];
     if (o.json) {
       console.log(JSON.stringify(rows));
@@ -676,7 +769,6 @@ function lsRow(db: Db, r: CampaignRow) {
 for (const [name, what] of [
   ['pause', 'pause a campaign: running stages finish, no new stage starts'],
   ['resume', 'resume a paused campaign'],
-  ['cancel', 'cancel a campaign: running stages are cancelled, the state is kept'],
 ] as const) {
   program
     .command(name)
@@ -699,55 +791,134 @@ for (const [name, what] of [
         if (d.status.name !== 'RUNNING') closed = d.status.name.toLowerCase();
       } catch (e) {
         if (e instanceof WorkflowNotFoundError)
-          throw new CliError(`campaign ${id} is not known to the Temporal server at ${endpoint.address} (was it run with another server or --home?)`);
+          throw new CliError(`campaign ${id} is not known to the Temporal server at ${endpoint.address}: ${cmd(home, 'cancel', id)} records it as cancelled`);
         throw e;
       }
-      if (closed)
-        throw new CliError(
-          `campaign ${id} already ended in Temporal (${closed}); its recorded state "${c.state}" is behind: ${name === 'cancel' ? 'nothing left to cancel' : `nothing to ${name}`}`,
-        );
-      if (name === 'cancel') await handle.cancel();
-      else await handle.signal(name);
+      if (closed) throw new CliError(`campaign ${id} already ended in Temporal (${closed}); its recorded state "${c.state}" is behind: ${cmd(home, 'cancel', id)} records it`);
+      await handle.signal(name);
       const none = await noWorkerLine(client, endpoint.namespace, home, id);
-      const effect =
-        name === 'cancel'
-          ? 'running stages are cancelled and the campaign is recorded cancelled'
-          : name === 'pause'
-            ? 'running stages finish, then no new stage starts (status shows paused)'
-            : 'new stages start again';
+      const effect = name === 'pause' ? 'running stages finish, then no new stage starts (status shows paused)' : 'new stages start again';
       log(
         none
           ? `${name} requested for ${id}, but no worker runs it: it takes effect when one starts (${effect}). ${none.replace(/^no worker serves campaign \S+ /, '')}`
-          : `${name} requested for ${id}: ${effect}${name === 'cancel' ? '' : ' at the next stage boundary'}; ${cmd(home, 'status', id)} shows it`,
+          : `${name} requested for ${id}: ${effect} at the next stage boundary; ${cmd(home, 'status', id)} shows it`,
       );
     });
 }
 
 program
+  .command('cancel')
+  .description(
+    'cancel a campaign: running stages are cancelled, the state is kept; one Temporal no longer knows, already closed, or no worker ever started ends cancelled (or failed) in SQLite with the reason',
+  )
+  .argument('<campaign>', 'campaign id, a unique prefix of it, or latest')
+  .addOption(homeOption())
+  .option('--wait <s>', 'seconds to wait for the workers to record the cancellation', (v) => (v === '0' ? 0 : positiveInt(v)), 30)
+  .action(async (arg: string, o: { home?: string; wait: number }) => {
+    const home = resolveHome(o.home);
+    const db = openWrite(home);
+    const c = resolveCampaign(db, home, arg);
+    const id = c.id;
+    if (['completed', 'failed', 'cancelled'].includes(c.state)) throw new CliError(`campaign ${id} is ${c.state}: nothing to cancel`);
+    const { client, endpoint } = await connect(home, true);
+    try {
+      const handle = client.workflow.getHandle(id);
+      let view = await temporalView(client, id);
+      if (view.kind === 'running' && view.neverRan) {
+        // no worker ever ran it: nothing would record a cancellation, so it ends here
+        const queue = (await submittedQueues(client, endpoint.namespace, id)).workflow ?? QUEUES.campaigns;
+        const reason = `cancelled before any worker started it (no worker served ${queue})`;
+        await handle.terminate(reason);
+        settle(db, id, { state: 'cancelled', reason });
+        log(`campaign ${id} cancelled: ${reason}`);
+        return;
+      }
+      if (view.kind === 'running') {
+        await handle.cancel();
+        log(`cancel sent to ${id}; waiting up to ${o.wait} s for its workers to record it`);
+        const t0 = Date.now();
+        while (Date.now() - t0 < o.wait * 1000) {
+          await new Promise((r) => setTimeout(r, 500));
+          view = await temporalView(client, id);
+          if (view.kind !== 'running') break;
+        }
+      }
+      const now = resolveCampaign(db, home, id).state;
+      if (['completed', 'failed', 'cancelled'].includes(now)) {
+        log(`campaign ${id} ${now}`);
+        return;
+      }
+      const settled = settledState(view, id, endpoint.address, now);
+      if (!settled) {
+        log(
+          `campaign ${id} is still stopping (a stage ends at its next heartbeat); the worker of this home records it: \`prunewise worker ${homeArg(home)}\`, and \`prunewise status ${id} ${homeArg(home)}\` shows it`,
+        );
+        return;
+      }
+      settle(db, id, settled);
+      log(`campaign ${id} ${settled.state}: ${settled.reason}`);
+    } finally {
+      await client.connection.close();
+    }
+  });
+
+program
   .command('rm')
-  .description("delete a finished campaign's rows and artifact files")
+  .description("delete a finished campaign's rows and artifact files (one Temporal no longer runs is recorded as ended first)")
   .argument('<campaign>', 'campaign id (in full, or latest: rm takes no prefix)')
   .addOption(homeOption())
-  .action((arg: string, o: { home?: string }) => {
+  .action(async (arg: string, o: { home?: string }) => {
     const home = resolveHome(o.home);
     const db = openWrite(home);
     const c = resolveCampaign(db, home, arg);
     const id = c.id;
     if (arg !== id && arg !== 'latest') throw new CliError(`rm deletes for good: give the whole id (${id}), not a prefix`);
-    if (!['completed', 'failed', 'cancelled'].includes(c.state))
-      throw new CliError(`campaign ${id} is ${c.state}: cancel it first (${cmd(home, 'cancel', id)})`);
+    if (!['completed', 'failed', 'cancelled'].includes(c.state)) {
+      let conn: Awaited<ReturnType<typeof connect>>;
+      try {
+        conn = await connect(home, false);
+      } catch {
+        throw new CliError(
+          `campaign ${id} is ${c.state} and no Temporal server answers to tell whether it still runs: start it (\`prunewise server ${homeArg(home)}\`), then \`prunewise cancel ${id} ${homeArg(home)}\``,
+        );
+      }
+      try {
+        const settled = settledState(await temporalView(conn.client, id), id, conn.endpoint.address, c.state);
+        if (!settled) throw new CliError(`campaign ${id} is ${c.state}: cancel it first (\`prunewise cancel ${id} ${homeArg(home)}\`)`);
+        settle(db, id, settled);
+        log(`campaign ${id} recorded as ${settled.state}: ${settled.reason}`);
+      } finally {
+        await conn.client.connection.close();
+      }
+    }
     const dir = path.join(home.artifacts, id);
     if (!path.resolve(dir).startsWith(path.resolve(home.artifacts) + path.sep)) throw new CliError(`refusing to delete ${dir}: outside ${home.artifacts}`);
     deleteCampaign(db, id);
+    checkpointDb(db);
     fs.rmSync(dir, { recursive: true, force: true });
     log(`removed campaign ${id} (rows and ${dir})`);
+  });
+
+program
+  .command('backup')
+  .description('copy the database while workers run (SQLite online backup) into one self-contained, checked file')
+  .argument('<file>', 'the copy (must not exist)')
+  .addOption(homeOption())
+  .action(async (file: string, o: { home?: string }) => {
+    log(await backupHome(resolveHome(o.home), path.resolve(file)));
   });
 
 export async function main(argv: string[]): Promise<void> {
   try {
     await program.parseAsync(argv);
   } catch (e) {
-    const err = e as Error;
+    let err = e as Error;
+    // SQLite found damage the check at open did not (a page read later): the same one line
+    if (isCorruptError(err)) {
+      const i = argv.findIndex((a) => a === '--home' || a.startsWith('--home='));
+      const dir = i < 0 ? undefined : argv[i].startsWith('--home=') ? argv[i].slice('--home='.length) : argv[i + 1];
+      err = new CliError(damagedLine(resolveHome(dir).db, [err.message]));
+    }
     const known = err instanceof CliError || err instanceof CampaignError || err instanceof HomeError || err instanceof WorkflowExecutionAlreadyStartedError;
     const os = known ? undefined : oneLineOsError(err);
     process.stderr.write(

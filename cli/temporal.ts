@@ -335,3 +335,87 @@ export async function workerConnection(t: TemporalEndpoint): Promise<NativeConne
     throw unreachable(t, e);
   });
 }
+
+/** True for the errors a Temporal server that went away (or is restarting) gives: gRPC 14 UNAVAILABLE, refused or reset connections. */
+export function isServerGone(e: unknown): boolean {
+  const err = e as { code?: unknown; message?: string; cause?: unknown } | undefined;
+  if (!err) return false;
+  if (err.code === 14) return true;
+  if (
+    /\b14 UNAVAILABLE\b|UNAVAILABLE|ECONNREFUSED|ECONNRESET|[Cc]onnection refused|tcp connect error|transport error|[Ff]ailed to connect|error trying to connect|Service unavailable/.test(
+      err.message ?? '',
+    )
+  )
+    return true;
+  return err.cause !== undefined && err.cause !== e && isServerGone(err.cause);
+}
+
+let waiting: Promise<void> | undefined;
+
+/** Whether the server answers getSystemInfo within `ms` (a half-started server that hangs counts as no). */
+async function answersWithin(address: string, ms: number): Promise<{ ok: boolean; why?: string }> {
+  let conn: Connection | undefined;
+  const timeout = new Promise<{ ok: boolean; why: string }>((r) => setTimeout(() => r({ ok: false, why: `no answer within ${ms / 1000} s` }), ms).unref());
+  const probe = (async () => {
+    try {
+      conn = await Connection.connect({ address, connectTimeout: ms });
+      await conn.workflowService.getSystemInfo({});
+      return { ok: true };
+    } catch (e) {
+      return { ok: false, why: ((e as Error).message ?? String(e)).split('\n')[0] };
+    }
+  })();
+  const r = await Promise.race([probe, timeout]);
+  void probe.finally(() => conn?.close().catch(() => undefined));
+  return r;
+}
+
+/**
+ * Waits, with one line on stderr, until the server at the endpoint answers again (a restarted
+ * embedded server keeps its address). Callers that hit the same outage share one wait and one notice.
+ */
+export function waitForServer(endpoint: TemporalEndpoint, home: Home, log: (s: string) => void, cause: unknown): Promise<void> {
+  waiting ??= (async () => {
+    const why = ((cause as Error)?.message ?? String(cause)).split('\n')[0].slice(0, 120);
+    const how = endpoint.embedded ? `; \`prunewise server --home ${home.dir}\` starts it again` : '';
+    log(`the Temporal server at ${endpoint.address} does not answer (${why}): waiting for it to come back${how} (Ctrl-C stops waiting; the campaign is kept)`);
+    const t0 = Date.now();
+    let interrupted = false;
+    const onSigint = () => (interrupted = true);
+    process.once('SIGINT', onSigint);
+    try {
+      while (!(await answersWithin(endpoint.address, 2000)).ok) {
+        if (interrupted)
+          throw new CliError(
+            `stopped waiting for the Temporal server at ${endpoint.address}; the campaign is kept: \`prunewise worker --home ${home.dir}\` continues it`,
+          );
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
+    log(`the Temporal server at ${endpoint.address} answers again after ${Math.round((Date.now() - t0) / 1000)} s: continuing`);
+  })().finally(() => (waiting = undefined));
+  return waiting;
+}
+
+/**
+ * Watches the server while `run` or `worker` works (a probe every `everyMs`): when it stops
+ * answering, the one-line notice of waitForServer is printed at once (the SDK's own connections
+ * retry quietly meanwhile). @returns a function that stops the watch
+ */
+export function watchServer(endpoint: TemporalEndpoint, home: Home, log: (s: string) => void, everyMs = 3000): () => void {
+  let stopped = false;
+  void (async () => {
+    while (!stopped) {
+      await new Promise((r) => setTimeout(r, everyMs).unref());
+      if (stopped) return;
+      const r = await answersWithin(endpoint.address, 2000);
+      // Ctrl-C while waiting: the workers stop through the runtime's own signal handling
+      if (!r.ok && !stopped) await waitForServer(endpoint, home, log, new Error(r.why)).catch(() => undefined);
+    }
+  })();
+  return () => {
+    stopped = true;
+  };
+}

@@ -1,11 +1,14 @@
-// Starts workers: `campaigns` (workflows), `cpu` (compute activities) and `store` (the SQLite
-// writer, served only where the database file lives). One process can serve all three. `gpu` (the
-// training stages of campaigns with execution.trainOn: gpu) is served only with --gpu, on the CUDA build.
+// Starts workers: `campaigns` (workflows), `cpu` (compute activities) and `store-<home id>` (the
+// SQLite writer of this home's database: the queue is named after the database's identity, so a
+// worker of another home never records this one's campaigns). One process can serve all three.
+// `gpu` (the training stages of campaigns with execution.trainOn: gpu) is served only with --gpu, on
+// the CUDA build.
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createComputeActivities, createStoreActivities } from '../activities';
 import { QUEUE_NAMES, targetQueue, taskQueues, type QueueName, type TaskQueues } from '../core';
+import { hasLegacyStoreCampaigns, homeId, openDb } from '../db';
 import { initBackend, nativeBuildInstalled, type BackendInfo } from '../ml';
 import { PACKAGE_ROOT } from '../platform/version';
 import type { Home } from './home';
@@ -36,12 +39,27 @@ export async function requireGpuBackend(log: (s: string) => void): Promise<Backe
   });
 }
 
-/** The queue names this process uses (PRUNEWISE_TASK_QUEUE_PREFIX keeps homes apart on one cluster). */
+/**
+ * The queue names this process uses without a home's identity: `campaigns`, `cpu`, `gpu` (and the
+ * legacy shared `store`). PRUNEWISE_TASK_QUEUE_PREFIX keeps separate pools of workers apart on one
+ * cluster; a home's store queue is `homeQueues(home).store`.
+ */
 export const QUEUES: TaskQueues = taskQueues(process.env.PRUNEWISE_TASK_QUEUE_PREFIX);
 
 /** JSON.stringify replacer: an Error's own fields are not enumerable (it would print `"error":{}`): name and first line. */
 function errorsAsText(_key: string, value: unknown): unknown {
   return value instanceof Error ? `${value.name}: ${value.message.split('\n')[0]}` : value;
+}
+
+/** The queues of the home's database (created when missing): its store queue is `store-<home id>`. */
+export function homeQueues(home: Home): TaskQueues & { homeId: string; legacyStore: boolean } {
+  const db = openDb(home.db);
+  try {
+    const id = homeId(db);
+    return { ...taskQueues(process.env.PRUNEWISE_TASK_QUEUE_PREFIX, id), homeId: id, legacyStore: hasLegacyStoreCampaigns(db) };
+  } finally {
+    db.close();
+  }
 }
 
 let runtimeInstalled = false;
@@ -77,6 +95,8 @@ export function workflowBundlePath(): string {
 
 export interface WorkerSet {
   workers: Worker[];
+  /** the task queues served */
+  names: string[];
   run(): Promise<void>;
   shutdown(): void;
 }
@@ -139,13 +159,17 @@ export async function createWorkers(opts: {
         }),
       );
     } else if (q === 'store') {
-      workers.push(
-        await Worker.create({ ...common, taskQueue: QUEUES.store, activities: createStoreActivities(opts.home.db), maxConcurrentActivityTaskExecutions: 8 }),
-      );
+      // this home's database only: its own queue, plus the shared legacy queue while campaigns submitted to it are unfinished
+      const own = homeQueues(opts.home);
+      const activities = createStoreActivities(opts.home.db);
+      for (const taskQueue of [own.store, ...(own.legacyStore ? [QUEUES.store] : [])]) {
+        workers.push(await Worker.create({ ...common, taskQueue, activities, maxConcurrentActivityTaskExecutions: 8 }));
+      }
     }
   }
   return {
     workers,
+    names: workers.map((w) => w.options.taskQueue),
     run: async () => {
       await Promise.all(workers.map((w) => w.run()));
     },

@@ -1,8 +1,10 @@
-// Task queue names, one name per queue: `campaigns` (workflows), `cpu` (compute stages), `store`
-// (the SQLite writer), `gpu` (the training stages of campaigns with execution.trainOn: gpu, served
-// only by `prunewise worker --gpu`), and `target-<device>` (hardware-adapt measured on a device). A prefix (env
-// PRUNEWISE_TASK_QUEUE_PREFIX, read by the CLI) keeps several homes apart on one cluster: the key
-// of each queue is its name without the prefix.
+// Task queue names, one name per queue: `campaigns` (workflows), `cpu` (compute stages),
+// `store-<home id>` (the SQLite writer: one queue per database, named after its identity, so only
+// the home that owns a database records into it), `gpu` (the training stages of campaigns with
+// execution.trainOn: gpu, served only by `prunewise worker --gpu`), and `target-<device>`
+// (hardware-adapt measured on a device). A prefix (env PRUNEWISE_TASK_QUEUE_PREFIX, read by the CLI)
+// keeps separate pools of workers apart on one cluster: the key of each queue is its name without
+// the prefix. Campaigns submitted before the database had an identity carry the shared `store`.
 
 export const QUEUE_NAMES = ['campaigns', 'cpu', 'store', 'gpu'] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
@@ -10,9 +12,13 @@ export type QueueName = (typeof QUEUE_NAMES)[number];
 /** The queue names with the prefix applied, keyed by their unprefixed names. */
 export type TaskQueues = Record<QueueName, string>;
 
-export function taskQueues(prefix?: string): TaskQueues {
+/**
+ * The queue names with `prefix`; `homeId` (db/read.ts homeId) names the store queue of that home's
+ * database (`store-<home id>`), without it the shared legacy `store` queue.
+ */
+export function taskQueues(prefix?: string, homeId?: string): TaskQueues {
   const p = prefix ? `${prefix}-` : '';
-  return { campaigns: `${p}campaigns`, cpu: `${p}cpu`, store: `${p}store`, gpu: `${p}gpu` };
+  return { campaigns: `${p}campaigns`, cpu: `${p}cpu`, store: `${p}store${homeId ? `-${homeId}` : ''}`, gpu: `${p}gpu` };
 }
 
 /**

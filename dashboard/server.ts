@@ -10,7 +10,7 @@ import helmet from 'helmet';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Db } from '../db';
+import { damagedLine, isCorruptError, quickCheck, type Db } from '../db';
 import { PACKAGE_ROOT } from '../platform/version';
 import { createArtifacts } from './artifacts';
 import { createLive } from './live';
@@ -135,6 +135,19 @@ export function createDashboard(db: Db, opts: DashboardOptions = {}): Dashboard 
   app.use('/static', express.static(PUBLIC, { maxAge: '1h', fallthrough: false }));
   app.get('/vendor/echarts.min.js', (_req, res) => res.sendFile(ECHARTS, { maxAge: '1d' }));
 
+  // a damaged database (PRAGMA quick_check at start, or SQLite reporting corruption while serving):
+  // every page says so, with what to do, instead of answering 500 or showing nothing
+  let damaged = quickCheck(db);
+  const damagedPage = (res: Response) => {
+    const message = damagedLine(db.name, damaged);
+    res.status(503);
+    return /\.(csv|json)$/.test(res.req.path)
+      ? res.type('text').send(`${message}\n`)
+      : res.type('html').send(views.error({ title: 'database damaged', message }));
+  };
+  app.use((_req, res, next) => (damaged.length ? damagedPage(res) : next()));
+
+
   // writes (notes): a form of this server's pages only — its per-process CSRF token, and a same-origin request
   const csrf = crypto.randomBytes(24).toString('base64url');
   app.use(express.urlencoded({ extended: false, limit: '64kb' }));
@@ -163,6 +176,11 @@ export function createDashboard(db: Db, opts: DashboardOptions = {}): Dashboard 
 
   app.use((req, res) => views.notFound(res, `no page at ${req.path}`));
   app.use((err: Error, req: Request, res: Response, _next: express.NextFunction) => {
+    if (isCorruptError(err)) {
+      damaged = quickCheck(db);
+      if (!damaged.length) damaged = [err.message];
+      return damagedPage(res);
+    }
     const bad = err instanceof BadParam;
     const status = bad ? 400 : ((err as { status?: number }).status ?? 500);
     if (/\.(csv|json)$/.test(req.path)) return res.status(status).type('text').send(`${err.message}\n`);

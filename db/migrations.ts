@@ -181,4 +181,14 @@ export const MIGRATIONS: string[] = [
     updated_at TEXT NOT NULL
   );
   `,
+  // 9: the database's identity (one owner of each database): a random id made once per file; the
+  // store task queue is named after it (core/queues.ts storeQueue), so only a worker of this home
+  // records this database's campaigns. Campaigns created before it used the shared `store` queue.
+  `
+  CREATE TABLE home (
+    id TEXT PRIMARY KEY NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  INSERT INTO home (id, created_at) VALUES (lower(hex(randomblob(6))), strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+  `,
 ];

@@ -287,3 +287,21 @@ export function runWeights(db: Db, campaignId: string, limit: number): Array<{ r
     }>
   ).map((r) => ({ runId: r.id, k: r.k, weights: r.weights_json ? JSON.parse(r.weights_json) : {} }));
 }
+
+/** The database's identity (migration 8): the random id the store task queue is named after. */
+export function homeId(db: Db): string {
+  return (db.prepare(`SELECT id FROM home`).get() as { id: string }).id;
+}
+
+/**
+ * Unfinished campaigns created before the database had an identity: they were submitted with the
+ * shared `store` queue, which the owner's worker keeps serving for them.
+ */
+export function hasLegacyStoreCampaigns(db: Db): boolean {
+  return !!db.prepare(`SELECT 1 FROM campaigns WHERE state IN ('pending', 'running', 'paused') AND created_at < (SELECT created_at FROM home) LIMIT 1`).get();
+}
+
+/** How many campaigns the database holds. */
+export function campaignCount(db: Db): number {
+  return (db.prepare(`SELECT COUNT(*) AS n FROM campaigns`).get() as { n: number }).n;
+}

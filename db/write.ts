@@ -39,6 +39,7 @@ function applyOne(db: Db, op: RecordOp): void {
   switch (op.op) {
     case 'campaign':
       db.prepare(`UPDATE campaigns SET state = ?, error = ?, updated_at = ? WHERE id = ?`).run(op.state, op.error ?? null, at, op.campaignId);
+      if (op.state === 'cancelled' || op.state === 'failed') closeOpenRows(db, op.campaignId, null, at);
       return;
     case 'env':
       db.prepare(`UPDATE campaigns SET backend = ?, tfjs_version = ?, prunewise_version = ?, updated_at = ? WHERE id = ?`).run(
@@ -64,6 +65,7 @@ function applyOne(db: Db, op: RecordOp): void {
         error: op.error ?? null,
         at,
       });
+      if (op.state === 'cancelled' || op.state === 'failed') closeOpenRows(db, op.campaignId, op.runId, at);
       if (op.kind === 'run') {
         db.prepare(`INSERT INTO run_rows (campaign_id, run_id, k) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`).run(op.campaignId, op.runId, op.k);
       }
@@ -132,6 +134,44 @@ function applyOne(db: Db, op: RecordOp): void {
       ).run(op.key, op.campaignId, op.runId ?? null, op.round ?? null, op.stage ?? null, op.kind, op.message, at);
       return;
   }
+}
+
+const OPEN = `('pending', 'running', 'paused')`;
+
+/**
+ * A run (or, with runId null, every run of a campaign) ended cancelled or failed: its stages and
+ * rounds still open (`running`, `pending`, `paused`) can no longer finish, so they become
+ * `cancelled`; with runId null its open runs too. Stages that ended keep their state.
+ */
+function closeOpenRows(db: Db, campaignId: string, runId: string | null, at: string): void {
+  const runs = runId ? `(?)` : `(SELECT id FROM runs WHERE campaign_id = ?)`;
+  const key = runId ?? campaignId;
+  db.prepare(`UPDATE stages SET state = 'cancelled', updated_at = ? WHERE state IN ${OPEN} AND run_id IN ${runs}`).run(at, key);
+  db.prepare(`UPDATE rounds SET state = 'cancelled', updated_at = ? WHERE state IN ${OPEN} AND run_id IN ${runs}`).run(at, key);
+  if (!runId) db.prepare(`UPDATE runs SET state = 'cancelled', updated_at = ? WHERE state IN ${OPEN} AND campaign_id = ?`).run(at, campaignId);
+}
+
+/**
+ * Ends a campaign no workflow will end any more (`prunewise cancel` / `rm` reconciling SQLite with
+ * Temporal): the campaign takes `state` with `reason` as its error, its open runs, rounds and stages
+ * become cancelled, and an event says why. Idempotent; a campaign already ended is left alone.
+ * @returns false when the campaign is unknown or had already ended
+ */
+export function endCampaign(db: Db, id: string, state: 'cancelled' | 'failed', reason: string): boolean {
+  return db.transaction(() => {
+    const at = now();
+    const r = db.prepare(`UPDATE campaigns SET state = ?, error = ?, updated_at = ? WHERE id = ? AND state IN ${OPEN}`).run(state, reason, at, id);
+    if (r.changes === 0) return false;
+    closeOpenRows(db, id, null, at);
+    db.prepare(`INSERT INTO events (event_key, campaign_id, kind, message, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(event_key) DO NOTHING`).run(
+      `${id}/reconciled`,
+      id,
+      state,
+      `campaign ${state}: ${reason}`,
+      at,
+    );
+    return true;
+  })();
 }
 
 /** Deletes every row of a campaign (files are the caller's job). */

@@ -54,8 +54,9 @@ describe('crash recovery', () => {
     expect(counts.stages).toBe(2 + STAGES.length); // the baseline's two (baseline, latency-table) and the round's six
     const keys = db.prepare(`SELECT message FROM events WHERE campaign_id = ?`).all(id) as Array<{ message: string }>;
     expect(new Set(keys.map((k) => k.message)).size).toBe(keys.length);
-    // old checkpoints were pruned to the newest few
-    expect(fs.readdirSync(ckptDir).filter((f) => /^step-\d+$/.test(f)).length).toBeLessThanOrEqual(2);
+    // the keep-checkpoint policy: a completed run keeps none of its fine-tune checkpoints (the campaign none of the baseline's)
+    expect(fs.existsSync(ckptDir)).toBe(false);
+    expect(fs.existsSync(path.join(home, 'artifacts', id, 'baseline', 'checkpoints'))).toBe(false);
     expect(second.err()).not.toMatch(/Error/);
   }, 600_000);
 });

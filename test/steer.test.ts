@@ -58,6 +58,9 @@ describe('pause, resume, cancel', () => {
     expect((await cli(env, ['cancel', id])).code).toBe(0);
     await waitFor('the campaign to be cancelled', () => campaignStatus(db, id)!.state === 'cancelled', 120_000);
     await waitFor('the run to be cancelled', () => campaignStatus(db, id)!.runs[0].state === 'cancelled', 60_000);
+    // no stage row of a cancelled campaign stays running
+    const open = db.prepare(`SELECT COUNT(*) FROM stages WHERE run_id LIKE ? AND state IN ('running', 'pending', 'paused')`).pluck().get(`${id}/%`);
+    expect(open).toBe(0);
     const again = await cli(env, ['cancel', id]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/is cancelled: nothing to cancel/);

@@ -50,10 +50,17 @@ export interface Progress {
   runs?: number;
 }
 
+/** The store activity's retry interval (for drills: PRUNEWISE_STORE_RETRY_MAX_MS); default 1 s doubling up to 1 min. */
+export interface StoreRetry {
+  initialIntervalMs: number;
+  maximumIntervalMs: number;
+}
+
 export interface CampaignWorkflowInput {
   campaignId: string;
   spec: CampaignSpec;
   queues: TaskQueues;
+  storeRetry?: StoreRetry;
 }
 
 export interface RunWorkflowInput {
@@ -67,6 +74,7 @@ export interface RunWorkflowInput {
   /** the campaign's frozen latency table (absent for campaigns started before it existed) */
   latencyTable?: LatencyTableRef;
   startPaused?: boolean;
+  storeRetry?: StoreRetry;
   /** set when the run continues as new: where it was */
   resume?: RunState;
 }
@@ -88,11 +96,24 @@ export interface RunOutcome {
   stoppedBy?: string;
 }
 
-function storeActivities(queues: TaskQueues) {
+/**
+ * The SQLite writer. It retries as long as the campaign lives (unlimited attempts, backoff up to a
+ * minute): a finished stage's result is never dropped because the store was away (database locked,
+ * disk full, its worker down, another home refusing). Histories from before keep their 30 attempts.
+ */
+function storeActivities(queues: TaskQueues, tuning?: StoreRetry) {
+  const forever = patched('store-retries-forever');
   return proxyActivities<StoreActivities>({
     taskQueue: queues.store,
     startToCloseTimeout: '1 minute',
-    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 30 },
+    retry: forever
+      ? {
+          initialInterval: tuning?.initialIntervalMs ?? 1000,
+          backoffCoefficient: 2,
+          maximumInterval: tuning?.maximumIntervalMs ?? 60_000,
+          maximumAttempts: Number.POSITIVE_INFINITY, // unlimited
+        }
+      : { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 30 },
   });
 }
 
@@ -145,7 +166,7 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ 
   const { campaignId, spec } = input;
   const queues = normaliseQueues(input.queues);
   const compute = computeActivities(spec, queues);
-  const store = storeActivities(queues);
+  const store = storeActivities(queues, input.storeRetry);
   /** Records a state change in SQLite, also while the workflow is being cancelled. */
   const recordAlways = (ops: RecordOp[]) => CancellationScope.nonCancellable(() => store.record(ops));
   const progress: Progress = { state: 'running', paused: false };
@@ -293,6 +314,7 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<{ 
               baseline: { model: base.model, metrics: base.metrics },
               latencyTable,
               startPaused: progress.paused,
+              ...(input.storeRetry ? { storeRetry: input.storeRetry } : {}),
             },
           ],
         }),
@@ -342,7 +364,7 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
   const { campaignId, runId, k, spec, weights, baseline } = input;
   const queues = normaliseQueues(input.queues);
   const compute = computeActivities(spec, queues);
-  const store = storeActivities(queues);
+  const store = storeActivities(queues, input.storeRetry);
   const recordAlways = (ops: RecordOp[]) => CancellationScope.nonCancellable(() => store.record(ops));
   const progress: Progress = { state: 'running', paused: input.startPaused ?? false };
   setHandler(progressQuery, () => progress);
