@@ -2,11 +2,13 @@
 // Sequential and functional models alike.
 //
 // Every tensor's last axis is described by a channel map: position p holds channel i of group g
-// (or nothing prunable, e.g. the input image). A producer (Dense, Conv2D, SeparableConv2D) opens
-// a group; batch norm and depthwise convs follow their input channels; flatten repeats them per
-// spatial position; residual adds join their inputs' groups; concatenations lay them side by
-// side. One registry (RULES) says, per layer class, how it reads and slices channels: the
-// analysis, the importance criteria and the surgery all use it, so a new layer type is one entry.
+// (or nothing prunable, e.g. the input image). A producer (Dense, Conv1D/2D/3D, transposed and
+// separable convs) opens a group; batch norms, PReLU and depthwise convs follow their input
+// channels (a depth_multiplier M repeats each M times); Flatten and Reshape repeat them per
+// position; residual adds join their inputs' groups; concatenations on the channel axis lay them
+// side by side. The support matrix (ml/support.ts) says, per layer class, how it reads and slices
+// channels, what blocks and what is refused: the analysis, the criteria, the surgery and the cost
+// model all use it, so a new layer type is one entry there.
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { ModelError } from '../core/errors';
 import { resolveAxis, ruleOf, SUPPORT, unknownClass, type LayerRule, type LayerView, type Slice } from './support';

@@ -260,7 +260,6 @@ export const SUPPORT: Record<string, LayerRule> = {
   Maximum: { support: 'passes', kind: 'merge', note: 'joins its inputs into one group' },
   Minimum: { support: 'passes', kind: 'merge', note: 'joins its inputs into one group' },
   Multiply: { support: 'passes', kind: 'merge', note: 'joins its inputs into one group (a broadcast [B, 1, 1, 1] gate blocks)' },
-  Subtract: { support: 'passes', kind: 'merge', note: 'joins its inputs into one group' },
   Concatenate: {
     support: 'passes',
     kind: 'concat',
@@ -293,6 +292,7 @@ export const SUPPORT: Record<string, LayerRule> = {
   SpatialDropout2D: refused('tfjs-layers 4.22 has no SpatialDropout2D'),
   GlobalAveragePooling3D: refused('tfjs-layers 4.22 has no GlobalAveragePooling3D'),
   GlobalMaxPooling3D: refused('tfjs-layers 4.22 has no GlobalMaxPooling3D'),
+  Subtract: refused('tfjs-layers 4.22 has no Subtract: use Add with the second input negated (e.g. a Rescaling(-1))'),
 };
 
 /** The rule of a class (undefined: not in the matrix, which refuses it). */
@@ -314,8 +314,9 @@ export function outputChannelAxis(className: string, weightName: string, rank: n
 
 /**
  * Problems of a raw Keras topology (model.json's `modelTopology`, snake_case) that tfjs-layers would
- * drop or mis-read while loading, so they must be refused before: grouped convolutions (`groups` > 1:
- * tfjs-layers has no grouped convolution and would fail on the kernel's shape) and channels_first.
+ * drop, mis-read or fail on while loading, so they must be refused before, with our reason: classes
+ * the matrix refuses (Lambda, Keras classes tfjs-layers 4.22 lacks, nested models), grouped
+ * convolutions (`groups` > 1: tfjs-layers has none and would fail on the kernel's shape) and channels_first.
  * One line each: `layer "<name>" (<class>): <field> <value>: <why and fix>`.
  */
 export function topologyProblems(topology: unknown): string[] {
@@ -325,6 +326,8 @@ export function topologyProblems(topology: unknown): string[] {
     for (const l of layers as Array<{ class_name?: string; config?: Record<string, unknown> }>) {
       const c = l.config ?? {};
       const where = `layer "${String(c.name ?? '?')}" (${l.class_name})`;
+      const rule = ruleOf(String(l.class_name));
+      if (rule?.support === 'refused') out.push(`${where}: ${rule.note}`);
       if (typeof c.groups === 'number' && c.groups !== 1)
         out.push(`${where}: groups ${c.groups}: grouped convolutions are not supported (tfjs-layers has none): use groups=1 or split the layer`);
       if (c.data_format === 'channels_first')

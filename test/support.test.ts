@@ -393,6 +393,8 @@ describe('every layer accounted for: our variants of each class', () => {
     expect(topologyProblems(topology)).toEqual([]);
     topology.model_config.config.layers[5].config.groups = 2; // pw
     expect(topologyProblems(topology)).toEqual([expect.stringMatching(/^layer "pw" \(Conv2D\): groups 2: grouped convolutions are not supported/)]);
+    topology.model_config.config.layers[6].class_name = 'Lambda'; // relu2
+    expect(topologyProblems(topology)[1]).toMatch(/^layer "relu2" \(Lambda\): Lambda layers hold Python code, which tfjs cannot run/);
   });
 
   it('a model in which nothing can be pruned says so, with every reason', () => {
