@@ -226,6 +226,22 @@ describe('errors: one line naming the step, the layer and the fix', () => {
     expect(fs.existsSync(path.join(home.dir, 'bad.tflite'))).toBe(false);
   }, 60_000);
 
+  it("a layer TFLite's converter refuses is named (found from the op the converter names)", async () => {
+    const L = tfl.layers;
+    const m = tfl.sequential({
+      layers: [L.reshape({ inputShape: SHAPE, targetShape: [28, 28], name: 'rows' }), L.lstm({ units: 8, name: 'seq' }), L.dense({ units: 10, name: 'out' })],
+    });
+    const dir = path.join(home.dir, 'lstm');
+    await saveModel(m, dir);
+    m.dispose();
+    const e = await exportDeployable(dir, path.join(home.dir, 'lstm.tflite'), { format: 'tflite', shape: SHAPE }).catch((x) => x);
+    expect(e).toBeInstanceOf(DeployError);
+    expect(e.message).not.toContain('\n');
+    expect(e.message).toMatch(
+      /^export --format tflite: convert to TFLite failed on layer "seq" \(LSTM\): 'tf\.\w+' op .*: TFLite's converter cannot take this model/,
+    );
+  }, 120_000);
+
   it('a missing .venv Python: the step and the fix, at export and when a campaign asks for target.runtime tflite', async () => {
     const saved = process.env.PRUNEWISE_TF_PYTHON;
     process.env.PRUNEWISE_TF_PYTHON = path.join(home.dir, 'no-such-python');

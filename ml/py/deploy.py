@@ -27,6 +27,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -65,6 +66,7 @@ class StepError(Exception):
 
 def first_line(e):
     text = str(e).strip() or type(e).__name__
+    text = re.sub(r"^\S+:\d+:\d+: error: ", "", text)  # MLIR's location: our script's line, not the model's
     if "Exception encountered:" in text:  # Keras: "Error when deserializing class … config={…}. Exception encountered: <the cause>"
         text = text.split("Exception encountered:", 1)[1].strip()
     for line in text.splitlines():
@@ -265,10 +267,45 @@ def to_tflite(tfk_model, layers, calib=None):
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
+    step = "convert to TFLite" + (" int8" if calib is not None else "")
     try:
         return conv.convert()
     except Exception as e:
-        raise fail_on_layer("convert to TFLite" + (" int8" if calib is not None else ""), e, layers)
+        err = fail_on_layer(step, e, layers)
+        if err.layer is None:
+            hit = _layer_of_ops(tfk_model, str(e), layers)
+            if hit:
+                err = StepError(step, first_line(e), layer='"%s" (%s)' % hit)
+        err.message += ": TFLite's converter cannot take this model as it is (deploy it as tfjs or keras, or change that layer)"
+        raise err
+
+
+def _layer_of_ops(tfk_model, text, layers):
+    """The layer whose ops the converter refused: the op types its message names ('tf.X' op), found
+    in the model's traced graph (and the graphs of its functions, e.g. a recurrent layer's loop),
+    whose op names carry the layer's name scope."""
+    import re
+
+    import tensorflow as tf
+
+    types_ = set(re.findall(r"'tf\.(\w+)' op", text))
+    if not types_:
+        return None
+    try:
+        spec = [tf.TensorSpec(t.shape, t.dtype) for t in tfk_model.inputs]
+        graph = tf.function(lambda *x: tfk_model(list(x) if len(x) > 1 else x[0], training=False)).get_concrete_function(*spec).graph
+    except Exception:  # noqa: BLE001
+        return None
+    names = [op.name for op in graph.get_operations() if op.type in types_]
+    for fn in getattr(graph, "_functions", {}).values():
+        fg = getattr(fn, "graph", None)
+        if fg is not None:
+            names += ["%s/%s" % (fn.name, op.name) for op in fg.get_operations() if op.type in types_]
+    for name in names:
+        hit = layer_in(name.replace("/", " "), layers)
+        if hit:
+            return hit
+    return None
 
 
 class Tflite:
