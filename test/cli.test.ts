@@ -255,3 +255,49 @@ describe('hints', () => {
     }
   });
 });
+
+describe('the embedded dev server starts or fails at once', () => {
+  const spec = (dir: string) => {
+    const f = path.join(dir, 'ok.yaml');
+    fs.writeFileSync(f, 'name: ok\nmodel: mlp\ndataset: { name: mnist }\nweights: [{ accuracy: 1 }]\n');
+    return f;
+  };
+
+  it('a server that exits at once is reported in one line at once (not after 60 s)', async () => {
+    const dir = tmpHome('srv-exit');
+    const fake = path.join(dir, 'temporal');
+    fs.writeFileSync(fake, '#!/bin/sh\necho "fatal: something broke" >&2\nexit 3\n', { mode: 0o755 });
+    const t0 = Date.now();
+    const r = await pw(['run', spec(dir), '--home', path.join(dir, 'h'), '--detach'], dir, { PRUNEWISE_TEMPORAL_BIN: fake });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^prunewise: the embedded Temporal dev server exited at once \(code 3\): fatal: something broke; see .*temporal\.log$/m);
+    expect(Date.now() - t0).toBeLessThan(55_000); // the old wait was 60 s; the real bound is seconds
+  });
+
+  it('"address already in use" (a port taken between our check and its bind): new ports, and the campaign is submitted', async () => {
+    const { findTemporalBinary } = await import('../cli/temporal');
+    const dir = tmpHome('srv-inuse');
+    const marker = path.join(dir, 'failed-once');
+    const wrapper = path.join(dir, 'temporal');
+    // the first start fails as a collision does; the second runs the real binary
+    fs.writeFileSync(
+      wrapper,
+      `#!/bin/sh\nif [ ! -e ${marker} ]; then touch ${marker}; echo 'listen tcp 127.0.0.1:1234: bind: address already in use' >&2; exit 1; fi\nexec ${findTemporalBinary()} "$@"\n`,
+      { mode: 0o755 },
+    );
+    const home = path.join(dir, 'h');
+    const env = { PRUNEWISE_TEMPORAL_BIN: wrapper, PRUNEWISE_TASK_QUEUE_PREFIX: `t${crypto.randomBytes(3).toString('hex')}` };
+    try {
+      const r = await pw(['run', spec(dir), '--home', home, '--detach'], dir, env);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr.match(/starting the embedded Temporal dev server on 127\.0\.0\.1:(\d+)/g)).toHaveLength(2);
+      expect(r.stdout.trim()).toMatch(/^ok-\d{8}-\d{6}-[0-9a-f]{4}$/);
+      const info = JSON.parse(fs.readFileSync(path.join(home, 'server.json'), 'utf8'));
+      const [lo] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+      expect(info.port).toBeLessThan(lo); // below the ephemeral range the server's own services draw from
+      expect(info.uiPort).toBeLessThan(lo);
+    } finally {
+      await pw(['server', '--stop', '--home', home], dir, env);
+    }
+  });
+});
