@@ -34,7 +34,9 @@ const SPEC = {
   name: 'bench-scale',
   seed: 3,
   model: 'mlp',
-  dataset: fs.existsSync(FASHION) ? { name: 'fashion-mnist', dir: FASHION, trainLimit: 1000, testLimit: 1000 } : { name: 'mnist', trainLimit: 1000, testLimit: 1000 },
+  dataset: fs.existsSync(FASHION)
+    ? { name: 'fashion-mnist', dir: FASHION, trainLimit: 1000, testLimit: 1000 }
+    : { name: 'mnist', trainLimit: 1000, testLimit: 1000 },
   baseline: { epochs: 1, batchSize: 64 },
   weights: weights(RUNS),
   pruning: { rounds: 1, stepRatio: 0.3, finetuneEpochs: 1, batchSize: 64 },
@@ -116,7 +118,9 @@ async function main(): Promise<void> {
     `bench:scale — one campaign of ${RUNS} runs (mlp, ${SPEC.dataset.name} ${SPEC.dataset.trainLimit} training images, 1 round), ` +
       `N compute worker processes + 1 for workflows and store, own embedded Temporal dev server each; ${os.cpus().length} cores (shared); ${((performance.now() - t0) / 60000).toFixed(1)} min in all`,
   );
-  console.log(`${'workers'.padEnd(8)}${'campaign s'.padStart(12)}${'vs 1'.padStart(8)}${'stage s (Σ)'.padStart(13)}${'not in a stage'.padStart(16)}${'runs done'.padStart(11)}`);
+  console.log(
+    `${'workers'.padEnd(8)}${'campaign s'.padStart(12)}${'vs 1'.padStart(8)}${'stage s (Σ)'.padStart(13)}${'not in a stage'.padStart(16)}${'runs done'.padStart(11)}`,
+  );
   for (const r of results) {
     console.log(
       `${String(r.workers).padEnd(8)}${r.seconds.toFixed(1).padStart(12)}${`${(one.seconds / r.seconds).toFixed(2)}×`.padStart(8)}${r.stageSeconds.toFixed(1).padStart(13)}${`${r.orchestrationPct.toFixed(1)} %`.padStart(16)}${String(r.runsCompleted).padStart(11)}`,

@@ -59,7 +59,8 @@ export function migrate(db: Db): void {
 export function quickCheck(db: Db, max = 5): string[] {
   try {
     const rows = db.pragma(`quick_check(${max})`) as Array<{ quick_check: string }>;
-    const lines = rows.map((r) => r.quick_check);
+    // one line each: SQLite prefixes the first with "*** in database main ***" and a newline
+    const lines = rows.map((r) => r.quick_check.replace(/^\*\*\* in database \w+ \*\*\*\s*/, '').replace(/\s*\n\s*/g, ' '));
     return lines.length === 1 && lines[0] === 'ok' ? [] : lines;
   } catch (e) {
     return [(e as Error).message];

@@ -163,7 +163,7 @@ describe('cancel and rm reconcile SQLite with Temporal', () => {
 
 describe('a damaged database is reported, not answered with nothing', () => {
   /** A home whose database has a garbage last page (as after a torn write). */
-  function damagedHome(): string {
+  function damagedHome(at: { page?: number } = {}): string {
     const home = tmpHome('damaged');
     const file = path.join(home, 'prunewise.db');
     const db = openDb(file);
@@ -175,7 +175,7 @@ describe('a damaged database is reported, not answered with nothing', () => {
     db.close();
     const size = fs.statSync(file).size;
     const fd = fs.openSync(file, 'r+');
-    fs.writeSync(fd, Buffer.alloc(4096, 0xab), 0, 4096, size - 4096);
+    fs.writeSync(fd, Buffer.alloc(4096, 0xab), 0, 4096, at.page === undefined ? size - 4096 : at.page * 4096);
     fs.closeSync(fd);
     return home;
   }
@@ -183,6 +183,12 @@ describe('a damaged database is reported, not answered with nothing', () => {
   it('status, ls and pareto exit 1 with one line naming the file and the fix', async () => {
     const home = damagedHome();
     const env = cliEnv(home, inject('temporalAddress'));
+    // a page of a table's tree: quick_check names the tree and page (SQLite's report spans lines), still one line here
+    const middle = damagedHome({ page: 4 });
+    const m = await cli(cliEnv(middle, inject('temporalAddress')), ['ls']);
+    expect(m.code).toBe(1);
+    expect(m.stderr.trim().split('\n')).toHaveLength(1);
+    expect(m.stderr).toMatch(/is damaged \(PRAGMA quick_check: (Tree \d+ page \d+: btreeInitPage\(\) returns error code 11|database disk image is malformed)/);
     for (const args of [['status', 'c-1'], ['ls'], ['pareto', 'c-1'], ['backup', path.join(home, 'copy.db')]]) {
       const r = await cli(env, args);
       expect(r.code, args.join(' ')).toBe(1);
