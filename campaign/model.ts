@@ -9,6 +9,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { modelKind, prepareUserModel, type ModelSource } from '../ml/keras';
 import { loadModel, probeModel } from '../ml/models';
+import { supportProblems } from '../ml/graph';
+import { topologyProblems } from '../ml/support';
+import { ModelError } from '../core/errors';
 import { isModelPath } from './load';
 import type { CampaignSpec } from './schema';
 
@@ -52,11 +55,25 @@ export async function checkModel(spec: CampaignSpec, file: string, cacheRoot: st
   return prepared.source;
 }
 
-/** Loads a model.json as the workers will and runs it once. @throws ModelError */
+/**
+ * Loads a model.json as the workers will, runs it once, and checks it against the support matrix
+ * (ml/support.ts: fields tfjs-layers would drop, layers that cannot be pruned or are refused).
+ * @throws ModelError one line per problem, naming the layer and field
+ */
 async function loads(modelJson: string): Promise<void> {
+  let topology: unknown;
+  try {
+    topology = JSON.parse(fs.readFileSync(modelJson, 'utf8')).modelTopology;
+  } catch {
+    topology = undefined; // unreadable: loadModel says so
+  }
+  const early = topologyProblems(topology);
+  if (early.length) throw new ModelError(early.join('; '));
   const model = await loadModel(modelJson);
   try {
     probeModel(model, modelJson);
+    const problems = supportProblems(model);
+    if (problems.length) throw new ModelError(problems.join('; '));
   } finally {
     model.dispose();
   }
