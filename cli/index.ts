@@ -52,6 +52,7 @@ import {
 } from './temporal';
 import { ALL_QUEUES, createWorkers, homeQueues, installRuntime, QUEUES, requireGpuBackend, type QueueName } from './worker';
 import {
+  describeLive,
   describeProgress,
   formatCampaignId,
   parseRunId,
@@ -676,7 +677,24 @@ program
     // off this machine, every request must carry a token (env PRUNEWISE_DASHBOARD_TOKEN fixes one, else a fresh one)
     const loopback = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(o.host);
     const token = loopback ? undefined : process.env.PRUNEWISE_DASHBOARD_TOKEN || crypto.randomBytes(18).toString('base64url');
-    const app = createDashboard(db, { homeDir: home.dir, readOnly: !!o.readOnly, token });
+    // running stages' live state (heartbeats in Temporal, as `status` reads them); none without a server
+    let conn: Promise<Awaited<ReturnType<typeof connect>> | undefined> | undefined;
+    const stageProgress = async (campaignId: string) => {
+      conn ??= connect(home, false).catch(() => undefined);
+      const c = await conn;
+      const row = listCampaigns(db).find((r) => r.id === campaignId);
+      if (!c || !row) return [];
+      const rows = await readLive(c.client, c.endpoint.namespace, db, campaignId, heartbeatTimeoutOf(row)).catch(() => []);
+      return rows.map((r) => ({
+        runId: r.runId,
+        round: r.round,
+        stage: r.stage,
+        liveness: r.state === 'worker-lost' ? ('lost' as const) : ('running' as const),
+        progress: describeLive(r),
+        etaSeconds: r.etaSeconds ?? undefined,
+      }));
+    };
+    const app = createDashboard(db, { homeDir: home.dir, readOnly: !!o.readOnly, token, stageProgress });
     const server = app.listen(o.port, o.host);
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
@@ -794,7 +812,10 @@ for (const [name, what] of [
           throw new CliError(`campaign ${id} is not known to the Temporal server at ${endpoint.address}: ${cmd(home, 'cancel', id)} records it as cancelled`);
         throw e;
       }
-      if (closed) throw new CliError(`campaign ${id} already ended in Temporal (${closed}); its recorded state "${c.state}" is behind: ${cmd(home, 'cancel', id)} records it`);
+      if (closed)
+        throw new CliError(
+          `campaign ${id} already ended in Temporal (${closed}); its recorded state "${c.state}" is behind: ${cmd(home, 'cancel', id)} records it`,
+        );
       await handle.signal(name);
       const none = await noWorkerLine(client, endpoint.namespace, home, id);
       const effect = name === 'pause' ? 'running stages finish, then no new stage starts (status shows paused)' : 'new stages start again';
