@@ -49,12 +49,12 @@ describe('progress, worker lost, hints that work as printed (real dev server, re
   });
 
   it('Ctrl-C on run → printed worker command (from another folder) → progress → kill -9 → "worker lost" → printed command → completes; a second run of the file warns', async () => {
-    // LeNet-5 on 6 000 MNIST digits, 12 epochs at batch 32: some seconds of baseline training to watch (and to kill)
+    // LeNet-5 on 6 000 MNIST digits, 20 epochs at batch 32: some seconds of baseline training to watch (and to kill)
     const spec = writeSpec(dir, {
       name: 'prog',
       model: 'lenet5',
       dataset: { name: 'mnist', trainLimit: 6000, testLimit: 300 },
-      baseline: { epochs: 12, batchSize: 32 },
+      baseline: { epochs: 20, batchSize: 32 },
       pruning: { rounds: 1, stepRatio: 0.3, finetuneEpochs: 1, batchSize: 64 },
       target: { batchSize: 16, warmupRuns: 1, latencyRuns: 5, latencyBudgetSeconds: 2 },
       execution: { heartbeatTimeoutSeconds: 5 },
@@ -64,10 +64,25 @@ describe('progress, worker lost, hints that work as printed (real dev server, re
     // run prints stage starts and training progress (not a TTY: lines)
     await waitFor(
       'run printing baseline progress',
-      () => /baseline: epoch \d+\/12, batch \d+\/169, \d+ samples\/s, loss [\d.]+, ETA /.test(run.err()),
+      () => /baseline: epoch \d+\/20, batch \d+\/169, \d+ samples\/s, loss [\d.]+, ETA /.test(run.err()),
       120_000,
     );
     expect(run.err()).toMatch(/\d\d:\d\d:\d\d baseline started/);
+    const runId = /campaign (\S+) submitted/.exec(run.err())![1];
+    // status shows the same, from the heartbeat details in Temporal
+    const live = await waitFor('status --json with live baseline progress', async () => {
+      const j = JSON.parse((await cli(env, ['status', runId, '--json'])).stdout);
+      const b = j.live?.find((l: { stage: string }) => l.stage === 'baseline');
+      return b?.state === 'running' && b.progress?.samplesPerSecond ? { j, b } : undefined;
+    });
+    expect(live.j.version).toBe(2);
+    expect(live.b).toMatchObject({ state: 'running', heartbeatTimeoutSeconds: 5, progress: { epochs: 20, batchesPerEpoch: 169 } });
+    expect(live.b.etaSeconds).toBeGreaterThanOrEqual(0);
+    expect(live.b.heartbeatAgeSeconds).toBeLessThanOrEqual(5);
+    await waitFor('status printing the same progress', async () =>
+      /\n {2}baseline: epoch \d+\/20, batch \d+\/169, \d+ samples\/s, loss [\d.]+, ETA \d+ s/.test((await cli(env, ['status', runId])).stdout),
+    );
+
     run.kill('SIGINT');
     expect(await exited(run)).toBe(130);
     const stopped = run
@@ -84,24 +99,11 @@ describe('progress, worker lost, hints that work as printed (real dev server, re
     children.push(worker);
     await waitFor(
       'the worker printing baseline progress',
-      () => /baseline: epoch \d+\/12, batch \d+\/169, \d+ samples\/s, loss [\d.]+, ETA \d+ s/.test(worker.err()),
+      () => /baseline: epoch \d+\/20, batch \d+\/169, \d+ samples\/s, loss [\d.]+, ETA \d+ s/.test(worker.err()),
       120_000,
     );
     expect(worker.err()).toMatch(new RegExp(`\\d\\d:\\d\\d:\\d\\d ${id} baseline started \\(attempt \\d\\)`));
-    // status shows the same, from the heartbeat details in Temporal
-    const live = await waitFor('status --json with live baseline progress', async () => {
-      const j = JSON.parse((await cli(env, ['status', id, '--json'])).stdout);
-      const b = j.live?.find((l: { stage: string }) => l.stage === 'baseline');
-      return b?.progress?.samplesPerSecond ? { j, b } : undefined;
-    });
-    expect(live.j.version).toBe(2);
-    expect(live.b).toMatchObject({ state: 'running', heartbeatTimeoutSeconds: 5, progress: { epochs: 12, batchesPerEpoch: 169 } });
-    expect(live.b.etaSeconds).toBeGreaterThanOrEqual(0);
-    expect(live.b.heartbeatAgeSeconds).toBeLessThan(5);
-    const human = await cli(env, ['status', id]);
-    expect(human.stdout).toMatch(/\n {2}baseline: epoch \d+\/12, batch \d+\/169, \d+ samples\/s, loss [\d.]+, ETA \d+ s/);
-
-    // kill -9: the heartbeat stops; status says the worker is lost, then which command starts one
+    // kill -9 (at once: the baseline must still be training): the heartbeat stops; status says the worker is lost, then which command starts one
     process.kill(-worker.pid!, 'SIGKILL');
     await exited(worker);
     const lost = await waitFor(
@@ -115,7 +117,7 @@ describe('progress, worker lost, hints that work as printed (real dev server, re
       1000,
     );
     expect(lost).toMatch(
-      /\n {2}baseline: worker lost — retrying when a worker polls \(no heartbeat for [\d a-z]+, timeout 5 s\); was at epoch \d+\/12, batch \d+\/169; attempt \d/,
+      /\n {2}baseline: worker lost — retrying when a worker polls \(no heartbeat for [\d a-z]+, timeout 5 s\); was at epoch \d+\/20, batch \d+\/169; attempt \d/,
     );
     expect(lost).not.toMatch(/baseline: epoch/);
     const j = JSON.parse((await cli(env, ['status', id, '--json'])).stdout);
