@@ -1,3 +1,4 @@
 // Public surface of the activities: compute stages (queue `cpu`) and the SQLite writer (queue `store`).
 export * from './compute';
 export * from './store';
+export { Artifacts, ArtifactError } from './artifacts';

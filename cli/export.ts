@@ -3,6 +3,8 @@
 // test accuracy of exactly the weights written.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Artifacts, PRUNEWISE_JSON_VERSION } from '../activities';
+import type { ArtifactStore } from '../blobstore';
 import type { CampaignSpec } from '../campaign/schema';
 import { metricMap, modelArtifactPath, runRef, type Db } from '../db';
 import { evaluate, initBackend, loadDataset, loadModel, saveExport, writeFileAtomic, type ExportFormat } from '../ml';
@@ -27,6 +29,7 @@ export interface ExportResult {
 export async function exportModel(
   home: Home,
   db: Db,
+  store: ArtifactStore,
   runId: string,
   opts: { round?: number; format?: ExportFormat; out: string; log: (s: string) => void },
 ): Promise<ExportResult> {
@@ -47,7 +50,13 @@ export async function exportModel(
   const art = modelArtifactPath(db, runId, round, stage);
   if (!art)
     throw new CliError(`--round: run "${runId}" has no model for round ${round}: completed rounds are listed by \`prunewise status ${run.campaignId}\``);
-  const src = path.join(home.dir, art);
+  // this home's copy, checked against the recorded key (fetched from the artifact store when missing or damaged)
+  let src: string;
+  try {
+    src = await new Artifacts(home.dir, store).local(art);
+  } catch (e) {
+    throw new CliError(`${art.split('@')[0]}: ${(e as Error).message} (is PRUNEWISE_ARTIFACTS the store the campaign ran with?)`);
+  }
   if (!fs.existsSync(path.join(src, 'model.json'))) throw new CliError(`${src} is missing (was the campaign's artifacts folder moved?)`);
   const out = path.resolve(opts.out);
   if (fs.existsSync(out) && fs.readdirSync(out).length > 0 && !fs.existsSync(path.join(out, 'model.json'))) {
@@ -73,6 +82,7 @@ export async function exportModel(
       path.join(out, 'prunewise.json'),
       JSON.stringify(
         {
+          version: PRUNEWISE_JSON_VERSION,
           ...result,
           accuracy: { value: accuracy, measured: true, split: 'test', backend },
           float32Accuracy: { value: float32Accuracy, measured: true, split: 'test', backend },

@@ -16,6 +16,8 @@ import type { campaignWorkflow } from '../workflows';
 import { ensureHome, resolveHome, type Home } from './home';
 import { followCampaign, formatStatus, waitingForQueues } from './progress';
 import { CliError, clientConnection, resolveEndpoint, runForegroundServer, stopServer, workerConnection, type TemporalEndpoint } from './temporal';
+import { checkStore, migrateHomeArtifacts, openStore } from './store';
+import type { ArtifactStore } from '../blobstore';
 import { ALL_QUEUES, createWorkers, installRuntime, QUEUES, requireGpuBackend, type QueueName } from './worker';
 import { formatCampaignId, OBJECTIVES, targetQueue } from '../core';
 
@@ -76,8 +78,12 @@ async function runWorkersUntil(
   gpu?: boolean,
 ): Promise<'stopped' | 'done'> {
   installRuntime(); // before the first native connection
+  const store = openStore(home);
+  await checkStore(store);
+  // the worker that owns the database brings a home from before the store into it first
+  if (queues.includes('store') && fs.existsSync(home.db)) await migrateHomeArtifacts(home, openDb(home.db), store, log);
   const connection = await workerConnection(endpoint);
-  const set = await createWorkers({ connection, namespace: endpoint.namespace, home, queues, concurrency, device, gpu });
+  const set = await createWorkers({ connection, namespace: endpoint.namespace, home, store, queues, concurrency, device, gpu });
   const running = set.run();
   let outcome: 'stopped' | 'done' = 'stopped';
   if (until) {
@@ -294,6 +300,8 @@ program
     async (arg: string, o: { round?: number; recommended?: boolean; weights?: string; format?: ExportFormat; out: string; home?: string; json?: boolean }) => {
       const home = resolveHome(o.home);
       const db = openExisting(home);
+      const store = openStore(home);
+      await migrateHomeArtifacts(home, db, store, log);
       let runId = arg;
       let round = o.round;
       if (o.recommended) {
@@ -308,7 +316,7 @@ program
       } else if (o.weights !== undefined) {
         throw new CliError('--weights: only with --recommended');
       }
-      const r = await exportModel(home, db, runId, { round, format: o.format, out: o.out, log });
+      const r = await exportModel(home, db, store, runId, { round, format: o.format, out: o.out, log });
       if (o.json) console.log(JSON.stringify(r));
       else {
         console.log(`${r.out}: ${r.format}, ${r.bytes} bytes of weights (float32: ${r.float32Bytes}, ${(r.float32Bytes / r.bytes).toFixed(2)}× smaller)`);
@@ -330,7 +338,9 @@ program
   .action(async (o: { home?: string; port: number; host: string }) => {
     const home = resolveHome(o.home);
     const db = openExisting(home);
-    const app = createDashboard(db, { homeDir: home.dir });
+    const store = openStore(home);
+    await migrateHomeArtifacts(home, db, store, log);
+    const app = createDashboard(db, { homeDir: home.dir, store });
     const server = app.listen(o.port, o.host);
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
@@ -396,10 +406,10 @@ for (const [name, what] of [
 
 program
   .command('rm')
-  .description("delete a finished campaign's rows and artifact files")
+  .description("delete a finished campaign's rows, its artifacts in the store (blobs no other campaign holds) and this home's copies")
   .argument('<campaign>', 'campaign id')
   .addOption(homeOption())
-  .action((id: string, o: { home?: string }) => {
+  .action(async (id: string, o: { home?: string }) => {
     const home = resolveHome(o.home);
     const db = openExisting(home);
     const c = requireCampaign(db, id);
@@ -407,9 +417,18 @@ program
       throw new CliError(`campaign ${id} is ${c.state}: cancel it first (\`prunewise cancel ${id}\`)`);
     const dir = path.join(home.artifacts, id);
     if (!path.resolve(dir).startsWith(path.resolve(home.artifacts) + path.sep)) throw new CliError(`refusing to delete ${dir}: outside ${home.artifacts}`);
+    const store: ArtifactStore = openStore(home);
+    // the store first: a failure leaves the rows, so \`rm\` can be run again
+    const dropped = await store.unpin([`artifacts/${id}/`]).catch((e: Error) => {
+      throw new CliError(
+        `artifact store ${store.description}: ${e.message.split('\n')[0]}: nothing was removed; run \`prunewise rm ${id}\` again when it answers`,
+      );
+    });
     deleteCampaign(db, id);
     fs.rmSync(dir, { recursive: true, force: true });
-    log(`removed campaign ${id} (rows and ${dir})`);
+    log(
+      `removed campaign ${id} (rows, ${dir}, and ${dropped.refs} artifacts in ${store.description}: ${dropped.blobs} blobs, ${(dropped.bytes / 1e6).toFixed(1)} MB no other campaign holds)`,
+    );
   });
 
 export async function main(argv: string[]): Promise<void> {

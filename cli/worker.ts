@@ -8,6 +8,7 @@ import { createComputeActivities, createStoreActivities } from '../activities';
 import { QUEUE_NAMES, targetQueue, taskQueues, type QueueName, type TaskQueues } from '../core';
 import { initBackend, nativeBuildInstalled, type BackendInfo } from '../ml';
 import { PACKAGE_ROOT } from '../platform/version';
+import type { ArtifactStore } from '../blobstore';
 import type { Home } from './home';
 import { CliError } from './temporal';
 
@@ -70,6 +71,8 @@ export async function createWorkers(opts: {
   connection: NativeConnection;
   namespace: string;
   home: Home;
+  /** the artifact store (blobstore/): compute and device workers fetch and publish through it */
+  store: ArtifactStore;
   queues: QueueName[];
   concurrency: number;
   device?: string;
@@ -85,7 +88,7 @@ export async function createWorkers(opts: {
       await Worker.create({
         ...common,
         taskQueue: targetQueue(QUEUES, opts.device),
-        activities: createComputeActivities(opts.home.dir),
+        activities: createComputeActivities(opts.home.dir, opts.store),
         maxConcurrentActivityTaskExecutions: 1,
       }),
     );
@@ -96,7 +99,7 @@ export async function createWorkers(opts: {
       await Worker.create({
         ...common,
         taskQueue: QUEUES.gpu,
-        activities: createComputeActivities(opts.home.dir),
+        activities: createComputeActivities(opts.home.dir, opts.store),
         maxConcurrentActivityTaskExecutions: opts.concurrency,
       }),
     );
@@ -111,7 +114,7 @@ export async function createWorkers(opts: {
         await Worker.create({
           ...common,
           taskQueue: QUEUES.cpu,
-          activities: createComputeActivities(opts.home.dir),
+          activities: createComputeActivities(opts.home.dir, opts.store),
           // tfjs computes on this thread: more than one stage at a time only interleaves them
           maxConcurrentActivityTaskExecutions: opts.concurrency,
         }),

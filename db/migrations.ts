@@ -172,4 +172,9 @@ export const MIGRATIONS: string[] = [
   `
   ALTER TABLE campaigns ADD COLUMN latency_table_sha256 TEXT;
   `,
+  // 8: the artifact store (blobstore/): each artifact's key (sha256 of its tree) beside its name; rows
+  // of homes from before the store get theirs when the CLI migrates the home's folders into the store
+  `
+  ALTER TABLE artifacts ADD COLUMN key TEXT;
+  `,
 ];

@@ -68,7 +68,15 @@ export interface RoundMetrics {
   [key: string]: number | undefined;
 }
 
+/**
+ * The version of the `status --json` contract (CampaignStatus): 2 = with this field (artifacts in the
+ * content-addressed store); output without it is version 1. A field's meaning never changes within a version.
+ */
+export const STATUS_JSON_VERSION = 2;
+
 export interface CampaignStatus {
+  /** STATUS_JSON_VERSION */
+  version: number;
   id: string;
   name: string;
   state: State;
@@ -195,6 +203,7 @@ export function campaignStatus(db: Db, id: string): CampaignStatus | undefined {
     });
   }
   return {
+    version: STATUS_JSON_VERSION,
     id: c.id,
     name: c.name,
     state: c.state,
