@@ -36,7 +36,7 @@ export interface MigrationReport {
 
 /**
  * Publishes the home's recorded artifacts that have no key yet (homes from before the store) and
- * records their keys. Artifacts whose files are gone stay without a key (listed in `missing`).
+ * records their keys. Artifacts whose files are gone get the empty key '' (listed in `missing`; not looked at again).
  */
 export async function migrateHomeArtifacts(home: Home, db: Db, store: ArtifactStore, log?: (s: string) => void): Promise<MigrationReport> {
   const rows = artifactsWithoutKey(db);
@@ -48,6 +48,7 @@ export async function migrateHomeArtifacts(home: Home, db: Db, store: ArtifactSt
     const abs = path.join(home.dir, name);
     if (!fs.existsSync(abs)) {
       report.missing.push(name);
+      setArtifactKey(db, name, ''); // '' = no files when the home was migrated: not looked at again
       continue;
     }
     const p = await store.publish(name, abs);
@@ -55,6 +56,6 @@ export async function migrateHomeArtifacts(home: Home, db: Db, store: ArtifactSt
     report.published++;
   }
   if (report.missing.length > 0)
-    log?.(`${report.missing.length} recorded artifacts have no files any more (left without a key): ${report.missing.slice(0, 3).join(', ')}…`);
+    log?.(`${report.missing.length} recorded artifacts have no files any more (recorded with an empty key): ${report.missing.slice(0, 3).join(', ')}…`);
   return report;
 }

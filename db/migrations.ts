@@ -174,6 +174,7 @@ export const MIGRATIONS: string[] = [
   `,
   // 8: the artifact store (blobstore/): each artifact's key (sha256 of its tree) beside its name; rows
   // of homes from before the store get theirs when the CLI migrates the home's folders into the store
+  // ('' when their files were gone by then)
   `
   ALTER TABLE artifacts ADD COLUMN key TEXT;
   `,
