@@ -83,13 +83,13 @@ function treeJson(t: Tree): string {
   return JSON.stringify({ format: t.format, version: t.version, type: t.type, files });
 }
 
-/** The ref object of a name: `artifacts/` (the home's folder) is not repeated inside the store. */
+/** The ref object of a name (`artifacts/<campaign>/…`: home-relative, so the same on every worker). */
 const refKeyOf = (name: string): string => {
-  const n = name.replace(/^artifacts\//, '').replace(/\/+$/, '');
-  if (!n || n.split('/').some((p) => p === '..' || p === '.' || p === '')) throw new Error(`"${name}" is not an artifact name`);
+  const n = name.replace(/\/+$/, '');
+  if (!n || n.startsWith('/') || n.split('/').some((p) => p === '..' || p === '.' || p === '')) throw new Error(`"${name}" is not an artifact name`);
   return `refs/${n}.ref`;
 };
-const nameOfRefKey = (key: string): string => `artifacts/${key.slice('refs/'.length, -'.ref'.length)}`;
+const nameOfRefKey = (key: string): string => key.slice('refs/'.length, -'.ref'.length);
 export const blobKey = (hex: string): string => `blobs/sha256/${hex.slice(0, 2)}/${hex}`;
 
 interface RefObject {
@@ -250,8 +250,7 @@ export class ArtifactStore {
 
   /** Names (and keys) of the refs under a name prefix (`artifacts/<campaign>/` …). */
   async refs(prefix: string): Promise<Array<{ name: string; key: string; blobs: string[] }>> {
-    const p = prefix.replace(/^artifacts\//, '');
-    const objs = (await this.backend.list(`refs/${p}`)).filter((o) => o.key.endsWith('.ref'));
+    const objs = (await this.backend.list(`refs/${prefix}`)).filter((o) => o.key.endsWith('.ref'));
     const out: Array<{ name: string; key: string; blobs: string[] }> = [];
     for (const o of objs) {
       try {
