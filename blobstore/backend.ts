@@ -2,6 +2,7 @@
 // mount) or any S3-compatible object store. Both hold the same layout under their root:
 //   blobs/sha256/<2 hex>/<64 hex>   immutable file contents, named by their sha256
 //   refs/<name>.ref                 a small JSON: which tree a named artifact is, and the blobs it holds
+//   holds/<64 hex>/<40 hex>         empty: one ref (hash of its name) holds that blob — the reference count
 // A backend moves bytes and lists names; hashing and verifying is the store's job (store.ts).
 // Credentials come from the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, else the SDK's
 // default chain) straight into the S3 client: no message, description, log line, SQLite row or
@@ -150,7 +151,17 @@ export class LocalBackend implements BlobBackend {
     return out.sort((a, b) => (a.key < b.key ? -1 : 1));
   }
   async delete(keys: string[]): Promise<void> {
-    for (const k of keys) fs.rmSync(this.abs(k), { force: true });
+    for (const k of keys) {
+      fs.rmSync(this.abs(k), { force: true });
+      // and the folders it leaves empty (refs/<campaign>/…, holds/<blob>/)
+      for (let dir = path.dirname(this.abs(k)); dir.startsWith(this.root + path.sep); dir = path.dirname(dir)) {
+        try {
+          fs.rmdirSync(dir);
+        } catch {
+          break; // not empty (or gone)
+        }
+      }
+    }
   }
 }
 

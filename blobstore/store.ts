@@ -1,8 +1,9 @@
 // The artifact store every worker reaches: content-addressed, immutable blobs (sha256), written
 // once and verified on every read, grouped into trees (an artifact: a model folder or one file),
 // named by refs (the artifact's home-relative name, e.g. `artifacts/<campaign>/run-1/round-2/finetuned`)
-// and reference-counted: a blob's count is the number of refs that hold it; `unpin` drops refs and
-// deletes the blobs no ref holds any more (`rm`, checkpoint clean-up).
+// and reference-counted: each ref writes one empty `holds/<blob>/<hash of its name>` object per blob it
+// holds, so a blob's count is one listing of its own prefix (never a scan of the store); `unpin` drops
+// refs and their holds and deletes the blobs nothing holds any more (`rm`, checkpoint clean-up).
 //
 // Workflows and SQLite hold only keys: `sha256:<hex>` of a tree's manifest, handed around as
 // `<name>@sha256:<hex>` (what the artifact is called and exactly which bytes). A worker checks a
@@ -91,6 +92,8 @@ const refKeyOf = (name: string): string => {
 };
 const nameOfRefKey = (key: string): string => key.slice('refs/'.length, -'.ref'.length);
 export const blobKey = (hex: string): string => `blobs/sha256/${hex.slice(0, 2)}/${hex}`;
+/** One ref's hold on one blob (an empty object; the count of a blob is how many there are under holds/<hex>/). */
+const holdKey = (hex: string, name: string): string => `holds/${hex}/${sha256Of(name).slice(0, 40)}`;
 
 interface RefObject {
   key: string;
@@ -157,7 +160,10 @@ export class ArtifactStore {
     const json = treeJson(tree);
     const hex = sha256Of(json);
     const key = `sha256:${hex}`;
-    const ref: RefObject = { key, blobs: [hex, ...tree.files.map((f) => f.sha256)] };
+    const ref: RefObject = { key, blobs: [...new Set([hex, ...tree.files.map((f) => f.sha256)])] };
+    const before = await this.readRef(name); // a retry that wrote other bytes under the same name
+    // holds first, then the ref, then the blobs: a concurrent clean-up sees they are wanted
+    for (const b of ref.blobs) await this.backend.putBytes(holdKey(b, name), name);
     await this.backend.putBytes(refKeyOf(name), JSON.stringify(ref));
     for (const f of tree.files) {
       const file = tree.type === 'folder' ? path.join(abs, f.name) : abs;
@@ -168,6 +174,11 @@ export class ArtifactStore {
     }
     if ((await this.backend.size(blobKey(hex))) !== Buffer.byteLength(json)) await this.backend.putBytes(blobKey(hex), json);
     this.trees.set(key, tree);
+    if (before && before.key !== key)
+      await this.release(
+        name,
+        before.blobs.filter((b) => !ref.blobs.includes(b)),
+      );
     return { name, key, ref: formatRef(name, key), tree };
   }
 
@@ -240,12 +251,7 @@ export class ArtifactStore {
 
   /** The key a name's ref holds, undefined when none. */
   async resolve(name: string): Promise<string | undefined> {
-    try {
-      return (JSON.parse((await this.backend.getBytes(refKeyOf(name))).toString('utf8')) as RefObject).key;
-    } catch (e) {
-      if (e instanceof MissingObjectError) return undefined;
-      throw e;
-    }
+    return (await this.readRef(name))?.key;
   }
 
   /** Names (and keys) of the refs under a name prefix (`artifacts/<campaign>/` …). */
@@ -263,45 +269,77 @@ export class ArtifactStore {
     return out;
   }
 
-  /** How many refs hold each blob (hex → count): the reference counts. */
+  private async readRef(name: string): Promise<RefObject | undefined> {
+    try {
+      return JSON.parse((await this.backend.getBytes(refKeyOf(name))).toString('utf8')) as RefObject;
+    } catch (e) {
+      if (e instanceof MissingObjectError) return undefined;
+      throw e;
+    }
+  }
+
+  /** How many refs hold a blob (its reference count). */
+  async refCount(hex: string): Promise<number> {
+    return (await this.backend.list(`holds/${hex}/`)).length;
+  }
+
+  /** Every blob's reference count (hex → count; one listing of holds/: for diagnostics and tests). */
   async refCounts(): Promise<Map<string, number>> {
     const counts = new Map<string, number>();
-    for (const r of await this.refs('')) for (const b of new Set(r.blobs)) counts.set(b, (counts.get(b) ?? 0) + 1);
+    for (const o of await this.backend.list('holds/')) {
+      const hex = o.key.split('/')[1];
+      counts.set(hex, (counts.get(hex) ?? 0) + 1);
+    }
     return counts;
   }
 
+  /** Drops `name`'s holds on `blobs` and deletes those nothing holds any more. */
+  private async release(name: string, blobs: string[]): Promise<{ blobs: number; bytes: number }> {
+    await this.backend.delete(blobs.map((b) => holdKey(b, name)));
+    let n = 0;
+    let bytes = 0;
+    for (const b of blobs) {
+      if ((await this.refCount(b)) > 0) continue;
+      const size = await this.backend.size(blobKey(b));
+      if (size === undefined) continue;
+      await this.backend.delete([blobKey(b)]);
+      this.trees.delete(`sha256:${b}`);
+      n++;
+      bytes += size;
+    }
+    return { blobs: n, bytes };
+  }
+
   /**
-   * Drops the refs of `names` (exact names, or every name under a prefix ending in "/") and deletes
-   * the blobs no ref holds any more. Returns what was deleted.
+   * Drops the refs of `names` (exact names, or every name under a prefix ending in "/") with their
+   * holds, and deletes the blobs nothing holds any more. Returns what was deleted.
    */
   async unpin(names: string[]): Promise<{ refs: number; blobs: number; bytes: number }> {
     const dropped: Array<{ name: string; blobs: string[] }> = [];
     for (const n of names) {
       if (n.endsWith('/')) dropped.push(...(await this.refs(n)));
       else {
-        try {
-          const r = JSON.parse((await this.backend.getBytes(refKeyOf(n))).toString('utf8')) as RefObject;
-          dropped.push({ name: n, blobs: r.blobs });
-        } catch (e) {
-          if (!(e instanceof MissingObjectError)) throw e;
-        }
+        const r = await this.readRef(n);
+        if (r) dropped.push({ name: n, blobs: r.blobs });
       }
     }
     await this.backend.delete(dropped.map((d) => refKeyOf(d.name)));
-    const swept = await this.sweep(new Set(dropped.flatMap((d) => d.blobs)));
-    return { refs: dropped.length, ...swept };
+    const out = { refs: dropped.length, blobs: 0, bytes: 0 };
+    for (const d of dropped) {
+      const r = await this.release(d.name, d.blobs);
+      out.blobs += r.blobs;
+      out.bytes += r.bytes;
+    }
+    return out;
   }
 
-  /** Deletes blobs that no ref holds: among `candidates`, or all blobs (older than the grace period). */
-  async sweep(candidates?: Set<string>): Promise<{ blobs: number; bytes: number }> {
+  /** Deletes every blob nothing holds that is older than the grace period (left by crashed publishes). */
+  async sweep(): Promise<{ blobs: number; bytes: number }> {
     const counts = await this.refCounts();
     const grace = this.opts.graceMs ?? 0;
-    const all = await this.backend.list('blobs/sha256/');
-    const dead = all.filter((o) => {
-      const hex = o.key.slice(o.key.lastIndexOf('/') + 1);
-      if (candidates && !candidates.has(hex)) return false;
-      return !counts.has(hex) && Date.now() - o.modified.getTime() >= grace;
-    });
+    const dead = (await this.backend.list('blobs/sha256/')).filter(
+      (o) => !counts.has(o.key.slice(o.key.lastIndexOf('/') + 1)) && Date.now() - o.modified.getTime() >= grace,
+    );
     await this.backend.delete(dead.map((o) => o.key));
     for (const d of dead) this.trees.delete(`sha256:${d.key.slice(d.key.lastIndexOf('/') + 1)}`);
     return { blobs: dead.length, bytes: dead.reduce((a, o) => a + o.bytes, 0) };

@@ -67,6 +67,7 @@ describe.each(backends)('the artifact store on a %s', (_name, make) => {
     await new Promise((r) => setTimeout(r, 20));
     const p2 = await store.publish('artifacts/c2/baseline/model', b);
     expect(p2.key).toBe(p1.key);
+    expect(await store.refCount(wHex)).toBe(2);
     expect(fs.statSync(blobFile(wHex)).mtimeMs).toBe(before);
     expect((await store.refCounts()).get(wHex)).toBe(2);
     expect(await store.resolve('artifacts/c2/baseline/model')).toBe(p1.key);
@@ -116,6 +117,8 @@ describe.each(backends)('the artifact store on a %s', (_name, make) => {
     expect(gone2.blobs).toBeGreaterThanOrEqual(3); // manifest, model.json, weights.bin
     expect(fs.existsSync(blobFile(wHex))).toBe(false);
     expect(await store.resolve('artifacts/c2/baseline/model')).toBeUndefined();
+    expect(await store.refCounts()).toEqual(new Map());
+    expect(await store.backend.list('')).toEqual([]); // no ref, hold or blob left behind
   });
 
   it("a worker's Artifacts: a truncated copy of the baseline in the home is re-fetched and loads, a name from an old history resolves through its ref", async () => {
