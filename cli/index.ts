@@ -201,7 +201,9 @@ program
     const queues = o.queues ?? (o.target || o.gpu ? [] : ALL_QUEUES);
     const endpoint = await resolveEndpoint(home, { start: true, log });
     const names = [...queues.map((q) => QUEUES[q]), ...(o.gpu ? [QUEUES.gpu] : []), ...(o.target ? [targetQueue(QUEUES, o.target)] : [])];
-    log(`worker ${process.pid} serving ${names.join(', ')} on ${endpoint.address} (home ${home.dir}, artifacts ${openStore(home).description}); Ctrl-C stops it`);
+    log(
+      `worker ${process.pid} serving ${names.join(', ')} on ${endpoint.address} (home ${home.dir}, artifacts ${openStore(home).description}); Ctrl-C stops it`,
+    );
     await runWorkersUntil(home, endpoint, queues, o.concurrency, undefined, o.target, o.gpu);
     log('worker stopped');
   });
