@@ -3,7 +3,9 @@
 // position, loss series: ml/train-state.ts) written in the same atomic folder write; a retried
 // stage resumes from the heartbeat's checkpoint, else the newest whole one on disk, and continues
 // bit for bit as if never interrupted. A folder without its training state is never resumed from.
-// The newest `keepCheckpoints` are kept.
+// The newest `keepCheckpoints` are kept. Each checkpoint is also published to the artifact store
+// (a retry on another worker, with no shared disk, resumes from it: the heartbeat carries its
+// `<name>@<key>`), and the store's refs of older ones are dropped with their blobs (checkpoint clean-up).
 import { Context } from '@temporalio/activity';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import * as fs from 'node:fs';
@@ -35,22 +37,31 @@ export async function trainResumable(
 ): Promise<{ model: tfl.LayersModel; result: TrainResult }> {
   const ctx = Context.current();
   const details = ctx.info.heartbeatDetails as { step?: number; checkpoint?: string } | undefined;
-  // the heartbeat's checkpoint, else the newest whole one on disk; one whose state cannot be read is passed over
-  const candidates = [
-    ...(details?.checkpoint && isWholeCheckpoint(art.abs(details.checkpoint)) ? [details.checkpoint] : []),
-    ...wholeCheckpoints(art.abs(ckptDir)).map((c) => path.join(ckptDir, c.name)),
-  ];
+  // the heartbeat's checkpoint (fetched from the store when another worker wrote it), else the newest
+  // whole one here, else the newest the store holds; one whose state cannot be read is passed over
+  const local = wholeCheckpoints(art.abs(ckptDir)).map((c) => path.join(ckptDir, c.name));
+  const stored = async () =>
+    (await art.store.refs(`${ckptDir}/`).catch(() => []))
+      .filter((r) => /\/step-\d+$/.test(r.name) && !local.includes(r.name))
+      .sort((a, b) => (a.name < b.name ? 1 : -1))
+      .map((r) => `${r.name}@${r.key}`);
   let resumeFrom: { dir: string } | undefined;
   let resume: TrainState | undefined;
-  for (const dir of candidates) {
-    try {
-      resume = readTrainState(art.abs(dir));
-      resumeFrom = { dir };
-      break;
-    } catch {
-      // unreadable training state: try the next older checkpoint
+  const tryFrom = async (refs: string[]): Promise<boolean> => {
+    for (const ref of refs) {
+      try {
+        const dir = await art.local(ref); // verified against its key, or fetched from the store
+        if (!isWholeCheckpoint(dir)) continue;
+        resume = readTrainState(dir);
+        resumeFrom = { dir: ref };
+        return true;
+      } catch {
+        // unreadable or missing: try the next older checkpoint
+      }
     }
-  }
+    return false;
+  };
+  if (!(await tryFrom([...(details?.checkpoint ? [details.checkpoint] : []), ...local]))) await tryFrom(await stored());
   const model = resumeFrom ? await art.loadModel(resumeFrom.dir) : await start();
   let lastCheckpoint = resumeFrom?.dir;
   let totalSteps: number | undefined;
@@ -69,9 +80,13 @@ export async function trainResumable(
     onCheckpoint: async (step, _epoch, state) => {
       const rel = path.join(ckptDir, `step-${String(step).padStart(8, '0')}`);
       await saveModel(model, art.abs(rel), encodeTrainState(state));
-      lastCheckpoint = rel;
-      beat(ctx, { ...rate.last(), checkpoint: rel });
+      lastCheckpoint = (await art.publish(rel)).ref;
+      beat(ctx, { ...rate.last(), checkpoint: lastCheckpoint });
       pruneCheckpoints(art.abs(ckptDir), opts.keepCheckpoints);
+      // the store's copies (also those another worker wrote): the newest `keepCheckpoints` stay, the
+      // others' refs are dropped and their blobs deleted unless another ref holds them
+      const names = (await art.store.refs(`${ckptDir}/`)).map((r) => r.name).filter((n) => /\/step-\d+$/.test(n));
+      await art.store.unpin(names.sort().reverse().slice(opts.keepCheckpoints));
     },
   });
   return { model, result };
@@ -126,8 +141,8 @@ export function wholeCheckpoints(dir: string): Array<{ name: string; step: numbe
     .sort((a, b) => b.step - a.step);
 }
 
-/** Keeps the newest `keep` checkpoints and removes leftovers of interrupted writes. */
-export function pruneCheckpoints(dir: string, keep: number): void {
+/** Keeps the newest `keep` checkpoints and removes leftovers of interrupted writes; returns the names removed. */
+export function pruneCheckpoints(dir: string, keep: number): string[] {
   const entries = fs.readdirSync(dir);
   const steps = entries
     .filter((n) => /^step-\d+$/.test(n))
@@ -138,4 +153,5 @@ export function pruneCheckpoints(dir: string, keep: number): void {
     const pid = Number(/-(\d+)-/.exec(tmp)![1]);
     if (pid !== process.pid) fs.rmSync(path.join(dir, tmp), { recursive: true, force: true });
   }
+  return steps.slice(keep);
 }

@@ -21,6 +21,7 @@ import {
   initBackend,
   layerChannels,
   loadDataset,
+  loadModel,
   measureBaseline,
   measureCandidate,
   measureLatencyTableOn,
@@ -44,6 +45,7 @@ import {
   subset,
   tableMismatch,
   writeFileAtomic,
+  writeFileChecked,
   type Dataset,
   type LatencyTable,
   type RuntimeName,
@@ -53,9 +55,11 @@ import {
   type Task,
 } from '../ml';
 import { VERSION } from '../platform/version';
+import { ArtifactStore, parseRef } from '../blobstore';
 import { ArtifactError, Artifacts } from './artifacts';
 import { trainResumable } from './checkpoints';
 import { beat, runStage } from './stage';
+import type { ArtifactRef } from '../db/types';
 import type { BaselineResult, LatencyTableRef, LatencyTableResult, StageInput, StageResult, ValidateResult } from './types';
 
 export type { BaselineResult, LatencyTableRef, LatencyTableResult, StageInput, StageResult, ValidateResult } from './types';
@@ -101,12 +105,16 @@ function inputContract(ds: Dataset, spec: CampaignSpec): object {
 /** The campaign's deployment runtime (ml/runtime.ts): what latency is measured on, never the training backend. */
 const runtimeOf = (spec: CampaignSpec): RuntimeName => spec.target.runtime ?? 'tfjs-wasm'; // specs of older workflows have none
 
-export function createComputeActivities(home: string) {
-  const art = new Artifacts(home);
+/**
+ * `home`: this worker's home (its local copies of artifacts); `store`: the artifact store every
+ * worker reaches (default: ArtifactStore.fromEnv(home), PRUNEWISE_ARTIFACTS).
+ */
+export function createComputeActivities(home: string, store?: ArtifactStore) {
+  const art = new Artifacts(home, store);
 
   /** The frozen table a stage was handed (never re-measured); the file must still hash to its key. */
-  const readLatencyTable = (ref: LatencyTableRef): { table: LatencyTable; sha256: string } => {
-    const text = art.readText(ref.path);
+  const readLatencyTable = async (ref: LatencyTableRef): Promise<{ table: LatencyTable; sha256: string }> => {
+    const text = await art.readText(ref.path);
     if (sha256(text) !== ref.sha256) throw new ArtifactError(`artifact ${ref.path}: sha256 ${sha256(text)} is not the campaign's latency table ${ref.sha256}`);
     return { table: parseLatencyTable(text), sha256: ref.sha256 };
   };
@@ -164,8 +172,9 @@ export function createComputeActivities(home: string) {
           const relDataset = path.join(dir, 'dataset.json');
           const datasetText = JSON.stringify({ version: 1, task, notes, input: inputContract(ds, spec) }, null, 2);
           writeFileAtomic(art.abs(relDataset), datasetText);
+          const datasetArt = await art.publishFile('dataset', relDataset);
           const rel = baselineModelDir(input.campaignId);
-          const saved = await saveModel(model, art.abs(rel));
+          const saved = await art.publishModel('model', rel, await saveModel(model, art.abs(rel)));
           const val = await evaluate(model, ds.val);
           const test = await evaluate(model, ds.test);
           const cost = modelCost(model);
@@ -173,8 +182,8 @@ export function createComputeActivities(home: string) {
           const channels = layerChannels(model, graph);
           // the baseline's 8-bit variant: what 8-bit candidates are compared with (like with like)
           const relU8 = path.join(baselineDir(input.campaignId), 'uint8');
-          const savedU8 = await saveExport(model, art.abs(relU8), 'uint8');
-          const u8 = await art.loadModel(relU8);
+          const savedU8 = await art.publishModel('model-uint8', relU8, await saveExport(model, art.abs(relU8), 'uint8'));
+          const u8 = await art.loadModel(savedU8.ref);
           let u8Test, u8Val;
           try {
             u8Test = await evaluate(u8, ds.test);
@@ -193,8 +202,9 @@ export function createComputeActivities(home: string) {
           const relLatency = path.join(dir, 'latency.json');
           const latencyText = JSON.stringify({ metrics: latency, runtime: session.info, trainingBackend: backend, target: spec.target.name }, null, 2);
           writeFileAtomic(art.abs(relLatency), latencyText);
+          const latencyArt = await art.publishFile('latency', relLatency);
           return {
-            model: rel,
+            model: saved.ref,
             metrics: {
               int8Accuracy: u8Test.accuracy,
               int8ValAccuracy: u8Val.accuracy,
@@ -217,12 +227,7 @@ export function createComputeActivities(home: string) {
             resumedFromStep,
             channels,
             blocked: blockedLines(graph),
-            artifacts: [
-              { kind: 'model', path: rel, ...saved },
-              { kind: 'model-uint8', path: relU8, ...savedU8 },
-              { kind: 'latency', path: relLatency, bytes: Buffer.byteLength(latencyText), sha256: sha256(latencyText) },
-              { kind: 'dataset', path: relDataset, bytes: Buffer.byteLength(datasetText), sha256: sha256(datasetText) },
-            ],
+            artifacts: [saved, savedU8, latencyArt, datasetArt].map(artifactOf),
             notes,
             runtime: session.info,
             tfjsVersion: (await initBackend()).tfjsVersion,
@@ -254,8 +259,10 @@ export function createComputeActivities(home: string) {
           const need = { ...planOptions(p), target: t.name, batchSize: t.batchSize, runtime };
           let text: string | undefined;
           let source: LatencyTableResult['source'] = 'reused';
-          if (fs.existsSync(art.abs(rel))) {
-            text = fs.readFileSync(art.abs(rel), 'utf8');
+          // an earlier attempt's table (here or, through the store, on another worker)
+          const earlier = await art.local(rel).catch(() => undefined);
+          if (earlier && fs.existsSync(earlier)) {
+            text = fs.readFileSync(earlier, 'utf8');
             try {
               if (tableMismatch(parseLatencyTable(text), model, graph, need)) text = undefined; // not this campaign's: measure
             } catch {
@@ -278,7 +285,7 @@ export function createComputeActivities(home: string) {
             source = 'given';
           } else if (text === undefined) {
             beat(Context.current(), { what: `latency table on ${runtime}` });
-            const table = await measureLatencyTableOn(runtime, art.abs(input.model), {
+            const table = await measureLatencyTableOn(runtime, await art.local(input.model), {
               target: t.name,
               batchSize: t.batchSize,
               grid: planOptions(p),
@@ -291,11 +298,13 @@ export function createComputeActivities(home: string) {
           }
           const table = parseLatencyTable(text);
           const hash = sha256(text);
+          if (source === 'reused') writeFileAtomic(art.abs(rel), text);
+          const published = await art.publishFile('latency-table', rel);
           return {
-            table: { path: rel, sha256: hash },
+            table: { path: published.ref, sha256: hash },
             source,
             metrics: { predictedLatencyMs: predictLatencyMs(model, table).totalMs },
-            artifacts: [{ kind: 'latency-table', path: rel, bytes: Buffer.byteLength(text), sha256: hash }],
+            artifacts: [artifactOf(published)],
           };
         } finally {
           model.dispose();
@@ -321,7 +330,7 @@ export function createComputeActivities(home: string) {
           let sensitivity: Sensitivity | undefined;
           let predicted: number | undefined;
           if (allocationOf(p) === 'weights') {
-            const lt = input.latencyTable ? readLatencyTable(input.latencyTable) : undefined;
+            const lt = input.latencyTable ? await readLatencyTable(input.latencyTable) : undefined;
             if (lt) predicted = predictLatencyMs(model, lt.table).totalMs;
             const val = data(spec).val;
             const ctx = Context.current();
@@ -345,8 +354,9 @@ export function createComputeActivities(home: string) {
           }
           const rel = path.join(roundDir(input.runId, input.round), 'scores.json');
           writeFileAtomic(art.abs(rel), JSON.stringify({ criterion: p.criterion, scores, blocked: graph.blocked, notes, sensitivity }));
+          const published = await art.publishFile('scores', rel);
           return {
-            scores: rel,
+            scores: published.ref,
             metrics: {
               groups: graph.groups.length,
               blockedGroups: graph.blocked.length,
@@ -365,7 +375,7 @@ export function createComputeActivities(home: string) {
       return runStage(async () => {
         const model = await art.loadModel(input.model);
         const graph = analyze(model);
-        const { scores, sensitivity } = art.readJson<{ scores: Record<string, number[]>; sensitivity?: Sensitivity }>(input.scores);
+        const { scores, sensitivity } = await art.readJson<{ scores: Record<string, number[]>; sensitivity?: Sensitivity }>(input.scores);
         const decided = await planRound(input.spec.pruning, {
           model,
           graph,
@@ -377,7 +387,7 @@ export function createComputeActivities(home: string) {
           ratioScale: input.ratioScale,
           scheduleRound: input.scheduleRound,
           baselineFlops: async () => {
-            const base = await art.loadModel(baselineModelDir(input.campaignId));
+            const base = await art.loadModel(input.baselineModel ?? baselineModelDir(input.campaignId));
             try {
               return modelCost(base).flops;
             } finally {
@@ -385,16 +395,20 @@ export function createComputeActivities(home: string) {
             }
           },
         });
-        if (decided.allocation)
-          writeFileAtomic(art.abs(path.join(roundDir(input.runId, input.round), 'allocation.json')), JSON.stringify(decided.allocation, null, 2));
+        let allocation: (ArtifactRef & { ref: string }) | undefined;
+        if (decided.allocation) {
+          const relAlloc = path.join(roundDir(input.runId, input.round), 'allocation.json');
+          writeFileAtomic(art.abs(relAlloc), JSON.stringify(decided.allocation, null, 2));
+          allocation = await art.publishFile('allocation', relAlloc);
+        }
         const pruned = await pruneModel(model, decided.plan, graph);
         try {
           const rel = path.join(roundDir(input.runId, input.round), 'pruned');
-          const saved = await saveModel(pruned, art.abs(rel));
+          const saved = await art.publishModel('model', rel, await saveModel(pruned, art.abs(rel)));
           const cost = modelCost(pruned);
           const channels = layerChannels(pruned);
           return {
-            model: rel,
+            model: saved.ref,
             channels,
             metrics: {
               ...decided.metrics,
@@ -404,7 +418,7 @@ export function createComputeActivities(home: string) {
               bytes: cost.bytes,
               ...channelMetrics(channels),
             },
-            artifacts: [{ kind: 'model', path: rel, ...saved }],
+            artifacts: [saved, ...(allocation ? [allocation] : [])].map(artifactOf),
           };
         } finally {
           model.dispose();
@@ -443,13 +457,13 @@ export function createComputeActivities(home: string) {
         );
         try {
           const rel = path.join(dir, 'finetuned');
-          const saved = await saveModel(t.model, art.abs(rel));
+          const saved = await art.publishModel('model', rel, await saveModel(t.model, art.abs(rel)));
           return {
-            model: rel,
+            model: saved.ref,
             resumedFromStep: t.result.resumedFromStep,
             metrics: { finetuneSteps: t.result.steps, samplesPerSecond: t.result.samplesPerSecond },
             series: { trainLoss: t.result.epochLoss, batchLoss: t.result.batchLoss },
-            artifacts: [{ kind: 'model', path: rel, ...saved }],
+            artifacts: [artifactOf(saved)],
           };
         } finally {
           t.model.dispose();
@@ -500,8 +514,8 @@ export function createComputeActivities(home: string) {
         const dir = roundDir(input.runId, input.round);
         const rel = path.join(dir, 'uint8');
         const relPc = path.join(dir, 'int8-per-channel');
-        const accuracyOf = async (folder: string, split = ds.test) => {
-          const q = await art.loadModel(folder); // what the files hold, dequantized
+        const accuracyOf = async (ref: string, split = ds.test) => {
+          const q = await art.loadModel(ref); // what the files hold, dequantized (checked against their key)
           try {
             return (await evaluate(q, split)).accuracy;
           } finally {
@@ -509,16 +523,26 @@ export function createComputeActivities(home: string) {
           }
         };
         try {
-          const saved = await saveExport(model, art.abs(rel), 'uint8');
-          const savedPc = saveInt8(model, art.abs(relPc));
-          const acc = await accuracyOf(rel);
-          const valAcc = await accuracyOf(rel, ds.val); // decisions (J) use validation, like the float32 variant's
-          const accPc = await accuracyOf(relPc);
+          const saved = await art.publishModel('model-uint8', rel, await saveExport(model, art.abs(rel), 'uint8'));
+          const pcWeights = saveInt8(model, art.abs(relPc));
+          const acc = await accuracyOf(saved.ref);
+          const valAcc = await accuracyOf(saved.ref, ds.val); // decisions (J) use validation, like the float32 variant's
+          // the per-channel folder as just written here (checked write); published below with its prunewise.json
+          const pc = await loadModel(art.abs(relPc)).catch((e: Error) => {
+            throw new ArtifactError(`artifact ${relPc}: ${e.message}`);
+          });
+          let accPc: number;
+          try {
+            accPc = (await evaluate(pc, ds.test)).accuracy;
+          } finally {
+            pc.dispose();
+          }
           writeFileAtomic(
             art.abs(path.join(relPc, 'prunewise.json')),
             JSON.stringify(
               {
-                source: input.model,
+                version: PRUNEWISE_JSON_VERSION,
+                source: parseRef(input.model).name,
                 dtype: 'int8-per-channel',
                 deployable: false,
                 loader:
@@ -529,13 +553,11 @@ export function createComputeActivities(home: string) {
               2,
             ),
           );
+          const savedPc = await art.publishModel('model-int8-per-channel', relPc, pcWeights); // with its prunewise.json
           return {
-            model: rel,
+            model: saved.ref,
             metrics: { int8Accuracy: acc, int8ValAccuracy: valAcc, int8Bytes: saved.bytes, int8PerChannelAccuracy: accPc, int8PerChannelBytes: savedPc.bytes },
-            artifacts: [
-              { kind: 'model-uint8', path: rel, ...saved },
-              { kind: 'model-int8-per-channel', path: relPc, ...savedPc },
-            ],
+            artifacts: [saved, savedPc].map(artifactOf),
           };
         } finally {
           model.dispose();
@@ -556,8 +578,12 @@ export function createComputeActivities(home: string) {
       return runStage(async (backend) => {
         const chosen = input.useInt8 && input.int8Model ? input.int8Model : input.model;
         const runtime = runtimeOf(input.spec);
+        // fetched from the artifact store where this (device) worker has no copy, and verified
+        const chosenDir = await art.local(chosen);
+        const baselineRef = input.baselineModel ?? baselineModelDir(input.campaignId);
+        const baselineDirAbs = await art.local(baselineRef);
         const model = await art.loadModel(chosen);
-        const baseline = await art.loadModel(baselineModelDir(input.campaignId));
+        const baseline = await art.loadModel(baselineRef);
         try {
           const t = input.spec.target;
           const ctx = Context.current();
@@ -566,8 +592,8 @@ export function createComputeActivities(home: string) {
           const tfliteInt8 = runtime === 'tflite' && input.useInt8 && !!input.int8Model;
           const open = () =>
             openRuntime(runtime, {
-              baseline: art.abs(baselineModelDir(input.campaignId)),
-              candidate: art.abs(chosen),
+              baseline: baselineDirAbs,
+              candidate: chosenDir,
               batchSize: t.batchSize,
               ...(tfliteInt8 ? { candidateVariant: 'int8' as const, calibration: calibrationInputs(data(input.spec)) } : {}),
             });
@@ -577,15 +603,15 @@ export function createComputeActivities(home: string) {
           const rel = deployableDir(input.runId, input.round);
           const partial = art.abs(`${rel}.partial`);
           fs.rmSync(partial, { recursive: true, force: true });
-          fs.cpSync(art.abs(chosen), partial, { recursive: true });
+          fs.cpSync(chosenDir, partial, { recursive: true });
           fs.rmSync(path.join(partial, 'prunewise.json'), { force: true });
           const uint8 = input.useInt8 && !!input.int8Model;
-          fs.writeFileSync(
+          writeFileChecked(
             path.join(partial, 'prunewise.json'),
             JSON.stringify(
               {
-                version: 2,
-                source: chosen,
+                version: PRUNEWISE_JSON_VERSION,
+                source: parseRef(chosen).name,
                 dtype: uint8 ? 'uint8' : 'float32',
                 format: uint8 ? 'tfjs layers-model, stock uint8 quantized weights (one min/scale per tensor)' : 'tfjs layers-model, float32 weights',
                 loader: '@tensorflow/tfjs loadLayersModel (stock; no prunewise code needed)',
@@ -609,7 +635,7 @@ export function createComputeActivities(home: string) {
           );
           fs.rmSync(art.abs(rel), { recursive: true, force: true });
           fs.renameSync(partial, art.abs(rel));
-          return { metrics: m.metrics, artifacts: [art.describe('deployable', rel)] };
+          return { metrics: m.metrics, artifacts: [artifactOf(await art.describe('deployable', rel))] };
         } finally {
           model.dispose();
           baseline.dispose();
@@ -620,3 +646,13 @@ export function createComputeActivities(home: string) {
 }
 
 export type ComputeActivities = ReturnType<typeof createComputeActivities>;
+
+/**
+ * The version of the prunewise.json files written next to models (deployable folders, the
+ * int8-per-channel variant, `export`): 2 = with `version`, `source` an artifact name (files without
+ * the field are version 1, whose `source` was a home-relative path).
+ */
+export const PRUNEWISE_JSON_VERSION = 2;
+
+/** What SQLite records of an artifact: its name, size, sha256 and store key (not the `<name>@<key>` ref the workflow carries). */
+const artifactOf = (a: ArtifactRef & { ref?: string }): ArtifactRef => ({ kind: a.kind, path: a.path, bytes: a.bytes, sha256: a.sha256, key: a.key });

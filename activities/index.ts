@@ -2,3 +2,4 @@
 export * from './compute';
 export * from './store';
 export { observeStages, type StageInfo, type StageObserver } from './stage';
+export { Artifacts, ArtifactError } from './artifacts';

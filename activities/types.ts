@@ -1,4 +1,4 @@
-// The compute activities' inputs and results: small JSON (ids, paths relative to the home folder,
+// The compute activities' inputs and results: small JSON (ids, artifact refs `<name>@sha256:<hex>`,
 // numbers) that workflow histories hold. Never tensors or weights.
 import type { CampaignSpec } from '../campaign/schema';
 import type { ObjectiveValues, Weights } from '../core';
@@ -9,8 +9,10 @@ export interface StageInput {
   runId: string;
   round: number;
   spec: CampaignSpec;
-  /** model folder relative to the home folder */
+  /** the model: `<name>@sha256:<hex>` (name: relative to the home folder; key: in the artifact store); a bare name in histories from before the store */
   model: string;
+  /** the campaign's baseline model (same form); absent in histories from before the store: found by its name */
+  baselineModel?: string;
   /** the run's objective weights and the baseline's objective values (weight-driven allocation) */
   weights?: Weights;
   objectiveBase?: ObjectiveValues;
@@ -24,8 +26,9 @@ export interface StageInput {
 
 /** The campaign's latency table: a JSON file under its artifact folder, keyed by its sha256. */
 export interface LatencyTableRef {
-  /** relative to the home folder */
+  /** `<name>@sha256:<hex>` (a bare home-relative name in histories from before the store) */
   path: string;
+  /** of the file's text */
   sha256: string;
 }
 

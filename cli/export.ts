@@ -5,6 +5,8 @@
 // written (tfjs; Keras; the TFLite interpreter).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Artifacts, PRUNEWISE_JSON_VERSION } from '../activities';
+import type { ArtifactStore } from '../blobstore';
 import type { CampaignSpec } from '../campaign/schema';
 import { metricMap, modelArtifactPath, runRef, type Db } from '../db';
 import {
@@ -83,6 +85,7 @@ export function checkOutDir(home: Home, out: string): void {
 export async function exportModel(
   home: Home,
   db: Db,
+  store: ArtifactStore,
   runId: string,
   opts: { round?: number; format?: CliExportFormat; family?: KerasFamily; out: string; log: (s: string) => void },
 ): Promise<ExportResult> {
@@ -103,7 +106,13 @@ export async function exportModel(
   const art = modelArtifactPath(db, runId, round, stage);
   if (!art)
     throw new CliError(`--round: run "${runId}" has no model for round ${round}: completed rounds are listed by ${cmd(home, 'status', run.campaignId)}`);
-  const src = path.join(home.dir, art);
+  // this home's copy, checked against the recorded key (fetched from the artifact store when missing or damaged)
+  let src: string;
+  try {
+    src = await new Artifacts(home.dir, store).local(art);
+  } catch (e) {
+    throw new CliError(`${art.split('@')[0]}: ${(e as Error).message} (is PRUNEWISE_ARTIFACTS the store the campaign ran with?)`);
+  }
   if (!fs.existsSync(path.join(src, 'model.json'))) throw new CliError(`${src} is missing (was the campaign's artifacts folder moved?)`);
   const out = path.resolve(opts.out);
   checkOutDir(home, out);
@@ -152,6 +161,7 @@ export async function exportModel(
       path.join(out, 'prunewise.json'),
       JSON.stringify(
         {
+          version: PRUNEWISE_JSON_VERSION,
           ...result,
           accuracy: { value: accuracy, measured: true, split: 'test', backend },
           float32Accuracy: { value: float32Accuracy, measured: true, split: 'test', backend },

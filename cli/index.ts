@@ -20,6 +20,7 @@ import {
   listCampaigns,
   openDb,
   openDbReadOnly,
+  quickCheck,
   readParetoPoint,
   runningStages,
   type CampaignRow,
@@ -63,6 +64,8 @@ import {
   type StageProgressDetails,
 } from '../core';
 import { optionalTsToMs } from '@temporalio/common';
+import { checkStore, migrateHomeArtifacts, openStore } from './store';
+import type { ArtifactStore } from '../blobstore';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
@@ -211,17 +214,33 @@ async function runWorkersUntil(
   gpu?: boolean,
 ): Promise<'stopped' | 'done'> {
   installRuntime(); // before the first native connection
+  const store = openStore(home);
+  await checkStore(store);
+  // the worker that owns the database brings a home from before the store into it first
+  if (queues.includes('store') && fs.existsSync(home.db)) await migrateHome(home, store);
   const unwatch = watchServer(endpoint, home, log);
   try {
-    return await serveUntil(home, endpoint, queues, concurrency, until, device, gpu);
+    return await serveUntil(home, endpoint, store, queues, concurrency, until, device, gpu);
   } finally {
     unwatch();
+  }
+}
+
+/** Brings a home from before the artifact store into it (publishes recorded folders, writes their keys): a write, once. */
+async function migrateHome(home: Home, store: ArtifactStore): Promise<void> {
+  if (!fs.existsSync(home.db)) return;
+  const db = openDb(home.db);
+  try {
+    await migrateHomeArtifacts(home, db, store, log);
+  } finally {
+    db.close();
   }
 }
 
 async function serveUntil(
   home: Home,
   endpoint: TemporalEndpoint,
+  store: ArtifactStore,
   queues: QueueName[],
   concurrency: number,
   until?: Promise<unknown>,
@@ -238,7 +257,7 @@ async function serveUntil(
     let set: Awaited<ReturnType<typeof createWorkers>>;
     try {
       connection = await workerConnection(endpoint);
-      set = await createWorkers({ connection, namespace: endpoint.namespace, home, queues, concurrency, device, gpu });
+      set = await createWorkers({ connection, namespace: endpoint.namespace, home, store, queues, concurrency, device, gpu });
     } catch (e) {
       await connection?.close().catch(() => undefined);
       if (!isServerGone(e)) throw e;
@@ -333,14 +352,12 @@ function printStages(everySeconds: number, home: Home): void {
   });
 }
 
-/** `status --json`: version 2 adds `version`, `live` (running stages from Temporal; null when no server answers) and `eta`. */
-export const STATUS_JSON_VERSION = 2;
+/** `status --json` (db/read.ts STATUS_JSON_VERSION): CampaignStatus plus `live` (running stages from Temporal; null when no server answers) and `eta`. */
 function statusJson(
   s: NonNullable<ReturnType<typeof campaignStatus>>,
   live: { rows: Awaited<ReturnType<typeof readLive>>; eta: ReturnType<typeof campaignEta> } | null,
 ) {
   return {
-    version: STATUS_JSON_VERSION,
     ...s,
     live: live
       ? live.rows.map((l) => ({
@@ -465,7 +482,7 @@ program
   )
   .option(
     '--target <name>',
-    'serve only the hardware-adapt stage of campaigns whose target is <name> with measure: worker (run this on that device; it needs the same --home files, e.g. over NFS)',
+    'serve only the hardware-adapt stage of campaigns whose target is <name> with measure: worker (run this on that device; it fetches the models it measures from the artifact store, PRUNEWISE_ARTIFACTS)',
     targetName,
   )
   .option(
@@ -491,7 +508,7 @@ program
       ...(o.gpu ? [QUEUES.gpu] : []),
       ...(o.target ? [targetQueue(QUEUES, o.target)] : []),
     ];
-    log(`worker ${process.pid} serving ${names.join(', ')} on ${endpoint.address} (home ${home.dir}); Ctrl-C stops it`);
+    log(`worker ${process.pid} serving ${names.join(', ')} on ${endpoint.address} (home ${home.dir}, artifacts ${openStore(home).description}); Ctrl-C stops it`);
     printStages(o.progressEvery, home);
     await runWorkersUntil(home, endpoint, queues, o.concurrency, undefined, o.target, o.gpu);
     log('worker stopped');
@@ -632,6 +649,8 @@ program
       },
     ) => {
       const home = resolveHome(o.home);
+      const store = openStore(home);
+      await migrateHome(home, store);
       const db = openRead(home);
       let runId = o.recommended ? arg : resolveRunArg(db, home, arg);
       let round = o.round;
@@ -647,7 +666,7 @@ program
       } else if (o.weights !== undefined) {
         throw new CliError('--weights: only with --recommended');
       }
-      const r = await exportModel(home, db, runId, { round, format: o.format, family: o.family, out: o.out, log });
+      const r = await exportModel(home, db, store, runId, { round, format: o.format, family: o.family, out: o.out, log });
       if (o.json) console.log(JSON.stringify(r));
       else {
         console.log(
@@ -673,7 +692,9 @@ program
   .option('--read-only', 'refuse every write (notes and tags on run pages)')
   .action(async (o: { home?: string; port: number; host: string; readOnly?: boolean }) => {
     const home = resolveHome(o.home);
+    const store = openStore(home);
     const db = openChecked(home, { damaged: true }); // a damaged file: every page says so (createDashboard checks it)
+    if (!quickCheck(db).length) await migrateHomeArtifacts(home, db, store, log);
     // off this machine, every request must carry a token (env PRUNEWISE_DASHBOARD_TOKEN fixes one, else a fresh one)
     const loopback = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(o.host);
     const token = loopback ? undefined : process.env.PRUNEWISE_DASHBOARD_TOKEN || crypto.randomBytes(18).toString('base64url');
@@ -694,7 +715,7 @@ program
         etaSeconds: r.etaSeconds ?? undefined,
       }));
     };
-    const app = createDashboard(db, { homeDir: home.dir, readOnly: !!o.readOnly, token, stageProgress });
+    const app = createDashboard(db, { homeDir: home.dir, store, readOnly: !!o.readOnly, token, stageProgress });
     const server = app.listen(o.port, o.host);
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
@@ -914,10 +935,19 @@ program
     }
     const dir = path.join(home.artifacts, id);
     if (!path.resolve(dir).startsWith(path.resolve(home.artifacts) + path.sep)) throw new CliError(`refusing to delete ${dir}: outside ${home.artifacts}`);
+    const store: ArtifactStore = openStore(home);
+    // the store first: a failure leaves the rows, so \`rm\` can be run again
+    const dropped = await store.unpin([`artifacts/${id}/`]).catch((e: Error) => {
+      throw new CliError(
+        `artifact store ${store.description}: ${e.message.split('\n')[0]}: nothing was removed; run ${cmd(home, 'rm', id)} again when it answers`,
+      );
+    });
     deleteCampaign(db, id);
     checkpointDb(db);
     fs.rmSync(dir, { recursive: true, force: true });
-    log(`removed campaign ${id} (rows and ${dir})`);
+    log(
+      `removed campaign ${id} (rows, ${dir}, and ${dropped.refs} artifacts in ${store.description}: ${dropped.blobs} blobs, ${(dropped.bytes / 1e6).toFixed(1)} MB no other campaign holds)`,
+    );
   });
 
 program

@@ -11,6 +11,7 @@ import { QUEUE_NAMES, targetQueue, taskQueues, type QueueName, type TaskQueues }
 import { hasLegacyStoreCampaigns, homeId, openDb } from '../db';
 import { initBackend, nativeBuildInstalled, type BackendInfo } from '../ml';
 import { PACKAGE_ROOT } from '../platform/version';
+import type { ArtifactStore } from '../blobstore';
 import type { Home } from './home';
 import { CliError } from './temporal';
 
@@ -105,6 +106,8 @@ export async function createWorkers(opts: {
   connection: NativeConnection;
   namespace: string;
   home: Home;
+  /** the artifact store (blobstore/): compute and device workers fetch and publish through it */
+  store: ArtifactStore;
   queues: QueueName[];
   concurrency: number;
   device?: string;
@@ -127,7 +130,7 @@ export async function createWorkers(opts: {
       await Worker.create({
         ...common,
         taskQueue: targetQueue(QUEUES, opts.device),
-        activities: createComputeActivities(opts.home.dir),
+        activities: createComputeActivities(opts.home.dir, opts.store),
         maxConcurrentActivityTaskExecutions: 1,
       }),
     );
@@ -138,7 +141,7 @@ export async function createWorkers(opts: {
       await Worker.create({
         ...common,
         taskQueue: QUEUES.gpu,
-        activities: createComputeActivities(opts.home.dir),
+        activities: createComputeActivities(opts.home.dir, opts.store),
         maxConcurrentActivityTaskExecutions: opts.concurrency,
       }),
     );
@@ -153,7 +156,7 @@ export async function createWorkers(opts: {
         await Worker.create({
           ...common,
           taskQueue: QUEUES.cpu,
-          activities: createComputeActivities(opts.home.dir),
+          activities: createComputeActivities(opts.home.dir, opts.store),
           // tfjs computes on this thread: more than one stage at a time only interleaves them
           maxConcurrentActivityTaskExecutions: opts.concurrency,
         }),

@@ -26,3 +26,41 @@ export class ModelError extends BadInputError {
 export function isBadInput(e: unknown): e is BadInputError {
   return e instanceof BadInputError;
 }
+
+/**
+ * A fault of the machine, not of the input: a full disk (ENOSPC, EDQUOT, EFBIG), an I/O error (EIO),
+ * an artifact store that does not answer. Retried by the stage's policy; the message says what is
+ * full or away and where, so whoever reads it can free space or bring the store back.
+ */
+export class TransientIOError extends Error {
+  override name = 'TransientIOError';
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+const TRANSIENT_CODES: Record<string, string> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EFBIG: 'file size limit reached',
+  EIO: 'I/O error',
+  EROFS: 'read-only file system',
+  ENOMEM: 'out of memory',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files on the system',
+};
+
+/**
+ * An OS error of a write/read at `where` as a TransientIOError when it is a machine fault (disk
+ * full, I/O error), naming what is full; other errors are returned unchanged.
+ */
+export function classifyIOError(e: unknown, where: string): unknown {
+  const code = (e as { code?: string })?.code;
+  if (code && code in TRANSIENT_CODES) {
+    return new TransientIOError(`${where}: ${TRANSIENT_CODES[code]} (${code}): free space or fix the disk; the stage is retried`, code);
+  }
+  return e;
+}

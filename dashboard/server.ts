@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { damagedLine, isCorruptError, quickCheck, type Db } from '../db';
 import { PACKAGE_ROOT } from '../platform/version';
+import type { ArtifactStore } from '../blobstore';
 import { createArtifacts } from './artifacts';
 import { createLive } from './live';
 import { registerHelpers } from './present';
@@ -30,6 +31,8 @@ const CHART_PAGES = ['tradeoff', 'parallel', 'compare', 'run'];
 export interface DashboardOptions {
   /** the home folder: artifacts are downloaded from its artifacts/ subfolder only */
   homeDir?: string;
+  /** the artifact store recorded artifacts are checked out from (default: PRUNEWISE_ARTIFACTS for homeDir) */
+  store?: ArtifactStore;
   /** how often to look for writes by other processes (ms) */
   pollMs?: number;
   /** refuse every write (notes and tags): `prunewise dashboard --read-only` */
@@ -104,7 +107,7 @@ function loadViews(): Views & { error(ctx: { title: string; message: string }): 
 
 export function createDashboard(db: Db, opts: DashboardOptions = {}): Dashboard {
   const views = loadViews();
-  const artifacts = createArtifacts(db, opts.homeDir ? path.resolve(opts.homeDir) : undefined);
+  const artifacts = createArtifacts(db, opts.homeDir ? path.resolve(opts.homeDir) : undefined, opts.store);
   const live = createLive(db, opts.pollMs);
 
   const app = express() as Dashboard;

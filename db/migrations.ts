@@ -191,4 +191,10 @@ export const MIGRATIONS: string[] = [
   );
   INSERT INTO home (id, created_at) VALUES (lower(hex(randomblob(6))), strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
   `,
+  // 10: the artifact store (blobstore/): each artifact's key (sha256 of its tree) beside its name; rows
+  // of homes from before the store get theirs when the CLI migrates the home's folders into the store
+  // ('' when their files were gone by then)
+  `
+  ALTER TABLE artifacts ADD COLUMN key TEXT;
+  `,
 ];

@@ -68,7 +68,15 @@ export interface RoundMetrics {
   [key: string]: number | undefined;
 }
 
+/**
+ * The version of the `status --json` contract (CampaignStatus + the CLI's `live` and `eta`): 2 = with this
+ * field, `live`, `eta`, `blocked`, artifacts in the content-addressed store; output without it is version 1. A field's meaning never changes within a version.
+ */
+export const STATUS_JSON_VERSION = 2;
+
 export interface CampaignStatus {
+  /** STATUS_JSON_VERSION */
+  version: number;
   id: string;
   name: string;
   state: State;
@@ -205,6 +213,7 @@ export function campaignStatus(db: Db, id: string): CampaignStatus | undefined {
     });
   }
   return {
+    version: STATUS_JSON_VERSION,
     id: c.id,
     name: c.name,
     state: c.state,
@@ -288,7 +297,7 @@ export function runWeights(db: Db, campaignId: string, limit: number): Array<{ r
   ).map((r) => ({ runId: r.id, k: r.k, weights: r.weights_json ? JSON.parse(r.weights_json) : {} }));
 }
 
-/** The database's identity (migration 8): the random id the store task queue is named after. */
+/** The database's identity (migration 9): the random id the store task queue is named after. */
 export function homeId(db: Db): string {
   return (db.prepare(`SELECT id FROM home`).get() as { id: string }).id;
 }

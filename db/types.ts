@@ -6,9 +6,11 @@ export type { Stage, State };
 
 export interface ArtifactRef {
   kind: string; // 'model' | 'model-uint8' | 'model-int8-per-channel' | 'checkpoint' | 'deployable' | 'latency-table'
-  path: string; // relative to the home folder
+  path: string; // its name: relative to the home folder, where a worker checks it out
   bytes: number;
-  sha256: string;
+  sha256: string; // of the weights (weights.bin) for models, of the file for files
+  /** the artifact store's key (`sha256:<hex>` of its tree); absent for artifacts recorded before the store */
+  key?: string;
 }
 
 /** One state change for SQLite. The workflow sends batches of these to the `record` activity. */

@@ -419,7 +419,30 @@ export function runDetail(db: Db, runId: string): RunDetail | undefined {
 
 /** Whether an artifact with this home-relative path is recorded (downloads serve recorded files only). */
 export function isRecordedArtifact(db: Db, relPath: string): boolean {
-  return !!db.prepare(`SELECT 1 FROM artifacts WHERE path = @p OR substr(@p, 1, length(path) + 1) = path || '/' LIMIT 1`).get({ p: relPath });
+  return !!recordedArtifactOf(db, relPath);
+}
+
+/** The recorded artifact a home-relative file path belongs to (the artifact itself, or a file in its folder): its name and store key (null before the store). */
+export function recordedArtifactOf(db: Db, relPath: string): { path: string; key: string | null } | undefined {
+  return db
+    .prepare(`SELECT path, key FROM artifacts WHERE path = @p OR substr(@p, 1, length(path) + 1) = path || '/' ORDER BY key IS NULL LIMIT 1`)
+    .get({ p: relPath }) as { path: string; key: string | null } | undefined;
+}
+
+/** Recorded artifacts without a store key (homes from before the store), for the home's migration. */
+export function artifactsWithoutKey(db: Db): Array<{ runId: string; round: number; stage: string; kind: string; path: string }> {
+  return db.prepare(`SELECT run_id AS runId, round, stage, kind, path FROM artifacts WHERE key IS NULL ORDER BY path`).all() as Array<{
+    runId: string;
+    round: number;
+    stage: string;
+    kind: string;
+    path: string;
+  }>;
+}
+
+/** Sets the store key of recorded artifacts by name (the home's migration; the writer is the CLI that owns the home). */
+export function setArtifactKey(db: Db, path: string, key: string): void {
+  db.prepare(`UPDATE artifacts SET key = ? WHERE path = ? AND key IS NULL`).run(key, path);
 }
 
 /** Changes whenever another connection (a worker's record activity) commits to the database. */
@@ -449,9 +472,12 @@ export function runRef(db: Db, runId: string): RunRef | undefined {
     .get(runId) as RunRef | undefined;
 }
 
-/** The folder (relative to the home) of the model one stage of a round wrote, if recorded. */
+/**
+ * The model one stage of a round wrote, if recorded: `<name>@<key>` (name relative to the home; key
+ * in the artifact store), or the bare name for rows from before the store.
+ */
 export function modelArtifactPath(db: Db, runId: string, round: number, stage: Stage, kind = 'model'): string | undefined {
-  const row = db.prepare(`SELECT path FROM artifacts WHERE run_id = ? AND round = ? AND stage = ? AND kind = ?`).get(runId, round, stage, kind) as
-    { path: string } | undefined;
-  return row?.path;
+  const row = db.prepare(`SELECT path, key FROM artifacts WHERE run_id = ? AND round = ? AND stage = ? AND kind = ?`).get(runId, round, stage, kind) as
+    { path: string; key: string | null } | undefined;
+  return row && (row.key ? `${row.path}@${row.key}` : row.path);
 }

@@ -6,6 +6,10 @@ import type { RecordOp } from './types';
 
 const now = () => new Date().toISOString();
 
+/** An artifact's name without the `@sha256:<hex>` of a ref (rows hold the name and the key apart). */
+const nameOf = (p: string): string => (p.includes('@sha256:') ? p.slice(0, p.lastIndexOf('@sha256:')) : p);
+const keyOf = (p: string): string | null => (p.includes('@sha256:') ? p.slice(p.lastIndexOf('@sha256:') + 1) : null);
+
 export interface NewCampaign {
   id: string;
   name: string;
@@ -73,9 +77,9 @@ function applyOne(db: Db, op: RecordOp): void {
     case 'latency-table':
       db.prepare(`UPDATE campaigns SET latency_table_sha256 = ?, updated_at = ? WHERE id = ?`).run(op.artifact.sha256, at, op.campaignId);
       db.prepare(
-        `INSERT INTO artifacts (run_id, round, stage, kind, path, bytes, sha256, created_at) VALUES (?, 0, 'latency-table', ?, ?, ?, ?, ?)
-         ON CONFLICT(run_id, round, stage, kind) DO UPDATE SET path = excluded.path, bytes = excluded.bytes, sha256 = excluded.sha256`,
-      ).run(op.runId, op.artifact.kind, op.artifact.path, op.artifact.bytes, op.artifact.sha256, at);
+        `INSERT INTO artifacts (run_id, round, stage, kind, path, bytes, sha256, key, created_at) VALUES (?, 0, 'latency-table', ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(run_id, round, stage, kind) DO UPDATE SET path = excluded.path, bytes = excluded.bytes, sha256 = excluded.sha256, key = excluded.key`,
+      ).run(op.runId, op.artifact.kind, nameOf(op.artifact.path), op.artifact.bytes, op.artifact.sha256, op.artifact.key ?? keyOf(op.artifact.path), at);
       return;
     case 'round':
       db.prepare(
@@ -121,10 +125,10 @@ function applyOne(db: Db, op: RecordOp): void {
         }
       }
       const putArtifact = db.prepare(
-        `INSERT INTO artifacts (run_id, round, stage, kind, path, bytes, sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT(run_id, round, stage, kind) DO UPDATE SET path = excluded.path, bytes = excluded.bytes, sha256 = excluded.sha256`,
+        `INSERT INTO artifacts (run_id, round, stage, kind, path, bytes, sha256, key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(run_id, round, stage, kind) DO UPDATE SET path = excluded.path, bytes = excluded.bytes, sha256 = excluded.sha256, key = excluded.key`,
       );
-      for (const a of op.artifacts ?? []) putArtifact.run(op.runId, op.round, op.stage, a.kind, a.path, a.bytes, a.sha256, at);
+      for (const a of op.artifacts ?? []) putArtifact.run(op.runId, op.round, op.stage, a.kind, nameOf(a.path), a.bytes, a.sha256, a.key ?? keyOf(a.path), at);
       return;
     }
     case 'event':

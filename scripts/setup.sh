@@ -40,7 +40,25 @@ if [ ! -x .venv/bin/temporal ] && ! command -v temporal >/dev/null 2>&1; then
   fi
 fi
 
-# 4. Native TensorFlow for tfjs (tfjs-node built against PyPI's tensorflow-cpu wheel, into .venv):
+# 4. Versity's S3 gateway (Apache-2.0; Go module proxy), the real S3-compatible server the artifact
+#    store's tests start: into .venv/bin next to temporal (~2.5 min to build once); fatal under CI=true
+VERSITYGW_PIN=v1.8.0
+if [ ! -x .venv/bin/versitygw ] && ! command -v versitygw >/dev/null 2>&1; then
+  GO=$(command -v go || { [ -x /usr/local/go/bin/go ] && echo /usr/local/go/bin/go; } || true)
+  if [ -n "$GO" ]; then
+    say "go install github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_PIN into .venv/bin (S3 tests; builds in ~2.5 min)"
+    mkdir -p .venv/bin
+    if ! GOBIN="$PWD/.venv/bin" "$GO" install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_PIN"; then
+      say "versitygw did not build: the artifact store's S3 tests cannot run"
+      if [ "${CI:-}" = true ]; then exit 1; fi
+    fi
+  else
+    say "no Go toolchain (Go >= 1.23 in /usr/local/go; Debian's golang-go is older): versitygw for the S3 tests is not installed"
+    if [ "${CI:-}" = true ]; then exit 1; fi
+  fi
+fi
+
+# 5. Native TensorFlow for tfjs (tfjs-node built against PyPI's tensorflow-cpu wheel, into .venv):
 #    optional, one line and on to wasm if it fails here; fatal under CI=true
 bash scripts/setup-native.sh
 say "ready: $(.venv/bin/temporal --version 2>/dev/null || temporal --version)"

@@ -167,16 +167,23 @@ describe('a resumed train continues bit for bit', () => {
       fakeContext(undefined);
       const uninterrupted = await trainResumable(art, start, 'a/checkpoints', opts, data);
 
+      const keepOne = { ...opts, keepCheckpoints: 1 }; // what is kept does not change what is trained
       const beats = fakeContext(undefined, 6); // killed in epoch 2, after the step-4 checkpoint
-      await expect(trainResumable(art, start, 'b/checkpoints', opts, data)).rejects.toThrow(/worker killed/);
+      await expect(trainResumable(art, start, 'b/checkpoints', keepOne, data)).rejects.toThrow(/worker killed/);
       const last = beats.at(-1)!;
-      expect(last.checkpoint).toBe(path.join('b/checkpoints', 'step-00000004'));
+      // the heartbeat carries the checkpoint's name and its key in the artifact store
+      expect(last.checkpoint).toMatch(/^b\/checkpoints\/step-00000004@sha256:[0-9a-f]{64}$/);
       expect(newestCheckpoint(art.abs('b/checkpoints'))?.step).toBe(4);
 
+      // the retry runs on another worker, with its own home: it fetches the checkpoint from the store
       fakeContext(last);
+      const other = new Artifacts(tmp(), art.store);
       const n0 = tf.memory().numTensors;
-      const resumed = await trainResumable(art, () => Promise.reject(new Error('must resume, not start over')), 'b/checkpoints', opts, data);
+      const resumed = await trainResumable(other, () => Promise.reject(new Error('must resume, not start over')), 'b/checkpoints', keepOne, data);
       expect(resumed.result.resumedFromStep).toBe(4);
+      // checkpoint clean-up: the store keeps the newest one only; the older one's ref and blobs are gone
+      expect((await art.store.refs('b/checkpoints/')).map((r) => r.name)).toEqual(['b/checkpoints/step-00000008']);
+      expect(await art.store.resolve('b/checkpoints/step-00000004')).toBeUndefined();
       expectSameBytes(resumed.model, uninterrupted.model);
       expect(resumed.result.epochLoss).toEqual(uninterrupted.result.epochLoss);
       expect(resumed.result.batchLoss).toEqual(uninterrupted.result.batchLoss);

@@ -37,14 +37,16 @@ export interface CliEnv {
   /** shared dev server; undefined = the CLI's embedded server for this home */
   temporalAddress?: string;
   queuePrefix: string;
+  /** more environment (e.g. the artifact store's PRUNEWISE_ARTIFACTS and AWS_* variables) */
+  env?: Record<string, string>;
 }
 
-export function cliEnv(home: string, temporalAddress?: string): CliEnv {
-  return { home, temporalAddress, queuePrefix: `t${crypto.randomBytes(4).toString('hex')}` };
+export function cliEnv(home: string, temporalAddress?: string, env?: Record<string, string>): CliEnv {
+  return { home, temporalAddress, queuePrefix: `t${crypto.randomBytes(4).toString('hex')}`, env };
 }
 
 function envFor(e: CliEnv): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, PRUNEWISE_HOME: e.home, PRUNEWISE_TASK_QUEUE_PREFIX: e.queuePrefix };
+  const env: NodeJS.ProcessEnv = { ...process.env, ...e.env, PRUNEWISE_HOME: e.home, PRUNEWISE_TASK_QUEUE_PREFIX: e.queuePrefix };
   delete env.TEMPORAL_ADDRESS;
   if (e.temporalAddress) env.TEMPORAL_ADDRESS = e.temporalAddress;
   return env;

@@ -15,11 +15,12 @@ const ALLOWED: Record<string, string[]> = {
   ml: ['core', 'platform'],
   campaign: ['core', 'ml'],
   db: ['core'],
+  blobstore: ['core'],
   analysis: ['core', 'db', 'platform'],
-  activities: ['core', 'ml', 'campaign', 'db', 'analysis', 'platform'],
+  activities: ['core', 'ml', 'campaign', 'db', 'analysis', 'blobstore', 'platform'],
   workflows: ['core', 'campaign', 'activities', 'db'],
-  dashboard: ['core', 'db', 'analysis', 'platform'],
-  cli: ['core', 'ml', 'campaign', 'db', 'analysis', 'activities', 'workflows', 'dashboard', 'platform'],
+  dashboard: ['core', 'db', 'analysis', 'blobstore', 'platform'],
+  cli: ['core', 'ml', 'campaign', 'db', 'analysis', 'blobstore', 'activities', 'workflows', 'dashboard', 'platform'],
 };
 /** Imports a workflow may make only as types (the bundle must stay free of I/O and tfjs). */
 const TYPE_ONLY_FOR_WORKFLOWS = ['activities', 'db', 'campaign/schema'];

@@ -464,7 +464,7 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
 
       const scored = await stage('score', round, () => compute.score({ ...base, model: state.model, latencyTable: input.latencyTable }));
       const pruned = await stage('prune', round, () =>
-        compute.prune({ ...base, model: state.model, scores: scored.scores, weights, objectiveBase: baseValues, ...retry }),
+        compute.prune({ ...base, model: state.model, baselineModel: baseline.model, scores: scored.scores, weights, objectiveBase: baseValues, ...retry }),
       );
       const tuned = await stage('finetune', round, () => compute.finetune({ ...base, model: pruned.model! }));
       const val = await stage('validate', round, () => compute.validate({ ...base, model: tuned.model!, baselineValAccuracy: baseline.metrics.valAccuracy }));
@@ -515,6 +515,7 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
         compute.hardwareAdapt({
           ...base,
           model: tuned.model!,
+          baselineModel: baseline.model,
           int8Model: int8?.model,
           useInt8,
           baselineLatencyMs: baseline.metrics.latencyMs,
