@@ -508,7 +508,9 @@ program
       ...(o.gpu ? [QUEUES.gpu] : []),
       ...(o.target ? [targetQueue(QUEUES, o.target)] : []),
     ];
-    log(`worker ${process.pid} serving ${names.join(', ')} on ${endpoint.address} (home ${home.dir}, artifacts ${openStore(home).description}); Ctrl-C stops it`);
+    log(
+      `worker ${process.pid} serving ${names.join(', ')} on ${endpoint.address} (home ${home.dir}, artifacts ${openStore(home).description}); Ctrl-C stops it`,
+    );
     printStages(o.progressEvery, home);
     await runWorkersUntil(home, endpoint, queues, o.concurrency, undefined, o.target, o.gpu);
     log('worker stopped');

@@ -150,7 +150,6 @@ export function createDashboard(db: Db, opts: DashboardOptions = {}): Dashboard 
   };
   app.use((_req, res, next) => (damaged.length ? damagedPage(res) : next()));
 
-
   // writes (notes): a form of this server's pages only — its per-process CSRF token, and a same-origin request
   const csrf = crypto.randomBytes(24).toString('base64url');
   app.use(express.urlencoded({ extended: false, limit: '64kb' }));
