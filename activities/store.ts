@@ -18,6 +18,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { refreshAfterRecord, FullRefresher } from '../analysis';
 import { ARTIFACTS_DIR, baselineDir, parseRunId } from '../core';
+import type { ArtifactStore } from '../blobstore';
 import { applyRecord, checkpointDb, getCampaign, homeId, openDb, type Db, type RecordOp } from '../db';
 
 /** A record for a campaign this database does not hold: the batch belongs to another home. Retryable. */
@@ -29,7 +30,7 @@ const campaignOf = (op: RecordOp): string | undefined => ('campaignId' in op ? o
 const ENDED = new Set(['completed', 'failed', 'cancelled']);
 
 /** `opts.full`: the refresher for full recomputes (tests pass one to await it); one per dbFile by default. */
-export function createStoreActivities(dbFile: string, opts: { full?: FullRefresher; log?: (s: string) => void } = {}) {
+export function createStoreActivities(dbFile: string, opts: { full?: FullRefresher; log?: (s: string) => void; store?: ArtifactStore } = {}) {
   let db: Db | undefined;
   const full = opts.full ?? new FullRefresher(dbFile);
   const refused = new Set<string>();
@@ -46,6 +47,7 @@ export function createStoreActivities(dbFile: string, opts: { full?: FullRefresh
       applyRecord(db, ops);
       for (const campaignId of refreshAfterRecord(db, ops).full) full.request(db, campaignId);
       dropCheckpoints(path.dirname(dbFile), ops);
+      if (opts.store) await dropStoredCheckpoints(opts.store, ops);
       if (ops.some((op) => op.op === 'campaign' && ENDED.has(op.state))) checkpointDb(db);
     },
   };
@@ -73,6 +75,21 @@ export function dropCheckpoints(home: string, ops: RecordOp[]): string[] {
     }
   }
   return gone;
+}
+
+/**
+ * The same keep-checkpoint policy in the artifact store: the refs of a completed run's fine-tune
+ * checkpoints and of a completed campaign's baseline checkpoints are dropped (blobs no other ref holds
+ * are deleted), wherever the workers that wrote them ran.
+ */
+export async function dropStoredCheckpoints(store: ArtifactStore, ops: RecordOp[]): Promise<void> {
+  const names: string[] = [];
+  for (const op of ops) {
+    if (op.op === 'run' && op.kind === 'run' && op.state === 'completed')
+      names.push(...(await store.refs(`${ARTIFACTS_DIR}/${op.runId}/`)).map((r) => r.name).filter((n) => /\/finetune-checkpoints\//.test(n)));
+    else if (op.op === 'campaign' && op.state === 'completed') names.push(`${baselineDir(op.campaignId)}/checkpoints/`);
+  }
+  if (names.length) await store.unpin(names);
 }
 
 export type StoreActivities = ReturnType<typeof createStoreActivities>;

@@ -4,6 +4,7 @@
 // campaign's validation split; ml/tflite.ts), and measures the test accuracy of exactly the file
 // written (tfjs; Keras; the TFLite interpreter).
 import * as fs from 'node:fs';
+import { readModelSource } from '../ml/keras';
 import * as path from 'node:path';
 import { Artifacts, PRUNEWISE_JSON_VERSION } from '../activities';
 import type { ArtifactStore } from '../blobstore';
@@ -201,8 +202,12 @@ async function exportFile(
   },
 ): Promise<ExportResult> {
   // the family of the input model (recorded for Keras user models), else Keras 3
-  const family: KerasFamily = o.family ?? 'keras3';
-  if (o.format === 'keras' && !o.family) o.log(`family keras3: a Keras 3 .keras file (give --family tf-keras for a tf-keras .h5)`);
+  const recorded = readModelSource(o.spec.model)?.family;
+  const family: KerasFamily = o.family ?? (recorded === 'tf-keras' || recorded === 'keras3' ? recorded : 'keras3');
+  if (o.format === 'keras' && !o.family)
+    o.log(
+      `family ${family}: ${recorded === family ? "the input model's own" : 'the default'} (${family === 'keras3' ? 'a Keras 3 .keras file; --family tf-keras for a tf-keras .h5' : 'a tf-keras .h5 file; --family keras3 for a Keras 3 .keras'})`,
+    );
   const ds = loadDataset(o.spec.dataset, o.spec.seed, taskSpecOf(o.spec.task));
   const shape = (model.inputs[0].shape.slice(1) as Array<number | null>).map((d, i) => d ?? ds.shape[i]);
   const file = path.join(out, deployFileName(o.format, family));

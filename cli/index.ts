@@ -27,7 +27,7 @@ import {
   type Db,
 } from '../db';
 import { backupHome, openChecked } from './dbfile';
-import { homeArg, mismatchLine, settle, settledState, submittedQueues, temporalView } from './reconcile';
+import { mismatchLine, settle, settledState, submittedQueues, temporalView } from './reconcile';
 import { applyBudget, formatPareto } from './pareto';
 import { createDashboard } from '../dashboard/server';
 import { EXPORT_FORMATS, exportModel, type CliExportFormat } from './export';
@@ -895,7 +895,7 @@ program
       const settled = settledState(view, id, endpoint.address, now);
       if (!settled) {
         log(
-          `campaign ${id} is still stopping (a stage ends at its next heartbeat); the worker of this home records it: \`prunewise worker ${homeArg(home)}\`, and \`prunewise status ${id} ${homeArg(home)}\` shows it`,
+          `campaign ${id} is still stopping (a stage ends at its next heartbeat); the worker of this home records it: ${cmd(home, 'worker')}, and ${cmd(home, 'status', id)} shows it`,
         );
         return;
       }
@@ -923,12 +923,12 @@ program
         conn = await connect(home, false);
       } catch {
         throw new CliError(
-          `campaign ${id} is ${c.state} and no Temporal server answers to tell whether it still runs: start it (\`prunewise server ${homeArg(home)}\`), then \`prunewise cancel ${id} ${homeArg(home)}\``,
+          `campaign ${id} is ${c.state} and no Temporal server answers to tell whether it still runs: start it (${cmd(home, 'server')}), then ${cmd(home, 'cancel', id)}`,
         );
       }
       try {
         const settled = settledState(await temporalView(conn.client, id), id, conn.endpoint.address, c.state);
-        if (!settled) throw new CliError(`campaign ${id} is ${c.state}: cancel it first (\`prunewise cancel ${id} ${homeArg(home)}\`)`);
+        if (!settled) throw new CliError(`campaign ${id} is ${c.state}: cancel it first (${cmd(home, 'cancel', id)})`);
         settle(db, id, settled);
         log(`campaign ${id} recorded as ${settled.state}: ${settled.reason}`);
       } finally {

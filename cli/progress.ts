@@ -106,7 +106,8 @@ export function campaignEta(db: Db, id: string, live: LiveStage[]): ReturnType<t
   const s = campaignStatus(db, id);
   const c = getCampaign(db, id);
   if (!s || !c) return undefined;
-  const spec = JSON.parse(c.spec_json) as CampaignSpec;
+  const spec = JSON.parse(c.spec_json) as Partial<CampaignSpec>; // a spec of an older version may lack fields: no ETA for them
+  if (!spec.pruning || !spec.weights) return undefined;
   return estimateRemaining(s, ROUND_STAGES, spec.pruning.rounds, live, spec.weights.length);
 }
 

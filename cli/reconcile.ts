@@ -2,6 +2,7 @@
 // through db/): a campaign whose workflow Temporal no longer knows, that Temporal already closed,
 // or that no worker ever started ends cancelled / failed with the reason. `status` only reports
 // such a mismatch and prints the command that fixes it.
+import { cmd } from './hints';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { checkpointDb, endCampaign, type Db } from '../db';
@@ -11,7 +12,6 @@ import type { Home } from './home';
 export type TemporalView = { kind: 'unknown' } | { kind: 'running'; neverRan: boolean } | { kind: 'closed'; status: string; failure?: string };
 
 /** `--home <dir>`, for the commands hints print. */
-export const homeArg = (home: Home): string => `--home ${home.dir}`;
 
 /** The workflow's state in Temporal: unknown, running (and whether any worker ever ran a task of it), or closed. */
 export async function temporalView(client: Client, id: string): Promise<TemporalView> {
@@ -85,7 +85,7 @@ export function mismatchLine(view: TemporalView, id: string, address: string, db
     view.kind === 'unknown'
       ? `the Temporal server at ${address} does not know workflow ${id}`
       : `Temporal closed it as ${(view as { status: string }).status.toLowerCase()}`;
-  return `mismatch: this database says ${dbState}, but ${what}: \`prunewise cancel ${id} ${homeArg(home)}\` records it as ${s.state}`;
+  return `mismatch: this database says ${dbState}, but ${what}: ${cmd(home, 'cancel', id)} records it as ${s.state}`;
 }
 
 /** How many workers poll `queue` for workflow tasks (a campaign no worker has started waits for one). */

@@ -377,7 +377,7 @@ async function answersWithin(address: string, ms: number): Promise<{ ok: boolean
 export function waitForServer(endpoint: TemporalEndpoint, home: Home, log: (s: string) => void, cause: unknown): Promise<void> {
   waiting ??= (async () => {
     const why = ((cause as Error)?.message ?? String(cause)).split('\n')[0].slice(0, 120);
-    const how = endpoint.embedded ? `; \`prunewise server --home ${home.dir}\` starts it again` : '';
+    const how = endpoint.embedded ? `; ${cmd(home, 'server')} starts it again` : '';
     log(`the Temporal server at ${endpoint.address} does not answer (${why}): waiting for it to come back${how} (Ctrl-C stops waiting; the campaign is kept)`);
     const t0 = Date.now();
     let interrupted = false;
@@ -386,9 +386,7 @@ export function waitForServer(endpoint: TemporalEndpoint, home: Home, log: (s: s
     try {
       while (!(await answersWithin(endpoint.address, 2000)).ok) {
         if (interrupted)
-          throw new CliError(
-            `stopped waiting for the Temporal server at ${endpoint.address}; the campaign is kept: \`prunewise worker --home ${home.dir}\` continues it`,
-          );
+          throw new CliError(`stopped waiting for the Temporal server at ${endpoint.address}; the campaign is kept: ${cmd(home, 'worker')} continues it`);
         await new Promise((r) => setTimeout(r, 1000));
       }
     } finally {

@@ -164,7 +164,7 @@ export async function createWorkers(opts: {
     } else if (q === 'store') {
       // this home's database only: its own queue, plus the shared legacy queue while campaigns submitted to it are unfinished
       const own = homeQueues(opts.home);
-      const activities = createStoreActivities(opts.home.db);
+      const activities = createStoreActivities(opts.home.db, { store: opts.store });
       for (const taskQueue of [own.store, ...(own.legacyStore ? [QUEUES.store] : [])]) {
         workers.push(await Worker.create({ ...common, taskQueue, activities, maxConcurrentActivityTaskExecutions: 8 }));
       }

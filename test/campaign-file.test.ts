@@ -154,7 +154,7 @@ describe('campaign-file errors: all at once, in our words', () => {
 
   it('a top-level typo far from every field lists the fields instead', () => {
     const f = write(dir, 'far.yaml', { ...good, zzzzzzzz: 1 });
-    expect(() => loadCampaignFile(f)).toThrow(/: zzzzzzzz: unknown field: remove it \(fields here: name, seed, model, dataset, /);
+    expect(() => loadCampaignFile(f)).toThrow(/: zzzzzzzz: unknown field: remove it \(fields here: name, seed, model, task, dataset, /);
   });
 
   it('an unknown zoo model close to a known one is suggested', () => {

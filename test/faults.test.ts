@@ -77,7 +77,7 @@ describe('one owner of each database', () => {
       const st = await cli(envA, ['status', id]);
       expect(st.stdout).toMatch(
         new RegExp(
-          `waiting for queue ${envA.queuePrefix}-store-${homeId(dbA)}: no worker of this home records results \\(start \`prunewise worker --home ${a}\`\\)`,
+          `waiting for queue ${envA.queuePrefix}-store-${homeId(dbA)}: no worker of this home records results \\(start \`[^\`]*prunewise worker --home ${a}\`\\)`,
         ),
       );
       workerA = startCli(envA, ['worker', '--queues', 'store']);
@@ -102,7 +102,11 @@ describe('cancel and rm reconcile SQLite with Temporal', () => {
     const db = openDb(path.join(home, 'prunewise.db'));
     expect(campaignStatus(db, id)!.state).toBe('pending');
     const st = await cli(env, ['status', id]);
-    expect(st.stdout).toContain(`waiting for queue ${env.queuePrefix}-campaigns: no worker serves it (start \`prunewise worker --home ${home}\`)`);
+    expect(st.stdout).toMatch(
+      new RegExp(
+        `no worker serves campaign ${id} \\((nothing polls task queue|its task has waited \\d+ s in task queue) ${env.queuePrefix}-campaigns\\): start one with \`[^\`]*prunewise worker --home ${home}\``,
+      ),
+    );
     const c = await cli(env, ['cancel', id]);
     expect(c.code).toBe(0);
     expect(c.stderr.trim()).toBe(`campaign ${id} cancelled: cancelled before any worker started it (no worker served ${env.queuePrefix}-campaigns)`);
@@ -117,9 +121,10 @@ describe('cancel and rm reconcile SQLite with Temporal', () => {
     const db = openDb(path.join(home, 'prunewise.db'));
     fakeRunning(db, 'ghost-1');
     const st = await cli(env, ['status', 'ghost-1']);
+    expect(st.stderr).toBe('');
     expect(st.code).toBe(0);
     expect(st.stdout).toContain(
-      `mismatch: this database says running, but the Temporal server at ${inject('temporalAddress')} does not know workflow ghost-1: \`prunewise cancel ghost-1 --home ${home}\` records it as cancelled`,
+      `mismatch: this database says running, but the Temporal server at ${inject('temporalAddress')} does not know workflow ghost-1: \`TEMPORAL_ADDRESS=${inject('temporalAddress')} PRUNEWISE_TASK_QUEUE_PREFIX=${env.queuePrefix} prunewise cancel ghost-1 --home ${home}\` records it as cancelled`,
     );
     expect(campaignStatus(db, 'ghost-1')!.state).toBe('running'); // status only reports
     const c = await cli(env, ['cancel', 'ghost-1']);

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateSpec } from '../campaign/load';
 import { exportModel, type ExportResult } from '../cli/export';
 import { resolveHome, type Home } from '../cli/home';
+import { openStore } from '../cli/store';
 import { CliError } from '../cli/temporal';
 import { applyRecord, createCampaign, openDb, type Db } from '../db';
 import {
@@ -95,7 +96,10 @@ beforeAll(async () => {
   const results: Array<[string, ExportResult]> = [];
   for (const [key, c] of Object.entries(cases)) {
     const out = path.join(home.dir, c.out);
-    results.push([key, await exportModel(home, db, RUN, { round: 1, format: c.format, family: 'family' in c ? c.family : undefined, out, log })]);
+    results.push([
+      key,
+      await exportModel(home, db, openStore(home), RUN, { round: 1, format: c.format, family: 'family' in c ? c.family : undefined, out, log }),
+    ]);
   }
   const ours = tf.tidy(() => pruned.predict(tf.tensor(ds.test.x, [ds.test.n, ...SHAPE])) as tf.Tensor).dataSync() as Float32Array;
   const theirs = await predictDeployables(
@@ -246,7 +250,7 @@ describe('errors: one line naming the step, the layer and the fix', () => {
     const saved = process.env.PRUNEWISE_TF_PYTHON;
     process.env.PRUNEWISE_TF_PYTHON = path.join(home.dir, 'no-such-python');
     try {
-      const e = await exportModel(home, db, RUN, { round: 1, format: 'tflite', out: path.join(home.dir, 'export-x'), log }).catch((x) => x);
+      const e = await exportModel(home, db, openStore(home), RUN, { round: 1, format: 'tflite', out: path.join(home.dir, 'export-x'), log }).catch((x) => x);
       expect(e).toBeInstanceOf(CliError);
       expect(e.message).toMatch(/^export --format tflite: no Python at \S+no-such-python: run `npm run setup` .*PRUNEWISE_TF_PYTHON$/);
       expect(() =>
