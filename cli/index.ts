@@ -34,7 +34,7 @@ import { EXPORT_FORMATS, exportModel, type CliExportFormat } from './export';
 import { KERAS_FAMILIES, type KerasFamily } from '../ml/tflite';
 import type { campaignWorkflow } from '../workflows';
 import { ensureHome, HomeError, resolveHome, type Home } from './home';
-import { campaignEta, followCampaign, formatStatus, liveLines, stageLabel, unclaimedLines, waitingForQueues, workflowPollers } from './progress';
+import { campaignEta, followCampaign, formatStatus, liveLines, unclaimedLines, waitingForQueues, waitingStagesByQueue, workflowPollers } from './progress';
 import { readLive } from './live';
 import { cmd, hint } from './hints';
 import { oneLineOsError } from './os-errors';
@@ -559,12 +559,8 @@ program
       const none = await noWorkerLine(conn.client, conn.endpoint.namespace, home, id);
       if (none) lines.push(none);
       else lines.push(...unclaimedLines(id, rows, (...a) => cmd(home, ...a)));
-      // a stage on a queue no worker polls waits for that queue (e.g. a device's worker)
-      const waitingStages = new Map<string, string[]>();
-      for (const r of runningStages(db, id)) {
-        if (!r.task_queue) continue;
-        waitingStages.set(r.task_queue, [...(waitingStages.get(r.task_queue) ?? []), stageLabel(id, r.run_id, r.round, r.stage)]);
-      }
+      // a stage no worker runs, on a queue no worker polls, waits for that queue (e.g. a device's worker)
+      const waitingStages = waitingStagesByQueue(id, runningStages(db, id), rows);
       // with no worker at all, the line above already says which command; a device's or gpu queue still needs its own
       const queues = [...waitingStages.keys()].filter((q) => !none || q !== QUEUES.cpu);
       lines.push(...(await waitingForQueues(conn.client, conn.endpoint.namespace, queues, waitingStages, (...a) => cmd(home, ...a))));

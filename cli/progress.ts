@@ -62,6 +62,26 @@ export async function workflowPollers(client: Client, namespace: string, queue: 
   }
 }
 
+/**
+ * The stages waiting on each task queue, as people name them: SQLite's running stages (`stages`, from
+ * db runningStages) minus those a worker is running now (a live row in state `running`: it
+ * heartbeats). A worker whose activity slots are all taken stops polling (`run` has one slot), so a
+ * queue with no live pollers while its stage runs longer than the pollers' 90 s window is not waiting.
+ */
+export function waitingStagesByQueue(
+  campaignId: string,
+  stages: Array<{ run_id: string; round: number; stage: string; task_queue: string | null }>,
+  live: Array<Pick<LiveRow, 'runId' | 'round' | 'stage' | 'state'>>,
+): Map<string, string[]> {
+  const runs = new Set(live.filter((l) => l.state === 'running').map((l) => `${l.runId}\u0000${l.round}\u0000${l.stage}`));
+  const out = new Map<string, string[]>();
+  for (const r of stages) {
+    if (!r.task_queue || runs.has(`${r.run_id}\u0000${r.round}\u0000${r.stage}`)) continue;
+    out.set(r.task_queue, [...(out.get(r.task_queue) ?? []), stageLabel(campaignId, r.run_id, r.round, r.stage)]);
+  }
+  return out;
+}
+
 /** "run-2 round 1 finetune" / "baseline" / "latency-table": a stage as people name it. */
 export function stageLabel(campaignId: string, runId: string, round: number, stage: string): string {
   const run = runId.slice(campaignId.length + 1);

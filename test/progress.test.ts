@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { classifyPending, describeLive, estimateRemaining, formatDuration, ROUND_STAGES, WORKER_LOST, type PendingActivity } from '../core';
 import { trainingRate } from '../activities/checkpoints';
+import { waitingStagesByQueue } from '../cli/progress';
 
 const T0 = 1_800_000_000_000;
 const pending = (o: Partial<PendingActivity>): PendingActivity => ({
@@ -118,5 +119,33 @@ describe('remaining time', () => {
     expect(estimateRemaining(s, ROUND_STAGES, 2, []).campaign).toBeNull();
     const t = { state: 'running', baselineStage: done(5000), runs: [{ id: 'c/run-1', state: 'completed', rounds: [round(1, full)] }] };
     expect(estimateRemaining(t, ROUND_STAGES, 1, [], 3).campaign).toBe(12); // two more runs × 6 stages × 1 s
+  });
+});
+
+describe('waitingStagesByQueue (status: which stages wait for a queue)', () => {
+  const id = 'c-20261130-000000-abcd';
+  const stages = [
+    { run_id: `${id}/run-1`, round: 1, stage: 'hardware-adapt', task_queue: 'cpu' },
+    { run_id: `${id}/run-2`, round: 1, stage: 'finetune', task_queue: 'cpu' },
+    { run_id: `${id}/run-3`, round: 2, stage: 'hardware-adapt', task_queue: 'target-edge-box' },
+    { run_id: `${id}/baseline`, round: 0, stage: 'baseline', task_queue: null },
+  ];
+
+  it('leaves out a stage a worker runs (heartbeats): a busy one-slot worker does not poll, yet nothing waits', () => {
+    const live = [{ runId: `${id}/run-1`, round: 1, stage: 'hardware-adapt', state: 'running' as const }];
+    const w = waitingStagesByQueue(id, stages, live);
+    expect(w.get('cpu')).toEqual(['run-2 round 1 finetune']);
+    expect(w.get('target-edge-box')).toEqual(['run-3 round 2 hardware-adapt']);
+    expect(w.size).toBe(2);
+  });
+
+  it('keeps a stage that is only scheduled or whose worker is lost, and drops a queue with nothing waiting', () => {
+    const live = [
+      { runId: `${id}/run-1`, round: 1, stage: 'hardware-adapt', state: 'worker-lost' as const },
+      { runId: `${id}/run-2`, round: 1, stage: 'finetune', state: 'running' as const },
+      { runId: `${id}/run-3`, round: 2, stage: 'hardware-adapt', state: 'running' as const },
+    ];
+    const w = waitingStagesByQueue(id, stages, live);
+    expect([...w]).toEqual([['cpu', ['run-1 round 1 hardware-adapt']]]);
   });
 });
