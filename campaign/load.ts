@@ -264,7 +264,7 @@ function checkDataset(spec: CampaignSpec, file: string, baseDir: string): void {
  * loaded model), labels the dataset can give; image folders get dataset.imageSize from the model's
  * input. @throws CampaignError (one line naming the field, layer or output)
  */
-function checkTaskAndInput(spec: CampaignSpec, file: string): void {
+export function checkTaskAndInput(spec: CampaignSpec, file: string): void {
   const task = taskSpecOf(spec.task);
   const ds = spec.dataset;
   let json: unknown;
@@ -289,7 +289,9 @@ function checkTaskAndInput(spec: CampaignSpec, file: string): void {
     throw new CampaignError(
       `${file}: task: ${task.type} needs float targets: dataset "${ds.name}" gives class labels: use dataset npy (y_train.npy of shape (n,) or (n, k))`,
     );
-  if (ds.name === 'images' && !ds.imageSize) {
+  // a Keras file is converted at submit (campaign/model.ts), which calls this again with its model.json
+  const kerasFile = isModelPath(spec.model) && !spec.model.endsWith('.json');
+  if (ds.name === 'images' && !ds.imageSize && !kerasFile) {
     const shape = json ? inputShapeOfTopology(json) : undefined;
     if (!shape || shape.length !== 3 || shape.some((d) => d === null))
       throw new CampaignError(

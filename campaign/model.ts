@@ -12,7 +12,7 @@ import { loadModel, probeModel } from '../ml/models';
 import { supportProblems } from '../ml/graph';
 import { topologyProblems } from '../ml/support';
 import { ModelError } from '../core/errors';
-import { isModelPath } from './load';
+import { checkTaskAndInput, isModelPath } from './load';
 import type { CampaignSpec } from './schema';
 
 /**
@@ -34,7 +34,11 @@ export async function checkModel(spec: CampaignSpec, file: string, cacheRoot: st
     );
   // the check computes on the quiet pure-JS backend: loading libtensorflow here would print its start-up
   // lines before a one-line error (the workers' initBackend picks the training backend afterwards)
-  if (!tf.engine().backendName) await tf.setBackend('cpu');
+  if (!tf.engine().backendName) {
+    await tf.setBackend('cpu');
+    // chosen on purpose for this check: tfjs-backend-cpu's first-use "install our node backend" banner would be noise
+    (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
+  }
   const user = spec.model;
   if (modelKind(user) === 'tfjs') await loads(user).catch((e) => Promise.reject(bad(e, user))); // before copying anything into the home
   let prepared;
@@ -52,6 +56,8 @@ export async function checkModel(spec: CampaignSpec, file: string, cacheRoot: st
     }
   }
   spec.model = prepared.modelJson;
+  // what load.ts could not read from a Keras file: the task against its outputs, an image folder's size from its input
+  if (prepared.source.kind !== 'tfjs') checkTaskAndInput(spec, file);
   return prepared.source;
 }
 

@@ -412,7 +412,7 @@ export function pageRoutes(db: Db, views: Views, artifacts: Artifacts, opts: Rou
       title: `ship ${s.title}`,
       campaign: { id: s.c.id, name: s.c.name },
       heading: s.title,
-      run: { runId: s.d.runId, kind: s.d.kind, k: s.d.k },
+      run: { runId: s.d.runId, kind: s.d.kind, k: s.d.k, campaignId: s.c.id, campaignName: s.c.name },
       round: s.round,
       point,
       objective: s.rd.objective,

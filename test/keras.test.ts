@@ -169,3 +169,27 @@ describe('Keras files and SavedModels are converted with the pinned converter (.
     expect(e.message).toMatch(/not-a-model\.h5: not an HDF5 file/);
   }, 60_000);
 });
+
+describe('a Keras file with an image folder (the README walkthrough)', () => {
+  it('needs no dataset.imageSize: the converted model gives it at submit', async () => {
+    const { PNG } = await import('pngjs');
+    const { validateSpec } = await import('../campaign/load');
+    const { checkModel } = await import('../campaign/model');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-keras-images-'));
+    fs.copyFileSync(path.join(FIX, 'keras3-cnn.keras'), path.join(dir, 'my_model.keras'));
+    for (const cls of ['a', 'b']) {
+      fs.mkdirSync(path.join(dir, 'imgs', cls), { recursive: true });
+      for (let i = 0; i < 3; i++) {
+        const png = new PNG({ width: 20, height: 16 });
+        png.data.fill(cls === 'a' ? 40 * i : 255 - 40 * i);
+        fs.writeFileSync(path.join(dir, 'imgs', cls, `${i}.png`), PNG.sync.write(png));
+      }
+    }
+    const raw = { name: 'own', model: 'my_model.keras', dataset: { name: 'images', dir: 'imgs' }, weights: [{ accuracy: 1 }] };
+    const spec = validateSpec(raw, 'own.yaml', dir); // the Keras file is not read here: no imageSize error yet
+    expect(spec.dataset.imageSize).toBeUndefined();
+    await checkModel(spec, 'own.yaml', path.join(dir, 'models'));
+    expect(spec.model).toMatch(/model\.json$/);
+    expect(spec.dataset.imageSize).toEqual([12, 12, 1]); // the model's input (keras3-cnn: 12×12 grey)
+  }, 120_000);
+});
