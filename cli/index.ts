@@ -183,10 +183,22 @@ const heartbeatTimeoutOf = (c: CampaignRow) =>
  * workflow task has sat unclaimed for UNCLAIMED_NO_WORKER_SECONDS (a dead worker's poller stays
  * listed for minutes). `waitSeconds`: how long to watch a fresh task before judging (run --detach).
  */
-async function noWorkerLine(client: Client, namespace: string, home: Home, id: string, waitSeconds = 0): Promise<string | undefined> {
+async function noWorkerLine(client: Client, namespace: string, home: Home, id: string, waitSeconds = 0, runIds: string[] = []): Promise<string | undefined> {
   const start = `start one with ${cmd(home, 'worker')}`;
   if ((await workflowPollers(client, namespace, QUEUES.campaigns)) === 0)
     return `no worker serves campaign ${id} (nothing polls task queue ${QUEUES.campaigns}): ${start}`;
+  // a run's own workflow (a child) whose task sits unclaimed: its worker died (its poller stays listed for minutes)
+  for (const runId of runIds) {
+    const d = await client.workflow
+      .getHandle(runId)
+      .describe()
+      .catch(() => undefined);
+    const task = d?.raw.pendingWorkflowTask;
+    if (!task || Number(task.state) !== 1) continue;
+    const waited = (Date.now() - (optionalTsToMs(task.scheduledTime as never) ?? Date.now())) / 1000;
+    if (waited >= UNCLAIMED_NO_WORKER_SECONDS)
+      return `no worker serves campaign ${id} (the task of ${runId} has waited ${formatDuration(waited)} in task queue ${QUEUES.campaigns}): ${start}`;
+  }
   const t0 = Date.now();
   for (;;) {
     const d = await client.workflow
@@ -556,7 +568,8 @@ program
       const rows = await readLive(conn.client, conn.endpoint.namespace, db, id, heartbeatTimeoutOf(c));
       live = { rows, eta: campaignEta(db, id, rows) };
       lines.push(...liveLines(id, rows, live.eta));
-      const none = await noWorkerLine(conn.client, conn.endpoint.namespace, home, id);
+      const runIds = s.runs.filter((r) => !['completed', 'failed', 'cancelled'].includes(r.state)).map((r) => r.id);
+      const none = await noWorkerLine(conn.client, conn.endpoint.namespace, home, id, 0, runIds);
       if (none) lines.push(none);
       else lines.push(...unclaimedLines(id, rows, (...a) => cmd(home, ...a)));
       // a stage no worker runs, on a queue no worker polls, waits for that queue (e.g. a device's worker)
