@@ -4,8 +4,9 @@
 // corrupt database, a second home serving `store`, a second machine without a shared disk. Each must
 // end completed with nothing lost, or failed with one clear line and a recoverable state.
 // Env: DRILL_TRIES (default 1) tries per case; DRILL_ONLY=name,name runs only those cases.
-// For the second machine: PRUNEWISE_ARTIFACTS (and the AWS_* variables of the artifact store) are
-// passed to both homes when set; without them the second home has no way to the first one's files.
+// For the second home and the second machine both homes share one artifact store: PRUNEWISE_ARTIFACTS
+// (and the AWS_* variables) when set, else an S3-compatible server (versitygw from .venv/bin, as the
+// tests start it) that the drill starts on a free loopback port and stops at the end.
 // Prints a table (what was tried, tries, outcome, data lost), then one JSON line.
 import Database from 'better-sqlite3';
 import { Client, Connection } from '@temporalio/client';
@@ -16,12 +17,23 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
 import { campaignStatus, openDb, type Db } from '../db';
+import { startS3Server, type S3Server } from '../test/s3-server';
 
 const ROOT = path.join(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'prunewise.js');
 const TRIES = Number(process.env.DRILL_TRIES ?? 1);
 const ONLY = process.env.DRILL_ONLY?.split(',');
 const RUNS = 2;
+
+let s3: S3Server | undefined;
+/** The environment of a shared artifact store: the caller's PRUNEWISE_ARTIFACTS, else a versitygw started here. */
+async function sharedStore(prefix: string): Promise<{ env: NodeJS.ProcessEnv; label: string }> {
+  if (process.env.PRUNEWISE_ARTIFACTS) return { env: {}, label: `artifact store ${process.env.PRUNEWISE_ARTIFACTS}` };
+  process.env.PRUNEWISE_VERSITYGW ??= path.join(ROOT, '.venv', 'bin', 'versitygw');
+  s3 ??= await startS3Server('prunewise-drill');
+  const env = s3.env(prefix);
+  return { env, label: `artifact store ${env.PRUNEWISE_ARTIFACTS} (versitygw)` };
+}
 const ROUNDS = 2;
 
 type Proc = ChildProcess & { err: () => string; out: () => string };
@@ -75,6 +87,12 @@ async function until<T>(what: string, check: () => T | undefined | false | Promi
     await new Promise((r) => setTimeout(r, 250));
   }
 }
+
+/** model.json files in a home's own artifact copies: > 0 when a worker of that home ran compute stages. */
+const modelsIn = (h: Home): number => {
+  const dir = path.join(h.dir, 'artifacts');
+  return fs.existsSync(dir) ? (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) => path.basename(f) === 'model.json').length : 0;
+};
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const lastLine = (s: string) =>
@@ -278,7 +296,7 @@ async function diskFull(): Promise<Outcome> {
     const address = JSON.parse(fs.readFileSync(path.join(server.dir, 'server.json'), 'utf8')).address as string;
     h = newHome('disk', mnt, { TEMPORAL_ADDRESS: address });
     const id = await submit(h);
-    start(h, ['worker']);
+    const worker = start(h, ['worker']);
     const db = dbOf(h);
     await until('run-1 round 1 to start', () => running(db, id, 'score') || running(db, id, 'prune') || running(db, id, 'finetune'));
     const filler = path.join(mnt, 'filler');
@@ -291,8 +309,21 @@ async function diskFull(): Promise<Outcome> {
     const during = campaignStatus(db, id)?.state;
     fs.rmSync(filler, { force: true });
     const o = await finish(h, db, id);
-    const leftovers = execFileSync('find', [mnt, '-name', '*.tmp-*']).toString().trim().split('\n').filter(Boolean).length;
-    return { outcome: `${o.outcome} (state while full: ${during}; ${leftovers} temp folder(s) left)`, lost: o.lost };
+    const leftovers = execFileSync('find', [mnt, '-name', '*.tmp-*', '-o', '-name', '*.old-*']).toString().trim().split('\n').filter(Boolean);
+    const named = leftovers.map((f) => path.relative(mnt, f)).join(', ');
+    // did the fault bite? stages that needed another attempt, and the worker's own words about it
+    const retried = (db.prepare(`SELECT message FROM events WHERE campaign_id = ? AND kind = 'stage-completed'`).pluck().all(id) as string[]).filter((m) =>
+      /\(attempt [2-9]/.test(m),
+    ).length;
+    const said = worker
+      .err()
+      .split('\n')
+      .filter((l) => /no space left/i.test(l));
+    const bit = `${retried} stage(s) retried, ${said.length} worker line(s) saying "no space left"${said[0] ? `, e.g. "${said[0].trim().slice(0, 140)}"` : ''}`;
+    return {
+      outcome: `${o.outcome} (state while full: ${during}; ${bit}; ${leftovers.length} temp file(s)/folder(s) left${named ? `: ${named}` : ''})`,
+      lost: o.lost,
+    };
   } finally {
     if (h) await teardown(h);
     await teardown(server);
@@ -300,7 +331,7 @@ async function diskFull(): Promise<Outcome> {
   }
 }
 
-/** The baseline's weights.bin truncated to half while no compute worker runs; restored 6 s after one starts. */
+/** The baseline's weights.bin (this home's copy) truncated to half while no compute worker runs; restored by hand only if prunewise has not re-fetched it once a stage read it. */
 async function truncatedArtifact(): Promise<Outcome> {
   const h = newHome('truncated');
   try {
@@ -314,11 +345,20 @@ async function truncatedArtifact(): Promise<Outcome> {
     const whole = fs.readFileSync(w);
     fs.truncateSync(w, Math.floor(whole.length / 2));
     start(h, ['worker', '--queues', 'cpu']);
-    await sleep(6000);
+    // a stage that reads the baseline (round 1's score) completes, or 90 s pass: by then prunewise has
+    // re-fetched the file from the artifact store, or the file is restored by hand (the issue's case)
+    await until(
+      'round 1 score',
+      () => db.prepare(`SELECT 1 FROM stages WHERE run_id LIKE ? AND stage = 'score' AND state = 'completed'`).get(`${id}/%`),
+      90_000,
+    ).catch(() => undefined);
     const truncatedSize = fs.statSync(w).size;
-    if (truncatedSize !== whole.length) fs.writeFileSync(w, whole); // "the file is restored" (a store that re-fetches needs no help)
+    if (truncatedSize !== whole.length) fs.writeFileSync(w, whole);
     const o = await finish(h, db, id);
-    return { outcome: `${o.outcome} (file ${truncatedSize === whole.length ? 're-made by prunewise' : 'restored by hand after 6 s'})`, lost: o.lost };
+    return {
+      outcome: `${o.outcome} (file ${truncatedSize === whole.length ? 're-fetched from the artifact store by prunewise, no hand restore' : 'still truncated: restored by hand'})`,
+      lost: o.lost,
+    };
   } finally {
     await teardown(h);
   }
@@ -366,11 +406,12 @@ async function corruptDatabase(): Promise<Outcome> {
 
 /** A default worker of a second home on the same server and prefix, started first; the owner's worker comes later. */
 async function secondHomeStore(): Promise<Outcome> {
-  const a = newHome('owner');
+  const store = await sharedStore(`second-home-${process.pid}-${Date.now()}`);
+  const a = newHome('owner', os.tmpdir(), store.env);
   try {
     const id = await submit(a);
     const address = JSON.parse(fs.readFileSync(path.join(a.dir, 'server.json'), 'utf8')).address as string;
-    const b = newHome('other', os.tmpdir(), { TEMPORAL_ADDRESS: address, PRUNEWISE_TASK_QUEUE_PREFIX: a.env.PRUNEWISE_TASK_QUEUE_PREFIX });
+    const b = newHome('other', os.tmpdir(), { ...store.env, TEMPORAL_ADDRESS: address, PRUNEWISE_TASK_QUEUE_PREFIX: a.env.PRUNEWISE_TASK_QUEUE_PREFIX });
     start(b, ['worker']);
     await sleep(15_000);
     const db = dbOf(a);
@@ -379,9 +420,10 @@ async function secondHomeStore(): Promise<Outcome> {
     const o = await finish(a, db, id);
     const other = dbOf(b);
     const stolen = other.prepare(`SELECT COUNT(*) FROM events`).pluck().get() as number;
+    const onB = modelsIn(b);
     await teardown(b);
     return {
-      outcome: `${o.outcome} (state in the owner's db while only the other home served: ${before}; rows in the other home's db: ${stolen})`,
+      outcome: `${o.outcome} (state in the owner's db while only the other home served: ${before}; rows in the other home's db: ${stolen}; model folders in its home, from compute it served: ${onB}) [${store.label}]`,
       lost: stolen ? `${stolen} events in the wrong db` : o.lost,
     };
   } finally {
@@ -391,17 +433,18 @@ async function secondHomeStore(): Promise<Outcome> {
 
 /** A second "machine": a compute worker with its own home (no shared folder) beside the owner's workers. */
 async function secondMachine(): Promise<Outcome> {
-  const a = newHome('machine-a');
+  const store = await sharedStore(`second-machine-${process.pid}-${Date.now()}`);
+  const a = newHome('machine-a', os.tmpdir(), store.env);
   try {
     const id = await submit(a);
     const address = JSON.parse(fs.readFileSync(path.join(a.dir, 'server.json'), 'utf8')).address as string;
-    const b = newHome('machine-b', os.tmpdir(), { TEMPORAL_ADDRESS: address, PRUNEWISE_TASK_QUEUE_PREFIX: a.env.PRUNEWISE_TASK_QUEUE_PREFIX });
+    const b = newHome('machine-b', os.tmpdir(), { ...store.env, TEMPORAL_ADDRESS: address, PRUNEWISE_TASK_QUEUE_PREFIX: a.env.PRUNEWISE_TASK_QUEUE_PREFIX });
     start(a, ['worker']);
     start(b, ['worker', '--queues', 'cpu']);
     const o = await finish(a, dbOf(a), id);
+    const onB = modelsIn(b);
     await teardown(b);
-    const store = process.env.PRUNEWISE_ARTIFACTS ? `artifact store ${process.env.PRUNEWISE_ARTIFACTS}` : 'no artifact store set (PRUNEWISE_ARTIFACTS)';
-    return { outcome: `${o.outcome} [${store}]`, lost: o.lost };
+    return { outcome: `${o.outcome} (model folders in the second machine's own home: ${onB}) [${store.label}]`, lost: o.lost };
   } finally {
     await teardown(a);
   }
@@ -414,7 +457,7 @@ const CASES: Array<[string, string, () => Promise<Outcome>]> = [
   ['server', 'kill -9 of the Temporal server under `run`, restarted after 10 s', serverKill],
   ['store-outage', 'database locked past 30 store attempts', storeOutage],
   ['disk-full', 'home on a 64 MB tmpfs filled during round 1, freed after 15 s', diskFull],
-  ['truncated', 'baseline weights.bin truncated to half, restored after 6 s', truncatedArtifact],
+  ['truncated', "baseline weights.bin (the home's copy) truncated to half while no compute worker runs", truncatedArtifact],
   ['corrupt-db', 'last page of prunewise.db overwritten', corruptDatabase],
   ['second-home', 'a second home serving store on the same server and prefix', secondHomeStore],
   ['second-machine', 'a compute worker with its own home, no shared folder', secondMachine],
@@ -436,6 +479,7 @@ async function main(): Promise<void> {
     }
     rows.push(row);
   }
+  await s3?.stop();
   console.log(`drill:faults — ${RUNS} runs × ${ROUNDS} rounds (mlp, mnist 4000 images), store retry interval ≤ 200 ms; ${os.cpus().length} cores (shared)`);
   console.log(`| what was tried | tries | outcome | data lost |`);
   console.log(`|---|---|---|---|`);
@@ -443,7 +487,8 @@ async function main(): Promise<void> {
   console.log(JSON.stringify({ drill: 'faults', cases: rows }));
 }
 
-main().catch((e) => {
+main().catch(async (e) => {
   console.error(e);
+  await s3?.stop().catch(() => undefined);
   process.exit(1);
 });

@@ -82,7 +82,10 @@ async function scale(n: number): Promise<Result> {
     for (let i = 0; i < n; i++) procs.push(prunewise(['worker', '--queues', 'cpu'], env));
     const submit = prunewise(['run', file, '--detach'], env);
     if ((await exited(submit)) !== 0) throw new Error(`prunewise run --detach failed: ${submit.err().split('\n').slice(-3).join(' ')}`);
-    await until('the compute workers to poll', () => procs.every((p) => /serving/.test(p.err())), 120_000);
+    await until('the compute workers to poll', () => procs.every((p) => /serving/.test(p.err())), 300_000).catch((e: Error) => {
+      const said = procs.map((p, i) => `worker ${i + 1} (exit ${p.exitCode ?? 'running'}): ${p.err().trim().split('\n').slice(-2).join(' | ')}`);
+      throw new Error(`${e.message}; ${said.join('; ')}`);
+    });
     procs.push(prunewise(['worker', '--queues', 'campaigns,store'], env));
     const db = openDb(path.join(home, 'prunewise.db'));
     const state = () => (db.prepare(`SELECT state FROM campaigns`).pluck().get() as string) ?? 'pending';
@@ -100,7 +103,13 @@ async function scale(n: number): Promise<Result> {
     for (const p of procs) p.kill('SIGTERM');
     await Promise.all(procs.map(exited));
     await exited(prunewise(['server', '--stop'], env));
-    fs.rmSync(home, { recursive: true, force: true });
+    // the stopped server may still be closing its files: retried (ENOTEMPTY), and a home that cannot be
+    // removed is named, never a reason to lose the measurement
+    try {
+      fs.rmSync(home, { recursive: true, force: true, maxRetries: 10, retryDelay: 300 });
+    } catch (e) {
+      process.stderr.write(`could not remove ${home}: ${(e as Error).message}\n`);
+    }
   }
 }
 

@@ -2,7 +2,8 @@
 // file written in full (short writes continued), fsync'd, read back and compared with what was
 // meant (size and sha256) and only then renamed into place, with the folder fsync'd after. A
 // crash, a full disk or a short write never leaves a half-written model where a reader (or a
-// retry) looks; the temporary leftovers are removed on the way out. Disk faults (ENOSPC, EIO, …)
+// retry) looks; the temporary leftovers are removed on the way out, and those of a writer killed
+// mid-write (no way out ran) by the next write into the same folder once that process is gone. Disk faults (ENOSPC, EIO, …)
 // are thrown as core/errors TransientIOError, naming the folder that is full: retried, never bad input.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -52,11 +53,51 @@ export function writeFileChecked(file: string, data: Uint8Array | string): void 
 }
 
 const tmpName = (p: string, tag = 'tmp') => `${p}.${tag}-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
+const TEMP_NAME = /\.(tmp|old)-(\d+)-[0-9a-f]{8}$/;
 
+/** Whether a process of this machine with that id runs (EPERM: it runs, as another user). */
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temporary files and folders (`<name>.tmp-<pid>-<hex>`, `<name>.old-<pid>-<hex>`) that a
+ * writer killed mid-write (kill -9, power loss: no clean-up ran) left in `dir`, when that process is
+ * gone. Pids are this machine's: call it on a home's own folders, never on a folder other machines
+ * share. Best effort (a folder that cannot be read is left alone). @returns the names removed
+ */
+export function sweepDeadTemps(dir: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = TEMP_NAME.exec(name);
+    if (!m || processAlive(Number(m[2]))) continue;
+    fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+/**
+ * Writes a folder of files atomically (see the top of this file); first removes what a writer killed
+ * mid-write left beside it (sweepDeadTemps). @throws TransientIOError on a full disk or an I/O error
+ */
 export function writeDirAtomic(dir: string, files: Record<string, Uint8Array | string>): void {
   const tmp = tmpName(dir);
   try {
     fs.mkdirSync(path.dirname(dir), { recursive: true });
+    sweepDeadTemps(path.dirname(dir));
     fs.mkdirSync(tmp);
     for (const [name, data] of Object.entries(files)) writeFileChecked(path.join(tmp, name), data);
     fsyncDir(tmp);
@@ -76,10 +117,12 @@ export function writeDirAtomic(dir: string, files: Record<string, Uint8Array | s
   }
 }
 
+/** Writes one file atomically (as writeDirAtomic). @throws TransientIOError on a full disk or an I/O error */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   const tmp = tmpName(file);
   try {
     fs.mkdirSync(path.dirname(file), { recursive: true });
+    sweepDeadTemps(path.dirname(file));
     writeFileChecked(tmp, data);
     fs.renameSync(tmp, file);
     fsyncDir(path.dirname(file));

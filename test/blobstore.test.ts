@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Artifacts } from '../activities/artifacts';
 import { ArtifactStore, blobKey, CorruptArtifactError, LocalBackend, S3Backend, s3Location, StoreConfigError } from '../blobstore';
 import { classifyIOError, TransientIOError } from '../core';
-import { sha256 } from '../ml/files';
+import { sha256, writeDirAtomic } from '../ml/files';
 import { tmpHome } from './helpers';
 import { startS3Server, type S3Server } from './s3-server';
 
@@ -189,6 +189,25 @@ describe('checked writes', () => {
     expect(out.code).toBe('EFBIG');
     expect(out.message).toContain(`writing ${path.join(dir, 'model')}: file size limit reached (EFBIG)`);
     expect(fs.readdirSync(dir)).toEqual([]); // no half-written model, no temporary folder
+  });
+
+  it("a temporary folder left by a writer killed mid-write is removed by the next write into that folder; a live writer's is kept", () => {
+    const dir = tmpHome('killed-write');
+    // the writer is killed (-9, by itself: no clean-up can run) at its first fsync, in the middle of the folder's files
+    const script = `
+      const fs = require('node:fs');
+      fs.fsyncSync = () => process.kill(process.pid, 'SIGKILL');
+      const { writeDirAtomic } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'ml', 'files.js'))});
+      writeDirAtomic(${JSON.stringify(path.join(dir, 'step-00000010'))}, { 'model.json': '{}', 'weights.bin': Buffer.alloc(721320, 7) });`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    expect(r.signal).toBe('SIGKILL');
+    const left = fs.readdirSync(dir);
+    expect(left).toHaveLength(1);
+    expect(left[0]).toMatch(/^step-00000010\.tmp-\d+-[0-9a-f]{8}$/);
+    const live = `step-00000020.tmp-${process.pid}-0123abcd`; // this process is writing it
+    fs.mkdirSync(path.join(dir, live));
+    writeDirAtomic(path.join(dir, 'step-00000030'), { 'model.json': '{}', 'weights.bin': Buffer.alloc(16, 1) });
+    expect(fs.readdirSync(dir).sort()).toEqual([live, 'step-00000030']);
   });
 
   it('ENOSPC and EIO are transient with a message saying what is full; other errors are left alone', () => {
