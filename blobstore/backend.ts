@@ -73,43 +73,20 @@ export class LocalBackend implements BlobBackend {
     }
   }
   async putFile(key: string, file: string): Promise<void> {
-    const dest = this.abs(key);
-    fs.mkdirSync(path.dirname(dest), { recursive: true });
-    const tmp = `${dest}.tmp-${process.pid}-${Math.random().toString(16).slice(2, 10)}`;
-    try {
-      // a reflink where the file system has them, else a copy; fsync'd before the rename
-      fs.copyFileSync(file, tmp, fs.constants.COPYFILE_FICLONE);
-      const fd = fs.openSync(tmp, 'r+');
-      try {
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(tmp, dest);
-    } catch (e) {
-      fs.rmSync(tmp, { force: true });
-      throw e;
-    }
+    // a reflink where the file system has them, else a copy
+    replaceAtomically(this.abs(key), (tmp) => fs.copyFileSync(file, tmp, fs.constants.COPYFILE_FICLONE));
   }
   async putBytes(key: string, data: Uint8Array | string): Promise<void> {
-    const dest = this.abs(key);
-    fs.mkdirSync(path.dirname(dest), { recursive: true });
-    const tmp = `${dest}.tmp-${process.pid}-${Math.random().toString(16).slice(2, 10)}`;
-    try {
+    replaceAtomically(this.abs(key), (tmp) => {
       const fd = fs.openSync(tmp, 'w');
       try {
         const b = typeof data === 'string' ? Buffer.from(data) : data;
         let off = 0;
-        while (off < b.byteLength) off += fs.writeSync(fd, b, off, b.byteLength - off);
-        fs.fsyncSync(fd);
+        while (off < b.byteLength) off += fs.writeSync(fd, b, off, b.byteLength - off); // short writes continued
       } finally {
         fs.closeSync(fd);
       }
-      fs.renameSync(tmp, dest);
-    } catch (e) {
-      fs.rmSync(tmp, { force: true });
-      throw e;
-    }
+    });
   }
   async getToFile(key: string, file: string): Promise<void> {
     const src = this.abs(key);
@@ -312,5 +289,24 @@ export class S3Backend implements BlobBackend {
         if (!(f instanceof MissingObjectError)) throw f;
       }
     }
+  }
+}
+
+/** Writes `dest` through a temporary sibling that `fill` writes, fsync'd and then renamed into place; the temporary is removed on failure. */
+function replaceAtomically(dest: string, fill: (tmp: string) => void): void {
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  const tmp = `${dest}.tmp-${process.pid}-${Math.random().toString(16).slice(2, 10)}`;
+  try {
+    fill(tmp);
+    const fd = fs.openSync(tmp, 'r+');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, dest);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
   }
 }
