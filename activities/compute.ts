@@ -13,6 +13,7 @@ import {
   analyze,
   blockedLines,
   supportProblems,
+  topologyProblems,
   trainingProblems,
   buildZooModel,
   probeModel,
@@ -127,6 +128,17 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
         const dir = baselineDir(input.campaignId);
         const start = async () => {
           const own = spec.model.endsWith('.json') || spec.model.includes('/');
+          if (spec.model.endsWith('.json')) {
+            // fields tfjs-layers would drop or mis-read while loading (grouped convs, channels_first): refused first, naming the layer
+            let topology: unknown;
+            try {
+              topology = JSON.parse(fs.readFileSync(spec.model, 'utf8')).modelTopology;
+            } catch {
+              topology = undefined; // unreadable: loadUserModel says so
+            }
+            const problems = topologyProblems(topology);
+            if (problems.length) throw new ModelError(problems.join('; '));
+          }
           const m = own ? await art.loadUserModel(spec.model) : buildZooModel(spec.model, spec.seed, ds.shape, ds.classes);
           if (own) probeModel(m, `model: ${spec.model}`); // a graph or shape error in the user's model: bad input, at once
           checkInput(m, ds, spec);

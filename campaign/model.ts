@@ -10,6 +10,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { modelKind, prepareUserModel, type ModelSource } from '../ml/keras';
 import { loadModel, probeModel } from '../ml/models';
 import { supportProblems } from '../ml/graph';
+import { topologyProblems } from '../ml/support';
 import { ModelError } from '../core/errors';
 import { checkTaskAndInput, isModelPath } from './load';
 import type { CampaignSpec } from './schema';
@@ -66,7 +67,15 @@ export async function checkModel(spec: CampaignSpec, file: string, cacheRoot: st
  * @throws ModelError one line per problem, naming the layer and field
  */
 async function loads(modelJson: string): Promise<void> {
-  const model = await loadModel(modelJson); // refuses fields tfjs-layers would drop (ml/support.ts topologyProblems)
+  let topology: unknown;
+  try {
+    topology = JSON.parse(fs.readFileSync(modelJson, 'utf8')).modelTopology;
+  } catch {
+    topology = undefined; // unreadable: loadModel says so
+  }
+  const early = topologyProblems(topology);
+  if (early.length) throw new ModelError(early.join('; '));
+  const model = await loadModel(modelJson);
   try {
     probeModel(model, modelJson);
     const problems = supportProblems(model);

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { sha256, writeDirAtomic } from './files';
 import { ModelError } from '../core/errors';
 import { ZOO_NAMES, type ZooName } from './catalog';
-import { outputChannelAxis, topologyProblems } from './support';
+import { outputChannelAxis } from './support';
 import { normalizeTopology } from './keras-json';
 
 export { ModelError };
@@ -250,9 +250,6 @@ export async function loadModel(dirOrJson: string): Promise<tfl.LayersModel> {
   if (!json.modelTopology || !Array.isArray(json.weightsManifest)) {
     throw new ModelError(`${jsonPath}: not a tfjs layers model (needs modelTopology and weightsManifest)`);
   }
-  // fields tfjs-layers would drop or mis-read while loading (grouped convs, channels_first): refused first, naming the layer
-  const refused = topologyProblems(json.modelTopology);
-  if (refused.length) throw new ModelError(`${jsonPath}: ${refused.join('; ')}`);
   const { topology, weightName } = normalizeTopology(json.modelTopology, jsonPath, tfjsHasClass);
   const specs: tf.io.WeightsManifestEntry[] = [];
   const chunks: Uint8Array[] = [];
