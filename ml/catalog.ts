@@ -20,3 +20,7 @@ export const RUNTIMES = ['tfjs-wasm', 'tfjs-node', 'chromium-wasm', 'chromium-we
 export type RuntimeName = (typeof RUNTIMES)[number];
 /** Runtimes listed but not available yet: the one-line reason the campaign loader gives. */
 export const RUNTIMES_NOT_YET: Partial<Record<RuntimeName, string>> = {};
+
+/** Learning-rate schedules training follows (ml/recipe.ts `learningRateAt`; campaign `pruning.finetune.schedule`). */
+export const LR_SCHEDULES = ['constant', 'cosine', 'one-cycle'] as const;
+export type LrScheduleName = (typeof LR_SCHEDULES)[number];
