@@ -5,7 +5,7 @@ import { Context } from '@temporalio/activity';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { CampaignSpec } from '../campaign/schema';
+import { baselineSparsityOf, describeRecipe, finetuneRecipeOf, type CampaignSpec, type FinetuneRecipe } from '../campaign/schema';
 import { measureOf } from '../campaign/target';
 import { baselineDir, baselineModelDir, CampaignError, channelMetrics, DataError, deployableDir, latencyTablePath, ModelError, roundDir } from '../core';
 import {
@@ -65,6 +65,25 @@ import type { BaselineResult, LatencyTableRef, LatencyTableResult, StageInput, S
 export type { BaselineResult, LatencyTableRef, LatencyTableResult, StageInput, StageResult, ValidateResult } from './types';
 
 const data = (spec: CampaignSpec): Dataset => loadDataset(spec.dataset, spec.seed, taskSpecOf(spec.task));
+
+/**
+ * The train-level recipe (ml/recipe.ts) of a resolved campaign recipe: the teacher is the run's baseline model.
+ * @throws CampaignError when label smoothing or distillation is asked of a task that is not classification
+ */
+function trainRecipeOf(r: FinetuneRecipe, spec: CampaignSpec, teacher: tfl.LayersModel | undefined) {
+  const type = taskSpecOf(spec.task).type;
+  if (type !== 'classification' && r.labelSmoothing > 0)
+    throw new CampaignError(`pruning.finetune.labelSmoothing: label smoothing needs a classification task (task is ${type}): remove it`);
+  if (type !== 'classification' && r.distill)
+    throw new CampaignError(`pruning.finetune.distill: distillation needs a classification task (task is ${type}): remove it`);
+  return {
+    ...(r.batches !== undefined ? { steps: r.batches } : {}),
+    schedule: { kind: r.schedule, warmup: r.warmup },
+    labelSmoothing: r.labelSmoothing,
+    ...(r.distill && teacher ? { distill: { teacher, weight: r.distill.weight, temperature: r.distill.temperature } } : {}),
+    ...(r.sparsity ? { sparsity: { ...r.sparsity, protect: spec.pruning.protect } } : {}),
+  };
+}
 
 /**
  * The user's model must fit the dataset and the task: one output whose activation fits the task
@@ -152,11 +171,20 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
         const series: Record<string, Array<[number, number]>> = {};
         if (spec.baseline.epochs > 0) {
           const b = spec.baseline;
+          // sparsity.baseline: the baseline's training carries the group-norm penalty (ml/recipe.ts), protected groups left alone
+          const sparsity = baselineSparsityOf(spec.pruning);
           const t = await trainResumable(
             art,
             start,
             path.join(dir, 'checkpoints'),
-            { epochs: b.epochs, batchSize: b.batchSize, learningRate: b.learningRate, seed: spec.seed, keepCheckpoints: spec.execution.keepCheckpoints },
+            {
+              epochs: b.epochs,
+              batchSize: b.batchSize,
+              learningRate: b.learningRate,
+              seed: spec.seed,
+              keepCheckpoints: spec.execution.keepCheckpoints,
+              ...(sparsity ? { recipe: { sparsity: { ...sparsity, protect: spec.pruning.protect } } } : {}),
+            },
             ds.train,
           );
           model = t.model;
@@ -433,28 +461,38 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
         const { spec } = input;
         const dir = roundDir(input.runId, input.round);
         const p = spec.pruning;
-        const t = await trainResumable(
-          art,
-          async () => {
-            const m = await art.loadModel(input.model);
-            // this worker's backend may not train every layer the baseline's did: fail at once naming it, never in a training thread
-            const problems = trainingProblems(m, backend);
-            if (problems.length) {
-              m.dispose();
-              throw new ModelError(problems.join('; '));
-            }
-            return m;
-          },
-          path.join(dir, 'finetune-checkpoints'),
-          {
-            epochs: p.finetuneEpochs,
-            batchSize: p.batchSize,
-            learningRate: p.finetuneLearningRate,
-            seed: spec.seed + input.round,
-            keepCheckpoints: spec.execution.keepCheckpoints,
-          },
-          data(spec).train,
-        );
+        const recipe = finetuneRecipeOf(p, input.round);
+        trainRecipeOf(recipe, spec, undefined); // a task the recipe cannot train fails here, before the teacher is loaded
+        // the teacher: the run's unpruned baseline, loaded once on this thread (the training threads get its logits)
+        const teacher = recipe.distill ? await art.loadModel(input.baselineModel ?? baselineModelDir(input.campaignId)) : undefined;
+        let t: Awaited<ReturnType<typeof trainResumable>>;
+        try {
+          t = await trainResumable(
+            art,
+            async () => {
+              const m = await art.loadModel(input.model);
+              // this worker's backend may not train every layer the baseline's did: fail at once naming it, never in a training thread
+              const problems = trainingProblems(m, backend);
+              if (problems.length) {
+                m.dispose();
+                throw new ModelError(problems.join('; '));
+              }
+              return m;
+            },
+            path.join(dir, 'finetune-checkpoints'),
+            {
+              epochs: recipe.epochs ?? 1,
+              batchSize: p.batchSize,
+              learningRate: recipe.learningRate,
+              seed: spec.seed + input.round,
+              keepCheckpoints: spec.execution.keepCheckpoints,
+              recipe: trainRecipeOf(recipe, spec, teacher),
+            },
+            data(spec).train,
+          );
+        } finally {
+          teacher?.dispose();
+        }
         try {
           const rel = path.join(dir, 'finetuned');
           const saved = await art.publishModel('model', rel, await saveModel(t.model, art.abs(rel)));
@@ -623,6 +661,8 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
                     }
                   : {}),
                 trainingBackend: backend,
+                // how the fine-tuning that produced these weights trained (campaign pruning.finetune / pruning.sparsity, defaults filled in)
+                finetune: { ...finetuneRecipeOf(input.spec.pruning, input.round), summary: describeRecipe(finetuneRecipeOf(input.spec.pruning, input.round)) },
                 input: inputContract(data(input.spec), input.spec),
                 ...(input.deployedAccuracy !== undefined
                   ? { accuracy: { value: input.deployedAccuracy, measured: true, split: 'test', on: 'exactly these weight files' } }

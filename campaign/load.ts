@@ -268,6 +268,13 @@ export function checkTaskAndInput(spec: CampaignSpec, file: string): void {
   const task = taskSpecOf(spec.task);
   const ds = spec.dataset;
   let json: unknown;
+  if (task.type !== 'classification') {
+    const f = spec.pruning.finetune;
+    if (f.labelSmoothing > 0)
+      throw new CampaignError(`${file}: pruning.finetune.labelSmoothing: label smoothing needs a classification task (task is ${task.type}): remove it`);
+    if (f.distill.weight > 0)
+      throw new CampaignError(`${file}: pruning.finetune.distill: distillation needs a classification task (task is ${task.type}): remove it`);
+  }
   if ((ZOO_MODELS as readonly string[]).includes(spec.model) && task.type !== 'classification')
     throw new CampaignError(`${file}: task: ${task.type} needs your own model: zoo models are classifiers ending in a softmax`);
   if (spec.model.endsWith('.json')) {

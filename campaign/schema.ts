@@ -2,7 +2,7 @@
 // `npm run schema` writes campaign/campaign.schema.json from this for editors.
 import { z } from 'zod';
 import { OBJECTIVES } from '../core';
-import { CRITERIA, DATASETS, RUNTIMES, RUNTIMES_NOT_YET, ZOO_NAMES } from '../ml/catalog';
+import { CRITERIA, DATASETS, LR_SCHEDULES, RUNTIMES, RUNTIMES_NOT_YET, ZOO_NAMES, type LrScheduleName } from '../ml/catalog';
 import { TARGET_PROFILES } from '../ml/roofline';
 import { TASK_OUTPUTS, TASK_TYPES } from '../ml/task-spec';
 
@@ -23,6 +23,106 @@ export const weightsSchema = z
       ctx.addIssue({ code: 'custom', message: `weights must sum to 1 (got ${+sum.toFixed(6)})` });
     }
   });
+
+/**
+ * The fine-tuning recipe's defaults, chosen by measurement (bench/recipes.ts, table in bench/results-recipes.txt):
+ * LeNet-5 on Fashion-MNIST pruned to half its FLOPs, a fixed fine-tune budget, 3 seeds per lever.
+ */
+export const FINETUNE_DEFAULTS = {
+  epochs: 1,
+  learningRate: 0.0005,
+  schedule: 'constant' as LrScheduleName,
+  warmup: 0,
+  labelSmoothing: 0,
+  distill: { weight: 0, temperature: 4 },
+};
+/** The sparsity penalty's defaults (off unless strength or growth is set); alpha as DepGraph / Torch-Pruning's GroupNormPruner. */
+export const SPARSITY_DEFAULTS = { strength: 0, growth: 0, alpha: 4 };
+
+const finetuneSchema = z
+  .strictObject({
+    epochs: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe(`fine-tune budget per round in passes over the training split (default ${FINETUNE_DEFAULTS.epochs}; 0: no fine-tuning); or give batches`),
+    batches: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe('fine-tune budget per round in batches (optimizer steps of pruning.batchSize examples) instead of epochs'),
+    learningRate: z.number().positive().optional().describe(`Adam's (peak) learning rate (default ${FINETUNE_DEFAULTS.learningRate})`),
+    schedule: z
+      .enum(LR_SCHEDULES)
+      .default(FINETUNE_DEFAULTS.schedule)
+      .describe(
+        'learning rate over the budget: constant; cosine (annealed to 0 by the last batch, SGDR); one-cycle (up from lr/25 to lr, then down to lr/2.5e5, as PyTorch OneCycleLR)',
+      ),
+    warmup: z
+      .number()
+      .min(0)
+      .max(0.5)
+      .default(FINETUNE_DEFAULTS.warmup)
+      .describe('fraction of the budget spent raising the rate linearly to learningRate (one-cycle: its rising phase, default 0.3 when 0)'),
+    labelSmoothing: z
+      .number()
+      .min(0)
+      .max(0.5)
+      .default(FINETUNE_DEFAULTS.labelSmoothing)
+      .describe('ε: classification targets become y·(1 − ε) + ε/classes (Szegedy et al. 2016); 0 = off; classification only'),
+    distill: z
+      .strictObject({
+        weight: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(FINETUNE_DEFAULTS.distill.weight)
+          .describe("α: the share of the loss taken by matching the unpruned baseline's softened outputs (Hinton et al. 2015); 0 = off"),
+        temperature: z
+          .number()
+          .positive()
+          .max(100)
+          .default(FINETUNE_DEFAULTS.distill.temperature)
+          .describe('T: both softmaxes at temperature T; the soft term is scaled by T²'),
+      })
+      .prefault({})
+      .describe("knowledge distillation from the run's unpruned baseline (the teacher) while fine-tuning; classification only"),
+  })
+  .superRefine((f, ctx) => {
+    if (f.epochs !== undefined && f.batches !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['batches'], message: `give the budget as epochs or as batches, not both: remove one` });
+  })
+  .prefault({})
+  .describe('how each round fine-tunes the pruned model: budget, learning rate and schedule, label smoothing, distillation');
+
+const sparsitySchema = z
+  .strictObject({
+    strength: z
+      .number()
+      .min(0)
+      .default(SPARSITY_DEFAULTS.strength)
+      .describe(
+        "λ at the start: each step shrinks every prunable group's channels by lr·λ·γ of themselves, γ from 1 (its strongest channel) to 2^alpha (its weakest); 0 with growth 0 = off",
+      ),
+    growth: z.number().min(0).default(SPARSITY_DEFAULTS.growth).describe('added to λ per epoch of training (growing regularisation, GReg)'),
+    alpha: z
+      .number()
+      .min(0)
+      .max(8)
+      .default(SPARSITY_DEFAULTS.alpha)
+      .describe("how much harder a group's weaker channels are pushed: γ = 2^(alpha·(max − norm)/(max − min)) (DepGraph)"),
+    rounds: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('the fine-tuning of the first this-many rounds carries the penalty (default: every round but the last, which recovers freely)'),
+    baseline: z.boolean().default(false).describe("the baseline's training carries it too (when baseline.epochs > 0): the first round then removes little"),
+  })
+  .prefault({})
+  .describe('a growing group-norm penalty on every prunable group while training, so that what the next rounds remove carries little');
 
 export const campaignSchema = z.strictObject({
   name: z
@@ -148,8 +248,10 @@ export const campaignSchema = z.strictObject({
       stepRatio: z.number().gt(0).lt(1).default(0.2).describe('per-round schedule: fraction of the remaining channels removed per round'),
       targetFlopsReduction: z.number().gt(0).lt(1).optional().describe('fraction of the baseline FLOPs removed by the last round (one-shot, linear, agp)'),
       rounds: z.number().int().positive().max(1000).default(3),
-      finetuneEpochs: z.number().int().min(0).default(1),
-      finetuneLearningRate: z.number().positive().default(0.0005),
+      finetuneEpochs: z.number().int().min(0).optional().describe('the older name of finetune.epochs (still read)'),
+      finetuneLearningRate: z.number().positive().optional().describe('the older name of finetune.learningRate (still read)'),
+      finetune: finetuneSchema,
+      sparsity: sparsitySchema,
       batchSize: z.number().int().positive().default(128),
       minUnits: z.number().int().positive().default(4).describe('never shrink a group below this many channels'),
       maxLayerRatio: z.number().gt(0).lt(1).default(0.9).describe('at most this fraction of a group removed in one round'),
@@ -170,6 +272,24 @@ export const campaignSchema = z.strictObject({
       sensitivitySamples: z.number().int().min(100).default(1000).describe('weights allocation: validation images each sensitivity trial is scored on'),
     })
     .superRefine((p, ctx) => {
+      if (p.finetuneEpochs !== undefined && (p.finetune.epochs !== undefined || p.finetune.batches !== undefined))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['finetuneEpochs'],
+          message: `is the older name of finetune.epochs: give the budget once, in finetune (epochs or batches)`,
+        });
+      if (p.finetuneLearningRate !== undefined && p.finetune.learningRate !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['finetuneLearningRate'],
+          message: `is the older name of finetune.learningRate: give it once, as finetune.learningRate`,
+        });
+      if (p.sparsity.rounds !== undefined && p.sparsity.rounds > p.rounds)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['sparsity', 'rounds'],
+          message: `is ${p.sparsity.rounds} but the campaign has ${p.rounds} rounds: at most ${p.rounds}`,
+        });
       if (p.allocation === 'weights' && p.schedule !== 'per-round') {
         ctx.addIssue({
           code: 'custom',
@@ -271,4 +391,86 @@ export type CampaignInput = z.input<typeof campaignSchema>;
 /** The allocation a campaign's rounds use: by weights with the per-round schedule unless set to uniform. */
 export function allocationOf(p: CampaignSpec['pruning']): 'weights' | 'uniform' {
   return p.allocation ?? (p.schedule === 'per-round' ? 'weights' : 'uniform');
+}
+
+/** The fine-tuning recipe a round uses, every default filled in: what is trained and what `status` and prunewise.json state. */
+export interface FinetuneRecipe {
+  /** the budget: epochs, or batches (optimizer steps) when given */
+  epochs?: number;
+  batches?: number;
+  learningRate: number;
+  schedule: LrScheduleName;
+  warmup: number;
+  labelSmoothing: number;
+  /** null = no distillation */
+  distill: { weight: number; temperature: number; teacher: 'baseline' } | null;
+  /** null = no sparsity penalty in this training */
+  sparsity: { strength: number; growth: number; alpha: number } | null;
+}
+
+/**
+ * The resolved fine-tuning recipe of `round` (1-based) of a campaign's pruning section: `finetune` with its
+ * defaults, the older `finetuneEpochs` / `finetuneLearningRate` mapped, and the sparsity penalty when this
+ * round carries it. A spec written before recipes existed (no `finetune` section) keeps the plain recipe it ran with.
+ */
+export function finetuneRecipeOf(p: Partial<CampaignSpec['pruning']> & Pick<CampaignSpec['pruning'], 'rounds'>, round: number): FinetuneRecipe {
+  const f = p.finetune;
+  const budget = f?.batches !== undefined ? { batches: f.batches } : { epochs: f?.epochs ?? p.finetuneEpochs ?? FINETUNE_DEFAULTS.epochs };
+  const learningRate = f?.learningRate ?? p.finetuneLearningRate ?? FINETUNE_DEFAULTS.learningRate;
+  if (!f) return { ...budget, learningRate, schedule: 'constant', warmup: 0, labelSmoothing: 0, distill: null, sparsity: null };
+  const sp = p.sparsity;
+  const on = !!sp && (sp.strength > 0 || sp.growth > 0) && round <= (sp.rounds ?? p.rounds - 1);
+  return {
+    ...budget,
+    learningRate,
+    schedule: f.schedule,
+    warmup: f.warmup,
+    labelSmoothing: f.labelSmoothing,
+    distill: f.distill.weight > 0 ? { weight: f.distill.weight, temperature: f.distill.temperature, teacher: 'baseline' } : null,
+    sparsity: on ? { strength: sp.strength, growth: sp.growth, alpha: sp.alpha } : null,
+  };
+}
+
+/** The sparsity penalty the baseline's training carries (sparsity.baseline), if any. */
+export function baselineSparsityOf(p: Partial<CampaignSpec['pruning']>): FinetuneRecipe['sparsity'] {
+  const sp = p.sparsity;
+  return sp && sp.baseline && (sp.strength > 0 || sp.growth > 0) ? { strength: sp.strength, growth: sp.growth, alpha: sp.alpha } : null;
+}
+
+/** One line for people: the recipe of a round's fine-tuning. */
+export function describeRecipe(r: FinetuneRecipe): string {
+  const budget = r.batches !== undefined ? `${r.batches} batches` : `${r.epochs} epoch${r.epochs === 1 ? '' : 's'}`;
+  const parts = [`${budget}, lr ${r.learningRate} ${r.schedule}${r.warmup > 0 ? ` (warm-up ${Math.round(r.warmup * 100)} %)` : ''}`];
+  if (r.labelSmoothing > 0) parts.push(`label smoothing ${r.labelSmoothing}`);
+  if (r.distill) parts.push(`distillation from the baseline (α ${r.distill.weight}, T ${r.distill.temperature})`);
+  if (r.sparsity) parts.push(`sparsity penalty λ ${r.sparsity.strength} + ${r.sparsity.growth}/epoch (α ${r.sparsity.alpha})`);
+  return parts.join(', ');
+}
+
+/** What a campaign's recipe is, for `status` (text and `--json` field `recipe`): the fine-tuning and where the sparsity penalty applies. */
+export interface CampaignRecipe {
+  /** every round's fine-tuning, the sparsity penalty aside */
+  finetune: Omit<FinetuneRecipe, 'sparsity'>;
+  /** null = off; else the penalty and where: the fine-tuning of rounds 1…rounds, and the baseline's training when `baseline` */
+  sparsity: { strength: number; growth: number; alpha: number; rounds: number; baseline: boolean } | null;
+  /** one line for people */
+  summary: string;
+}
+
+/** The recipe of a campaign's pruning section (a spec of an older version: the plain recipe it ran with). */
+export function campaignRecipeOf(p: Partial<CampaignSpec['pruning']> & Pick<CampaignSpec['pruning'], 'rounds'>): CampaignRecipe {
+  const { sparsity: _s, ...finetune } = finetuneRecipeOf(p, Number.MAX_SAFE_INTEGER);
+  const sp = p.sparsity;
+  const on = !!p.finetune && !!sp && (sp.strength > 0 || sp.growth > 0);
+  const rounds = on ? Math.min(p.rounds, sp.rounds ?? p.rounds - 1) : 0;
+  const sparsity = on ? { strength: sp.strength, growth: sp.growth, alpha: sp.alpha, rounds, baseline: sp.baseline && true } : null;
+  const where = sparsity
+    ? [sparsity.baseline ? 'the baseline' : '', sparsity.rounds > 0 ? `round${sparsity.rounds > 1 ? `s 1–${sparsity.rounds}` : ' 1'}` : '']
+        .filter(Boolean)
+        .join(' and ')
+    : '';
+  const summary =
+    describeRecipe({ ...finetune, sparsity: null }) +
+    (sparsity ? `; sparsity penalty λ ${sparsity.strength} + ${sparsity.growth}/epoch (α ${sparsity.alpha}) on ${where || 'nothing (rounds 0)'}` : '');
+  return { finetune, sparsity, summary };
 }

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { VERSION } from '../platform/version';
 import { CampaignError, loadCampaignFile, parseWeightsOption } from '../campaign/load';
 import { checkModel } from '../campaign/model';
+import { campaignRecipeOf, type CampaignRecipe, type CampaignSpec } from '../campaign/schema';
 import { describeSource, MODELS_DIR } from '../ml/keras';
 import { budgetClauses, readPareto, recommendedModel } from '../analysis';
 import {
@@ -174,6 +175,12 @@ function resolveRunArg(db: Db, home: Home, arg: string): string {
   if (!m) return arg;
   return `${resolveCampaign(db, home, m[1]).id}/${m[2]}`;
 }
+
+/** The campaign's training recipe (campaign/schema.ts campaignRecipeOf) from its stored spec; null when the spec has no pruning section. */
+const recipeOfRow = (c: CampaignRow): CampaignRecipe | null => {
+  const p = (JSON.parse(c.spec_json) as Partial<CampaignSpec>).pruning;
+  return p ? campaignRecipeOf(p) : null;
+};
 
 const heartbeatTimeoutOf = (c: CampaignRow) =>
   (JSON.parse(c.spec_json) as { execution?: { heartbeatTimeoutSeconds?: number } }).execution?.heartbeatTimeoutSeconds ?? 30;
@@ -368,9 +375,11 @@ function printStages(everySeconds: number, home: Home): void {
 function statusJson(
   s: NonNullable<ReturnType<typeof campaignStatus>>,
   live: { rows: Awaited<ReturnType<typeof readLive>>; eta: ReturnType<typeof campaignEta> } | null,
+  recipe: CampaignRecipe | null,
 ) {
   return {
     ...s,
+    recipe,
     live: live
       ? live.rows.map((l) => ({
           runId: l.runId,
@@ -467,8 +476,9 @@ program
       return;
     }
     const status = campaignStatus(db, id)!;
-    if (o.json) console.log(JSON.stringify(statusJson(status, null), null, 2));
-    else console.log(formatStatus(status));
+    const recipe = campaignRecipeOf(loaded.spec.pruning);
+    if (o.json) console.log(JSON.stringify(statusJson(status, null, recipe), null, 2));
+    else console.log(formatStatus(status, recipe));
     if (status.state !== 'completed') {
       const why = await result.then(
         () => status.error ?? status.state,
@@ -589,11 +599,12 @@ program
         `(no Temporal server answers for ${home.dir}: progress within stages and workers unknown; ${cmd(home, 'worker')} starts one and works on the campaign)`,
       );
     }
+    const recipe = recipeOfRow(c);
     if (o.json) {
-      console.log(JSON.stringify(statusJson(s, live), null, 2));
+      console.log(JSON.stringify(statusJson(s, live, recipe), null, 2));
       return;
     }
-    console.log(formatStatus(s));
+    console.log(formatStatus(s, recipe));
     if (lines.length) console.log(lines.join('\n'));
   });
 

@@ -2,7 +2,7 @@
 // and the human-readable status table. Events and stages come from SQLite, progress within a stage
 // from the heartbeats of the running activities in Temporal (cli/live.ts).
 import type { Client } from '@temporalio/client';
-import type { CampaignSpec } from '../campaign/schema';
+import type { CampaignRecipe, CampaignSpec } from '../campaign/schema';
 import {
   describeLive,
   describeSpeedup,
@@ -252,7 +252,7 @@ const STAGE_MARK: Record<string, string> = { completed: '✓', running: '…', f
 /** " on <queue>" for a stage that ran off the cpu queue (a gpu worker, a device's worker). */
 const offCpu = (q: string | null) => (q && /(^|-)(gpu|target-[a-z0-9-]+)$/.test(q) ? ` on ${q}` : '');
 
-export function formatStatus(s: CampaignStatus): string {
+export function formatStatus(s: CampaignStatus, recipe: CampaignRecipe | null = null): string {
   const lines: string[] = [];
   lines.push(`campaign ${s.id}: ${s.state}${s.error ? ` (${s.error})` : ''}`);
   lines.push(
@@ -271,6 +271,7 @@ export function formatStatus(s: CampaignStatus): string {
       );
     for (const line of s.blocked ?? []) lines.push(`    ${line}`);
   }
+  if (recipe) lines.push(`  fine-tuning: ${recipe.summary}`);
   for (const r of s.runs) {
     const w = Object.entries(r.weights)
       .map(([k, v]) => `${k} ${v}`)

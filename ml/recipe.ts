@@ -189,8 +189,8 @@ export interface SparsityOptions {
   alpha?: number;
   /** the graph of the model being trained (default analyze(model)); its prunable groups are penalised */
   graph?: Graph;
-  /** group names left out (e.g. protected layers' groups) */
-  exclude?: string[];
+  /** layer names whose groups are left alone (a campaign's pruning.protect: never removed, so never pushed) */
+  protect?: string[];
 }
 
 /** The per-channel index of every element of the trainable variables the penalty touches. */
@@ -221,8 +221,8 @@ export function groupPenaltyOf(model: tfl.LayersModel, vars: tf.Variable[], grap
     ['alpha', o.alpha ?? 4],
   ] as const)
     if (!(Number.isFinite(v) && v >= 0)) throw new Error(`sparsity.${k}: ${v} must be a number ≥ 0`);
-  const exclude = new Set(o.exclude ?? []);
-  const groups = graph.groups.filter((g) => !exclude.has(g.name));
+  const protect = new Set(o.protect ?? []);
+  const groups = graph.groups.filter((g) => ![...g.producers, ...g.followers].some((l) => protect.has(l)));
   const groupIndex = new Map(groups.map((g, j) => [graph.root(g.id), j]));
   const base: number[] = [];
   let channels = 0;

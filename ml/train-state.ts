@@ -21,7 +21,7 @@ export interface RecipeKey {
   schedule?: { kind: string; warmup: number };
   labelSmoothing?: number;
   distill?: { weight: number; temperature: number };
-  sparsity?: { strength: number; growth: number; alpha: number };
+  sparsity?: { strength: number; growth: number; alpha: number; protect?: string[] };
 }
 
 export interface TrainState {

@@ -118,7 +118,12 @@ export function recipeKeyOf(opts: TrainOptions, totalSteps: number): RecipeKey {
   if (opts.labelSmoothing) key.labelSmoothing = opts.labelSmoothing;
   if (opts.distill && opts.distill.weight > 0) key.distill = { weight: opts.distill.weight, temperature: opts.distill.temperature };
   if (opts.sparsity && (opts.sparsity.strength > 0 || opts.sparsity.growth > 0))
-    key.sparsity = { strength: opts.sparsity.strength, growth: opts.sparsity.growth, alpha: opts.sparsity.alpha ?? 4 };
+    key.sparsity = {
+      strength: opts.sparsity.strength,
+      growth: opts.sparsity.growth,
+      alpha: opts.sparsity.alpha ?? 4,
+      ...(opts.sparsity.protect?.length ? { protect: [...opts.sparsity.protect].sort() } : {}),
+    };
   return key;
 }
 

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { loadCampaignFile } from '../campaign/load';
+import { campaignRecipeOf, FINETUNE_DEFAULTS, finetuneRecipeOf } from '../campaign/schema';
 import { cli, cliEnv, tmpHome } from './helpers';
 
 const good = {
@@ -114,6 +115,97 @@ describe('pruning schedules in campaign files', () => {
     fs.writeFileSync(f, stringify({ ...good, pruning: { schedule: 'agp' } }));
     expect(() => loadCampaignFile(f)).toThrow(/: pruning\.targetFlopsReduction: is required with schedule "agp"/);
   });
+});
+
+describe('fine-tuning recipes and the sparsity penalty in campaign files', () => {
+  const dir = tmpHome('spec-recipe');
+  const load = (name: string, pruning: unknown, extra: object = {}) => loadCampaignFile(write(dir, `${name}.yaml`, { ...good, pruning, ...extra })).spec;
+
+  it('fills in the measured defaults; the older finetuneEpochs / finetuneLearningRate still work', () => {
+    const d = finetuneRecipeOf(load('defaults', undefined).pruning, 1);
+    expect(d).toEqual({
+      epochs: FINETUNE_DEFAULTS.epochs,
+      learningRate: FINETUNE_DEFAULTS.learningRate,
+      schedule: FINETUNE_DEFAULTS.schedule,
+      warmup: FINETUNE_DEFAULTS.warmup,
+      labelSmoothing: FINETUNE_DEFAULTS.labelSmoothing,
+      distill: FINETUNE_DEFAULTS.distill.weight > 0 ? { ...FINETUNE_DEFAULTS.distill, teacher: 'baseline' } : null,
+      sparsity: null,
+    });
+    const old = finetuneRecipeOf(load('old', { finetuneEpochs: 3, finetuneLearningRate: 0.002 }).pruning, 1);
+    expect([old.epochs, old.learningRate, old.batches]).toEqual([3, 0.002, undefined]);
+    const r = finetuneRecipeOf(
+      load('new', {
+        finetune: { batches: 200, learningRate: 0.001, schedule: 'one-cycle', warmup: 0.2, labelSmoothing: 0.1, distill: { weight: 0.5, temperature: 2 } },
+      }).pruning,
+      2,
+    );
+    expect(r).toEqual({
+      batches: 200,
+      learningRate: 0.001,
+      schedule: 'one-cycle',
+      warmup: 0.2,
+      labelSmoothing: 0.1,
+      distill: { weight: 0.5, temperature: 2, teacher: 'baseline' },
+      sparsity: null,
+    });
+    // a spec stored before recipes existed (in-flight workflows) keeps the plain recipe it ran with
+    expect(finetuneRecipeOf({ rounds: 3, finetuneEpochs: 2, finetuneLearningRate: 0.0005 }, 1)).toEqual({
+      epochs: 2,
+      learningRate: 0.0005,
+      schedule: 'constant',
+      warmup: 0,
+      labelSmoothing: 0,
+      distill: null,
+      sparsity: null,
+    });
+  });
+
+  it('the sparsity penalty rides on the first rounds (every round but the last by default) and the baseline when asked', () => {
+    const p = load('sparse', { rounds: 3, sparsity: { strength: 0.5, growth: 1 } }).pruning;
+    expect([1, 2, 3].map((k) => finetuneRecipeOf(p, k).sparsity)).toEqual([
+      { strength: 0.5, growth: 1, alpha: 4 },
+      { strength: 0.5, growth: 1, alpha: 4 },
+      null,
+    ]);
+    const one = load('sparse1', { rounds: 3, sparsity: { strength: 0.5, rounds: 1, baseline: true } }).pruning;
+    expect([1, 2].map((k) => finetuneRecipeOf(one, k).sparsity !== null)).toEqual([true, false]);
+    expect(campaignRecipeOf(one).summary).toMatch(/sparsity penalty λ 0\.5 \+ 0\/epoch \(α 4\) on the baseline and round 1$/);
+    expect(campaignRecipeOf(load('plain', undefined).pruning).sparsity).toBeNull();
+  });
+
+  const bad: Array<[string, unknown, object, RegExp]> = [
+    ['two budgets', { finetune: { epochs: 1, batches: 10 } }, {}, /: pruning\.finetune\.batches: give the budget as epochs or as batches, not both/],
+    ['old and new name', { finetuneEpochs: 2, finetune: { epochs: 1 } }, {}, /: pruning\.finetuneEpochs: is the older name of finetune\.epochs/],
+    [
+      'misspelt schedule',
+      { finetune: { schedule: 'cosin' } },
+      {},
+      /: pruning\.finetune\.schedule: must be one of "constant", "cosine", "one-cycle" \(got "cosin"\): did you mean "cosine"\?/,
+    ],
+    ['misspelt field', { finetune: { labelSmothing: 0.1 } }, {}, /: pruning\.finetune\.labelSmothing: unknown field: did you mean "labelSmoothing"\?/],
+    ['distill weight over 1', { finetune: { distill: { weight: 2 } } }, {}, /: pruning\.finetune\.distill\.weight: must be at most 1 \(got 2\)/],
+    ['negative strength', { sparsity: { strength: -1 } }, {}, /: pruning\.sparsity\.strength: must be at least 0 \(got -1\)/],
+    [
+      'sparsity past the last round',
+      { rounds: 2, sparsity: { strength: 1, rounds: 3 } },
+      {},
+      /: pruning\.sparsity\.rounds: is 3 but the campaign has 2 rounds/,
+    ],
+    [
+      'label smoothing on regression',
+      { finetune: { labelSmoothing: 0.1 } },
+      { task: 'regression' },
+      /: pruning\.finetune\.labelSmoothing: label smoothing needs a classification task \(task is regression\): remove it/,
+    ],
+  ];
+  for (const [what, pruning, extra, message] of bad) {
+    it(`refuses ${what}, in one line naming the field`, () => {
+      const f = write(dir, `${what.replace(/\W+/g, '-')}.yaml`, { ...good, pruning, ...extra });
+      expect(() => loadCampaignFile(f)).toThrow(message);
+      expect(() => loadCampaignFile(f)).toThrow(/^[^\n]*$/);
+    });
+  }
 });
 
 describe('campaign-file errors: all at once, in our words', () => {
