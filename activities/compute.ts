@@ -461,7 +461,7 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
         const { spec } = input;
         const dir = roundDir(input.runId, input.round);
         const p = spec.pruning;
-        const recipe = finetuneRecipeOf(p, input.round);
+        const recipe = finetuneRecipeOf(p, input.round, taskSpecOf(spec.task).type);
         trainRecipeOf(recipe, spec, undefined); // a task the recipe cannot train fails here, before the teacher is loaded
         // the teacher: the run's unpruned baseline, loaded once on this thread (the training threads get its logits)
         const teacher = recipe.distill ? await art.loadModel(input.baselineModel ?? baselineModelDir(input.campaignId)) : undefined;
@@ -662,7 +662,10 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
                   : {}),
                 trainingBackend: backend,
                 // how the fine-tuning that produced these weights trained (campaign pruning.finetune / pruning.sparsity, defaults filled in)
-                finetune: { ...finetuneRecipeOf(input.spec.pruning, input.round), summary: describeRecipe(finetuneRecipeOf(input.spec.pruning, input.round)) },
+                finetune: (() => {
+                  const r = finetuneRecipeOf(input.spec.pruning, input.round, taskSpecOf(input.spec.task).type);
+                  return { ...r, summary: describeRecipe(r) };
+                })(),
                 input: inputContract(data(input.spec), input.spec),
                 ...(input.deployedAccuracy !== undefined
                   ? { accuracy: { value: input.deployedAccuracy, measured: true, split: 'test', on: 'exactly these weight files' } }

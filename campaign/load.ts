@@ -270,9 +270,9 @@ export function checkTaskAndInput(spec: CampaignSpec, file: string): void {
   let json: unknown;
   if (task.type !== 'classification') {
     const f = spec.pruning.finetune;
-    if (f.labelSmoothing > 0)
+    if ((f.labelSmoothing ?? 0) > 0)
       throw new CampaignError(`${file}: pruning.finetune.labelSmoothing: label smoothing needs a classification task (task is ${task.type}): remove it`);
-    if (f.distill.weight > 0)
+    if ((f.distill.weight ?? 0) > 0)
       throw new CampaignError(`${file}: pruning.finetune.distill: distillation needs a classification task (task is ${task.type}): remove it`);
   }
   if ((ZOO_MODELS as readonly string[]).includes(spec.model) && task.type !== 'classification')

@@ -8,6 +8,7 @@ import { VERSION } from '../platform/version';
 import { CampaignError, loadCampaignFile, parseWeightsOption } from '../campaign/load';
 import { checkModel } from '../campaign/model';
 import { campaignRecipeOf, type CampaignRecipe, type CampaignSpec } from '../campaign/schema';
+import { taskSpecOf } from '../ml/task-spec';
 import { describeSource, MODELS_DIR } from '../ml/keras';
 import { budgetClauses, readPareto, recommendedModel } from '../analysis';
 import {
@@ -178,8 +179,8 @@ function resolveRunArg(db: Db, home: Home, arg: string): string {
 
 /** The campaign's training recipe (campaign/schema.ts campaignRecipeOf) from its stored spec; null when the spec has no pruning section. */
 const recipeOfRow = (c: CampaignRow): CampaignRecipe | null => {
-  const p = (JSON.parse(c.spec_json) as Partial<CampaignSpec>).pruning;
-  return p ? campaignRecipeOf(p) : null;
+  const spec = JSON.parse(c.spec_json) as Partial<CampaignSpec>;
+  return spec.pruning ? campaignRecipeOf(spec.pruning, taskSpecOf(spec.task).type) : null;
 };
 
 const heartbeatTimeoutOf = (c: CampaignRow) =>
@@ -476,7 +477,7 @@ program
       return;
     }
     const status = campaignStatus(db, id)!;
-    const recipe = campaignRecipeOf(loaded.spec.pruning);
+    const recipe = campaignRecipeOf(loaded.spec.pruning, taskSpecOf(loaded.spec.task).type);
     if (o.json) console.log(JSON.stringify(statusJson(status, null, recipe), null, 2));
     else console.log(formatStatus(status, recipe));
     if (status.state !== 'completed') {

@@ -149,6 +149,9 @@ describe('fine-tuning recipes and the sparsity penalty in campaign files', () =>
       distill: { weight: 0.5, temperature: 2, teacher: 'baseline' },
       sparsity: null,
     });
+    // the measured defaults of label smoothing and distillation are a classifier's: a regression campaign trains without them
+    const reg = finetuneRecipeOf(load('defaults-reg', undefined).pruning, 1, 'regression');
+    expect([reg.labelSmoothing, reg.distill]).toEqual([0, null]);
     // a spec stored before recipes existed (in-flight workflows) keeps the plain recipe it ran with
     expect(finetuneRecipeOf({ rounds: 3, finetuneEpochs: 2, finetuneLearningRate: 0.0005 }, 1)).toEqual({
       epochs: 2,
