@@ -499,7 +499,9 @@ function updateMovingStatistics(layers: RandomLayers, saved: Float32Array[][], r
 
 /**
  * Loss, gradients (one array per variable, in order, each in its own buffer) and batch-norm
- * statistics of one shard: the computation the main thread and every replica thread do. Dropout
+ * statistics of one shard: the computation the main thread and every replica thread do. The loss is
+ * the recipe's (ml/recipe.ts recipeLoss: the task's loss, label smoothing, distillation against the
+ * teacher's logits `shard.s` [n·classes]); the plain task loss by default. Dropout
  * layers draw their masks from `dropoutSeed`. Batch-norm moving averages are left holding this
  * shard's statistics (the caller restores them).
  */
