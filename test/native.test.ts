@@ -3,6 +3,7 @@
 // must pick "tensorflow" (no silent fallback to wasm) and train on it; elsewhere the test says so
 // by name and checks that the chain fell back saying why.
 import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -70,6 +71,75 @@ describe('native TensorFlow backend (tfjs-node on the tensorflow-cpu wheel)', ()
     expect(tensorsAfterSecond).toBe(tensorsAfterFirst);
     model.dispose();
   });
+
+  it.runIf(expectNative)(
+    "TensorFlow's fused training ops (ReluGrad, fused batch norm, oneDNN max-pool gradient) give tfjs's own gradients and batch-norm statistics, which the cpu backend still computes",
+    async () => {
+      const init = (i: number) => tfl.initializers.glorotUniform({ seed: 70 + i });
+      const model = tfl.sequential({
+        layers: [
+          tfl.layers.conv2d({ inputShape: [12, 12, 3], filters: 8, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(1) }),
+          tfl.layers.batchNormalization({ momentum: 0.9 }),
+          tfl.layers.reLU(),
+          tfl.layers.maxPooling2d({ poolSize: 2 }),
+          tfl.layers.conv2d({ filters: 6, kernelSize: 3, useBias: false, kernelInitializer: init(2) }),
+          tfl.layers.batchNormalization({ momentum: 0 }),
+          tfl.layers.reLU(),
+          tfl.layers.maxPooling2d({ poolSize: 3, strides: 1, padding: 'same' }),
+          tfl.layers.flatten(),
+          tfl.layers.dense({ units: 16, kernelInitializer: init(3) }),
+          tfl.layers.batchNormalization(),
+          tfl.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init(4) }),
+        ],
+      });
+      const x = tf.tensor4d(
+        Array.from({ length: 8 * 12 * 12 * 3 }, (_, i) => Math.sin(i * 0.37) * 2),
+        [8, 12, 12, 3],
+      );
+      const y = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], 'int32'), 10);
+      const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+      const moving = model.weights.filter((w) => /moving/.test(w.originalName)).map((w) => w.read() as tf.Variable);
+      const start = moving.map((v) => v.dataSync().slice() as Float32Array);
+      const step = async () => {
+        moving.forEach((v, i) => v.assign(tf.tensor(start[i], v.shape)));
+        let out: { loss: number; grads: Float32Array[] } | undefined;
+        const before = tf.memory().numTensors;
+        const profile = await tf.profile(() => {
+          const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, vars);
+          out = { loss: value.dataSync()[0], grads: vars.map((v) => grads[v.name].dataSync().slice() as Float32Array) };
+          tf.dispose([value, ...Object.values(grads)]);
+        });
+        expect(tf.memory().numTensors).toBe(before); // nothing leaks
+        return { ...out!, stats: moving.map((v) => v.dataSync().slice() as Float32Array), kernels: new Set(profile.kernels.map((k) => k.name)) };
+      };
+      const native = await step();
+      // momentum 0 (what train() does per shard) leaves exactly the batch's mean and biased variance
+      const h = tf.tidy(() => model.layers.slice(0, 5).reduce((t, l) => l.apply(t, { training: true }) as tf.Tensor, x as tf.Tensor));
+      const { mean, variance } = tf.moments(h, [0, 1, 2]);
+      const [m0, v0] = [native.stats[2], native.stats[3]]; // the second batch norm's, momentum 0
+      await tf.setBackend('cpu');
+      const cpu = await step();
+      await tf.setBackend('tensorflow');
+      expect(tf.getBackend()).toBe('tensorflow');
+      // the stock compositions ran on cpu, not on tensorflow
+      for (const k of ['Step', 'MaxPoolGrad', 'Mean']) {
+        expect(cpu.kernels.has(k), `cpu ran ${k}`).toBe(true);
+        expect(native.kernels.has(k), `tensorflow ran ${k}`).toBe(false);
+      }
+      const close = (a: Float32Array, b: Float32Array, what: string) => {
+        const scale = Math.max(1e-3, ...Array.from(b, Math.abs));
+        const worst = Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i])));
+        expect(worst / scale, what).toBeLessThan(2e-4);
+      };
+      expect(Math.abs(native.loss - cpu.loss)).toBeLessThan(1e-5);
+      native.grads.forEach((g, i) => close(g, cpu.grads[i], `gradient of ${vars[i].name}`));
+      native.stats.forEach((s, i) => close(s, cpu.stats[i], `${moving[i].name}`));
+      close(m0, mean.dataSync() as Float32Array, 'batch mean');
+      close(v0, variance.dataSync() as Float32Array, 'batch variance (biased)');
+      tf.dispose([x, y, h, mean, variance]);
+      model.dispose();
+    },
+  );
 
   it.runIf(!expectNative)(
     'NOT TESTED HERE: no tensorflow-cpu wheel in .venv and not CI (scripts/setup-native.sh adds it); checks the chain fell back past tensorflow saying why',
