@@ -7,7 +7,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildZooModel, initBackend, loadDataset, train, type BackendInfo } from '../ml';
+import { buildZooModel, FusedAdam, initBackend, loadDataset, train, type BackendInfo } from '../ml';
+import { NativeAdam } from '../ml/adam';
 import { registerWasmKernels } from '../ml/wasm-kernels';
 
 const ROOT = path.join(__dirname, '..');
@@ -138,6 +139,43 @@ describe('native TensorFlow backend (tfjs-node on the tensorflow-cpu wheel)', ()
       close(v0, variance.dataSync() as Float32Array, 'batch variance (biased)');
       tf.dispose([x, y, h, mean, variance]);
       model.dispose();
+    },
+  );
+
+  it.runIf(expectNative)(
+    "NativeAdam (TensorFlow's ResourceApplyAdam) takes FusedAdam's steps, shares its state format and resumes from it; frees its variables",
+    () => {
+      const before = tf.memory().numTensors;
+      const shapes = [[3, 4], [4], [2, 2, 3]];
+      const start = shapes.map((s, k) => Float32Array.from({ length: s.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i + k * 10)));
+      const gradsAt = (step: number) => shapes.map((s, k) => Float32Array.from(start[k], (_, i) => Math.cos(i * 0.7 + step + k) * (k + 1)));
+      const make = () => shapes.map((s, k) => tf.tidy(() => tf.variable(tf.tensor(start[k], s))));
+      const [a, b] = [make(), make()];
+      const fused = new FusedAdam(a, 0.01);
+      const nat = new NativeAdam(b, 0.01);
+      for (let step = 0; step < 6; step++) {
+        fused.apply([{ grads: gradsAt(step), weight: 1 }]);
+        tf.tidy(() => nat.apply(gradsAt(step).map((g, k) => tf.tensor(g, shapes[k]))));
+      }
+      const close = (x: Float32Array, y: Float32Array, what: string) =>
+        x.forEach((v, i) => expect(Math.abs(v - y[i]), `${what}[${i}]`).toBeLessThan(1e-6 + 1e-5 * Math.abs(y[i])));
+      a.forEach((v, k) => close(b[k].dataSync() as Float32Array, v.dataSync() as Float32Array, `weight ${k}`));
+      const [sf, sn] = [fused.state(), nat.state()];
+      expect(sn.t).toBe(6);
+      sf.m.forEach((m, k) => (close(sn.m[k], m, `m ${k}`), close(sn.v[k], sf.v[k], `v ${k}`)));
+      // a resume from FusedAdam's state continues as FusedAdam does
+      const c = make();
+      c.forEach((v, k) => v.assign(a[k]));
+      const resumed = new NativeAdam(c, 0.01);
+      resumed.restore(sf);
+      fused.apply([{ grads: gradsAt(6), weight: 1 }]);
+      tf.tidy(() => resumed.apply(gradsAt(6).map((g, k) => tf.tensor(g, shapes[k]))));
+      a.forEach((v, k) => close(c[k].dataSync() as Float32Array, v.dataSync() as Float32Array, `resumed weight ${k}`));
+      expect(() => resumed.restore({ t: 1, m: [new Float32Array(2)], v: [new Float32Array(2)] })).toThrow(/does not fit/);
+      nat.dispose();
+      resumed.dispose();
+      tf.dispose([...a, ...b, ...c]);
+      expect(tf.memory().numTensors).toBe(before);
     },
   );
 
