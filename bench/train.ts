@@ -85,10 +85,10 @@ function reason(stderr: string, status: number | null, signal: string | null): s
   return (err ?? `exit ${status ?? signal}`).slice(0, 200);
 }
 
-function measure(column: Exclude<Column, 'pytorch'>, net: string): { sps: number | null; library?: string; why?: string } {
+function measure(column: Exclude<Column, 'pytorch'>, net: string, env: Record<string, string> = {}): { sps: number | null; library?: string; why?: string } {
   const r = spawnSync(process.execPath, [__filename, '--child', column, net], {
     encoding: 'utf8',
-    env: { ...process.env, PRUNEWISE_BACKEND: RUNS[column].backend },
+    env: { ...process.env, PRUNEWISE_BACKEND: RUNS[column].backend, ...env },
     timeout: 15 * 60_000,
   });
   try {
@@ -123,6 +123,17 @@ function pytorch(net: string): { sps: number | null; why?: string } {
 }
 const pytorchThreads: Record<string, string> = {};
 
+/**
+ * Native at one TensorFlow intra-op thread too (TF_NUM_INTRAOP_THREADS=1; the `native` column is
+ * TensorFlow's default, one per core): the like-for-like figure for PyTorch's 1-thread run.
+ */
+function native1(net: string): number | null {
+  const m = measure('native', net, { TF_NUM_INTRAOP_THREADS: '1', TF_NUM_INTEROP_THREADS: '1' });
+  nativeThreads[net] = m.sps;
+  return m.sps;
+}
+const nativeThreads: Record<string, number | null> = {};
+
 async function main(): Promise<void> {
   const t0 = performance.now();
   const rows: Record<string, Record<Column, number | null>> = {};
@@ -138,6 +149,7 @@ async function main(): Promise<void> {
         notes[`${net}/${column}`] = m.why;
         process.stderr.write(`${net} ${column}: not measured: ${m.why}\n`);
       } else process.stderr.write(`${net} ${column}: ${m.sps!.toFixed(1)} samples/s\n`);
+      if (column === 'native' && m.sps !== null) process.stderr.write(`${net} native, 1 TensorFlow thread: ${native1(net)?.toFixed(1) ?? '—'} samples/s\n`);
     }
     rows[net] = row;
   }
@@ -157,13 +169,17 @@ async function main(): Promise<void> {
   }
   for (const [k, why] of Object.entries(notes)) console.log(`  ${k}: ${why}`);
   for (const [net, t] of Object.entries(pytorchThreads)) console.log(`  ${net}/pytorch (best shown): ${t}`);
+  for (const [net, sps] of Object.entries(nativeThreads)) {
+    const one = pytorchThreads[net]?.match(/^1 thread (\d+)/)?.[1];
+    console.log(`  ${net}/native at 1 TensorFlow thread: ${fmt(sps)}${sps && one ? ` (${(sps / Number(one)).toFixed(2)}× PyTorch at 1 thread)` : ''}`);
+  }
   console.log(
     `  load average while measuring (${os.cpus().length} cores): ${os
       .loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')}`,
   );
-  console.log(JSON.stringify({ nets: rows, batchSize: BATCH, library: library ?? null, notes, pytorchThreads }));
+  console.log(JSON.stringify({ nets: rows, batchSize: BATCH, library: library ?? null, notes, pytorchThreads, native1Thread: nativeThreads }));
 }
 
 if (process.argv[2] === '--child') {

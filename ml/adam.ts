@@ -88,3 +88,153 @@ export class FusedAdam {
     });
   }
 }
+
+/** The parts of tfjs-node's backend used here (its public op-execution entry). */
+interface NodeBackend {
+  binding: { TF_ATTR_TYPE: number; TF_ATTR_SHAPE: number; TF_ATTR_STRING: number; TF_ATTR_BOOL: number; TF_FLOAT: number };
+  executeSingleOutput(name: string, attrs: Array<{ name: string; type: number; value: unknown }>, inputs: tf.Tensor[]): tf.Tensor;
+  executeMultipleOutputs(name: string, attrs: Array<{ name: string; type: number; value: unknown }>, inputs: tf.Tensor[], numOutputs: number): tf.Tensor[];
+}
+
+let nativeAdams = 0;
+
+/**
+ * Adam on the native `tensorflow` backend, the same step as FusedAdam (same formulas, defaults and
+ * state) done by TensorFlow: each variable, with its two moments, lives in a TensorFlow resource
+ * variable for the training, and one ResourceApplyAdam op per variable updates it in place from
+ * the gradient tensor — no gradient or weight crosses into JavaScript. TensorFlow's kernel computes
+ * var −= lr·√(1−β2ᵗ)/(1−β1ᵗ)·m / (√v + ε̂); with ε̂ = ε·√(1−β2ᵗ) that is FusedAdam's
+ * var −= lr·(m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ε) (Kingma & Ba 2015, algorithm 1), in float32.
+ * The tfjs variables are updated after every step; call dispose() when the training ends.
+ */
+export class NativeAdam {
+  private t = 0;
+  private readonly handles: Array<{ w: tf.Tensor; m: tf.Tensor; v: tf.Tensor }>;
+  private readonly constants: tf.Scalar[];
+  private readonly b: NodeBackend;
+  constructor(
+    private readonly vars: tf.Variable[],
+    /** the rate of the next apply() (a schedule sets it per step: ml/recipe.ts learningRateAt) */
+    public learningRate: number,
+    private readonly beta1 = 0.9,
+    private readonly beta2 = 0.999,
+    private readonly epsilon = tf.backend().epsilon(),
+  ) {
+    if (tf.getBackend() !== 'tensorflow') throw new Error(`NativeAdam runs on the tensorflow backend, not ${tf.getBackend()}`);
+    this.b = tf.backend() as unknown as NodeBackend;
+    const id = ++nativeAdams;
+    const B = this.b.binding;
+    const handle = (v: tf.Variable, name: string) =>
+      this.b.executeSingleOutput(
+        'VarHandleOp',
+        [
+          { name: 'dtype', type: B.TF_ATTR_TYPE, value: B.TF_FLOAT },
+          { name: 'shape', type: B.TF_ATTR_SHAPE, value: v.shape },
+          { name: 'shared_name', type: B.TF_ATTR_STRING, value: `prunewise_adam_${process.pid}_${id}_${name}` },
+          { name: 'container', type: B.TF_ATTR_STRING, value: '' },
+        ],
+        [],
+      );
+    this.handles = [];
+    try {
+      vars.forEach((v, k) => {
+        if (v.dtype !== 'float32') throw new Error(`NativeAdam: variable ${v.name} is ${v.dtype}, not float32`);
+        const h = { w: handle(v, `${k}_w`), m: handle(v, `${k}_m`), v: handle(v, `${k}_v`) };
+        this.handles.push(h);
+        this.assign(h.w, v);
+        tf.tidy(() => {
+          this.assign(h.m, tf.zerosLike(v));
+          this.assign(h.v, tf.zerosLike(v));
+        });
+      });
+    } catch (e) {
+      this.dispose();
+      throw e;
+    }
+    this.constants = [tf.scalar(beta1), tf.scalar(beta2)].map((s) => tf.keep(s));
+  }
+
+  private assign(handle: tf.Tensor, value: tf.Tensor): void {
+    const B = this.b.binding;
+    this.b.executeMultipleOutputs('AssignVariableOp', [{ name: 'dtype', type: B.TF_ATTR_TYPE, value: B.TF_FLOAT }], [handle, value], 0);
+  }
+
+  private read(handle: tf.Tensor): tf.Tensor {
+    const B = this.b.binding;
+    return this.b.executeSingleOutput('ReadVariableOp', [{ name: 'dtype', type: B.TF_ATTR_TYPE, value: B.TF_FLOAT }], [handle]);
+  }
+
+  /** A copy of the step count and moments (for a checkpoint), as FusedAdam's. */
+  state(): AdamState {
+    const read = (h: tf.Tensor) => {
+      const t = this.read(h);
+      try {
+        return (t.dataSync() as Float32Array).slice();
+      } finally {
+        t.dispose();
+      }
+    };
+    return { t: this.t, m: this.handles.map((h) => read(h.m)), v: this.handles.map((h) => read(h.v)) };
+  }
+
+  /** Continues from a saved state (a resume, FusedAdam's too): the next apply() is step t + 1 with these moments. */
+  restore(s: AdamState): void {
+    const sizes = this.vars.map((v) => v.size).join(',');
+    if (
+      s.m.length !== this.vars.length ||
+      s.v.length !== this.vars.length ||
+      s.m.map((a) => a.length).join(',') !== sizes ||
+      s.v.map((a) => a.length).join(',') !== sizes
+    )
+      throw new Error(`optimizer state for variables of sizes [${s.m.map((a) => a.length).join(',')}] does not fit the model's [${sizes}]`);
+    this.t = s.t;
+    tf.tidy(() =>
+      this.handles.forEach((h, k) => {
+        this.assign(h.m, tf.tensor(s.m[k], this.vars[k].shape));
+        this.assign(h.v, tf.tensor(s.v[k], this.vars[k].shape));
+      }),
+    );
+  }
+
+  /** One Adam step from the batch-mean gradient of each variable (in order); the tfjs variables take the new values. */
+  apply(grads: tf.Tensor[]): void {
+    if (grads.length !== this.vars.length) throw new Error(`NativeAdam: ${grads.length} gradients for ${this.vars.length} variables`);
+    this.t++;
+    const B = this.b.binding;
+    const [b1, b2] = this.constants;
+    const step = [
+      tf.scalar(this.beta1 ** this.t),
+      tf.scalar(this.beta2 ** this.t),
+      tf.scalar(this.epsilon * Math.sqrt(1 - this.beta2 ** this.t)),
+      tf.scalar(this.learningRate),
+    ];
+    const lr = step[3];
+    const attrs = [
+      { name: 'T', type: B.TF_ATTR_TYPE, value: B.TF_FLOAT },
+      { name: 'use_locking', type: B.TF_ATTR_BOOL, value: false },
+      { name: 'use_nesterov', type: B.TF_ATTR_BOOL, value: false },
+    ];
+    try {
+      this.handles.forEach((h, k) => {
+        this.b.executeMultipleOutputs('ResourceApplyAdam', attrs, [h.w, h.m, h.v, step[0], step[1], lr, b1, b2, step[2], grads[k]], 0);
+        const value = this.read(h.w);
+        this.vars[k].assign(value);
+        value.dispose();
+      });
+    } finally {
+      tf.dispose(step);
+    }
+  }
+
+  /** Frees the TensorFlow variables (the tfjs variables keep the last values). */
+  dispose(): void {
+    const B = this.b.binding;
+    for (const h of this.handles)
+      for (const r of [h.w, h.m, h.v]) {
+        if (r.isDisposed) continue;
+        this.b.executeMultipleOutputs('DestroyResourceOp', [{ name: 'ignore_lookup_error', type: B.TF_ATTR_BOOL, value: true }], [r], 0);
+        r.dispose();
+      }
+    tf.dispose(this.constants ?? []);
+  }
+}

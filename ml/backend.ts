@@ -10,6 +10,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerWasmKernels } from './wasm-kernels';
+import { registerNativeKernels } from './native-kernels';
 
 export interface BackendInfo {
   /** tfjs backend name as reported by tf.getBackend(), plus "-gpu" for the CUDA build */
@@ -73,6 +74,8 @@ async function tryBackend(name: (typeof CHAIN)[number]): Promise<string | undefi
     // Registers the "tensorflow" backend on the shared tfjs-core when the native binding loads.
     require(dir);
     if (!(await tf.setBackend('tensorflow'))) throw new Error('backend did not initialise');
+    // TensorFlow's fused training ops in place of tfjs's compositions (ReLU gradient, batch norm): only while on tensorflow
+    registerNativeKernels();
     return nativeLibrary(dir);
   }
   // our composed kernels are registered for the wasm backend only, and only when it is chosen

@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { gather, type Split } from './data';
-import { FusedAdam, setValues } from './adam';
+import { FusedAdam, NativeAdam, setValues } from './adam';
 import { sha256 } from './files';
 import { defaultTrainThreads, releaseReplicas, replicasFor, type Replica, type ToReplica } from './parallel';
 import { rng, shuffledIndices } from './random';
@@ -161,7 +161,11 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
   };
   const labels = labelsFingerprint(data);
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const optimizer = new FusedAdam(vars, opts.learningRate);
+  const backend = tf.getBackend();
+  // native, one shard per batch: gradients stay in TensorFlow, Adam is TensorFlow's op (nativeStep); the
+  // sparsity penalty edits the weights between steps, which NativeAdam's own copies would not see: FusedAdam then
+  const native = backend === 'tensorflow' && shardsPerBatch === 1 && !(recipe.sparsity && opts.sparsity);
+  const optimizer = native ? new NativeAdam(vars, opts.learningRate) : new FusedAdam(vars, opts.learningRate);
   const epochLoss: Array<[number, number]> = [];
   let lossSum = 0;
   let lossCount = 0;
@@ -192,9 +196,14 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
     batchCount = r.batchCount ?? 0;
   }
   const startStep = Math.min(opts.resume?.step ?? opts.startStep ?? 0, totalSteps);
-  const backend = tf.getBackend();
   const threads = backend === 'wasm' || backend === 'cpu' ? Math.min(opts.threads ?? defaultTrainThreads(), shardsPerBatch) : 1;
-  const replicas = threads > 1 ? await replicasFor(model, threads - 1, backend) : [];
+  let replicas: Replica[] = [];
+  try {
+    replicas = threads > 1 ? await replicasFor(model, threads - 1, backend) : [];
+  } catch (e) {
+    if (optimizer instanceof NativeAdam) optimizer.dispose();
+    throw e;
+  }
   // the teacher's logits: the whole split once (a fixed cut, so a resume gets the same values), else per shard
   let teacher: StepContext['teacher'];
   if (recipe.distill && opts.distill) {
@@ -258,7 +267,7 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
         const end = Math.min(data.n, start + opts.batchSize);
         lr = learningRateAt(opts.learningRate, opts.schedule, step, totalSteps);
         optimizer.learningRate = lr;
-        const loss = await shardedStep(ctx, order, start, end, step);
+        const loss = optimizer instanceof NativeAdam ? nativeStep(ctx, optimizer, order, start, end, step) : await shardedStep(ctx, order, start, end, step);
         lossSum += loss;
         lossCount++;
         batchSum += loss;
@@ -286,6 +295,7 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
     }
   } finally {
     releaseReplicas(replicas);
+    if (optimizer instanceof NativeAdam) optimizer.dispose();
   }
   const seconds = (performance.now() - t0) / 1000;
   return {
@@ -333,7 +343,7 @@ export function randomLayersOf(model: tfl.LayersModel): RandomLayers {
 interface StepContext {
   model: tfl.LayersModel;
   vars: tf.Variable[];
-  optimizer: FusedAdam;
+  optimizer: FusedAdam | NativeAdam;
   replicas: Replica[];
   data: Split;
   inputShape: number[];
@@ -435,7 +445,7 @@ async function shardedStep(ctx: StepContext, order: ArrayLike<number>, start: nu
         ctx.stepsPerEpoch,
       )
     : [];
-  ctx.optimizer.apply(results.map((r, k) => ({ grads: r.grads, weight: bounds[k + 1] - bounds[k] })));
+  (ctx.optimizer as FusedAdam).apply(results.map((r, k) => ({ grads: r.grads, weight: bounds[k + 1] - bounds[k] })));
   decay.forEach((d, k) => {
     if (!d) return;
     const w = (ctx.vars[k].dataSync() as Float32Array).slice();
@@ -458,6 +468,43 @@ function teacherShard(ctx: StepContext, order: ArrayLike<number>, start: number,
   const out = new Float32Array((end - start) * k);
   for (let i = start; i < end; i++) out.set(t.cache.subarray(order[i] * k, (order[i] + 1) * k), (i - start) * k);
   return out;
+}
+
+/**
+ * One training step on the native backend, the whole batch [start, end) of `order` one shard: the
+ * gradients stay TensorFlow tensors and go straight to NativeAdam (nothing is copied into JavaScript
+ * but the loss); batch norm updates its moving averages itself, once, from the batch's mean and
+ * biased variance with tfjs-layers' formula (what updateMovingStatistics does for one shard, in
+ * float32). Dropout masks are seeded as shardGradients seeds shard 0. Returns the batch's mean loss.
+ */
+function nativeStep(ctx: StepContext, optimizer: NativeAdam, order: ArrayLike<number>, start: number, end: number, step: number): number {
+  const { data, inputShape, task, layers } = ctx;
+  const batch = gather(data, order, start, end, task.units);
+  const seeds = layers.dropouts.map((d) => d.seed);
+  // the moving averages as they were (clones share the data): put back if the step fails
+  const saved = layers.batchNorms.map((b) => [tf.clone(b.mean), tf.clone(b.variance)]);
+  let value: tf.Scalar | undefined;
+  let grads: tf.NamedTensorMap = {};
+  try {
+    const dropoutSeed = shardSeed(ctx.seed, step, 0);
+    layers.dropouts.forEach((d, i) => (d.seed = (dropoutSeed + i * 7919) % 2 ** 31));
+    ({ value, grads } = tf.tidy(() => {
+      const xs = tf.tensor(batch.x, [batch.n, ...inputShape]);
+      const ys = targetTensor(task, batch.n, batch.y, batch.t);
+      const s = teacherShard(ctx, order, start, end);
+      const soft = s ? tf.tensor2d(s, [batch.n, task.units]) : undefined;
+      return tf.variableGrads(() => recipeLoss(task, ctx.model.apply(xs, { training: true }) as tf.Tensor, ys, ctx.loss, soft), ctx.vars);
+    }));
+    const loss = value.dataSync()[0];
+    optimizer.apply(ctx.vars.map((v) => grads[v.name]));
+    return loss;
+  } catch (e) {
+    layers.batchNorms.forEach((b, j) => (b.mean.assign(saved[j][0]), b.variance.assign(saved[j][1])));
+    throw e;
+  } finally {
+    layers.dropouts.forEach((d, i) => (d.seed = seeds[i]));
+    tf.dispose([...(value ? [value] : []), ...Object.values(grads), ...saved.flat()]);
+  }
 }
 
 /** What one shard gives: gradients, mean loss, and per batch-norm layer its batch mean and variance. */
