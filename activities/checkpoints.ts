@@ -10,7 +10,7 @@ import { Context } from '@temporalio/activity';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { encodeTrainState, isWholeCheckpoint, readTrainState, saveModel, train, type Split, type TrainResult, type TrainState } from '../ml';
+import { encodeTrainState, isWholeCheckpoint, readTrainState, saveModel, train, type Split, type TrainOptions, type TrainResult, type TrainState } from '../ml';
 import type { Artifacts } from './artifacts';
 import { beat } from './stage';
 import type { StageProgressDetails } from '../core';
@@ -21,6 +21,8 @@ export interface ResumableTrainOptions {
   learningRate: number;
   seed: number;
   keepCheckpoints: number;
+  /** the training recipe (ml/recipe.ts): budget in steps, schedule, label smoothing, distillation, sparsity penalty */
+  recipe?: Pick<TrainOptions, 'steps' | 'schedule' | 'labelSmoothing' | 'distill' | 'sparsity'>;
 }
 
 /**
@@ -65,13 +67,20 @@ export async function trainResumable(
   const model = resumeFrom ? await art.loadModel(resumeFrom.dir) : await start();
   let lastCheckpoint = resumeFrom?.dir;
   let totalSteps: number | undefined;
-  const rate = trainingRate(opts.epochs, opts.batchSize);
+  const stepsPerEpoch = Math.ceil(data.n / opts.batchSize);
+  const steps = opts.recipe?.steps;
+  const rate = trainingRate(steps !== undefined ? Math.max(1, Math.ceil(steps / stepsPerEpoch)) : opts.epochs, opts.batchSize, undefined, stepsPerEpoch);
   const result = await train(model, data, {
     epochs: opts.epochs,
     batchSize: opts.batchSize,
     learningRate: opts.learningRate,
     seed: opts.seed,
+    ...opts.recipe,
     resume,
+    onPrepare: (done, total, what) => {
+      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
+      beat(ctx, { step: done, total, what, checkpoint: lastCheckpoint });
+    },
     onStep: (step, total, loss) => {
       if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
       totalSteps = total;
@@ -97,13 +106,13 @@ export async function trainResumable(
  * progress, throughput over this attempt (wall clock, from its second step on: the first one
  * compiles kernels) and the seconds the remaining steps need at that rate.
  */
-export function trainingRate(epochs: number, batchSize: number, now: () => number = () => performance.now()) {
+export function trainingRate(epochs: number, batchSize: number, now: () => number = () => performance.now(), stepsPerEpoch?: number) {
   let first: { step: number; t: number } | undefined;
   let latest: StageProgressDetails = {};
   return {
     progress(step: number, total: number, loss: number | null): StageProgressDetails {
       const t = now();
-      const perEpoch = Math.max(1, Math.round(total / Math.max(1, epochs)));
+      const perEpoch = stepsPerEpoch ?? Math.max(1, Math.round(total / Math.max(1, epochs)));
       if (!first) first = { step, t };
       const s = (t - first.t) / 1000;
       const samplesPerSecond = step > first.step && s > 0 ? ((step - first.step) * batchSize) / s : undefined;

@@ -27,7 +27,8 @@ export class FusedAdam {
   private t = 0;
   constructor(
     private readonly vars: tf.Variable[],
-    private readonly learningRate: number,
+    /** the rate of the next apply() (a schedule sets it per step: ml/recipe.ts learningRateAt) */
+    public learningRate: number,
     private readonly beta1 = 0.9,
     private readonly beta2 = 0.999,
     private readonly epsilon = tf.backend().epsilon(),

@@ -40,3 +40,7 @@ export const AUTO_ROUND_TO: Record<RuntimeName, { roundTo: number; how: string }
   'chromium-webgl': { roundTo: 1, how: 'not measured (only a software renderer here): no rounding' },
   tflite: { roundTo: 1, how: 'not measured: no rounding' },
 };
+
+/** Learning-rate schedules training follows (ml/recipe.ts `learningRateAt`; campaign `pruning.finetune.schedule`). */
+export const LR_SCHEDULES = ['constant', 'cosine', 'one-cycle'] as const;
+export type LrScheduleName = (typeof LR_SCHEDULES)[number];

@@ -15,6 +15,7 @@ export * from './roofline';
 export * from './energy-sensor';
 export * from './prune';
 export * from './train';
+export * from './recipe';
 export * from './measure';
 export * from './runtime';
 export * from './tflite';

@@ -13,6 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Task } from './task-spec';
+import type { ShardLoss } from './recipe';
 
 /** Messages to a replica thread. */
 export type ToReplica =
@@ -25,9 +26,13 @@ export type ToReplica =
       y: Int32Array;
       /** regression / multilabel targets */
       t?: Float32Array;
+      /** distillation: the teacher's logits [n·classes] */
+      s?: Float32Array;
       n: number;
       inputShape: number[];
       task: Task;
+      /** the recipe's loss terms (ml/recipe.ts): the same loss on every thread */
+      loss: ShardLoss;
       dropoutSeed: number;
     };
 /** Messages from a replica thread. */

@@ -29,7 +29,7 @@ async function handle(msg: ToReplica): Promise<void> {
   }
   if (!model) throw new Error('step before model');
   msg.weights?.forEach((w, i) => setValues(vars[i], w));
-  const { grads, loss, stats } = shardGradients(model, vars, msg, msg.inputShape, msg.task, layers, msg.dropoutSeed);
+  const { grads, loss, stats } = shardGradients(model, vars, msg, msg.inputShape, msg.task, layers, msg.dropoutSeed, msg.loss);
   reply(
     { type: 'grads', grads, loss, stats },
     [...grads, ...stats].map((g) => g.buffer as ArrayBuffer),

@@ -10,6 +10,20 @@ import type { AdamState } from './adam';
 export const TRAIN_STATE_FILE = 'training-state.json';
 export const OPTIMIZER_FILE = 'optimizer.bin';
 
+/**
+ * What a training's recipe (ml/recipe.ts) changes, as train.ts recipeKeyOf records it: only what differs from
+ * the plain recipe (constant rate, no smoothing, no distillation, no penalty) — {} for a plain training and
+ * for checkpoints written before recipes existed. A resume must have the same key.
+ */
+export interface RecipeKey {
+  /** the budget in steps, when the rates depend on it (a schedule) or it was given in steps */
+  totalSteps?: number;
+  schedule?: { kind: string; warmup: number };
+  labelSmoothing?: number;
+  distill?: { weight: number; temperature: number };
+  sparsity?: { strength: number; growth: number; alpha: number };
+}
+
 export interface TrainState {
   /** optimizer steps done */
   step: number;
@@ -18,6 +32,8 @@ export interface TrainState {
   batchSize: number;
   learningRate: number;
   shardSize: number;
+  /** the recipe (absent in older checkpoints: the plain one) */
+  recipe?: RecipeKey;
   /** examples in the training split, and a fingerprint of their labels */
   n: number;
   labels: string;

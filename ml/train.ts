@@ -7,8 +7,24 @@ import { FusedAdam, setValues } from './adam';
 import { sha256 } from './files';
 import { defaultTrainThreads, releaseReplicas, replicasFor, type Replica, type ToReplica } from './parallel';
 import { rng, shuffledIndices } from './random';
-import { addBatch, emptySums, scoreOf, targetTensor, taskLoss, taskOf, type Task } from './task';
-import type { TrainState } from './train-state';
+import { addBatch, emptySums, scoreOf, targetTensor, taskOf, type Task } from './task';
+import type { RecipeKey, TrainState } from './train-state';
+import { analyze } from './graph';
+import {
+  checkRecipe,
+  checkTeacher,
+  groupPenaltyOf,
+  learningRateAt,
+  penaltyGradients,
+  PLAIN_LOSS,
+  recipeLoss,
+  teacherLogits,
+  type DistillOptions,
+  type GroupPenalty,
+  type LrSchedule,
+  type ShardLoss,
+  type SparsityOptions,
+} from './recipe';
 
 export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -32,10 +48,28 @@ export const TRAIN_SHARD_SIZE = 32;
 export const MAX_BATCH_LOSS_POINTS = 200;
 
 export interface TrainOptions {
+  /** the budget in passes over the data (unused when `steps` is set) */
   epochs: number;
+  /** the budget in optimizer steps (batches) instead: training stops after this many steps, mid-epoch if need be */
+  steps?: number;
   batchSize: number;
+  /** Adam's (peak) learning rate */
   learningRate: number;
   seed: number;
+  /** the learning rate per step over the budget (ml/recipe.ts learningRateAt); default constant, no warm-up */
+  schedule?: LrSchedule;
+  /** label smoothing ε in [0, 1) (classification only; ml/recipe.ts recipeLoss); default 0 */
+  labelSmoothing?: number;
+  /**
+   * knowledge distillation (classification only; ml/recipe.ts recipeLoss): the teacher runs on this thread only, in
+   * inference mode; its logits go to the training threads with each shard. Computed once for the whole split up front
+   * when the budget covers an epoch (and n × classes ≤ 2^26), else per shard.
+   */
+  distill?: DistillOptions;
+  /** the growing group-norm sparsity penalty on the prunable groups (ml/recipe.ts SparsityOptions); default none */
+  sparsity?: SparsityOptions;
+  /** told of work before the first step (the teacher's logits over the split): heartbeat here */
+  onPrepare?: (done: number, total: number, what: string) => void | Promise<void>;
   /**
    * resume from a checkpoint's whole training state (optimizer, position, loss series): the run
    * continues bit for bit as if never interrupted. Overrides startStep.
@@ -71,6 +105,21 @@ export interface TrainResult {
   samplesPerSecond: number;
   /** threads that trained (1 = this thread alone) */
   threads: number;
+  /** the learning rate of the last step taken */
+  lastLearningRate: number;
+}
+
+/** What a recipe changes about a training, in the form a checkpoint records and a resume must match (defaults left out). */
+export function recipeKeyOf(opts: TrainOptions, totalSteps: number): RecipeKey {
+  const key: RecipeKey = {};
+  const schedule = opts.schedule ?? { kind: 'constant' };
+  if (schedule.kind !== 'constant' || (schedule.warmup ?? 0) > 0) key.schedule = { kind: schedule.kind, warmup: schedule.warmup ?? 0 };
+  if (key.schedule || opts.steps !== undefined) key.totalSteps = totalSteps;
+  if (opts.labelSmoothing) key.labelSmoothing = opts.labelSmoothing;
+  if (opts.distill && opts.distill.weight > 0) key.distill = { weight: opts.distill.weight, temperature: opts.distill.temperature };
+  if (opts.sparsity && (opts.sparsity.strength > 0 || opts.sparsity.growth > 0))
+    key.sparsity = { strength: opts.sparsity.strength, growth: opts.sparsity.growth, alpha: opts.sparsity.alpha ?? 4 };
+  return key;
 }
 
 /** A fingerprint of a split's labels: a resume must continue on the same data. */
@@ -95,7 +144,16 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
   if (!Number.isInteger(shardSize) || shardSize < 1) throw new Error(`shardSize: ${shardSize} is not a whole number ≥ 1`);
   const shardsPerBatch = Math.ceil(opts.batchSize / shardSize);
   const stepsPerEpoch = Math.ceil(data.n / opts.batchSize);
-  const totalSteps = stepsPerEpoch * opts.epochs;
+  if (opts.steps !== undefined && !(Number.isInteger(opts.steps) && opts.steps >= 0)) throw new Error(`steps: ${opts.steps} is not a whole number ≥ 0`);
+  const totalSteps = opts.steps ?? stepsPerEpoch * opts.epochs;
+  const epochs = Math.ceil(totalSteps / stepsPerEpoch);
+  checkRecipe(task, opts);
+  const recipe = recipeKeyOf(opts, totalSteps);
+  const loss: ShardLoss = {
+    labelSmoothing: recipe.labelSmoothing ?? 0,
+    distillWeight: recipe.distill?.weight ?? 0,
+    temperature: recipe.distill?.temperature ?? 1,
+  };
   const labels = labelsFingerprint(data);
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const optimizer = new FusedAdam(vars, opts.learningRate);
@@ -108,8 +166,16 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
   let batchCount = 0;
   if (opts.resume) {
     const r = opts.resume;
-    const want = { seed: opts.seed, batchSize: opts.batchSize, learningRate: opts.learningRate, shardSize, n: data.n, labels };
-    const got = { seed: r.seed, batchSize: r.batchSize, learningRate: r.learningRate, shardSize: r.shardSize, n: r.n, labels: r.labels };
+    const want = { seed: opts.seed, batchSize: opts.batchSize, learningRate: opts.learningRate, shardSize, n: data.n, labels, recipe };
+    const got = {
+      seed: r.seed,
+      batchSize: r.batchSize,
+      learningRate: r.learningRate,
+      shardSize: r.shardSize,
+      n: r.n,
+      labels: r.labels,
+      recipe: r.recipe ?? {},
+    };
     if (JSON.stringify(want) !== JSON.stringify(got))
       throw new Error(`the training state to resume was saved for ${JSON.stringify(got)}, this training is ${JSON.stringify(want)}`);
     optimizer.restore(r.optimizer);
@@ -124,7 +190,40 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
   const backend = tf.getBackend();
   const threads = backend === 'wasm' || backend === 'cpu' ? Math.min(opts.threads ?? defaultTrainThreads(), shardsPerBatch) : 1;
   const replicas = threads > 1 ? await replicasFor(model, threads - 1, backend) : [];
-  const ctx: StepContext = { model, vars, optimizer, replicas, data, inputShape, task, shardSize, seed: opts.seed, layers: randomLayersOf(model) };
+  // the teacher's logits: the whole split once (a fixed cut, so a resume gets the same values), else per shard
+  let teacher: StepContext['teacher'];
+  if (recipe.distill && opts.distill) {
+    const t = opts.distill.teacher;
+    checkTeacher(t, task, data);
+    if (totalSteps * opts.batchSize >= data.n && data.n * task.units <= 2 ** 26 && startStep < totalSteps) {
+      const cache = new Float32Array(data.n * task.units);
+      const chunk = 4096;
+      for (let s = 0; s < data.n; s += chunk) {
+        cache.set(teacherLogits(t, task, data, null, s, Math.min(data.n, s + chunk)), s * task.units);
+        await opts.onPrepare?.(Math.min(data.n, s + chunk), data.n, 'teacher logits');
+        await yieldToEventLoop();
+      }
+      teacher = { cache };
+    } else teacher = { model: t };
+  }
+  let penalty: GroupPenalty | undefined;
+  if (recipe.sparsity && opts.sparsity) penalty = groupPenaltyOf(model, vars, opts.sparsity.graph ?? analyze(model), opts.sparsity);
+  const ctx: StepContext = {
+    model,
+    vars,
+    optimizer,
+    replicas,
+    data,
+    inputShape,
+    task,
+    shardSize,
+    seed: opts.seed,
+    layers: randomLayersOf(model),
+    loss,
+    teacher,
+    penalty,
+    stepsPerEpoch,
+  };
   const state = (step: number): TrainState => ({
     step,
     seed: opts.seed,
@@ -133,6 +232,7 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
     shardSize,
     n: data.n,
     labels,
+    recipe,
     epochLoss: epochLoss.map(([e, l]) => [e, l] as [number, number]),
     lossSum,
     lossCount,
@@ -144,12 +244,15 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
   const t0 = performance.now();
   let samples = 0;
   let step = startStep;
+  let lr = opts.learningRate;
   try {
-    for (let epoch = Math.floor(startStep / stepsPerEpoch); epoch < opts.epochs; epoch++) {
+    for (let epoch = Math.floor(startStep / stepsPerEpoch); epoch < epochs && step < totalSteps; epoch++) {
       const order = shuffledIndices(data.n, opts.seed * 1000 + epoch);
-      for (let b = step - epoch * stepsPerEpoch; b < stepsPerEpoch; b++) {
+      for (let b = step - epoch * stepsPerEpoch; b < stepsPerEpoch && step < totalSteps; b++) {
         const start = b * opts.batchSize;
         const end = Math.min(data.n, start + opts.batchSize);
+        lr = learningRateAt(opts.learningRate, opts.schedule, step, totalSteps);
+        optimizer.learningRate = lr;
         const loss = await shardedStep(ctx, order, start, end, step);
         lossSum += loss;
         lossCount++;
@@ -163,7 +266,8 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
           batchCount = 0;
         }
         await opts.onStep?.(step, totalSteps, loss);
-        const epochEnd = b === stepsPerEpoch - 1;
+        // the last step of an epoch, or of a budget in steps that ends mid-epoch
+        const epochEnd = b === stepsPerEpoch - 1 || step === totalSteps;
         if (epochEnd) {
           if (lossCount > 0) epochLoss.push([epoch + 1, lossSum / lossCount]);
           lossSum = 0;
@@ -179,7 +283,15 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
     releaseReplicas(replicas);
   }
   const seconds = (performance.now() - t0) / 1000;
-  return { steps: step, resumedFromStep: startStep, epochLoss, batchLoss, samplesPerSecond: seconds > 0 ? samples / seconds : 0, threads };
+  return {
+    steps: step,
+    resumedFromStep: startStep,
+    epochLoss,
+    batchLoss,
+    samplesPerSecond: seconds > 0 ? samples / seconds : 0,
+    threads,
+    lastLearningRate: step > 0 ? learningRateAt(opts.learningRate, opts.schedule, step - 1, totalSteps) : lr,
+  };
 }
 
 /** The layers whose training-mode forward pass has state or randomness: batch norm, dropout. */
@@ -224,6 +336,12 @@ interface StepContext {
   shardSize: number;
   seed: number;
   layers: RandomLayers;
+  /** the recipe's loss terms (every thread computes the same loss) */
+  loss: ShardLoss;
+  /** distillation: the teacher's logits for the whole split (by example index), or the teacher to run per shard */
+  teacher?: { cache: Float32Array } | { model: tfl.LayersModel };
+  penalty?: GroupPenalty;
+  stepsPerEpoch: number;
 }
 
 /** The dropout seed of one shard of one step: a function of the training seed only, never of the thread. */
@@ -246,7 +364,7 @@ async function shardedStep(ctx: StepContext, order: ArrayLike<number>, start: nu
   const count = Math.ceil(n / ctx.shardSize);
   const bounds = Array.from({ length: count + 1 }, (_, k) => start + Math.floor((k * n) / count));
   const results: ShardResult[] = new Array(count);
-  const shard = (k: number) => gather(data, order, bounds[k], bounds[k + 1], task.units);
+  const shard = (k: number) => ({ ...gather(data, order, bounds[k], bounds[k + 1], task.units), s: teacherShard(ctx, order, bounds[k], bounds[k + 1]) });
   let next = 0;
   let stop = false;
   let replicaError: Error | undefined;
@@ -259,20 +377,22 @@ async function shardedStep(ctx: StepContext, order: ArrayLike<number>, start: nu
     try {
       let first = true;
       for (let k = take(); k >= 0; k = take()) {
-        const { x, y, t, n: m } = shard(k);
+        const { x, y, t, s, n: m } = shard(k);
         const msg: ToReplica = {
           type: 'step',
           weights: first ? weights : undefined,
           x,
           y,
           t,
+          s,
           n: m,
           inputShape,
           task,
+          loss: ctx.loss,
           dropoutSeed: shardSeed(ctx.seed, step, k),
         };
         first = false;
-        const transfer = [x.buffer as ArrayBuffer, y.buffer as ArrayBuffer, ...(t ? [t.buffer as ArrayBuffer] : [])];
+        const transfer = [x.buffer as ArrayBuffer, y.buffer as ArrayBuffer, ...(t ? [t.buffer as ArrayBuffer] : []), ...(s ? [s.buffer as ArrayBuffer] : [])];
         const reply = await r.call(msg, transfer);
         if (reply.type !== 'grads') throw new Error(`training thread replied ${reply.type}`);
         results[k] = reply;
@@ -286,7 +406,7 @@ async function shardedStep(ctx: StepContext, order: ArrayLike<number>, start: nu
   const restore = () => ctx.layers.batchNorms.forEach((b, j) => (setValues(b.mean, saved[j][0]), setValues(b.variance, saved[j][1])));
   try {
     for (let k = take(); k >= 0; k = take()) {
-      results[k] = shardGradients(ctx.model, ctx.vars, shard(k), inputShape, task, ctx.layers, shardSeed(ctx.seed, step, k));
+      results[k] = shardGradients(ctx.model, ctx.vars, shard(k), inputShape, task, ctx.layers, shardSeed(ctx.seed, step, k), ctx.loss);
       // lets finished replicas take the next shard before this thread does
       if (replicas.length > 0) await yieldToEventLoop();
     }
@@ -301,11 +421,38 @@ async function shardedStep(ctx: StepContext, order: ArrayLike<number>, start: nu
     restore();
     throw replicaError;
   }
+  // the sparsity penalty's decay, from the weights before this step (decoupled from Adam's step: ml/recipe.ts)
+  const decay = ctx.penalty
+    ? penaltyGradients(
+        ctx.penalty,
+        ctx.vars.map((v) => v.dataSync() as Float32Array),
+        step,
+        ctx.stepsPerEpoch,
+      )
+    : [];
   ctx.optimizer.apply(results.map((r, k) => ({ grads: r.grads, weight: bounds[k + 1] - bounds[k] })));
+  decay.forEach((d, k) => {
+    if (!d) return;
+    const w = (ctx.vars[k].dataSync() as Float32Array).slice();
+    const lr = ctx.optimizer.learningRate;
+    for (let i = 0; i < w.length; i++) w[i] -= lr * d[i];
+    setValues(ctx.vars[k], w);
+  });
   updateMovingStatistics(ctx.layers, saved, results, bounds);
   let loss = 0;
   results.forEach((r, k) => (loss += r.loss * (bounds[k + 1] - bounds[k])));
   return loss / n;
+}
+
+/** The teacher's logits [n·classes] for the examples [start, end) of `order`, when distilling. */
+function teacherShard(ctx: StepContext, order: ArrayLike<number>, start: number, end: number): Float32Array | undefined {
+  const t = ctx.teacher;
+  if (!t) return undefined;
+  const k = ctx.task.units;
+  if ('model' in t) return teacherLogits(t.model, ctx.task, ctx.data, order, start, end);
+  const out = new Float32Array((end - start) * k);
+  for (let i = start; i < end; i++) out.set(t.cache.subarray(order[i] * k, (order[i] + 1) * k), (i - start) * k);
+  return out;
 }
 
 /** What one shard gives: gradients, mean loss, and per batch-norm layer its batch mean and variance. */
@@ -354,11 +501,12 @@ function updateMovingStatistics(layers: RandomLayers, saved: Float32Array[][], r
 export function shardGradients(
   model: tfl.LayersModel,
   vars: tf.Variable[],
-  shard: { x: Float32Array; y: Int32Array; t?: Float32Array; n: number },
+  shard: { x: Float32Array; y: Int32Array; t?: Float32Array; s?: Float32Array; n: number },
   inputShape: number[],
   task: Task,
   layers: RandomLayers,
   dropoutSeed: number,
+  recipe: ShardLoss = PLAIN_LOSS,
 ): ShardResult {
   // momentum 0 over zeroed moving averages: the forward pass leaves exactly this shard's mean and variance in them
   const momenta = layers.batchNorms.map((b) => b.layer.momentum);
@@ -377,7 +525,8 @@ export function shardGradients(
     ({ value, grads } = tf.tidy(() => {
       const xs = tf.tensor(shard.x, [shard.n, ...inputShape]);
       const ys = targetTensor(task, shard.n, shard.y, shard.t);
-      return tf.variableGrads(() => taskLoss(task, model.apply(xs, { training: true }) as tf.Tensor, ys), vars);
+      const soft = shard.s ? tf.tensor2d(shard.s, [shard.n, task.units]) : undefined;
+      return tf.variableGrads(() => recipeLoss(task, model.apply(xs, { training: true }) as tf.Tensor, ys, recipe, soft), vars);
     }));
   } finally {
     layers.batchNorms.forEach((b, j) => (b.layer.momentum = momenta[j]));

@@ -196,6 +196,55 @@ describe('a resumed train continues bit for bit', () => {
     }
   });
 
+  it(`trainResumable with a whole recipe (budget in steps, one-cycle, label smoothing, distillation, growing sparsity penalty): killed and resumed on another worker equals an uninterrupted run`, async () => {
+    const home = tmp();
+    const art = new Artifacts(home);
+    const data = first(256); // 4 steps per epoch; a budget of 7 steps ends inside epoch 2
+    const teacher = buildZooModel('lenet5', 8, [28, 28, 1], 10);
+    const recipe = {
+      steps: 7,
+      schedule: { kind: 'one-cycle' as const, warmup: 0.3 },
+      labelSmoothing: 0.1,
+      distill: { teacher, weight: 0.6, temperature: 3 },
+      sparsity: { strength: 0.5, growth: 0.5 },
+    };
+    const opts = { epochs: 1, batchSize: 64, learningRate: 2e-3, seed: 13, keepCheckpoints: 2, recipe };
+    const start = async () => buildZooModel('lenet5', 6, [28, 28, 1], 10);
+    const fake = (heartbeatDetails: unknown, stopAt?: number) => {
+      const abort = new AbortController();
+      const beats: Array<{ step: number; checkpoint?: string; what?: string }> = [];
+      vi.spyOn(Context, 'current').mockReturnValue({
+        info: { heartbeatDetails },
+        cancellationSignal: abort.signal,
+        heartbeat: (d: { step: number; checkpoint?: string; what?: string }) => {
+          beats.push(d);
+          if (d.step === stopAt && !d.what) abort.abort(new Error('worker killed'));
+        },
+      } as unknown as Context);
+      return beats;
+    };
+    try {
+      const first0 = fake(undefined);
+      const uninterrupted = await trainResumable(art, start, 'r/a', opts, data);
+      expect(uninterrupted.result.steps).toBe(7);
+      expect(first0.some((b) => b.what === 'teacher logits')).toBe(true); // the teacher's pass heartbeats too
+      const beats = fake(undefined, 6);
+      await expect(trainResumable(art, start, 'r/b', opts, data)).rejects.toThrow(/worker killed/);
+      fake(beats.at(-1));
+      const resumed = await trainResumable(new Artifacts(tmp(), art.store), () => Promise.reject(new Error('must resume')), 'r/b', opts, data);
+      expect(resumed.result.resumedFromStep).toBe(4);
+      expectSameBytes(resumed.model, uninterrupted.model);
+      expect(resumed.result.batchLoss).toEqual(uninterrupted.result.batchLoss);
+      // the plain recipe trains other weights: the recipe was applied
+      fake(undefined);
+      const plain = await trainResumable(art, start, 'r/c', { ...opts, recipe: { steps: 7 } }, data);
+      expect(bytesOf(plain.model).some((b, i) => !b.equals(bytesOf(uninterrupted.model)[i]))).toBe(true);
+      [resumed.model, uninterrupted.model, plain.model, teacher].forEach((m) => m.dispose());
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
   it('a checkpoint folder without its training state is not resumed from', async () => {
     const dir = tmp();
     const m = buildZooModel('lenet5', 1, [28, 28, 1], 10);
