@@ -48,12 +48,13 @@ import {
   scheduledReduction,
   scoreGroups,
   subset,
+  train,
   type Criterion,
   type Dataset,
   type Split,
 } from '../ml';
 import { shuffledIndices } from '../ml/random';
-import { CACHE_DIR, ensureBaseline, trainWithSchedule, type Baseline, type BaselineConfig } from './quality-baseline';
+import { CACHE_DIR, ensureBaseline, type Baseline, type BaselineConfig } from './quality-baseline';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const LATENCY_BATCH = 32;
@@ -61,10 +62,11 @@ const FASHION = '/usr/share/datasets/fashion-mnist';
 const ROOT = path.join(__dirname, '..', '..');
 const TORCH_PY = path.join(ROOT, 'bench', '.venv-torch', 'bin', 'python');
 
-/** One round's fine-tuning: `samples` images of the training split (drawn by seed), one epoch at each rate (one Adam for the round). */
+/** One round's fine-tuning: `samples` images (a budget in steps of FINETUNE_BATCH over the whole split, its order drawn by seed), peak rate `lr` under `schedule`. */
 interface Phase {
   samples: number;
-  lrs: number[];
+  lr: number;
+  schedule: 'constant' | 'cosine';
 }
 
 interface Method {
@@ -73,6 +75,8 @@ interface Method {
   roundTo: number | 'auto';
   /** fine-tune phases per round (rounds.length = R) */
   rounds: Phase[];
+  /** knowledge distillation from the unpruned baseline during fine-tuning (ml/recipe.ts): weight α, temperature T */
+  distill?: { weight: number; temperature: number };
 }
 
 interface NetConfig {
@@ -81,6 +85,8 @@ interface NetConfig {
   /** fraction of the baseline's FLOPs to remove (the target: ≥ 0.5 LeNet-5, ≥ 0.6 vgg-small) */
   flopsTarget: number;
   seeds: number[];
+  /** seeds of the l1 control (fewer where the time budget does not fit three) */
+  controlSeeds: number[];
   best: Method;
   control: Method;
   latencyBudgetSeconds: number;
@@ -88,15 +94,16 @@ interface NetConfig {
 
 const q = <T>(full: T, quick: T) => (QUICK ? quick : full);
 
-/** The recipe's fine-tune phases: decaying learning rate across rounds, the last round longer with a cosine tail. */
-function phases(perRound: number, last: number, lrs: number[], lastLrs: number[]): Phase[] {
-  return [...lrs.map((lr) => ({ samples: perRound, lrs: [lr] })), { samples: last, lrs: lastLrs }];
-}
-/** The same samples per round at one constant rate: plain fine-tuning. */
-const plain = (p: Phase[], lr: number): Phase[] => p.map((x) => ({ samples: x.samples, lrs: x.lrs.map(() => lr) }));
+/** R rounds: R − 1 of `perRound` samples and a last, longer one of `last`, all at peak `lr` under `schedule`. */
+const phases = (perRound: number, last: number, lr: number, schedule: Phase['schedule'], rounds = 5): Phase[] => [
+  ...Array.from({ length: rounds - 1 }, () => ({ samples: perRound, lr, schedule })),
+  { samples: last, lr, schedule },
+];
 
-const LENET_PHASES = phases(q(30000, 500), q(60000, 1000), [1e-3, 8e-4, 6e-4, 5e-4], [4e-4, 1.5e-4, 3e-5]);
-const VGG_PHASES = phases(q(12000, 300), q(60000, 600), [1e-3, 8e-4, 6e-4, 4e-4], [2e-4]);
+const LENET_SAMPLES = [q(30000, 500), q(120000, 1000)] as const;
+const VGG_SAMPLES = [q(8000, 300), q(32000, 600)] as const;
+/** prunewise's best recipe (issue 13 §1 levers): cosine per round, distillation from the unpruned baseline */
+const KD = { weight: 0.7, temperature: 4 };
 
 export const CONFIGS: NetConfig[] = [
   {
@@ -104,8 +111,9 @@ export const CONFIGS: NetConfig[] = [
     baseline: { net: 'lenet5', epochs: q(30, 1), batchSize: 64, learningRate: 2e-3, minLearningRate: 1e-5, warmupEpochs: 1, seed: 1 },
     flopsTarget: 0.52,
     seeds: q([1, 2, 3], [1]),
-    best: { criterion: 'fpgm', roundTo: 'auto', rounds: LENET_PHASES },
-    control: { criterion: 'l1', roundTo: 1, rounds: plain(LENET_PHASES, 5e-4) },
+    controlSeeds: q([1, 2, 3], [1]),
+    best: { criterion: 'fpgm', roundTo: 'auto', rounds: phases(...LENET_SAMPLES, 1e-3, 'cosine'), distill: KD },
+    control: { criterion: 'l1', roundTo: 1, rounds: phases(...LENET_SAMPLES, 5e-4, 'constant') },
     latencyBudgetSeconds: q(15, 3),
   },
   {
@@ -113,8 +121,9 @@ export const CONFIGS: NetConfig[] = [
     baseline: { net: 'vgg-small', epochs: q(16, 1), batchSize: 64, learningRate: 1e-3, minLearningRate: 1e-5, warmupEpochs: 1, seed: 1 },
     flopsTarget: 0.62,
     seeds: q([1, 2, 3], [1]),
-    best: { criterion: 'fpgm', roundTo: 'auto', rounds: VGG_PHASES },
-    control: { criterion: 'l1', roundTo: 1, rounds: plain(VGG_PHASES, 5e-4) },
+    controlSeeds: q([1], [1]),
+    best: { criterion: 'fpgm', roundTo: 'auto', rounds: phases(...VGG_SAMPLES, 1e-3, 'cosine'), distill: KD },
+    control: { criterion: 'l1', roundTo: 1, rounds: phases(...VGG_SAMPLES, 5e-4, 'constant') },
     latencyBudgetSeconds: q(20, 3),
   },
 ];
@@ -135,7 +144,8 @@ export function fullTrain(ds: Dataset): Split {
 }
 
 const sample = (split: Split, n: number, seed: number): Split => subset(split, shuffledIndices(split.n, seed).subarray(0, Math.min(n, split.n)));
-const samplesOf = (rounds: Phase[], n: number) => rounds.reduce((a, p) => a + Math.min(p.samples, n) * p.lrs.length, 0);
+const stepsOf = (p: Phase) => Math.ceil(p.samples / FINETUNE_BATCH);
+const samplesOf = (rounds: Phase[]) => rounds.reduce((a, p) => a + stepsOf(p) * FINETUNE_BATCH, 0);
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 interface Speedup {
@@ -182,11 +192,12 @@ const widthsOf = (m: tfl.LayersModel) =>
     .filter((l) => ['Conv2D', 'Dense'].includes(l.getClassName()))
     .map((l) => (l.getConfig() as { filters?: number; units?: number }).filters ?? (l.getConfig() as { units: number }).units);
 
-async function pruneRun(cfg: NetConfig, base: Baseline, baseMacs: number, method: Method, seed: number, train: Split, work: string): Promise<RunResult> {
+async function pruneRun(cfg: NetConfig, base: Baseline, baseMacs: number, method: Method, seed: number, trainSplit: Split, work: string): Promise<RunResult> {
   const t0 = performance.now();
   let model = await loadModel(base.dir);
+  const teacher = method.distill ? await loadModel(base.dir) : undefined;
   const R = method.rounds.length;
-  const calibration = sample(train, 2048, 77);
+  const calibration = sample(trainSplit, 2048, 77);
   for (let round = 1; round <= R; round++) {
     const goal = 1 - ((1 - scheduledReduction('linear', cfg.flopsTarget, round, R)) * baseMacs) / modelCost(model).macs;
     const graph = analyze(model);
@@ -197,13 +208,17 @@ async function pruneRun(cfg: NetConfig, base: Baseline, baseMacs: number, method
     model.dispose();
     model = pruned;
     const ph = method.rounds[round - 1];
-    await trainWithSchedule(model, sample(train, ph.samples, seed * 1000 + round), {
-      epochs: ph.lrs.length,
+    await train(model, trainSplit, {
+      epochs: 1,
+      steps: stepsOf(ph),
       batchSize: FINETUNE_BATCH,
+      learningRate: ph.lr,
+      schedule: { kind: ph.schedule },
       seed: seed * 10 + round,
-      lrAt: (e) => ph.lrs[e],
+      ...(method.distill && teacher ? { distill: { teacher, ...method.distill } } : {}),
     });
   }
+  teacher?.dispose();
   const ds = loaded!;
   const accuracy = (await evaluate(model, ds.test)).accuracy;
   const macs = modelCost(model).macs;
@@ -279,7 +294,7 @@ interface NetOut {
 }
 
 /** Bumped whenever the protocol's code changes what a run measures (results of other versions are never reused). */
-const PROTOCOL_VERSION = 1;
+const PROTOCOL_VERSION = 2;
 
 /** What a net's results depend on: its config, the quick mode, the built-in roundTo table, the protocol version. */
 function resultKey(cfg: NetConfig): string {
@@ -337,6 +352,7 @@ async function main(): Promise<void> {
         ['prunewise', cfg.best],
         ['l1', cfg.control],
       ] as const) {
+        if (name === 'l1' && !cfg.controlSeeds.includes(seed)) continue;
         const r = await pruneRun(cfg, base, baseMacs, method, seed, train, work);
         results[name].push(r);
         log(
@@ -371,7 +387,7 @@ async function main(): Promise<void> {
     log(
       `${cfg.net} torch-pruning: ${tpRuns.map((r) => (r.accuracy * 100).toFixed(2)).join(', ')} % (${((performance.now() - t0) / 60000).toFixed(1)} min in all)`,
     );
-    const budget = samplesOf(cfg.best.rounds, train.n);
+    const budget = samplesOf(cfg.best.rounds);
     out[cfg.net] = {
       baseline: {
         testAccuracy: base.testAccuracy,
@@ -449,7 +465,7 @@ async function main(): Promise<void> {
   for (const cfg of CONFIGS.filter((c) => nets.includes(c.net))) {
     const o = out[cfg.net] as NetOut;
     console.log(
-      `${cfg.net}: fine-tune budget ${o.fineTuneSamples} samples per run (all three methods), ${cfg.best.rounds.length} rounds; prunewise = ${cfg.best.criterion}, roundTo ${cfg.best.roundTo}, learning rate per round ${cfg.best.rounds.map((p) => p.lrs.join('→')).join(', ')}; l1 control = plain fine-tuning at ${cfg.control.rounds[0].lrs[0]}`,
+      `${cfg.net}: fine-tune budget ${o.fineTuneSamples} samples per run (all three methods; batch ${FINETUNE_BATCH}, Adam), ${cfg.best.rounds.length} rounds on a linear FLOPs schedule (samples per round ${cfg.best.rounds.map((p) => stepsOf(p) * FINETUNE_BATCH).join(', ')}); prunewise = ${cfg.best.criterion}, roundTo ${cfg.best.roundTo}, ${cfg.best.rounds[0].schedule} from ${cfg.best.rounds[0].lr} in every round, ${cfg.best.distill ? `distillation from the baseline (α ${cfg.best.distill.weight}, T ${cfg.best.distill.temperature})` : 'no distillation'}; l1 control = L1, plain fine-tuning at a constant ${cfg.control.rounds[0].lr} (seeds ${cfg.controlSeeds.join(', ')}); torch-pruning = the prunewise fine-tune schedule without distillation`,
     );
   }
   console.log(

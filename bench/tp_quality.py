@@ -11,8 +11,9 @@ mode "prune": Torch-Pruning's iterative protocol (BasePruner, GroupMagnitudeImpo
   group L2 norm, `steps` iterative steps on its linear scheduler, the classifier ignored), its
   pruning_ratio bisected so the pruned model's MACs match `targetMacs` (our MACs of the prunewise
   result, same counting as ml/cost.ts: conv and dense weight MACs, no bias, no BN/pool) within
-  ~1 %; after each step the fine-tune phases of that round (samples, learning rate per epoch; Adam,
-  a fresh optimizer per round like ours, since the parameters change shape), for each seed. Then
+  ~1 % (global pruning when no local ratio lands within 1 %); after each step that round's fine-tuning
+  (samples, peak learning rate, constant or cosine; Adam, a fresh optimizer per round like ours, since
+  the parameters change shape; plain cross-entropy: Torch-Pruning's protocol has no distillation), for each seed. Then
   test accuracy and the paired speedup over the baseline on PyTorch CPU at `batch`, ABBA-interleaved
   (the same estimator as ml/speedup.ts: r = exp(mean log(t_base / t_pruned)), 95 % interval).
 """
@@ -179,23 +180,24 @@ def accuracy(model, x, y, bs=1000):
     return right / len(x)
 
 
-def finetune(model, x, y, phases, seed, batch, round_index):
-    """One round's fine-tuning: `phases` = {samples, lrs}: a subset of `samples` images drawn by seed, one epoch per lr; one Adam for the round."""
+def finetune(model, x, y, phase, seed, batch, round_index):
+    """One round's fine-tuning, as bench/quality.ts runs ours: ceil(samples / batch) Adam steps over the whole
+    split in an order drawn by seed (stopping mid-epoch), peak rate `lr`, constant or cosine to 0 over the
+    round (ml/recipe.ts learningRateAt, no warm-up); a fresh Adam per round (the parameters changed shape)."""
     model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=phases["lrs"][0], betas=(0.9, 0.999), eps=1e-7)
+    opt = torch.optim.Adam(model.parameters(), lr=phase["lr"], betas=(0.9, 0.999), eps=1e-7)
     g = np.random.default_rng(seed * 1000 + round_index)
-    n = min(phases["samples"], len(x))
-    sub = g.permutation(len(x))[:n]
-    for e, lr in enumerate(phases["lrs"]):
+    total = -(-phase["samples"] // batch)
+    order = np.concatenate([g.permutation(len(x)) for _ in range(-(-total * batch // len(x)))])
+    for step in range(total):
+        lr = phase["lr"] if phase["schedule"] == "constant" else phase["lr"] / 2 * (1 + math.cos(math.pi * min(1.0, step / max(1, total))))
         for pg in opt.param_groups:
             pg["lr"] = lr
-        order = sub[g.permutation(n)]
-        for s in range(0, n, batch):
-            idx = torch.from_numpy(order[s : s + batch])
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        idx = torch.from_numpy(order[step * batch : (step + 1) * batch])
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
     model.eval()
 
 
