@@ -6,20 +6,25 @@
 //    a cosine learning-rate schedule (bench/quality-baseline.ts), cached under bench/.quality-cache/
 //    keyed by the config. Accuracies are on the 10 000 TEST images.
 // 2. prunewise, each method and seed: R rounds on a linear FLOPs schedule to the target fraction
-//    (planForFlops, local scope), each round scored on the current model, pruned, then fine-tuned on
-//    that round's phases (a subset of the training split drawn by seed, one epoch per learning rate,
-//    one Adam per round). "prunewise" = its best recipe available to this bench; "l1" = the control:
-//    L1 criterion, plain fine-tuning (constant learning rate), no rounding, same samples.
+//    (planForFlops, local scope), each round scored on the current model, pruned, then fine-tuned for
+//    that round's budget (steps of 64 over the whole training split in an order drawn by seed, Adam,
+//    one optimizer per round). "prunewise" = its best recipe: FPGM, roundTo auto (tfjs-wasm's), a cosine
+//    learning rate per round and distillation from the unpruned baseline (the recipes API, ml/recipe.ts);
+//    "l1" = the control: L1, no rounding, plain fine-tuning at a constant rate, the same samples.
 // 3. Torch-Pruning 1.6 in bench/.venv-torch (bench/tp_quality.py): the SAME baseline weights exported
 //    from tfjs (checked: its test accuracy must equal ours to 0.15 point), BasePruner with
 //    GroupMagnitudeImportance(p=2), R iterative steps on its linear scheduler, its pruning_ratio bisected
-//    so its MACs match prunewise's, and after each step the SAME fine-tune phases as prunewise's recipe
-//    (samples, learning rates, Adam), so only the pruning differs.
+//    so its MACs match prunewise's (global pruning when no local ratio lands within 1 %), and after each
+//    step the same fine-tuning as prunewise's recipe (samples, schedule, Adam) without distillation.
 // 4. Speedups: ours on the `tfjs-wasm` runtime (a child Node process, ml/runtime.ts), theirs on PyTorch
 //    CPU, both at batch 32, each pruned model against its baseline in ABBA-interleaved pairs (the paired
 //    estimator of ml/speedup.ts, 95 % interval), 1 thread each.
+// 5. Rounding (issue 13 §4): the channel-step probes timed on tfjs-wasm and tfjs-node (chooseRoundTo), and
+//    the prunewise recipe at seed 1 again with roundTo 1, timed against the rounded model directly.
 // Prints a table, then one JSON line. BENCH_QUICK=1: a smoke run (2 000 training images, tiny budgets,
-// one seed, its own cache keys). QUALITY_NETS=lenet5 runs a subset.
+// one seed, its own cache keys). QUALITY_NETS=lenet5 runs a subset; QUALITY_STEPS=0 skips the probes;
+// QUALITY_REUSE=1 reports a net's results of an earlier run with the same config (saying when) instead of
+// re-running it.
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
