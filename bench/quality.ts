@@ -176,6 +176,7 @@ interface RunResult {
 /** The pruned model's and the baseline's speedup on the tfjs-wasm runtime (child process), ABBA pairs. */
 async function wasmSpeedup(baselineDir: string, prunedDir: string, budgetSeconds: number): Promise<Speedup> {
   const session = await openRuntime('tfjs-wasm', { baseline: baselineDir, candidate: prunedDir, batchSize: LATENCY_BATCH });
+  wasmInfo ??= session.info;
   try {
     const m = await measureSpeedup(session, {
       name: 'local',
@@ -236,6 +237,8 @@ async function pruneRun(cfg: NetConfig, base: Baseline, baseMacs: number, method
 }
 
 let loaded: Dataset | undefined;
+/** what the tfjs-wasm runtime reported (SIMD, threads, versions) at its first session */
+let wasmInfo: object | undefined;
 
 interface TorchOut {
   torch: string;
@@ -438,7 +441,7 @@ async function main(): Promise<void> {
   fs.rmSync(work, { recursive: true, force: true });
   const load1 = os.loadavg();
   console.log(
-    `bench:quality — Fashion-MNIST test accuracy (10 000 images${QUICK ? '; BENCH_QUICK: 1 000, 2 000 training images' : ''}), mean ± spread (max − min) over seeds; MACs removed; paired speedup at batch ${LATENCY_BATCH}, 1 thread (ours on tfjs-wasm, Torch-Pruning's on PyTorch CPU); trained and fine-tuned on ${backend.name}${backend.library ? ` (${backend.library})` : ''}; ${((performance.now() - t0) / 60000).toFixed(1)} min; load average ${load0.map((x) => x.toFixed(1)).join(' ')} → ${load1.map((x) => x.toFixed(1)).join(' ')}`,
+    `bench:quality — Fashion-MNIST test accuracy (10 000 images${QUICK ? '; BENCH_QUICK: 1 000, 2 000 training images' : ''}), mean ± spread (max − min) over seeds; MACs removed; paired speedup at batch ${LATENCY_BATCH}, 1 thread (ours on tfjs-wasm, Torch-Pruning's on PyTorch CPU); trained and fine-tuned on ${backend.name}${backend.library ? ` (${backend.library})` : ''}; ${((performance.now() - t0) / 60000).toFixed(1)} min; load average ${load0.map((x) => x.toFixed(1)).join(' ')} → ${load1.map((x) => x.toFixed(1)).join(' ')}${wasmInfo ? `; tfjs-wasm runtime ${JSON.stringify((wasmInfo as { wasm?: object }).wasm ?? {})}` : ''}`,
   );
   console.log(
     `${'net'.padEnd(10)}${'method'.padEnd(13)}${'test acc %'.padStart(15)}${'Δ pts'.padStart(8)}${'MACs −'.padStart(9)}${'speedup'.padStart(9)}  ${'runtime'.padEnd(12)}widths (conv/dense)`,
@@ -474,7 +477,15 @@ async function main(): Promise<void> {
     );
   }
   console.log(
-    JSON.stringify({ dataset: 'fashion-mnist', backend: backend.name, latencyBatchSize: LATENCY_BATCH, quick: QUICK, nets: out, channelSteps: steps }),
+    JSON.stringify({
+      dataset: 'fashion-mnist',
+      backend: backend.name,
+      latencyBatchSize: LATENCY_BATCH,
+      quick: QUICK,
+      wasmRuntime: wasmInfo ?? null,
+      nets: out,
+      channelSteps: steps,
+    }),
   );
 }
 
