@@ -106,7 +106,7 @@ const phases = (perRound: number, last: number, lr: number, schedule: Phase['sch
 ];
 
 const LENET_SAMPLES = [q(30000, 500), q(120000, 1000)] as const;
-const VGG_SAMPLES = [q(10000, 300), q(40000, 600)] as const;
+const VGG_SAMPLES = [q(5000, 300), q(20000, 600)] as const;
 /** prunewise's best recipe (issue 13 §1 levers): cosine per round, distillation from the unpruned baseline */
 const KD = { weight: 0.7, temperature: 4 };
 
@@ -126,7 +126,7 @@ export const CONFIGS: NetConfig[] = [
     baseline: { net: 'vgg-small', epochs: q(16, 1), batchSize: 64, learningRate: 1e-3, minLearningRate: 1e-5, warmupEpochs: 1, seed: 1 },
     flopsTarget: 0.62,
     seeds: q([1, 2, 3], [1]),
-    controlSeeds: q([1, 2, 3], [1]),
+    controlSeeds: q([1], [1]), // three seeds of the control did not fit the time budget on the shared machine
     best: { criterion: 'fpgm', roundTo: 'auto', rounds: phases(...VGG_SAMPLES, 1e-3, 'cosine'), distill: KD },
     control: { criterion: 'l1', roundTo: 1, rounds: phases(...VGG_SAMPLES, 5e-4, 'constant') },
     latencyBudgetSeconds: q(20, 3),
