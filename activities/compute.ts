@@ -123,6 +123,8 @@ function inputContract(ds: Dataset, spec: CampaignSpec): object {
 
 /** The campaign's deployment runtime (ml/runtime.ts): what latency is measured on, never the training backend. */
 const runtimeOf = (spec: CampaignSpec): RuntimeName => spec.target.runtime ?? 'tfjs-wasm'; // specs of older workflows have none
+/** The pruning policy (ml/round.ts) with the runtime `roundTo: auto` resolves for. */
+const policyOf = (spec: CampaignSpec) => ({ ...spec.pruning, runtime: runtimeOf(spec) });
 
 /**
  * `home`: this worker's home (its local copies of artifacts); `store`: the artifact store every
@@ -277,7 +279,7 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
       return runStage(async () => {
         const { spec } = input;
         const t = spec.target;
-        const p = spec.pruning;
+        const p = policyOf(spec);
         const rel = latencyTablePath(input.campaignId);
         const model = await art.loadModel(input.model);
         try {
@@ -344,7 +346,7 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
     async score(input: StageInput): Promise<StageResult & { scores: string }> {
       return runStage(async () => {
         const { spec } = input;
-        const p = spec.pruning;
+        const p = policyOf(spec);
         const model = await art.loadModel(input.model);
         try {
           const graph = analyze(model);
@@ -404,7 +406,7 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
         const model = await art.loadModel(input.model);
         const graph = analyze(model);
         const { scores, sensitivity } = await art.readJson<{ scores: Record<string, number[]>; sensitivity?: Sensitivity }>(input.scores);
-        const decided = await planRound(input.spec.pruning, {
+        const decided = await planRound(policyOf(input.spec), {
           model,
           graph,
           scores,

@@ -262,7 +262,12 @@ export const campaignSchema = z.strictObject({
       batchSize: z.number().int().positive().default(128),
       minUnits: z.number().int().positive().default(4).describe('never shrink a group below this many channels'),
       maxLayerRatio: z.number().gt(0).lt(1).default(0.9).describe('at most this fraction of a group removed in one round'),
-      roundTo: z.number().int().positive().default(1).describe('keep channel counts multiples of this'),
+      roundTo: z
+        .union([z.number().int().positive(), z.literal('auto')])
+        .default(1)
+        .describe(
+          'keep channel counts multiples of this; auto: the multiple target.runtime rewards (measured channel steps; groups under 8× it round to a smaller power of two)',
+        ),
       protect: z.array(z.string()).default([]).describe('layer names whose channels are never removed'),
       allocation: z
         .enum(['weights', 'uniform'])

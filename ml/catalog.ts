@@ -21,6 +21,26 @@ export type RuntimeName = (typeof RUNTIMES)[number];
 /** Runtimes listed but not available yet: the one-line reason the campaign loader gives. */
 export const RUNTIMES_NOT_YET: Partial<Record<RuntimeName, string>> = {};
 
+/**
+ * `pruning.roundTo: auto`: the channel multiple each deployment runtime rewards (ml/round.ts
+ * planOptions resolves it; groups smaller than 8 × it round to a smaller power of two, ml/plan.ts
+ * groupRoundTo). Chosen by chooseRoundTo (ml/latency-table.ts) from channel-step probes timed on the
+ * runtime (measureChannelStepsOn, ml/runtime.ts; `npm run bench:quality` re-measures and prints them);
+ * `how` says what each value rests on.
+ */
+export const AUTO_ROUND_TO: Record<RuntimeName, { roundTo: number; how: string }> = {
+  'tfjs-wasm': {
+    roundTo: 8,
+    how:
+      'measured 2026-11-30 (tfjs 4.22 wasm with SIMD, batch 32, 2-core x86 host under load): the Dense probe (512 in, 32–96 out) is a staircase of period 8 ' +
+      '(0.044–0.046 ms for 33–40 outputs, 0.050–0.052 ms for 41–48, 0.057–0.058 ms for 49–56); the conv probes were too noisy under that load to decide alone',
+  },
+  'tfjs-node': { roundTo: 1, how: 'measured 2026-11-30 (libtensorflow 2.21 CPU): the probes showed no staircase above the noise: no rounding' },
+  'chromium-wasm': { roundTo: 8, how: "tfjs-wasm's value: the same wasm kernels in the page" },
+  'chromium-webgl': { roundTo: 1, how: 'not measured (only a software renderer here): no rounding' },
+  tflite: { roundTo: 1, how: 'not measured: no rounding' },
+};
+
 /** Learning-rate schedules training follows (ml/recipe.ts `learningRateAt`; campaign `pruning.finetune.schedule`). */
 export const LR_SCHEDULES = ['constant', 'cosine', 'one-cycle'] as const;
 export type LrScheduleName = (typeof LR_SCHEDULES)[number];

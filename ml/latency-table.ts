@@ -18,8 +18,9 @@
 // runtime; ml/runtime.ts times it in the runtime's own process, never on the training backend).
 // The file format (no tfjs: the campaign loader reads it) is in ml/latency-file.ts.
 import * as tf from '@tensorflow/tfjs-core';
-import type * as tfl from '@tensorflow/tfjs-layers';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { RULES, type ChannelMap, type Graph } from './graph';
+import { groupRoundTo } from './plan';
 import { canonicalJson, LATENCY_TABLE_FORMAT, LatencyTableError, type LatencyEntry, type LatencyTable } from './latency-file';
 import { forward, yieldToEventLoop } from './train';
 
@@ -29,6 +30,8 @@ export * from './latency-file';
 export interface GridOptions {
   minUnits: number;
   roundTo?: number;
+  /** ml/plan.ts PlanOptions.roundToAdaptive: small groups round to a smaller multiple (groupRoundTo) */
+  roundToAdaptive?: boolean;
   protect?: string[];
   /** at most this many measured counts per group axis (default 6) */
   maxPoints?: number;
@@ -72,7 +75,7 @@ const isInput = (l: tfl.layers.Layer) => l.getClassName() === 'InputLayer';
 /** Every count a group of `size` can be left with (ml/plan.ts keepCount), ascending. */
 function reachable(size: number, o: GridOptions): number[] {
   const lo = Math.min(size, o.minUnits);
-  const r = o.roundTo ?? 1;
+  const r = groupRoundTo(size, o);
   const out = new Set<number>([lo, size]);
   for (let v = lo; v <= size; v++) if (r <= 1 || v % r === 0) out.add(v);
   return [...out].sort((a, b) => a - b);
@@ -429,4 +432,125 @@ export function tableMismatch(
     if (e.producer && !covers(e.cout, need.cout)) return `${name}: output channels ${range(need.cout)} not covered (table: ${range(e.cout)})`;
   }
   return undefined;
+}
+
+// ------------------------------------------------------------------------------- channel steps (roundTo: auto)
+
+/**
+ * One layer timed at consecutive output-channel counts (a channel-step probe): on runtimes whose
+ * kernels tile output channels (XNNPACK's wasm SIMD micro-kernels compute 8 at a time, oneDNN's AVX
+ * blocks of 8 or 16), the time is a staircase, and a count just past a multiple costs nearly as
+ * much as the next multiple.
+ */
+export interface ChannelStepCurve {
+  /** what was timed (class, kernel, input shape without batch) */
+  probe: string;
+  /** consecutive output-channel counts, ascending */
+  couts: number[];
+  /** median ms per count (at the probe's batch size) */
+  ms: number[];
+}
+
+/** The probes: layer configurations typical of small conv nets (input spatial × channels; a Dense layer). */
+export const CHANNEL_STEP_PROBES: ReadonlyArray<{ probe: string; input: number[]; kernel?: number; couts: [number, number] }> = [
+  { probe: 'Conv2D 3×3 same, 14×14×32 in', input: [14, 14, 32], kernel: 3, couts: [16, 48] },
+  { probe: 'Conv2D 3×3 same, 28×28×16 in', input: [28, 28, 16], kernel: 3, couts: [8, 40] },
+  { probe: 'Dense, 512 in', input: [512], couts: [32, 96] },
+];
+
+/** Times the probes on this process's backend (interleaved: every count once per run; median of `runs` after `warmupRuns`). */
+export async function measureChannelSteps(o: { batchSize: number; warmupRuns: number; runs: number }): Promise<ChannelStepCurve[]> {
+  const out: ChannelStepCurve[] = [];
+  for (const p of CHANNEL_STEP_PROBES) {
+    const couts: number[] = [];
+    for (let c = p.couts[0]; c <= p.couts[1]; c++) couts.push(c);
+    const x = tf.randomUniform([o.batchSize, ...p.input], 0, 1, 'float32', 7);
+    const layers = couts.map((c, i) =>
+      p.kernel
+        ? tfl.layers.conv2d({
+            filters: c,
+            kernelSize: p.kernel,
+            padding: 'same',
+            useBias: true,
+            kernelInitializer: tfl.initializers.glorotUniform({ seed: i }),
+          })
+        : tfl.layers.dense({ units: c, kernelInitializer: tfl.initializers.glorotUniform({ seed: i }) }),
+    );
+    const times = couts.map(() => [] as number[]);
+    try {
+      for (const l of layers) tf.dispose(tf.tidy(() => l.apply(x) as tf.Tensor)); // builds the weights: never timed
+      for (let r = 0; r < o.warmupRuns + o.runs; r++) {
+        // the order flips every run, so drift hits small and large counts alike
+        const order = r % 2 === 0 ? layers.map((_, i) => i) : layers.map((_, i) => layers.length - 1 - i);
+        for (const i of order) {
+          const t0 = performance.now();
+          const y = tf.tidy(() => layers[i].apply(x) as tf.Tensor);
+          await y.data();
+          const dt = performance.now() - t0;
+          y.dispose();
+          if (r >= o.warmupRuns) times[i].push(dt);
+        }
+        await yieldToEventLoop();
+      }
+    } finally {
+      x.dispose();
+      for (const l of layers) l.dispose();
+    }
+    out.push({ probe: p.probe, couts, ms: times.map((t) => round4(median(t))) });
+  }
+  return out;
+}
+
+/** The roundTo values `auto` chooses among. */
+export const ROUND_TO_CANDIDATES = [1, 2, 4, 8, 16] as const;
+
+/**
+ * What keeping counts at multiples of `r` costs on a curve: the mean, over the counts c that are not
+ * multiples (and whose next multiple ⌈c/r⌉·r was timed), of t(⌈c/r⌉·r) / t(c) − 1, the times made
+ * non-decreasing first (t(c) = the least time at ≥ c: noise never makes a count look cheaper than a
+ * larger one). `linear` is the same mean under a time proportional to c (no staircase at all):
+ * ⌈c/r⌉·r / c − 1.
+ */
+export function roundingCost(curve: ChannelStepCurve, r: number): { measured: number; linear: number; points: number } {
+  const mono = curve.ms.slice();
+  for (let i = mono.length - 2; i >= 0; i--) mono[i] = Math.min(mono[i], mono[i + 1]);
+  const at = new Map(curve.couts.map((c, i) => [c, mono[i]]));
+  let measured = 0;
+  let linear = 0;
+  let points = 0;
+  for (const c of curve.couts) {
+    const up = Math.ceil(c / r) * r;
+    if (up === c || !at.has(up) || !(at.get(c)! > 0)) continue;
+    measured += at.get(up)! / at.get(c)! - 1;
+    linear += up / c - 1;
+    points++;
+  }
+  return points === 0 ? { measured: 0, linear: 0, points: 0 } : { measured: measured / points, linear: linear / points, points };
+}
+
+export interface RoundToChoice {
+  roundTo: number;
+  /** per candidate: the measured and the no-staircase cost (means over the curves; roundingCost) */
+  costs: Array<{ roundTo: number; measured: number; linear: number }>;
+}
+
+/**
+ * The roundTo a runtime rewards, from channel-step curves timed on it: the largest candidate whose
+ * rounding costs at most `tolerance` (default 0.03: 3 % of a layer's time) AND at most half of what
+ * it would cost without a staircase (so a smooth curve, where rounding up always costs time, keeps
+ * roundTo 1). On a staircase of period p every divisor of p is free and p is chosen.
+ * @throws Error when no curve has a point to judge by
+ */
+export function chooseRoundTo(curves: ChannelStepCurve[], o: { tolerance?: number; candidates?: readonly number[] } = {}): RoundToChoice {
+  const tol = o.tolerance ?? 0.03;
+  const candidates = [...(o.candidates ?? ROUND_TO_CANDIDATES)].sort((a, b) => a - b);
+  const costs = candidates.map((r) => {
+    const per = curves.map((c) => roundingCost(c, r)).filter((x) => x.points > 0);
+    if (r > 1 && per.length === 0) throw new Error(`channel steps: no curve spans a multiple of ${r}`);
+    const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+    return { roundTo: r, measured: mean(per.map((x) => x.measured)), linear: mean(per.map((x) => x.linear)) };
+  });
+  let roundTo = 1;
+  for (const c of costs) if (c.roundTo > 1 && c.measured <= tol && c.measured <= 0.5 * c.linear) roundTo = c.roundTo;
+  return { roundTo, costs };
 }

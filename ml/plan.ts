@@ -11,16 +11,34 @@ export interface PlanOptions {
   minUnits: number;
   /** keep channel counts multiples of N (fast kernels like round numbers) */
   roundTo?: number;
+  /**
+   * roundTo was chosen for the deployment runtime (`pruning.roundTo: auto`, ml/round.ts), not set by
+   * the user: a group smaller than 8 × roundTo is rounded to the largest power of two ≤ size / 8
+   * instead (groupRoundTo), so rounding never takes more than 1/8 of a group and small groups still shrink
+   */
+  roundToAdaptive?: boolean;
   /** at most this fraction of a group's channels is removed in one plan */
   maxRatio?: number;
   /** group (or member layer) names left whole */
   protect?: string[];
 }
 
+/**
+ * The multiple a group of `size` channels keeps its count at: roundTo, or with roundToAdaptive and
+ * a group smaller than 8 × roundTo, the largest power of two ≤ size / 8 (at least 1, at most roundTo).
+ */
+export function groupRoundTo(size: number, o: Pick<PlanOptions, 'roundTo' | 'roundToAdaptive'>): number {
+  const r = Math.max(1, o.roundTo ?? 1);
+  if (!o.roundToAdaptive || size >= 8 * r) return r;
+  let p = 1;
+  while (p * 2 <= size / 8) p *= 2;
+  return Math.min(p, r);
+}
+
 function keepCount(size: number, remove: number, o: PlanOptions): number {
   const cap = Math.floor(size * (o.maxRatio ?? 0.9));
   let keep = size - Math.min(remove, cap);
-  const r = o.roundTo ?? 1;
+  const r = groupRoundTo(size, o);
   if (r > 1) keep = Math.ceil(keep / r) * r;
   return Math.min(size, Math.max(keep, Math.min(size, o.minUnits)));
 }
@@ -50,7 +68,7 @@ export function scalePlan(graph: Graph, scores: Record<string, number[]>, plan: 
   for (const [name, keep] of Object.entries(plan)) {
     const size = graph.groupByName(name)!.size;
     let n = size - Math.floor((size - keep.length) * scale);
-    const r = o.roundTo ?? 1;
+    const r = groupRoundTo(size, o);
     if (r > 1) n = Math.min(size, Math.ceil(n / r) * r);
     if (n >= size) continue;
     const kept = new Set(keep);

@@ -5,7 +5,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { ObjectiveValues, Weights } from '../core';
 import { allocate, type Sensitivity } from './allocate';
-import type { Criterion } from './catalog';
+import { AUTO_ROUND_TO, type Criterion, type RuntimeName } from './catalog';
 import { modelCost } from './cost';
 import type { Graph } from './graph';
 import { planForFlops, planGlobal, planLocal, scalePlan, scheduledReduction, type PlanOptions } from './plan';
@@ -21,7 +21,10 @@ export interface PruningPolicy {
   rounds: number;
   minUnits: number;
   maxLayerRatio: number;
-  roundTo: number;
+  /** a multiple, or `auto`: the runtime's (AUTO_ROUND_TO[runtime], small groups adaptive) */
+  roundTo: number | 'auto';
+  /** the deployment runtime (campaign target.runtime) `auto` resolves for; default tfjs-wasm */
+  runtime?: RuntimeName;
   protect: string[];
   allocation?: 'weights' | 'uniform';
   expectedRecovery: number;
@@ -33,8 +36,17 @@ export function allocationOf(p: Pick<PruningPolicy, 'allocation' | 'schedule'>):
   return p.allocation ?? (p.schedule === 'per-round' ? 'weights' : 'uniform');
 }
 
+/** The channel multiple a policy keeps counts at: its own number, or `auto`: the runtime's (AUTO_ROUND_TO). */
+export function roundToOf(p: Pick<PruningPolicy, 'roundTo' | 'runtime'>): { roundTo: number; adaptive: boolean } {
+  if (p.roundTo === 'auto') return { roundTo: AUTO_ROUND_TO[p.runtime ?? 'tfjs-wasm'].roundTo, adaptive: true };
+  return { roundTo: p.roundTo, adaptive: false };
+}
+
 /** The plan limits every policy honours (minUnits, roundTo, maxLayerRatio, protect). */
-export const planOptions = (p: PruningPolicy): PlanOptions => ({ minUnits: p.minUnits, roundTo: p.roundTo, maxRatio: p.maxLayerRatio, protect: p.protect });
+export const planOptions = (p: PruningPolicy): PlanOptions => {
+  const r = roundToOf(p);
+  return { minUnits: p.minUnits, roundTo: r.roundTo, ...(r.adaptive ? { roundToAdaptive: true } : {}), maxRatio: p.maxLayerRatio, protect: p.protect };
+};
 
 /** The ratios each group's sensitivity is tried at: half, one and two steps (capped by maxLayerRatio). */
 export const sensitivityRatios = (p: PruningPolicy): number[] => [...new Set([p.stepRatio / 2, p.stepRatio, Math.min(2 * p.stepRatio, p.maxLayerRatio)])];

@@ -7,7 +7,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import * as os from 'node:os';
 import { initBackend } from './backend';
 import { analyze } from './graph';
-import { measureLatencyTable, type MeasureTableOptions } from './latency-table';
+import { measureChannelSteps, measureLatencyTable, type MeasureTableOptions } from './latency-table';
 import { loadModel } from './models';
 import { createRunner, type Runner } from './runtime-runner';
 
@@ -16,7 +16,8 @@ export type ChildRequest =
   | { op: 'warmup'; n: number }
   | { op: 'pair'; i: number }
   | { op: 'times'; n: number }
-  | { op: 'table'; model: string; options: Omit<MeasureTableOptions, 'onProgress' | 'tfjsVersion' | 'backend'> };
+  | { op: 'table'; model: string; options: Omit<MeasureTableOptions, 'onProgress' | 'tfjsVersion' | 'backend'> }
+  | { op: 'steps'; batchSize: number; warmupRuns: number; runs: number };
 
 let runner: Runner | undefined;
 const models: tfl.LayersModel[] = [];
@@ -59,6 +60,8 @@ async function handle(r: ChildRequest): Promise<unknown> {
       return runner!.pair(r.i);
     case 'times':
       return runner!.times(r.n);
+    case 'steps':
+      return measureChannelSteps(r);
     case 'table': {
       const model = await loadModel(r.model);
       try {

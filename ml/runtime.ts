@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { PACKAGE_ROOT } from '../platform/version';
 import { RUNTIMES_NOT_YET, type RuntimeName } from './catalog';
-import type { LatencyTable, MeasureTableOptions } from './latency-table';
+import type { ChannelStepCurve, LatencyTable, MeasureTableOptions } from './latency-table';
 import type { ChildRequest } from './runtime-child';
 import { createRunner } from './runtime-runner';
 import { openTflite, type DeployData } from './tflite';
@@ -203,6 +203,27 @@ export async function measureLatencyTableOn(
     const table = await child.call<LatencyTable>({ op: 'table', model: modelDir, options });
     const why = runtime === 'tflite' ? 'layers are not timed one by one in the TFLite interpreter' : 'layers cannot be timed one by one in a page';
     return { ...table, runtime, ...(timedOn !== runtime ? { timedOn: `${timedOn} (a stand-in: ${why})` } : {}) };
+  } finally {
+    await child.close();
+  }
+}
+
+/**
+ * The channel-step probes (ml/latency-table.ts measureChannelSteps) timed on a tfjs runtime's own
+ * backend in its child process (chromium-wasm: the tfjs-wasm child, the same wasm kernels): what
+ * `pruning.roundTo: auto` is chosen from (chooseRoundTo; ml/round.ts AUTO_ROUND_TO).
+ * `modelDir`: any saved model (the child opens one before it times).
+ */
+export async function measureChannelStepsOn(
+  runtime: 'tfjs-wasm' | 'tfjs-node' | 'chromium-wasm',
+  modelDir: string,
+  o: { batchSize: number; warmupRuns: number; runs: number },
+): Promise<ChannelStepCurve[]> {
+  const timedOn = runtime === 'tfjs-node' ? 'tfjs-node' : 'tfjs-wasm';
+  const child = startChild();
+  try {
+    await child.call({ op: 'open', backend: CHILD_BACKEND[timedOn], baseline: modelDir, batchSize: o.batchSize });
+    return await child.call<ChannelStepCurve[]>({ op: 'steps', ...o });
   } finally {
     await child.close();
   }

@@ -1,0 +1,495 @@
+// bench:quality — pruning that keeps accuracy, side by side with Torch-Pruning (issue 13 §3).
+//
+// Protocol (the numbers are in CONFIGS and printed with the table):
+// 1. Converged baselines: LeNet-5 and vgg-small trained on the whole official Fashion-MNIST training
+//    split (60 000 images; Debian's dataset-fashion-mnist) on the native `tensorflow` backend, Adam with
+//    a cosine learning-rate schedule (bench/quality-baseline.ts), cached under bench/.quality-cache/
+//    keyed by the config. Accuracies are on the 10 000 TEST images.
+// 2. prunewise, each method and seed: R rounds on a linear FLOPs schedule to the target fraction
+//    (planForFlops, local scope), each round scored on the current model, pruned, then fine-tuned for
+//    that round's budget (steps of 64 over the whole training split in an order drawn by seed, Adam,
+//    one optimizer per round). "prunewise" = its best recipe: FPGM, roundTo auto (tfjs-wasm's), a cosine
+//    learning rate per round and distillation from the unpruned baseline (the recipes API, ml/recipe.ts);
+//    "l1" = the control: L1, no rounding, plain fine-tuning at a constant rate, the same samples.
+// 3. Torch-Pruning 1.6 in bench/.venv-torch (bench/tp_quality.py): the SAME baseline weights exported
+//    from tfjs (checked: its test accuracy must equal ours to 0.15 point), BasePruner with
+//    GroupMagnitudeImportance(p=2), R iterative steps on its linear scheduler, its pruning_ratio bisected
+//    so its MACs match prunewise's (global pruning when no local ratio lands within 1 %), and after each
+//    step the same fine-tuning as prunewise's recipe (samples, schedule, Adam) without distillation.
+// 4. Speedups: ours on the `tfjs-wasm` runtime (a child Node process, ml/runtime.ts), theirs on PyTorch
+//    CPU, both at batch 32, each pruned model against its baseline in ABBA-interleaved pairs (the paired
+//    estimator of ml/speedup.ts, 95 % interval), 1 thread each.
+// 5. Rounding (issue 13 §4): the channel-step probes timed on tfjs-wasm and tfjs-node (chooseRoundTo), and
+//    the prunewise recipe at seed 1 again with roundTo 1, timed against the rounded model directly.
+// Prints a table, then one JSON line. BENCH_QUICK=1: a smoke run (2 000 training images, tiny budgets,
+// one seed, its own cache keys). QUALITY_NETS=lenet5 runs a subset; QUALITY_STEPS=0 skips the probes;
+// QUALITY_REUSE=1 reports a net's results of an earlier run with the same config (saying when) instead of
+// re-running it.
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { spawnSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  analyze,
+  evaluate,
+  initBackend,
+  loadDataset,
+  loadModel,
+  measureSpeedup,
+  modelCost,
+  openRuntime,
+  planForFlops,
+  pruneModel,
+  roundToOf,
+  buildZooModel,
+  chooseRoundTo,
+  measureChannelStepsOn,
+  AUTO_ROUND_TO,
+  type ChannelStepCurve,
+  type RoundToChoice,
+  saveModel,
+  scheduledReduction,
+  scoreGroups,
+  subset,
+  train,
+  type Criterion,
+  type Dataset,
+  type Split,
+} from '../ml';
+import { shuffledIndices } from '../ml/random';
+import { CACHE_DIR, ensureBaseline, type Baseline, type BaselineConfig } from './quality-baseline';
+
+const QUICK = process.env.BENCH_QUICK === '1';
+const LATENCY_BATCH = 32;
+const FASHION = '/usr/share/datasets/fashion-mnist';
+const ROOT = path.join(__dirname, '..', '..');
+const TORCH_PY = path.join(ROOT, 'bench', '.venv-torch', 'bin', 'python');
+
+/** One round's fine-tuning: `samples` images (a budget in steps of FINETUNE_BATCH over the whole split, its order drawn by seed), peak rate `lr` under `schedule`. */
+interface Phase {
+  samples: number;
+  lr: number;
+  schedule: 'constant' | 'cosine';
+}
+
+interface Method {
+  criterion: Criterion;
+  /** channel counts kept multiples of this (1: none); auto: tfjs-wasm's (ml/catalog.ts AUTO_ROUND_TO, small groups adaptive) */
+  roundTo: number | 'auto';
+  /** fine-tune phases per round (rounds.length = R) */
+  rounds: Phase[];
+  /** knowledge distillation from the unpruned baseline during fine-tuning (ml/recipe.ts): weight α, temperature T */
+  distill?: { weight: number; temperature: number };
+}
+
+interface NetConfig {
+  net: string;
+  baseline: BaselineConfig;
+  /** fraction of the baseline's FLOPs to remove (the target: ≥ 0.5 LeNet-5, ≥ 0.6 vgg-small) */
+  flopsTarget: number;
+  seeds: number[];
+  /** seeds of the l1 control (fewer where the time budget does not fit three) */
+  controlSeeds: number[];
+  best: Method;
+  control: Method;
+  latencyBudgetSeconds: number;
+}
+
+const q = <T>(full: T, quick: T) => (QUICK ? quick : full);
+
+/** R rounds: R − 1 of `perRound` samples and a last, longer one of `last`, all at peak `lr` under `schedule`. */
+const phases = (perRound: number, last: number, lr: number, schedule: Phase['schedule'], rounds = 5): Phase[] => [
+  ...Array.from({ length: rounds - 1 }, () => ({ samples: perRound, lr, schedule })),
+  { samples: last, lr, schedule },
+];
+
+const LENET_SAMPLES = [q(30000, 500), q(120000, 1000)] as const;
+const VGG_SAMPLES = [q(5000, 300), q(20000, 600)] as const;
+/** prunewise's best recipe (issue 13 §1 levers): cosine per round, distillation from the unpruned baseline */
+const KD = { weight: 0.7, temperature: 4 };
+
+export const CONFIGS: NetConfig[] = [
+  {
+    net: 'lenet5',
+    baseline: { net: 'lenet5', epochs: q(30, 1), batchSize: 64, learningRate: 2e-3, minLearningRate: 1e-5, warmupEpochs: 1, seed: 1 },
+    flopsTarget: 0.52,
+    seeds: q([1, 2, 3], [1]),
+    controlSeeds: q([1, 2, 3], [1]),
+    best: { criterion: 'fpgm', roundTo: 'auto', rounds: phases(...LENET_SAMPLES, 1e-3, 'cosine'), distill: KD },
+    control: { criterion: 'l1', roundTo: 1, rounds: phases(...LENET_SAMPLES, 5e-4, 'constant') },
+    latencyBudgetSeconds: q(15, 3),
+  },
+  {
+    net: 'vgg-small',
+    baseline: { net: 'vgg-small', epochs: q(16, 1), batchSize: 64, learningRate: 1e-3, minLearningRate: 1e-5, warmupEpochs: 1, seed: 1 },
+    flopsTarget: 0.62,
+    seeds: q([1, 2, 3], [1]),
+    controlSeeds: q([1], [1]), // three seeds of the control did not fit the time budget on the shared machine
+    best: { criterion: 'fpgm', roundTo: 'auto', rounds: phases(...VGG_SAMPLES, 1e-3, 'cosine'), distill: KD },
+    control: { criterion: 'l1', roundTo: 1, rounds: phases(...VGG_SAMPLES, 5e-4, 'constant') },
+    latencyBudgetSeconds: q(20, 3),
+  },
+];
+
+const FINETUNE_BATCH = 64;
+
+/** The whole official training split (the loader carves a validation part off; it is put back). */
+export function fullTrain(ds: Dataset): Split {
+  const n = ds.train.n + ds.val.n;
+  const per = ds.train.x!.length / ds.train.n;
+  const x = new Float32Array(n * per);
+  x.set(ds.val.x!, 0);
+  x.set(ds.train.x!, ds.val.x!.length);
+  const y = new Uint8Array(n);
+  y.set(ds.val.y, 0);
+  y.set(ds.train.y, ds.val.n);
+  return { n, x, y };
+}
+
+const sample = (split: Split, n: number, seed: number): Split => subset(split, shuffledIndices(split.n, seed).subarray(0, Math.min(n, split.n)));
+const stepsOf = (p: Phase) => Math.ceil(p.samples / FINETUNE_BATCH);
+const samplesOf = (rounds: Phase[]) => rounds.reduce((a, p) => a + stepsOf(p) * FINETUNE_BATCH, 0);
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+interface Speedup {
+  r: number;
+  low: number;
+  high: number;
+  pairs: number;
+  baselineMs: number;
+  prunedMs: number;
+}
+
+interface RunResult {
+  seed: number;
+  accuracy: number;
+  macs: number;
+  flopsRemoved: number;
+  widths: number[];
+  speedup: Speedup;
+  seconds: number;
+  dir: string;
+}
+
+/** The pruned model's and the baseline's speedup on the tfjs-wasm runtime (child process), ABBA pairs. */
+async function wasmSpeedup(baselineDir: string, prunedDir: string, budgetSeconds: number): Promise<Speedup> {
+  const session = await openRuntime('tfjs-wasm', { baseline: baselineDir, candidate: prunedDir, batchSize: LATENCY_BATCH });
+  wasmInfo ??= session.info;
+  try {
+    const m = await measureSpeedup(session, {
+      name: 'local',
+      batchSize: LATENCY_BATCH,
+      warmupRuns: 10,
+      latencyRuns: 30,
+      speedupCi: 0.03,
+      latencyBudgetSeconds: budgetSeconds,
+    });
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    return { r: m.r, low: m.low, high: m.high, pairs: m.pairs, baselineMs: med(m.baselineTimes), prunedMs: med(m.candidateTimes) };
+  } finally {
+    await session.close();
+  }
+}
+
+const widthsOf = (m: tfl.LayersModel) =>
+  m.layers
+    .filter((l) => ['Conv2D', 'Dense'].includes(l.getClassName()))
+    .map((l) => (l.getConfig() as { filters?: number; units?: number }).filters ?? (l.getConfig() as { units: number }).units);
+
+async function pruneRun(cfg: NetConfig, base: Baseline, baseMacs: number, method: Method, seed: number, trainSplit: Split, work: string): Promise<RunResult> {
+  const t0 = performance.now();
+  let model = await loadModel(base.dir);
+  const teacher = method.distill ? await loadModel(base.dir) : undefined;
+  const R = method.rounds.length;
+  const calibration = sample(trainSplit, 2048, 77);
+  for (let round = 1; round <= R; round++) {
+    const goal = 1 - ((1 - scheduledReduction('linear', cfg.flopsTarget, round, R)) * baseMacs) / modelCost(model).macs;
+    const graph = analyze(model);
+    const scores = scoreGroups(model, method.criterion, { seed: seed * 100 + round, calibration, calibrationBatches: 8, batchSize: 64 }, graph);
+    const r = roundToOf({ roundTo: method.roundTo, runtime: 'tfjs-wasm' });
+    const { plan } = await planForFlops(model, graph, scores, goal, 'local', { minUnits: 2, maxRatio: 0.9, roundTo: r.roundTo, roundToAdaptive: r.adaptive });
+    const pruned = await pruneModel(model, plan, graph);
+    model.dispose();
+    model = pruned;
+    const ph = method.rounds[round - 1];
+    await train(model, trainSplit, {
+      epochs: 1,
+      steps: stepsOf(ph),
+      batchSize: FINETUNE_BATCH,
+      learningRate: ph.lr,
+      schedule: { kind: ph.schedule },
+      seed: seed * 10 + round,
+      ...(method.distill && teacher ? { distill: { teacher, ...method.distill } } : {}),
+    });
+  }
+  teacher?.dispose();
+  const ds = loaded!;
+  const accuracy = (await evaluate(model, ds.test)).accuracy;
+  const macs = modelCost(model).macs;
+  const widths = widthsOf(model);
+  const dir = path.join(work, `${cfg.net}-${method.criterion}-${method.roundTo}-${seed}`);
+  await saveModel(model, dir);
+  model.dispose();
+  const speedup = await wasmSpeedup(base.dir, dir, cfg.latencyBudgetSeconds);
+  return { seed, accuracy, macs, flopsRemoved: 1 - macs / baseMacs, widths, speedup, seconds: (performance.now() - t0) / 1000, dir };
+}
+
+let loaded: Dataset | undefined;
+/** what the tfjs-wasm runtime reported (SIMD, threads, versions) at its first session */
+let wasmInfo: object | undefined;
+
+interface TorchOut {
+  torch: string;
+  torchPruning: string;
+  threads: number;
+  baselineAccuracy: number;
+  baselineMacs: number;
+  pruningRatio?: number;
+  runs?: Array<{ seed: number; accuracy: number; macs: number; widths: number[]; speedup: Speedup; seconds: number }>;
+}
+
+function torchCall(req: object): TorchOut {
+  const r = spawnSync(TORCH_PY, [path.join(ROOT, 'bench', 'tp_quality.py')], {
+    input: JSON.stringify(req),
+    encoding: 'utf8',
+    stdio: ['pipe', 'pipe', 'inherit'],
+    maxBuffer: 1 << 26,
+  });
+  if (r.status !== 0) throw new Error(`bench/tp_quality.py exited with ${r.status ?? r.signal}${r.error ? `: ${r.error.message}` : ''}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as TorchOut;
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const spread = (xs: number[]) => Math.max(...xs) - Math.min(...xs);
+
+function summarise<R extends { seed: number; accuracy: number; macs: number; widths: number[]; speedup: Speedup }>(
+  runs: R[],
+  baseMacs: number,
+  baseAcc: number,
+) {
+  const acc = runs.map((r) => r.accuracy);
+  return {
+    accuracyMean: mean(acc),
+    accuracySpread: spread(acc),
+    deltaPoints: (mean(acc) - baseAcc) * 100,
+    seeds: runs.map((r) => r.seed),
+    macs: mean(runs.map((r) => r.macs)),
+    macsRemoved: 1 - mean(runs.map((r) => r.macs)) / baseMacs,
+    speedupMean: mean(runs.map((r) => r.speedup.r)),
+    runs,
+  };
+}
+
+type Summary = ReturnType<typeof summarise<{ seed: number; accuracy: number; macs: number; widths: number[]; speedup: Speedup }>>;
+interface NetOut {
+  baseline: { testAccuracy: number; torchTestAccuracy: number; macs: number; [k: string]: unknown };
+  fineTuneSamples: number;
+  flopsTarget: number;
+  prunewise: Summary & { recipe: object };
+  l1: Summary & { recipe: object };
+  torchPruning: Summary & { recipe: object; [k: string]: unknown };
+  rounding: {
+    roundTo: { roundTo: number; adaptive: boolean };
+    seed: number;
+    rounded: { accuracy: number; macs: number; widths: number[]; speedup: Speedup };
+    notRounded: { accuracy: number; macs: number; widths: number[]; speedup: Speedup };
+    roundedVsNotRounded: Speedup;
+    flopsRemoved: { rounded: number; notRounded: number };
+  };
+  measuredAt?: string;
+}
+
+/** Bumped whenever the protocol's code changes what a run measures (results of other versions are never reused). */
+const PROTOCOL_VERSION = 2;
+
+/** What a net's results depend on: its config, the quick mode, the built-in roundTo table, the protocol version. */
+function resultKey(cfg: NetConfig): string {
+  return crypto.createHash('sha256').update(JSON.stringify({ cfg, QUICK, AUTO_ROUND_TO, PROTOCOL_VERSION })).digest('hex').slice(0, 12);
+}
+
+async function main(): Promise<void> {
+  if (!fs.existsSync(TORCH_PY)) throw new Error(`${TORCH_PY} is missing: run \`npm run bench:setup\` (torch and torch-pruning in bench/.venv-torch)`);
+  const backend = await initBackend();
+  if (backend.name !== 'tensorflow')
+    log(`warning: training on backend ${backend.name}, not the native tensorflow (PRUNEWISE_BACKEND / scripts/setup-native.sh)`);
+  const t0 = performance.now();
+  const ds = loadDataset({ name: 'fashion-mnist', dir: FASHION, trainLimit: q(undefined, 2000), testLimit: q(undefined, 1000), validationFraction: 0.1 }, 1);
+  loaded = ds;
+  const train = fullTrain(ds);
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-bench-quality-'));
+  const nets = (process.env.QUALITY_NETS ?? CONFIGS.map((c) => c.net).join(',')).split(',');
+  const out: Record<string, NetOut> = {};
+  const load0 = os.loadavg();
+  // §4: the channel steps of the runtimes (probes timed in each runtime's child process)
+  const steps: Record<string, { choice: RoundToChoice; curves: ChannelStepCurve[] }> = {};
+  if (process.env.QUALITY_STEPS !== '0') {
+    const anyModel = path.join(work, 'probe-model');
+    const m = buildZooModel('mlp', 1, [4, 4, 1], 2);
+    await saveModel(m, anyModel);
+    m.dispose();
+    for (const rt of ['tfjs-wasm', 'tfjs-node'] as const) {
+      const curves = await measureChannelStepsOn(rt, anyModel, { batchSize: LATENCY_BATCH, warmupRuns: q(5, 1), runs: q(31, 3) });
+      steps[rt] = { choice: chooseRoundTo(curves), curves };
+      log(`channel steps on ${rt}: roundTo ${steps[rt].choice.roundTo}`);
+    }
+  }
+  for (const cfg of CONFIGS.filter((c) => nets.includes(c.net))) {
+    // a net's results, kept per config and code version: QUALITY_REUSE=1 reports them instead of re-running (said in the table)
+    const resultFile = path.join(CACHE_DIR, `results-${cfg.net}-${resultKey(cfg)}.json`);
+    if (process.env.QUALITY_REUSE === '1' && fs.existsSync(resultFile)) {
+      out[cfg.net] = JSON.parse(fs.readFileSync(resultFile, 'utf8'));
+      log(`${cfg.net}: results of the run at ${(out[cfg.net] as { measuredAt: string }).measuredAt} reused (QUALITY_REUSE=1)`);
+      continue;
+    }
+    const base = await ensureBaseline(cfg.baseline, ds, train, backend.name, log);
+    log(`${cfg.net}: baseline ${base.cached ? 'from the cache' : 'trained'}: test accuracy ${(base.testAccuracy * 100).toFixed(2)} %`);
+    const bm = await loadModel(base.dir);
+    const baseMacs = modelCost(bm).macs;
+    bm.dispose();
+    // the same weights in PyTorch: their test accuracy must agree
+    const check = torchCall({ mode: 'check', baselineDir: base.dir, dataDir: FASHION, trainLimit: q(null, 2000), testLimit: q(null, 1000), threads: 1 });
+    if (Math.abs(check.baselineAccuracy - base.testAccuracy) > 0.0015 || check.baselineMacs !== baseMacs)
+      throw new Error(
+        `${cfg.net}: the exported baseline disagrees in PyTorch: accuracy ${check.baselineAccuracy} vs ${base.testAccuracy}, MACs ${check.baselineMacs} vs ${baseMacs}`,
+      );
+    const results: Record<string, RunResult[]> = { prunewise: [], l1: [] };
+    for (const seed of cfg.seeds) {
+      for (const [name, method] of [
+        ['prunewise', cfg.best],
+        ['l1', cfg.control],
+      ] as const) {
+        if (name === 'l1' && !cfg.controlSeeds.includes(seed)) continue;
+        const r = await pruneRun(cfg, base, baseMacs, method, seed, train, work);
+        results[name].push(r);
+        log(
+          `${cfg.net} ${name} seed ${seed}: acc ${(r.accuracy * 100).toFixed(2)} %, MACs −${(r.flopsRemoved * 100).toFixed(1)} %, widths ${r.widths.join('/')}, wasm ${r.speedup.r.toFixed(2)}× (${(r.seconds / 60).toFixed(1)} min; ${((performance.now() - t0) / 60000).toFixed(1)} min in all)`,
+        );
+      }
+    }
+    // §4: the same recipe without rounding (seed 1), and the two pruned models timed against each other
+    const noRound = await pruneRun(cfg, base, baseMacs, { ...cfg.best, roundTo: 1 }, cfg.seeds[0], train, work);
+    const rounded = results.prunewise[0];
+    const direct = await wasmSpeedup(noRound.dir, rounded.dir, cfg.latencyBudgetSeconds);
+    log(
+      `${cfg.net} prunewise roundTo 1 seed ${noRound.seed}: acc ${(noRound.accuracy * 100).toFixed(2)} %, MACs −${(noRound.flopsRemoved * 100).toFixed(1)} %, widths ${noRound.widths.join('/')}, wasm ${noRound.speedup.r.toFixed(2)}×; rounded vs not: ${direct.r.toFixed(3)}×`,
+    );
+    const targetMacs = Math.round(mean(results.prunewise.map((r) => r.macs)));
+    const tp = torchCall({
+      mode: 'prune',
+      baselineDir: base.dir,
+      dataDir: FASHION,
+      trainLimit: q(null, 2000),
+      testLimit: q(null, 1000),
+      threads: 1,
+      targetMacs,
+      steps: cfg.best.rounds.length,
+      rounds: cfg.best.rounds,
+      seeds: cfg.seeds,
+      batch: FINETUNE_BATCH,
+      latencyBatch: LATENCY_BATCH,
+      latencyBudgetSeconds: cfg.latencyBudgetSeconds,
+    });
+    const tpRuns = tp.runs!.map((r) => ({ ...r, flopsRemoved: 1 - r.macs / baseMacs }));
+    log(
+      `${cfg.net} torch-pruning: ${tpRuns.map((r) => (r.accuracy * 100).toFixed(2)).join(', ')} % (${((performance.now() - t0) / 60000).toFixed(1)} min in all)`,
+    );
+    const budget = samplesOf(cfg.best.rounds);
+    out[cfg.net] = {
+      baseline: {
+        testAccuracy: base.testAccuracy,
+        macs: baseMacs,
+        torchTestAccuracy: check.baselineAccuracy,
+        config: base.config,
+        trainedOn: base.backend,
+        trainSeconds: base.trainSeconds,
+      },
+      fineTuneSamples: budget,
+      flopsTarget: cfg.flopsTarget,
+      prunewise: {
+        recipe: { criterion: cfg.best.criterion, roundTo: cfg.best.roundTo, rounds: cfg.best.rounds },
+        ...summarise(results.prunewise, baseMacs, base.testAccuracy),
+      },
+      l1: {
+        recipe: { criterion: cfg.control.criterion, roundTo: cfg.control.roundTo, rounds: cfg.control.rounds },
+        ...summarise(results.l1, baseMacs, base.testAccuracy),
+      },
+      rounding: {
+        roundTo: roundToOf({ roundTo: cfg.best.roundTo, runtime: 'tfjs-wasm' }),
+        seed: cfg.seeds[0],
+        rounded: { accuracy: rounded.accuracy, macs: rounded.macs, widths: rounded.widths, speedup: rounded.speedup },
+        notRounded: { accuracy: noRound.accuracy, macs: noRound.macs, widths: noRound.widths, speedup: noRound.speedup },
+        roundedVsNotRounded: direct,
+        flopsRemoved: { rounded: rounded.flopsRemoved, notRounded: noRound.flopsRemoved },
+      },
+      torchPruning: {
+        recipe: {
+          pruner: 'BasePruner',
+          importance: 'GroupMagnitudeImportance(p=2)',
+          iterativeSteps: cfg.best.rounds.length,
+          pruningRatio: tp.pruningRatio,
+          rounds: cfg.best.rounds,
+        },
+        torch: tp.torch,
+        macsVsPrunewise: mean(tpRuns.map((r) => r.macs)) / targetMacs - 1,
+        ...summarise(tpRuns, baseMacs, base.testAccuracy),
+      },
+    };
+    fs.writeFileSync(resultFile, JSON.stringify({ ...(out[cfg.net] as object), measuredAt: new Date().toISOString() }));
+  }
+  fs.rmSync(work, { recursive: true, force: true });
+  const load1 = os.loadavg();
+  console.log(
+    `bench:quality — Fashion-MNIST test accuracy (10 000 images${QUICK ? '; BENCH_QUICK: 1 000, 2 000 training images' : ''}), mean ± spread (max − min) over seeds; MACs removed; paired speedup at batch ${LATENCY_BATCH}, 1 thread (ours on tfjs-wasm, Torch-Pruning's on PyTorch CPU); trained and fine-tuned on ${backend.name}${backend.library ? ` (${backend.library})` : ''}; ${((performance.now() - t0) / 60000).toFixed(1)} min; load average ${load0.map((x) => x.toFixed(1)).join(' ')} → ${load1.map((x) => x.toFixed(1)).join(' ')}${wasmInfo ? `; tfjs-wasm runtime ${JSON.stringify((wasmInfo as { wasm?: object }).wasm ?? {})}` : ''}`,
+  );
+  console.log(
+    `${'net'.padEnd(10)}${'method'.padEnd(13)}${'test acc %'.padStart(15)}${'Δ pts'.padStart(8)}${'MACs −'.padStart(9)}${'speedup'.padStart(9)}  ${'runtime'.padEnd(12)}widths (conv/dense)`,
+  );
+  for (const [net, n] of Object.entries(out) as Array<[string, NetOut]>) {
+    const row = (name: string, where: string, s: Summary) =>
+      console.log(
+        `${net.padEnd(10)}${name.padEnd(13)}${`${(s.accuracyMean * 100).toFixed(2)} ± ${(s.accuracySpread * 100).toFixed(2)}`.padStart(15)}${s.deltaPoints.toFixed(2).padStart(8)}${`${(s.macsRemoved * 100).toFixed(1)}%`.padStart(9)}${`${s.speedupMean.toFixed(2)}×`.padStart(9)}  ${where.padEnd(12)}${s.runs[0].widths.join('/')}`,
+      );
+    console.log(
+      `${net.padEnd(10)}${'baseline'.padEnd(13)}${(n.baseline.testAccuracy * 100).toFixed(2).padStart(15)}${''.padStart(8)}${'0%'.padStart(9)}${'1.00×'.padStart(9)}  ${''.padEnd(12)}(PyTorch copy: ${(n.baseline.torchTestAccuracy * 100).toFixed(2)} %)${n.measuredAt ? ` — results of the run at ${n.measuredAt}` : ''}`,
+    );
+    row('prunewise', 'tfjs-wasm', n.prunewise);
+    row('l1 control', 'tfjs-wasm', n.l1);
+    row('torch-pruning', 'PyTorch CPU', n.torchPruning);
+  }
+  console.log('rounding (issue 13 §4), the prunewise recipe with roundTo auto vs 1 (seed 1), measured on tfjs-wasm at batch 32:');
+  for (const [net, n] of Object.entries(out) as Array<[string, NetOut]>) {
+    const r = n.rounding;
+    const sp = (x: Speedup) => `${x.r.toFixed(2)}× [${x.low.toFixed(2)}, ${x.high.toFixed(2)}]`;
+    console.log(
+      `  ${net}: auto (= ${r.roundTo.roundTo}, small groups adaptive): widths ${r.rounded.widths.join('/')}, MACs −${(r.flopsRemoved.rounded * 100).toFixed(1)} %, acc ${(r.rounded.accuracy * 100).toFixed(2)} %, ${sp(r.rounded.speedup)}; roundTo 1: widths ${r.notRounded.widths.join('/')}, MACs −${(r.flopsRemoved.notRounded * 100).toFixed(1)} %, acc ${(r.notRounded.accuracy * 100).toFixed(2)} %, ${sp(r.notRounded.speedup)}; rounded timed against not rounded: ${r.roundedVsNotRounded.r.toFixed(3)}× [${r.roundedVsNotRounded.low.toFixed(3)}, ${r.roundedVsNotRounded.high.toFixed(3)}] (${r.roundedVsNotRounded.pairs} pairs)`,
+    );
+  }
+  for (const [rt, c] of Object.entries(steps))
+    console.log(
+      `  channel steps on ${rt}: chooseRoundTo → ${c.choice.roundTo} (cost of rounding up, measured vs no-staircase: ${c.choice.costs.map((x) => `${x.roundTo}: ${(x.measured * 100).toFixed(1)} % vs ${(x.linear * 100).toFixed(1)} %`).join('; ')}); built-in AUTO_ROUND_TO ${AUTO_ROUND_TO[rt as 'tfjs-wasm'].roundTo}`,
+    );
+  for (const cfg of CONFIGS.filter((c) => nets.includes(c.net))) {
+    const o = out[cfg.net] as NetOut;
+    console.log(
+      `${cfg.net}: fine-tune budget ${o.fineTuneSamples} samples per run (all three methods; batch ${FINETUNE_BATCH}, Adam), ${cfg.best.rounds.length} rounds on a linear FLOPs schedule (samples per round ${cfg.best.rounds.map((p) => stepsOf(p) * FINETUNE_BATCH).join(', ')}); prunewise = ${cfg.best.criterion}, roundTo ${cfg.best.roundTo}, ${cfg.best.rounds[0].schedule} from ${cfg.best.rounds[0].lr} in every round, ${cfg.best.distill ? `distillation from the baseline (α ${cfg.best.distill.weight}, T ${cfg.best.distill.temperature})` : 'no distillation'}; l1 control = L1, plain fine-tuning at a constant ${cfg.control.rounds[0].lr} (seeds ${cfg.controlSeeds.join(', ')}); torch-pruning = the prunewise fine-tune schedule without distillation`,
+    );
+  }
+  console.log(
+    JSON.stringify({
+      dataset: 'fashion-mnist',
+      backend: backend.name,
+      latencyBatchSize: LATENCY_BATCH,
+      quick: QUICK,
+      wasmRuntime: wasmInfo ?? null,
+      nets: out,
+      channelSteps: steps,
+    }),
+  );
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
