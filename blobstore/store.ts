@@ -145,9 +145,10 @@ export class ArtifactStore {
   }
 
   /**
-   * Puts a written folder or file (`abs`) into the store as the artifact `name`: the ref first (so
+   * Puts a written folder or file (`abs`) into the store as the artifact `name`: the holds first (so
    * a concurrent clean-up sees the blobs are wanted), then each blob not there yet, then the
-   * manifest. The files are hashed once; each is checked against its hash again just before upload.
+   * manifest, and the ref last: a ref names only a tree that is whole in the store (a publish killed
+   * midway leaves at most holds and unreferenced blobs, never a ref that fails its checkout). The files are hashed once; each is checked against its hash again just before upload.
    * @throws TransientIOError (store away, disk fault), CorruptArtifactError (the file changed while read)
    */
   async publish(name: string, abs: string): Promise<Published> {
@@ -162,9 +163,8 @@ export class ArtifactStore {
     const key = `sha256:${hex}`;
     const ref: RefObject = { key, blobs: [...new Set([hex, ...tree.files.map((f) => f.sha256)])] };
     const before = await this.readRef(name); // a retry that wrote other bytes under the same name
-    // holds first, then the ref, then the blobs: a concurrent clean-up sees they are wanted
+    // holds first (a concurrent clean-up sees the blobs are wanted), then the blobs and the manifest, the ref last
     for (const b of ref.blobs) await this.backend.putBytes(holdKey(b, name), name);
-    await this.backend.putBytes(refKeyOf(name), JSON.stringify(ref));
     for (const f of tree.files) {
       const file = tree.type === 'folder' ? path.join(abs, f.name) : abs;
       if ((await this.backend.size(blobKey(f.sha256))) === f.bytes) continue; // written once
@@ -173,6 +173,7 @@ export class ArtifactStore {
         throw new CorruptArtifactError(`${name}: ${f.name} was not stored whole in ${this.description}`);
     }
     if ((await this.backend.size(blobKey(hex))) !== Buffer.byteLength(json)) await this.backend.putBytes(blobKey(hex), json);
+    await this.backend.putBytes(refKeyOf(name), JSON.stringify(ref));
     this.trees.set(key, tree);
     if (before && before.key !== key)
       await this.release(

@@ -200,4 +200,38 @@ describe('kill -9 at every artifact-store write of checkpointing: the retry resu
       vi.restoreAllMocks();
     }
   }, 600_000);
+
+  it('a checkpoint whose store copy fails its check (its manifest gone, as an older version could leave it) is resumed from the whole folder here, published again, and the reason logged', async () => {
+    try {
+      fakeContext(undefined);
+      const whole = await trainResumable(new Artifacts(tmp()), start, CKPT, OPTS, data);
+      const reference = bytesOf(whole.model);
+      whole.model.dispose();
+      const root = tmp();
+      const home = tmp();
+      const counting = new DyingBackend(new LocalBackend(root));
+      fakeContext(undefined);
+      (await trainResumable(new Artifacts(home, new ArtifactStore(counting)), start, CKPT, { ...OPTS, epochs: 2 }, data)).model.dispose();
+      const store = new ArtifactStore(new LocalBackend(root));
+      const [six] = await store.refs(`${CKPT}/`);
+      expect(six.name).toBe(`${CKPT}/step-00000006`);
+      fs.rmSync(path.join(root, 'blobs', 'sha256', six.key.slice(7, 9), six.key.slice(7)));
+      await expect(store.checkout(six.key, path.join(tmp(), 'probe'))).rejects.toThrow(/not in the store/);
+
+      const ctx = fakeContext({ step: 6, checkpoint: `${six.name}@${six.key}` });
+      const fresh = new ArtifactStore(new LocalBackend(root));
+      const r = await trainResumable(new Artifacts(home, fresh), () => Promise.reject(new Error('must resume, not start over')), CKPT, OPTS, data);
+      expect(r.result.resumedFromStep).toBe(6);
+      expect(bytesOf(r.model).every((b, i) => b.equals(reference[i]))).toBe(true);
+      r.model.dispose();
+      expect(ctx.warnings.join('\n')).toMatch(/step-00000006 \(the heartbeat's sha256:[0-9a-f]{64}\) passed over: .*not in the store/);
+      // published again before training went on: the heartbeat named a copy that checks out
+      expect(ctx.beats.find((b) => b.step === 7)?.checkpoint).toBe(`${six.name}@${six.key}`);
+      const refs = await fresh.refs(`${CKPT}/`);
+      expect(refs.map((x) => x.name)).toEqual([`${CKPT}/step-00000009`]);
+      await fresh.checkout(refs[0].key, path.join(tmp(), 'probe'));
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
 });
