@@ -15,7 +15,18 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseRef } from '../blobstore';
-import { encodeTrainState, isWholeCheckpoint, loadModel, readTrainState, saveModel, train, type Split, type TrainResult, type TrainState } from '../ml';
+import {
+  encodeTrainState,
+  isWholeCheckpoint,
+  loadModel,
+  readTrainState,
+  saveModel,
+  sweepDeadTemps,
+  train,
+  type Split,
+  type TrainResult,
+  type TrainState,
+} from '../ml';
 import type { Artifacts } from './artifacts';
 import { beat } from './stage';
 import type { StageProgressDetails } from '../core';
@@ -146,6 +157,7 @@ export async function findResume(
     if (candidates.some((c) => c.ref === ref && ref !== name)) return; // the same key twice
     candidates.push({ step: Number(m[2]), name, ref: ref === name ? undefined : ref, from });
   };
+  sweepDeadTemps(art.abs(ckptDir)); // a checkpoint a killed writer had moved aside is put back first
   if (heartbeatRef) add(heartbeatRef, "the heartbeat's");
   for (const r of await art.store.refs(`${ckptDir}/`)) add(`${r.name}@${r.key}`, "the store's");
   for (const c of wholeCheckpoints(art.abs(ckptDir))) add(path.join(ckptDir, c.name), "this home's folder");
@@ -217,17 +229,17 @@ export function wholeCheckpoints(dir: string): Array<{ name: string; step: numbe
     .sort((a, b) => b.step - a.step);
 }
 
-/** Keeps the newest `keep` checkpoints and removes leftovers of interrupted writes; returns the names removed. */
+/**
+ * Keeps the newest `keep` checkpoints and removes leftovers of interrupted writes by processes that are
+ * gone (ml/files sweepDeadTemps: a live writer's are left, a whole folder moved aside is put back); returns the checkpoints removed.
+ */
 export function pruneCheckpoints(dir: string, keep: number): string[] {
-  const entries = fs.readdirSync(dir);
-  const steps = entries
+  sweepDeadTemps(dir);
+  const steps = fs
+    .readdirSync(dir)
     .filter((n) => /^step-\d+$/.test(n))
     .sort()
     .reverse();
   for (const old of steps.slice(keep)) fs.rmSync(path.join(dir, old), { recursive: true, force: true });
-  for (const tmp of entries.filter((n) => /\.(tmp|old)-\d+-/.test(n))) {
-    const pid = Number(/-(\d+)-/.exec(tmp)![1]);
-    if (pid !== process.pid) fs.rmSync(path.join(dir, tmp), { recursive: true, force: true });
-  }
   return steps.slice(keep);
 }

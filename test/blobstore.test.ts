@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Artifacts } from '../activities/artifacts';
 import { ArtifactStore, blobKey, CorruptArtifactError, LocalBackend, S3Backend, s3Location, StoreConfigError } from '../blobstore';
 import { classifyIOError, TransientIOError } from '../core';
-import { sha256, writeDirAtomic } from '../ml/files';
+import { sha256, sweepDeadTemps, writeDirAtomic } from '../ml/files';
 import { tmpHome } from './helpers';
 import { startS3Server, type S3Server } from './s3-server';
 
@@ -208,6 +208,30 @@ describe('checked writes', () => {
     fs.mkdirSync(path.join(dir, live));
     writeDirAtomic(path.join(dir, 'step-00000030'), { 'model.json': '{}', 'weights.bin': Buffer.alloc(16, 1) });
     expect(fs.readdirSync(dir).sort()).toEqual([live, 'step-00000030']);
+  });
+
+  it('a writer killed between moving the previous version aside and renaming the new one in: the previous, whole version is put back, not deleted', () => {
+    const dir = tmpHome('killed-replace');
+    const ckpt = path.join(dir, 'step-00000010');
+    writeDirAtomic(ckpt, { 'model.json': '{"v":1}', 'weights.bin': Buffer.alloc(64, 1) });
+    // the second rename (the new folder into place) is where the writer dies (-9, by itself)
+    const script = `
+      const fs = require('node:fs');
+      const rename = fs.renameSync;
+      let n = 0;
+      fs.renameSync = (a, b) => (++n === 2 ? process.kill(process.pid, 'SIGKILL') : rename(a, b));
+      const { writeDirAtomic } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'ml', 'files.js'))});
+      writeDirAtomic(${JSON.stringify(ckpt)}, { 'model.json': '{"v":2}', 'weights.bin': Buffer.alloc(64, 2) });`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    expect(r.signal).toBe('SIGKILL');
+    const left = fs.readdirSync(dir).sort();
+    expect(left).toHaveLength(2);
+    expect(left[0]).toMatch(/^step-00000010\.old-\d+-[0-9a-f]{8}$/);
+    expect(left[1]).toMatch(/^step-00000010\.tmp-\d+-[0-9a-f]{8}$/);
+    expect(sweepDeadTemps(dir).sort()).toEqual(left);
+    expect(fs.readdirSync(dir)).toEqual(['step-00000010']);
+    expect(fs.readFileSync(path.join(ckpt, 'model.json'), 'utf8')).toBe('{"v":1}');
+    expect(fs.readFileSync(path.join(ckpt, 'weights.bin')).equals(Buffer.alloc(64, 1))).toBe(true);
   });
 
   it('ENOSPC and EIO are transient with a message saying what is full; other errors are left alone', () => {
