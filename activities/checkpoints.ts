@@ -103,11 +103,21 @@ function warn(ctx: Context, message: string): void {
 /**
  * The store's copies of a stage's checkpoints up to step `upTo` (also those another worker wrote): the
  * newest `keep` stay, the others' refs are dropped and their blobs deleted unless another ref holds them.
- * Later steps (an earlier attempt's, whole or not) are left: this attempt writes them again when it gets there.
+ * Pending refs (a publish killed midway) up to `upTo` are dropped too. Later steps (an earlier attempt's,
+ * whole or not) are left: this attempt writes them again when it gets there.
  */
 async function dropOlder(art: Artifacts, ckptDir: string, keep: number, upTo: number): Promise<void> {
-  const names = (await art.store.refs(`${ckptDir}/`)).map((r) => r.name).filter((n) => CHECKPOINT_NAME.test(n) && Number(CHECKPOINT_NAME.exec(n)![2]) <= upTo);
-  const old = names.sort().reverse().slice(keep);
+  const refs = (await art.store.refs(`${ckptDir}/`)).filter((r) => CHECKPOINT_NAME.test(r.name) && Number(CHECKPOINT_NAME.exec(r.name)![2]) <= upTo);
+  // the newest whole ones stay; a pending one (a publish killed midway) never takes a whole one's place
+  const kept = new Set(
+    refs
+      .filter((r) => !r.pending)
+      .map((r) => r.name)
+      .sort()
+      .reverse()
+      .slice(0, keep),
+  );
+  const old = refs.map((r) => r.name).filter((n) => !kept.has(n));
   if (old.length) await art.store.unpin(old);
 }
 
@@ -120,7 +130,7 @@ export interface FoundCheckpoint {
   /** home-relative, `<ckptDir>/step-<8 digits>` */
   name: string;
   step: number;
-  /** `<name>@<key>` when the store holds this checkpoint whole; undefined when only this home's folder is */
+  /** `<name>@<key>` when the store holds this checkpoint whole (not pending); undefined when only this home's folder (or a checkout of a pending ref) is */
   ref?: string;
 }
 
@@ -159,7 +169,12 @@ export async function findResume(
   };
   sweepDeadTemps(art.abs(ckptDir)); // a checkpoint a killed writer had moved aside is put back first
   if (heartbeatRef) add(heartbeatRef, "the heartbeat's");
-  for (const r of await art.store.refs(`${ckptDir}/`)) add(`${r.name}@${r.key}`, "the store's");
+  // a pending ref (its publish, or its clean-up, was killed midway) is tried too: its checkout verifies every file against the key
+  const pending = new Set<string>();
+  for (const r of await art.store.refs(`${ckptDir}/`)) {
+    add(`${r.name}@${r.key}`, r.pending ? "the store's (pending)" : "the store's");
+    if (r.pending) pending.add(`${r.name}@${r.key}`);
+  }
   for (const c of wholeCheckpoints(art.abs(ckptDir))) add(path.join(ckptDir, c.name), "this home's folder");
   // newest first; for one step a verified copy (a key) before the folder as it is
   candidates.sort((a, b) => b.step - a.step || Number(a.ref === undefined) - Number(b.ref === undefined));
@@ -171,7 +186,8 @@ export async function findResume(
       const state = readTrainState(dir);
       model = await loadModel(dir);
       if (state.step !== c.step) throw new Error(`its training state is at step ${state.step}`);
-      return { model, state, name: c.name, step: c.step, ref: c.ref };
+      // from a pending ref: no ref handed on (the caller publishes the checkout again, whole)
+      return { model, state, name: c.name, step: c.step, ref: c.ref && !pending.has(c.ref) ? c.ref : undefined };
     } catch (e) {
       model?.dispose();
       warn(`checkpoint ${c.name} (${c.from}${c.ref ? ` ${parseRef(c.ref).key}` : ''}) passed over: ${(e as Error).message.split('\n')[0]}`);

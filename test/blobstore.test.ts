@@ -210,6 +210,35 @@ describe('checked writes', () => {
     expect(fs.readdirSync(dir).sort()).toEqual([live, 'step-00000030']);
   });
 
+  it('a publish killed before its last write leaves a pending ref: not resolved, not read, dropped by unpin with its holds and blobs', async () => {
+    const root = tmpHome('blob-pending');
+    /** the process dies at the second write of a ref (the first marks it pending; the second would make it whole) */
+    class DiesAtWholeRef extends LocalBackend {
+      refWrites = 0;
+      override async putBytes(key: string, data: Uint8Array | string): Promise<void> {
+        if (key.startsWith('refs/') && ++this.refWrites === 2) throw new Error('killed');
+        return super.putBytes(key, data);
+      }
+    }
+    const home = tmpHome('blob-pending-home');
+    const a = path.join(home, 'artifacts/c1/run-1/round-1/finetune-checkpoints/step-00000003');
+    writeModelFolder(a, 3);
+    const name = 'artifacts/c1/run-1/round-1/finetune-checkpoints/step-00000003';
+    await expect(new ArtifactStore(new DiesAtWholeRef(root)).publish(name, a)).rejects.toThrow(/killed/);
+    const store = new ArtifactStore(new LocalBackend(root));
+    expect(await store.resolve(name)).toBeUndefined();
+    const [r] = await store.refs('artifacts/c1/');
+    expect(r).toMatchObject({ name, pending: true });
+    // an Artifacts reader by name: not from the store (its tree may not be whole), the home's own file instead
+    expect(await new Artifacts(home, store).local(name)).toBe(a);
+    expect((await store.unpin(['artifacts/c1/'])).refs).toBe(1);
+    expect([...(await store.backend.list('holds/')), ...(await store.backend.list('blobs/')), ...(await store.backend.list('refs/'))]).toEqual([]);
+    // published again in full: whole, and resolved
+    const p = await store.publish(name, a);
+    expect(await store.resolve(name)).toBe(p.key);
+    expect((await store.refs('artifacts/c1/'))[0].pending).toBe(false);
+  });
+
   it('a writer killed between moving the previous version aside and renaming the new one in: the previous, whole version is put back, not deleted', () => {
     const dir = tmpHome('killed-replace');
     const ckpt = path.join(dir, 'step-00000010');

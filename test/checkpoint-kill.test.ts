@@ -192,6 +192,10 @@ describe('kill -9 at every artifact-store write of checkpointing: the retry resu
           if (!same) failures.push(`${what}: weights differ from the uninterrupted run`);
           if (refs.map((x) => x.name).join() !== `${CKPT}/step-00000009` || !good.every(Boolean))
             failures.push(`${what}: the store holds ${refs.map((x) => x.name).join(', ')} (whole: ${good.join(', ')}), not just the last checkpoint, whole`);
+          // and nothing leaks: the run's clean-up (unpin of the folder) leaves no hold and no blob behind
+          await store.unpin([`${CKPT}/`]);
+          const left = [...(await store.backend.list('holds/')), ...(await store.backend.list('blobs/')), ...(await store.backend.list('refs/'))];
+          if (left.length) failures.push(`${what}: after the clean-up the store still has ${left.map((o) => o.key).join(', ')}`);
         }
       }
       expect(killsAfterAFolder).toBeGreaterThan(0);
