@@ -1,5 +1,5 @@
 // bench:scale — one campaign of many runs (default 200 weight vectors; mlp, 1 000 training images,
-// one round) through the real CLI, served by 1, 2 and 4 compute worker processes
+// one round: rollbackRetries 0) through the real CLI, served by 1, 2 and 4 compute worker processes
 // (`prunewise worker --queues cpu`) beside one process for the workflows and the store
 // (`prunewise worker --queues campaigns,store`), each configuration in a fresh home with its own
 // embedded Temporal dev server. Timed from SQLite: the campaign's `started` event to its completion
@@ -74,6 +74,9 @@ const SPEC = {
   baseline: { epochs: 1, batchSize: 64 },
   weights: weights(RUNS),
   pruning: { rounds: 1, stepRatio: 0.3, finetuneEpochs: 1, batchSize: 64 },
+  // exactly one round per run: a round past maxAccuracyDrop is rolled back but not retried with half the
+  // ratio (the default 2 retries would make it up to 3 rounds, so the bench would time rollbacks, not one round)
+  constraints: { rollbackRetries: 0 },
   // short latency measurement: this bench is about orchestration, not about the speedup's interval
   target: { batchSize: 16, warmupRuns: 1, latencyRuns: 5, speedupCi: 0.2, latencyBudgetSeconds: 1 },
 };
