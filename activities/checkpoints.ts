@@ -1,16 +1,33 @@
 // Resumable training: checkpoints as tfjs model folders `step-<8 digits>` under a stage's
 // checkpoint folder, each with the whole training state (optimizer moments and step count, data
 // position, loss series: ml/train-state.ts) written in the same atomic folder write; a retried
-// stage resumes from the heartbeat's checkpoint, else the newest whole one on disk, and continues
-// bit for bit as if never interrupted. A folder without its training state is never resumed from.
+// stage resumes from the newest checkpoint that is whole and verifiable, wherever it is (the
+// heartbeat's, the artifact store's, this home's folders: findResume), and continues bit for bit as
+// if never interrupted. A folder without its training state is never resumed from.
 // The newest `keepCheckpoints` are kept. Each checkpoint is also published to the artifact store
 // (a retry on another worker, with no shared disk, resumes from it: the heartbeat carries its
 // `<name>@<key>`), and the store's refs of older ones are dropped with their blobs (checkpoint clean-up).
+// A kill between writing a checkpoint's folder and storing it whole (the ref written, its blobs or
+// manifest not yet) leaves a ref that does not check out: the folder here is resumed from and
+// published again (test/checkpoint-kill.test.ts tries a kill before every store write).
 import { Context } from '@temporalio/activity';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { encodeTrainState, isWholeCheckpoint, readTrainState, saveModel, train, type Split, type TrainOptions, type TrainResult, type TrainState } from '../ml';
+import { parseRef } from '../blobstore';
+import {
+  encodeTrainState,
+  isWholeCheckpoint,
+  loadModel,
+  readTrainState,
+  saveModel,
+  sweepDeadTemps,
+  train,
+  type Split,
+  type TrainOptions,
+  type TrainResult,
+  type TrainState,
+} from '../ml';
 import type { Artifacts } from './artifacts';
 import { beat } from './stage';
 import type { StageProgressDetails } from '../core';
@@ -26,7 +43,7 @@ export interface ResumableTrainOptions {
 }
 
 /**
- * Trains with checkpoints; resumes from the heartbeat's checkpoint or the newest one on disk.
+ * Trains with checkpoints; resumes from the newest whole and verifiable checkpoint (findResume).
  * Heartbeats every batch (the SDK throttles what it sends), so a dead worker is noticed.
  * `start` makes the model when there is nothing to resume from. `ckptDir` is relative to the home.
  */
@@ -39,33 +56,23 @@ export async function trainResumable(
 ): Promise<{ model: tfl.LayersModel; result: TrainResult }> {
   const ctx = Context.current();
   const details = ctx.info.heartbeatDetails as { step?: number; checkpoint?: string } | undefined;
-  // the heartbeat's checkpoint (fetched from the store when another worker wrote it), else the newest
-  // whole one here, else the newest the store holds; one whose state cannot be read is passed over
-  const local = wholeCheckpoints(art.abs(ckptDir)).map((c) => path.join(ckptDir, c.name));
-  const stored = async () =>
-    (await art.store.refs(`${ckptDir}/`).catch(() => []))
-      .filter((r) => /\/step-\d+$/.test(r.name) && !local.includes(r.name))
-      .sort((a, b) => (a.name < b.name ? 1 : -1))
-      .map((r) => `${r.name}@${r.key}`);
-  let resumeFrom: { dir: string } | undefined;
-  let resume: TrainState | undefined;
-  const tryFrom = async (refs: string[]): Promise<boolean> => {
-    for (const ref of refs) {
-      try {
-        const dir = await art.local(ref); // verified against its key, or fetched from the store
-        if (!isWholeCheckpoint(dir)) continue;
-        resume = readTrainState(dir);
-        resumeFrom = { dir: ref };
-        return true;
-      } catch {
-        // unreadable or missing: try the next older checkpoint
-      }
-    }
-    return false;
-  };
-  if (!(await tryFrom([...(details?.checkpoint ? [details.checkpoint] : []), ...local]))) await tryFrom(await stored());
-  const model = resumeFrom ? await art.loadModel(resumeFrom.dir) : await start();
-  let lastCheckpoint = resumeFrom?.dir;
+  const found = await findResume(art, ckptDir, details?.checkpoint, (m) => warn(ctx, m));
+  const model = found ? found.model : await start();
+  const resume = found?.state;
+  let lastCheckpoint = found?.ref;
+  if (found && !found.ref) {
+    // a whole folder here whose copy in the store is missing or not whole (the worker was killed
+    // while publishing it): published again, so a retry elsewhere finds it and the store holds no half ref
+    lastCheckpoint = await art.publish(found.name).then(
+      (p) => p.ref,
+      (e: Error) => (warn(ctx, `checkpoint ${found.name}: publishing it again failed (${e.message}); training goes on from it`), undefined),
+    );
+  }
+  // the store's clean-up as after every checkpoint (a kill may have come before it)
+  if (found)
+    await dropOlder(art, ckptDir, opts.keepCheckpoints, found.step).catch((e: Error) =>
+      warn(ctx, `checkpoint clean-up in ${art.store.description} failed: ${e.message}`),
+    );
   let totalSteps: number | undefined;
   const stepsPerEpoch = Math.ceil(data.n / opts.batchSize);
   const steps = opts.recipe?.steps;
@@ -92,13 +99,111 @@ export async function trainResumable(
       lastCheckpoint = (await art.publish(rel)).ref;
       beat(ctx, { ...rate.last(), checkpoint: lastCheckpoint });
       pruneCheckpoints(art.abs(ckptDir), opts.keepCheckpoints);
-      // the store's copies (also those another worker wrote): the newest `keepCheckpoints` stay, the
-      // others' refs are dropped and their blobs deleted unless another ref holds them
-      const names = (await art.store.refs(`${ckptDir}/`)).map((r) => r.name).filter((n) => /\/step-\d+$/.test(n));
-      await art.store.unpin(names.sort().reverse().slice(opts.keepCheckpoints));
+      await dropOlder(art, ckptDir, opts.keepCheckpoints, step);
     },
   });
   return { model, result };
+}
+
+/** An activity's log line at WARN (`PRUNEWISE_LOG_LEVEL=WARN` shows it); a context without a logger (unit tests' fakes) says nothing. */
+function warn(ctx: Context, message: string): void {
+  (ctx as { log?: { warn(m: string): void } }).log?.warn(message);
+}
+
+/**
+ * The store's copies of a stage's checkpoints up to step `upTo` (also those another worker wrote): the
+ * newest `keep` stay, the others' refs are dropped and their blobs deleted unless another ref holds them.
+ * Pending refs (a publish killed midway) up to `upTo` are dropped too. Later steps (an earlier attempt's,
+ * whole or not) are left: this attempt writes them again when it gets there.
+ */
+async function dropOlder(art: Artifacts, ckptDir: string, keep: number, upTo: number): Promise<void> {
+  const refs = (await art.store.refs(`${ckptDir}/`)).filter((r) => CHECKPOINT_NAME.test(r.name) && Number(CHECKPOINT_NAME.exec(r.name)![2]) <= upTo);
+  // the newest whole ones stay; a pending one (a publish killed midway) never takes a whole one's place
+  const kept = new Set(
+    refs
+      .filter((r) => !r.pending)
+      .map((r) => r.name)
+      .sort()
+      .reverse()
+      .slice(0, keep),
+  );
+  const old = refs.map((r) => r.name).filter((n) => !kept.has(n));
+  if (old.length) await art.store.unpin(old);
+}
+
+const CHECKPOINT_NAME = /(^|\/)step-(\d+)$/;
+
+/** Where a resume found its checkpoint: the model (loaded), its training state, its name, and its ref when the store holds it whole. */
+export interface FoundCheckpoint {
+  model: tfl.LayersModel;
+  state: TrainState;
+  /** home-relative, `<ckptDir>/step-<8 digits>` */
+  name: string;
+  step: number;
+  /** `<name>@<key>` when the store holds this checkpoint whole (not pending); undefined when only this home's folder (or a checkout of a pending ref) is */
+  ref?: string;
+}
+
+/**
+ * The newest checkpoint of a stage that is whole and verifiable, wherever it is: the heartbeat's
+ * (`<name>@<key>`, fetched from the store when another worker wrote it), the store's refs under
+ * `ckptDir`, and this home's whole folders (model and training state, written by one checked atomic
+ * write), newest step first whatever the source. For one step the store's copy is tried first
+ * (checked out verified: a local file that fails its sha256 is fetched again); this home's folder as
+ * it is comes next, so a kill between writing a checkpoint and storing it whole (a ref whose blobs or
+ * manifest never arrived) costs nothing. A candidate is taken only if its training state reads and its
+ * model loads; every one passed over is said through `warn`, with the reason.
+ * @returns undefined when there is none (training starts from the stage's model)
+ * @throws what listing the store's refs throws (TransientIOError: the store is away; retried)
+ */
+export async function findResume(
+  art: Artifacts,
+  ckptDir: string,
+  heartbeatRef: string | undefined,
+  warn: (message: string) => void,
+): Promise<FoundCheckpoint | undefined> {
+  interface Candidate {
+    step: number;
+    name: string;
+    /** `<name>@<key>` (heartbeat, store) or undefined: this home's folder as it is */
+    ref?: string;
+    from: string;
+  }
+  const candidates: Candidate[] = [];
+  const add = (ref: string | undefined, from: string) => {
+    const name = ref === undefined ? undefined : parseRef(ref).name;
+    const m = name === undefined ? null : CHECKPOINT_NAME.exec(name);
+    if (!m || !name) return;
+    if (candidates.some((c) => c.ref === ref && ref !== name)) return; // the same key twice
+    candidates.push({ step: Number(m[2]), name, ref: ref === name ? undefined : ref, from });
+  };
+  sweepDeadTemps(art.abs(ckptDir)); // a checkpoint a killed writer had moved aside is put back first
+  if (heartbeatRef) add(heartbeatRef, "the heartbeat's");
+  // a pending ref (its publish, or its clean-up, was killed midway) is tried too: its checkout verifies every file against the key
+  const pending = new Set<string>();
+  for (const r of await art.store.refs(`${ckptDir}/`)) {
+    add(`${r.name}@${r.key}`, r.pending ? "the store's (pending)" : "the store's");
+    if (r.pending) pending.add(`${r.name}@${r.key}`);
+  }
+  for (const c of wholeCheckpoints(art.abs(ckptDir))) add(path.join(ckptDir, c.name), "this home's folder");
+  // newest first; for one step a verified copy (a key) before the folder as it is
+  candidates.sort((a, b) => b.step - a.step || Number(a.ref === undefined) - Number(b.ref === undefined));
+  for (const c of candidates) {
+    let model: tfl.LayersModel | undefined;
+    try {
+      const dir = c.ref ? await art.local(c.ref) : art.abs(c.name); // a ref: checked out, verified against its key
+      if (!isWholeCheckpoint(dir)) throw new Error(`${dir} lacks the model's or the training state's files`);
+      const state = readTrainState(dir);
+      model = await loadModel(dir);
+      if (state.step !== c.step) throw new Error(`its training state is at step ${state.step}`);
+      // from a pending ref: no ref handed on (the caller publishes the checkout again, whole)
+      return { model, state, name: c.name, step: c.step, ref: c.ref && !pending.has(c.ref) ? c.ref : undefined };
+    } catch (e) {
+      model?.dispose();
+      warn(`checkpoint ${c.name} (${c.from}${c.ref ? ` ${parseRef(c.ref).key}` : ''}) passed over: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -150,17 +255,17 @@ export function wholeCheckpoints(dir: string): Array<{ name: string; step: numbe
     .sort((a, b) => b.step - a.step);
 }
 
-/** Keeps the newest `keep` checkpoints and removes leftovers of interrupted writes; returns the names removed. */
+/**
+ * Keeps the newest `keep` checkpoints and removes leftovers of interrupted writes by processes that are
+ * gone (ml/files sweepDeadTemps: a live writer's are left, a whole folder moved aside is put back); returns the checkpoints removed.
+ */
 export function pruneCheckpoints(dir: string, keep: number): string[] {
-  const entries = fs.readdirSync(dir);
-  const steps = entries
+  sweepDeadTemps(dir);
+  const steps = fs
+    .readdirSync(dir)
     .filter((n) => /^step-\d+$/.test(n))
     .sort()
     .reverse();
   for (const old of steps.slice(keep)) fs.rmSync(path.join(dir, old), { recursive: true, force: true });
-  for (const tmp of entries.filter((n) => /\.(tmp|old)-\d+-/.test(n))) {
-    const pid = Number(/-(\d+)-/.exec(tmp)![1]);
-    if (pid !== process.pid) fs.rmSync(path.join(dir, tmp), { recursive: true, force: true });
-  }
   return steps.slice(keep);
 }

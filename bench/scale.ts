@@ -1,13 +1,15 @@
 // bench:scale — one campaign of many runs (default 200 weight vectors; mlp, 1 000 training images,
-// one round) through the real CLI, served by 1, 2 and 4 compute worker processes
+// one round: rollbackRetries 0) through the real CLI, served by 1, 2 and 4 compute worker processes
 // (`prunewise worker --queues cpu`) beside one process for the workflows and the store
 // (`prunewise worker --queues campaigns,store`), each configuration in a fresh home with its own
 // embedded Temporal dev server. Timed from SQLite: the campaign's `started` event to its completion
 // (wall clock of the store's writes). Orchestration: the share of the compute workers' time not
 // spent inside a stage (1 − Σ stage ms ÷ (workers × campaign time)); with one worker that is the
 // time Temporal round trips, queueing and store writes take between stages.
-// Env: BENCH_SCALE_RUNS (default 200), BENCH_SCALE_WORKERS (default 1,2,4) — a smoke test uses a few runs.
-// Prints a table, then one JSON line {"workers": {"1": s, "2": s, "4": s}, "orchestrationPct": …}.
+// Options: --runs N (default 200; env BENCH_SCALE_RUNS), --workers 1,2,4 (default; env BENCH_SCALE_WORKERS),
+// --help — a smoke test uses a few runs. Each configuration's result goes to stderr as soon as it is
+// measured (a later failure loses nothing); then a table, and one JSON line
+// {"workers": {"1": s, "2": s, "4": s}, "orchestrationPct": <1 worker's>, "orchestrationPctByWorkers": {…}, …}.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -17,8 +19,40 @@ import { openDb } from '../db';
 
 const ROOT = path.join(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'prunewise.js');
-const RUNS = Number(process.env.BENCH_SCALE_RUNS ?? 200);
-const WORKERS = (process.env.BENCH_SCALE_WORKERS ?? '1,2,4').split(',').map(Number);
+const HELP = `usage: npm run bench:scale -- [--runs N] [--workers 1,2,4]
+  one campaign of N runs (default 200; mlp, 1 000 training images, one round) served by each number of
+  compute worker processes in turn (default 1,2,4), each in a fresh home with its own Temporal dev server;
+  prints a table, then one JSON line {"workers": {"1": s, …}, "orchestrationPct": …}
+  env BENCH_SCALE_RUNS / BENCH_SCALE_WORKERS set the same (the flags win)`;
+
+/** `--runs` and `--workers` (else the env, else 200 and 1,2,4). Exits with one line on a bad value. */
+function options(argv: string[]): { runs: number; workers: number[] } {
+  let runs = process.env.BENCH_SCALE_RUNS ?? '200';
+  let workers = process.env.BENCH_SCALE_WORKERS ?? '1,2,4';
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const value = () => inline ?? argv[++i] ?? '';
+    if (flag === '--help' || flag === '-h') {
+      console.log(HELP);
+      process.exit(0);
+    } else if (flag === '--runs') runs = value();
+    else if (flag === '--workers') workers = value();
+    else fail(`unknown option ${a}: use --runs N and/or --workers 1,2,4 (--help)`);
+  }
+  const n = Number(runs);
+  if (!Number.isInteger(n) || n < 1) fail(`--runs: "${runs}" is not a whole number ≥ 1`);
+  const w = workers.split(',').map((x) => Number(x.trim()));
+  if (!w.length || w.some((x) => !Number.isInteger(x) || x < 1)) fail(`--workers: "${workers}" is not a list of whole numbers ≥ 1 such as 1,2,4`);
+  return { runs: n, workers: w };
+}
+
+function fail(line: string): never {
+  process.stderr.write(`bench:scale: ${line}\n`);
+  process.exit(2);
+}
+
+const { runs: RUNS, workers: WORKERS } = options(process.argv.slice(2));
 const FASHION = '/usr/share/datasets/fashion-mnist';
 
 /** RUNS distinct weight vectors (thousandths, so each sums to exactly 1). */
@@ -40,6 +74,9 @@ const SPEC = {
   baseline: { epochs: 1, batchSize: 64 },
   weights: weights(RUNS),
   pruning: { rounds: 1, stepRatio: 0.3, finetuneEpochs: 1, batchSize: 64 },
+  // exactly one round per run: a round past maxAccuracyDrop is rolled back but not retried with half the
+  // ratio (the default 2 retries would make it up to 3 rounds, so the bench would time rollbacks, not one round)
+  constraints: { rollbackRetries: 0 },
   // short latency measurement: this bench is about orchestration, not about the speedup's interval
   target: { batchSize: 16, warmupRuns: 1, latencyRuns: 5, speedupCi: 0.2, latencyBudgetSeconds: 1 },
 };
@@ -50,6 +87,8 @@ interface Result {
   stageSeconds: number;
   orchestrationPct: number;
   runsCompleted: number;
+  /** 1-minute load average when the configuration ended (2 cores shared with other developers) */
+  load: number;
 }
 
 function prunewise(args: string[], env: NodeJS.ProcessEnv): ChildProcess & { err: () => string } {
@@ -98,7 +137,14 @@ async function scale(n: number): Promise<Result> {
     const runsCompleted = db.prepare(`SELECT COUNT(*) FROM runs WHERE campaign_id = ? AND kind = 'run' AND state = 'completed'`).pluck().get(id) as number;
     db.close();
     const seconds = (ended - started) / 1000;
-    return { workers: n, seconds, stageSeconds: stageMs / 1000, orchestrationPct: 100 * (1 - stageMs / 1000 / (n * seconds)), runsCompleted };
+    return {
+      workers: n,
+      seconds,
+      stageSeconds: stageMs / 1000,
+      orchestrationPct: 100 * (1 - stageMs / 1000 / (n * seconds)),
+      runsCompleted,
+      load: os.loadavg()[0],
+    };
   } finally {
     for (const p of procs) p.kill('SIGTERM');
     await Promise.all(procs.map(exited));
@@ -120,7 +166,9 @@ async function main(): Promise<void> {
     process.stderr.write(`${n} compute worker(s): ${RUNS} runs…\n`);
     const r = await scale(n);
     results.push(r);
-    process.stderr.write(`${n} compute worker(s): ${r.seconds.toFixed(1)} s, load ${os.loadavg()[0].toFixed(1)}\n`);
+    process.stderr.write(
+      `${n} compute worker(s): ${r.seconds.toFixed(1)} s, ${r.runsCompleted} runs completed, not in a stage ${r.orchestrationPct.toFixed(1)} %, load ${r.load.toFixed(1)} ${JSON.stringify(r)}\n`,
+    );
   }
   const one = results.find((r) => r.workers === 1) ?? results[0];
   console.log(
@@ -128,11 +176,11 @@ async function main(): Promise<void> {
       `N compute worker processes + 1 for workflows and store, own embedded Temporal dev server each; ${os.cpus().length} cores (shared); ${((performance.now() - t0) / 60000).toFixed(1)} min in all`,
   );
   console.log(
-    `${'workers'.padEnd(8)}${'campaign s'.padStart(12)}${'vs 1'.padStart(8)}${'stage s (Σ)'.padStart(13)}${'not in a stage'.padStart(16)}${'runs done'.padStart(11)}`,
+    `${'workers'.padEnd(8)}${'campaign s'.padStart(12)}${'vs 1'.padStart(8)}${'stage s (Σ)'.padStart(13)}${'not in a stage'.padStart(16)}${'runs done'.padStart(11)}${'load'.padStart(7)}`,
   );
   for (const r of results) {
     console.log(
-      `${String(r.workers).padEnd(8)}${r.seconds.toFixed(1).padStart(12)}${`${(one.seconds / r.seconds).toFixed(2)}×`.padStart(8)}${r.stageSeconds.toFixed(1).padStart(13)}${`${r.orchestrationPct.toFixed(1)} %`.padStart(16)}${String(r.runsCompleted).padStart(11)}`,
+      `${String(r.workers).padEnd(8)}${r.seconds.toFixed(1).padStart(12)}${`${(one.seconds / r.seconds).toFixed(2)}×`.padStart(8)}${r.stageSeconds.toFixed(1).padStart(13)}${`${r.orchestrationPct.toFixed(1)} %`.padStart(16)}${String(r.runsCompleted).padStart(11)}${r.load.toFixed(1).padStart(7)}`,
     );
   }
   console.log(
@@ -141,6 +189,8 @@ async function main(): Promise<void> {
       orchestrationPct: +one.orchestrationPct.toFixed(2),
       orchestrationPctByWorkers: Object.fromEntries(results.map((r) => [String(r.workers), +r.orchestrationPct.toFixed(2)])),
       runs: RUNS,
+      runsCompleted: Object.fromEntries(results.map((r) => [String(r.workers), r.runsCompleted])),
+      loadAverage: Object.fromEntries(results.map((r) => [String(r.workers), +r.load.toFixed(2)])),
       cores: os.cpus().length,
     }),
   );

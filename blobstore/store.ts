@@ -99,6 +99,8 @@ interface RefObject {
   key: string;
   /** every blob the tree holds: its manifest and its files (what the ref counts) */
   blobs: string[];
+  /** written before the blobs and the manifest, removed by the last write of a publish: a ref still pending names a tree that may not be whole (its publish was killed); readers pass it over, clean-up drops it and its holds */
+  pending?: true;
 }
 
 export interface StoreOptions {
@@ -145,9 +147,11 @@ export class ArtifactStore {
   }
 
   /**
-   * Puts a written folder or file (`abs`) into the store as the artifact `name`: the ref first (so
-   * a concurrent clean-up sees the blobs are wanted), then each blob not there yet, then the
-   * manifest. The files are hashed once; each is checked against its hash again just before upload.
+   * Puts a written folder or file (`abs`) into the store as the artifact `name`: the holds first (so
+   * a concurrent clean-up sees the blobs are wanted) and the ref marked pending, then each blob not
+   * there yet, then the manifest, and last the ref without the mark: readers (resolve, checkout by
+   * name, the resume of a training) see a ref only once its tree is whole; a publish killed midway
+   * leaves a pending ref, which `rm` and checkpoint clean-up drop with its holds and blobs. The files are hashed once; each is checked against its hash again just before upload.
    * @throws TransientIOError (store away, disk fault), CorruptArtifactError (the file changed while read)
    */
   async publish(name: string, abs: string): Promise<Published> {
@@ -162,9 +166,11 @@ export class ArtifactStore {
     const key = `sha256:${hex}`;
     const ref: RefObject = { key, blobs: [...new Set([hex, ...tree.files.map((f) => f.sha256)])] };
     const before = await this.readRef(name); // a retry that wrote other bytes under the same name
-    // holds first, then the ref, then the blobs: a concurrent clean-up sees they are wanted
+    // holds first (a concurrent clean-up sees the blobs are wanted), the ref pending, then the blobs and the manifest, the ref whole last
     for (const b of ref.blobs) await this.backend.putBytes(holdKey(b, name), name);
-    await this.backend.putBytes(refKeyOf(name), JSON.stringify(ref));
+    // the same tree again (a retry, a checkpoint published anew): its whole ref is not taken back meanwhile
+    const again = before?.key === key && !before.pending;
+    if (!again) await this.backend.putBytes(refKeyOf(name), JSON.stringify({ ...ref, pending: true }));
     for (const f of tree.files) {
       const file = tree.type === 'folder' ? path.join(abs, f.name) : abs;
       if ((await this.backend.size(blobKey(f.sha256))) === f.bytes) continue; // written once
@@ -173,6 +179,7 @@ export class ArtifactStore {
         throw new CorruptArtifactError(`${name}: ${f.name} was not stored whole in ${this.description}`);
     }
     if ((await this.backend.size(blobKey(hex))) !== Buffer.byteLength(json)) await this.backend.putBytes(blobKey(hex), json);
+    await this.backend.putBytes(refKeyOf(name), JSON.stringify(ref));
     this.trees.set(key, tree);
     if (before && before.key !== key)
       await this.release(
@@ -249,19 +256,23 @@ export class ArtifactStore {
     return tree;
   }
 
-  /** The key a name's ref holds, undefined when none. */
+  /** The key a name's ref holds, undefined when none (or its publish never finished: pending). */
   async resolve(name: string): Promise<string | undefined> {
-    return (await this.readRef(name))?.key;
+    const r = await this.readRef(name);
+    return r && !r.pending ? r.key : undefined;
   }
 
-  /** Names (and keys) of the refs under a name prefix (`artifacts/<campaign>/` …). */
-  async refs(prefix: string): Promise<Array<{ name: string; key: string; blobs: string[] }>> {
+  /**
+   * Names (and keys) of the refs under a name prefix (`artifacts/<campaign>/` …); `pending`: a publish
+   * that never finished (its tree may not be whole: not to be read; clean-up drops it).
+   */
+  async refs(prefix: string): Promise<Array<{ name: string; key: string; blobs: string[]; pending: boolean }>> {
     const objs = (await this.backend.list(`refs/${prefix}`)).filter((o) => o.key.endsWith('.ref'));
-    const out: Array<{ name: string; key: string; blobs: string[] }> = [];
+    const out: Array<{ name: string; key: string; blobs: string[]; pending: boolean }> = [];
     for (const o of objs) {
       try {
         const r = JSON.parse((await this.backend.getBytes(o.key)).toString('utf8')) as RefObject;
-        out.push({ name: nameOfRefKey(o.key), key: r.key, blobs: r.blobs });
+        out.push({ name: nameOfRefKey(o.key), key: r.key, blobs: r.blobs, pending: r.pending === true });
       } catch (e) {
         if (!(e instanceof MissingObjectError)) throw e; // deleted meanwhile
       }
@@ -312,21 +323,24 @@ export class ArtifactStore {
 
   /**
    * Drops the refs of `names` (exact names, or every name under a prefix ending in "/") with their
-   * holds, and deletes the blobs nothing holds any more. Returns what was deleted.
+   * holds, and deletes the blobs nothing holds any more. Returns what was deleted. Each ref is marked
+   * pending first (readers pass it over) and deleted last, so a clean-up killed midway leaves a
+   * pending ref that the next clean-up finishes — never held blobs that no ref names (a leak).
    */
   async unpin(names: string[]): Promise<{ refs: number; blobs: number; bytes: number }> {
-    const dropped: Array<{ name: string; blobs: string[] }> = [];
+    const dropped: Array<{ name: string; key: string; blobs: string[]; pending: boolean }> = [];
     for (const n of names) {
       if (n.endsWith('/')) dropped.push(...(await this.refs(n)));
       else {
         const r = await this.readRef(n);
-        if (r) dropped.push({ name: n, blobs: r.blobs });
+        if (r) dropped.push({ name: n, key: r.key, blobs: r.blobs, pending: r.pending === true });
       }
     }
-    await this.backend.delete(dropped.map((d) => refKeyOf(d.name)));
     const out = { refs: dropped.length, blobs: 0, bytes: 0 };
     for (const d of dropped) {
+      if (!d.pending) await this.backend.putBytes(refKeyOf(d.name), JSON.stringify({ key: d.key, blobs: d.blobs, pending: true } satisfies RefObject));
       const r = await this.release(d.name, d.blobs);
+      await this.backend.delete([refKeyOf(d.name)]);
       out.blobs += r.blobs;
       out.bytes += r.bytes;
     }

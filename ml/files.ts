@@ -69,8 +69,10 @@ function processAlive(pid: number): boolean {
 /**
  * Removes the temporary files and folders (`<name>.tmp-<pid>-<hex>`, `<name>.old-<pid>-<hex>`) that a
  * writer killed mid-write (kill -9, power loss: no clean-up ran) left in `dir`, when that process is
- * gone. Pids are this machine's: call it on a home's own folders, never on a folder other machines
- * share. Best effort (a folder that cannot be read is left alone). @returns the names removed
+ * gone. An `.old-` one whose `<name>` is missing is put back instead: the writer was killed between
+ * moving the previous version aside and renaming the new one in, and the previous one is whole.
+ * Pids are this machine's: call it on a home's own folders, never on a folder other machines
+ * share. Best effort (a folder that cannot be read is left alone). @returns the names removed or put back
  */
 export function sweepDeadTemps(dir: string): string[] {
   let names: string[];
@@ -83,7 +85,9 @@ export function sweepDeadTemps(dir: string): string[] {
   for (const name of names) {
     const m = TEMP_NAME.exec(name);
     if (!m || processAlive(Number(m[2]))) continue;
-    fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    const original = path.join(dir, name.slice(0, m.index));
+    if (m[1] === 'old' && !fs.existsSync(original)) fs.renameSync(path.join(dir, name), original);
+    else fs.rmSync(path.join(dir, name), { recursive: true, force: true });
     removed.push(name);
   }
   return removed;

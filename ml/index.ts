@@ -28,4 +28,4 @@ export { defaultTrainThreads, stopReplicas } from './parallel';
 export { FusedAdam, type AdamState } from './adam';
 export * from './train-state';
 export { rng, shuffledIndices } from './random';
-export { writeDirAtomic, writeFileAtomic, writeFileChecked, fsyncDir, sha256 } from './files';
+export { writeDirAtomic, writeFileAtomic, writeFileChecked, fsyncDir, sha256, sweepDeadTemps } from './files';

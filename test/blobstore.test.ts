@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Artifacts } from '../activities/artifacts';
 import { ArtifactStore, blobKey, CorruptArtifactError, LocalBackend, S3Backend, s3Location, StoreConfigError } from '../blobstore';
 import { classifyIOError, TransientIOError } from '../core';
-import { sha256, writeDirAtomic } from '../ml/files';
+import { sha256, sweepDeadTemps, writeDirAtomic } from '../ml/files';
 import { tmpHome } from './helpers';
 import { startS3Server, type S3Server } from './s3-server';
 
@@ -208,6 +208,59 @@ describe('checked writes', () => {
     fs.mkdirSync(path.join(dir, live));
     writeDirAtomic(path.join(dir, 'step-00000030'), { 'model.json': '{}', 'weights.bin': Buffer.alloc(16, 1) });
     expect(fs.readdirSync(dir).sort()).toEqual([live, 'step-00000030']);
+  });
+
+  it('a publish killed before its last write leaves a pending ref: not resolved, not read, dropped by unpin with its holds and blobs', async () => {
+    const root = tmpHome('blob-pending');
+    /** the process dies at the second write of a ref (the first marks it pending; the second would make it whole) */
+    class DiesAtWholeRef extends LocalBackend {
+      refWrites = 0;
+      override async putBytes(key: string, data: Uint8Array | string): Promise<void> {
+        if (key.startsWith('refs/') && ++this.refWrites === 2) throw new Error('killed');
+        return super.putBytes(key, data);
+      }
+    }
+    const home = tmpHome('blob-pending-home');
+    const a = path.join(home, 'artifacts/c1/run-1/round-1/finetune-checkpoints/step-00000003');
+    writeModelFolder(a, 3);
+    const name = 'artifacts/c1/run-1/round-1/finetune-checkpoints/step-00000003';
+    await expect(new ArtifactStore(new DiesAtWholeRef(root)).publish(name, a)).rejects.toThrow(/killed/);
+    const store = new ArtifactStore(new LocalBackend(root));
+    expect(await store.resolve(name)).toBeUndefined();
+    const [r] = await store.refs('artifacts/c1/');
+    expect(r).toMatchObject({ name, pending: true });
+    // an Artifacts reader by name: not from the store (its tree may not be whole), the home's own file instead
+    expect(await new Artifacts(home, store).local(name)).toBe(a);
+    expect((await store.unpin(['artifacts/c1/'])).refs).toBe(1);
+    expect([...(await store.backend.list('holds/')), ...(await store.backend.list('blobs/')), ...(await store.backend.list('refs/'))]).toEqual([]);
+    // published again in full: whole, and resolved
+    const p = await store.publish(name, a);
+    expect(await store.resolve(name)).toBe(p.key);
+    expect((await store.refs('artifacts/c1/'))[0].pending).toBe(false);
+  });
+
+  it('a writer killed between moving the previous version aside and renaming the new one in: the previous, whole version is put back, not deleted', () => {
+    const dir = tmpHome('killed-replace');
+    const ckpt = path.join(dir, 'step-00000010');
+    writeDirAtomic(ckpt, { 'model.json': '{"v":1}', 'weights.bin': Buffer.alloc(64, 1) });
+    // the second rename (the new folder into place) is where the writer dies (-9, by itself)
+    const script = `
+      const fs = require('node:fs');
+      const rename = fs.renameSync;
+      let n = 0;
+      fs.renameSync = (a, b) => (++n === 2 ? process.kill(process.pid, 'SIGKILL') : rename(a, b));
+      const { writeDirAtomic } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'ml', 'files.js'))});
+      writeDirAtomic(${JSON.stringify(ckpt)}, { 'model.json': '{"v":2}', 'weights.bin': Buffer.alloc(64, 2) });`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    expect(r.signal).toBe('SIGKILL');
+    const left = fs.readdirSync(dir).sort();
+    expect(left).toHaveLength(2);
+    expect(left[0]).toMatch(/^step-00000010\.old-\d+-[0-9a-f]{8}$/);
+    expect(left[1]).toMatch(/^step-00000010\.tmp-\d+-[0-9a-f]{8}$/);
+    expect(sweepDeadTemps(dir).sort()).toEqual(left);
+    expect(fs.readdirSync(dir)).toEqual(['step-00000010']);
+    expect(fs.readFileSync(path.join(ckpt, 'model.json'), 'utf8')).toBe('{"v":1}');
+    expect(fs.readFileSync(path.join(ckpt, 'weights.bin')).equals(Buffer.alloc(64, 1))).toBe(true);
   });
 
   it('ENOSPC and EIO are transient with a message saying what is full; other errors are left alone', () => {
