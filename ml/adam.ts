@@ -44,14 +44,10 @@ export class FusedAdam {
 
   /** Continues from a saved state (a resume): the next apply() is step t + 1 with these moments. */
   restore(s: AdamState): void {
-    const sizes = this.m.map((a) => a.length).join(',');
-    if (
-      s.m.length !== this.m.length ||
-      s.v.length !== this.v.length ||
-      s.m.map((a) => a.length).join(',') !== sizes ||
-      s.v.map((a) => a.length).join(',') !== sizes
-    )
-      throw new Error(`optimizer state for variables of sizes [${s.m.map((a) => a.length).join(',')}] does not fit the model's [${sizes}]`);
+    checkStateFits(
+      s,
+      this.m.map((a) => a.length),
+    );
     this.t = s.t;
     s.m.forEach((a, k) => this.m[k].set(a));
     s.v.forEach((a, k) => this.v[k].set(a));
@@ -179,14 +175,10 @@ export class NativeAdam {
 
   /** Continues from a saved state (a resume, FusedAdam's too): the next apply() is step t + 1 with these moments. */
   restore(s: AdamState): void {
-    const sizes = this.vars.map((v) => v.size).join(',');
-    if (
-      s.m.length !== this.vars.length ||
-      s.v.length !== this.vars.length ||
-      s.m.map((a) => a.length).join(',') !== sizes ||
-      s.v.map((a) => a.length).join(',') !== sizes
-    )
-      throw new Error(`optimizer state for variables of sizes [${s.m.map((a) => a.length).join(',')}] does not fit the model's [${sizes}]`);
+    checkStateFits(
+      s,
+      this.vars.map((v) => v.size),
+    );
     this.t = s.t;
     tf.tidy(() =>
       this.handles.forEach((h, k) => {
@@ -237,4 +229,11 @@ export class NativeAdam {
       }
     tf.dispose(this.constants ?? []);
   }
+}
+
+/** @throws Error when a saved optimizer state's moments are not one per variable of these sizes (elements each) */
+function checkStateFits(s: AdamState, sizes: number[]): void {
+  const want = sizes.join(',');
+  if (s.m.length !== sizes.length || s.v.length !== sizes.length || s.m.map((a) => a.length).join(',') !== want || s.v.map((a) => a.length).join(',') !== want)
+    throw new Error(`optimizer state for variables of sizes [${s.m.map((a) => a.length).join(',')}] does not fit the model's [${want}]`);
 }
