@@ -84,6 +84,8 @@ export async function trainResumable(
     seed: opts.seed,
     ...opts.recipe,
     resume,
+    // also within an epoch, so a budget of one epoch or less resumes after a crash too
+    checkpointEverySteps: checkpointInterval(stepsPerEpoch),
     onPrepare: (done, total, what) => {
       if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
       beat(ctx, { step: done, total, what, checkpoint: lastCheckpoint });
@@ -204,6 +206,14 @@ export async function findResume(
     }
   }
   return undefined;
+}
+
+/** Checkpoints per epoch besides the one at its end (each a model folder published to the artifact store). */
+export const CHECKPOINTS_PER_EPOCH = 4;
+/** Steps between checkpoints within an epoch: a quarter epoch (CHECKPOINTS_PER_EPOCH), at least MIN_CHECKPOINT_STEPS. */
+export const MIN_CHECKPOINT_STEPS = 25;
+export function checkpointInterval(stepsPerEpoch: number): number {
+  return Math.max(MIN_CHECKPOINT_STEPS, Math.ceil(stepsPerEpoch / CHECKPOINTS_PER_EPOCH));
 }
 
 /**

@@ -7,7 +7,18 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { baselineSparsityOf, describeRecipe, finetuneRecipeOf, type CampaignSpec, type FinetuneRecipe } from '../campaign/schema';
 import { measureOf } from '../campaign/target';
-import { baselineDir, baselineModelDir, CampaignError, channelMetrics, DataError, deployableDir, latencyTablePath, ModelError, roundDir } from '../core';
+import {
+  baselineDir,
+  baselineModelDir,
+  CampaignError,
+  channelMetrics,
+  DataError,
+  deployableDir,
+  latencyTablePath,
+  ModelError,
+  overLimit,
+  roundDir,
+} from '../core';
 import {
   allocationOf,
   analyze,
@@ -521,7 +532,7 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
           const test = await evaluate(model, ds.test);
           const drop = (input.baselineValAccuracy - val.accuracy) * 100;
           const max = input.spec.constraints.maxAccuracyDrop;
-          const ok = drop <= max;
+          const ok = !overLimit(drop, max); // a drop of exactly the limit is within it
           return {
             ok,
             reason: ok ? undefined : `validation accuracy dropped ${drop.toFixed(2)} points (max ${max})`,

@@ -263,7 +263,7 @@ export const campaignSchema = z.strictObject({
       minUnits: z.number().int().positive().default(4).describe('never shrink a group below this many channels'),
       maxLayerRatio: z.number().gt(0).lt(1).default(0.9).describe('at most this fraction of a group removed in one round'),
       roundTo: z
-        .union([z.number().int().positive(), z.literal('auto')])
+        .union([z.number().int().positive(), z.literal('auto')], { error: 'must be a whole number ≥ 1 or "auto" (e.g. roundTo: 8 or roundTo: auto)' })
         .default(1)
         .describe(
           'keep channel counts multiples of this; auto: the multiple target.runtime rewards (measured channel steps; groups under 8× it round to a smaller power of two)',

@@ -8,7 +8,7 @@ import { readModelSource } from '../ml/keras';
 import * as path from 'node:path';
 import { Artifacts, PRUNEWISE_JSON_VERSION } from '../activities';
 import type { ArtifactStore } from '../blobstore';
-import type { CampaignSpec } from '../campaign/schema';
+import { describeRecipe, finetuneRecipeOf, type CampaignSpec } from '../campaign/schema';
 import { metricMap, modelArtifactPath, runRef, type Db } from '../db';
 import {
   calibrationInputs,
@@ -167,6 +167,7 @@ export async function exportModel(
           accuracy: { value: accuracy, measured: true, split: 'test', backend },
           float32Accuracy: { value: float32Accuracy, measured: true, split: 'test', backend },
           campaign: run.campaignId,
+          finetune: recipeOf(spec, round),
           sha256: saved.sha256,
           // the input contract (README "Task, labels and pixels"): how pixels are scaled, class names
           input: { ...ds.input, task: taskSpecOf(spec.task).type },
@@ -186,6 +187,13 @@ export async function exportModel(
  * its accuracy measured on exactly that file, and prunewise.json beside it.
  * @throws CliError one line naming the step (and the layer) that failed and the fix
  */
+/** How the exported weights were fine-tuned (as the deployable's prunewise.json says): null for the baseline (round 0). */
+function recipeOf(spec: CampaignSpec, round: number) {
+  if (round === 0) return null;
+  const r = finetuneRecipeOf(spec.pruning, round, taskSpecOf(spec.task).type);
+  return { ...r, summary: describeRecipe(r) };
+}
+
 async function exportFile(
   model: Awaited<ReturnType<typeof loadModel>>,
   src: string,
@@ -256,6 +264,7 @@ async function exportFile(
           : {}),
         versions: r.versions,
         campaign: o.campaignId,
+        finetune: recipeOf(o.spec, o.round),
         sha256: sha256(fs.readFileSync(file)),
       },
       null,

@@ -200,10 +200,21 @@ export interface HardLimits {
   maxBytes?: number;
 }
 
+/**
+ * How far past a limit a value may lie and still count as at it: float rounding of a difference
+ * (0.78 − 0.76 = 0.020000000000000018) must not tip a drop of exactly the limit over it.
+ */
+export const LIMIT_TOLERANCE = 1e-9;
+
+/** Whether `value` is over `limit` by more than float rounding (LIMIT_TOLERANCE, relative to the limit's size). */
+export function overLimit(value: number, limit: number): boolean {
+  return value > limit + LIMIT_TOLERANCE * Math.max(1, Math.abs(limit));
+}
+
 /** Why a candidate breaks the campaign's hard constraints (none: it may be recommended). */
 export function violations(v: ObjectiveValues, ref: ObjectiveValues, limits: HardLimits = {}): string[] {
   const out: string[] = [];
-  if (v.error > ref.error) out.push('accuracy drop');
+  if (overLimit(v.error, ref.error)) out.push('accuracy drop');
   if (limits.maxLatencyMs !== undefined && v.latencyMs > limits.maxLatencyMs) out.push('maxLatencyMs');
   if (limits.maxBytes !== undefined && v.bytes > limits.maxBytes) out.push('maxBytes');
   return out;

@@ -70,6 +70,7 @@ describe('campaign files', () => {
     ],
     ['bad sweep', { ...good, sweep: { simplex: 0 } }, /: sweep\.simplex: /],
     ['out-of-range value', { ...good, pruning: { stepRatio: 1.5 } }, /: pruning\.stepRatio: must be less than 1 \(got 1\.5\)$/],
+    ['roundTo neither a number nor auto', { ...good, pruning: { roundTo: 'auto8' } }, /: pruning\.roundTo: must be a whole number ≥ 1 or "auto"/],
     ['model path that does not exist', { ...good, model: './nope/model.json' }, /: model: file .*nope\/model\.json not found/],
   ];
   for (const [what, spec, message] of bad) {

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Artifacts } from '../activities/artifacts';
-import { newestCheckpoint, trainResumable } from '../activities/checkpoints';
+import { checkpointInterval, newestCheckpoint, trainResumable } from '../activities/checkpoints';
 import {
   buildZooModel,
   encodeTrainState,
@@ -191,6 +191,36 @@ describe('a resumed train continues bit for bit', () => {
       resumed.model.dispose();
       expect(tf.memory().numTensors).toBe(n0); // training left nothing behind; the loaded model's tensors went with it
       uninterrupted.model.dispose();
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
+  it('trainResumable checkpoints within an epoch too (every checkpointInterval steps): a one-epoch budget killed midway resumes, not from step 0', async () => {
+    const home = tmp();
+    const art = new Artifacts(home);
+    const data = first(60 * 8); // 60 steps of 8: checkpoints at 25, 50 and 60 (the epoch's end)
+    expect(checkpointInterval(60)).toBe(25);
+    const opts = { epochs: 1, batchSize: 8, learningRate: 2e-3, seed: 12, keepCheckpoints: 2 };
+    const start = async () => buildZooModel('lenet5', 6, [28, 28, 1], 10);
+    const abort = new AbortController();
+    const ctx = (details: unknown, stopAt?: number) => ({
+      info: { heartbeatDetails: details },
+      cancellationSignal: abort.signal,
+      heartbeat: (d: { step: number }) => {
+        if (d.step === stopAt) abort.abort(new Error('worker killed'));
+      },
+    });
+    try {
+      vi.spyOn(Context, 'current').mockReturnValue(ctx(undefined, 30) as unknown as Context);
+      await expect(trainResumable(art, start, 'c/checkpoints', opts, data)).rejects.toThrow(/worker killed/);
+      expect(newestCheckpoint(art.abs('c/checkpoints'))?.step).toBe(25);
+      const fresh = new AbortController();
+      vi.spyOn(Context, 'current').mockReturnValue({ ...ctx(undefined), cancellationSignal: fresh.signal } as unknown as Context);
+      const resumed = await trainResumable(art, () => Promise.reject(new Error('must resume, not start over')), 'c/checkpoints', opts, data);
+      expect(resumed.result.resumedFromStep).toBe(25);
+      expect(resumed.result.steps).toBe(60);
+      resumed.model.dispose();
     } finally {
       vi.restoreAllMocks();
     }

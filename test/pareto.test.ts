@@ -16,6 +16,7 @@ import {
   recommend,
   referencePoint,
   violations,
+  overLimit,
   type Candidate,
 } from '../core';
 
@@ -23,6 +24,17 @@ const c = (runId: string, error: number, bytes: number, latencyMs: number, energ
   runId,
   round: 1,
   values: { error, bytes, latencyMs, energyJ },
+});
+
+describe('hard limits', () => {
+  it('a drop of exactly the limit is within it despite float rounding; a drop past it is not', () => {
+    const base = { error: 1 - 0.78, latencyMs: 1, bytes: 100, energyJ: 0 };
+    const ref = referencePoint(base, 2); // 2 points
+    expect(violations({ ...base, error: 1 - 0.76 }, ref)).toEqual([]); // 0.78 − 0.76 = 0.020000000000000018
+    expect(violations({ ...base, error: 1 - 0.7599 }, ref)).toEqual(['accuracy drop']);
+    expect(overLimit((0.78 - 0.76) * 100, 2)).toBe(false);
+    expect(overLimit(2.001, 2)).toBe(true);
+  });
 });
 
 describe('Pareto front', () => {

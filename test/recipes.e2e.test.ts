@@ -43,6 +43,11 @@ describe('fine-tuning recipes in a campaign', () => {
     expect(deployed(1).finetune).toMatchObject({ batches: 12, schedule: 'cosine', distill: { weight: 0.5 }, sparsity: { strength: 0.5, growth: 1, alpha: 4 } });
     expect(deployed(2).finetune.sparsity).toBeNull(); // the last round recovers without the penalty
     expect(deployed(2).finetune.summary).toBe('12 batches, lr 0.0005 cosine (warm-up 10 %), label smoothing 0.1, distillation from the baseline (α 0.5, T 4)');
+    // the exported model (what users ship) says the same as its deployable
+    const out = path.join(home, '..', `export-${path.basename(home)}`);
+    const exported = await cli(env, ['export', `${status.id}/run-1`, '--round', '2', '--out', out]);
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(out, 'prunewise.json'), 'utf8')).finetune).toEqual(deployed(2).finetune);
     const text = await cli(env, ['status', status.id]);
     expect(text.stdout).toContain(
       'fine-tuning: 12 batches, lr 0.0005 cosine (warm-up 10 %), label smoothing 0.1, distillation from the baseline (α 0.5, T 4); sparsity penalty λ 0.5 + 1/epoch (α 4) on the baseline and round 1',
