@@ -5,6 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# `npm run demo -- --home DIR` (or --home=DIR): the later commands use that home too
+args=("$@")
+for i in "${!args[@]}"; do
+  case "${args[$i]}" in
+    --home) export PRUNEWISE_HOME="${args[$((i + 1))]:-}" ;;
+    --home=*) export PRUNEWISE_HOME="${args[$i]#--home=}" ;;
+  esac
+done
 node bin/prunewise.js run examples/quickstart.yaml "$@"
 id=$(node bin/prunewise.js ls --json | node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(0, "utf8"))[0].id)')
 echo
@@ -16,5 +24,5 @@ if [ -t 0 ] && [ -t 1 ] || [ "${PRUNEWISE_DEMO_SERVE:-}" = 1 ]; then
   echo "this campaign: /campaigns/$id (trade-off: /campaigns/$id/tradeoff)"
   exec node bin/prunewise.js dashboard
 else
-  echo "dashboard: npx prunewise dashboard   (then open http://127.0.0.1:8787/campaigns/$id; PRUNEWISE_DEMO_SERVE=1 serves it here)"
+  echo "dashboard: npx prunewise dashboard${PRUNEWISE_HOME:+ --home $PRUNEWISE_HOME}   (then open http://127.0.0.1:8787/campaigns/$id; PRUNEWISE_DEMO_SERVE=1 serves it here)"
 fi
