@@ -42,6 +42,9 @@ export class FusedAdam {
     return { t: this.t, m: this.m.map((a) => a.slice()), v: this.v.map((a) => a.slice()) };
   }
 
+  /** Variable k was changed outside apply() (the sparsity penalty's decay): nothing to do, apply() reads the variables each step. */
+  weightsChanged(_k: number): void {}
+
   /** Continues from a saved state (a resume): the next apply() is step t + 1 with these moments. */
   restore(s: AdamState): void {
     checkStateFits(
@@ -171,6 +174,11 @@ export class NativeAdam {
       }
     };
     return { t: this.t, m: this.handles.map((h) => read(h.m)), v: this.handles.map((h) => read(h.v)) };
+  }
+
+  /** Variable k was changed outside apply() (the sparsity penalty's decay): TensorFlow's copy takes its value. */
+  weightsChanged(k: number): void {
+    this.assign(this.handles[k].w, this.vars[k]);
   }
 
   /** Continues from a saved state (a resume, FusedAdam's too): the next apply() is step t + 1 with these moments. */

@@ -162,9 +162,8 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
   const labels = labelsFingerprint(data);
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const backend = tf.getBackend();
-  // native, one shard per batch: gradients stay in TensorFlow, Adam is TensorFlow's op (nativeStep); the
-  // sparsity penalty edits the weights between steps, which NativeAdam's own copies would not see: FusedAdam then
-  const native = backend === 'tensorflow' && shardsPerBatch === 1 && !(recipe.sparsity && opts.sparsity);
+  // native, one shard per batch: gradients stay in TensorFlow, Adam is TensorFlow's op (nativeStep)
+  const native = backend === 'tensorflow' && shardsPerBatch === 1;
   const optimizer = native ? new NativeAdam(vars, opts.learningRate) : new FusedAdam(vars, opts.learningRate);
   const epochLoss: Array<[number, number]> = [];
   let lossSum = 0;
@@ -436,23 +435,9 @@ async function shardedStep(ctx: StepContext, order: ArrayLike<number>, start: nu
     restore();
     throw replicaError;
   }
-  // the sparsity penalty's decay, from the weights before this step (decoupled from Adam's step: ml/recipe.ts)
-  const decay = ctx.penalty
-    ? penaltyGradients(
-        ctx.penalty,
-        ctx.vars.map((v) => v.dataSync() as Float32Array),
-        step,
-        ctx.stepsPerEpoch,
-      )
-    : [];
+  const decay = sparsityDecay(ctx, step);
   (ctx.optimizer as FusedAdam).apply(results.map((r, k) => ({ grads: r.grads, weight: bounds[k + 1] - bounds[k] })));
-  decay.forEach((d, k) => {
-    if (!d) return;
-    const w = (ctx.vars[k].dataSync() as Float32Array).slice();
-    const lr = ctx.optimizer.learningRate;
-    for (let i = 0; i < w.length; i++) w[i] -= lr * d[i];
-    setValues(ctx.vars[k], w);
-  });
+  applyDecay(ctx, decay);
   updateMovingStatistics(ctx.layers, saved, results, bounds);
   let loss = 0;
   results.forEach((r, k) => (loss += r.loss * (bounds[k + 1] - bounds[k])));
@@ -496,7 +481,9 @@ function nativeStep(ctx: StepContext, optimizer: NativeAdam, order: ArrayLike<nu
       return tf.variableGrads(() => recipeLoss(task, ctx.model.apply(xs, { training: true }) as tf.Tensor, ys, ctx.loss, soft), ctx.vars);
     }));
     const loss = value.dataSync()[0];
+    const decay = sparsityDecay(ctx, step);
     optimizer.apply(ctx.vars.map((v) => grads[v.name]));
+    applyDecay(ctx, decay);
     return loss;
   } catch (e) {
     layers.batchNorms.forEach((b, j) => (b.mean.assign(saved[j][0]), b.variance.assign(saved[j][1])));
@@ -505,6 +492,29 @@ function nativeStep(ctx: StepContext, optimizer: NativeAdam, order: ArrayLike<nu
     layers.dropouts.forEach((d, i) => (d.seed = seeds[i]));
     tf.dispose([...(value ? [value] : []), ...Object.values(grads), ...saved.flat()]);
   }
+}
+
+/** The sparsity penalty's decay for this step, from the weights before it (none without a penalty; ml/recipe.ts penaltyGradients). */
+function sparsityDecay(ctx: StepContext, step: number): Array<Float32Array | null> {
+  if (!ctx.penalty) return [];
+  return penaltyGradients(
+    ctx.penalty,
+    ctx.vars.map((v) => v.dataSync() as Float32Array),
+    step,
+    ctx.stepsPerEpoch,
+  );
+}
+
+/** Applies the decay after the optimizer's step (decoupled from Adam's step, AdamW-style: ml/recipe.ts), telling the optimizer. */
+function applyDecay(ctx: StepContext, decay: Array<Float32Array | null>): void {
+  decay.forEach((d, k) => {
+    if (!d) return;
+    const w = (ctx.vars[k].dataSync() as Float32Array).slice();
+    const lr = ctx.optimizer.learningRate;
+    for (let i = 0; i < w.length; i++) w[i] -= lr * d[i];
+    setValues(ctx.vars[k], w);
+    ctx.optimizer.weightsChanged(k);
+  });
 }
 
 /** What one shard gives: gradients, mean loss, and per batch-norm layer its batch mean and variance. */
