@@ -14,9 +14,10 @@ export type Db = Database.Database;
 export function openDb(file: string): Db {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const db = new Database(file);
-  db.pragma('journal_mode = WAL');
+  // the busy timeout first: switching a new file to WAL takes a lock another process may hold
   // PRUNEWISE_DB_BUSY_TIMEOUT_MS: for fault drills (a locked database fails each write attempt fast)
   db.pragma(`busy_timeout = ${Number(process.env.PRUNEWISE_DB_BUSY_TIMEOUT_MS) || 10000}`);
+  db.pragma('journal_mode = WAL');
   db.pragma('foreign_keys = ON');
   migrate(db);
   return db;
@@ -39,14 +40,23 @@ export function openDbReadOnly(file: string): Db {
   return db;
 }
 
-/** Applies the migrations not yet run (PRAGMA user_version counts them), each in its own transaction. */
+/**
+ * Applies the migrations not yet run (PRAGMA user_version counts them), each in its own
+ * `BEGIN IMMEDIATE` transaction that re-reads the version under the write lock: processes that open
+ * a new home at the same moment (a worker and `run`) apply each migration once and never fail with
+ * "table … already exists".
+ */
 export function migrate(db: Db): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  for (let v = current; v < MIGRATIONS.length; v++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[v]);
-      db.pragma(`user_version = ${v + 1}`);
-    })();
+  const step = db.transaction((): boolean => {
+    const v = db.pragma('user_version', { simple: true }) as number;
+    if (v >= MIGRATIONS.length) return false;
+    db.exec(MIGRATIONS[v]);
+    db.pragma(`user_version = ${v + 1}`);
+    return true;
+  });
+  if ((db.pragma('user_version', { simple: true }) as number) >= MIGRATIONS.length) return;
+  while (step.immediate()) {
+    /* next migration */
   }
 }
 

@@ -58,7 +58,24 @@ export function startCli(e: CliEnv, args: string[]): ChildProcess & { out: () =>
   let err = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (err += d));
-  return Object.assign(child, { out: () => out, err: () => err });
+  const started = Object.assign(child, { out: () => out, err: () => err });
+  if (args[0] === 'worker') {
+    workers.add({ args, child: started });
+  }
+  return started;
+}
+
+/** Workers started by startCli: a timed-out waitFor says how those that ended ended. */
+const workers = new Set<{ args: string[]; child: ChildProcess & { err: () => string } }>();
+
+function workersEnded(): string {
+  return [...workers]
+    .filter((w) => w.child.exitCode !== null || w.child.signalCode !== null)
+    .map(
+      (w) =>
+        `\n  \`prunewise ${w.args.join(' ')}\` ended (${w.child.exitCode ?? w.child.signalCode}): ${w.child.err().trim().split('\n').slice(-5).join(' | ')}`,
+    )
+    .join('');
 }
 
 export async function cli(e: CliEnv, args: string[], timeoutMs = 300_000): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -79,7 +96,7 @@ export async function waitFor<T>(
   for (;;) {
     const v = await fn();
     if (v) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${workersEnded()}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
