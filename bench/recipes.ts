@@ -22,6 +22,7 @@ import {
   scoreGroups,
   subset,
   train,
+  type Criterion,
   type Dataset,
   type TrainOptions,
 } from '../ml';
@@ -41,6 +42,8 @@ type Recipe = Pick<TrainOptions, 'schedule' | 'labelSmoothing' | 'distill' | 'sp
 interface Variant {
   name: string;
   recipe: (teacher: tfl.LayersModel, round: number) => Recipe;
+  /** the pruning criterion (default l1): group-norm ranks by the same W_{g,k} the sparsity penalty pushes down */
+  criterion?: Criterion;
 }
 const SPARSITY = { strength: 0.5, growth: 2 };
 const SPARSITY_LIGHT = { strength: 0.05, growth: 0.2 };
@@ -58,6 +61,22 @@ const VARIANTS: Variant[] = [
   {
     name: '+cosine+smoothing+distill',
     recipe: (teacher) => ({ schedule: { kind: 'cosine' }, labelSmoothing: 0.1, distill: { teacher, ...DISTILL } }),
+  },
+  { name: 'plain (group-norm)', criterion: 'group-norm', recipe: () => ({}) },
+  {
+    name: `+sparsity λ${SPARSITY.strength} (group-norm)`,
+    criterion: 'group-norm',
+    recipe: (_t, round) => (round < ROUNDS ? { sparsity: SPARSITY } : {}),
+  },
+  {
+    name: `+sparsity λ${SPARSITY_LIGHT.strength} (group-norm)`,
+    criterion: 'group-norm',
+    recipe: (_t, round) => (round < ROUNDS ? { sparsity: SPARSITY_LIGHT } : {}),
+  },
+  {
+    name: `+distill+sparsity λ${SPARSITY_LIGHT.strength} (group-norm)`,
+    criterion: 'group-norm',
+    recipe: (teacher, round) => ({ distill: { teacher, ...DISTILL }, ...(round < ROUNDS ? { sparsity: SPARSITY_LIGHT } : {}) }),
   },
   {
     name: 'all',
@@ -88,7 +107,7 @@ async function run(baseline: tfl.LayersModel, ds: Dataset, v: Variant, seed: num
   for (let round = 1; round <= ROUNDS; round++) {
     const goal = 1 - (1 - scheduledReduction('linear', TARGET, round, ROUNDS)) * (base / modelCost(model).flops);
     const graph = analyze(model);
-    const scores = scoreGroups(model, 'l1', { seed }, graph);
+    const scores = scoreGroups(model, v.criterion ?? 'l1', { seed }, graph);
     const { plan } = await planForFlops(model, graph, scores, goal, 'local', { minUnits: 2, maxRatio: 0.9 });
     const pruned = await pruneModel(model, plan, graph);
     model.dispose();
@@ -153,11 +172,11 @@ async function main(): Promise<void> {
   const budget = ROUND_BATCHES.map((b) => b * BATCH);
   console.log(
     `fine-tuning recipes: LeNet-5, Fashion-MNIST (test split, ${ds.test.n} images), backend ${backend.name}${lib}; baseline ${BASELINE_EPOCHS} epochs at lr 1e-3 = ${pts(baseAcc)} %; ` +
-      `L1, local, linear to ${TARGET * 100} % FLOPs over ${ROUNDS} rounds; fine-tune per round ${ROUND_BATCHES.join(' / ')} batches of ${BATCH} (${budget.join(' / ')} samples), Adam lr ${LR}; ` +
+      `L1 (unless the recipe names another criterion), local, linear to ${TARGET * 100} % FLOPs over ${ROUNDS} rounds; fine-tune per round ${ROUND_BATCHES.join(' / ')} batches of ${BATCH} (${budget.join(' / ')} samples), Adam lr ${LR}; ` +
       `${SEEDS.length} seed(s) (fine-tune data order); ${((performance.now() - t0) / 60000).toFixed(1)} min; load average ${load0.map((x) => x.toFixed(1)).join(' ')} → ${load1.map((x) => x.toFixed(1)).join(' ')} (2 cores, shared)${QUICK ? ' (BENCH_QUICK smoke run)' : ''}`,
   );
   console.log(
-    `${'recipe'.padEnd(26)}${'FLOPs −'.padStart(8)}${'acc % (mean)'.padStart(14)}${'spread'.padStart(8)}${'Δ base'.padStart(8)}${'Δ plain'.padStart(9)}${'after-prune acc r2/r3'.padStart(23)}   per seed`,
+    `${'recipe'.padEnd(34)}${'FLOPs −'.padStart(8)}${'acc % (mean)'.padStart(14)}${'spread'.padStart(8)}${'Δ base'.padStart(8)}${'Δ plain'.padStart(9)}${'after-prune acc r2/r3'.padStart(23)}   per seed`,
   );
   const plainRuns = results.filter((r) => r.variant === 'plain').map((r) => r.accuracy);
   const plain = plainRuns.length ? mean(plainRuns) : NaN;
@@ -178,7 +197,7 @@ async function main(): Promise<void> {
       flopsRemoved: rs[0].flopsRemoved,
     };
     console.log(
-      `${v.name.padEnd(26)}${`${Math.round(rs[0].flopsRemoved * 100)}%`.padStart(8)}${pts(m).padStart(14)}${pts(spread).padStart(8)}${pts(m - baseAcc).padStart(8)}${(Number.isNaN(plain) ? '—' : pts(m - plain)).padStart(9)}${`${pts(ap[0])} / ${pts(ap[1])}`.padStart(23)}   ${accs.map(pts).join(' ')}`,
+      `${v.name.padEnd(34)}${`${Math.round(rs[0].flopsRemoved * 100)}%`.padStart(8)}${pts(m).padStart(14)}${pts(spread).padStart(8)}${pts(m - baseAcc).padStart(8)}${(Number.isNaN(plain) ? '—' : pts(m - plain)).padStart(9)}${`${pts(ap[0])} / ${pts(ap[1])}`.padStart(23)}   ${accs.map(pts).join(' ')}`,
     );
   }
   console.log(

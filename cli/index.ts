@@ -180,7 +180,7 @@ function resolveRunArg(db: Db, home: Home, arg: string): string {
 /** The campaign's training recipe (campaign/schema.ts campaignRecipeOf) from its stored spec; null when the spec has no pruning section. */
 const recipeOfRow = (c: CampaignRow): CampaignRecipe | null => {
   const spec = JSON.parse(c.spec_json) as Partial<CampaignSpec>;
-  return spec.pruning ? campaignRecipeOf(spec.pruning, taskSpecOf(spec.task).type) : null;
+  return spec.pruning ? campaignRecipeOf(spec.pruning, taskSpecOf(spec.task).type, spec.target?.runtime) : null;
 };
 
 const heartbeatTimeoutOf = (c: CampaignRow) =>
@@ -477,7 +477,7 @@ program
       return;
     }
     const status = campaignStatus(db, id)!;
-    const recipe = campaignRecipeOf(loaded.spec.pruning, taskSpecOf(loaded.spec.task).type);
+    const recipe = campaignRecipeOf(loaded.spec.pruning, taskSpecOf(loaded.spec.task).type, loaded.spec.target.runtime);
     if (o.json) console.log(JSON.stringify(statusJson(status, null, recipe), null, 2));
     else console.log(formatStatus(status, recipe));
     if (status.state !== 'completed') {

@@ -5,7 +5,7 @@ export const ZOO_NAMES = ['mlp', 'lenet5', 'vgg-small', 'resnet8', 'mobilenet-sm
 export type ZooName = (typeof ZOO_NAMES)[number];
 
 /** Channel-importance criteria `scoreGroups` computes (ml/importance.ts). */
-export const CRITERIA = ['l1', 'l2', 'fpgm', 'taylor', 'bn', 'random'] as const;
+export const CRITERIA = ['l1', 'l2', 'fpgm', 'group-norm', 'taylor', 'bn', 'random'] as const;
 export type Criterion = (typeof CRITERIA)[number];
 
 /** Dataset sources `loadDataset` reads (ml/data.ts). */

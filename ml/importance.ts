@@ -6,6 +6,7 @@ import { gather, type Split } from './data';
 import { targetTensor, taskLoss, taskOf } from './task';
 import { analyze, RULES, type Graph, type Group } from './graph';
 import { rng } from './random';
+import { channelNorms, groupPenaltyOf } from './recipe';
 
 export { CRITERIA, type Criterion } from './catalog';
 import type { Criterion } from './catalog';
@@ -136,6 +137,7 @@ export function scoreGroups(model: tfl.LayersModel, criterion: Criterion, opts: 
     if (!opts.calibration) throw new ImportanceError('criterion "taylor" needs calibration data');
     return taylorScores(model, graph, opts.calibration, opts.calibrationBatches ?? 8, opts.batchSize ?? 64);
   }
+  if (criterion === 'group-norm') return groupNormScores(model, graph);
   const random = rng(opts.seed);
   const out: Record<string, number[]> = {};
   for (const g of graph.groups) {
@@ -150,6 +152,30 @@ export function scoreGroups(model: tfl.LayersModel, criterion: Criterion, opts: 
     } else {
       out[g.name] = sumOverProducers(model, g, criterion);
     }
+  }
+  return out;
+}
+
+/**
+ * The group norm ‖W_{g,k}‖₂ of each channel: the L2 norm over every slice pruning would remove with
+ * it — the producers' output kernels and biases, the followers' per-channel weights, the consumers'
+ * input slices (trainable weights; the same W_{g,k} the sparsity penalty of ml/recipe.ts pushes
+ * down). DepGraph's group-level importance (Fang et al., "DepGraph: Towards Any Structural Pruning",
+ * CVPR 2023, §3.3; Torch-Pruning's GroupNormImportance with p = 2): with the penalty on, the
+ * channels it weakened are the ones this criterion removes.
+ */
+function groupNormScores(model: tfl.LayersModel, graph: Graph): Record<string, number[]> {
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const p = groupPenaltyOf(model, vars, graph, { strength: 0, growth: 0 });
+  const norms = channelNorms(
+    p,
+    vars.map((v) => v.dataSync()),
+  );
+  const out: Record<string, number[]> = {};
+  let base = 0;
+  for (const g of graph.groups) {
+    out[g.name] = Array.from(norms.subarray(base, base + g.size));
+    base += g.size;
   }
   return out;
 }

@@ -178,6 +178,20 @@ describe('fine-tuning recipes and the sparsity penalty in campaign files', () =>
     expect(campaignRecipeOf(load('plain', undefined).pruning).sparsity).toBeNull();
   });
 
+  it("says what roundTo: auto chose for the campaign's runtime (status and status --json show it)", () => {
+    const wasm = load('auto-wasm', { roundTo: 'auto' });
+    expect(campaignRecipeOf(wasm.pruning, 'classification', wasm.target.runtime).roundTo).toEqual({ multiple: 8, auto: true, runtime: 'tfjs-wasm' });
+    expect(campaignRecipeOf(wasm.pruning, 'classification', wasm.target.runtime).summary).toMatch(
+      /; channels kept in multiples of 8 \(roundTo auto for tfjs-wasm, /,
+    );
+    const node = load('auto-node', { roundTo: 'auto' }, { target: { runtime: 'tfjs-node' } });
+    expect(campaignRecipeOf(node.pruning, 'classification', node.target.runtime).summary).toMatch(
+      /multiples of 1 \(roundTo auto for tfjs-node: no rounding\)$/,
+    );
+    const fixed = load('fixed', { roundTo: 4 });
+    expect(campaignRecipeOf(fixed.pruning).roundTo).toEqual({ multiple: 4, auto: false, runtime: null });
+  });
+
   const bad: Array<[string, unknown, object, RegExp]> = [
     ['two budgets', { finetune: { epochs: 1, batches: 10 } }, {}, /: pruning\.finetune\.batches: give the budget as epochs or as batches, not both/],
     ['old and new name', { finetuneEpochs: 2, finetune: { epochs: 1 } }, {}, /: pruning\.finetuneEpochs: is the older name of finetune\.epochs/],
@@ -195,6 +209,12 @@ describe('fine-tuning recipes and the sparsity penalty in campaign files', () =>
       { rounds: 2, sparsity: { strength: 1, rounds: 3 } },
       {},
       /: pruning\.sparsity\.rounds: is 3 but the campaign has 2 rounds/,
+    ],
+    [
+      'the penalty on a baseline that does not train',
+      { sparsity: { strength: 1, baseline: true } },
+      { baseline: { epochs: 0 } },
+      /: pruning\.sparsity\.baseline: needs a baseline that trains \(baseline\.epochs is 0/,
     ],
     [
       'label smoothing on regression',
@@ -239,7 +259,7 @@ describe('campaign-file errors: all at once, in our words', () => {
         'weights[0].latncy: unknown field: did you mean "latency"?',
         'pruning.stepRatio: must be greater than 0 (got 0)',
         'pruning.rounds: must be a whole number (got 2.5)',
-        'pruning.criterion: must be one of "l1", "l2", "fpgm", "taylor", "bn", "random" (got "l3"): did you mean "l1"?',
+        'pruning.criterion: must be one of "l1", "l2", "fpgm", "group-norm", "taylor", "bn", "random" (got "l3"): did you mean "l1"?',
         'target.speedupCi: must be at most 1 (got 2)',
         'constraints.maxAccuracyDrop: must be at least 0 (got -1)',
       ]),

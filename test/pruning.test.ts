@@ -158,6 +158,26 @@ describe('importance criteria and plans', () => {
     expect(Math.max(...s)).toBe(s[5]);
   });
 
+  it('group-norm ranks by the whole group: a channel whose own filter is large but whose next-layer rows are zero ranks below one with a small filter and large rows', () => {
+    const model = buildZooModel('lenet5', 1, SHAPE, 10);
+    const set = (layer: string, fn: (i: number, v: number) => number) => {
+      const [k, ...rest] = model.getLayer(layer).getWeights();
+      const data = k.dataSync().slice();
+      for (let i = 0; i < data.length; i++) data[i] = fn(i, data[i]);
+      model.getLayer(layer).setWeights([tf.tensor(data, k.shape), ...rest]);
+    };
+    // conv1's kernel [5, 5, 1, 6]: channel = i % 6; conv2's [5, 5, 6, 16]: input channel = floor(i / 16) % 6
+    set('conv1', (i, v) => (i % 6 === 1 ? 2 : i % 6 === 3 ? 0.01 : v));
+    set('conv2', (i, v) => (Math.floor(i / 16) % 6 === 1 ? 0 : Math.floor(i / 16) % 6 === 3 ? 1 : v));
+    const l1 = scoreGroups(model, 'l1', { seed: 1 })['conv1'];
+    expect(l1[1]).toBeGreaterThan(l1[3]);
+    const g = scoreGroups(model, 'group-norm', { seed: 1 })['conv1'];
+    expect(g[3]).toBeGreaterThan(g[1]);
+    // channel 1: its conv1 filter (25 weights of 2) and bias, nothing from conv2
+    const bias = model.getLayer('conv1').getWeights()[1].dataSync()[1];
+    expect(g[1]).toBeCloseTo(Math.sqrt(25 * 4 + bias * bias), 4);
+  });
+
   it('local plans honour minUnits, roundTo, per-group caps and protected layers; global plans rank across groups', () => {
     const model = buildZooModel('vgg-small', 1, SHAPE, 10);
     const graph = analyze(model);
