@@ -44,6 +44,8 @@ interface Variant {
   recipe: (teacher: tfl.LayersModel, round: number) => Recipe;
   /** the pruning criterion (default l1): group-norm ranks by the same W_{g,k} the sparsity penalty pushes down */
   criterion?: Criterion;
+  /** the plan's scope (default local: the same ratio in every group) */
+  scope?: 'local' | 'global';
 }
 const SPARSITY = { strength: 0.5, growth: 2 };
 const SPARSITY_LIGHT = { strength: 0.05, growth: 0.2 };
@@ -78,6 +80,8 @@ const VARIANTS: Variant[] = [
     criterion: 'group-norm',
     recipe: (teacher, round) => ({ distill: { teacher, ...DISTILL }, ...(round < ROUNDS ? { sparsity: SPARSITY_LIGHT } : {}) }),
   },
+  { name: 'plain (global)', scope: 'global', recipe: () => ({}) },
+  { name: `+distill α${DISTILL.weight} T${DISTILL.temperature} (global)`, scope: 'global', recipe: (teacher) => ({ distill: { teacher, ...DISTILL } }) },
   {
     name: 'all',
     recipe: (teacher, round) => ({
@@ -108,7 +112,7 @@ async function run(baseline: tfl.LayersModel, ds: Dataset, v: Variant, seed: num
     const goal = 1 - (1 - scheduledReduction('linear', TARGET, round, ROUNDS)) * (base / modelCost(model).flops);
     const graph = analyze(model);
     const scores = scoreGroups(model, v.criterion ?? 'l1', { seed }, graph);
-    const { plan } = await planForFlops(model, graph, scores, goal, 'local', { minUnits: 2, maxRatio: 0.9 });
+    const { plan } = await planForFlops(model, graph, scores, goal, v.scope ?? 'local', { minUnits: 2, maxRatio: 0.9 });
     const pruned = await pruneModel(model, plan, graph);
     model.dispose();
     model = pruned;
