@@ -71,7 +71,7 @@ function ephemeralRange(): [number, number] {
  * ephemeral ports while it starts, so a port picked from that range (listen(0)) can be taken by
  * another home's server between our check and its bind ("address already in use").
  */
-async function freePort(avoid: number[] = []): Promise<number> {
+export async function freePort(avoid: number[] = []): Promise<number> {
   const [lo] = ephemeralRange();
   const from = 20000;
   const to = Math.max(from + 1000, lo - 1);

@@ -3,23 +3,12 @@
 // task-queue prefix. Stopped when the run ends.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { DEV_SERVER_TUNING, findTemporalBinary, serverAnswers } from '../cli/temporal';
+import { DEV_SERVER_TUNING, findTemporalBinary, freePort, serverAnswers } from '../cli/temporal';
 
 let server: ChildProcess | undefined;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 export default async function setup(project: TestProject) {
   const dist = path.join(__dirname, '..', 'dist', 'workflow-bundle.js');

@@ -5,9 +5,9 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { freePort } from '../cli/temporal';
 
 export interface S3Server {
   endpoint: string;
@@ -30,16 +30,6 @@ export function versitygwBinary(): string {
   const found = candidates.find((p) => fs.existsSync(p));
   if (!found) throw new Error('versitygw is not installed: run scripts/setup.sh (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0 into .venv/bin)');
   return found;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
 }
 
 export async function startS3Server(bucket = 'prunewise-test'): Promise<S3Server> {
