@@ -403,7 +403,8 @@ export const campaignSchema = z
       .prefault({}),
   })
   .superRefine((c, ctx) => {
-    if (c.pruning.sparsity.baseline && c.baseline.epochs === 0)
+    const sp = c.pruning.sparsity;
+    if (sp.baseline && (sp.strength > 0 || sp.growth > 0) && c.baseline.epochs === 0)
       ctx.addIssue({
         code: 'custom',
         path: ['pruning', 'sparsity', 'baseline'],
@@ -486,8 +487,11 @@ export interface CampaignRecipe {
   finetune: Omit<FinetuneRecipe, 'sparsity'>;
   /** null = off; else the penalty and where: the fine-tuning of rounds 1…rounds, and the baseline's training when `baseline` */
   sparsity: { strength: number; growth: number; alpha: number; rounds: number; baseline: boolean } | null;
-  /** pruning.roundTo as the rounds apply it: `auto` resolved for target.runtime (AUTO_ROUND_TO); absent in specs without roundTo */
-  roundTo?: { multiple: number; auto: boolean; runtime: string | null };
+  /**
+   * how each round picks channels: the criterion, the plan's scope, and pruning.roundTo as the rounds apply it
+   * (`auto` resolved for target.runtime: AUTO_ROUND_TO); `summary`: one line for people. Absent for specs without them.
+   */
+  pruning?: { criterion: string; scope: string; roundTo: { multiple: number; auto: boolean; runtime: string | null }; summary: string };
   /** one line for people */
   summary: string;
 }
@@ -514,15 +518,17 @@ export function campaignRecipeOf(
   const summary =
     describeRecipe({ ...finetune, sparsity: null }) +
     (sparsity ? `; sparsity penalty λ ${sparsity.strength} + ${sparsity.growth}/epoch (α ${sparsity.alpha}) on ${where || 'nothing (rounds 0)'}` : '');
-  if (p.roundTo === undefined) return { finetune, sparsity, summary };
+  if (p.roundTo === undefined || p.criterion === undefined) return { finetune, sparsity, summary };
   const auto = p.roundTo === 'auto';
   const rt = runtime ?? 'tfjs-wasm';
   const multiple = auto ? AUTO_ROUND_TO[rt].roundTo : (p.roundTo as number);
   const roundTo = { multiple, auto, runtime: auto ? rt : null };
+  const scope = p.scope ?? 'local';
   const rounding = auto
-    ? `; channels kept in multiples of ${multiple} (roundTo auto for ${rt}${multiple === 1 ? ': no rounding' : ', smaller groups by a smaller power of two'})`
+    ? `channels kept in multiples of ${multiple} (roundTo auto for ${rt}${multiple === 1 ? ': no rounding' : ', smaller groups by a smaller power of two'})`
     : multiple > 1
-      ? `; channels kept in multiples of ${multiple}`
-      : '';
-  return { finetune, sparsity, roundTo, summary: summary + rounding };
+      ? `channels kept in multiples of ${multiple}`
+      : 'no rounding of channel counts';
+  const pruning = { criterion: p.criterion, scope, roundTo, summary: `criterion ${p.criterion}, ${scope} scope, ${rounding}` };
+  return { finetune, sparsity, pruning, summary };
 }

@@ -186,6 +186,9 @@ const recipeOfRow = (c: CampaignRow): CampaignRecipe | null => {
 const heartbeatTimeoutOf = (c: CampaignRow) =>
   (JSON.parse(c.spec_json) as { execution?: { heartbeatTimeoutSeconds?: number } }).execution?.heartbeatTimeoutSeconds ?? 30;
 
+/** How long `run --detach` waits for a first poller on the campaigns queue before saying no worker serves it. */
+const NO_POLLER_GRACE_SECONDS = 8;
+
 /**
  * The line to print when no worker serves the campaign: nothing polls the campaigns queue, or its
  * workflow task has sat unclaimed for UNCLAIMED_NO_WORKER_SECONDS (a dead worker's poller stays
@@ -193,8 +196,12 @@ const heartbeatTimeoutOf = (c: CampaignRow) =>
  */
 async function noWorkerLine(client: Client, namespace: string, home: Home, id: string, waitSeconds = 0, runIds: string[] = []): Promise<string | undefined> {
   const start = `start one with ${cmd(home, 'worker')}`;
-  if ((await workflowPollers(client, namespace, QUEUES.campaigns)) === 0)
-    return `no worker serves campaign ${id} (nothing polls task queue ${QUEUES.campaigns}): ${start}`;
+  // watching (run --detach): a worker started at the same moment takes a few seconds to poll
+  const pollDeadline = Date.now() + Math.min(waitSeconds, NO_POLLER_GRACE_SECONDS) * 1000;
+  while ((await workflowPollers(client, namespace, QUEUES.campaigns)) === 0) {
+    if (Date.now() >= pollDeadline) return `no worker serves campaign ${id} (nothing polls task queue ${QUEUES.campaigns}): ${start}`;
+    await new Promise((r) => setTimeout(r, 500));
+  }
   // a run's own workflow (a child) whose task sits unclaimed: its worker died (its poller stays listed for minutes)
   for (const runId of runIds) {
     const d = await client.workflow
@@ -445,7 +452,7 @@ program
       args: [{ campaignId: id, spec: loaded.spec, queues, ...storeRetryTuning() }],
     });
     log(
-      `campaign ${id} submitted (${loaded.spec.weights.length} runs × ${loaded.spec.pruning.rounds} rounds) to ${endpoint.address}${endpoint.uiUrl ? `; Temporal UI ${endpoint.uiUrl}` : ''}`,
+      `campaign ${id} submitted (${loaded.spec.weights.length} run${loaded.spec.weights.length === 1 ? '' : 's'} × ${loaded.spec.pruning.rounds} round${loaded.spec.pruning.rounds === 1 ? '' : 's'}) to ${endpoint.address}${endpoint.uiUrl ? `; Temporal UI ${endpoint.uiUrl}` : ''}`,
     );
     if (loaded.spec.execution.trainOn === 'gpu') {
       log(`execution.trainOn: gpu: baseline and finetune run on queue ${QUEUES.gpu} (start ${cmd(home, 'worker', '--gpu')} on a machine with CUDA)`);
