@@ -46,6 +46,8 @@ interface Variant {
   criterion?: Criterion;
   /** the plan's scope (default local: the same ratio in every group) */
   scope?: 'local' | 'global';
+  /** layers whose groups are never pruned (the others lose more to reach the same FLOPs) */
+  protect?: string[];
 }
 const SPARSITY = { strength: 0.5, growth: 2 };
 const SPARSITY_LIGHT = { strength: 0.05, growth: 0.2 };
@@ -83,6 +85,11 @@ const VARIANTS: Variant[] = [
   { name: 'plain (global)', scope: 'global', recipe: () => ({}) },
   { name: `+distill α${DISTILL.weight} T${DISTILL.temperature} (global)`, scope: 'global', recipe: (teacher) => ({ distill: { teacher, ...DISTILL } }) },
   {
+    name: `+distill α${DISTILL.weight} T${DISTILL.temperature} (conv1 kept)`,
+    protect: ['conv1'],
+    recipe: (teacher) => ({ distill: { teacher, ...DISTILL } }),
+  },
+  {
     name: 'all',
     recipe: (teacher, round) => ({
       schedule: { kind: 'cosine' },
@@ -112,7 +119,7 @@ async function run(baseline: tfl.LayersModel, ds: Dataset, v: Variant, seed: num
     const goal = 1 - (1 - scheduledReduction('linear', TARGET, round, ROUNDS)) * (base / modelCost(model).flops);
     const graph = analyze(model);
     const scores = scoreGroups(model, v.criterion ?? 'l1', { seed }, graph);
-    const { plan } = await planForFlops(model, graph, scores, goal, v.scope ?? 'local', { minUnits: 2, maxRatio: 0.9 });
+    const { plan } = await planForFlops(model, graph, scores, goal, v.scope ?? 'local', { minUnits: 2, maxRatio: 0.9, protect: v.protect ?? [] });
     const pruned = await pruneModel(model, plan, graph);
     model.dispose();
     model = pruned;
