@@ -76,7 +76,13 @@ export async function trainResumable(
   let totalSteps: number | undefined;
   const stepsPerEpoch = Math.ceil(data.n / opts.batchSize);
   const steps = opts.recipe?.steps;
-  const rate = trainingRate(steps !== undefined ? Math.max(1, Math.ceil(steps / stepsPerEpoch)) : opts.epochs, opts.batchSize, undefined, stepsPerEpoch);
+  const rate = trainingRate(
+    steps !== undefined ? Math.max(1, Math.ceil(steps / stepsPerEpoch)) : opts.epochs,
+    opts.batchSize,
+    undefined,
+    stepsPerEpoch,
+    steps !== undefined,
+  );
   const result = await train(model, data, {
     epochs: opts.epochs,
     batchSize: opts.batchSize,
@@ -218,10 +224,17 @@ export function checkpointInterval(stepsPerEpoch: number): number {
 
 /**
  * Progress details of a training stage (core/progress StageProgressDetails): epoch and batch in
- * progress, throughput over this attempt (wall clock, from its second step on: the first one
+ * progress (a budget in batches: the batch of that budget, "batch 5/12"), throughput over this attempt (wall clock, from its second step on: the first one
  * compiles kernels) and the seconds the remaining steps need at that rate.
  */
-export function trainingRate(epochs: number, batchSize: number, now: () => number = () => performance.now(), stepsPerEpoch?: number) {
+export function trainingRate(
+  epochs: number,
+  batchSize: number,
+  now: () => number = () => performance.now(),
+  stepsPerEpoch?: number,
+  /** the budget was given in batches (finetune.batches): progress counts batches of that budget, not epochs */
+  byBatches = false,
+) {
   let first: { step: number; t: number } | undefined;
   let latest: StageProgressDetails = {};
   return {
@@ -234,10 +247,9 @@ export function trainingRate(epochs: number, batchSize: number, now: () => numbe
       latest = {
         step,
         total,
-        epoch: Math.min(epochs, Math.floor((step - 1) / perEpoch) + 1),
-        epochs,
-        batch: ((step - 1) % perEpoch) + 1,
-        batchesPerEpoch: perEpoch,
+        ...(byBatches
+          ? { what: 'batch' }
+          : { epoch: Math.min(epochs, Math.floor((step - 1) / perEpoch) + 1), epochs, batch: ((step - 1) % perEpoch) + 1, batchesPerEpoch: perEpoch }),
         ...(samplesPerSecond
           ? { samplesPerSecond: Math.round(samplesPerSecond * 10) / 10, secondsLeft: Math.round(((total - step) * batchSize) / samplesPerSecond) }
           : {}),

@@ -1,7 +1,7 @@
 // core/progress: how a pending activity is read (running, worker lost, retrying) and worded, and
 // the remaining-time estimate. Pure functions: no server (the e2e test drives the real thing).
 import { describe, expect, it } from 'vitest';
-import { classifyPending, describeLive, estimateRemaining, formatDuration, ROUND_STAGES, WORKER_LOST, type PendingActivity } from '../core';
+import { classifyPending, describeLive, describeProgress, estimateRemaining, formatDuration, ROUND_STAGES, WORKER_LOST, type PendingActivity } from '../core';
 import { trainingRate } from '../activities/checkpoints';
 import { waitingStagesByQueue } from '../cli/progress';
 
@@ -79,6 +79,13 @@ describe('the training heartbeat details', () => {
       loss: 1.1,
     });
     expect(rate.last().step).toBe(11);
+  });
+
+  it('a budget in batches (finetune.batches) counts the batches of that budget, not of an epoch', () => {
+    const rate = trainingRate(1, 64, () => 0, 844, true);
+    const d = rate.progress(5, 12, 0.5);
+    expect(d).toEqual({ step: 5, total: 12, what: 'batch', loss: 0.5 });
+    expect(describeProgress(d, null)).toBe('batch 5/12, loss 0.5000');
   });
 });
 
