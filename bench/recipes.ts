@@ -10,9 +10,11 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import * as os from 'node:os';
 import {
+  allocateForFlops,
   analyze,
   buildZooModel,
   evaluate,
+  measureSensitivity,
   initBackend,
   loadDataset,
   modelCost,
@@ -24,6 +26,7 @@ import {
   train,
   type Criterion,
   type Dataset,
+  type KeepPlan,
   type TrainOptions,
 } from '../ml';
 import { shuffledIndices } from '../ml/random';
@@ -48,8 +51,12 @@ interface Variant {
   scope?: 'local' | 'global';
   /** layers whose groups are never pruned (the others lose more to reach the same FLOPs) */
   protect?: string[];
+  /** sensitivity: each round's FLOPs spent where the measured validation error rises least (allocateForFlops) instead of the same ratio everywhere */
+  allocation?: 'uniform' | 'sensitivity';
 }
 const SPARSITY = { strength: 0.5, growth: 2 };
+/** trial ratios of the sensitivity allocation (each group alone, no fine-tuning) */
+const SENSITIVITY_RATIOS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 const SPARSITY_LIGHT = { strength: 0.05, growth: 0.2 };
 const DISTILL = { weight: 0.5, temperature: 4 };
 const VARIANTS: Variant[] = [
@@ -89,6 +96,12 @@ const VARIANTS: Variant[] = [
     protect: ['conv1'],
     recipe: (teacher) => ({ distill: { teacher, ...DISTILL } }),
   },
+  { name: 'plain (sensitivity)', allocation: 'sensitivity', recipe: () => ({}) },
+  {
+    name: `+distill α${DISTILL.weight} T${DISTILL.temperature} (sensitivity)`,
+    allocation: 'sensitivity',
+    recipe: (teacher) => ({ distill: { teacher, ...DISTILL } }),
+  },
   {
     name: 'all',
     recipe: (teacher, round) => ({
@@ -110,7 +123,7 @@ interface Result {
   seconds: number;
 }
 
-async function run(baseline: tfl.LayersModel, ds: Dataset, v: Variant, seed: number, probe: Dataset['test']): Promise<Result> {
+async function run(baseline: tfl.LayersModel, ds: Dataset, v: Variant, seed: number, probe: Dataset['test'], val: Dataset['val']): Promise<Result> {
   const t0 = performance.now();
   const base = modelCost(baseline).flops;
   let model = await pruneModel(baseline, {}, analyze(baseline)); // a copy
@@ -119,7 +132,20 @@ async function run(baseline: tfl.LayersModel, ds: Dataset, v: Variant, seed: num
     const goal = 1 - (1 - scheduledReduction('linear', TARGET, round, ROUNDS)) * (base / modelCost(model).flops);
     const graph = analyze(model);
     const scores = scoreGroups(model, v.criterion ?? 'l1', { seed }, graph);
-    const { plan } = await planForFlops(model, graph, scores, goal, v.scope ?? 'local', { minUnits: 2, maxRatio: 0.9, protect: v.protect ?? [] });
+    const planOptions = { minUnits: 2, maxRatio: 0.9, protect: v.protect ?? [] };
+    let plan: KeepPlan;
+    if (v.allocation === 'sensitivity') {
+      const sens = await measureSensitivity(model, graph, scores, val, {
+        ratios: SENSITIVITY_RATIOS,
+        plan: planOptions,
+        latencyBatchSize: 32,
+        latencyRuns: 0,
+        noLatency: true,
+      });
+      plan = allocateForFlops(sens, goal * modelCost(model).flops).plan;
+    } else {
+      plan = (await planForFlops(model, graph, scores, goal, v.scope ?? 'local', planOptions)).plan;
+    }
     const pruned = await pruneModel(model, plan, graph);
     model.dispose();
     model = pruned;
@@ -159,6 +185,8 @@ async function main(): Promise<void> {
     1,
   );
   const probe = subset(ds.test, shuffledIndices(ds.test.n, 5).subarray(0, Math.min(2000, ds.test.n)));
+  // the validation images sensitivity trials are scored on (never the test split)
+  const sensitivityVal = subset(ds.val, shuffledIndices(ds.val.n, 6).subarray(0, Math.min(2000, ds.val.n)));
   const baseline = buildZooModel('lenet5', 1, ds.shape, ds.classes);
   process.stderr.write(`baseline: ${BASELINE_EPOCHS} epochs × ${ds.train.n} images…\n`);
   await train(baseline, ds.train, { epochs: BASELINE_EPOCHS, batchSize: BATCH, learningRate: 1e-3, seed: 1 });
@@ -171,7 +199,7 @@ async function main(): Promise<void> {
   if (only && variants.length !== only.length) throw new Error(`RECIPES_VARIANTS: use names among ${VARIANTS.map((v) => v.name).join(', ')}`);
   for (const seed of SEEDS)
     for (const v of variants) {
-      const r = await run(baseline, ds, v, seed, probe);
+      const r = await run(baseline, ds, v, seed, probe, sensitivityVal);
       results.push(r);
       process.stderr.write(
         `${v.name} seed ${seed}: ${pts(r.accuracy)} % (${r.seconds.toFixed(0)} s; ${((performance.now() - t0) / 60000).toFixed(1)} min in all)\n`,

@@ -43,8 +43,8 @@ export interface Sensitivity {
   /** one per (group, trial ratio) */
   trials: GroupTrial[];
   latencyBatchSize: number;
-  /** where current.latencyMs and the trials' dLatencyMs come from (absent in older scores.json: measured) */
-  latency?: 'predicted' | 'measured';
+  /** where current.latencyMs and the trials' dLatencyMs come from (absent in older scores.json: measured; none: not taken) */
+  latency?: 'predicted' | 'measured' | 'none';
   /** predicted: the table's key (sha256) and the baseline's latency in the table's terms, ms */
   latencyTable?: string;
   baselineLatencyMsPredicted?: number;
@@ -57,6 +57,8 @@ export interface SensitivityOptions {
   latencyRuns: number;
   /** the campaign's frozen latency table: trials' latencies are predicted from it, nothing is timed */
   latencyTable?: { table: LatencyTable; sha256: string };
+  /** no latency at all (a FLOPs-targeted allocation, allocateForFlops): dLatencyMs 0, nothing timed */
+  noLatency?: boolean;
   /** called after each trial (progress, heartbeats) */
   onTrial?: (done: number, total: number) => void | Promise<void>;
 }
@@ -92,7 +94,9 @@ export async function measureSensitivity(
       const c = modelCost(pruned);
       const e = 1 - (await evaluate(pruned, val)).accuracy;
       let dLatencyMs: number;
-      if (lt && predictedCurrent) {
+      if (o.noLatency) {
+        dLatencyMs = 0;
+      } else if (lt && predictedCurrent) {
         const g = graph.groupByName(t.group)!;
         dLatencyMs = boundedLatencyDelta(predictedCurrent, predictLatencyMs(pruned, lt.table), [...g.producers, ...g.followers], lt.table);
       } else {
@@ -126,7 +130,11 @@ export async function measureSensitivity(
     },
     trials: done,
     latencyBatchSize: o.latencyBatchSize,
-    ...(lt ? { latency: 'predicted' as const, latencyTable: lt.sha256, baselineLatencyMsPredicted: lt.table.baselineMs } : { latency: 'measured' as const }),
+    ...(o.noLatency
+      ? { latency: 'none' as const }
+      : lt
+        ? { latency: 'predicted' as const, latencyTable: lt.sha256, baselineLatencyMsPredicted: lt.table.baselineMs }
+        : { latency: 'measured' as const }),
   };
 }
 
@@ -170,4 +178,52 @@ export function allocate(sens: Sensitivity, w: Weights, base: ObjectiveValues, r
   const plan: KeepPlan = {};
   for (const c of chosen) plan[c.group] = c.keep;
   return { plan, chosen, estimatedDeltaJ: chosen.reduce((a, c) => a + c.deltaJ, 0) };
+}
+
+/**
+ * A FLOPs budget spent where accuracy suffers least: from the measured sensitivity (each group
+ * alone pruned at each trial ratio, no fine-tuning), greedily move the group whose next larger trial
+ * costs the least validation error per FLOP removed (FLOPs past what is still to remove not counted;
+ * ties: the smaller step), until at least `flopsToRemove` FLOPs are gone —
+ * the resource-constrained greedy of NetAdapt (Yang et al., "NetAdapt: Platform-Aware Neural Network
+ * Adaptation for Mobile Applications", ECCV 2018) with trials assumed additive. A trial that removes
+ * no more FLOPs than the group's current one is skipped. When every trial together removes less than
+ * asked, the plan takes them all (`reached` false).
+ * @param flopsToRemove FLOPs (= 2 × MACs) to remove from the current model, ≥ 0
+ */
+export function allocateForFlops(
+  sens: Sensitivity,
+  flopsToRemove: number,
+): { plan: KeepPlan; removedFlops: number; estimatedDError: number; reached: boolean } {
+  const byGroup = new Map<string, GroupTrial[]>();
+  for (const t of sens.trials) byGroup.set(t.group, [...(byGroup.get(t.group) ?? []), t]);
+  for (const ts of byGroup.values()) ts.sort((a, b) => a.dFlops - b.dFlops || a.ratio - b.ratio); // most FLOPs removed first
+  const at = new Map<string, GroupTrial>(); // the trial each group has taken so far
+  let removed = 0;
+  let dError = 0;
+  for (;;) {
+    if (removed >= flopsToRemove) break;
+    let best: { t: GroupTrial; cost: number; gain: number; dErr: number } | undefined;
+    for (const [g, ts] of byGroup) {
+      const cur = at.get(g);
+      const curFlops = cur ? -cur.dFlops : 0;
+      const curErr = cur ? Math.max(0, cur.dError) : 0;
+      // the cheapest next step of this group: the trial with the least error per FLOP beyond the current one
+      for (const t of ts) {
+        const gain = -t.dFlops - curFlops;
+        if (gain <= 0) continue;
+        const dErr = Math.max(0, t.dError) - curErr;
+        // FLOPs beyond what is still to remove earn nothing: a big step is not preferred for its excess
+        const cost = dErr / Math.min(gain, flopsToRemove - removed);
+        if (!best || cost < best.cost || (cost === best.cost && gain < best.gain)) best = { t, cost, gain, dErr };
+      }
+    }
+    if (!best) break;
+    at.set(best.t.group, best.t);
+    removed += best.gain;
+    dError += best.dErr;
+  }
+  const plan: KeepPlan = {};
+  for (const [g, t] of at) plan[g] = t.keep;
+  return { plan, removedFlops: removed, estimatedDError: dError, reached: removed >= flopsToRemove };
 }
