@@ -52,6 +52,7 @@ import {
   saveModel,
   scoreGroups,
   sensitivityRatios,
+  FLOPS_SENSITIVITY_RATIOS,
   sha256,
   subset,
   tableMismatch,
@@ -370,8 +371,11 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
           );
           let sensitivity: Sensitivity | undefined;
           let predicted: number | undefined;
-          if (allocationOf(p) === 'weights') {
-            const lt = input.latencyTable ? await readLatencyTable(input.latencyTable) : undefined;
+          const allocation = allocationOf(p);
+          if (allocation === 'weights' || allocation === 'sensitivity') {
+            // sensitivity (FLOPs schedules) needs the error and FLOPs of each trial only: nothing is timed
+            const byFlops = allocation === 'sensitivity';
+            const lt = !byFlops && input.latencyTable ? await readLatencyTable(input.latencyTable) : undefined;
             if (lt) predicted = predictLatencyMs(model, lt.table).totalMs;
             const val = data(spec).val;
             const ctx = Context.current();
@@ -384,11 +388,12 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
                 Array.from({ length: Math.min(val.n, p.sensitivitySamples) }, (_, i) => i),
               ),
               {
-                ratios: sensitivityRatios(p),
+                ratios: byFlops ? FLOPS_SENSITIVITY_RATIOS.filter((r) => r <= p.maxLayerRatio) : sensitivityRatios(p),
                 plan: planOptions(p),
                 latencyBatchSize: spec.target.batchSize,
                 latencyRuns: Math.min(spec.target.latencyRuns, 15),
                 latencyTable: lt,
+                noLatency: byFlops,
                 onTrial: (done, total) => beat(ctx, { step: done, total, what: 'sensitivity trials' }),
               },
             );

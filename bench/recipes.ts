@@ -10,7 +10,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import * as os from 'node:os';
 import {
-  allocateForFlops,
+  planForFlopsBySensitivity,
   analyze,
   buildZooModel,
   evaluate,
@@ -142,7 +142,7 @@ async function run(baseline: tfl.LayersModel, ds: Dataset, v: Variant, seed: num
         latencyRuns: 0,
         noLatency: true,
       });
-      plan = allocateForFlops(sens, goal * modelCost(model).flops).plan;
+      plan = (await planForFlopsBySensitivity(model, graph, sens, goal)).plan;
     } else {
       plan = (await planForFlops(model, graph, scores, goal, v.scope ?? 'local', planOptions)).plan;
     }

@@ -276,10 +276,10 @@ export const campaignSchema = z
           ),
         protect: z.array(z.string()).default([]).describe('layer names whose channels are never removed'),
         allocation: z
-          .enum(['weights', 'uniform'])
+          .enum(['weights', 'uniform', 'sensitivity'])
           .optional()
           .describe(
-            "weights (default with the per-round schedule): each group loses what lowers the run's J(w) most, from measured per-group sensitivity; uniform: the same ratio everywhere (the only choice with FLOPs schedules)",
+            "weights (default with the per-round schedule): each group loses what lowers the run's J(w) most, from measured per-group sensitivity; uniform (default with FLOPs schedules): the same ratio everywhere; sensitivity (FLOPs schedules): each round's FLOPs taken where the measured validation error rises least",
           ),
         expectedRecovery: z
           .number()
@@ -287,7 +287,12 @@ export const campaignSchema = z
           .lt(1)
           .default(0.7)
           .describe('weights allocation: share of the accuracy lost by pruning that fine-tuning is expected to win back'),
-        sensitivitySamples: z.number().int().min(100).default(1000).describe('weights allocation: validation images each sensitivity trial is scored on'),
+        sensitivitySamples: z
+          .number()
+          .int()
+          .min(100)
+          .default(1000)
+          .describe('weights and sensitivity allocation: validation images each sensitivity trial is scored on'),
       })
       .superRefine((p, ctx) => {
         if (p.finetuneEpochs !== undefined && (p.finetune.epochs !== undefined || p.finetune.batches !== undefined))
@@ -312,7 +317,14 @@ export const campaignSchema = z
           ctx.addIssue({
             code: 'custom',
             path: ['allocation'],
-            message: `"weights" needs schedule "per-round" (FLOPs schedules prune uniformly): remove allocation or use schedule: per-round`,
+            message: `"weights" needs schedule "per-round" (FLOPs schedules allocate uniformly or by sensitivity): remove allocation or use schedule: per-round`,
+          });
+        }
+        if (p.allocation === 'sensitivity' && p.schedule === 'per-round') {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['allocation'],
+            message: `"sensitivity" spends a FLOPs schedule's budget: use schedule linear, one-shot or agp with targetFlopsReduction, or allocation: weights`,
           });
         }
         if (p.schedule !== 'per-round' && p.targetFlopsReduction === undefined) {
@@ -415,8 +427,8 @@ export const campaignSchema = z
 export type CampaignSpec = z.output<typeof campaignSchema>;
 export type CampaignInput = z.input<typeof campaignSchema>;
 
-/** The allocation a campaign's rounds use: by weights with the per-round schedule unless set to uniform. */
-export function allocationOf(p: CampaignSpec['pruning']): 'weights' | 'uniform' {
+/** The allocation a campaign's rounds use: by weights with the per-round schedule unless set, else uniform unless set to sensitivity. */
+export function allocationOf(p: CampaignSpec['pruning']): 'weights' | 'uniform' | 'sensitivity' {
   return p.allocation ?? (p.schedule === 'per-round' ? 'weights' : 'uniform');
 }
 
@@ -491,7 +503,14 @@ export interface CampaignRecipe {
    * how each round picks channels: the criterion, the plan's scope, and pruning.roundTo as the rounds apply it
    * (`auto` resolved for target.runtime: AUTO_ROUND_TO); `summary`: one line for people. Absent for specs without them.
    */
-  pruning?: { criterion: string; scope: string; roundTo: { multiple: number; auto: boolean; runtime: string | null }; summary: string };
+  pruning?: {
+    criterion: string;
+    scope: string;
+    /** weights | uniform | sensitivity (allocationOf) */
+    allocation?: string;
+    roundTo: { multiple: number; auto: boolean; runtime: string | null };
+    summary: string;
+  };
   /** one line for people */
   summary: string;
 }
@@ -529,6 +548,13 @@ export function campaignRecipeOf(
     : multiple > 1
       ? `channels kept in multiples of ${multiple}`
       : 'no rounding of channel counts';
-  const pruning = { criterion: p.criterion, scope, roundTo, summary: `criterion ${p.criterion}, ${scope} scope, ${rounding}` };
+  const allocation = p.schedule === undefined ? undefined : allocationOf(p as CampaignSpec['pruning']);
+  const how =
+    allocation === 'weights'
+      ? 'allocation by weights (measured sensitivity, ΔJ)'
+      : allocation === 'sensitivity'
+        ? 'FLOPs allocated by measured sensitivity'
+        : `${scope} scope`;
+  const pruning = { criterion: p.criterion, scope, ...(allocation ? { allocation } : {}), roundTo, summary: `criterion ${p.criterion}, ${how}, ${rounding}` };
   return { finetune, sparsity, pruning, summary };
 }

@@ -14,7 +14,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { estimateEnergyJoules, modelCost } from './cost';
 import type { Split } from './data';
 import type { Graph } from './graph';
-import { planLocal, type PlanOptions } from './plan';
+import { plannedFlops, planLocal, type PlanOptions } from './plan';
 import { pruneModel, type KeepPlan } from './prune';
 import { objectiveJ, type ObjectiveValues, type Weights } from '../core';
 import { boundedLatencyDelta, predictLatencyMs, type LatencyTable } from './latency-table';
@@ -226,4 +226,32 @@ export function allocateForFlops(
   const plan: KeepPlan = {};
   for (const [g, t] of at) plan[g] = t.keep;
   return { plan, removedFlops: removed, estimatedDError: dError, reached: removed >= flopsToRemove };
+}
+
+/**
+ * allocateForFlops until the pruned architecture really removes `fraction` of the current model's
+ * FLOPs: the trials' savings are measured one group at a time, and groups coupled through a layer
+ * (a consumer's input channels and its own output channels) share a term the sum counts twice, so the
+ * sum promises more than the plan removes. The shortfall, counted on the planned architecture, is
+ * asked for again (at most 8 times).
+ * @param fraction of the current model's FLOPs to remove, 0–1
+ */
+export async function planForFlopsBySensitivity(
+  model: tfl.LayersModel,
+  graph: Graph,
+  sens: Sensitivity,
+  fraction: number,
+): Promise<{ plan: KeepPlan; flopsRemoved: number; estimatedDError: number; reached: boolean; chosen: GroupTrial[] }> {
+  const flops = modelCost(model).flops;
+  const want = Math.max(0, fraction) * flops;
+  let ask = want;
+  let a = allocateForFlops(sens, ask);
+  let removed = flops - (await plannedFlops(model, graph, a.plan));
+  for (let i = 0; i < 8 && removed < want && a.reached; i++) {
+    ask += want - removed;
+    a = allocateForFlops(sens, ask);
+    removed = flops - (await plannedFlops(model, graph, a.plan));
+  }
+  const chosen = sens.trials.filter((t) => a.plan[t.group] === t.keep);
+  return { plan: a.plan, flopsRemoved: flops > 0 ? removed / flops : 0, estimatedDError: a.estimatedDError, reached: removed >= want, chosen };
 }

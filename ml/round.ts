@@ -4,7 +4,7 @@
 // FLOPs schedule (one-shot / linear / agp towards a fraction of the baseline's FLOPs).
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { ObjectiveValues, Weights } from '../core';
-import { allocate, type Sensitivity } from './allocate';
+import { allocate, planForFlopsBySensitivity, type Sensitivity } from './allocate';
 import { AUTO_ROUND_TO, type Criterion, type RuntimeName } from './catalog';
 import { modelCost } from './cost';
 import type { Graph } from './graph';
@@ -26,13 +26,13 @@ export interface PruningPolicy {
   /** the deployment runtime (campaign target.runtime) `auto` resolves for; default tfjs-wasm */
   runtime?: RuntimeName;
   protect: string[];
-  allocation?: 'weights' | 'uniform';
+  allocation?: 'weights' | 'uniform' | 'sensitivity';
   expectedRecovery: number;
   sensitivitySamples: number;
 }
 
-/** The allocation a campaign's rounds use: by weights with the per-round schedule unless set to uniform. */
-export function allocationOf(p: Pick<PruningPolicy, 'allocation' | 'schedule'>): 'weights' | 'uniform' {
+/** The allocation a campaign's rounds use: by weights with the per-round schedule unless set, else uniform unless set to sensitivity. */
+export function allocationOf(p: Pick<PruningPolicy, 'allocation' | 'schedule'>): 'weights' | 'uniform' | 'sensitivity' {
   return p.allocation ?? (p.schedule === 'per-round' ? 'weights' : 'uniform');
 }
 
@@ -49,6 +49,9 @@ export const planOptions = (p: PruningPolicy): PlanOptions => {
 };
 
 /** The ratios each group's sensitivity is tried at: half, one and two steps (capped by maxLayerRatio). */
+/** Trial ratios of the sensitivity allocation of FLOPs schedules (each group alone, no fine-tuning): a grid up to maxLayerRatio. */
+export const FLOPS_SENSITIVITY_RATIOS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+
 export const sensitivityRatios = (p: PruningPolicy): number[] => [...new Set([p.stepRatio / 2, p.stepRatio, Math.min(2 * p.stepRatio, p.maxLayerRatio)])];
 
 export interface RoundPlan {
@@ -90,6 +93,23 @@ export async function planRound(p: PruningPolicy, c: RoundContext): Promise<Roun
 
 async function choosePlan(p: PruningPolicy, c: RoundContext): Promise<RoundPlan> {
   const opts = planOptions(p);
+  if (allocationOf(p) === 'sensitivity' && p.schedule !== 'per-round') {
+    if (!c.sensitivity) throw new Error('allocation "sensitivity": the score stage measured no sensitivity for this round');
+    const goal = Math.max(0, await flopsGoal(p, c));
+    const a = await planForFlopsBySensitivity(c.model, c.graph, c.sensitivity, goal);
+    return {
+      plan: a.plan,
+      metrics: { allocatedGroups: Object.keys(a.plan).length, estimatedDError: a.estimatedDError },
+      allocation: {
+        allocation: 'sensitivity',
+        flopsFractionToRemove: goal,
+        flopsFractionRemoved: a.flopsRemoved,
+        reached: a.reached,
+        chosen: a.chosen.map(({ keep, dLatencyMs: _l, dEnergyJ: _e, ...t }) => ({ ...t, keeps: keep.length })),
+        note: 'dError measured without fine-tuning on a validation subset, each group alone (assumed additive); dFlops counted',
+      },
+    };
+  }
   if (c.sensitivity && c.weights && c.objectiveBase) {
     // weight-driven: each group loses what lowers this run's J(w) most (estimated from the sensitivity trials)
     const a = allocate(c.sensitivity, c.weights, c.objectiveBase, p.expectedRecovery);
@@ -116,10 +136,15 @@ async function choosePlan(p: PruningPolicy, c: RoundContext): Promise<RoundPlan>
     const plan = p.scope === 'local' ? planLocal(c.graph, c.scores, p.stepRatio, opts) : planGlobal(c.graph, c.scores, Math.round(p.stepRatio * total), opts);
     return { plan, metrics: {} };
   }
-  // the schedule speaks of the baseline's FLOPs: translate to a fraction of this model's
-  const goal =
-    1 -
-    (1 - scheduledReduction(p.schedule, p.targetFlopsReduction!, c.scheduleRound ?? c.round, p.rounds)) *
-      ((await c.baselineFlops()) / modelCost(c.model).flops);
+  const goal = await flopsGoal(p, c);
   return { plan: goal > 0 ? (await planForFlops(c.model, c.graph, c.scores, goal, p.scope, opts)).plan : {}, metrics: {} };
+}
+
+/** A FLOPs schedule's goal for this round as a fraction of the current model's FLOPs (the schedule speaks of the baseline's). */
+async function flopsGoal(p: PruningPolicy, c: RoundContext): Promise<number> {
+  if (p.schedule === 'per-round') throw new Error('a per-round schedule has no FLOPs goal');
+  return (
+    1 -
+    (1 - scheduledReduction(p.schedule, p.targetFlopsReduction!, c.scheduleRound ?? c.round, p.rounds)) * ((await c.baselineFlops()) / modelCost(c.model).flops)
+  );
 }

@@ -36,4 +36,42 @@ describe('weight-driven allocation', () => {
     // size-heavy goes for the parameters (LeNet-5's are mostly in fc1): fewer bytes left
     expect(sizeRun.rounds[0].metrics.params).toBeLessThan(latencyRun.rounds[0].metrics.params);
   }, 600_000);
+
+  it('allocation: sensitivity spends a FLOPs schedule where the measured error rises least, and records why', async () => {
+    const home = tmpHome('alloc-flops');
+    const env = cliEnv(home, inject('temporalAddress'));
+    const spec = writeSpec(home, {
+      name: 'alloc-flops',
+      model: 'lenet5',
+      dataset: { name: 'fashion-mnist', trainLimit: 3000, testLimit: 500 },
+      constraints: { maxAccuracyDrop: 30 },
+      pruning: {
+        rounds: 1,
+        schedule: 'linear',
+        targetFlopsReduction: 0.5,
+        allocation: 'sensitivity',
+        finetuneEpochs: 1,
+        batchSize: 64,
+        sensitivitySamples: 300,
+      },
+      target: { batchSize: 32, warmupRuns: 1, latencyRuns: 5 },
+    });
+    const r = await cli(env, ['run', spec, '--json']);
+    expect(r.code).toBe(0);
+    const status = JSON.parse(r.stdout);
+    expect(status.recipe.pruning).toMatchObject({ allocation: 'sensitivity' });
+    expect(status.recipe.pruning.summary).toMatch(/FLOPs allocated by measured sensitivity/);
+    const run = status.runs[0] as { id: string; rounds: Array<{ metrics: Record<string, number> }> };
+    const m = run.rounds[0].metrics;
+    expect(1 - m.flops / status.baseline.flops).toBeGreaterThanOrEqual(0.48);
+    const alloc = JSON.parse(fs.readFileSync(path.join(home, 'artifacts', run.id, 'round-1', 'allocation.json'), 'utf8'));
+    expect(alloc.allocation).toBe('sensitivity');
+    expect(alloc.chosen.length).toBe(m.allocatedGroups);
+    expect(alloc.chosen.length).toBeGreaterThanOrEqual(1);
+    expect(alloc.reached).toBe(true);
+    expect(alloc.flopsFractionRemoved).toBeGreaterThanOrEqual(alloc.flopsFractionToRemove);
+    // not the same ratio everywhere: the chosen trials differ in ratio or not every group is cut
+    const ratios = new Set(alloc.chosen.map((c: { ratio: number }) => c.ratio));
+    expect(ratios.size > 1 || alloc.chosen.length < 4).toBe(true);
+  }, 600_000);
 });

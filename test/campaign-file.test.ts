@@ -68,6 +68,11 @@ describe('campaign files', () => {
       { ...good, pruning: { allocation: 'weights', schedule: 'linear', targetFlopsReduction: 0.5 } },
       /: pruning\.allocation: "weights" needs schedule "per-round"/,
     ],
+    [
+      'sensitivity allocation with the per-round schedule',
+      { ...good, pruning: { allocation: 'sensitivity' } },
+      /: pruning\.allocation: "sensitivity" spends a FLOPs schedule's budget: use schedule linear, one-shot or agp/,
+    ],
     ['bad sweep', { ...good, sweep: { simplex: 0 } }, /: sweep\.simplex: /],
     ['out-of-range value', { ...good, pruning: { stepRatio: 1.5 } }, /: pruning\.stepRatio: must be less than 1 \(got 1\.5\)$/],
     ['roundTo neither a number nor auto', { ...good, pruning: { roundTo: 'auto8' } }, /: pruning\.roundTo: must be a whole number ≥ 1 or "auto"/],
