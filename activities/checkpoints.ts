@@ -224,7 +224,7 @@ export function checkpointInterval(stepsPerEpoch: number): number {
 
 /**
  * Progress details of a training stage (core/progress StageProgressDetails): epoch and batch in
- * progress (a budget in batches: the batch of that budget, "batch 5/12"), throughput over this attempt (wall clock, from its second step on: the first one
+ * progress (a budget in batches: the step of that budget, "step 5/12"), throughput over this attempt (wall clock, from its second step on: the first one
  * compiles kernels) and the seconds the remaining steps need at that rate.
  */
 export function trainingRate(
@@ -248,7 +248,7 @@ export function trainingRate(
         step,
         total,
         ...(byBatches
-          ? { what: 'batch' }
+          ? {}
           : { epoch: Math.min(epochs, Math.floor((step - 1) / perEpoch) + 1), epochs, batch: ((step - 1) % perEpoch) + 1, batchesPerEpoch: perEpoch }),
         ...(samplesPerSecond
           ? { samplesPerSecond: Math.round(samplesPerSecond * 10) / 10, secondsLeft: Math.round(((total - step) * batchSize) / samplesPerSecond) }

@@ -183,15 +183,20 @@ describe('fine-tuning recipes and the sparsity penalty in campaign files', () =>
     expect(campaignRecipeOf(load('plain', undefined).pruning).sparsity).toBeNull();
   });
 
-  it('says how rounds pick channels: criterion, scope and what roundTo: auto chose for the runtime (status and status --json show it)', () => {
+  it('says how rounds pick channels: criterion, allocation or scope, and what roundTo: auto chose for the runtime (status and status --json show it)', () => {
     const wasm = load('auto-wasm', { roundTo: 'auto', criterion: 'group-norm' });
     const r = campaignRecipeOf(wasm.pruning, 'classification', wasm.target.runtime).pruning!;
-    expect(r).toMatchObject({ criterion: 'group-norm', scope: 'local', roundTo: { multiple: 8, auto: true, runtime: 'tfjs-wasm' } });
-    expect(r.summary).toMatch(/^criterion group-norm, local scope, channels kept in multiples of 8 \(roundTo auto for tfjs-wasm, /);
-    const node = load('auto-node', { roundTo: 'auto', scope: 'global' }, { target: { runtime: 'tfjs-node' } });
+    expect(r).toMatchObject({ criterion: 'group-norm', allocation: 'weights', roundTo: { multiple: 8, auto: true, runtime: 'tfjs-wasm' } });
+    expect(r.summary).toMatch(
+      /^criterion group-norm, allocation by weights \(measured sensitivity, ΔJ\), channels kept in multiples of 8 \(roundTo auto for tfjs-wasm, /,
+    );
+    const flops = { roundTo: 'auto', schedule: 'linear', targetFlopsReduction: 0.5 };
+    const node = load('auto-node', { ...flops, scope: 'global' }, { target: { runtime: 'tfjs-node' } });
     expect(campaignRecipeOf(node.pruning, 'classification', node.target.runtime).pruning!.summary).toBe(
       'criterion l1, global scope, channels kept in multiples of 1 (roundTo auto for tfjs-node: no rounding)',
     );
+    const sens = load('sens', { ...flops, allocation: 'sensitivity' });
+    expect(campaignRecipeOf(sens.pruning).pruning!.summary).toMatch(/^criterion l1, FLOPs allocated by measured sensitivity, /);
     const fixed = load('fixed', { roundTo: 4 });
     expect(campaignRecipeOf(fixed.pruning).pruning!.roundTo).toEqual({ multiple: 4, auto: false, runtime: null });
     expect(campaignRecipeOf(fixed.pruning).summary).not.toMatch(/channels/); // the fine-tuning line is about fine-tuning

@@ -81,11 +81,11 @@ describe('the training heartbeat details', () => {
     expect(rate.last().step).toBe(11);
   });
 
-  it('a budget in batches (finetune.batches) counts the batches of that budget, not of an epoch', () => {
+  it('a budget in batches (finetune.batches) counts the steps of that budget, not the batches of an epoch', () => {
     const rate = trainingRate(1, 64, () => 0, 844, true);
     const d = rate.progress(5, 12, 0.5);
-    expect(d).toEqual({ step: 5, total: 12, what: 'batch', loss: 0.5 });
-    expect(describeProgress(d, null)).toBe('batch 5/12, loss 0.5000');
+    expect(d).toEqual({ step: 5, total: 12, loss: 0.5 });
+    expect(describeProgress(d, null)).toBe('step 5/12, loss 0.5000');
   });
 });
 
