@@ -271,7 +271,7 @@ export function formatStatus(s: CampaignStatus, recipe: CampaignRecipe | null = 
       );
     for (const line of s.blocked ?? []) lines.push(`    ${line}`);
   }
-  if (recipe?.pruning) lines.push(`  pruning: ${recipe.pruning.summary}`);
+  if (recipe?.pruning) lines.push(`  how rounds prune: ${recipe.pruning.summary}`);
   if (recipe) lines.push(`  fine-tuning: ${recipe.summary}`);
   for (const r of s.runs) {
     const w = Object.entries(r.weights)

@@ -43,6 +43,8 @@ export interface Sensitivity {
   /** one per (group, trial ratio) */
   trials: GroupTrial[];
   latencyBatchSize: number;
+  /** validation images each trial was scored on (absent in older scores.json) */
+  samples?: number;
   /** where current.latencyMs and the trials' dLatencyMs come from (absent in older scores.json: measured; none: not taken) */
   latency?: 'predicted' | 'measured' | 'none';
   /** predicted: the table's key (sha256) and the baseline's latency in the table's terms, ms */
@@ -130,6 +132,7 @@ export async function measureSensitivity(
     },
     trials: done,
     latencyBatchSize: o.latencyBatchSize,
+    samples: val.n,
     ...(o.noLatency
       ? { latency: 'none' as const }
       : lt

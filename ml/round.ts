@@ -97,16 +97,32 @@ async function choosePlan(p: PruningPolicy, c: RoundContext): Promise<RoundPlan>
     if (!c.sensitivity) throw new Error('allocation "sensitivity": the score stage measured no sensitivity for this round');
     const goal = Math.max(0, await flopsGoal(p, c));
     const a = await planForFlopsBySensitivity(c.model, c.graph, c.sensitivity, goal);
+    const flops = modelCost(c.model).flops;
+    const baseline = await c.baselineFlops();
+    const after = flops * (1 - a.flopsRemoved);
     return {
       plan: a.plan,
       metrics: { allocatedGroups: Object.keys(a.plan).length, estimatedDError: a.estimatedDError },
       allocation: {
         allocation: 'sensitivity',
+        // this round, in FLOPs per example (2 × MACs) of the current model
+        flopsBefore: flops,
+        flopsGoal: flops * (1 - goal),
+        flopsAfter: after,
         flopsFractionToRemove: goal,
         flopsFractionRemoved: a.flopsRemoved,
         reached: a.reached,
-        chosen: a.chosen.map(({ keep, dLatencyMs: _l, dEnergyJ: _e, ...t }) => ({ ...t, keeps: keep.length })),
-        note: 'dError measured without fine-tuning on a validation subset, each group alone (assumed additive); dFlops counted',
+        // the schedule, against the campaign's baseline
+        baselineFlops: baseline,
+        scheduleReductionOfBaseline: 1 - (flops * (1 - goal)) / baseline,
+        reductionOfBaselineAfter: 1 - after / baseline,
+        sensitivitySamples: c.sensitivity.samples ?? null,
+        chosen: a.chosen.map(({ keep, dLatencyMs: _l, dEnergyJ: _e, ...t }) => ({ ...t, keeps: keep.length, of: c.graph.groupByName(t.group)?.size })),
+        note:
+          "the plan removes at least the round's goal (flopsFractionToRemove, a fraction of this round's model, not of the baseline). " +
+          'Each trial prunes one group alone by `ratio` of its channels (keeps of `of` left), without fine-tuning: dError = validation-error rise as a ' +
+          "fraction (0.015 = 1.5 points) measured on sensitivitySamples images; dFlops counted. Coupled groups share FLOPs (a layer's input and " +
+          "output channels), so the chosen trials' dFlops sum to more than the plan removes; the plan is counted on its own architecture.",
       },
     };
   }

@@ -69,6 +69,8 @@ describe('weight-driven allocation', () => {
     expect(alloc.chosen.length).toBe(m.allocatedGroups);
     expect(alloc.chosen.length).toBeGreaterThanOrEqual(1);
     expect(alloc.reached).toBe(true);
+    expect(alloc.sensitivitySamples).toBe(300); // 10 % of 3 000 held out for validation
+    expect(alloc.reductionOfBaselineAfter).toBeGreaterThanOrEqual(alloc.scheduleReductionOfBaseline - 1e-9);
     expect(alloc.flopsFractionRemoved).toBeGreaterThanOrEqual(alloc.flopsFractionToRemove);
     // not the same ratio everywhere: the chosen trials differ in ratio or not every group is cut
     const ratios = new Set(alloc.chosen.map((c: { ratio: number }) => c.ratio));
