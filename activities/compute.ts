@@ -52,7 +52,6 @@ import {
   saveModel,
   scoreGroups,
   sensitivityRatios,
-  FLOPS_SENSITIVITY_RATIOS,
   sha256,
   subset,
   tableMismatch,
@@ -388,7 +387,7 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
                 Array.from({ length: Math.min(val.n, p.sensitivitySamples) }, (_, i) => i),
               ),
               {
-                ratios: byFlops ? FLOPS_SENSITIVITY_RATIOS.filter((r) => r <= p.maxLayerRatio) : sensitivityRatios(p),
+                ratios: sensitivityRatios(p),
                 plan: planOptions(p),
                 latencyBatchSize: spec.target.batchSize,
                 latencyRuns: Math.min(spec.target.latencyRuns, 15),

@@ -32,6 +32,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
+  FLOPS_SENSITIVITY_RATIOS,
   planForFlopsBySensitivity,
   analyze,
   evaluate,
@@ -119,8 +120,6 @@ const LENET_SAMPLES = [q(30000, 500), q(120000, 1000)] as const;
 const VGG_SAMPLES = [q(5000, 300), q(20000, 600)] as const;
 /** prunewise's best recipe (issue 13 §1 levers): cosine per round, distillation from the unpruned baseline */
 const KD = { weight: 0.7, temperature: 4 };
-/** trial ratios of the sensitivity allocation (each group alone, no fine-tuning) */
-const SENSITIVITY_RATIOS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
 export const CONFIGS: NetConfig[] = [
   {
@@ -232,7 +231,7 @@ async function pruneRun(cfg: NetConfig, base: Baseline, baseMacs: number, method
               model,
               graph,
               await measureSensitivity(model, graph, scores, calibration, {
-                ratios: SENSITIVITY_RATIOS,
+                ratios: FLOPS_SENSITIVITY_RATIOS,
                 plan: planOptions,
                 latencyBatchSize: LATENCY_BATCH,
                 latencyRuns: 0,

@@ -10,6 +10,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import * as os from 'node:os';
 import {
+  FLOPS_SENSITIVITY_RATIOS,
   planForFlopsBySensitivity,
   analyze,
   buildZooModel,
@@ -55,8 +56,6 @@ interface Variant {
   allocation?: 'uniform' | 'sensitivity';
 }
 const SPARSITY = { strength: 0.5, growth: 2 };
-/** trial ratios of the sensitivity allocation (each group alone, no fine-tuning) */
-const SENSITIVITY_RATIOS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 const SPARSITY_LIGHT = { strength: 0.05, growth: 0.2 };
 const DISTILL = { weight: 0.5, temperature: 4 };
 const VARIANTS: Variant[] = [
@@ -136,7 +135,7 @@ async function run(baseline: tfl.LayersModel, ds: Dataset, v: Variant, seed: num
     let plan: KeepPlan;
     if (v.allocation === 'sensitivity') {
       const sens = await measureSensitivity(model, graph, scores, val, {
-        ratios: SENSITIVITY_RATIOS,
+        ratios: FLOPS_SENSITIVITY_RATIOS,
         plan: planOptions,
         latencyBatchSize: 32,
         latencyRuns: 0,

@@ -2,7 +2,18 @@
 // `npm run schema` writes campaign/campaign.schema.json from this for editors.
 import { z } from 'zod';
 import { OBJECTIVES } from '../core';
-import { AUTO_ROUND_TO, CRITERIA, DATASETS, LR_SCHEDULES, RUNTIMES, RUNTIMES_NOT_YET, ZOO_NAMES, type LrScheduleName, type RuntimeName } from '../ml/catalog';
+import {
+  allocationOf,
+  AUTO_ROUND_TO,
+  CRITERIA,
+  DATASETS,
+  LR_SCHEDULES,
+  RUNTIMES,
+  RUNTIMES_NOT_YET,
+  ZOO_NAMES,
+  type LrScheduleName,
+  type RuntimeName,
+} from '../ml/catalog';
 import { TARGET_PROFILES } from '../ml/roofline';
 import { TASK_OUTPUTS, TASK_TYPES, type TaskType } from '../ml/task-spec';
 
@@ -427,10 +438,7 @@ export const campaignSchema = z
 export type CampaignSpec = z.output<typeof campaignSchema>;
 export type CampaignInput = z.input<typeof campaignSchema>;
 
-/** The allocation a campaign's rounds use: by weights with the per-round schedule unless set, else uniform unless set to sensitivity. */
-export function allocationOf(p: CampaignSpec['pruning']): 'weights' | 'uniform' | 'sensitivity' {
-  return p.allocation ?? (p.schedule === 'per-round' ? 'weights' : 'uniform');
-}
+export { allocationOf } from '../ml/catalog';
 
 /** The fine-tuning recipe a round uses, every default filled in: what is trained and what `status` and prunewise.json state. */
 export interface FinetuneRecipe {
@@ -548,7 +556,7 @@ export function campaignRecipeOf(
     : multiple > 1
       ? `channels kept in multiples of ${multiple}`
       : 'no rounding of channel counts';
-  const allocation = p.schedule === undefined ? undefined : allocationOf(p as CampaignSpec['pruning']);
+  const allocation = p.schedule === undefined ? undefined : allocationOf({ allocation: p.allocation, schedule: p.schedule });
   const how =
     allocation === 'weights'
       ? 'allocation by weights (measured sensitivity, ΔJ)'

@@ -54,6 +54,7 @@ export function migrate(db: Db): void {
     db.pragma(`user_version = ${v + 1}`);
     return true;
   });
+  // up to date (every open but the first): no write lock taken, so read-only paths never wait for a writer
   if ((db.pragma('user_version', { simple: true }) as number) >= MIGRATIONS.length) return;
   while (step.immediate()) {
     /* next migration */

@@ -199,7 +199,11 @@ export function allocateForFlops(
   flopsToRemove: number,
 ): { plan: KeepPlan; removedFlops: number; estimatedDError: number; reached: boolean } {
   const byGroup = new Map<string, GroupTrial[]>();
-  for (const t of sens.trials) byGroup.set(t.group, [...(byGroup.get(t.group) ?? []), t]);
+  for (const t of sens.trials) {
+    const ts = byGroup.get(t.group);
+    if (ts) ts.push(t);
+    else byGroup.set(t.group, [t]);
+  }
   for (const ts of byGroup.values()) ts.sort((a, b) => a.dFlops - b.dFlops || a.ratio - b.ratio); // most FLOPs removed first
   const at = new Map<string, GroupTrial>(); // the trial each group has taken so far
   let removed = 0;
@@ -244,17 +248,23 @@ export async function planForFlopsBySensitivity(
   graph: Graph,
   sens: Sensitivity,
   fraction: number,
-): Promise<{ plan: KeepPlan; flopsRemoved: number; estimatedDError: number; reached: boolean; chosen: GroupTrial[] }> {
+): Promise<{ plan: KeepPlan; flopsBefore: number; flopsAfter: number; estimatedDError: number; reached: boolean; chosen: GroupTrial[] }> {
   const flops = modelCost(model).flops;
   const want = Math.max(0, fraction) * flops;
   let ask = want;
   let a = allocateForFlops(sens, ask);
-  let removed = flops - (await plannedFlops(model, graph, a.plan));
-  for (let i = 0; i < 8 && removed < want && a.reached; i++) {
-    ask += want - removed;
+  let after = await plannedFlops(model, graph, a.plan);
+  for (let i = 0; i < 8 && flops - after < want && a.reached; i++) {
+    ask += want - (flops - after);
     a = allocateForFlops(sens, ask);
-    removed = flops - (await plannedFlops(model, graph, a.plan));
+    after = await plannedFlops(model, graph, a.plan);
   }
-  const chosen = sens.trials.filter((t) => a.plan[t.group] === t.keep);
-  return { plan: a.plan, flopsRemoved: flops > 0 ? removed / flops : 0, estimatedDError: a.estimatedDError, reached: removed >= want, chosen };
+  return {
+    plan: a.plan,
+    flopsBefore: flops,
+    flopsAfter: after,
+    estimatedDError: a.estimatedDError,
+    reached: flops - after >= want,
+    chosen: sens.trials.filter((t) => a.plan[t.group] === t.keep),
+  };
 }

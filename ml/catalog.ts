@@ -44,3 +44,11 @@ export const AUTO_ROUND_TO: Record<RuntimeName, { roundTo: number; how: string }
 /** Learning-rate schedules training follows (ml/recipe.ts `learningRateAt`; campaign `pruning.finetune.schedule`). */
 export const LR_SCHEDULES = ['constant', 'cosine', 'one-cycle'] as const;
 export type LrScheduleName = (typeof LR_SCHEDULES)[number];
+
+/** How a campaign's rounds share out what they remove (campaign pruning.allocation). */
+export type AllocationKind = 'weights' | 'uniform' | 'sensitivity';
+
+/** The allocation a campaign's rounds use: by weights with the per-round schedule unless set, else uniform unless set to sensitivity. */
+export function allocationOf(p: { allocation?: AllocationKind; schedule: string }): AllocationKind {
+  return p.allocation ?? (p.schedule === 'per-round' ? 'weights' : 'uniform');
+}

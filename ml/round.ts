@@ -5,7 +5,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { ObjectiveValues, Weights } from '../core';
 import { allocate, planForFlopsBySensitivity, type Sensitivity } from './allocate';
-import { AUTO_ROUND_TO, type Criterion, type RuntimeName } from './catalog';
+import { allocationOf, AUTO_ROUND_TO, type AllocationKind, type Criterion, type RuntimeName } from './catalog';
 import { modelCost } from './cost';
 import type { Graph } from './graph';
 import { planForFlops, planGlobal, planLocal, scalePlan, scheduledReduction, type PlanOptions } from './plan';
@@ -26,15 +26,12 @@ export interface PruningPolicy {
   /** the deployment runtime (campaign target.runtime) `auto` resolves for; default tfjs-wasm */
   runtime?: RuntimeName;
   protect: string[];
-  allocation?: 'weights' | 'uniform' | 'sensitivity';
+  allocation?: AllocationKind;
   expectedRecovery: number;
   sensitivitySamples: number;
 }
 
-/** The allocation a campaign's rounds use: by weights with the per-round schedule unless set, else uniform unless set to sensitivity. */
-export function allocationOf(p: Pick<PruningPolicy, 'allocation' | 'schedule'>): 'weights' | 'uniform' | 'sensitivity' {
-  return p.allocation ?? (p.schedule === 'per-round' ? 'weights' : 'uniform');
-}
+export { allocationOf } from './catalog';
 
 /** The channel multiple a policy keeps counts at: its own number, or `auto`: the runtime's (AUTO_ROUND_TO). */
 export function roundToOf(p: Pick<PruningPolicy, 'roundTo' | 'runtime'>): { roundTo: number; adaptive: boolean } {
@@ -48,11 +45,17 @@ export const planOptions = (p: PruningPolicy): PlanOptions => {
   return { minUnits: p.minUnits, roundTo: r.roundTo, ...(r.adaptive ? { roundToAdaptive: true } : {}), maxRatio: p.maxLayerRatio, protect: p.protect };
 };
 
-/** The ratios each group's sensitivity is tried at: half, one and two steps (capped by maxLayerRatio). */
-/** Trial ratios of the sensitivity allocation of FLOPs schedules (each group alone, no fine-tuning): a grid up to maxLayerRatio. */
+/** Trial ratios of the sensitivity allocation of FLOPs schedules (each group alone, no fine-tuning). */
 export const FLOPS_SENSITIVITY_RATIOS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
-export const sensitivityRatios = (p: PruningPolicy): number[] => [...new Set([p.stepRatio / 2, p.stepRatio, Math.min(2 * p.stepRatio, p.maxLayerRatio)])];
+/**
+ * The ratios each group's sensitivity is tried at: by weights, half, one and two steps (capped by
+ * maxLayerRatio); by sensitivity (FLOPs schedules), FLOPS_SENSITIVITY_RATIOS up to maxLayerRatio.
+ */
+export const sensitivityRatios = (p: PruningPolicy): number[] =>
+  allocationOf(p) === 'sensitivity'
+    ? FLOPS_SENSITIVITY_RATIOS.filter((r) => r <= p.maxLayerRatio)
+    : [...new Set([p.stepRatio / 2, p.stepRatio, Math.min(2 * p.stepRatio, p.maxLayerRatio)])];
 
 export interface RoundPlan {
   plan: KeepPlan;
@@ -97,9 +100,8 @@ async function choosePlan(p: PruningPolicy, c: RoundContext): Promise<RoundPlan>
     if (!c.sensitivity) throw new Error('allocation "sensitivity": the score stage measured no sensitivity for this round');
     const goal = Math.max(0, await flopsGoal(p, c));
     const a = await planForFlopsBySensitivity(c.model, c.graph, c.sensitivity, goal);
-    const flops = modelCost(c.model).flops;
+    const { flopsBefore: flops, flopsAfter: after } = a;
     const baseline = await c.baselineFlops();
-    const after = flops * (1 - a.flopsRemoved);
     return {
       plan: a.plan,
       metrics: { allocatedGroups: Object.keys(a.plan).length, estimatedDError: a.estimatedDError },
@@ -110,7 +112,7 @@ async function choosePlan(p: PruningPolicy, c: RoundContext): Promise<RoundPlan>
         flopsGoal: flops * (1 - goal),
         flopsAfter: after,
         flopsFractionToRemove: goal,
-        flopsFractionRemoved: a.flopsRemoved,
+        flopsFractionRemoved: flops > 0 ? 1 - after / flops : 0,
         reached: a.reached,
         // the schedule, against the campaign's baseline
         baselineFlops: baseline,

@@ -2,16 +2,22 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
+import type { CampaignInput } from '../campaign/schema';
 import { cli, cliEnv, tmpHome, writeSpec } from './helpers';
+
+/** A LeNet-5 campaign on 3 000 Fashion-MNIST images through `prunewise run --json`: its home and status. */
+async function runLenet5(name: string, overrides: Partial<CampaignInput>) {
+  const home = tmpHome(name);
+  const env = cliEnv(home, inject('temporalAddress'));
+  const spec = writeSpec(home, { name, model: 'lenet5', dataset: { name: 'fashion-mnist', trainLimit: 3000, testLimit: 500 }, ...overrides });
+  const r = await cli(env, ['run', spec, '--json']);
+  expect(r.code).toBe(0);
+  return { home, status: JSON.parse(r.stdout) };
+}
 
 describe('weight-driven allocation', () => {
   it('a latency-heavy and a size-heavy run of LeNet-5 end with different architectures, each from its own ΔJ(w)', async () => {
-    const home = tmpHome('alloc');
-    const env = cliEnv(home, inject('temporalAddress'));
-    const spec = writeSpec(home, {
-      name: 'alloc',
-      model: 'lenet5',
-      dataset: { name: 'fashion-mnist', trainLimit: 3000, testLimit: 500 },
+    const { home, status } = await runLenet5('alloc', {
       weights: [
         { accuracy: 0.3, size: 0, latency: 0.7, energy: 0 },
         { accuracy: 0.3, size: 0.7, latency: 0, energy: 0 },
@@ -20,9 +26,6 @@ describe('weight-driven allocation', () => {
       pruning: { rounds: 1, stepRatio: 0.3, finetuneEpochs: 1, batchSize: 64, sensitivitySamples: 300 },
       target: { batchSize: 32, warmupRuns: 1, latencyRuns: 10 },
     });
-    const r = await cli(env, ['run', spec, '--json']);
-    expect(r.code).toBe(0);
-    const status = JSON.parse(r.stdout);
     const [latencyRun, sizeRun] = status.runs as Array<{ id: string; rounds: Array<{ metrics: Record<string, number> }> }>;
     const widths = (m: Record<string, number>) => Object.fromEntries(Object.entries(m).filter(([k]) => k.startsWith('channels.')));
     for (const run of [latencyRun, sizeRun]) {
@@ -38,12 +41,7 @@ describe('weight-driven allocation', () => {
   }, 600_000);
 
   it('allocation: sensitivity spends a FLOPs schedule where the measured error rises least, and records why', async () => {
-    const home = tmpHome('alloc-flops');
-    const env = cliEnv(home, inject('temporalAddress'));
-    const spec = writeSpec(home, {
-      name: 'alloc-flops',
-      model: 'lenet5',
-      dataset: { name: 'fashion-mnist', trainLimit: 3000, testLimit: 500 },
+    const { home, status } = await runLenet5('alloc-flops', {
       constraints: { maxAccuracyDrop: 30 },
       pruning: {
         rounds: 1,
@@ -56,9 +54,6 @@ describe('weight-driven allocation', () => {
       },
       target: { batchSize: 32, warmupRuns: 1, latencyRuns: 5 },
     });
-    const r = await cli(env, ['run', spec, '--json']);
-    expect(r.code).toBe(0);
-    const status = JSON.parse(r.stdout);
     expect(status.recipe.pruning).toMatchObject({ allocation: 'sensitivity' });
     expect(status.recipe.pruning.summary).toMatch(/FLOPs allocated by measured sensitivity/);
     const run = status.runs[0] as { id: string; rounds: Array<{ metrics: Record<string, number> }> };
