@@ -181,6 +181,7 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
         };
         let model: tfl.LayersModel;
         let resumedFromStep = 0;
+        let trainGraph: number | undefined;
         const series: Record<string, Array<[number, number]>> = {};
         if (spec.baseline.epochs > 0) {
           const b = spec.baseline;
@@ -202,6 +203,7 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
           );
           model = t.model;
           resumedFromStep = t.result.resumedFromStep;
+          trainGraph = t.result.mode === 'graph' ? 1 : 0;
           series.trainLoss = t.result.epochLoss;
           series.batchLoss = t.result.batchLoss;
         } else {
@@ -247,6 +249,7 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
           return {
             model: saved.ref,
             metrics: {
+              ...(trainGraph !== undefined ? { trainGraph } : {}),
               int8Accuracy: u8Test.accuracy,
               int8ValAccuracy: u8Val.accuracy,
               int8Bytes: savedU8.bytes,
@@ -516,7 +519,7 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
           return {
             model: saved.ref,
             resumedFromStep: t.result.resumedFromStep,
-            metrics: { finetuneSteps: t.result.steps, samplesPerSecond: t.result.samplesPerSecond },
+            metrics: { finetuneSteps: t.result.steps, samplesPerSecond: t.result.samplesPerSecond, trainGraph: t.result.mode === 'graph' ? 1 : 0 },
             series: { trainLoss: t.result.epochLoss, batchLoss: t.result.batchLoss },
             artifacts: [artifactOf(saved)],
           };

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { buildZooModel, initBackend, loadDataset, stopReplicas, subset, train } from '../ml';
+import { buildZooModel, GRAPH_PREPARE, initBackend, loadDataset, stopReplicas, subset, train } from '../ml';
 
 const NETS = (process.env.BENCH_NETS ?? 'lenet5,vgg-small,resnet8,mobilenet-small').split(',');
 const BATCH = 64;
@@ -19,17 +19,23 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const MIN_STEPS = 3;
 const ROOT = path.join(__dirname, '..', '..');
 
-type Column = 'native' | 'wasm' | 'wasm1' | 'purejs' | 'pytorch';
-const COLUMNS: Column[] = ['native', 'wasm', 'wasm1', 'purejs', 'pytorch'];
+type Column = 'native' | 'nativeEager' | 'wasm' | 'wasm1' | 'purejs' | 'pytorch';
+const COLUMNS: Column[] = ['native', 'nativeEager', 'wasm', 'wasm1', 'purejs', 'pytorch'];
 /** how each tfjs column runs: forced backend, threads, warm-up (skipped for pure JS, where one step takes minutes), min steps */
 const RUNS: Record<Exclude<Column, 'pytorch'>, { backend: string; threads: number; warm: boolean; minSteps: number }> = {
   native: { backend: 'tensorflow', threads: 1, warm: true, minSteps: MIN_STEPS },
+  // the same backend with graph mode off (ml/train-graph.ts): op by op through tfjs, as before graph mode
+  nativeEager: { backend: 'tensorflow', threads: 1, warm: true, minSteps: MIN_STEPS },
   wasm: { backend: 'wasm', threads: 2, warm: true, minSteps: MIN_STEPS },
   wasm1: { backend: 'wasm', threads: 1, warm: true, minSteps: MIN_STEPS },
   purejs: { backend: 'cpu', threads: 1, warm: false, minSteps: 1 },
 };
 
+const HEADS: Partial<Record<Column, string>> = { purejs: 'pure JS', pytorch: 'PyTorch', nativeEager: 'eager' };
+
 class StopBench extends Error {}
+
+let graphSeconds: number | undefined;
 
 async function samplesPerSecond(net: string, seconds: number, minSteps: number, warm: boolean, threads: number): Promise<number> {
   const ds = loadDataset({ name: 'fashion-mnist', dir: '/usr/share/datasets/fashion-mnist', trainLimit: 4096, testLimit: 64, validationFraction: 0.01 }, 1);
@@ -44,22 +50,33 @@ async function samplesPerSecond(net: string, seconds: number, minSteps: number, 
       ),
       { epochs: 1, batchSize: BATCH, learningRate: 1e-3, seed: 1, threads },
     );
-  let steps = 0;
-  const t0 = performance.now();
-  const stopAt = t0 + seconds * 1000;
+  // timed from the end of the first step: graph mode traces its graph (once per architecture) before it
+  let steps = -1;
+  const begin = performance.now();
+  let t0 = begin;
+  let stopAt = Infinity;
+  let traced: number | undefined;
   await train(model, ds.train, {
     epochs: 50,
     batchSize: BATCH,
     learningRate: 1e-3,
     seed: 2,
     threads,
+    onPrepare: (done, _total, what) => {
+      if (what === GRAPH_PREPARE && done === 1) traced = (performance.now() - begin) / 1000;
+    },
     onStep: () => {
       steps++;
+      if (steps === 0) {
+        t0 = performance.now();
+        stopAt = t0 + seconds * 1000;
+      }
       if (steps >= minSteps && performance.now() > stopAt) throw new StopBench();
     },
   }).catch((e) => {
     if (!(e instanceof StopBench)) throw e;
   });
+  graphSeconds = traced;
   const sps = (steps * BATCH) / ((performance.now() - t0) / 1000);
   model.dispose();
   return sps;
@@ -72,7 +89,10 @@ async function child(column: Exclude<Column, 'pytorch'>, net: string): Promise<v
   if (tf.getBackend() !== run.backend) throw new Error(`asked for ${run.backend}, running on ${tf.getBackend()}`);
   const sps = await samplesPerSecond(net, SECONDS, run.minSteps, run.warm, run.threads);
   await stopReplicas();
-  console.log(JSON.stringify({ sps, library: info.library ?? null }));
+  // no silent fallback: the native column is graph mode, the eager one is not
+  if ((column === 'native') !== (graphSeconds !== undefined))
+    throw new Error(`${column} ${graphSeconds === undefined ? 'did not train' : 'trained'} in graph mode`);
+  console.log(JSON.stringify({ sps, library: info.library ?? null, graphSeconds: graphSeconds ?? null }));
 }
 
 /** Last line of a child's stderr that says something (the reason it failed). */
@@ -86,13 +106,23 @@ function reason(stderr: string, status: number | null, signal: string | null): s
 }
 
 function measure(column: Exclude<Column, 'pytorch'>, net: string, env: Record<string, string> = {}): { sps: number | null; library?: string; why?: string } {
+  // a fresh graph cache: the trace time printed is a real one
+  const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'prunewise-bench-graphs-'));
   const r = spawnSync(process.execPath, [__filename, '--child', column, net], {
     encoding: 'utf8',
-    env: { ...process.env, PRUNEWISE_BACKEND: RUNS[column].backend, ...env },
+    env: {
+      ...process.env,
+      PRUNEWISE_BACKEND: RUNS[column].backend,
+      PRUNEWISE_TRAIN_GRAPH: column === 'nativeEager' ? 'off' : 'auto',
+      PRUNEWISE_GRAPH_CACHE: cache,
+      ...env,
+    },
     timeout: 15 * 60_000,
   });
+  fs.rmSync(cache, { recursive: true, force: true });
   try {
-    const out = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '') as { sps: number; library: string | null };
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '') as { sps: number; library: string | null; graphSeconds: number | null };
+    if (out.graphSeconds !== null && !env.TF_NUM_INTRAOP_THREADS) graphTrace[net] = out.graphSeconds;
     return { sps: out.sps, library: out.library ?? undefined };
   } catch {
     return { sps: null, why: reason(r.stderr, r.status, r.signal) };
@@ -122,6 +152,8 @@ function pytorch(net: string): { sps: number | null; why?: string } {
   return { sps: ok[0].sps };
 }
 const pytorchThreads: Record<string, string> = {};
+/** seconds to trace and load the training graph (graph mode, before the first step; not in the samples/s) */
+const graphTrace: Record<string, number> = {};
 
 /**
  * Native at one TensorFlow intra-op thread too (TF_NUM_INTRAOP_THREADS=1; the `native` column is
@@ -156,11 +188,9 @@ async function main(): Promise<void> {
   const fmt = (v: number | null) => (v === null ? '—' : v >= 100 ? v.toFixed(0) : v.toFixed(1));
   console.log(
     `training throughput, samples/s at batch ${BATCH}, Fashion-MNIST 28×28, measured, each in a child process: native = tfjs-node on ${library ?? 'libtensorflow (not available)'}, ` +
-      `wasm = 2 data-parallel threads, wasm1 = one thread, pure JS = stock tfjs cpu backend, PyTorch = CPU, best of 1 and 2 threads (${Math.round((performance.now() - t0) / 1000)} s in all)`,
+      `in graph mode (each step one TensorFlow graph call), native eager = the same op by op, wasm = 2 data-parallel threads, wasm1 = one thread, pure JS = stock tfjs cpu backend, PyTorch = CPU, best of 1 and 2 threads (${Math.round((performance.now() - t0) / 1000)} s in all)`,
   );
-  console.log(
-    `${'net'.padEnd(18)}${COLUMNS.map((c) => (c === 'purejs' ? 'pure JS' : c === 'pytorch' ? 'PyTorch' : c).padStart(10)).join('')}${'native/wasm'.padStart(13)}${'native/PyTorch'.padStart(16)}`,
-  );
+  console.log(`${'net'.padEnd(18)}${COLUMNS.map((c) => (HEADS[c] ?? c).padStart(10)).join('')}${'native/wasm'.padStart(13)}${'native/PyTorch'.padStart(16)}`);
   const ratio = (a: number | null, b: number | null) => (a && b ? `${(a / b).toFixed(2)}×` : '—');
   for (const [net, r] of Object.entries(rows)) {
     console.log(
@@ -169,6 +199,8 @@ async function main(): Promise<void> {
   }
   for (const [k, why] of Object.entries(notes)) console.log(`  ${k}: ${why}`);
   for (const [net, t] of Object.entries(pytorchThreads)) console.log(`  ${net}/pytorch (best shown): ${t}`);
+  for (const [net, s] of Object.entries(graphTrace))
+    console.log(`  ${net}/native: training graph traced and loaded in ${s.toFixed(1)} s (once per architecture; not in the figure)`);
   for (const [net, sps] of Object.entries(nativeThreads)) {
     const one = pytorchThreads[net]?.match(/^1 thread (\d+)/)?.[1];
     console.log(`  ${net}/native at 1 TensorFlow thread: ${fmt(sps)}${sps && one ? ` (${(sps / Number(one)).toFixed(2)}× PyTorch at 1 thread)` : ''}`);
@@ -179,7 +211,17 @@ async function main(): Promise<void> {
       .map((l) => l.toFixed(1))
       .join(' ')}`,
   );
-  console.log(JSON.stringify({ nets: rows, batchSize: BATCH, library: library ?? null, notes, pytorchThreads, native1Thread: nativeThreads }));
+  console.log(
+    JSON.stringify({
+      nets: rows,
+      batchSize: BATCH,
+      library: library ?? null,
+      notes,
+      pytorchThreads,
+      native1Thread: nativeThreads,
+      graphTraceSeconds: graphTrace,
+    }),
+  );
 }
 
 if (process.argv[2] === '--child') {

@@ -28,6 +28,8 @@ export const METRICS = {
   // finetune
   finetuneSteps: 'optimizer steps (batches) of fine-tuning, count',
   samplesPerSecond: 'training throughput, examples per second',
+  trainGraph:
+    '1 when the training (baseline or fine-tune) ran in graph mode — each step one TensorFlow graph call on the native backend (ml/train-graph.ts) — 0 when op by op; the two give different numbers for one seed',
   // quantize
   int8Accuracy:
     'test accuracy of the 8-bit deployable variant (stock tfjs uint8 manifest: one min/scale per tensor), measured on the written weights, fraction 0–1',

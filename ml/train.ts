@@ -10,6 +10,7 @@ import { rng, shuffledIndices } from './random';
 import { addBatch, emptySums, scoreOf, targetTensor, taskOf, type Task } from './task';
 import type { RecipeKey, TrainState } from './train-state';
 import { analyze } from './graph';
+import { GraphRefused, GraphTrainer, graphModeRefusal, trainGraphFor, type GraphStepScalars } from './train-graph';
 import {
   checkRecipe,
   checkTeacher,
@@ -107,6 +108,13 @@ export interface TrainResult {
   threads: number;
   /** the learning rate of the last step taken */
   lastLearningRate: number;
+  /**
+   * how the steps ran: `graph` — each step one TensorFlow graph call (native backend, ml/train-graph.ts);
+   * `eager` — op by op through tfjs (every backend); the two give different numbers for the same seed
+   */
+  mode: 'graph' | 'eager';
+  /** eager: why not graph mode (ml/train-graph.ts graphModeRefusal) */
+  eagerBecause?: string;
 }
 
 /** What a recipe changes about a training, in the form a checkpoint records and a resume must match (defaults left out). */
@@ -162,9 +170,27 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
   const labels = labelsFingerprint(data);
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const backend = tf.getBackend();
-  // native, one shard per batch: gradients stay in TensorFlow, Adam is TensorFlow's op (nativeStep)
+  // graph mode (native backend, big enough budgets): the whole step is one TensorFlow graph call
+  let eagerBecause = graphModeRefusal(model, { totalSteps, shardsPerBatch, sparsity: recipe.sparsity !== undefined });
+  let graph: GraphTrainer | undefined;
+  if (eagerBecause === null) {
+    try {
+      const beat = () => opts.onPrepare?.(0, 1, GRAPH_PREPARE);
+      await beat();
+      // tracing takes seconds (a child Python): heartbeats keep flowing meanwhile
+      const dir = await whileBeating(trainGraphFor(model, task), beat);
+      graph = await GraphTrainer.open(dir, model, task, opts.resume?.optimizer);
+      await opts.onPrepare?.(1, 1, GRAPH_PREPARE);
+    } catch (e) {
+      if (!(e instanceof GraphRefused)) throw e;
+      eagerBecause = e.message;
+    }
+  }
+  // native eager, one shard per batch: gradients stay in TensorFlow, Adam is TensorFlow's op (nativeStep)
   const native = backend === 'tensorflow' && shardsPerBatch === 1;
-  const optimizer = native ? new NativeAdam(vars, opts.learningRate) : new FusedAdam(vars, opts.learningRate);
+  const optimizer = graph ? undefined : native ? new NativeAdam(vars, opts.learningRate) : new FusedAdam(vars, opts.learningRate);
+  /** Adam's step count in graph mode (the moments live in the graph's session) */
+  let adamSteps = 0;
   const epochLoss: Array<[number, number]> = [];
   let lossSum = 0;
   let lossCount = 0;
@@ -184,9 +210,12 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
       labels: r.labels,
       recipe: r.recipe ?? {},
     };
-    if (JSON.stringify(want) !== JSON.stringify(got))
+    if (JSON.stringify(want) !== JSON.stringify(got)) {
+      graph?.dispose();
       throw new Error(`the training state to resume was saved for ${JSON.stringify(got)}, this training is ${JSON.stringify(want)}`);
-    optimizer.restore(r.optimizer);
+    }
+    if (optimizer) optimizer.restore(r.optimizer);
+    else adamSteps = r.optimizer.t;
     epochLoss.push(...r.epochLoss.map(([e, l]) => [e, l] as [number, number]));
     lossSum = r.lossSum;
     lossCount = r.lossCount;
@@ -201,6 +230,7 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
     replicas = threads > 1 ? await replicasFor(model, threads - 1, backend) : [];
   } catch (e) {
     if (optimizer instanceof NativeAdam) optimizer.dispose();
+    graph?.dispose();
     throw e;
   }
   // the teacher's logits: the whole split once (a fixed cut, so a resume gets the same values), else per shard
@@ -252,7 +282,8 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
     batchLoss: batchLoss.map(([e, l]) => [e, l] as [number, number]),
     batchSum,
     batchCount,
-    optimizer: optimizer.state(),
+    // graph mode: the session's weights are copied into the model here, before the checkpoint saves it
+    optimizer: optimizer ? optimizer.state() : graph!.pull(adamSteps),
   });
   const t0 = performance.now();
   let samples = 0;
@@ -265,8 +296,18 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
         const start = b * opts.batchSize;
         const end = Math.min(data.n, start + opts.batchSize);
         lr = learningRateAt(opts.learningRate, opts.schedule, step, totalSteps);
-        optimizer.learningRate = lr;
-        const loss = optimizer instanceof NativeAdam ? nativeStep(ctx, optimizer, order, start, end, step) : await shardedStep(ctx, order, start, end, step);
+        if (optimizer) optimizer.learningRate = lr;
+        const loss = graph
+          ? graphStep(ctx, graph, order, start, end, {
+              lr,
+              t: ++adamSteps,
+              labelSmoothing: ctx.loss.labelSmoothing,
+              distillWeight: ctx.loss.distillWeight,
+              temperature: ctx.loss.temperature,
+            })
+          : optimizer instanceof NativeAdam
+            ? nativeStep(ctx, optimizer, order, start, end, step)
+            : await shardedStep(ctx, order, start, end, step);
         lossSum += loss;
         lossCount++;
         batchSum += loss;
@@ -295,6 +336,14 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
   } finally {
     releaseReplicas(replicas);
     if (optimizer instanceof NativeAdam) optimizer.dispose();
+    if (graph) {
+      // the model takes the weights of the last step taken (as eager training leaves them), then the session goes
+      try {
+        graph.pull(adamSteps);
+      } finally {
+        graph.dispose();
+      }
+    }
   }
   const seconds = (performance.now() - t0) / 1000;
   return {
@@ -305,7 +354,29 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
     samplesPerSecond: seconds > 0 ? samples / seconds : 0,
     threads,
     lastLearningRate: step > 0 ? learningRateAt(opts.learningRate, opts.schedule, step - 1, totalSteps) : lr,
+    mode: graph ? 'graph' : 'eager',
+    ...(graph ? {} : { eagerBecause: eagerBecause ?? undefined }),
   };
+}
+
+/** What `onPrepare` reports while graph mode traces and loads its graph (done 0 of 1, then 1 of 1). */
+export const GRAPH_PREPARE = 'training graphs ready';
+
+/** `work`, calling `beat` every `everyMs` until it settles; a beat that throws (cancellation) ends the wait with its error. */
+async function whileBeating<T>(work: Promise<T>, beat: () => unknown, everyMs = 1000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const beats = new Promise<never>((_, reject) => {
+    timer = setInterval(() => {
+      Promise.resolve()
+        .then(beat)
+        .catch((e: unknown) => reject(e));
+    }, everyMs);
+  });
+  try {
+    return await Promise.race([work, beats]);
+  } finally {
+    clearInterval(timer);
+  }
 }
 
 /** The layers whose training-mode forward pass has state or randomness: batch norm, dropout. */
@@ -342,7 +413,8 @@ export function randomLayersOf(model: tfl.LayersModel): RandomLayers {
 interface StepContext {
   model: tfl.LayersModel;
   vars: tf.Variable[];
-  optimizer: FusedAdam | NativeAdam;
+  /** none in graph mode (Adam runs in the graph) */
+  optimizer: FusedAdam | NativeAdam | undefined;
   replicas: Replica[];
   data: Split;
   inputShape: number[];
@@ -494,6 +566,27 @@ function nativeStep(ctx: StepContext, optimizer: NativeAdam, order: ArrayLike<nu
   }
 }
 
+/**
+ * One training step in graph mode (ml/train-graph.ts): the batch [start, end) of `order`, its targets and
+ * (distilling) the teacher's logits go to the graph; forward, loss, gradients, Adam and batch norm's moving
+ * averages run in one TensorFlow call. Returns the batch's mean loss.
+ */
+function graphStep(ctx: StepContext, graph: GraphTrainer, order: ArrayLike<number>, start: number, end: number, s: GraphStepScalars): number {
+  const { data, inputShape, task } = ctx;
+  const batch = gather(data, order, start, end, task.units);
+  const soft = teacherShard(ctx, order, start, end);
+  const inputs = [
+    tf.tensor(batch.x, [batch.n, ...inputShape]),
+    tf.tidy(() => tf.cast(targetTensor(task, batch.n, batch.y, batch.t), 'float32')),
+    ...(soft ? [tf.tensor2d(soft, [batch.n, task.units])] : []),
+  ];
+  try {
+    return graph.step(inputs[0], inputs[1], inputs[2], s);
+  } finally {
+    tf.dispose(inputs);
+  }
+}
+
 /** The sparsity penalty's decay for this step, from the weights before it (none without a penalty; ml/recipe.ts penaltyGradients). */
 function sparsityDecay(ctx: StepContext, step: number): Array<Float32Array | null> {
   if (!ctx.penalty) return [];
@@ -510,10 +603,10 @@ function applyDecay(ctx: StepContext, decay: Array<Float32Array | null>): void {
   decay.forEach((d, k) => {
     if (!d) return;
     const w = (ctx.vars[k].dataSync() as Float32Array).slice();
-    const lr = ctx.optimizer.learningRate;
+    const lr = ctx.optimizer!.learningRate;
     for (let i = 0; i < w.length; i++) w[i] -= lr * d[i];
     setValues(ctx.vars[k], w);
-    ctx.optimizer.weightsChanged(k);
+    ctx.optimizer!.weightsChanged(k);
   });
 }
 

@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""prunewise's training step as one TensorFlow graph (the native backend's graph mode), run by
+ml/train-graph.ts in a child process of the project's .venv (tensorflow-cpu 2.21, tf-keras 2.21).
+
+Usage: python train_graph.py <spec.json> <out folder>
+
+spec.json: {"topology": <the tfjs model's Keras topology, model.toJSON()>,
+            "task": {"type": "classification" | "regression" | "multilabel", "outputs": "logits" | "probabilities", "units": K},
+            "weights": [[layer name, index in the layer's weights, shape, trainable], ...] in the tfjs model's order}
+
+Writes a TensorFlow SavedModel to <out folder> with three signatures over one set of variables
+(the model's weights, then Adam's first and second moments of each trainable weight):
+
+  train_step(x [n, ...input], y [n, K], t [n, K] teacher logits (zeros when not distilling),
+             lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t) -> {loss}
+      One Adam step (TensorFlow's ResourceApplyAdam: Kingma & Ba 2015, with tfjs's epsilon
+      placement eps_hat = eps·sqrt(1 − β2^t), as ml/adam.ts NativeAdam) on the recipe's loss
+      (ml/recipe.ts recipeLoss, ml/task.ts taskLoss — the same formulas, the constants passed in as
+      ml/train-graph.ts computes them):
+        target = y·ls_keep + ls_add (label smoothing; ls_keep 1, ls_add 0 without it)
+        loss = hard_scale · taskLoss(out, target) + kd_scale · KL(softmax(t·inv_t) ‖ softmax(z·inv_t))
+      Batch norm in training mode is TensorFlow's FusedBatchNormV3, its moving averages updated as
+      tfjs-layers does (x ← x − (x − value)·(1 − momentum), value the batch mean and biased variance),
+      as ml/native-kernels.ts does on the eager path.
+  get_state() -> {w0.., m0.., v0..}
+  set_state(w0.., m0.., v0..) -> {ok}
+
+The last stdout line is one JSON object: {"ok": true, "seconds": …} or {"ok": false, "step": …,
+"error": …, "layer"?: …}. TensorFlow's logs go to stderr.
+"""
+import json
+import os
+import sys
+import time
+import warnings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+warnings.simplefilter("ignore")
+
+FORMAT = 1
+
+
+def reply(obj):
+    sys.__stdout__.write(json.dumps(obj) + "\n")
+    sys.__stdout__.flush()
+
+
+def main(spec_path, out):
+    step = "import TensorFlow"
+    try:
+        sys.stdout = sys.stderr
+        import tensorflow as tf
+        import tf_keras
+
+        step = "read the spec"
+        with open(spec_path) as f:
+            spec = json.load(f)
+        task = spec["task"]
+
+        class GraphBatchNorm(tf_keras.layers.BatchNormalization):
+            """tf-keras's batch norm; in training mode TensorFlow's fused op and tfjs-layers' moving-average rule."""
+
+            def call(self, inputs, training=None):
+                axis = self.axis[0] if isinstance(self.axis, (list, tuple)) else self.axis
+                rank = inputs.shape.rank
+                if axis < 0:
+                    axis += rank
+                if not training or rank not in (2, 4) or axis != rank - 1 or not (self.center and self.scale):
+                    return super().call(inputs, training=training)
+                x4 = inputs if rank == 4 else tf.reshape(inputs, [-1, 1, 1, inputs.shape[-1]])
+                empty = tf.constant([], tf.float32)
+                y, _, _, r1, r2, _ = tf.raw_ops.FusedBatchNormV3(
+                    x=x4, scale=self.gamma, offset=self.beta, mean=empty, variance=empty,
+                    epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+                decay = tf.constant(1.0 - self.momentum, tf.float32)
+                self.moving_mean.assign(self.moving_mean - (self.moving_mean - r1) * decay)
+                self.moving_variance.assign(self.moving_variance - (self.moving_variance - r2) * decay)
+                return y if rank == 4 else tf.reshape(y, tf.shape(inputs))
+
+        step = "build the model with tf-keras"
+        topology = spec["topology"]
+        topology = topology.get("model_config", topology)
+        with tf_keras.utils.custom_object_scope({"BatchNormalization": GraphBatchNorm}):
+            model = tf_keras.models.model_from_json(json.dumps(topology))
+
+        step = "match the weights"
+        layers = {}
+
+        def walk(ls):
+            for layer in ls:
+                layers.setdefault(layer.name, layer)
+                if hasattr(layer, "layers"):
+                    walk(layer.layers)
+
+        walk(model.layers)
+        weights, trainable = [], []
+        for name, index, shape, train in spec["weights"]:
+            layer = layers.get(name)
+            if layer is None or index >= len(layer.weights):
+                raise ValueError("weight %d of layer %s is not in the tf-keras model" % (index, name))
+            w = layer.weights[index]
+            if list(w.shape) != list(shape):
+                raise ValueError("weight %d of layer %s: tf-keras has shape %s, tfjs %s" % (index, name, list(w.shape), shape))
+            weights.append(w)
+            if train:
+                trainable.append(w)
+        if len({id(w) for w in weights}) != len(model.weights):
+            raise ValueError("%d weights given, the tf-keras model has %d" % (len(weights), len(model.weights)))
+
+        step = "trace the training step"
+        ms = [tf.Variable(tf.zeros(w.shape), name="adam_m_%d" % k) for k, w in enumerate(trainable)]
+        vs = [tf.Variable(tf.zeros(w.shape), name="adam_v_%d" % k) for k, w in enumerate(trainable)]
+        units = int(task["units"])
+        in_shape = [None] + [d if d is not None else 1 for d in model.inputs[0].shape[1:]]
+        logits = task.get("outputs") == "logits"
+
+        def task_loss(out, target):
+            if task["type"] == "regression":
+                return tf.reduce_mean(tf.math.squared_difference(out, target))
+            if task["type"] == "classification":
+                logp = tf.nn.log_softmax(out) if logits else tf.math.log(tf.clip_by_value(out, 1e-7, 1.0))
+                return -tf.reduce_mean(tf.reduce_sum(target * logp, -1))
+            if logits:
+                z = out
+                return tf.reduce_mean(tf.nn.relu(z) - z * target + tf.math.log1p(tf.exp(-tf.abs(z))))
+            p = tf.clip_by_value(out, 1e-7, 1 - 1e-7)
+            return -tf.reduce_mean(target * tf.math.log(p) + (1 - target) * tf.math.log(1 - p))
+
+        scalar = lambda name: tf.TensorSpec([], tf.float32, name=name)  # noqa: E731
+        beta1 = tf.constant(0.9, tf.float32)
+        beta2 = tf.constant(0.999, tf.float32)
+
+        class Trainer(tf.Module):
+            def __init__(self):
+                super().__init__()
+                self.model = model
+                self.ms = ms
+                self.vs = vs
+
+            @tf.function(input_signature=[
+                tf.TensorSpec(in_shape, tf.float32, name="x"), tf.TensorSpec([None, units], tf.float32, name="y"),
+                tf.TensorSpec([None, units], tf.float32, name="t"), scalar("lr"), scalar("b1p"), scalar("b2p"),
+                scalar("eps_hat"), scalar("ls_keep"), scalar("ls_add"), scalar("hard_scale"), scalar("kd_scale"),
+                scalar("inv_t")])
+            def train_step(self, x, y, t, lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t):
+                with tf.GradientTape() as tape:
+                    out = self.model(x, training=True)
+                    hard = task_loss(out, y * ls_keep + ls_add if task["type"] == "classification" else y)
+                    if task["type"] == "classification":
+                        z = out if logits else tf.math.log(tf.clip_by_value(out, 1e-7, 1.0))
+                        p = tf.nn.softmax(t * inv_t)
+                        log_p = tf.nn.log_softmax(t * inv_t)
+                        log_q = tf.nn.log_softmax(z * inv_t)
+                        kl = tf.reduce_mean(tf.reduce_sum(p * (log_p - log_q), -1))
+                        loss = hard * hard_scale + kl * kd_scale
+                    else:
+                        loss = hard
+                grads = tape.gradient(loss, trainable)
+                for w, m, v, g in zip(trainable, self.ms, self.vs, grads):
+                    if g is None:
+                        g = tf.zeros_like(w)
+                    tf.raw_ops.ResourceApplyAdam(var=w.handle, m=m.handle, v=v.handle, beta1_power=b1p, beta2_power=b2p,
+                                                 lr=lr, beta1=beta1, beta2=beta2, epsilon=eps_hat, grad=g, use_locking=False)
+                return {"loss": loss}
+
+            @tf.function(input_signature=[])
+            def get_state(self):
+                out = {"w%d" % k: tf.identity(w.read_value()) for k, w in enumerate(weights)}
+                out.update({"m%d" % k: tf.identity(m.read_value()) for k, m in enumerate(self.ms)})
+                out.update({"v%d" % k: tf.identity(v.read_value()) for k, v in enumerate(self.vs)})
+                return out
+
+            @tf.function(input_signature=[tf.TensorSpec(w.shape, tf.float32, name="w%d" % k) for k, w in enumerate(weights)]
+                         + [tf.TensorSpec(w.shape, tf.float32, name="m%d" % k) for k, w in enumerate(trainable)]
+                         + [tf.TensorSpec(w.shape, tf.float32, name="v%d" % k) for k, w in enumerate(trainable)])
+            def set_state(self, *values):
+                for var, value in zip(weights + self.ms + self.vs, values):
+                    var.assign(value)
+                return {"ok": tf.constant(0, tf.int32)}
+
+        t0 = time.time()
+        trainer = Trainer()
+        step = "save the SavedModel"
+        tf.saved_model.save(trainer, out, signatures={
+            "train_step": trainer.train_step.get_concrete_function(),
+            "get_state": trainer.get_state.get_concrete_function(),
+            "set_state": trainer.set_state.get_concrete_function(),
+        })
+        reply({"ok": True, "format": FORMAT, "seconds": round(time.time() - t0, 3), "weights": len(weights), "trainable": len(trainable)})
+    except Exception as e:  # one line for the Node side
+        text = (str(e).strip() or type(e).__name__).splitlines()
+        reply({"ok": False, "step": step, "error": (text[0] if text else type(e).__name__)[:400]})
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        reply({"ok": False, "step": "read the arguments", "error": "usage: train_graph.py <spec.json> <out folder>"})
+        sys.exit(2)
+    sys.exit(main(sys.argv[1], sys.argv[2]))

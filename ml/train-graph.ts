@@ -1,0 +1,330 @@
+// Graph mode of training on the native backend: the whole training step — forward, the recipe's loss,
+// gradients, Adam, batch norm's moving averages — is one TensorFlow graph (a SavedModel traced once per
+// architecture by ml/py/train_graph.py in the project's .venv), run by one session call per batch
+// through tfjs-node's SavedModel support. Eager training pays per op: tfjs-layers, the tape and one
+// binding call per TensorFlow op (~150 per LeNet-5 step); a graph is one call, and TensorFlow's graph
+// optimiser (Grappler) fuses and schedules the ops. Measured here (bench/results-train.txt): LeNet-5
+// and small VGG at batch 64 train ~3–4× faster than eagerly, above PyTorch's CPU throughput.
+//
+// Used by ml/train.ts when `graphModeRefusal` finds nothing against it; the choice depends only on the
+// model, the recipe and the step budget, never on timing, so a campaign trains the same way on every
+// run (and a resume continues in the mode it started in).
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PACKAGE_ROOT } from '../platform/version';
+import type { AdamState } from './adam';
+import { sha256 } from './files';
+import type { Task } from './task';
+import { tflitePython } from './tflite';
+
+/** The exporter script, and the version of the graphs it writes (a part of the cache key). */
+const SCRIPT = path.join(PACKAGE_ROOT, 'ml', 'py', 'train_graph.py');
+const GRAPH_FORMAT = 1;
+
+/**
+ * Budgets of fewer optimizer steps train eagerly: tracing and saving a graph costs ~3–6 s (TensorFlow's
+ * import in a child Python, then the trace), which a few hundred steps pay back (LeNet-5 saves ~6 ms
+ * a step, small VGG ~30 ms).
+ */
+export const GRAPH_MIN_STEPS = 300;
+
+/** Layers whose training-mode call draws random numbers: their masks could not be seeded per step in a graph. */
+const RANDOM_LAYERS = new Set(['Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'SpatialDropout3D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout']);
+
+/** PRUNEWISE_TRAIN_GRAPH: `off` trains eagerly always (the numbers differ from graph mode's: recorded as the mode). */
+export function graphModeSetting(): 'auto' | 'off' {
+  const v = process.env.PRUNEWISE_TRAIN_GRAPH;
+  if (v === undefined || v === '' || v === 'auto') return 'auto';
+  if (v === 'off') return 'off';
+  throw new Error(`PRUNEWISE_TRAIN_GRAPH: "${v}" is not auto or off`);
+}
+
+interface LayerLike {
+  name: string;
+  getClassName(): string;
+  layers?: LayerLike[];
+  weights: Array<{ shape: number[]; trainable: boolean; read(): tf.Tensor }>;
+}
+
+function flatLayers(model: tfl.LayersModel): LayerLike[] {
+  const out: LayerLike[] = [];
+  const walk = (ls: LayerLike[]) => {
+    for (const l of ls) {
+      out.push(l);
+      if (l.layers) walk(l.layers);
+    }
+  };
+  walk(model.layers as unknown as LayerLike[]);
+  return out;
+}
+
+/**
+ * Why this training cannot run in graph mode, or null when it can: the backend is not `tensorflow`,
+ * PRUNEWISE_TRAIN_GRAPH=off, fewer than GRAPH_MIN_STEPS steps, a sparsity penalty (applied between
+ * steps in JavaScript), a layer that draws random numbers in training, more than one input or output,
+ * or a batch cut into several shards.
+ */
+export function graphModeRefusal(model: tfl.LayersModel, o: { totalSteps: number; shardsPerBatch: number; sparsity: boolean }): string | null {
+  if (tf.getBackend() !== 'tensorflow') return `the backend is ${tf.getBackend()}`;
+  if (graphModeSetting() === 'off') return 'PRUNEWISE_TRAIN_GRAPH=off';
+  if (o.totalSteps < GRAPH_MIN_STEPS) return `${o.totalSteps} steps (graph mode from ${GRAPH_MIN_STEPS})`;
+  if (o.sparsity) return 'the sparsity penalty is applied between steps';
+  if (o.shardsPerBatch !== 1) return 'the batch is cut into shards';
+  if (model.inputs.length !== 1 || model.outputs.length !== 1) return 'the model has more than one input or output';
+  if (model.inputs[0].dtype !== 'float32') return `the input is ${model.inputs[0].dtype}`;
+  const random = flatLayers(model).find((l) => RANDOM_LAYERS.has(l.getClassName()));
+  if (random) return `layer ${random.name} (${random.getClassName()}) draws random numbers in training`;
+  return null;
+}
+
+/** The weights in the tfjs model's order, as the exporter finds them: [layer, index in its weights, shape, trainable]. */
+function weightRefs(model: tfl.LayersModel): { refs: Array<[string, number, number[], boolean]>; vars: tf.Variable[] } {
+  const byTensor = new Map<number, [string, number, number[], boolean]>();
+  for (const l of flatLayers(model)) {
+    if (l.layers) continue; // a nested model's weights are its layers'
+    l.weights.forEach((w, i) => byTensor.set((w.read() as tf.Variable).id, [l.name, i, w.shape, w.trainable]));
+  }
+  const vars = model.weights.map((w) => w.read() as tf.Variable);
+  const refs = vars.map((v) => {
+    const r = byTensor.get(v.id);
+    if (!r) throw new Error(`graph mode: weight ${v.name} belongs to no layer`);
+    return r;
+  });
+  return { refs, vars };
+}
+
+/** Where traced graphs are kept: PRUNEWISE_GRAPH_CACHE, else a folder in the OS's temp dir (a cache: deleting it costs a re-trace). */
+export function graphCacheDir(): string {
+  return process.env.PRUNEWISE_GRAPH_CACHE ?? path.join(os.tmpdir(), `prunewise-train-graphs-${os.userInfo().uid}`);
+}
+
+/** A failure of the exporter that depends only on the model (tf-keras cannot build it): train eagerly. */
+export class GraphRefused extends Error {}
+
+const exporting = new Map<string, Promise<string>>();
+
+/** The SavedModel folder of this model's training step (traced once per architecture and task; cached). @throws GraphRefused, Error */
+export function trainGraphFor(model: tfl.LayersModel, task: Task): Promise<string> {
+  const { refs } = weightRefs(model);
+  const spec = {
+    topology: withoutInitializers(model.toJSON(null, false)),
+    task: { type: task.type, outputs: task.outputs, units: task.units },
+    weights: refs,
+  };
+  const text = JSON.stringify(spec);
+  const key = sha256(`${GRAPH_FORMAT}\n${fs.readFileSync(SCRIPT, 'utf8')}\n${text}`).slice(0, 32);
+  const dir = path.join(graphCacheDir(), key);
+  if (fs.existsSync(path.join(dir, 'saved_model.pb'))) return Promise.resolve(dir);
+  let p = exporting.get(key);
+  if (!p) {
+    p = exportGraph(text, dir).finally(() => exporting.delete(key));
+    exporting.set(key, p);
+  }
+  return p;
+}
+
+/**
+ * The topology without its initializers (`*_initializer` keys): the session's weights are set from the
+ * model's, so they shape nothing in the graph — and without their seeds one architecture is one graph.
+ */
+function withoutInitializers(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(withoutInitializers);
+  if (v === null || typeof v !== 'object') return v;
+  return Object.fromEntries(Object.entries(v).flatMap(([k, x]) => (k.endsWith('_initializer') ? [] : [[k, withoutInitializers(x)]])));
+}
+
+function exportGraph(spec: string, dir: string): Promise<string> {
+  const py = tflitePython();
+  if (py.missing) return Promise.reject(new Error(`graph mode: ${py.missing}`));
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  const tmp = fs.mkdtempSync(`${dir}.tmp-`);
+  const specFile = path.join(tmp, 'spec.json');
+  fs.writeFileSync(specFile, spec);
+  const out = path.join(tmp, 'graph');
+  return new Promise<string>((resolve, reject) => {
+    const child = spawn(py.python, [SCRIPT, specFile, out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+    child.on('error', (e) => reject(new Error(`graph mode: cannot start ${py.python} (${e.message})`)));
+    child.on('close', (code, signal) => {
+      let r: { ok: boolean; step?: string; error?: string } | undefined;
+      try {
+        r = JSON.parse(stdout.trim().split('\n').at(-1) ?? '');
+      } catch {
+        r = undefined;
+      }
+      try {
+        if (r?.ok) {
+          try {
+            fs.renameSync(out, dir);
+          } catch (e) {
+            // another process traced the same graph first: its copy serves
+            if (!fs.existsSync(path.join(dir, 'saved_model.pb'))) throw e;
+          }
+          return resolve(dir);
+        }
+        if (r && (r.step === 'build the model with tf-keras' || r.step === 'match the weights'))
+          return reject(new GraphRefused(`tf-keras cannot ${r.step === 'match the weights' ? 'match the weights' : 'build the model'}: ${r.error}`));
+        const last = stderr.trim().split('\n').at(-1) ?? '';
+        reject(new Error(`graph mode: ${r ? `${r.step} failed: ${r.error}` : `ml/py/train_graph.py exited (${signal ?? code})${last ? `: ${last}` : ''}`}`));
+      } finally {
+        fs.rmSync(tmp, { recursive: true, force: true });
+      }
+    });
+  });
+}
+
+interface SavedModelLike {
+  predict(inputs: tf.NamedTensorMap): tf.NamedTensorMap;
+  dispose(): void;
+}
+
+/** tfjs-node's SavedModel loader (the package the backend chain loaded). */
+function loadSavedModel(dir: string, signature: string): Promise<SavedModelLike> {
+  const pkg = tf.getBackend() === 'tensorflow' ? nativePackage() : undefined;
+  if (!pkg) throw new Error('graph mode needs the tensorflow backend');
+  return pkg.node.loadSavedModel(dir, ['serve'], signature) as Promise<SavedModelLike>;
+}
+
+function nativePackage(): { node: { loadSavedModel(dir: string, tags: string[], signature: string): Promise<unknown> } } | undefined {
+  for (const name of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    const id = (() => {
+      try {
+        return require.resolve(name);
+      } catch {
+        return undefined;
+      }
+    })();
+    if (id && require.cache[id]) return require(id);
+  }
+  return undefined;
+}
+
+let opened = 0;
+
+/** Scalars of one step, computed in JavaScript exactly as the eager path computes them (ml/adam.ts, ml/recipe.ts). */
+export interface GraphStepScalars {
+  lr: number;
+  /** Adam's step number (1 for the first step) */
+  t: number;
+  labelSmoothing: number;
+  distillWeight: number;
+  temperature: number;
+}
+
+/**
+ * One model's training graph, loaded: its variables (the model's weights and Adam's moments) live in
+ * the TensorFlow session until `pull` copies them back into the tfjs model.
+ */
+export class GraphTrainer {
+  private constructor(
+    private readonly step_: SavedModelLike,
+    private readonly get: SavedModelLike,
+    private readonly set: SavedModelLike,
+    private readonly vars: tf.Variable[],
+    private readonly trainable: number[],
+    private readonly units: number,
+    private readonly epsilon: number,
+  ) {}
+
+  /** Loads the graph and gives it the model's weights and the optimizer's state (zero moments when none). */
+  static async open(dir: string, model: tfl.LayersModel, task: Task, optimizer?: AdamState): Promise<GraphTrainer> {
+    const { vars, refs } = weightRefs(model);
+    const trainable = refs.flatMap((r, k) => (r[3] ? [k] : []));
+    // tfjs-node gives every load of one path the same session (so the three signatures share the
+    // variables); a path of its own per trainer keeps two trainings of one architecture apart
+    const live = path.join(graphCacheDir(), `live-${process.pid}-${++opened}`);
+    fs.rmSync(live, { force: true });
+    fs.symlinkSync(dir, live);
+    const loaded: SavedModelLike[] = [];
+    try {
+      for (const s of ['train_step', 'get_state', 'set_state']) loaded.push(await loadSavedModel(live, s));
+    } catch (e) {
+      loaded.forEach((m) => m.dispose());
+      throw e;
+    } finally {
+      fs.rmSync(live, { force: true }); // the session has read what it needs
+    }
+    const [step, get, set] = loaded;
+    const g = new GraphTrainer(step, get, set, vars, trainable, task.units, tf.backend().epsilon());
+    try {
+      g.push(optimizer);
+    } catch (e) {
+      g.dispose();
+      throw e;
+    }
+    return g;
+  }
+
+  /** Sets the session's variables: the model's current weights and these moments (zeros without). */
+  push(optimizer?: AdamState): void {
+    if (optimizer && (optimizer.m.length !== this.trainable.length || optimizer.v.length !== this.trainable.length))
+      throw new Error(`optimizer state for ${optimizer.m.length} variables does not fit the model's ${this.trainable.length}`);
+    tf.tidy(() => {
+      const inputs: tf.NamedTensorMap = {};
+      this.vars.forEach((v, k) => (inputs[`w${k}`] = v));
+      this.trainable.forEach((k, j) => {
+        const shape = this.vars[k].shape;
+        inputs[`m${j}`] = optimizer ? tf.tensor(optimizer.m[j], shape) : tf.zeros(shape);
+        inputs[`v${j}`] = optimizer ? tf.tensor(optimizer.v[j], shape) : tf.zeros(shape);
+      });
+      tf.dispose(Object.values(this.set.predict(inputs)));
+    });
+  }
+
+  /** One training step on a batch: x [n, ...input], y [n, K] targets, teacher logits [n, K] when distilling. Returns the batch's mean loss. */
+  step(x: tf.Tensor, y: tf.Tensor, teacher: tf.Tensor | undefined, s: GraphStepScalars): number {
+    const n = x.shape[0];
+    const beta1 = 0.9;
+    const beta2 = 0.999;
+    const out = tf.tidy(() => {
+      const f = (v: number) => tf.scalar(v, 'float32');
+      return this.step_.predict({
+        x,
+        y,
+        t: teacher ?? tf.zeros([n, this.units]),
+        lr: f(s.lr),
+        b1p: f(beta1 ** s.t),
+        b2p: f(beta2 ** s.t),
+        eps_hat: f(this.epsilon * Math.sqrt(1 - beta2 ** s.t)),
+        ls_keep: f(1 - s.labelSmoothing),
+        ls_add: f(s.labelSmoothing / this.units),
+        hard_scale: f(1 - s.distillWeight),
+        kd_scale: f(s.distillWeight * s.temperature * s.temperature),
+        inv_t: f(1 / s.temperature),
+      });
+    });
+    try {
+      return out.loss.dataSync()[0];
+    } finally {
+      tf.dispose(Object.values(out));
+    }
+  }
+
+  /** Copies the session's weights into the tfjs model; returns Adam's moments at step t (for a checkpoint). */
+  pull(t: number): AdamState {
+    const out = this.get.predict({});
+    try {
+      this.vars.forEach((v, k) => v.assign(out[`w${k}`]));
+      const read = (name: string) => (out[name].dataSync() as Float32Array).slice();
+      return { t, m: this.trainable.map((_, j) => read(`m${j}`)), v: this.trainable.map((_, j) => read(`v${j}`)) };
+    } finally {
+      tf.dispose(Object.values(out));
+    }
+  }
+
+  dispose(): void {
+    for (const m of [this.step_, this.get, this.set])
+      try {
+        m.dispose();
+      } catch {
+        // disposed already (they share one session: the last one frees it)
+      }
+  }
+}

@@ -1,0 +1,279 @@
+// Graph mode of training on the native backend (ml/train-graph.ts): each step one TensorFlow graph
+// call traced by ml/py/train_graph.py. Real TensorFlow (the .venv wheel, tfjs-node's binding), real
+// Python export, real data; under CI=true or where the wheel is installed the backend must be
+// `tensorflow` (no silent fallback), elsewhere these tests do not run and say so by name.
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildZooModel, evaluate, initBackend, loadDataset, train, type Dataset, type Split, type TrainOptions, type TrainState } from '../ml';
+import { GRAPH_MIN_STEPS } from '../ml/train-graph';
+
+const ROOT = path.join(__dirname, '..');
+const wheel =
+  fs.existsSync(path.join(ROOT, '.venv', 'lib')) &&
+  fs
+    .readdirSync(path.join(ROOT, '.venv', 'lib'))
+    .some((py) => fs.existsSync(path.join(ROOT, '.venv', 'lib', py, 'site-packages', 'tensorflow', 'libtensorflow_cc.so.2')));
+const expectNative = process.env.CI === 'true' || wheel;
+const where = expectNative ? '' : ' (not run: no tensorflow-cpu wheel in .venv and not CI)';
+
+let ds: Dataset;
+let cache: string;
+const savedEnv = { cache: process.env.PRUNEWISE_GRAPH_CACHE, mode: process.env.PRUNEWISE_TRAIN_GRAPH };
+
+beforeAll(async () => {
+  if (!expectNative) return;
+  await initBackend('tensorflow');
+  expect(tf.getBackend()).toBe('tensorflow');
+  // a cache of its own: the first training of each architecture really traces its graph
+  cache = fs.mkdtempSync(path.join(os.tmpdir(), 'prunewise-graph-test-'));
+  process.env.PRUNEWISE_GRAPH_CACHE = cache;
+  delete process.env.PRUNEWISE_TRAIN_GRAPH;
+  // 2 500 images, 1 % held out: 155 steps an epoch at batch 16, 2 epochs ≥ GRAPH_MIN_STEPS
+  ds = loadDataset({ name: 'fashion-mnist', dir: '/usr/share/datasets/fashion-mnist', trainLimit: 2500, testLimit: 500, validationFraction: 0.01 }, 1);
+}, 60_000);
+
+afterAll(() => {
+  if (cache) fs.rmSync(cache, { recursive: true, force: true });
+  if (savedEnv.cache === undefined) delete process.env.PRUNEWISE_GRAPH_CACHE;
+  else process.env.PRUNEWISE_GRAPH_CACHE = savedEnv.cache;
+  if (savedEnv.mode === undefined) delete process.env.PRUNEWISE_TRAIN_GRAPH;
+  else process.env.PRUNEWISE_TRAIN_GRAPH = savedEnv.mode;
+});
+
+const BASE: TrainOptions = { epochs: 2, batchSize: 16, learningRate: 2e-3, seed: 5 };
+const weightsOf = (m: tfl.LayersModel) => m.weights.map((w) => Array.from(w.read().dataSync()));
+
+/** The largest |a − b| / (|b| + 1e-3) over all weights of two models. */
+function maxRelativeGap(a: number[][], b: number[][]): number {
+  let worst = 0;
+  a.forEach((w, k) => w.forEach((x, i) => (worst = Math.max(worst, Math.abs(x - b[k][i]) / (Math.abs(b[k][i]) + 1e-3)))));
+  return worst;
+}
+
+/** Trains a fresh zoo net (same initial weights for the same seed) under PRUNEWISE_TRAIN_GRAPH=mode. */
+async function trainFresh(net: string, mode: 'auto' | 'off', opts: Partial<TrainOptions> = {}, modelSeed = 1) {
+  process.env.PRUNEWISE_TRAIN_GRAPH = mode;
+  try {
+    const model = buildZooModel(net, modelSeed, ds.shape, ds.classes);
+    const r = await train(model, ds.train, { ...BASE, ...opts });
+    return { model, r };
+  } finally {
+    delete process.env.PRUNEWISE_TRAIN_GRAPH;
+  }
+}
+
+describe(`graph mode of training on the native backend${where}`, () => {
+  it.runIf(expectNative)(
+    'LeNet-5 trains in graph mode: the loss falls, it classifies, the same seed gives bit-identical weights, no tensors leak',
+    async () => {
+      const a = await trainFresh('lenet5', 'auto');
+      const tensors = tf.memory().numTensors;
+      const b = await trainFresh('lenet5', 'auto');
+      expect(a.r.mode).toBe('graph');
+      expect(a.r.eagerBecause).toBeUndefined();
+      expect(a.r.steps).toBe(2 * Math.ceil(ds.train.n / 16));
+      expect(a.r.steps).toBeGreaterThanOrEqual(GRAPH_MIN_STEPS);
+      expect(a.r.epochLoss[1][1]).toBeLessThan(a.r.epochLoss[0][1]);
+      expect((await evaluate(a.model, ds.test)).accuracy).toBeGreaterThan(0.6);
+      expect(weightsOf(b.model)).toEqual(weightsOf(a.model));
+      expect(b.r.batchLoss).toEqual(a.r.batchLoss);
+      // b's model is the only new thing alive
+      expect(tf.memory().numTensors - tensors).toBe(b.model.weights.length);
+      a.model.dispose();
+      b.model.dispose();
+    },
+    120_000,
+  );
+
+  it.runIf(expectNative)(
+    "graph and eager compute the same recipe: a batch-norm net with label smoothing, distillation and a cosine schedule follows the same loss, and batch norm's moving averages move alike",
+    async () => {
+      const teacher = buildZooModel('vgg-small', 9, ds.shape, ds.classes);
+      const recipe: Partial<TrainOptions> = {
+        labelSmoothing: 0.1,
+        distill: { teacher, weight: 0.7, temperature: 4 },
+        schedule: { kind: 'cosine', warmup: 0.1 },
+      };
+      const g = await trainFresh('vgg-small', 'auto', recipe);
+      const e = await trainFresh('vgg-small', 'off', recipe);
+      expect(g.r.mode).toBe('graph');
+      expect(e.r.mode).toBe('eager');
+      expect(e.r.eagerBecause).toBe('PRUNEWISE_TRAIN_GRAPH=off');
+      // two computation orders of one formula: close, not equal (a wrong term — ε, α, T², momentum — is off by far more)
+      g.r.epochLoss.forEach(([, l], i) => expect(Math.abs(l - e.r.epochLoss[i][1]) / e.r.epochLoss[i][1]).toBeLessThan(0.03));
+      const first = (r: typeof g.r) => r.batchLoss[0][1];
+      expect(Math.abs(first(g.r) - first(e.r)) / first(e.r)).toBeLessThan(0.01);
+      const movingMean = (m: tfl.LayersModel) => Array.from(m.getLayer('bn1').getWeights()[2].dataSync());
+      const [gm, em] = [movingMean(g.model), movingMean(e.model)];
+      const spread = Math.max(...em.map(Math.abs));
+      gm.forEach((x, i) => expect(Math.abs(x - em[i])).toBeLessThan(0.1 * spread));
+      const [ga, ea] = await Promise.all([evaluate(g.model, ds.test), evaluate(e.model, ds.test)]);
+      expect(Math.abs(ga.accuracy - ea.accuracy)).toBeLessThan(0.06);
+      [teacher, g.model, e.model].forEach((m) => m.dispose());
+    },
+    240_000,
+  );
+
+  it.runIf(expectNative)(
+    'a logits classifier trains in graph mode with the loss from logits (as eager does)',
+    async () => {
+      const build = () =>
+        tfl.sequential({
+          layers: [
+            tfl.layers.flatten({ inputShape: ds.shape }),
+            tfl.layers.dense({ units: 32, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }) }),
+            tfl.layers.dense({ units: ds.classes, kernelInitializer: tfl.initializers.glorotUniform({ seed: 4 }) }),
+          ],
+        });
+      const runs: Array<{ mode: string; loss: number }> = [];
+      for (const mode of ['auto', 'off'] as const) {
+        process.env.PRUNEWISE_TRAIN_GRAPH = mode;
+        const m = build();
+        const r = await train(m, ds.train, BASE);
+        runs.push({ mode: r.mode, loss: r.epochLoss[1][1] });
+        m.dispose();
+      }
+      delete process.env.PRUNEWISE_TRAIN_GRAPH;
+      expect(runs.map((r) => r.mode)).toEqual(['graph', 'eager']);
+      expect(Math.abs(runs[0].loss - runs[1].loss) / runs[1].loss).toBeLessThan(0.03);
+    },
+    120_000,
+  );
+
+  it.runIf(expectNative)(
+    'regression and multilabel (from logits and from probabilities) follow the eager loss in graph mode',
+    async () => {
+      let seed = 7;
+      const r = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+      const split = (n: number, k: number, f: (x: number[]) => number[], task: Split['task']): Split => {
+        const x = new Float32Array(n * 6);
+        const t = new Float32Array(n * k);
+        for (let i = 0; i < n; i++) {
+          const xi = Array.from({ length: 6 }, r);
+          x.set(xi, i * 6);
+          t.set(f(xi), i * k);
+        }
+        return { x, y: new Uint8Array(n), t, n, task };
+      };
+      const cases = [
+        { task: { type: 'regression' as const }, k: 2, act: 'linear' as const, f: (x: number[]) => [2 * x[0] - x[1], x[3] * x[4]] },
+        { task: { type: 'multilabel' as const }, k: 3, act: 'linear' as const, f: (x: number[]) => [+(x[0] > 0.5), +(x[1] + x[2] > 1), +(x[3] < 0.3)] },
+        { task: { type: 'multilabel' as const }, k: 3, act: 'sigmoid' as const, f: (x: number[]) => [+(x[0] > 0.5), +(x[1] + x[2] > 1), +(x[3] < 0.3)] },
+      ];
+      for (const c of cases) {
+        const data = split(1600, c.k, c.f, c.task);
+        const losses: Record<string, number[]> = {};
+        for (const mode of ['auto', 'off'] as const) {
+          process.env.PRUNEWISE_TRAIN_GRAPH = mode;
+          const m = tfl.sequential({
+            layers: [
+              tfl.layers.dense({ inputShape: [6], units: 16, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }) }),
+              tfl.layers.dense({ units: c.k, activation: c.act, kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }),
+            ],
+          });
+          const res = await train(m, data, { epochs: 3, batchSize: 16, learningRate: 0.01, seed: 1 });
+          expect(res.mode).toBe(mode === 'auto' ? 'graph' : 'eager');
+          losses[mode] = res.epochLoss.map(([, l]) => l);
+          m.dispose();
+        }
+        delete process.env.PRUNEWISE_TRAIN_GRAPH;
+        expect(losses.auto[2]).toBeLessThan(losses.auto[0]);
+        losses.auto.forEach((l, i) => expect(Math.abs(l - losses.off[i]) / losses.off[i], `${c.task.type} ${c.act} epoch ${i + 1}`).toBeLessThan(0.03));
+      }
+    },
+    120_000,
+  );
+
+  it.runIf(expectNative)(
+    'a resume from a mid-training checkpoint continues bit for bit in graph mode',
+    async () => {
+      const whole = await trainFresh('lenet5', 'auto', { seed: 8 });
+      let saved: { state: TrainState; weights: Float32Array[] } | undefined;
+      const cut = buildZooModel('lenet5', 1, ds.shape, ds.classes);
+      await train(cut, ds.train, {
+        ...BASE,
+        seed: 8,
+        checkpointEverySteps: 100,
+        onCheckpoint: async (step, _epoch, state) => {
+          // graph mode copies the session's weights into the model before a checkpoint: what is saved is this step's
+          if (step === 200) saved = { state, weights: cut.weights.map((w) => (w.read().dataSync() as Float32Array).slice()) };
+        },
+      });
+      expect(saved).toBeDefined();
+      expect(weightsOf(cut)).toEqual(weightsOf(whole.model));
+      const resumed = buildZooModel('lenet5', 1, ds.shape, ds.classes);
+      resumed.weights.forEach((w, k) => w.write(tf.tensor(saved!.weights[k], w.shape)));
+      const r = await train(resumed, ds.train, { ...BASE, seed: 8, resume: saved!.state });
+      expect(r.mode).toBe('graph');
+      expect(r.resumedFromStep).toBe(200);
+      expect(weightsOf(resumed)).toEqual(weightsOf(whole.model));
+      expect(r.epochLoss).toEqual(whole.r.epochLoss);
+      [whole.model, cut, resumed].forEach((m) => m.dispose());
+    },
+    120_000,
+  );
+
+  it.runIf(expectNative)(
+    'two trainings of one architecture at once keep their own variables',
+    async () => {
+      // one topology (so one cached graph), two training seeds
+      const alone = [await trainFresh('lenet5', 'auto', { seed: 11 }, 2), await trainFresh('lenet5', 'auto', { seed: 12 }, 2)];
+      expect(weightsOf(alone[0].model)).not.toEqual(weightsOf(alone[1].model));
+      const models = [buildZooModel('lenet5', 2, ds.shape, ds.classes), buildZooModel('lenet5', 2, ds.shape, ds.classes)];
+      // the second starts while the first is mid-way (its graph loaded, its variables live)
+      let started: () => void = () => {};
+      const midway = new Promise<void>((resolve) => (started = resolve));
+      const first = train(models[0], ds.train, { ...BASE, seed: 11, onStep: (s) => void (s === 20 && started()) });
+      const second = midway.then(() => train(models[1], ds.train, { ...BASE, seed: 12 }));
+      const rs = await Promise.all([first, second]);
+      expect(rs.map((r) => r.mode)).toEqual(['graph', 'graph']);
+      models.forEach((m, i) => expect(weightsOf(m)).toEqual(weightsOf(alone[i].model)));
+      [...models, ...alone.map((a) => a.model)].forEach((m) => m.dispose());
+    },
+    120_000,
+  );
+
+  it.runIf(expectNative)(
+    'trains eagerly, saying why, when graph mode does not apply: a short budget, a sparsity penalty, a dropout layer, a topology tf-keras cannot build, PRUNEWISE_TRAIN_GRAPH=off',
+    async () => {
+      const short = await trainFresh('lenet5', 'auto', { epochs: 1 });
+      expect(short.r.mode).toBe('eager');
+      expect(short.r.eagerBecause).toBe(`${Math.ceil(ds.train.n / 16)} steps (graph mode from ${GRAPH_MIN_STEPS})`);
+      const sparse = await trainFresh('lenet5', 'auto', { sparsity: { strength: 1e-4, growth: 0 } });
+      expect(sparse.r.eagerBecause).toBe('the sparsity penalty is applied between steps');
+      const off = await trainFresh('lenet5', 'off');
+      expect(off.r.eagerBecause).toBe('PRUNEWISE_TRAIN_GRAPH=off');
+      const dropout = tfl.sequential({
+        layers: [
+          tfl.layers.flatten({ inputShape: ds.shape }),
+          tfl.layers.dropout({ rate: 0.2, name: 'drop' }),
+          tfl.layers.dense({ units: ds.classes, activation: 'softmax' }),
+        ],
+      });
+      const d = await train(dropout, ds.train, BASE);
+      expect(d.mode).toBe('eager');
+      expect(d.eagerBecause).toBe('layer drop (Dropout) draws random numbers in training');
+      // a topology tf-keras cannot build (a class it does not know): the exporter says so, training goes on eagerly
+      const odd = buildZooModel('lenet5', 1, ds.shape, ds.classes);
+      const toJSON = odd.toJSON.bind(odd);
+      odd.toJSON = ((...a: Parameters<typeof toJSON>) => {
+        const j = toJSON(...a) as { config: { layers: Array<{ class_name: string }> } };
+        j.config.layers[1].class_name = 'NoSuchLayer';
+        return j;
+      }) as typeof odd.toJSON;
+      const refused = await train(odd, ds.train, BASE);
+      expect(refused.mode).toBe('eager');
+      expect(refused.eagerBecause).toMatch(/^tf-keras cannot build the model: .*NoSuchLayer/);
+      odd.dispose();
+      process.env.PRUNEWISE_TRAIN_GRAPH = 'fast';
+      await expect(train(dropout, ds.train, BASE)).rejects.toThrow('PRUNEWISE_TRAIN_GRAPH: "fast" is not auto or off');
+      delete process.env.PRUNEWISE_TRAIN_GRAPH;
+      [short.model, sparse.model, off.model, dropout].forEach((m) => m.dispose());
+    },
+    120_000,
+  );
+});
