@@ -32,8 +32,11 @@ const GRAPH_FORMAT = 1;
  */
 export const GRAPH_MIN_STEPS = 300;
 
-/** Layers whose training-mode call draws random numbers: their masks could not be seeded per step in a graph. */
-const RANDOM_LAYERS = new Set(['Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'SpatialDropout3D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout']);
+/**
+ * Layers whose training-mode call draws random numbers the graph does not seed per step (Dropout and
+ * SpatialDropout1D/2D/3D it does: ml/py/train_graph.py).
+ */
+const RANDOM_LAYERS = new Set(['GaussianNoise', 'GaussianDropout', 'AlphaDropout']);
 
 /** PRUNEWISE_TRAIN_GRAPH: `off` trains eagerly always (the numbers differ from graph mode's: recorded as the mode). */
 export function graphModeSetting(): 'auto' | 'off' {
@@ -108,8 +111,13 @@ export class GraphRefused extends Error {}
 const exporting = new Map<string, Promise<string>>();
 
 /** The SavedModel folder of this model's training step (traced once per architecture and task; cached). @throws GraphRefused, Error */
-export function trainGraphFor(model: tfl.LayersModel, task: Task): Promise<string> {
-  const { refs } = weightRefs(model);
+export async function trainGraphFor(model: tfl.LayersModel, task: Task): Promise<string> {
+  let refs: ReturnType<typeof weightRefs>['refs'];
+  try {
+    ({ refs } = weightRefs(model));
+  } catch (e) {
+    throw new GraphRefused((e as Error).message);
+  }
   const spec = {
     topology: withoutInitializers(model.toJSON(null, false)),
     task: { type: task.type, outputs: task.outputs, units: task.units },
@@ -118,7 +126,7 @@ export function trainGraphFor(model: tfl.LayersModel, task: Task): Promise<strin
   const text = JSON.stringify(spec);
   const key = sha256(`${GRAPH_FORMAT}\n${fs.readFileSync(SCRIPT, 'utf8')}\n${text}`).slice(0, 32);
   const dir = path.join(graphCacheDir(), key);
-  if (fs.existsSync(path.join(dir, 'saved_model.pb'))) return Promise.resolve(dir);
+  if (fs.existsSync(path.join(dir, 'saved_model.pb'))) return dir;
   let p = exporting.get(key);
   if (!p) {
     p = exportGraph(text, dir).finally(() => exporting.delete(key));
@@ -216,6 +224,8 @@ export interface GraphStepScalars {
   labelSmoothing: number;
   distillWeight: number;
   temperature: number;
+  /** the step's dropout seed (ml/train.ts shardSeed of shard 0, as the eager path seeds its masks), a whole number in [0, 2^31) */
+  dropoutSeed: number;
 }
 
 /**
@@ -298,6 +308,7 @@ export class GraphTrainer {
         hard_scale: f(1 - s.distillWeight),
         kd_scale: f(s.distillWeight * s.temperature * s.temperature),
         inv_t: f(1 / s.temperature),
+        dseed: tf.tensor1d([s.dropoutSeed, 0], 'int32'),
       });
     });
     try {

@@ -172,13 +172,32 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
   const backend = tf.getBackend();
   // graph mode (native backend, big enough budgets): the whole step is one TensorFlow graph call
   let eagerBecause = graphModeRefusal(model, { totalSteps, shardsPerBatch, sparsity: recipe.sparsity !== undefined });
+  const startStep = Math.min(opts.resume?.step ?? opts.startStep ?? 0, totalSteps);
+  // tracing takes seconds in a child Python: it runs while the teacher's logits are computed here
+  const tracing = eagerBecause === null ? trainGraphFor(model, task) : undefined;
+  tracing?.catch(() => {}); // awaited below; a failure before then (the teacher's) must not leave it unhandled
+  // the teacher's logits: the whole split once (a fixed cut, so a resume gets the same values), else per shard
+  let teacher: StepContext['teacher'];
+  if (recipe.distill && opts.distill) {
+    const t = opts.distill.teacher;
+    checkTeacher(t, task, data);
+    if (totalSteps * opts.batchSize >= data.n && data.n * task.units <= 2 ** 26 && startStep < totalSteps) {
+      const cache = new Float32Array(data.n * task.units);
+      const chunk = 4096;
+      for (let s = 0; s < data.n; s += chunk) {
+        cache.set(teacherLogits(t, task, data, null, s, Math.min(data.n, s + chunk)), s * task.units);
+        await opts.onPrepare?.(Math.min(data.n, s + chunk), data.n, 'teacher logits');
+        await yieldToEventLoop();
+      }
+      teacher = { cache };
+    } else teacher = { model: t };
+  }
   let graph: GraphTrainer | undefined;
-  if (eagerBecause === null) {
+  if (tracing) {
     try {
       const beat = () => opts.onPrepare?.(0, 1, GRAPH_PREPARE);
       await beat();
-      // tracing takes seconds (a child Python): heartbeats keep flowing meanwhile
-      const dir = await whileBeating(trainGraphFor(model, task), beat);
+      const dir = await whileBeating(tracing, beat);
       graph = await GraphTrainer.open(dir, model, task, opts.resume?.optimizer);
       await opts.onPrepare?.(1, 1, GRAPH_PREPARE);
     } catch (e) {
@@ -223,7 +242,6 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
     batchSum = r.batchSum ?? 0;
     batchCount = r.batchCount ?? 0;
   }
-  const startStep = Math.min(opts.resume?.step ?? opts.startStep ?? 0, totalSteps);
   const threads = backend === 'wasm' || backend === 'cpu' ? Math.min(opts.threads ?? defaultTrainThreads(), shardsPerBatch) : 1;
   let replicas: Replica[] = [];
   try {
@@ -232,22 +250,6 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
     if (optimizer instanceof NativeAdam) optimizer.dispose();
     graph?.dispose();
     throw e;
-  }
-  // the teacher's logits: the whole split once (a fixed cut, so a resume gets the same values), else per shard
-  let teacher: StepContext['teacher'];
-  if (recipe.distill && opts.distill) {
-    const t = opts.distill.teacher;
-    checkTeacher(t, task, data);
-    if (totalSteps * opts.batchSize >= data.n && data.n * task.units <= 2 ** 26 && startStep < totalSteps) {
-      const cache = new Float32Array(data.n * task.units);
-      const chunk = 4096;
-      for (let s = 0; s < data.n; s += chunk) {
-        cache.set(teacherLogits(t, task, data, null, s, Math.min(data.n, s + chunk)), s * task.units);
-        await opts.onPrepare?.(Math.min(data.n, s + chunk), data.n, 'teacher logits');
-        await yieldToEventLoop();
-      }
-      teacher = { cache };
-    } else teacher = { model: t };
   }
   let penalty: GroupPenalty | undefined;
   if (recipe.sparsity && opts.sparsity) penalty = groupPenaltyOf(model, vars, opts.sparsity.graph ?? analyze(model), opts.sparsity);
@@ -304,6 +306,7 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
               labelSmoothing: ctx.loss.labelSmoothing,
               distillWeight: ctx.loss.distillWeight,
               temperature: ctx.loss.temperature,
+              dropoutSeed: Math.floor(shardSeed(ctx.seed, step, 0)),
             })
           : optimizer instanceof NativeAdam
             ? nativeStep(ctx, optimizer, order, start, end, step)

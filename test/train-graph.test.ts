@@ -218,6 +218,58 @@ describe(`graph mode of training on the native backend${where}`, () => {
   );
 
   it.runIf(expectNative)(
+    'Dropout and SpatialDropout1D train in graph mode: masks drawn per step from the seed (same seed, same weights; a resume draws the same masks), the loss near eager’s',
+    async () => {
+      const build = (rate: number) =>
+        tfl.sequential({
+          layers: [
+            tfl.layers.reshape({ inputShape: ds.shape, targetShape: [28, 28] }),
+            tfl.layers.conv1d({ filters: 16, kernelSize: 3, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }) }),
+            tfl.layers.spatialDropout1d({ rate }),
+            tfl.layers.flatten(),
+            tfl.layers.dropout({ rate }),
+            tfl.layers.dense({ units: ds.classes, activation: 'softmax', kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }),
+          ],
+        });
+      const run = async (rate: number, mode: 'auto' | 'off' = 'auto') => {
+        process.env.PRUNEWISE_TRAIN_GRAPH = mode;
+        const m = build(rate);
+        const r = await train(m, ds.train, BASE);
+        delete process.env.PRUNEWISE_TRAIN_GRAPH;
+        return { m, r, w: weightsOf(m) };
+      };
+      const a = await run(0.4);
+      const b = await run(0.4);
+      const none = await run(0);
+      const eager = await run(0.4, 'off');
+      expect([a.r.mode, none.r.mode, eager.r.mode]).toEqual(['graph', 'graph', 'eager']);
+      expect(b.w).toEqual(a.w);
+      // the masks act: without them the weights differ and the training loss is lower
+      expect(none.w).not.toEqual(a.w);
+      expect(none.r.epochLoss[1][1]).toBeLessThan(a.r.epochLoss[1][1]);
+      // other masks than tfjs's, the same rate: the loss stays close
+      a.r.epochLoss.forEach(([, l], i) => expect(Math.abs(l - eager.r.epochLoss[i][1]) / eager.r.epochLoss[i][1]).toBeLessThan(0.05));
+      // resume from step 200: the same masks after it
+      let saved: { state: TrainState; weights: Float32Array[] } | undefined;
+      const cut = build(0.4);
+      await train(cut, ds.train, {
+        ...BASE,
+        checkpointEverySteps: 100,
+        onCheckpoint: async (step, _e, state) => {
+          if (step === 200) saved = { state, weights: cut.weights.map((w) => (w.read().dataSync() as Float32Array).slice()) };
+        },
+      });
+      const resumed = build(0.4);
+      resumed.weights.forEach((w, k) => w.write(tf.tensor(saved!.weights[k], w.shape)));
+      const r = await train(resumed, ds.train, { ...BASE, resume: saved!.state });
+      expect(r.mode).toBe('graph');
+      expect(weightsOf(resumed)).toEqual(a.w);
+      [a.m, b.m, none.m, eager.m, cut, resumed].forEach((m) => m.dispose());
+    },
+    120_000,
+  );
+
+  it.runIf(expectNative)(
     'two trainings of one architecture at once keep their own variables',
     async () => {
       // one topology (so one cached graph), two training seeds
@@ -238,7 +290,7 @@ describe(`graph mode of training on the native backend${where}`, () => {
   );
 
   it.runIf(expectNative)(
-    'trains eagerly, saying why, when graph mode does not apply: a short budget, a sparsity penalty, a dropout layer, a topology tf-keras cannot build, PRUNEWISE_TRAIN_GRAPH=off',
+    'trains eagerly, saying why, when graph mode does not apply: a short budget, a sparsity penalty, a GaussianNoise layer, a topology tf-keras cannot build, PRUNEWISE_TRAIN_GRAPH=off',
     async () => {
       const short = await trainFresh('lenet5', 'auto', { epochs: 1 });
       expect(short.r.mode).toBe('eager');
@@ -247,16 +299,16 @@ describe(`graph mode of training on the native backend${where}`, () => {
       expect(sparse.r.eagerBecause).toBe('the sparsity penalty is applied between steps');
       const off = await trainFresh('lenet5', 'off');
       expect(off.r.eagerBecause).toBe('PRUNEWISE_TRAIN_GRAPH=off');
-      const dropout = tfl.sequential({
+      const noisy = tfl.sequential({
         layers: [
           tfl.layers.flatten({ inputShape: ds.shape }),
-          tfl.layers.dropout({ rate: 0.2, name: 'drop' }),
+          tfl.layers.gaussianNoise({ stddev: 0.1, name: 'noise' }),
           tfl.layers.dense({ units: ds.classes, activation: 'softmax' }),
         ],
       });
-      const d = await train(dropout, ds.train, BASE);
+      const d = await train(noisy, ds.train, BASE);
       expect(d.mode).toBe('eager');
-      expect(d.eagerBecause).toBe('layer drop (Dropout) draws random numbers in training');
+      expect(d.eagerBecause).toBe('layer noise (GaussianNoise) draws random numbers in training');
       // a topology tf-keras cannot build (a class it does not know): the exporter says so, training goes on eagerly
       const odd = buildZooModel('lenet5', 1, ds.shape, ds.classes);
       const toJSON = odd.toJSON.bind(odd);
@@ -270,9 +322,9 @@ describe(`graph mode of training on the native backend${where}`, () => {
       expect(refused.eagerBecause).toMatch(/^tf-keras cannot build the model: .*NoSuchLayer/);
       odd.dispose();
       process.env.PRUNEWISE_TRAIN_GRAPH = 'fast';
-      await expect(train(dropout, ds.train, BASE)).rejects.toThrow('PRUNEWISE_TRAIN_GRAPH: "fast" is not auto or off');
+      await expect(train(noisy, ds.train, BASE)).rejects.toThrow('PRUNEWISE_TRAIN_GRAPH: "fast" is not auto or off');
       delete process.env.PRUNEWISE_TRAIN_GRAPH;
-      [short.model, sparse.model, off.model, dropout].forEach((m) => m.dispose());
+      [short.model, sparse.model, off.model, noisy].forEach((m) => m.dispose());
     },
     120_000,
   );

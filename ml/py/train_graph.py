@@ -12,13 +12,16 @@ Writes a TensorFlow SavedModel to <out folder> with three signatures over one se
 (the model's weights, then Adam's first and second moments of each trainable weight):
 
   train_step(x [n, ...input], y [n, K], t [n, K] teacher logits (zeros when not distilling),
-             lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t) -> {loss}
+             lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t, dseed [2] int32) -> {loss}
       One Adam step (TensorFlow's ResourceApplyAdam: Kingma & Ba 2015, with tfjs's epsilon
       placement eps_hat = eps·sqrt(1 − β2^t), as ml/adam.ts NativeAdam) on the recipe's loss
       (ml/recipe.ts recipeLoss, ml/task.ts taskLoss — the same formulas, the constants passed in as
       ml/train-graph.ts computes them):
         target = y·ls_keep + ls_add (label smoothing; ls_keep 1, ls_add 0 without it)
         loss = hard_scale · taskLoss(out, target) + kd_scale · KL(softmax(t·inv_t) ‖ softmax(z·inv_t))
+      Dropout and SpatialDropout1D/2D/3D draw their masks statelessly from dseed (the step's dropout
+      seed) and the layer's index, with tfjs's rule x / keep · floor(u + keep): a function of the
+      seed and the step only, so a resume draws the same masks (not tfjs's masks: its generator differs).
       Batch norm in training mode is TensorFlow's FusedBatchNormV3, its moving averages updated as
       tfjs-layers does (x ← x − (x − value)·(1 − momentum), value the batch mean and biased variance),
       as ml/native-kernels.ts does on the eager path.
@@ -77,10 +80,41 @@ def main(spec_path, out):
                 self.moving_variance.assign(self.moving_variance - (self.moving_variance - r2) * decay)
                 return y if rank == 4 else tf.reshape(y, tf.shape(inputs))
 
+        # dropout masks from the step's seed (an input), so a step's masks are a function of (seed, step)
+        # and a resume draws the same ones: stateless uniform noise per layer, tfjs's rule
+        # (tf.dropout: x / keep · floor(u + keep), keep = 1 − rate)
+        step_seed = {"tensor": None}
+        dropout_layers = []
+
+        def seeded(base):
+            class GraphDropout(base):
+                def __init__(self, *a, **k):
+                    super().__init__(*a, **k)
+                    self._index = len(dropout_layers)
+                    dropout_layers.append(self)
+
+                def call(self, inputs, training=None):
+                    if not training or self.rate == 0:
+                        return tf.identity(inputs)
+                    shape = self._get_noise_shape(inputs)
+                    shape = tf.shape(inputs) if shape is None else shape
+                    seed = step_seed["tensor"] + tf.constant([0, 7919 * (self._index + 1)], tf.int32)
+                    u = tf.random.stateless_uniform(shape, seed=seed, dtype=inputs.dtype)
+                    keep = 1.0 - self.rate
+                    return inputs / keep * tf.floor(u + keep)
+
+            GraphDropout.__name__ = base.__name__
+            return GraphDropout
+
+        layers_module = tf_keras.layers
+        custom = {"BatchNormalization": GraphBatchNorm}
+        for name in ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D"):
+            custom[name] = seeded(getattr(layers_module, name))
+
         step = "build the model with tf-keras"
         topology = spec["topology"]
         topology = topology.get("model_config", topology)
-        with tf_keras.utils.custom_object_scope({"BatchNormalization": GraphBatchNorm}):
+        with tf_keras.utils.custom_object_scope(custom):
             model = tf_keras.models.model_from_json(json.dumps(topology))
 
         step = "match the weights"
@@ -133,7 +167,9 @@ def main(spec_path, out):
         class Trainer(tf.Module):
             def __init__(self):
                 super().__init__()
-                self.model = model
+                # the variables only: the Keras model itself is not tracked, so saving traces no Keras layer
+                # functions (faster; and they could not capture the step's dropout seed)
+                self.ws = list(weights)
                 self.ms = ms
                 self.vs = vs
 
@@ -141,10 +177,11 @@ def main(spec_path, out):
                 tf.TensorSpec(in_shape, tf.float32, name="x"), tf.TensorSpec([None, units], tf.float32, name="y"),
                 tf.TensorSpec([None, units], tf.float32, name="t"), scalar("lr"), scalar("b1p"), scalar("b2p"),
                 scalar("eps_hat"), scalar("ls_keep"), scalar("ls_add"), scalar("hard_scale"), scalar("kd_scale"),
-                scalar("inv_t")])
-            def train_step(self, x, y, t, lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t):
+                scalar("inv_t"), tf.TensorSpec([2], tf.int32, name="dseed")])
+            def train_step(self, x, y, t, lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t, dseed):
+                step_seed["tensor"] = dseed
                 with tf.GradientTape() as tape:
-                    out = self.model(x, training=True)
+                    out = model(x, training=True)
                     hard = task_loss(out, y * ls_keep + ls_add if task["type"] == "classification" else y)
                     if task["type"] == "classification":
                         z = out if logits else tf.math.log(tf.clip_by_value(out, 1e-7, 1.0))
