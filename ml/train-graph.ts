@@ -105,6 +105,32 @@ export function graphCacheDir(): string {
   return process.env.PRUNEWISE_GRAPH_CACHE ?? path.join(os.tmpdir(), `prunewise-train-graphs-${os.userInfo().uid}`);
 }
 
+/** Graphs kept in the cache (the most recently used; each is the architecture's SavedModel, weights included). */
+export const GRAPH_CACHE_KEEP = 32;
+
+function touch(dir: string): void {
+  const now = new Date();
+  try {
+    fs.utimesSync(dir, now, now);
+  } catch {
+    // another process pruned it: it is traced again next time
+  }
+}
+
+/** Deletes all but the GRAPH_CACHE_KEEP most recently used graphs (a cache: best effort). */
+function pruneCache(root: string): void {
+  try {
+    const graphs = fs
+      .readdirSync(root)
+      .filter((n) => /^[0-9a-f]{32}$/.test(n))
+      .map((n) => ({ dir: path.join(root, n), t: fs.statSync(path.join(root, n)).mtimeMs }))
+      .sort((a, b) => b.t - a.t);
+    for (const g of graphs.slice(GRAPH_CACHE_KEEP)) fs.rmSync(g.dir, { recursive: true, force: true });
+  } catch {
+    // a cache: a failed clean-up costs disk, never a training
+  }
+}
+
 /** A failure of the exporter that depends only on the model (tf-keras cannot build it): train eagerly. */
 export class GraphRefused extends Error {}
 
@@ -126,7 +152,10 @@ export async function trainGraphFor(model: tfl.LayersModel, task: Task): Promise
   const text = JSON.stringify(spec);
   const key = sha256(`${GRAPH_FORMAT}\n${fs.readFileSync(SCRIPT, 'utf8')}\n${text}`).slice(0, 32);
   const dir = path.join(graphCacheDir(), key);
-  if (fs.existsSync(path.join(dir, 'saved_model.pb'))) return dir;
+  if (fs.existsSync(path.join(dir, 'saved_model.pb'))) {
+    touch(dir);
+    return dir;
+  }
   let p = exporting.get(key);
   if (!p) {
     p = exportGraph(text, dir).finally(() => exporting.delete(key));
@@ -175,6 +204,7 @@ function exportGraph(spec: string, dir: string): Promise<string> {
             // another process traced the same graph first: its copy serves
             if (!fs.existsSync(path.join(dir, 'saved_model.pb'))) throw e;
           }
+          pruneCache(path.dirname(dir));
           return resolve(dir);
         }
         if (r && (r.step === 'build the model with tf-keras' || r.step === 'match the weights'))

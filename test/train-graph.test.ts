@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildZooModel, evaluate, initBackend, loadDataset, train, type Dataset, type Split, type TrainOptions, type TrainState } from '../ml';
-import { GRAPH_MIN_STEPS } from '../ml/train-graph';
+import { GRAPH_CACHE_KEEP, GRAPH_MIN_STEPS } from '../ml/train-graph';
 
 const ROOT = path.join(__dirname, '..');
 const wheel =
@@ -67,6 +67,29 @@ async function trainFresh(net: string, mode: 'auto' | 'off', opts: Partial<Train
 }
 
 describe(`graph mode of training on the native backend${where}`, () => {
+  it.runIf(expectNative)(
+    'the graph cache keeps the most recently used graphs: a new trace deletes the oldest beyond GRAPH_CACHE_KEEP',
+    async () => {
+      // 40 stale entries (old modification times), then one real trace
+      for (let i = 0; i < 40; i++) {
+        const d = path.join(cache, i.toString(16).padStart(32, '0'));
+        fs.mkdirSync(d, { recursive: true });
+        fs.writeFileSync(path.join(d, 'saved_model.pb'), 'stale');
+        const t = new Date(Date.now() - (i + 1) * 86_400_000);
+        fs.utimesSync(d, t, t);
+      }
+      const { model, r } = await trainFresh('mobilenet-small', 'auto');
+      expect(r.mode).toBe('graph');
+      const graphs = fs.readdirSync(cache).filter((n) => /^[0-9a-f]{32}$/.test(n));
+      expect(graphs.length).toBe(GRAPH_CACHE_KEEP);
+      // the newest stale ones stay, the oldest went
+      expect(graphs).toContain('0'.repeat(32));
+      expect(graphs).not.toContain((39).toString(16).padStart(32, '0'));
+      model.dispose();
+    },
+    120_000,
+  );
+
   it.runIf(expectNative)(
     'LeNet-5 trains in graph mode: the loss falls, it classifies, the same seed gives bit-identical weights, no tensors leak',
     async () => {
