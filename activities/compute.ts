@@ -64,6 +64,7 @@ import {
   taskOf,
   taskSpecOf,
   type Task,
+  type TrainResult,
 } from '../ml';
 import { VERSION } from '../platform/version';
 import { ArtifactStore, parseRef } from '../blobstore';
@@ -182,6 +183,7 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
         let model: tfl.LayersModel;
         let resumedFromStep = 0;
         let trainGraph: number | undefined;
+        let trainNotes: string[] = [];
         const series: Record<string, Array<[number, number]>> = {};
         if (spec.baseline.epochs > 0) {
           const b = spec.baseline;
@@ -204,6 +206,7 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
           model = t.model;
           resumedFromStep = t.result.resumedFromStep;
           trainGraph = t.result.mode === 'graph' ? 1 : 0;
+          trainNotes = modeNotes(t.result, (await initBackend()).name);
           series.trainLoss = t.result.epochLoss;
           series.batchLoss = t.result.batchLoss;
         } else {
@@ -272,7 +275,7 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
             channels,
             blocked: blockedLines(graph),
             artifacts: [saved, savedU8, latencyArt, datasetArt].map(artifactOf),
-            notes,
+            notes: [...notes, ...trainNotes],
             runtime: session.info,
             tfjsVersion: (await initBackend()).tfjsVersion,
             prunewiseVersion: VERSION,
@@ -520,6 +523,7 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
             model: saved.ref,
             resumedFromStep: t.result.resumedFromStep,
             metrics: { finetuneSteps: t.result.steps, samplesPerSecond: t.result.samplesPerSecond, trainGraph: t.result.mode === 'graph' ? 1 : 0 },
+            notes: modeNotes(t.result, (await initBackend()).name),
             series: { trainLoss: t.result.epochLoss, batchLoss: t.result.batchLoss },
             artifacts: [artifactOf(saved)],
           };
@@ -718,4 +722,9 @@ export type ComputeActivities = ReturnType<typeof createComputeActivities>;
 export const PRUNEWISE_JSON_VERSION = 2;
 
 /** What SQLite records of an artifact: its name, size, sha256 and store key (not the `<name>@<key>` ref the workflow carries). */
+/** On the native backend, why a training ran op by op rather than in graph mode (nothing on wasm or cpu, which have no graph mode). */
+function modeNotes(r: TrainResult, backend: string): string[] {
+  return r.mode === 'eager' && backend.startsWith('tensorflow') && r.eagerBecause ? [`trained op by op, not in graph mode: ${r.eagerBecause}`] : [];
+}
+
 const artifactOf = (a: ArtifactRef & { ref?: string }): ArtifactRef => ({ kind: a.kind, path: a.path, bytes: a.bytes, sha256: a.sha256, key: a.key });

@@ -51,6 +51,8 @@ export interface StageResult {
   resumedFromStep?: number;
   /** the stage's output model folder (relative), when it makes one */
   model?: string;
+  /** what the stage found (the baseline: the task and the data — label base, one-hot, pixel range, logits) and how it ran (why it trained op by op), one sentence each: appended to its stage-completed event */
+  notes?: string[];
   /** layer name → channels after the stage */
   channels?: Record<string, number>;
 }
@@ -63,8 +65,6 @@ export interface BaselineResult extends StageResult {
   runtime?: object;
   tfjsVersion: string;
   prunewiseVersion: string;
-  /** what was detected about the task and the data (label base, one-hot, pixel range, logits), one sentence each */
-  notes?: string[];
 }
 
 export interface ValidateResult extends StageResult {

@@ -113,7 +113,7 @@ function measure(column: Exclude<Column, 'pytorch'>, net: string, env: Record<st
     env: {
       ...process.env,
       PRUNEWISE_BACKEND: RUNS[column].backend,
-      PRUNEWISE_TRAIN_GRAPH: column === 'nativeEager' ? 'off' : 'auto',
+      PRUNEWISE_TRAIN_GRAPH: column === 'nativeEager' ? 'off' : 'on',
       PRUNEWISE_GRAPH_CACHE: cache,
       ...env,
     },

@@ -53,7 +53,7 @@ import {
   workerConnection,
   type TemporalEndpoint,
 } from './temporal';
-import { ALL_QUEUES, createWorkers, homeQueues, installRuntime, QUEUES, requireGpuBackend, type QueueName } from './worker';
+import { ALL_QUEUES, checkWorkerEnv, createWorkers, homeQueues, installRuntime, QUEUES, requireGpuBackend, type QueueName } from './worker';
 import {
   describeLive,
   describeProgress,
@@ -426,6 +426,7 @@ program
   .option('--json', 'with --detach: print {"id"} as JSON; otherwise print the final status as JSON')
   .action(async (file: string, o: { home?: string; detach?: boolean; concurrency: number; json?: boolean }) => {
     const loaded = loadCampaignFile(file); // every error here happens before anything starts
+    if (!o.detach) checkWorkerEnv(); // this process trains
     const home = resolveHome(o.home);
     const input = loaded.spec.model;
     const source = await checkModel(loaded.spec, loaded.file, path.join(home.dir, MODELS_DIR)); // the user's model loads, or one line
@@ -439,7 +440,7 @@ program
       const prev = same[0];
       log(
         `note: this file (sha256 ${loaded.hash.slice(0, 12)}) already ran here as ${prev.id} (${prev.state}${same.length > 1 ? `, and ${same.length - 1} more` : ''}): ` +
-          `this submits an identical campaign (same seed: the same models); its baseline is trained again (a finished baseline is not reused). ${cmd(home, 'status', prev.id)} shows the earlier one`,
+          `this submits an identical campaign (same seed, backend and PRUNEWISE_TRAIN_GRAPH: the same models); its baseline is trained again (a finished baseline is not reused). ${cmd(home, 'status', prev.id)} shows the earlier one`,
       );
     }
     // the store queue is named after this database's identity: only this home's workers record the campaign
@@ -521,7 +522,8 @@ program
   )
   .option('--progress-every <s>', 'seconds between progress lines of a running stage', positiveInt, 10)
   .action(async (o: { home?: string; concurrency: number; queues?: QueueName[]; target?: string; gpu?: boolean; progressEvery: number }) => {
-    // before anything starts: a gpu worker without CUDA fails with one line
+    // before anything starts: a gpu worker without CUDA fails with one line, as does a bad PRUNEWISE_TRAIN_GRAPH
+    checkWorkerEnv();
     if (o.gpu) {
       const b = await requireGpuBackend(log);
       log(`--gpu: training on ${b.name}${b.library ? ` (${b.library})` : ''}`);

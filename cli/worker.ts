@@ -10,6 +10,7 @@ import { createComputeActivities, createStoreActivities } from '../activities';
 import { QUEUE_NAMES, targetQueue, taskQueues, type QueueName, type TaskQueues } from '../core';
 import { hasLegacyStoreCampaigns, homeId, openDb } from '../db';
 import { initBackend, nativeBuildInstalled, type BackendInfo } from '../ml';
+import { graphModeSetting } from '../ml/train-graph';
 import { PACKAGE_ROOT } from '../platform/version';
 import type { ArtifactStore } from '../blobstore';
 import type { Home } from './home';
@@ -38,6 +39,19 @@ export async function requireGpuBackend(log: (s: string) => void): Promise<Backe
   return initBackend('tensorflow-gpu').catch((e: Error) => {
     throw new CliError(`--gpu: the CUDA build of tfjs-node is installed but does not start here: ${e.message.split('\n')[0]}`);
   });
+}
+
+/**
+ * The environment a compute worker reads in every training stage (PRUNEWISE_TRAIN_GRAPH), checked
+ * before anything starts: a bad value would otherwise fail each training stage on every attempt,
+ * whatever the backend. @throws CliError naming the variable and the values it takes
+ */
+export function checkWorkerEnv(): void {
+  try {
+    graphModeSetting();
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
 }
 
 /**
@@ -114,6 +128,7 @@ export async function createWorkers(opts: {
   /** serve the gpu queue too (the caller checked the backend: requireGpuBackend) */
   gpu?: boolean;
 }): Promise<WorkerSet> {
+  checkWorkerEnv();
   installRuntime();
   // heartbeats reach the server at most every 2 s (the SDK's default throttle is 80 % of the
   // heartbeat timeout: 24 s with the default 30 s), so `status` shows progress within a stage that is current

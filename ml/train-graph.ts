@@ -3,12 +3,14 @@
 // architecture by ml/py/train_graph.py in the project's .venv), run by one session call per batch
 // through tfjs-node's SavedModel support. Eager training pays per op: tfjs-layers, the tape and one
 // binding call per TensorFlow op (~150 per LeNet-5 step); a graph is one call, and TensorFlow's graph
-// optimiser (Grappler) fuses and schedules the ops. Measured here (bench/results-train.txt): LeNet-5
-// and small VGG at batch 64 train ~3–4× faster than eagerly, above PyTorch's CPU throughput.
+// optimiser (Grappler) fuses and schedules the ops. Measured here (bench/results-train.txt, batch 64):
+// 1.6–2.6× the eager native throughput on LeNet-5, small VGG, ResNet-8 and the MobileNet-style net,
+// 1.27–1.91× PyTorch's CPU throughput.
 //
-// Used by ml/train.ts when `graphModeRefusal` finds nothing against it; the choice depends only on the
-// model, the recipe and the step budget, never on timing, so a campaign trains the same way on every
-// run (and a resume continues in the mode it started in).
+// Used by ml/train.ts when `graphModeRefusal` finds nothing against it; the choice depends on the
+// backend, PRUNEWISE_TRAIN_GRAPH, the model, the recipe, the step budget and whether the .venv can
+// trace (tf-keras installed), never on timing, so on one installation a campaign trains the same way
+// on every run (and a resume continues in the mode it started in).
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { spawn } from 'node:child_process';
@@ -26,11 +28,13 @@ const SCRIPT = path.join(PACKAGE_ROOT, 'ml', 'py', 'train_graph.py');
 const GRAPH_FORMAT = 1;
 
 /**
- * Budgets of fewer optimizer steps train eagerly: tracing and saving a graph costs ~3–6 s (TensorFlow's
- * import in a child Python, then the trace), which a few hundred steps pay back (LeNet-5 saves ~6 ms
- * a step, small VGG ~30 ms).
+ * Under PRUNEWISE_TRAIN_GRAPH=auto, budgets of fewer optimizer steps train eagerly: tracing a new
+ * architecture costs 3.5–8.5 s here (TensorFlow's import in a child Python, the trace, the save;
+ * bench:train's trace column), and a graph step saves ~4 ms (LeNet-5) to ~8–20 ms (small VGG) at
+ * batch 64 on 2 cores, so the trace pays back after roughly 500–1 500 steps (a newcomer's timing of
+ * whole stages: graph slower at 300–400 steps, even at ~560 on small VGG).
  */
-export const GRAPH_MIN_STEPS = 300;
+export const GRAPH_MIN_STEPS = 1000;
 
 /**
  * Layers whose training-mode call draws random numbers the graph does not seed per step (Dropout and
@@ -38,12 +42,17 @@ export const GRAPH_MIN_STEPS = 300;
  */
 const RANDOM_LAYERS = new Set(['GaussianNoise', 'GaussianDropout', 'AlphaDropout']);
 
-/** PRUNEWISE_TRAIN_GRAPH: `off` trains eagerly always (the numbers differ from graph mode's: recorded as the mode). */
-export function graphModeSetting(): 'auto' | 'off' {
+/**
+ * PRUNEWISE_TRAIN_GRAPH: `auto` (default) graph mode from GRAPH_MIN_STEPS steps; `on` graph mode
+ * whatever the budget (the other refusals stand); `off` eager always. Graph and eager give different
+ * numbers for one seed: each training stage records its mode (metric trainGraph).
+ * @throws Error for any other value (workers check it at start: cli/worker.ts)
+ */
+export function graphModeSetting(): 'auto' | 'on' | 'off' {
   const v = process.env.PRUNEWISE_TRAIN_GRAPH;
   if (v === undefined || v === '' || v === 'auto') return 'auto';
-  if (v === 'off') return 'off';
-  throw new Error(`PRUNEWISE_TRAIN_GRAPH: "${v}" is not auto or off`);
+  if (v === 'on' || v === 'off') return v;
+  throw new Error(`PRUNEWISE_TRAIN_GRAPH: "${v}" is not auto, on or off: unset it (auto) or give one of those`);
 }
 
 interface LayerLike {
@@ -67,14 +76,16 @@ function flatLayers(model: tfl.LayersModel): LayerLike[] {
 
 /**
  * Why this training cannot run in graph mode, or null when it can: the backend is not `tensorflow`,
- * PRUNEWISE_TRAIN_GRAPH=off, fewer than GRAPH_MIN_STEPS steps, a sparsity penalty (applied between
- * steps in JavaScript), a layer that draws random numbers in training, more than one input or output,
- * or a batch cut into several shards.
+ * PRUNEWISE_TRAIN_GRAPH=off, fewer than GRAPH_MIN_STEPS steps (under `auto`), a sparsity penalty
+ * (applied between steps in JavaScript), a layer that draws random numbers in training, more than one
+ * input or output, or a batch cut into several shards. (trainGraphFor may still refuse: GraphRefused.)
+ * @throws Error when PRUNEWISE_TRAIN_GRAPH is not auto, on or off
  */
 export function graphModeRefusal(model: tfl.LayersModel, o: { totalSteps: number; shardsPerBatch: number; sparsity: boolean }): string | null {
+  const setting = graphModeSetting();
   if (tf.getBackend() !== 'tensorflow') return `the backend is ${tf.getBackend()}`;
-  if (graphModeSetting() === 'off') return 'PRUNEWISE_TRAIN_GRAPH=off';
-  if (o.totalSteps < GRAPH_MIN_STEPS) return `${o.totalSteps} steps (graph mode from ${GRAPH_MIN_STEPS})`;
+  if (setting === 'off') return 'PRUNEWISE_TRAIN_GRAPH=off';
+  if (setting === 'auto' && o.totalSteps < GRAPH_MIN_STEPS) return `${o.totalSteps} steps (graph mode from ${GRAPH_MIN_STEPS}, or PRUNEWISE_TRAIN_GRAPH=on)`;
   if (o.sparsity) return 'the sparsity penalty is applied between steps';
   if (o.shardsPerBatch !== 1) return 'the batch is cut into shards';
   if (model.inputs.length !== 1 || model.outputs.length !== 1) return 'the model has more than one input or output';
@@ -131,7 +142,10 @@ function pruneCache(root: string): void {
   }
 }
 
-/** A failure of the exporter that depends only on the model (tf-keras cannot build it): train eagerly. */
+/**
+ * A failure of the exporter that depends only on the model (tf-keras cannot build it) or on the
+ * installation (no Python with TensorFlow and tf-keras to trace with): train eagerly, saying why.
+ */
 export class GraphRefused extends Error {}
 
 const exporting = new Map<string, Promise<string>>();
@@ -176,7 +190,7 @@ function withoutInitializers(v: unknown): unknown {
 
 function exportGraph(spec: string, dir: string): Promise<string> {
   const py = tflitePython();
-  if (py.missing) return Promise.reject(new Error(`graph mode: ${py.missing}`));
+  if (py.missing) return Promise.reject(new GraphRefused(`no Python to trace the graph with: ${py.missing}`));
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   const tmp = fs.mkdtempSync(`${dir}.tmp-`);
   const specFile = path.join(tmp, 'spec.json');
@@ -188,7 +202,7 @@ function exportGraph(spec: string, dir: string): Promise<string> {
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
-    child.on('error', (e) => reject(new Error(`graph mode: cannot start ${py.python} (${e.message})`)));
+    child.on('error', (e) => reject(new GraphRefused(`no Python to trace the graph with: cannot start ${py.python} (${e.message})`)));
     child.on('close', (code, signal) => {
       let r: { ok: boolean; step?: string; error?: string } | undefined;
       try {
@@ -209,6 +223,8 @@ function exportGraph(spec: string, dir: string): Promise<string> {
         }
         if (r && (r.step === 'build the model with tf-keras' || r.step === 'match the weights'))
           return reject(new GraphRefused(`tf-keras cannot ${r.step === 'match the weights' ? 'match the weights' : 'build the model'}: ${r.error}`));
+        if (r?.step === 'import TensorFlow')
+          return reject(new GraphRefused(`${py.python} cannot import TensorFlow and tf-keras to trace the graph: ${r.error}`));
         const last = stderr.trim().split('\n').at(-1) ?? '';
         reject(new Error(`graph mode: ${r ? `${r.step} failed: ${r.error}` : `ml/py/train_graph.py exited (${signal ?? code})${last ? `: ${last}` : ''}`}`));
       } finally {

@@ -9,6 +9,7 @@ import { describe, expect, inject, it } from 'vitest';
 import type { ParetoSummary } from '../analysis';
 import { countRows, openDb } from '../db';
 import { dominates, isMetricKey, ROUND_STAGES as STAGES, SERIES } from '../core';
+import { GRAPH_MIN_STEPS } from '../ml/train-graph';
 import { cli, cliEnv, tmpHome, writeSpec } from './helpers';
 import { expectDeployablesLoadInStockTfjs, expectOneLatency } from './trust';
 
@@ -81,6 +82,17 @@ describe('a campaign end to end through the CLI', () => {
     expect(keys.filter((k) => !k.series && !isMetricKey(k.key)).map((k) => k.key)).toEqual([]);
     expect(keys.filter((k) => k.series && !(k.key in SERIES)).map((k) => k.key)).toEqual([]);
     expect(keys.some((k) => k.key.startsWith('channels.'))).toBe(true);
+    // on the native backend these short fine-tunes (under GRAPH_MIN_STEPS) train op by op: each fine-tune's event says why
+    if (status.backend.startsWith('tensorflow')) {
+      const said = db
+        .prepare(`SELECT e.message FROM events e WHERE e.campaign_id = ? AND e.stage = 'finetune' AND e.kind = 'stage-completed'`)
+        .all(status.id) as Array<{ message: string }>;
+      expect(said).toHaveLength(4);
+      for (const e of said)
+        expect(e.message).toMatch(
+          new RegExp(`; trained op by op, not in graph mode: \\d+ steps \\(graph mode from ${GRAPH_MIN_STEPS}, or PRUNEWISE_TRAIN_GRAPH=on\\)$`),
+        );
+    }
 
     const ls = await cli(env, ['ls', '--json']);
     expect(JSON.parse(ls.stdout)).toEqual([expect.objectContaining({ id: status.id, name: 'e2e', state: 'completed' })]);

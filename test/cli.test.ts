@@ -211,6 +211,21 @@ describe('OS and port errors are one line', () => {
     expect(b.stderr).toBe(`prunewise: --port: 127.0.0.1:${port} is already in use: pick another port (--port 0 takes any free one)\n`);
   });
 
+  it('a bad PRUNEWISE_TRAIN_GRAPH stops `run` and `worker` before anything starts (no home made), in one line', async () => {
+    const spec = path.join(dir, 'ok3.yaml');
+    fs.writeFileSync(spec, 'name: ok\nmodel: mlp\ndataset: { name: mnist }\nweights: [{ accuracy: 1 }]\n');
+    const line = 'prunewise: PRUNEWISE_TRAIN_GRAPH: "yes" is not auto, on or off: unset it (auto) or give one of those\n';
+    for (const args of [
+      ['run', spec, '--home', path.join(dir, 'h3')],
+      ['worker', '--home', path.join(dir, 'h3')],
+    ]) {
+      const r = await pw(args, dir, { PRUNEWISE_TRAIN_GRAPH: 'yes' });
+      oneLine(r);
+      expect(r.stderr).toBe(line);
+    }
+    expect(fs.existsSync(path.join(dir, 'h3'))).toBe(false);
+  });
+
   it('TEMPORAL_ADDRESS with a port out of range is one line', async () => {
     const spec = path.join(dir, 'ok2.yaml');
     fs.writeFileSync(spec, 'name: ok\nmodel: mlp\ndataset: { name: mnist }\nweights: [{ accuracy: 1 }]\n');

@@ -432,7 +432,7 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
         round,
         stage: name,
         kind: 'stage-completed',
-        message: `run-${k} round ${round} ${name} done in ${(r.ms / 1000).toFixed(1)} s (attempt ${r.attempt}${resumed})`,
+        message: `run-${k} round ${round} ${name} done in ${(r.ms / 1000).toFixed(1)} s (attempt ${r.attempt}${resumed})${r.notes?.length ? `; ${r.notes.join('; ')}` : ''}`,
       },
     ]);
     return r;
