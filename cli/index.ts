@@ -466,12 +466,14 @@ program
       return;
     }
     const result = resultAcrossRestarts(handle, endpoint, home);
-    let interrupted = false;
-    const onSigint = () => {
-      interrupted = true;
+    let interrupted: NodeJS.Signals | undefined;
+    const onSigint = (signal: NodeJS.Signals) => {
+      interrupted = signal;
     };
+    // Ctrl-C or a SIGTERM (`timeout`, a service manager): the workers stop (installRuntime's shutdown signals), so does following
     process.once('SIGINT', onSigint);
-    const follow = followCampaign(db, id, () => interrupted, result, {
+    process.once('SIGTERM', onSigint);
+    const follow = followCampaign(db, id, () => interrupted !== undefined, result, {
       client,
       namespace: endpoint.namespace,
       heartbeatTimeoutSeconds: loaded.spec.execution.heartbeatTimeoutSeconds,
@@ -479,9 +481,10 @@ program
     const outcome = await runWorkersUntil(home, endpoint, ALL_QUEUES, o.concurrency, result);
     await follow;
     process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
     if (outcome === 'stopped') {
       log(`stopped this process's worker; campaign ${id} is not lost: ${cmd(home, 'worker')} continues it, ${cmd(home, 'cancel', id)} ends it`);
-      process.exitCode = 130;
+      process.exitCode = interrupted === 'SIGTERM' ? 143 : 130; // 128 + the signal's number, as a shell reports it
       return;
     }
     const status = campaignStatus(db, id)!;

@@ -59,4 +59,18 @@ describe('crash recovery', () => {
     expect(fs.existsSync(path.join(home, 'artifacts', id, 'baseline', 'checkpoints'))).toBe(false);
     expect(second.err()).not.toMatch(/Error/);
   }, 600_000);
+
+  it('SIGTERM to `prunewise run` (as `timeout` or a service manager sends it) mid-baseline: its worker stops, it exits 143 with the hint to continue', async () => {
+    const home = tmpHome('sigterm');
+    const env = cliEnv(home, inject('temporalAddress'));
+    const spec = writeSpec(home, { name: 'sigterm', baseline: { epochs: 20, batchSize: 64 } });
+    const run = startCli(env, ['run', spec]);
+    await waitFor('the baseline to start', () => /baseline started/.test(run.err()), 120_000);
+    const code = new Promise<number | null>((r) => run.once('exit', (c) => r(c)));
+    run.kill('SIGTERM');
+    const exitCode = await Promise.race([code, new Promise<'hangs'>((r) => setTimeout(() => r('hangs'), 60_000))]);
+    if (exitCode === 'hangs') await stop(run, 'SIGKILL');
+    expect(exitCode).toBe(143);
+    expect(run.err()).toMatch(/stopped this process's worker; campaign sigterm-\S+ is not lost: .*prunewise worker/);
+  }, 240_000);
 });
