@@ -34,7 +34,8 @@ export class DeployError extends Error {
   }
 }
 
-const SETUP_FIX = 'run `npm run setup` (scripts/setup-native.sh installs tensorflow-cpu 2.21 into .venv), or set PRUNEWISE_TF_PYTHON';
+const SETUP_FIX =
+  'run `npm run setup` (it installs tensorflow-cpu 2.21, tf-keras and the converter into .venv), or point PRUNEWISE_TF_PYTHON at a Python that has them';
 
 /**
  * The Python with TensorFlow, Keras and tensorflowjs: PRUNEWISE_TF_PYTHON, else `<package>/.venv/bin/python`.

@@ -8,9 +8,11 @@
 // 1.27–1.91× PyTorch's CPU throughput.
 //
 // Used by ml/train.ts when `graphModeRefusal` finds nothing against it; the choice depends on the
-// backend, PRUNEWISE_TRAIN_GRAPH, the model, the recipe, the step budget and whether the .venv can
-// trace (tf-keras installed), never on timing, so on one installation a campaign trains the same way
-// on every run (and a resume continues in the mode it started in).
+// backend, PRUNEWISE_TRAIN_GRAPH, the model, the recipe, the step budget and whether the tracing
+// Python (.venv, or PRUNEWISE_TF_PYTHON) has TensorFlow and tf-keras, never on timing: workers with
+// the same installation and environment train a campaign the same way on every run. A resume decides
+// again in the worker that resumes (the checkpoint does not record the mode): a worker with another
+// PRUNEWISE_TRAIN_GRAPH can finish a stage in the other mode.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { spawn } from 'node:child_process';
@@ -190,7 +192,7 @@ function withoutInitializers(v: unknown): unknown {
 
 function exportGraph(spec: string, dir: string): Promise<string> {
   const py = tflitePython();
-  if (py.missing) return Promise.reject(new GraphRefused(`no Python to trace the graph with: ${py.missing}`));
+  if (py.missing) return Promise.reject(new GraphRefused(`cannot trace the graph: ${py.missing}`));
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   const tmp = fs.mkdtempSync(`${dir}.tmp-`);
   const specFile = path.join(tmp, 'spec.json');
@@ -202,7 +204,7 @@ function exportGraph(spec: string, dir: string): Promise<string> {
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
-    child.on('error', (e) => reject(new GraphRefused(`no Python to trace the graph with: cannot start ${py.python} (${e.message})`)));
+    child.on('error', (e) => reject(new GraphRefused(`cannot trace the graph: cannot start ${py.python} (${e.message})`)));
     child.on('close', (code, signal) => {
       let r: { ok: boolean; step?: string; error?: string } | undefined;
       try {

@@ -252,7 +252,7 @@ describe('errors: one line naming the step, the layer and the fix', () => {
     try {
       const e = await exportModel(home, db, openStore(home), RUN, { round: 1, format: 'tflite', out: path.join(home.dir, 'export-x'), log }).catch((x) => x);
       expect(e).toBeInstanceOf(CliError);
-      expect(e.message).toMatch(/^export --format tflite: no Python at \S+no-such-python: run `npm run setup` .*PRUNEWISE_TF_PYTHON$/);
+      expect(e.message).toMatch(/^export --format tflite: no Python at \S+no-such-python: run `npm run setup` .*PRUNEWISE_TF_PYTHON at a Python that has them$/);
       expect(() =>
         validateSpec({ name: 'k', model: 'mlp', dataset: { name: 'mnist' }, weights: [{ accuracy: 1 }], target: { runtime: 'tflite' } }, 'k.yaml', home.dir),
       ).toThrow(/^k\.yaml: target\.runtime: tflite needs TensorFlow's Python on this machine: no Python at \S+: run `npm run setup`/);

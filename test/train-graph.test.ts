@@ -360,7 +360,7 @@ describe(`graph mode of training on the native backend${where}`, () => {
       try {
         const nopy = await train(untraced, ds.train, { ...BASE, epochs: 1 });
         expect(nopy.mode).toBe('eager');
-        expect(nopy.eagerBecause).toMatch(/^no Python to trace the graph with: no Python at .*no-such-python/);
+        expect(nopy.eagerBecause).toMatch(/^cannot trace the graph: no Python at .*no-such-python/);
       } finally {
         if (savedPython === undefined) delete process.env.PRUNEWISE_TF_PYTHON;
         else process.env.PRUNEWISE_TF_PYTHON = savedPython;
