@@ -721,10 +721,10 @@ export type ComputeActivities = ReturnType<typeof createComputeActivities>;
  */
 export const PRUNEWISE_JSON_VERSION = 2;
 
-/** What SQLite records of an artifact: its name, size, sha256 and store key (not the `<name>@<key>` ref the workflow carries). */
 /** On the native backend, why a training ran op by op rather than in graph mode (nothing on wasm or cpu, which have no graph mode). */
 function modeNotes(r: TrainResult, backend: string): string[] {
   return r.mode === 'eager' && backend.startsWith('tensorflow') && r.eagerBecause ? [`trained op by op, not in graph mode: ${r.eagerBecause}`] : [];
 }
 
+/** What SQLite records of an artifact: its name, size, sha256 and store key (not the `<name>@<key>` ref the workflow carries). */
 const artifactOf = (a: ArtifactRef & { ref?: string }): ArtifactRef => ({ kind: a.kind, path: a.path, bytes: a.bytes, sha256: a.sha256, key: a.key });
