@@ -20,6 +20,8 @@ export interface BaselineConfig {
   warmupEpochs: number;
   /** the zoo model's initialiser seed and the data-order seed */
   seed: number;
+  /** label smoothing ε of the baseline's training (Szegedy et al. 2016); absent = none (and absent from the cache key) */
+  labelSmoothing?: number;
 }
 
 export const CACHE_DIR = path.join(__dirname, '..', '..', 'bench', '.quality-cache');
@@ -40,7 +42,7 @@ const STOP = new Error('epoch done');
 export async function trainWithSchedule(
   model: tfl.LayersModel,
   data: Split,
-  o: { epochs: number; batchSize: number; seed: number; lrAt: (epoch: number) => number; onEpoch?: (e: number, loss: number) => void },
+  o: { epochs: number; batchSize: number; seed: number; labelSmoothing?: number; lrAt: (epoch: number) => number; onEpoch?: (e: number, loss: number) => void },
 ): Promise<number[]> {
   let state: TrainState | undefined;
   const losses: number[] = [];
@@ -52,6 +54,7 @@ export async function trainWithSchedule(
         batchSize: o.batchSize,
         learningRate: lr,
         seed: o.seed,
+        ...(o.labelSmoothing ? { labelSmoothing: o.labelSmoothing } : {}),
         resume: state ? { ...state, learningRate: lr } : undefined,
         onCheckpoint: async (_step, epoch, s) => {
           if (epoch !== e) return;
@@ -102,6 +105,7 @@ export async function ensureBaseline(c: BaselineConfig, ds: Dataset, trainSplit:
     epochs: c.epochs,
     batchSize: c.batchSize,
     seed: c.seed,
+    labelSmoothing: c.labelSmoothing,
     lrAt: (e) => scheduledRate(e, c.epochs, c.learningRate, c.minLearningRate, c.warmupEpochs),
     onEpoch: (e, loss) => log(`${c.net} epoch ${e + 1}/${c.epochs}: loss ${loss.toFixed(4)} (${((performance.now() - t0) / 60000).toFixed(1)} min)`),
   });
