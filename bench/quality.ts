@@ -62,7 +62,9 @@ import {
   type Dataset,
   type Split,
 } from '../ml';
+import { CRITERIA } from '../ml/catalog';
 import { shuffledIndices } from '../ml/random';
+import { z } from 'zod';
 import { CACHE_DIR, ensureBaseline, type Baseline, type BaselineConfig } from './quality-baseline';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -125,7 +127,7 @@ const VGG_SAMPLES = [q(60000, 300), q(360000, 600)] as const;
 const KD = { weight: 0.7, temperature: 4 };
 /**
  * Its peak fine-tune rate: the ablation of 2026-12-06 (bench/results-quality-ablation.txt) rose on both nets from 1e-3 to
- * 5e-3 — LeNet-5 90.28 → 90.64 % (3 seeds), vgg-small 92.56 → 93.14 % (seed 1) — while a longer budget (20 epochs) or a
+ * 5e-3 — LeNet-5 90.28 → 90.67 % (3 seeds; target 0.52 → 0.50), vgg-small 92.56 → 93.14 % (seed 1) — while a longer budget (20 epochs) or a
  * heavier distillation weight (α 0.9) gave nothing
  */
 const BEST_LR = 5e-3;
@@ -134,7 +136,7 @@ export const CONFIGS: NetConfig[] = [
   {
     net: 'lenet5',
     baseline: { net: 'lenet5', epochs: q(30, 1), batchSize: 64, learningRate: 2e-3, minLearningRate: 1e-5, warmupEpochs: 1, seed: 1 },
-    flopsTarget: 0.5, // roundTo auto lands above it (−50.6 to −51.0 % in the ablation)
+    flopsTarget: 0.5, // roundTo auto lands above it (−50.2 to −51.0 % in the ablation)
     seeds: q([1, 2, 3], [1]),
     controlSeeds: q([1, 2, 3], [1]),
     // allocation by sensitivity: bench:recipes 2026-12-06, with distillation 88.04 ± 0.13 at −54 % FLOPs against uniform's
@@ -161,21 +163,50 @@ export const CONFIGS: NetConfig[] = [
 const FINETUNE_BATCH = 64;
 
 /**
- * QUALITY_ABLATE='{"allocation":"sensitivity"}' (JSON, merged over each net's best recipe; `rounds` may be given as
- * `"phases": [perRound, last, lr, schedule]`; `flopsTarget` replaces the net's): an ablation run of that recipe only (no control, Torch-Pruning or rounding),
- * on QUALITY_SEEDS (comma-separated, default the net's seeds); prints one JSON line per net.
+ * QUALITY_ABLATE='{"allocation":"sensitivity"}': an ablation run of the net's best recipe with these overrides only — no l1
+ * control, no Torch-Pruning runs, no rounding comparison (the PyTorch export check of the baseline still runs, each run's
+ * wasm speedup is still timed, and the channel-step probes unless QUALITY_STEPS=0) — on QUALITY_SEEDS (comma-separated,
+ * default the net's seeds); prints one JSON line per net. Keys: criterion, roundTo, scope, allocation, distill ({weight,
+ * temperature}, or null: none), flopsTarget (replaces the net's), phases [perRound, last, lr, schedule] (the rounds, as
+ * phases() builds them). Checked before anything trains: an unknown key or value stops the bench, naming it.
  */
-const ABLATE: (Partial<Method> & { flopsTarget?: number }) | undefined = (() => {
+const ABLATE_SCHEMA = z.strictObject({
+  criterion: z.enum(CRITERIA).optional(),
+  roundTo: z.union([z.number().int().positive(), z.literal('auto')]).optional(),
+  scope: z.enum(['local', 'global']).optional(),
+  allocation: z.enum(['uniform', 'sensitivity']).optional(),
+  distill: z.strictObject({ weight: z.number().min(0).max(1), temperature: z.number().positive() }).nullable().optional(),
+  flopsTarget: z.number().gt(0).lt(1).optional(),
+  phases: z.tuple([z.number().int().positive(), z.number().int().positive(), z.number().positive(), z.enum(['constant', 'cosine'])]).optional(),
+});
+/** bad QUALITY_* input: printed as one line */
+class BenchInputError extends Error {}
+const parseAblate = (): (Partial<Method> & { flopsTarget?: number }) | undefined => {
   const v = process.env.QUALITY_ABLATE;
   if (!v) return undefined;
-  const o = JSON.parse(v) as Partial<Method> & { flopsTarget?: number; phases?: [number, number, number, Phase['schedule']] };
-  if (o.phases) {
-    o.rounds = phases(...o.phases);
-    delete o.phases;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(v);
+  } catch (e) {
+    throw new BenchInputError(`QUALITY_ABLATE is not JSON (${(e as Error).message}): give e.g. '{"allocation":"sensitivity"}'`);
   }
-  return o;
-})();
-const SEEDS = process.env.QUALITY_SEEDS?.split(',').map(Number);
+  const p = ABLATE_SCHEMA.safeParse(raw);
+  if (!p.success) {
+    const i = p.error.issues[0];
+    throw new BenchInputError(`QUALITY_ABLATE.${i.path.join('.') || '(top)'}: ${i.message}`);
+  }
+  const { phases: ph, distill, ...rest } = p.data;
+  return { ...rest, ...(distill !== undefined ? { distill: distill ?? undefined } : {}), ...(ph ? { rounds: phases(...ph) } : {}) };
+};
+const parseSeeds = (): number[] | undefined => {
+  const v = process.env.QUALITY_SEEDS;
+  if (v === undefined) return undefined;
+  const xs = v.split(',').map((x) => Number(x.trim()));
+  if (!v.trim() || xs.some((x) => !Number.isInteger(x) || x < 1)) throw new BenchInputError(`QUALITY_SEEDS: "${v}" is not a comma-separated list of seeds ≥ 1, e.g. 1,2,3`);
+  return xs;
+};
+let ABLATE: ReturnType<typeof parseAblate>;
+let SEEDS: number[] | undefined;
 
 /** The whole official training split (the loader carves a validation part off; it is put back). */
 export function fullTrain(ds: Dataset): Split {
@@ -369,6 +400,8 @@ function resultKey(cfg: NetConfig): string {
 }
 
 async function main(): Promise<void> {
+  ABLATE = parseAblate();
+  SEEDS = parseSeeds();
   if (!fs.existsSync(TORCH_PY)) throw new Error(`${TORCH_PY} is missing: run \`npm run bench:setup\` (torch and torch-pruning in bench/.venv-torch)`);
   // every stage trains in graph mode on the native backend, however short (bench:train: 1.6–2.6× eager); said in the header
   process.env.PRUNEWISE_TRAIN_GRAPH ??= 'on';
@@ -420,6 +453,7 @@ async function main(): Promise<void> {
       // QUALITY_ABLATE: only the prunewise recipe with the overrides, one summary line, nothing else of the protocol
       const { flopsTarget, ...over } = ABLATE;
       const method = { ...cfg.best, ...over } as Method;
+      if ('distill' in over && !over.distill) delete method.distill;
       const acfg = flopsTarget ? { ...cfg, flopsTarget } : cfg;
       for (const seed of SEEDS ?? cfg.seeds) {
         const r = await pruneRun(acfg, base, baseMacs, method, seed, train, work);
@@ -428,7 +462,8 @@ async function main(): Promise<void> {
       }
       const sm = summarise(results.prunewise, baseMacs, base.testAccuracy);
       process.stdout.write(
-        `${JSON.stringify({ ablation: ABLATE, net: cfg.net, baseline: base.testAccuracy, accuracyMean: sm.accuracyMean, accuracySpread: sm.accuracySpread, deltaPoints: sm.deltaPoints, macsRemoved: sm.macsRemoved, accuracies: sm.runs.map((r) => r.accuracy), fineTuneSamples: samplesOf(method.rounds) })}\n`,
+        // accuracies are fractions, deltaPoints in percentage points
+        `${JSON.stringify({ ablation: process.env.QUALITY_ABLATE, net: cfg.net, quick: QUICK, backend: backend.name, trainGraph: process.env.PRUNEWISE_TRAIN_GRAPH, flopsTarget: acfg.flopsTarget, recipe: method, seeds: sm.seeds, baseline: base.testAccuracy, accuracyMean: sm.accuracyMean, accuracySpread: sm.accuracySpread, deltaPoints: sm.deltaPoints, macsRemoved: sm.macsRemoved, accuracies: sm.runs.map((r) => r.accuracy), fineTuneSamples: samplesOf(method.rounds) })}\n`,
       );
       continue;
     }
@@ -574,6 +609,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e) => {
-  console.error(e);
+  console.error(e instanceof BenchInputError ? `bench:quality: ${e.message}` : e);
   process.exit(1);
 });
