@@ -54,7 +54,7 @@ export async function trainWithSchedule(
         batchSize: o.batchSize,
         learningRate: lr,
         seed: o.seed,
-        ...(o.labelSmoothing ? { labelSmoothing: o.labelSmoothing } : {}),
+        labelSmoothing: o.labelSmoothing,
         resume: state ? { ...state, learningRate: lr } : undefined,
         onCheckpoint: async (_step, epoch, s) => {
           if (epoch !== e) return;

@@ -178,7 +178,10 @@ const ABLATE_SCHEMA = z.strictObject({
   roundTo: z.union([z.number().int().positive(), z.literal('auto')]).optional(),
   scope: z.enum(['local', 'global']).optional(),
   allocation: z.enum(['uniform', 'sensitivity']).optional(),
-  distill: z.strictObject({ weight: z.number().min(0).max(1), temperature: z.number().positive() }).nullable().optional(),
+  distill: z
+    .strictObject({ weight: z.number().min(0).max(1), temperature: z.number().positive() })
+    .nullable()
+    .optional(),
   flopsTarget: z.number().gt(0).lt(1).optional(),
   phases: z.tuple([z.number().int().positive(), z.number().int().positive(), z.number().positive(), z.enum(['constant', 'cosine'])]).optional(),
 });
@@ -199,13 +202,15 @@ const parseAblate = (): (Partial<Method> & { flopsTarget?: number }) | undefined
     throw new BenchInputError(`QUALITY_ABLATE.${i.path.join('.') || '(top)'}: ${i.message}`);
   }
   const { phases: ph, distill, ...rest } = p.data;
-  return { ...rest, ...(distill !== undefined ? { distill: distill ?? undefined } : {}), ...(ph ? { rounds: phases(...ph) } : {}) };
+  // distill null: none (the key is kept so that it overrides the best recipe's)
+  return { ...rest, ...(distill === undefined ? {} : { distill: distill ?? undefined }), ...(ph ? { rounds: phases(...ph) } : {}) };
 };
 const parseSeeds = (): number[] | undefined => {
   const v = process.env.QUALITY_SEEDS;
   if (v === undefined) return undefined;
   const xs = v.split(',').map((x) => Number(x.trim()));
-  if (!v.trim() || xs.some((x) => !Number.isInteger(x) || x < 1)) throw new BenchInputError(`QUALITY_SEEDS: "${v}" is not a comma-separated list of seeds ≥ 1, e.g. 1,2,3`);
+  if (!v.trim() || xs.some((x) => !Number.isInteger(x) || x < 1))
+    throw new BenchInputError(`QUALITY_SEEDS: "${v}" is not a comma-separated list of seeds ≥ 1, e.g. 1,2,3`);
   return xs;
 };
 let ABLATE: ReturnType<typeof parseAblate>;
@@ -456,12 +461,13 @@ async function main(): Promise<void> {
       // QUALITY_ABLATE: only the prunewise recipe with the overrides, one summary line, nothing else of the protocol
       const { flopsTarget, ...over } = ABLATE;
       const method = { ...cfg.best, ...over } as Method;
-      if ('distill' in over && !over.distill) delete method.distill;
       const acfg = flopsTarget ? { ...cfg, flopsTarget } : cfg;
       for (const seed of SEEDS ?? cfg.seeds) {
         const r = await pruneRun(acfg, base, baseMacs, method, seed, train, work);
         results.prunewise.push(r);
-        log(`${cfg.net} ablation ${JSON.stringify(ABLATE)} seed ${seed}: acc ${(r.accuracy * 100).toFixed(2)} %, MACs −${(r.flopsRemoved * 100).toFixed(1)} %, widths ${r.widths.join('/')}, wasm ${r.speedup.r.toFixed(2)}× [${r.speedup.low.toFixed(2)}, ${r.speedup.high.toFixed(2)}] (${(r.seconds / 60).toFixed(1)} min)`);
+        log(
+          `${cfg.net} ablation ${JSON.stringify(ABLATE)} seed ${seed}: acc ${(r.accuracy * 100).toFixed(2)} %, MACs −${(r.flopsRemoved * 100).toFixed(1)} %, widths ${r.widths.join('/')}, wasm ${r.speedup.r.toFixed(2)}× [${r.speedup.low.toFixed(2)}, ${r.speedup.high.toFixed(2)}] (${(r.seconds / 60).toFixed(1)} min)`,
+        );
       }
       const sm = summarise(results.prunewise, baseMacs, base.testAccuracy);
       process.stdout.write(

@@ -3,6 +3,7 @@ import { Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } f
 import { Command, InvalidArgumentError, Option } from 'commander';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { VERSION } from '../platform/version';
 import { CampaignError, loadCampaignFile, parseWeightsOption } from '../campaign/load';
@@ -467,12 +468,12 @@ program
     }
     const result = resultAcrossRestarts(handle, endpoint, home);
     let interrupted: NodeJS.Signals | undefined;
-    const onSigint = (signal: NodeJS.Signals) => {
+    const onSignal = (signal: NodeJS.Signals) => {
       interrupted = signal;
     };
     // Ctrl-C or a SIGTERM (`timeout`, a service manager): the workers stop (installRuntime's shutdown signals), so does following
-    process.once('SIGINT', onSigint);
-    process.once('SIGTERM', onSigint);
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
     const follow = followCampaign(db, id, () => interrupted !== undefined, result, {
       client,
       namespace: endpoint.namespace,
@@ -480,11 +481,11 @@ program
     });
     const outcome = await runWorkersUntil(home, endpoint, ALL_QUEUES, o.concurrency, result);
     await follow;
-    process.off('SIGINT', onSigint);
-    process.off('SIGTERM', onSigint);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     if (outcome === 'stopped') {
       log(`stopped this process's worker; campaign ${id} is not lost: ${cmd(home, 'worker')} continues it, ${cmd(home, 'cancel', id)} ends it`);
-      process.exitCode = interrupted === 'SIGTERM' ? 143 : 130; // 128 + the signal's number, as a shell reports it
+      process.exitCode = 128 + os.constants.signals[interrupted ?? 'SIGINT']; // as a shell reports a signal: 130 Ctrl-C, 143 SIGTERM
       return;
     }
     const status = campaignStatus(db, id)!;
