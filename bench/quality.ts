@@ -24,7 +24,8 @@
 // Prints a table, then one JSON line. BENCH_QUICK=1: a smoke run (2 000 training images, tiny budgets,
 // one seed, its own cache keys). QUALITY_NETS=lenet5 runs a subset; QUALITY_STEPS=0 skips the probes;
 // QUALITY_REUSE=1 reports a net's results of an earlier run with the same config (saying when) instead of
-// re-running it; QUALITY_ABLATE / QUALITY_SEEDS run one recipe variant only (below, at ABLATE). Training runs in graph
+// re-running it; QUALITY_RESUME=1 continues a bench stopped part-way, each finished run reused (pruneRun);
+// QUALITY_ABLATE / QUALITY_SEEDS run one recipe variant only (below, at ABLATE). Training runs in graph
 // mode on the native backend (PRUNEWISE_TRAIN_GRAPH=on unless set otherwise; said in the header).
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { spawnSync } from 'node:child_process';
@@ -88,6 +89,8 @@ interface Method {
   rounds: Phase[];
   /** knowledge distillation from the unpruned baseline during fine-tuning (ml/recipe.ts): weight α, temperature T */
   distill?: { weight: number; temperature: number };
+  /** image augmentation during fine-tuning (ml/recipe.ts AugmentOptions); Torch-Pruning's fine-tuning gets the same */
+  augment?: { flip: boolean; shift: number };
   /** the plan's scope (default local: the same fraction of every group; global: one ranking across groups, scores over each group's mean) */
   scope?: 'local' | 'global';
   /**
@@ -183,6 +186,10 @@ const ABLATE_SCHEMA = z.strictObject({
     .nullable()
     .optional(),
   flopsTarget: z.number().gt(0).lt(1).optional(),
+  augment: z
+    .strictObject({ flip: z.boolean(), shift: z.number().int().min(0).max(8) })
+    .nullable()
+    .optional(),
   phases: z.tuple([z.number().int().positive(), z.number().int().positive(), z.number().positive(), z.enum(['constant', 'cosine'])]).optional(),
 });
 /** bad QUALITY_* input: printed as one line */
@@ -201,9 +208,14 @@ const parseAblate = (): (Partial<Method> & { flopsTarget?: number }) | undefined
     const i = p.error.issues[0];
     throw new BenchInputError(`QUALITY_ABLATE.${i.path.join('.') || '(top)'}: ${i.message}`);
   }
-  const { phases: ph, distill, ...rest } = p.data;
-  // distill null: none (the key is kept so that it overrides the best recipe's)
-  return { ...rest, ...(distill === undefined ? {} : { distill: distill ?? undefined }), ...(ph ? { rounds: phases(...ph) } : {}) };
+  const { phases: ph, distill, augment, ...rest } = p.data;
+  // distill / augment null: none (the key is kept so that it overrides the best recipe's)
+  return {
+    ...rest,
+    ...(distill === undefined ? {} : { distill: distill ?? undefined }),
+    ...(augment === undefined ? {} : { augment: augment ?? undefined }),
+    ...(ph ? { rounds: phases(...ph) } : {}),
+  };
 };
 const parseSeeds = (): number[] | undefined => {
   const v = process.env.QUALITY_SEEDS;
@@ -252,6 +264,10 @@ interface RunResult {
   speedup: Speedup;
   seconds: number;
   dir: string;
+  /** when it ran (ISO time) */
+  measuredAt: string;
+  /** QUALITY_RESUME=1: reported from the run of this time, not run again */
+  reusedFrom?: string;
 }
 
 /** The pruned model's and the baseline's speedup on the tfjs-wasm runtime (child process), ABBA pairs. */
@@ -279,7 +295,55 @@ const widthsOf = (m: tfl.LayersModel) =>
     .filter((l) => ['Conv2D', 'Dense'].includes(l.getClassName()))
     .map((l) => (l.getConfig() as { filters?: number; units?: number }).filters ?? (l.getConfig() as { units: number }).units);
 
+/**
+ * QUALITY_RESUME=1: a run finished by an earlier invocation with the same net, FLOPs target, method, seed, baseline, quick
+ * mode, backend and protocol version is reported from bench/.quality-cache/runs/ (its pruned model kept there; `reusedFrom`
+ * says when it ran) instead of pruning again — so a bench stopped part-way (a crash, Ctrl-C) continues where it was. Its
+ * accuracy is what a re-run gives (training is deterministic for the same seed and backend); its speedup was timed then.
+ */
 async function pruneRun(cfg: NetConfig, base: Baseline, baseMacs: number, method: Method, seed: number, trainSplit: Split, work: string): Promise<RunResult> {
+  const key = crypto
+    .createHash('sha256')
+    .update(
+      JSON.stringify({
+        net: cfg.net,
+        flopsTarget: cfg.flopsTarget,
+        method,
+        seed,
+        baseline: path.basename(base.dir),
+        QUICK,
+        backend: base.backend,
+        PROTOCOL_VERSION,
+      }),
+    )
+    .digest('hex')
+    .slice(0, 16);
+  const runDir = path.join(CACHE_DIR, 'runs', `${cfg.net}-${seed}-${key}`);
+  const done = path.join(runDir, 'run.json');
+  if (process.env.QUALITY_RESUME === '1' && fs.existsSync(done)) {
+    const r = JSON.parse(fs.readFileSync(done, 'utf8')) as RunResult;
+    log(`${cfg.net} seed ${seed}: the run of ${r.measuredAt} reused (QUALITY_RESUME=1)`);
+    return { ...r, dir: path.join(runDir, 'model'), reusedFrom: r.measuredAt };
+  }
+  const r = await pruneRunNow(cfg, base, baseMacs, method, seed, trainSplit, work);
+  // the model first, run.json last and renamed into place: a run cut short leaves no run.json, so it is never reused
+  fs.rmSync(runDir, { recursive: true, force: true });
+  fs.mkdirSync(runDir, { recursive: true });
+  fs.cpSync(r.dir, path.join(runDir, 'model'), { recursive: true });
+  fs.writeFileSync(`${done}.tmp`, JSON.stringify(r));
+  fs.renameSync(`${done}.tmp`, done);
+  return r;
+}
+
+async function pruneRunNow(
+  cfg: NetConfig,
+  base: Baseline,
+  baseMacs: number,
+  method: Method,
+  seed: number,
+  trainSplit: Split,
+  work: string,
+): Promise<RunResult> {
   const t0 = performance.now();
   let model = await loadModel(base.dir);
   const teacher = method.distill ? await loadModel(base.dir) : undefined;
@@ -320,6 +384,7 @@ async function pruneRun(cfg: NetConfig, base: Baseline, baseMacs: number, method
       schedule: { kind: ph.schedule },
       seed: seed * 10 + round,
       ...(method.distill && teacher ? { distill: { teacher, ...method.distill } } : {}),
+      ...(method.augment ? { augment: method.augment } : {}),
     });
   }
   teacher?.dispose();
@@ -331,7 +396,17 @@ async function pruneRun(cfg: NetConfig, base: Baseline, baseMacs: number, method
   await saveModel(model, dir);
   model.dispose();
   const speedup = await wasmSpeedup(base.dir, dir, cfg.latencyBudgetSeconds);
-  return { seed, accuracy, macs, flopsRemoved: 1 - macs / baseMacs, widths, speedup, seconds: (performance.now() - t0) / 1000, dir };
+  return {
+    seed,
+    accuracy,
+    macs,
+    flopsRemoved: 1 - macs / baseMacs,
+    widths,
+    speedup,
+    seconds: (performance.now() - t0) / 1000,
+    dir,
+    measuredAt: new Date().toISOString(),
+  };
 }
 
 let loaded: Dataset | undefined;
@@ -507,6 +582,7 @@ async function main(): Promise<void> {
       targetMacs,
       steps: cfg.best.rounds.length,
       rounds: cfg.best.rounds,
+      augment: cfg.best.augment ?? null,
       seeds: cfg.seeds,
       batch: FINETUNE_BATCH,
       latencyBatch: LATENCY_BATCH,

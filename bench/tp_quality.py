@@ -180,7 +180,22 @@ def accuracy(model, x, y, bs=1000):
     return right / len(x)
 
 
-def finetune(model, x, y, phase, seed, batch, round_index):
+def augment_batch(xb, aug, g):
+    """prunewise's augmentation (ml/recipe.ts augmentImages), the same distribution: each image flipped left-right
+    with probability 1/2 when aug["flip"], shifted by dx, dy uniform in [-shift, shift] whole pixels, zeros filling in."""
+    s = aug["shift"]
+    n, _c, h, w = xb.shape
+    if aug["flip"]:
+        f = torch.from_numpy(g.random(n) < 0.5)
+        xb = torch.where(f[:, None, None, None], xb.flip(3), xb)
+    if s > 0:
+        pad = F.pad(xb, (s, s, s, s))
+        d = g.integers(-s, s + 1, size=(n, 2))
+        xb = torch.stack([pad[i, :, s - d[i, 1] : s - d[i, 1] + h, s - d[i, 0] : s - d[i, 0] + w] for i in range(n)])
+    return xb
+
+
+def finetune(model, x, y, phase, seed, batch, round_index, aug=None):
     """One round's fine-tuning, as bench/quality.ts runs ours: ceil(samples / batch) Adam steps over the whole
     split in an order drawn by seed (stopping mid-epoch), peak rate `lr`, constant or cosine to 0 over the
     round (ml/recipe.ts learningRateAt, no warm-up); a fresh Adam per round (the parameters changed shape)."""
@@ -194,7 +209,8 @@ def finetune(model, x, y, phase, seed, batch, round_index):
         for pg in opt.param_groups:
             pg["lr"] = lr
         idx = torch.from_numpy(order[step * batch : (step + 1) * batch])
-        loss = F.cross_entropy(model(x[idx]), y[idx])
+        xb = x[idx] if aug is None else augment_batch(x[idx], aug, g)
+        loss = F.cross_entropy(model(xb), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -320,7 +336,7 @@ def main():
         pruner = make_pruner(m, ratio, steps, global_pruning)
         for r in range(steps):
             pruner.step()
-            finetune(m, xtr, ytr, req["rounds"][r], seed, req["batch"], r + 1)
+            finetune(m, xtr, ytr, req["rounds"][r], seed, req["batch"], r + 1, req.get("augment"))
         acc = accuracy(m, xte, yte)
         sp = paired_speedup(base, m, req["latencyBatch"], budget_s=req.get("latencyBudgetSeconds", 20.0))
         run = {"seed": seed, "accuracy": acc, "macs": macs_of(m), "widths": widths(m), "speedup": sp, "seconds": time.time() - t0}

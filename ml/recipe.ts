@@ -8,6 +8,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { LR_SCHEDULES, type LrScheduleName } from './catalog';
 import { gather, type Split } from './data';
 import { RULES, type ChannelMap, type Graph } from './graph';
+import { rng } from './random';
 import { taskLoss, taskOf, type Task } from './task';
 
 export { LR_SCHEDULES, type LrScheduleName };
@@ -126,6 +127,72 @@ export function checkRecipe(task: Task, o: { labelSmoothing?: number; distill?: 
   }
 }
 
+/**
+ * Data augmentation of image batches during training: each example flipped left–right with probability ½
+ * (`flip`) and translated by whole pixels, dx and dy each uniform in [−shift, shift], the uncovered border
+ * filled with 0 — the "random crop after padding" and "horizontal flip" of Krizhevsky et al., "ImageNet
+ * Classification with Deep Convolutional Neural Networks" (NeurIPS 2012) and He et al., "Deep Residual
+ * Learning" (CVPR 2016, §4.2: 4-pixel shifts on CIFAR-10). With distillation the teacher scores the same
+ * augmented image as the student ("consistent teaching": Beyer et al., "Knowledge Distillation: A Good
+ * Teacher is Patient and Consistent", CVPR 2022), so its logits are computed per batch, not cached.
+ */
+export interface AugmentOptions {
+  /** flip each image left–right with probability ½ (only where the classes are mirror-symmetric: clothes, not digits) */
+  flip: boolean;
+  /** the largest translation in pixels, per axis (0 = none) */
+  shift: number;
+}
+
+/** @throws Error (one line) when augmentation is asked of a model whose input is not an image [H, W, C], or values are out of range */
+export function checkAugment(inputShape: number[], a: AugmentOptions | undefined): void {
+  if (!a) return;
+  if (inputShape.length !== 3)
+    throw new Error(`augment: the model's input [${inputShape.join(', ')}] is not an image [height, width, channels]: remove augment`);
+  if (!(Number.isInteger(a.shift) && a.shift >= 0 && a.shift < Math.min(inputShape[0], inputShape[1])))
+    throw new Error(`augment.shift: ${a.shift} is not a whole number of pixels in [0, ${Math.min(inputShape[0], inputShape[1]) - 1}]`);
+}
+
+/**
+ * Augments `n` images [n, H, W, C] (row-major, NHWC) in place as `a` says, with random draws from `seed`
+ * alone (the same seed: the same images). @returns x
+ */
+export function augmentImages(x: Float32Array, n: number, shape: number[], a: AugmentOptions, seed: number): Float32Array {
+  const [H, W, C] = shape;
+  const per = H * W * C;
+  const src = new Float32Array(per);
+  const r = rng(seed);
+  for (let i = 0; i < n; i++) {
+    const flip = a.flip && r() < 0.5;
+    const dx = a.shift > 0 ? Math.floor(r() * (2 * a.shift + 1)) - a.shift : 0;
+    const dy = a.shift > 0 ? Math.floor(r() * (2 * a.shift + 1)) - a.shift : 0;
+    if (!flip && dx === 0 && dy === 0) continue;
+    const img = x.subarray(i * per, (i + 1) * per);
+    src.set(img);
+    for (let h = 0; h < H; h++) {
+      const sh = h - dy;
+      for (let w = 0; w < W; w++) {
+        const o = (h * W + w) * C;
+        let sw = w - dx;
+        if (flip && sw >= 0 && sw < W) sw = W - 1 - sw;
+        if (sh < 0 || sh >= H || sw < 0 || sw >= W) img.fill(0, o, o + C);
+        else for (let c = 0; c < C; c++) img[o + c] = src[(sh * W + sw) * C + c];
+      }
+    }
+  }
+  return x;
+}
+
+/** The teacher's logits [n·K] for a batch of inputs already gathered (and augmented) `x` [n, …inputShape]. */
+export function teacherLogitsOf(teacher: tfl.LayersModel, task: Task, x: Float32Array, n: number): Float32Array {
+  const shape = (teacher.inputs[0].shape as Array<number | null>).slice(1).map((d) => d ?? 1);
+  const z = tf.tidy(() => logitsOf(task, teacher.apply(tf.tensor(x, [n, ...shape]), { training: false }) as tf.Tensor));
+  try {
+    return (z.dataSync() as Float32Array).slice();
+  } finally {
+    z.dispose();
+  }
+}
+
 /** Examples per teacher forward pass. */
 const TEACHER_BATCH = 256;
 
@@ -136,14 +203,10 @@ const TEACHER_BATCH = 256;
  * the cut only). @throws Error when the teacher is not a classifier with the student's classes
  */
 export function teacherLogits(teacher: tfl.LayersModel, task: Task, data: Split, order: ArrayLike<number> | null, start: number, end: number): Float32Array {
-  const shape = (teacher.inputs[0].shape as Array<number | null>).slice(1).map((d) => d ?? 1);
   const out = new Float32Array((end - start) * task.units);
   for (let s = start; s < end; s += TEACHER_BATCH) {
-    const e = Math.min(end, s + TEACHER_BATCH);
-    const b = gather(data, order, s, e, task.units);
-    const z = tf.tidy(() => logitsOf(task, teacher.apply(tf.tensor(b.x, [b.n, ...shape]), { training: false }) as tf.Tensor));
-    out.set(z.dataSync() as Float32Array, (s - start) * task.units);
-    z.dispose();
+    const b = gather(data, order, s, Math.min(end, s + TEACHER_BATCH), task.units);
+    out.set(teacherLogitsOf(teacher, task, b.x, b.n), (s - start) * task.units);
   }
   return out;
 }

@@ -22,6 +22,7 @@ export interface RecipeKey {
   labelSmoothing?: number;
   distill?: { weight: number; temperature: number };
   sparsity?: { strength: number; growth: number; alpha: number; protect?: string[] };
+  augment?: { flip: boolean; shift: number };
 }
 
 export interface TrainState {

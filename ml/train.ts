@@ -18,6 +18,10 @@ import {
   learningRateAt,
   penaltyGradients,
   PLAIN_LOSS,
+  augmentImages,
+  checkAugment,
+  teacherLogitsOf,
+  type AugmentOptions,
   recipeLoss,
   teacherLogits,
   type DistillOptions,
@@ -69,6 +73,12 @@ export interface TrainOptions {
   distill?: DistillOptions;
   /** the growing group-norm sparsity penalty on the prunable groups (ml/recipe.ts SparsityOptions); default none */
   sparsity?: SparsityOptions;
+  /**
+   * image augmentation of every batch (ml/recipe.ts AugmentOptions: left–right flips, shifts of whole pixels), drawn from
+   * (seed, step) alone; with `distill` the teacher scores the augmented batch (its logits are then never cached). Image
+   * inputs [H, W, C] only. Default none.
+   */
+  augment?: AugmentOptions;
   /** told of work before the first step (the teacher's logits over the split): heartbeat here */
   onPrepare?: (done: number, total: number, what: string) => void | Promise<void>;
   /**
@@ -125,6 +135,7 @@ export function recipeKeyOf(opts: TrainOptions, totalSteps: number): RecipeKey {
   if (key.schedule || opts.steps !== undefined) key.totalSteps = totalSteps;
   if (opts.labelSmoothing) key.labelSmoothing = opts.labelSmoothing;
   if (opts.distill && opts.distill.weight > 0) key.distill = { weight: opts.distill.weight, temperature: opts.distill.temperature };
+  if (opts.augment && (opts.augment.flip || opts.augment.shift > 0)) key.augment = { flip: opts.augment.flip, shift: opts.augment.shift };
   if (opts.sparsity && (opts.sparsity.strength > 0 || opts.sparsity.growth > 0))
     key.sparsity = {
       strength: opts.sparsity.strength,
@@ -161,6 +172,7 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
   const totalSteps = opts.steps ?? stepsPerEpoch * opts.epochs;
   const epochs = Math.ceil(totalSteps / stepsPerEpoch);
   checkRecipe(task, opts);
+  checkAugment(inputShape, opts.augment);
   const recipe = recipeKeyOf(opts, totalSteps);
   const loss: ShardLoss = {
     labelSmoothing: recipe.labelSmoothing ?? 0,
@@ -181,7 +193,8 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
   if (recipe.distill && opts.distill) {
     const t = opts.distill.teacher;
     checkTeacher(t, task, data);
-    if (totalSteps * opts.batchSize >= data.n && data.n * task.units <= 2 ** 26 && startStep < totalSteps) {
+    // augmented batches are new images every step: the teacher scores each (consistent teaching), nothing is cached
+    if (!recipe.augment && totalSteps * opts.batchSize >= data.n && data.n * task.units <= 2 ** 26 && startStep < totalSteps) {
       const cache = new Float32Array(data.n * task.units);
       const chunk = 4096;
       for (let s = 0; s < data.n; s += chunk) {
@@ -268,6 +281,7 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
     teacher,
     penalty,
     stepsPerEpoch,
+    augment: recipe.augment,
   };
   const state = (step: number): TrainState => ({
     step,
@@ -300,7 +314,7 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
         lr = learningRateAt(opts.learningRate, opts.schedule, step, totalSteps);
         if (optimizer) optimizer.learningRate = lr;
         const loss = graph
-          ? graphStep(ctx, graph, order, start, end, {
+          ? graphStep(ctx, graph, order, start, end, step, {
               lr,
               t: ++adamSteps,
               labelSmoothing: ctx.loss.labelSmoothing,
@@ -431,6 +445,43 @@ interface StepContext {
   teacher?: { cache: Float32Array } | { model: tfl.LayersModel };
   penalty?: GroupPenalty;
   stepsPerEpoch: number;
+  /** augmentation of every batch (none when absent) */
+  augment?: AugmentOptions;
+}
+
+/** One step's batch: examples [start, end) of `order`, augmented when the recipe says so, with the teacher's logits when distilling. */
+interface StepBatch {
+  x: Float32Array;
+  y: Int32Array;
+  t?: Float32Array;
+  n: number;
+  /** the teacher's logits [n·K] (distillation), else undefined */
+  s?: Float32Array;
+}
+
+/** The augmentation seed of one step: a function of the training seed and the step only. */
+const augmentSeed = (seed: number, step: number) => (Math.imul(seed + 1, 0x27d4eb2d) ^ Math.imul(step + 1, 0x165667b1)) >>> 0;
+
+function stepBatch(ctx: StepContext, order: ArrayLike<number>, start: number, end: number, step: number): StepBatch {
+  const b = gather(ctx.data, order, start, end, ctx.task.units);
+  if (!ctx.augment) return { ...b, s: teacherShard(ctx, order, start, end) };
+  augmentImages(b.x, b.n, ctx.inputShape, ctx.augment, augmentSeed(ctx.seed, step));
+  const t = ctx.teacher;
+  return { ...b, s: t && 'model' in t ? teacherLogitsOf(t.model, ctx.task, b.x, b.n) : undefined };
+}
+
+/** Examples [from, to) of a batch (copies: a shard's buffers may be transferred to a training thread). */
+function sliceBatch(b: StepBatch, from: number, to: number): StepBatch {
+  const per = b.x.length / b.n;
+  const k = b.t ? b.t.length / b.n : 0;
+  const kk = b.s ? b.s.length / b.n : 0;
+  return {
+    x: b.x.slice(from * per, to * per),
+    y: b.y.slice(from, to),
+    t: b.t?.slice(from * k, to * k),
+    s: b.s?.slice(from * kk, to * kk),
+    n: to - from,
+  };
 }
 
 /** The dropout seed of one shard of one step: a function of the training seed only, never of the thread. */
@@ -453,7 +504,8 @@ async function shardedStep(ctx: StepContext, order: ArrayLike<number>, start: nu
   const count = Math.ceil(n / ctx.shardSize);
   const bounds = Array.from({ length: count + 1 }, (_, k) => start + Math.floor((k * n) / count));
   const results: ShardResult[] = new Array(count);
-  const shard = (k: number) => ({ ...gather(data, order, bounds[k], bounds[k + 1], task.units), s: teacherShard(ctx, order, bounds[k], bounds[k + 1]) });
+  const batch = stepBatch(ctx, order, start, end, step);
+  const shard = (k: number) => sliceBatch(batch, bounds[k] - start, bounds[k + 1] - start);
   let next = 0;
   let stop = false;
   let replicaError: Error | undefined;
@@ -538,8 +590,8 @@ function teacherShard(ctx: StepContext, order: ArrayLike<number>, start: number,
  * float32). Dropout masks are seeded as shardGradients seeds shard 0. Returns the batch's mean loss.
  */
 function nativeStep(ctx: StepContext, optimizer: NativeAdam, order: ArrayLike<number>, start: number, end: number, step: number): number {
-  const { data, inputShape, task, layers } = ctx;
-  const batch = gather(data, order, start, end, task.units);
+  const { inputShape, task, layers } = ctx;
+  const batch = stepBatch(ctx, order, start, end, step);
   const seeds = layers.dropouts.map((d) => d.seed);
   // the moving averages as they were (clones share the data): put back if the step fails
   const saved = layers.batchNorms.map((b) => [tf.clone(b.mean), tf.clone(b.variance)]);
@@ -551,8 +603,7 @@ function nativeStep(ctx: StepContext, optimizer: NativeAdam, order: ArrayLike<nu
     ({ value, grads } = tf.tidy(() => {
       const xs = tf.tensor(batch.x, [batch.n, ...inputShape]);
       const ys = targetTensor(task, batch.n, batch.y, batch.t);
-      const s = teacherShard(ctx, order, start, end);
-      const soft = s ? tf.tensor2d(s, [batch.n, task.units]) : undefined;
+      const soft = batch.s ? tf.tensor2d(batch.s, [batch.n, task.units]) : undefined;
       return tf.variableGrads(() => recipeLoss(task, ctx.model.apply(xs, { training: true }) as tf.Tensor, ys, ctx.loss, soft), ctx.vars);
     }));
     const loss = value.dataSync()[0];
@@ -574,10 +625,10 @@ function nativeStep(ctx: StepContext, optimizer: NativeAdam, order: ArrayLike<nu
  * (distilling) the teacher's logits go to the graph; forward, loss, gradients, Adam and batch norm's moving
  * averages run in one TensorFlow call. Returns the batch's mean loss.
  */
-function graphStep(ctx: StepContext, graph: GraphTrainer, order: ArrayLike<number>, start: number, end: number, s: GraphStepScalars): number {
-  const { data, inputShape, task } = ctx;
-  const batch = gather(data, order, start, end, task.units);
-  const soft = teacherShard(ctx, order, start, end);
+function graphStep(ctx: StepContext, graph: GraphTrainer, order: ArrayLike<number>, start: number, end: number, step: number, s: GraphStepScalars): number {
+  const { inputShape, task } = ctx;
+  const batch = stepBatch(ctx, order, start, end, step);
+  const soft = batch.s;
   const inputs = [
     tf.tensor(batch.x, [batch.n, ...inputShape]),
     tf.tidy(() => tf.cast(targetTensor(task, batch.n, batch.y, batch.t), 'float32')),

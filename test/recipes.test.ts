@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   analyze,
+  augmentImages,
   buildZooModel,
   channelNorms,
   encodeTrainState,
@@ -320,5 +321,100 @@ describe('recipes train deterministically', () => {
     expect((await evaluate(student, ds.test)).accuracy).toBeGreaterThan(0.4);
     expect(backend).toBe('wasm');
     [teacher, student].forEach((m) => m.dispose());
+  });
+});
+
+describe('augmentation (flips, shifts) during training', () => {
+  it('shifts by whole pixels with zeros filling in and flips left–right (hand computed); the same seed gives the same images', () => {
+    // one 3×3 image, 1 channel, values 1..9 row-major
+    const img = () => Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    // over many seeds: every shift in [−1, 1]² and both flips occur, and each output is one of the 18 hand-computed images
+    const want = new Set<string>();
+    for (const flip of [false, true])
+      for (let dy = -1; dy <= 1; dy++)
+        for (let dx = -1; dx <= 1; dx++) {
+          const o: number[] = [];
+          for (let h = 0; h < 3; h++)
+            for (let w = 0; w < 3; w++) {
+              const sh = h - dy;
+              let sw = w - dx;
+              const inside = sh >= 0 && sh < 3 && sw >= 0 && sw < 3;
+              if (flip) sw = 2 - sw;
+              o.push(inside ? sh * 3 + sw + 1 : 0);
+            }
+          want.add(o.join(','));
+        }
+    expect(want.size).toBe(18);
+    const seen = new Set<string>();
+    for (let seed = 0; seed < 400; seed++) {
+      const out = augmentImages(img(), 1, [3, 3, 1], { flip: true, shift: 1 }, seed).join(',');
+      expect(want.has(out), out).toBe(true);
+      seen.add(out);
+    }
+    expect(seen.size).toBe(18);
+    // a right shift by one (dx = 1, dy = 0) of the unflipped image, found by its draw, is exactly [0 1 2; 0 4 5; 0 7 8]
+    expect(seen.has('0,1,2,0,4,5,0,7,8')).toBe(true);
+    // flip only: the mirror image or the image itself; shift 0 without flip: unchanged
+    const flips = new Set(Array.from({ length: 50 }, (_, s) => augmentImages(img(), 1, [3, 3, 1], { flip: true, shift: 0 }, s).join(',')));
+    expect(flips).toEqual(new Set(['1,2,3,4,5,6,7,8,9', '3,2,1,6,5,4,9,8,7']));
+    expect(Array.from(augmentImages(img(), 1, [3, 3, 1], { flip: false, shift: 0 }, 5))).toEqual(Array.from(img()));
+    // several examples and channels: the same seed, the same batch; channels move together
+    const batch = () => Float32Array.from({ length: 4 * 5 * 5 * 2 }, (_, i) => i % 7);
+    const a = augmentImages(batch(), 4, [5, 5, 2], { flip: true, shift: 2 }, 11);
+    expect(Array.from(augmentImages(batch(), 4, [5, 5, 2], { flip: true, shift: 2 }, 11))).toEqual(Array.from(a));
+    expect(Array.from(augmentImages(batch(), 4, [5, 5, 2], { flip: true, shift: 2 }, 12))).not.toEqual(Array.from(a));
+  });
+
+  it('trains the same bytes on 1 and 2 threads with the teacher scoring the augmented batch, resumes bit for bit, and is refused for a non-image input', async () => {
+    const teacher = buildZooModel('lenet5', 9, [28, 28, 1], 10);
+    await train(teacher, first(512), { epochs: 1, batchSize: 64, learningRate: 2e-3, seed: 1 });
+    const data = first(320);
+    const opts: TrainOptions = {
+      epochs: 2,
+      batchSize: 64,
+      learningRate: 2e-3,
+      seed: 3,
+      augment: { flip: true, shift: 2 },
+      distill: { teacher, weight: 0.7, temperature: 4 },
+    };
+    const models: tfl.LayersModel[] = [];
+    const losses: Array<Array<[number, number]>> = [];
+    for (const threads of [1, 2]) {
+      const m = buildZooModel('lenet5', 4, [28, 28, 1], 10);
+      const r = await train(m, data, { ...opts, threads });
+      models.push(m);
+      losses.push(r.batchLoss);
+    }
+    expectSameBytes(models[0], models[1]);
+    expect(losses[1]).toEqual(losses[0]);
+    // augmentation changes the result (it is really applied)
+    const plain = buildZooModel('lenet5', 4, [28, 28, 1], 10);
+    const rp = await train(plain, data, { ...opts, augment: undefined });
+    expect(rp.batchLoss).not.toEqual(losses[0]);
+    // resume from a checkpoint mid-run: the same bytes; a resume without the augmentation is refused
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-augment-'));
+    const whole = buildZooModel('lenet5', 4, [28, 28, 1], 10);
+    await train(whole, data, {
+      ...opts,
+      checkpointEverySteps: 3,
+      onCheckpoint: async (step, _e, state) => {
+        if (step === 3) await saveModel(whole, path.join(dir, 'step-3'), encodeTrainState(state));
+      },
+    });
+    expectSameBytes(whole, models[0]);
+    const state = readTrainState(path.join(dir, 'step-3'));
+    expect(state.recipe?.augment).toEqual({ flip: true, shift: 2 });
+    const resumed = await loadModel(path.join(dir, 'step-3'));
+    await train(resumed, data, { ...opts, resume: state });
+    expectSameBytes(resumed, whole);
+    await expect(train(resumed, data, { ...opts, augment: undefined, resume: state })).rejects.toThrow(/training state to resume/);
+    // a model whose input is not an image [H, W, C]: one line naming the field
+    const flat = tfl.sequential({ layers: [tfl.layers.dense({ units: 10, inputShape: [784], activation: 'softmax' })] });
+    const flatData: Split = { ...data, x: data.x, n: data.n };
+    await expect(train(flat, flatData, { ...opts, distill: undefined })).rejects.toThrow(/^augment: the model's input \[784\] is not an image/);
+    await expect(train(buildZooModel('lenet5', 4, [28, 28, 1], 10), data, { ...opts, augment: { flip: false, shift: 28 } })).rejects.toThrow(
+      /^augment\.shift: 28 is not a whole number of pixels in \[0, 27\]/,
+    );
+    [...models, plain, whole, resumed, teacher, flat].forEach((m) => m.dispose());
   });
 });

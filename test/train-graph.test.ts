@@ -143,6 +143,25 @@ describe(`graph mode of training on the native backend${where}`, () => {
   );
 
   it.runIf(expectNative)(
+    'augmentation with distillation trains in graph mode: the same augmented batches and teacher logits as eager (the loss follows), bit-identical for the same seed',
+    async () => {
+      const teacher = buildZooModel('lenet5', 9, ds.shape, ds.classes);
+      const recipe: Partial<TrainOptions> = { augment: { flip: true, shift: 2 }, distill: { teacher, weight: 0.7, temperature: 4 } };
+      const g = await trainFresh('lenet5', 'on', recipe);
+      const g2 = await trainFresh('lenet5', 'on', recipe);
+      const e = await trainFresh('lenet5', 'off', recipe);
+      const plain = await trainFresh('lenet5', 'on', { distill: recipe.distill });
+      expect(g.r.mode).toBe('graph');
+      expect(weightsOf(g2.model)).toEqual(weightsOf(g.model));
+      g.r.epochLoss.forEach(([, l], i) => expect(Math.abs(l - e.r.epochLoss[i][1]) / e.r.epochLoss[i][1]).toBeLessThan(0.03));
+      // augmented images are harder to fit than the plain ones: a higher training loss in the second epoch
+      expect(g.r.epochLoss[1][1]).toBeGreaterThan(plain.r.epochLoss[1][1]);
+      [teacher, g.model, g2.model, e.model, plain.model].forEach((m) => m.dispose());
+    },
+    240_000,
+  );
+
+  it.runIf(expectNative)(
     'a logits classifier trains in graph mode with the loss from logits (as eager does)',
     async () => {
       const build = () =>
