@@ -322,7 +322,7 @@ async function pruneRun(cfg: NetConfig, base: Baseline, baseMacs: number, method
   const done = path.join(runDir, 'run.json');
   if (process.env.QUALITY_RESUME === '1' && fs.existsSync(done)) {
     const r = JSON.parse(fs.readFileSync(done, 'utf8')) as RunResult;
-    log(`${cfg.net} seed ${seed}: the run of ${r.measuredAt} reused (QUALITY_RESUME=1)`);
+    log(`${cfg.net} ${method.criterion} (roundTo ${method.roundTo}) seed ${seed}: the run of ${r.measuredAt} reused (QUALITY_RESUME=1)`);
     return { ...r, dir: path.join(runDir, 'model'), reusedFrom: r.measuredAt };
   }
   const r = await pruneRunNow(cfg, base, baseMacs, method, seed, trainSplit, work);
@@ -547,7 +547,7 @@ async function main(): Promise<void> {
       const sm = summarise(results.prunewise, baseMacs, base.testAccuracy);
       process.stdout.write(
         // accuracies are fractions, deltaPoints in percentage points
-        `${JSON.stringify({ ablation: process.env.QUALITY_ABLATE, net: cfg.net, quick: QUICK, backend: backend.name, trainGraph: process.env.PRUNEWISE_TRAIN_GRAPH, flopsTarget: acfg.flopsTarget, recipe: method, seeds: sm.seeds, baseline: base.testAccuracy, accuracyMean: sm.accuracyMean, accuracySpread: sm.accuracySpread, deltaPoints: sm.deltaPoints, macsRemoved: sm.macsRemoved, accuracies: sm.runs.map((r) => r.accuracy), speedups: sm.runs.map((r) => r.speedup), fineTuneSamples: samplesOf(method.rounds) })}\n`,
+        `${JSON.stringify({ ablation: process.env.QUALITY_ABLATE, net: cfg.net, quick: QUICK, backend: backend.name, trainGraph: process.env.PRUNEWISE_TRAIN_GRAPH, flopsTarget: acfg.flopsTarget, recipe: method, seeds: sm.seeds, baseline: base.testAccuracy, accuracyMean: sm.accuracyMean, accuracySpread: sm.accuracySpread, deltaPoints: sm.deltaPoints, macsRemoved: sm.macsRemoved, accuracies: sm.runs.map((r) => r.accuracy), speedups: sm.runs.map((r) => r.speedup), reusedFrom: sm.runs.map((r) => r.reusedFrom ?? null), fineTuneSamples: samplesOf(method.rounds) })}\n`,
       );
       continue;
     }

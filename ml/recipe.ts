@@ -150,8 +150,11 @@ export function checkAugment(inputShape: number[], a: AugmentOptions | undefined
   if (!a) return;
   if (inputShape.length !== 3)
     throw new Error(`augment: the model's input [${inputShape.join(', ')}] is not an image [height, width, channels]: remove augment`);
-  if (!(Number.isInteger(a.shift) && a.shift >= 0 && a.shift < Math.min(inputShape[0], inputShape[1])))
-    throw new Error(`augment.shift: ${a.shift} is not a whole number of pixels in [0, ${Math.min(inputShape[0], inputShape[1]) - 1}]`);
+  if (typeof a.flip !== 'boolean') throw new Error(`augment.flip: ${JSON.stringify(a.flip)} is not true or false`);
+  const most = Math.min(inputShape[0], inputShape[1]) - 1;
+  if (a.shift === undefined) throw new Error(`augment.shift: missing: give the largest shift in whole pixels, 0 to ${most} (0 = none)`);
+  if (!(Number.isInteger(a.shift) && a.shift >= 0 && a.shift <= most))
+    throw new Error(`augment.shift: ${a.shift} is not a whole number of pixels in [0, ${most}]`);
 }
 
 /**

@@ -415,6 +415,12 @@ describe('augmentation (flips, shifts) during training', () => {
     await expect(train(buildZooModel('lenet5', 4, [28, 28, 1], 10), data, { ...opts, augment: { flip: false, shift: 28 } })).rejects.toThrow(
       /^augment\.shift: 28 is not a whole number of pixels in \[0, 27\]/,
     );
+    // from plain JavaScript: a flip that is not a boolean, a missing shift
+    const m = buildZooModel('lenet5', 4, [28, 28, 1], 10);
+    const bad = (augment: unknown) => train(m, data, { ...opts, augment: augment as TrainOptions['augment'] });
+    await expect(bad({ flip: 'yes', shift: 2 })).rejects.toThrow(/^augment\.flip: "yes" is not true or false$/);
+    await expect(bad({ flip: true })).rejects.toThrow(/^augment\.shift: missing: give the largest shift in whole pixels, 0 to 27/);
+    m.dispose();
     [...models, plain, whole, resumed, teacher, flat].forEach((m) => m.dispose());
   });
 });
