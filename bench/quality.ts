@@ -59,6 +59,7 @@ import {
   scoreGroups,
   subset,
   train,
+  type AugmentOptions,
   type Criterion,
   type Dataset,
   type Split,
@@ -90,7 +91,7 @@ interface Method {
   /** knowledge distillation from the unpruned baseline during fine-tuning (ml/recipe.ts): weight α, temperature T */
   distill?: { weight: number; temperature: number };
   /** image augmentation during fine-tuning (ml/recipe.ts AugmentOptions); Torch-Pruning's fine-tuning gets the same */
-  augment?: { flip: boolean; shift: number };
+  augment?: AugmentOptions;
   /** the plan's scope (default local: the same fraction of every group; global: one ranking across groups, scores over each group's mean) */
   scope?: 'local' | 'global';
   /**
@@ -301,7 +302,7 @@ const widthsOf = (m: tfl.LayersModel) =>
  * says when it ran) instead of pruning again — so a bench stopped part-way (a crash, Ctrl-C) continues where it was. Its
  * accuracy is what a re-run gives (training is deterministic for the same seed and backend); its speedup was timed then.
  */
-async function pruneRun(cfg: NetConfig, base: Baseline, baseMacs: number, method: Method, seed: number, trainSplit: Split, work: string): Promise<RunResult> {
+async function pruneRun(cfg: NetConfig, base: Baseline, baseMacs: number, method: Method, seed: number, trainSplit: Split): Promise<RunResult> {
   const key = crypto
     .createHash('sha256')
     .update(
@@ -325,11 +326,10 @@ async function pruneRun(cfg: NetConfig, base: Baseline, baseMacs: number, method
     log(`${cfg.net} ${method.criterion} (roundTo ${method.roundTo}) seed ${seed}: the run of ${r.measuredAt} reused (QUALITY_RESUME=1)`);
     return { ...r, dir: path.join(runDir, 'model'), reusedFrom: r.measuredAt };
   }
-  const r = await pruneRunNow(cfg, base, baseMacs, method, seed, trainSplit, work);
-  // the model first, run.json last and renamed into place: a run cut short leaves no run.json, so it is never reused
+  // the model first (saved here by the run), run.json last and renamed into place: a run cut short leaves no run.json,
+  // so it is never reused
   fs.rmSync(runDir, { recursive: true, force: true });
-  fs.mkdirSync(runDir, { recursive: true });
-  fs.cpSync(r.dir, path.join(runDir, 'model'), { recursive: true });
+  const r = await pruneRunNow(cfg, base, baseMacs, method, seed, trainSplit, path.join(runDir, 'model'));
   fs.writeFileSync(`${done}.tmp`, JSON.stringify(r));
   fs.renameSync(`${done}.tmp`, done);
   return r;
@@ -342,7 +342,8 @@ async function pruneRunNow(
   method: Method,
   seed: number,
   trainSplit: Split,
-  work: string,
+  /** where the pruned model is saved */
+  dir: string,
 ): Promise<RunResult> {
   const t0 = performance.now();
   let model = await loadModel(base.dir);
@@ -392,7 +393,6 @@ async function pruneRunNow(
   const accuracy = (await evaluate(model, ds.test)).accuracy;
   const macs = modelCost(model).macs;
   const widths = widthsOf(model);
-  const dir = path.join(work, `${cfg.net}-${method.criterion}-${method.scope ?? 'local'}-${method.roundTo}-${seed}-${crypto.randomBytes(3).toString('hex')}`);
   await saveModel(model, dir);
   model.dispose();
   const speedup = await wasmSpeedup(base.dir, dir, cfg.latencyBudgetSeconds);
@@ -538,7 +538,7 @@ async function main(): Promise<void> {
       const method = { ...cfg.best, ...over } as Method;
       const acfg = flopsTarget ? { ...cfg, flopsTarget } : cfg;
       for (const seed of SEEDS ?? cfg.seeds) {
-        const r = await pruneRun(acfg, base, baseMacs, method, seed, train, work);
+        const r = await pruneRun(acfg, base, baseMacs, method, seed, train);
         results.prunewise.push(r);
         log(
           `${cfg.net} ablation ${JSON.stringify(ABLATE)} seed ${seed}: acc ${(r.accuracy * 100).toFixed(2)} %, MACs −${(r.flopsRemoved * 100).toFixed(1)} %, widths ${r.widths.join('/')}, wasm ${r.speedup.r.toFixed(2)}× [${r.speedup.low.toFixed(2)}, ${r.speedup.high.toFixed(2)}] (${(r.seconds / 60).toFixed(1)} min)`,
@@ -557,7 +557,7 @@ async function main(): Promise<void> {
         ['l1', cfg.control],
       ] as const) {
         if (name === 'l1' && !cfg.controlSeeds.includes(seed)) continue;
-        const r = await pruneRun(cfg, base, baseMacs, method, seed, train, work);
+        const r = await pruneRun(cfg, base, baseMacs, method, seed, train);
         results[name].push(r);
         log(
           `${cfg.net} ${name} seed ${seed}: acc ${(r.accuracy * 100).toFixed(2)} %, MACs −${(r.flopsRemoved * 100).toFixed(1)} %, widths ${r.widths.join('/')}, wasm ${r.speedup.r.toFixed(2)}× (${(r.seconds / 60).toFixed(1)} min; ${((performance.now() - t0) / 60000).toFixed(1)} min in all)`,
@@ -565,7 +565,7 @@ async function main(): Promise<void> {
       }
     }
     // §4: the same recipe without rounding (seed 1), and the two pruned models timed against each other
-    const noRound = await pruneRun(cfg, base, baseMacs, { ...cfg.best, roundTo: 1 }, cfg.seeds[0], train, work);
+    const noRound = await pruneRun(cfg, base, baseMacs, { ...cfg.best, roundTo: 1 }, cfg.seeds[0], train);
     const rounded = results.prunewise[0];
     const direct = await wasmSpeedup(noRound.dir, rounded.dir, cfg.latencyBudgetSeconds);
     log(

@@ -464,10 +464,8 @@ const augmentSeed = (seed: number, step: number) => (Math.imul(seed + 1, 0x27d4e
 
 function stepBatch(ctx: StepContext, order: ArrayLike<number>, start: number, end: number, step: number): StepBatch {
   const b = gather(ctx.data, order, start, end, ctx.task.units);
-  if (!ctx.augment) return { ...b, s: teacherShard(ctx, order, start, end) };
-  augmentImages(b.x, b.n, ctx.inputShape, ctx.augment, augmentSeed(ctx.seed, step));
-  const t = ctx.teacher;
-  return { ...b, s: t && 'model' in t ? teacherLogitsOf(t.model, ctx.task, b.x, b.n) : undefined };
+  if (ctx.augment) augmentImages(b.x, b.n, ctx.inputShape, ctx.augment, augmentSeed(ctx.seed, step));
+  return { ...b, s: batchTeacherLogits(ctx, b.x, order, start, end) };
 }
 
 /** Examples [from, to) of a batch (copies: a shard's buffers may be transferred to a training thread). */
@@ -571,12 +569,15 @@ async function shardedStep(ctx: StepContext, order: ArrayLike<number>, start: nu
   return loss / n;
 }
 
-/** The teacher's logits [n·classes] for the examples [start, end) of `order`, when distilling. */
-function teacherShard(ctx: StepContext, order: ArrayLike<number>, start: number, end: number): Float32Array | undefined {
+/**
+ * The teacher's logits [n·K] for the batch (examples [start, end) of `order`, inputs `x` as gathered and augmented),
+ * when distilling: looked up in the whole split's cache by example index, or computed from `x` (never cached when augmenting).
+ */
+function batchTeacherLogits(ctx: StepContext, x: Float32Array, order: ArrayLike<number>, start: number, end: number): Float32Array | undefined {
   const t = ctx.teacher;
   if (!t) return undefined;
+  if ('model' in t) return teacherLogitsOf(t.model, ctx.task, x, end - start);
   const k = ctx.task.units;
-  if ('model' in t) return teacherLogits(t.model, ctx.task, ctx.data, order, start, end);
   const out = new Float32Array((end - start) * k);
   for (let i = start; i < end; i++) out.set(t.cache.subarray(order[i] * k, (order[i] + 1) * k), (i - start) * k);
   return out;
