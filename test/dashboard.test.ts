@@ -266,6 +266,8 @@ describe('prunewise dashboard', () => {
     const open = startCli(env, ['dashboard', '--port', '0', '--host', '0.0.0.0', '--read-only']);
     try {
       const [, port, token] = await waitFor('the URL', () => open.out().match(/dashboard: http:\/\/0\.0\.0\.0:(\d+)\/\?token=([\w-]+)/), 30_000);
+      // the notice is the next line: stdout may bring it in a later chunk than the URL
+      await waitFor('the token notice', () => open.out().includes('every request needs'), 10_000);
       expect(open.out()).toContain('every request needs the token above');
       const at = `http://127.0.0.1:${port}`;
       expect((await fetch(`${at}/`)).status).toBe(401);
