@@ -8,7 +8,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { buildZooModel, evaluate, loadModel, saveModel, train, type Dataset, type Split, type TrainState } from '../ml';
+import { buildZooModel, evaluate, loadModel, saveModel, train, type AugmentOptions, type Dataset, type Split, type TrainState } from '../ml';
 
 export interface BaselineConfig {
   net: string;
@@ -22,6 +22,8 @@ export interface BaselineConfig {
   seed: number;
   /** label smoothing ε of the baseline's training (Szegedy et al. 2016); absent = none (and absent from the cache key) */
   labelSmoothing?: number;
+  /** image augmentation of the baseline's training (train()'s `augment`: flips, shifts); absent = none (and absent from the cache key) */
+  augment?: AugmentOptions;
 }
 
 export const CACHE_DIR = path.join(__dirname, '..', '..', 'bench', '.quality-cache');
@@ -42,7 +44,7 @@ const STOP = new Error('epoch done');
 export async function trainWithSchedule(
   model: tfl.LayersModel,
   data: Split,
-  o: { epochs: number; batchSize: number; seed: number; labelSmoothing?: number; lrAt: (epoch: number) => number; onEpoch?: (e: number, loss: number) => void },
+  o: { epochs: number; batchSize: number; seed: number; labelSmoothing?: number; augment?: AugmentOptions; lrAt: (epoch: number) => number; onEpoch?: (e: number, loss: number) => void },
 ): Promise<number[]> {
   let state: TrainState | undefined;
   const losses: number[] = [];
@@ -55,6 +57,7 @@ export async function trainWithSchedule(
         learningRate: lr,
         seed: o.seed,
         labelSmoothing: o.labelSmoothing,
+        ...(o.augment ? { augment: o.augment } : {}),
         resume: state ? { ...state, learningRate: lr } : undefined,
         onCheckpoint: async (_step, epoch, s) => {
           if (epoch !== e) return;
@@ -106,6 +109,7 @@ export async function ensureBaseline(c: BaselineConfig, ds: Dataset, trainSplit:
     batchSize: c.batchSize,
     seed: c.seed,
     labelSmoothing: c.labelSmoothing,
+    augment: c.augment,
     lrAt: (e) => scheduledRate(e, c.epochs, c.learningRate, c.minLearningRate, c.warmupEpochs),
     onEpoch: (e, loss) => log(`${c.net} epoch ${e + 1}/${c.epochs}: loss ${loss.toFixed(4)} (${((performance.now() - t0) / 60000).toFixed(1)} min)`),
   });
