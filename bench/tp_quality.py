@@ -11,7 +11,7 @@ mode "prune": Torch-Pruning's iterative protocol (BasePruner, GroupMagnitudeImpo
   group L2 norm, `steps` iterative steps on its linear scheduler, the classifier ignored), its
   pruning_ratio bisected so the pruned model's MACs match `targetMacs` (our MACs of the prunewise
   result, same counting as ml/cost.ts: conv and dense weight MACs, no bias, no BN/pool) within
-  ~1 % (global pruning when no local ratio lands within 1 %); after each step that round's fine-tuning
+  ~2 % (global pruning when no local ratio lands within 2 %: its MACs drift with fine-tuning); after each step that round's fine-tuning
   (samples, peak learning rate, constant or cosine; Adam, a fresh optimizer per round like ours, since
   the parameters change shape; plain cross-entropy: Torch-Pruning's protocol has no distillation), for each seed. Then
   test accuracy and the paired speedup over the baseline on PyTorch CPU at `batch`, ABBA-interleaved
@@ -255,11 +255,18 @@ def search_ratio(base, target, steps, global_pruning):
     return best[1], best[2], best[0]
 
 
+LOCAL_TOLERANCE = 0.02
+
+
 def search(base, target, steps):
-    """Local pruning (Torch-Pruning's default) when some ratio lands within 1 % of the target MACs; else
-    global pruning (one ranking across layers, finer steps), whichever lands closer."""
+    """Local pruning (Torch-Pruning's default) when some ratio lands within 2 % of the target MACs; else
+    global pruning (one ranking across layers, finer steps), whichever lands closer. The bisection prunes
+    without fine-tuning: local pruning's widths (a ratio per layer) do not depend on the weights, so the
+    real run lands on the same MACs, while global pruning's ranking changes with each round's fine-tuning
+    (LeNet-5, 2026-12-07: bisected to 51.6 % MACs removed, the three seeds landed at 46.8-49.4 %) - hence
+    local up to 2 % off rather than 1 %."""
     ratio, macs, err = search_ratio(base, target, steps, False)
-    if err <= 0.01:
+    if err <= LOCAL_TOLERANCE:
         return ratio, macs, False
     g_ratio, g_macs, g_err = search_ratio(base, target, steps, True)
     log(f"tp: local pruning lands {100 * err:.1f} % off the target MACs; global pruning {100 * g_err:.1f} %")
