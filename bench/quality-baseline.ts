@@ -57,7 +57,7 @@ export async function trainWithSchedule(
         learningRate: lr,
         seed: o.seed,
         labelSmoothing: o.labelSmoothing,
-        ...(o.augment ? { augment: o.augment } : {}),
+        augment: o.augment,
         resume: state ? { ...state, learningRate: lr } : undefined,
         onCheckpoint: async (_step, epoch, s) => {
           if (epoch !== e) return;

@@ -138,6 +138,8 @@ const KD = { weight: 0.7, temperature: 4 };
  * heavier distillation weight (α 0.9) gave nothing
  */
 const BEST_LR = 5e-3;
+/** both baselines' augmentation (flips, shifts of up to 2 px): without it they memorise the training split (2026-12-07) */
+const BASELINE_AUGMENT = { flip: true, shift: 2 };
 
 export const CONFIGS: NetConfig[] = [
   {
@@ -151,7 +153,7 @@ export const CONFIGS: NetConfig[] = [
       minLearningRate: 1e-5,
       warmupEpochs: 1,
       seed: 1,
-      augment: { flip: true, shift: 2 },
+      augment: BASELINE_AUGMENT,
     },
     flopsTarget: 0.5, // roundTo auto lands above it (−50.2 to −51.0 % in the ablation; −51.4 to −51.8 % from the augmented baseline)
     seeds: q([1, 2, 3], [1]),
@@ -179,7 +181,7 @@ export const CONFIGS: NetConfig[] = [
       warmupEpochs: 1,
       seed: 1,
       labelSmoothing: 0.1,
-      augment: { flip: true, shift: 2 },
+      augment: BASELINE_AUGMENT,
     },
     // 0.72: widths 8/8/16/16/32/64, −74.5 % MACs, 2.72× on tfjs-wasm at 92.89 % (seed 1); at 0.605 roundTo auto's widths
     // 9/9/18/18/36/72 landed at −67.9 % and 1.89× (93.03 ± 0.21 %), short of the 2× target; allocation by sensitivity
@@ -623,7 +625,7 @@ async function main(): Promise<void> {
     // the bisection prunes without fine-tuning; a run whose MACs landed elsewhere (global pruning re-ranks after each round) is no equal-MACs comparison
     for (const r of tpRuns)
       if (Math.abs(r.macs / targetMacs - 1) > 0.02)
-        log(`warning: ${cfg.net} torch-pruning seed ${r.seed} landed at ${r.macs} MACs, ${((r.macs / targetMacs - 1) * 100).toFixed(1)} % off prunewise's ${Math.round(targetMacs)}: not equal MACs`);
+        log(`warning: ${cfg.net} torch-pruning seed ${r.seed} landed at ${r.macs} MACs, ${((r.macs / targetMacs - 1) * 100).toFixed(1)} % off prunewise's ${targetMacs}: not equal MACs`);
     const budget = samplesOf(cfg.best.rounds);
     out[cfg.net] = {
       baseline: {
