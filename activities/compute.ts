@@ -2,6 +2,7 @@
 // artifact → return metrics. They never touch SQLite; the workflow hands their results to the
 // `record` activity. The pruning policy lives in ml/round.ts, the measuring policy in ml/measure.ts.
 import { Context } from '@temporalio/activity';
+import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -51,6 +52,9 @@ import {
   saveInt8,
   saveModel,
   scoreGroups,
+  searchWidths,
+  shuffledIndices,
+  type WidthSearchResult,
   sensitivityRatios,
   sha256,
   subset,
@@ -144,6 +148,57 @@ const policyOf = (spec: CampaignSpec) => ({ ...spec.pruning, runtime: runtimeOf(
  */
 export function createComputeActivities(home: string, store?: ArtifactStore) {
   const art = new Artifacts(home, store);
+
+  /**
+   * allocation "search": the widths the rounds go to, searched on the campaign's baseline (ml/search.ts searchWidths:
+   * `searchCandidates` random allocations and the uniform one removing targetFlopsReduction, scored by accuracy on
+   * `sensitivitySamples` validation images after adaptive batch norm on 2 048 training images). Every round's prune stage asks
+   * for it; the inputs are the same each time, so is the answer: the first computes it and leaves it next to the baseline
+   * (width-search-<key>.json, keyed by everything it depends on), the others read it — a worker without that file, or a
+   * retry after a crash, computes it again.
+   */
+  const widthSearch = async (input: StageInput, p: ReturnType<typeof policyOf>): Promise<WidthSearchResult> => {
+    const baselineRef = input.baselineModel ?? baselineModelDir(input.campaignId);
+    const key = sha256(
+      JSON.stringify({
+        v: 1,
+        baselineRef,
+        seed: input.spec.seed,
+        criterion: p.criterion,
+        target: p.targetFlopsReduction,
+        candidates: p.searchCandidates,
+        samples: p.sensitivitySamples,
+        plan: planOptions(p),
+        dataset: input.spec.dataset,
+        backend: tf.getBackend(),
+      }),
+    ).slice(0, 16);
+    const rel = path.join(baselineDir(input.campaignId), `width-search-${key}.json`);
+    if (fs.existsSync(art.abs(rel))) return JSON.parse(fs.readFileSync(art.abs(rel), 'utf8')) as WidthSearchResult;
+    const base = await art.loadModel(baselineRef);
+    try {
+      const graph = analyze(base);
+      const ds = data(input.spec);
+      const scores = scoreGroups(base, p.criterion, { seed: input.spec.seed * 7919, calibration: p.criterion === 'taylor' ? ds.val : undefined }, graph);
+      const ctx = Context.current();
+      const result = await searchWidths(base, graph, scores, {
+        fraction: p.targetFlopsReduction!,
+        candidates: p.searchCandidates,
+        seed: input.spec.seed * 7919 + 17,
+        plan: planOptions(p),
+        bnSplit: subset(ds.train, shuffledIndices(ds.train.n, input.spec.seed * 7919 + 18).subarray(0, Math.min(ds.train.n, 2048))),
+        evalSplit: subset(
+          ds.val,
+          Array.from({ length: Math.min(ds.val.n, p.sensitivitySamples) }, (_, i) => i),
+        ),
+        onCandidate: (done, total) => beat(ctx, { step: done, total, what: 'width search candidates' }),
+      });
+      writeFileAtomic(art.abs(rel), JSON.stringify(result));
+      return result;
+    } finally {
+      base.dispose();
+    }
+  };
 
   /** The frozen table a stage was handed (never re-measured); the file must still hash to its key. */
   const readLatencyTable = async (ref: LatencyTableRef): Promise<{ table: LatencyTable; sha256: string }> => {
@@ -427,7 +482,9 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
         const model = await art.loadModel(input.model);
         const graph = analyze(model);
         const { scores, sensitivity } = await art.readJson<{ scores: Record<string, number[]>; sensitivity?: Sensitivity }>(input.scores);
-        const decided = await planRound(policyOf(input.spec), {
+        const policy = policyOf(input.spec);
+        const search = allocationOf(policy) === 'search' && policy.schedule !== 'per-round' ? await widthSearch(input, policy) : undefined;
+        const decided = await planRound(policy, {
           model,
           graph,
           scores,
@@ -437,6 +494,7 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
           objectiveBase: input.objectiveBase,
           ratioScale: input.ratioScale,
           scheduleRound: input.scheduleRound,
+          search,
           baselineFlops: async () => {
             const base = await art.loadModel(input.baselineModel ?? baselineModelDir(input.campaignId));
             try {

@@ -68,6 +68,7 @@ import {
   type Split,
 } from '../ml';
 import { CRITERIA } from '../ml/catalog';
+import { planForFlopsTowards, planTowards, searchWidths } from '../ml/search';
 import { shuffledIndices } from '../ml/random';
 import { z } from 'zod';
 import { CACHE_DIR, ensureBaseline, type Baseline, type BaselineConfig } from './quality-baseline';
@@ -100,9 +101,12 @@ interface Method {
   /**
    * sensitivity: each round's FLOPs spent where the validation error rises least (ml/allocate.ts allocateForFlops over
    * measureSensitivity's trials, scored on 2 048 training images — the bench trains on the whole split and never decides on
-   * test images); default uniform (planForFlops)
+   * test images); search: the widths the rounds go to drawn and scored once, before the first round (ml/search.ts
+   * searchWidths: SEARCH_CANDIDATES random allocations and the uniform one at the target's MACs, each scored by its accuracy on
+   * 4 096 training images after adaptive batch norm on 2 048 others), each round a linear step of the way to them;
+   * default uniform (planForFlops)
    */
-  allocation?: 'uniform' | 'sensitivity';
+  allocation?: 'uniform' | 'sensitivity' | 'search';
 }
 
 interface NetConfig {
@@ -196,6 +200,8 @@ export const CONFIGS: NetConfig[] = [
 ];
 
 const FINETUNE_BATCH = 64;
+/** random width allocations the search scores besides the uniform one (allocation: search) */
+const SEARCH_CANDIDATES = 64;
 
 /**
  * QUALITY_ABLATE='{"allocation":"sensitivity"}': an ablation run of the net's best recipe with these overrides only — no l1
@@ -209,7 +215,7 @@ const ABLATE_SCHEMA = z.strictObject({
   criterion: z.enum(CRITERIA).optional(),
   roundTo: z.union([z.number().int().positive(), z.literal('auto')]).optional(),
   scope: z.enum(['local', 'global']).optional(),
-  allocation: z.enum(['uniform', 'sensitivity']).optional(),
+  allocation: z.enum(['uniform', 'sensitivity', 'search']).optional(),
   distill: z
     .strictObject({ weight: z.number().min(0).max(1), temperature: z.number().positive() })
     .nullable()
@@ -297,6 +303,8 @@ interface RunResult {
   measuredAt: string;
   /** QUALITY_RESUME=1: reported from the run of this time, not run again */
   reusedFrom?: string;
+  /** allocation search: the widths chosen, their adaptive-BN accuracy against the uniform plan's, candidates scored, time taken */
+  search?: { widths: Record<string, number>; accuracy: number; uniformAccuracy: number; candidates: number; seconds: number };
 }
 
 /** The pruned model's and the baseline's speedup on the tfjs-wasm runtime (child process), ABBA pairs. */
@@ -378,14 +386,44 @@ async function pruneRunNow(
   const teacher = method.distill ? await loadModel(base.dir) : undefined;
   const R = method.rounds.length;
   const calibration = sample(trainSplit, 2048, 77);
+  /** allocation search: the widths the rounds go to, and the FLOPs fraction they remove */
+  let search: { widths: Record<string, number>; fraction: number } | undefined;
+  let searchLog: RunResult['search'];
   for (let round = 1; round <= R; round++) {
-    const goal = 1 - ((1 - scheduledReduction('linear', cfg.flopsTarget, round, R)) * baseMacs) / modelCost(model).macs;
     const graph = analyze(model);
     const scores = scoreGroups(model, method.criterion, { seed: seed * 100 + round, calibration, calibrationBatches: 8, batchSize: 64 }, graph);
     const r = roundToOf({ roundTo: method.roundTo, runtime: 'tfjs-wasm' });
     const planOptions = { minUnits: 2, maxRatio: 0.9, roundTo: r.roundTo, roundToAdaptive: r.adaptive };
-    const plan =
-      method.allocation === 'sensitivity'
+    if (method.allocation === 'search' && !search) {
+      const t = performance.now();
+      const s = await searchWidths(model, graph, scores, {
+        fraction: cfg.flopsTarget,
+        candidates: SEARCH_CANDIDATES,
+        seed: seed * 1000 + 7,
+        plan: planOptions,
+        bnSplit: calibration,
+        evalSplit: subset(trainSplit, shuffledIndices(trainSplit.n, 77).subarray(2048, 2048 + 4096)),
+      });
+      search = { widths: s.best.widths, fraction: s.fraction };
+      const uniform = s.candidates.find((c) => c.uniform)!;
+      const accs = s.candidates.map((c) => c.accuracy).sort((a, b) => a - b);
+      searchLog = {
+        widths: s.best.widths,
+        accuracy: s.best.accuracy,
+        uniformAccuracy: uniform.accuracy,
+        candidates: s.candidates.length,
+        seconds: (performance.now() - t) / 1000,
+      };
+      log(
+        `${cfg.net} seed ${seed}: width search, ${s.candidates.length} candidates at ≥ ${(100 * s.fraction).toFixed(1)} % FLOPs in ${searchLog.seconds.toFixed(0)} s: best ${Object.values(s.best.widths).join('/')} at ${(100 * s.best.accuracy).toFixed(2)} % (adaptive BN, 4 096 training images; median ${(100 * accs[accs.length >> 1]).toFixed(2)} %, uniform ${Object.values(uniform.widths).join('/')} ${(100 * uniform.accuracy).toFixed(2)} %)`,
+      );
+    }
+    const goal = 1 - ((1 - scheduledReduction('linear', search?.fraction ?? cfg.flopsTarget, round, R)) * baseMacs) / modelCost(model).macs;
+    const plan = search
+      ? round === R
+        ? planTowards(graph, scores, search.widths, 1, planOptions)
+        : (await planForFlopsTowards(model, graph, scores, search.widths, goal, planOptions)).plan
+      : method.allocation === 'sensitivity'
         ? (
             await planForFlopsBySensitivity(
               model,
@@ -433,6 +471,7 @@ async function pruneRunNow(
     speedup,
     seconds: (performance.now() - t0) / 1000,
     dir,
+    ...(searchLog ? { search: searchLog } : {}),
     measuredAt: new Date().toISOString(),
   };
 }
@@ -625,7 +664,9 @@ async function main(): Promise<void> {
     // the bisection prunes without fine-tuning; a run whose MACs landed elsewhere (global pruning re-ranks after each round) is no equal-MACs comparison
     for (const r of tpRuns)
       if (Math.abs(r.macs / targetMacs - 1) > 0.02)
-        log(`warning: ${cfg.net} torch-pruning seed ${r.seed} landed at ${r.macs} MACs, ${((r.macs / targetMacs - 1) * 100).toFixed(1)} % off prunewise's ${targetMacs}: not equal MACs`);
+        log(
+          `warning: ${cfg.net} torch-pruning seed ${r.seed} landed at ${r.macs} MACs, ${((r.macs / targetMacs - 1) * 100).toFixed(1)} % off prunewise's ${targetMacs}: not equal MACs`,
+        );
     const budget = samplesOf(cfg.best.rounds);
     out[cfg.net] = {
       baseline: {

@@ -287,10 +287,19 @@ export const campaignSchema = z
           ),
         protect: z.array(z.string()).default([]).describe('layer names whose channels are never removed'),
         allocation: z
-          .enum(['weights', 'uniform', 'sensitivity'])
+          .enum(['weights', 'uniform', 'sensitivity', 'search'])
           .optional()
           .describe(
-            "weights (default with the per-round schedule): each group loses what lowers the run's J(w) most, from measured per-group sensitivity; uniform (default with FLOPs schedules): the same ratio everywhere; sensitivity (FLOPs schedules): each round's FLOPs taken where the measured validation error rises least",
+            "weights (default with the per-round schedule): each group loses what lowers the run's J(w) most, from measured per-group sensitivity; uniform (default with FLOPs schedules): the same ratio everywhere; sensitivity (FLOPs schedules): each round's FLOPs taken where the measured validation error rises least; search (FLOPs schedules): the widths the rounds go to chosen once among searchCandidates random allocations at the target, each scored on the baseline after re-estimating batch norm (EagleEye)",
+          ),
+        searchCandidates: z
+          .number()
+          .int()
+          .min(1)
+          .max(1000)
+          .default(64)
+          .describe(
+            'search allocation: random width allocations scored besides the uniform one (each costs one pruned copy and a pass over sensitivitySamples images)',
           ),
         expectedRecovery: z
           .number()
@@ -303,7 +312,7 @@ export const campaignSchema = z
           .int()
           .min(100)
           .default(1000)
-          .describe('weights and sensitivity allocation: validation images each sensitivity trial is scored on'),
+          .describe('weights, sensitivity and search allocation: validation images each sensitivity trial or search candidate is scored on'),
       })
       .superRefine((p, ctx) => {
         if (p.finetuneEpochs !== undefined && (p.finetune.epochs !== undefined || p.finetune.batches !== undefined))
@@ -331,11 +340,11 @@ export const campaignSchema = z
             message: `"weights" needs schedule "per-round" (FLOPs schedules allocate uniformly or by sensitivity): remove allocation or use schedule: per-round`,
           });
         }
-        if (p.allocation === 'sensitivity' && p.schedule === 'per-round') {
+        if ((p.allocation === 'sensitivity' || p.allocation === 'search') && p.schedule === 'per-round') {
           ctx.addIssue({
             code: 'custom',
             path: ['allocation'],
-            message: `"sensitivity" spends a FLOPs schedule's budget: use schedule linear, one-shot or agp with targetFlopsReduction, or allocation: weights`,
+            message: `"${p.allocation}" spends a FLOPs schedule's budget: use schedule linear, one-shot or agp with targetFlopsReduction, or allocation: weights`,
           });
         }
         if (p.schedule !== 'per-round' && p.targetFlopsReduction === undefined) {
@@ -514,7 +523,7 @@ export interface CampaignRecipe {
   pruning?: {
     criterion: string;
     scope: string;
-    /** weights | uniform | sensitivity (allocationOf) */
+    /** weights | uniform | sensitivity | search (allocationOf) */
     allocation?: string;
     roundTo: { multiple: number; auto: boolean; runtime: string | null };
     summary: string;
@@ -562,7 +571,9 @@ export function campaignRecipeOf(
       ? 'allocation by weights (measured sensitivity, ΔJ)'
       : allocation === 'sensitivity'
         ? 'FLOPs allocated by measured sensitivity'
-        : `${scope} scope`;
+        : allocation === 'search'
+          ? 'widths searched on the baseline (adaptive batch norm)'
+          : `${scope} scope`;
   const pruning = { criterion: p.criterion, scope, ...(allocation ? { allocation } : {}), roundTo, summary: `criterion ${p.criterion}, ${how}, ${rounding}` };
   return { finetune, sparsity, pruning, summary };
 }

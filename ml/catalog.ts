@@ -46,7 +46,7 @@ export const LR_SCHEDULES = ['constant', 'cosine', 'one-cycle'] as const;
 export type LrScheduleName = (typeof LR_SCHEDULES)[number];
 
 /** How a campaign's rounds share out what they remove (campaign pruning.allocation). */
-export type AllocationKind = 'weights' | 'uniform' | 'sensitivity';
+export type AllocationKind = 'weights' | 'uniform' | 'sensitivity' | 'search';
 
 /** The allocation a campaign's rounds use: by weights with the per-round schedule unless set, else uniform unless set to sensitivity. */
 export function allocationOf(p: { allocation?: AllocationKind; schedule: string }): AllocationKind {

@@ -10,6 +10,7 @@ export { SUPPORT, outputChannelAxis, resolveAxis, topologyProblems, type Support
 export * from './importance';
 export * from './plan';
 export * from './allocate';
+export * from './search';
 export * from './latency-table';
 export * from './roofline';
 export * from './energy-sensor';

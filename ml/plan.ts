@@ -35,7 +35,8 @@ export function groupRoundTo(size: number, o: Pick<PlanOptions, 'roundTo' | 'rou
   return Math.min(p, r);
 }
 
-function keepCount(size: number, remove: number, o: PlanOptions): number {
+/** Channels a group of `size` keeps when `remove` are asked to go: capped by maxRatio, rounded up to groupRoundTo, at least minUnits. */
+export function keepCount(size: number, remove: number, o: PlanOptions): number {
   const cap = Math.floor(size * (o.maxRatio ?? 0.9));
   let keep = size - Math.min(remove, cap);
   const r = groupRoundTo(size, o);
@@ -43,12 +44,13 @@ function keepCount(size: number, remove: number, o: PlanOptions): number {
   return Math.min(size, Math.max(keep, Math.min(size, o.minUnits)));
 }
 
-function isProtected(graph: Graph, name: string, o: PlanOptions): boolean {
+export function isProtected(graph: Graph, name: string, o: PlanOptions): boolean {
   const g = graph.groupByName(name)!;
   return (o.protect ?? []).some((p) => p === name || g.producers.includes(p) || g.followers.includes(p));
 }
 
-function topIndices(scores: number[], n: number): number[] {
+/** The indices of the `n` highest scores (ties: the lower index), in ascending order. */
+export function topIndices(scores: number[], n: number): number[] {
   return scores
     .map((v, i) => ({ v, i }))
     .sort((a, b) => b.v - a.v || a.i - b.i)

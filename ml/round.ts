@@ -10,6 +10,7 @@ import { modelCost } from './cost';
 import type { Graph } from './graph';
 import { planForFlops, planGlobal, planLocal, scalePlan, scheduledReduction, type PlanOptions } from './plan';
 import type { KeepPlan } from './prune';
+import { planForFlopsTowards, planTowards, type WidthSearchResult } from './search';
 
 /** The pruning section of a campaign file, as the pruner step reads it. */
 export interface PruningPolicy {
@@ -81,6 +82,8 @@ export interface RoundContext {
   scheduleRound?: number;
   /** after rollbacks: remove only this share (0–1] of what the policy chose (default 1) */
   ratioScale?: number;
+  /** allocation "search": the widths searched on the baseline (ml/search.ts searchWidths), where the rounds go */
+  search?: WidthSearchResult;
 }
 
 /**
@@ -96,6 +99,40 @@ export async function planRound(p: PruningPolicy, c: RoundContext): Promise<Roun
 
 async function choosePlan(p: PruningPolicy, c: RoundContext): Promise<RoundPlan> {
   const opts = planOptions(p);
+  if (allocationOf(p) === 'search' && p.schedule !== 'per-round') {
+    if (!c.search) throw new Error('allocation "search": no width search was run for this round');
+    const s = c.search;
+    const last = (c.scheduleRound ?? c.round) >= p.rounds;
+    // the schedule walks to what the searched widths remove (at least the target: rounding can overshoot it)
+    const goal = await flopsGoal({ ...p, targetFlopsReduction: s.fraction }, c);
+    const flops = modelCost(c.model).flops;
+    const step = last
+      ? { plan: planTowards(c.graph, c.scores, s.best.widths, 1, opts), step: 1 }
+      : await planForFlopsTowards(c.model, c.graph, c.scores, s.best.widths, Math.max(0, goal), opts);
+    const uniform = s.candidates.find((x) => x.uniform);
+    return {
+      plan: step.plan,
+      metrics: { allocatedGroups: Object.keys(step.plan).length, searchCandidates: s.candidates.length, searchAccuracy: s.best.accuracy },
+      allocation: {
+        allocation: 'search',
+        widths: s.best.widths,
+        searchFlopsFraction: s.fraction,
+        widthsFlopsRemoved: s.best.flopsRemoved,
+        adaptiveBnAccuracy: s.best.accuracy,
+        uniformWidths: uniform?.widths ?? null,
+        uniformAdaptiveBnAccuracy: uniform?.accuracy ?? null,
+        candidates: s.candidates.length,
+        flopsBefore: flops,
+        flopsFractionToRemove: goal,
+        stepTowardsWidths: step.step,
+        note:
+          'widths: the channel counts the rounds go to, chosen once on the baseline among `candidates` random allocations and the uniform one that ' +
+          'remove searchFlopsFraction of its FLOPs (up to 0.01 more; the chosen widths remove widthsFlopsRemoved), each pruned without fine-tuning, its batch-norm statistics re-estimated on training images and ' +
+          'scored by accuracy on validation images (adaptiveBnAccuracy; EagleEye, Li et al. ECCV 2020). Each round goes stepTowardsWidths of the way ' +
+          "from this round's model, enough for the round's goal (flopsFractionToRemove of this round's model); the last round goes the whole way.",
+      },
+    };
+  }
   if (allocationOf(p) === 'sensitivity' && p.schedule !== 'per-round') {
     if (!c.sensitivity) throw new Error('allocation "sensitivity": the score stage measured no sensitivity for this round');
     const goal = Math.max(0, await flopsGoal(p, c));

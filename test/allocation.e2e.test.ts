@@ -71,4 +71,43 @@ describe('weight-driven allocation', () => {
     const ratios = new Set(alloc.chosen.map((c: { ratio: number }) => c.ratio));
     expect(ratios.size > 1 || alloc.chosen.length < 4).toBe(true);
   }, 600_000);
+
+  it('allocation: search walks the rounds to widths searched once on the baseline, and records them', async () => {
+    const { home, status } = await runLenet5('alloc-search', {
+      constraints: { maxAccuracyDrop: 30 },
+      pruning: {
+        rounds: 2,
+        schedule: 'linear',
+        targetFlopsReduction: 0.5,
+        allocation: 'search',
+        searchCandidates: 8,
+        finetuneEpochs: 1,
+        batchSize: 64,
+        sensitivitySamples: 300,
+      },
+      target: { batchSize: 32, warmupRuns: 1, latencyRuns: 5 },
+    });
+    expect(status.recipe.pruning).toMatchObject({ allocation: 'search' });
+    expect(status.recipe.pruning.summary).toMatch(/widths searched on the baseline/);
+    const run = status.runs[0] as { id: string; rounds: Array<{ metrics: Record<string, number> }> };
+    expect(run.rounds.length).toBe(2);
+    const allocs = [1, 2].map((r) => JSON.parse(fs.readFileSync(path.join(home, 'artifacts', run.id, `round-${r}`, 'allocation.json'), 'utf8')));
+    // one search, the same widths in both rounds; the first round goes part of the way, the last the whole way
+    expect(allocs[0].allocation).toBe('search');
+    expect(allocs[1].widths).toEqual(allocs[0].widths);
+    expect(allocs[0].candidates).toBeGreaterThan(1);
+    expect(allocs[0].stepTowardsWidths).toBeLessThan(1);
+    expect(allocs[1].stepTowardsWidths).toBe(1);
+    expect(allocs[0].searchFlopsFraction).toBeGreaterThanOrEqual(0.5);
+    const last = run.rounds[1].metrics;
+    for (const [group, width] of Object.entries(allocs[0].widths as Record<string, number>)) expect(last[`channels.${group}`]).toBe(width);
+    expect(1 - last.flops / status.baseline.flops).toBeCloseTo(allocs[0].widthsFlopsRemoved, 6);
+    expect(allocs[0].widthsFlopsRemoved).toBeGreaterThanOrEqual(allocs[0].searchFlopsFraction);
+    const first = run.rounds[0].metrics;
+    expect(1 - first.flops / status.baseline.flops).toBeGreaterThanOrEqual(allocs[0].searchFlopsFraction / 2 - 1e-9);
+    expect(1 - first.flops / status.baseline.flops).toBeLessThan(allocs[0].searchFlopsFraction);
+    // searched once: one result file next to the baseline, read by the second round
+    const campaignDir = path.join(home, 'artifacts', status.id, 'baseline');
+    expect(fs.readdirSync(campaignDir).filter((f) => f.startsWith('width-search-')).length).toBe(1);
+  }, 600_000);
 });

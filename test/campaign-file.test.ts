@@ -73,6 +73,16 @@ describe('campaign files', () => {
       { ...good, pruning: { allocation: 'sensitivity' } },
       /: pruning\.allocation: "sensitivity" spends a FLOPs schedule's budget: use schedule linear, one-shot or agp/,
     ],
+    [
+      'search allocation with the per-round schedule',
+      { ...good, pruning: { allocation: 'search' } },
+      /: pruning\.allocation: "search" spends a FLOPs schedule's budget: use schedule linear, one-shot or agp/,
+    ],
+    [
+      'search with no candidates',
+      { ...good, pruning: { allocation: 'search', schedule: 'linear', targetFlopsReduction: 0.5, searchCandidates: 0 } },
+      /: pruning\.searchCandidates: /,
+    ],
     ['bad sweep', { ...good, sweep: { simplex: 0 } }, /: sweep\.simplex: /],
     ['out-of-range value', { ...good, pruning: { stepRatio: 1.5 } }, /: pruning\.stepRatio: must be less than 1 \(got 1\.5\)$/],
     ['roundTo neither a number nor auto', { ...good, pruning: { roundTo: 'auto8' } }, /: pruning\.roundTo: must be a whole number ≥ 1 or "auto"/],
