@@ -44,7 +44,15 @@ const STOP = new Error('epoch done');
 export async function trainWithSchedule(
   model: tfl.LayersModel,
   data: Split,
-  o: { epochs: number; batchSize: number; seed: number; labelSmoothing?: number; augment?: AugmentOptions; lrAt: (epoch: number) => number; onEpoch?: (e: number, loss: number) => void },
+  o: {
+    epochs: number;
+    batchSize: number;
+    seed: number;
+    labelSmoothing?: number;
+    augment?: AugmentOptions;
+    lrAt: (epoch: number) => number;
+    onEpoch?: (e: number, loss: number) => void;
+  },
 ): Promise<number[]> {
   let state: TrainState | undefined;
   const losses: number[] = [];
