@@ -192,7 +192,7 @@ export const CONFIGS: NetConfig[] = [
     // (−60.7 %) lost 0.15 point at 1e-3
     flopsTarget: 0.72,
     seeds: q([1, 2, 3], [1]),
-    controlSeeds: q([1], [1]), // one seed of the control: three did not fit the session's time
+    controlSeeds: q([1, 2, 3], [1]), // seeds 2 and 3 first ran 2026-12-07 as QUALITY_ABLATE runs of the same method (a full run reuses them)
     best: { criterion: 'fpgm', roundTo: 'auto', rounds: phases(...VGG_SAMPLES, BEST_LR, 'cosine'), distill: KD },
     control: { criterion: 'l1', roundTo: 1, rounds: phases(...VGG_SAMPLES, 5e-4, 'constant') },
     latencyBudgetSeconds: q(20, 3),
@@ -753,7 +753,7 @@ async function main(): Promise<void> {
   for (const cfg of CONFIGS.filter((c) => nets.includes(c.net))) {
     const o = out[cfg.net] as NetOut;
     console.log(
-      `${cfg.net}: fine-tune budget ${o.fineTuneSamples} samples per run (all three methods; batch ${FINETUNE_BATCH}, Adam), ${cfg.best.rounds.length} rounds on a linear FLOPs schedule (samples per round ${cfg.best.rounds.map((p) => stepsOf(p) * FINETUNE_BATCH).join(', ')}); prunewise = ${cfg.best.criterion}, ${cfg.best.allocation === 'sensitivity' ? 'allocation by sensitivity' : `${cfg.best.scope ?? 'local'} uniform`}, roundTo ${cfg.best.roundTo}, ${cfg.best.rounds[0].schedule} from ${cfg.best.rounds[0].lr} in every round, ${cfg.best.distill ? `distillation from the baseline (α ${cfg.best.distill.weight}, T ${cfg.best.distill.temperature})` : 'no distillation'}; l1 control = L1, plain fine-tuning at a constant ${cfg.control.rounds[0].lr} (seeds ${cfg.controlSeeds.join(', ')}); torch-pruning = the prunewise fine-tune schedule without distillation`,
+      `${cfg.net}: fine-tune budget ${o.fineTuneSamples} samples per run (all three methods; batch ${FINETUNE_BATCH}, Adam), ${cfg.best.rounds.length} rounds on a linear FLOPs schedule (samples per round ${cfg.best.rounds.map((p) => stepsOf(p) * FINETUNE_BATCH).join(', ')}); prunewise = ${cfg.best.criterion}, ${cfg.best.allocation === 'sensitivity' ? 'allocation by sensitivity' : cfg.best.allocation === 'search' ? 'widths searched (adaptive batch norm)' : `${cfg.best.scope ?? 'local'} uniform`}, roundTo ${cfg.best.roundTo}, ${cfg.best.rounds[0].schedule} from ${cfg.best.rounds[0].lr} in every round, ${cfg.best.distill ? `distillation from the baseline (α ${cfg.best.distill.weight}, T ${cfg.best.distill.temperature})` : 'no distillation'}; l1 control = L1, plain fine-tuning at a constant ${cfg.control.rounds[0].lr} (seeds ${cfg.controlSeeds.join(', ')}); torch-pruning = the prunewise fine-tune schedule without distillation`,
     );
   }
   console.log(
