@@ -174,7 +174,12 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
       }),
     ).slice(0, 16);
     const rel = path.join(baselineDir(input.campaignId), `width-search-${key}.json`);
-    if (fs.existsSync(art.abs(rel))) return JSON.parse(fs.readFileSync(art.abs(rel), 'utf8')) as WidthSearchResult;
+    try {
+      const kept = JSON.parse(fs.readFileSync(art.abs(rel), 'utf8')) as WidthSearchResult;
+      if (kept?.best?.widths && Array.isArray(kept.candidates)) return kept;
+    } catch {
+      // not there yet (or unreadable): searched again below, with the same answer
+    }
     const base = await art.loadModel(baselineRef);
     try {
       const graph = analyze(base);

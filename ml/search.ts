@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { Split } from './data';
 import { gather } from './data';
+import { modelCost } from './cost';
 import type { Graph } from './graph';
 import { isProtected, keepCount, plannedFlops, planForFlops, topIndices, type PlanOptions } from './plan';
 import { pruneModel, type KeepPlan } from './prune';
@@ -137,7 +138,7 @@ export async function planForFlopsTowards(
   fraction: number,
   o: PlanOptions,
 ): Promise<{ plan: KeepPlan; flopsRemoved: number; step: number }> {
-  const base = (await plannedFlops(model, graph, {})) || 1;
+  const base = modelCost(model).flops || 1;
   const removed = async (p: KeepPlan) => 1 - (await plannedFlops(model, graph, p)) / base;
   const full = planTowards(graph, scores, widths, 1, o);
   let best = { plan: full, flopsRemoved: await removed(full), step: 1 };
@@ -169,7 +170,7 @@ export async function searchWidths(model: tfl.LayersModel, graph: Graph, scores:
   const tolerance = o.tolerance ?? 0.01;
   const uniform = await planForFlops(model, graph, scores, o.fraction, 'local', o.plan);
   const fraction = Math.max(o.fraction, uniform.flopsRemoved);
-  const base = (await plannedFlops(model, graph, {})) || 1;
+  const base = modelCost(model).flops || 1;
   const removed = async (p: KeepPlan) => 1 - (await plannedFlops(model, graph, p)) / base;
   const open = graph.groups.filter((g) => !isProtected(graph, g.name, o.plan));
   const cap = o.plan.maxRatio ?? 0.9;
@@ -182,7 +183,7 @@ export async function searchWidths(model: tfl.LayersModel, graph: Graph, scores:
     });
     return plan;
   };
-  const plans: Array<{ plan: KeepPlan; flopsRemoved: number; uniform: boolean }> = [{ ...uniform, flopsRemoved: uniform.flopsRemoved, uniform: true }];
+  const plans: Array<{ plan: KeepPlan; flopsRemoved: number; uniform: boolean }> = [{ ...uniform, uniform: true }];
   const seen = new Set([JSON.stringify(widthsOf(graph, uniform.plan))]);
   for (let tries = 0; plans.length < o.candidates + 1 && tries < 20 * (o.candidates + 1); tries++) {
     const u = open.map(() => 0.05 + 0.95 * draw());
