@@ -196,7 +196,8 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
           ds.val,
           Array.from({ length: Math.min(ds.val.n, p.sensitivitySamples) }, (_, i) => i),
         ),
-        onCandidate: (done, total) => beat(ctx, { step: done, total, what: 'width search candidates' }),
+        onProgress: (phase, done, total) =>
+          beat(ctx, { step: done, total, what: phase === 'draw' ? 'width search: candidates drawn' : 'width search: candidates scored' }),
       });
       writeFileAtomic(art.abs(rel), JSON.stringify(result));
       return result;

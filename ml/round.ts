@@ -94,7 +94,23 @@ export async function planRound(p: PruningPolicy, c: RoundContext): Promise<Roun
   const chosen = await choosePlan(p, c);
   const scale = c.ratioScale ?? 1;
   if (scale >= 1) return chosen;
-  return { ...chosen, plan: scalePlan(c.graph, c.scores, chosen.plan, scale, planOptions(p)), metrics: { ...chosen.metrics, ratioScale: scale } };
+  const plan = scalePlan(c.graph, c.scores, chosen.plan, scale, planOptions(p));
+  return {
+    ...chosen,
+    plan,
+    metrics: { ...chosen.metrics, ratioScale: scale },
+    // the record says what the policy chose; after a rollback the round removes only ratioScale of it: say what it keeps
+    ...(chosen.allocation
+      ? {
+          allocation: {
+            ...chosen.allocation,
+            ratioScale: scale,
+            keptAfterRollback: Object.fromEntries(c.graph.groups.map((g) => [g.name, plan[g.name]?.length ?? g.size])),
+            rollbackNote: `a retry after rollback: this round removes ${scale} of what the figures above chose (ml/plan.ts scalePlan: the highest-scoring removed channels come back first); keptAfterRollback is what each group keeps`,
+          },
+        }
+      : {}),
+  };
 }
 
 async function choosePlan(p: PruningPolicy, c: RoundContext): Promise<RoundPlan> {

@@ -15,7 +15,7 @@ import type { Graph } from './graph';
 import { isProtected, keepCount, plannedFlops, planForFlops, topIndices, type PlanOptions } from './plan';
 import { pruneModel, type KeepPlan } from './prune';
 import { rng } from './random';
-import { evaluate, inputShapeOf } from './train';
+import { evaluate, inputShapeOf, yieldToEventLoop } from './train';
 
 export interface WidthSearchOptions {
   /** fraction of the model's FLOPs to remove (0–1); candidates remove at least this and at least what the local uniform plan removes */
@@ -31,8 +31,8 @@ export interface WidthSearchOptions {
   evalSplit: Split;
   /** a candidate may remove up to this much more than the target (0–1; default 0.01): the rest are redrawn */
   tolerance?: number;
-  /** called after each candidate (progress) */
-  onCandidate?: (done: number, total: number) => void | Promise<void>;
+  /** called after each candidate drawn and each scored (progress, heartbeats) */
+  onProgress?: (phase: 'draw' | 'score', done: number, total: number) => void | Promise<void>;
 }
 
 export interface WidthCandidate {
@@ -85,6 +85,7 @@ export async function adaptBatchNorm(model: tfl.LayersModel, data: Split, batchS
       });
       const [a1, a2] = [s1.dataSync(), s2.dataSync()];
       tf.dispose([s1, s2]);
+      await yieldToEventLoop();
       for (let i = 0; i < c; i++) {
         sum[i] += a1[i];
         sq[i] += a2[i];
@@ -161,7 +162,8 @@ export async function planForFlopsTowards(
  * Draws `candidates` random width allocations that remove `fraction` of the FLOPs (each group's ratio proportional to a
  * uniform draw, scaled by bisection to the target, capped by maxRatio, rounded), scores each and the local uniform plan
  * by adaptive-batch-norm accuracy, and returns the best (ties: the earlier; the uniform plan comes first).
- * Costs per candidate one pruned copy, one pass over bnSplit per batch norm and one over evalSplit.
+ * Costs per candidate one pruned copy, one pass over bnSplit per batch norm and one over evalSplit; yields to the event loop
+ * between candidates and batches (the stage's heartbeats and the CLI's timers keep running).
  * @throws Error when candidates < 0 or fraction is outside (0, 1)
  */
 export async function searchWidths(model: tfl.LayersModel, graph: Graph, scores: Record<string, number[]>, o: WidthSearchOptions): Promise<WidthSearchResult> {
@@ -206,6 +208,9 @@ export async function searchWidths(model: tfl.LayersModel, graph: Graph, scores:
     if (seen.has(key)) continue;
     seen.add(key);
     plans.push({ ...found, uniform: false });
+    // each draw builds a dozen architectures without a macrotask in between: let timers and heartbeats run
+    await yieldToEventLoop();
+    await o.onProgress?.('draw', plans.length, o.candidates + 1);
   }
   const candidates: WidthCandidate[] = [];
   for (const p of plans) {
@@ -217,7 +222,7 @@ export async function searchWidths(model: tfl.LayersModel, graph: Graph, scores:
     } finally {
       pruned.dispose();
     }
-    await o.onCandidate?.(candidates.length, plans.length);
+    await o.onProgress?.('score', candidates.length, plans.length);
   }
   const best = candidates.reduce((a, c) => (c.accuracy > a.accuracy ? c : a), candidates[0]);
   return { best, candidates, fraction };

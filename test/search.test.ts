@@ -11,8 +11,10 @@ import {
   modelCost,
   planForFlops,
   planForFlopsTowards,
+  planRound,
   planTowards,
   pruneModel,
+  type PruningPolicy,
   scoreGroups,
   searchWidths,
   type Split,
@@ -105,6 +107,49 @@ describe('width search', () => {
       expect(n).toBeLessThanOrEqual(g.size);
     }
     pruned.dispose();
+    model.dispose();
+  });
+
+  it('a round of allocation search: the last goes the whole way; a retry after rollback records what it really keeps', async () => {
+    const model = buildZooModel('vgg-small', 7, [28, 28, 1], 10);
+    const graph = analyze(model);
+    const scores = scoreGroups(model, 'l1', { seed: 1 }, graph);
+    const search = await searchWidths(model, graph, scores, {
+      fraction: 0.5,
+      candidates: 4,
+      seed: 3,
+      plan: OPTS,
+      bnSplit: images(32, 1),
+      evalSplit: images(32, 2),
+    });
+    const policy: PruningPolicy = {
+      criterion: 'l1',
+      scope: 'local',
+      schedule: 'linear',
+      stepRatio: 0.2,
+      targetFlopsReduction: 0.5,
+      rounds: 2,
+      minUnits: 2,
+      maxLayerRatio: 0.9,
+      roundTo: 4,
+      protect: [],
+      allocation: 'search',
+      expectedRecovery: 0.7,
+      sensitivitySamples: 100,
+    };
+    const base = modelCost(model).flops;
+    const ctx = { model, graph, scores, search, baselineFlops: async () => base };
+    const kept = (plan: Record<string, number[]>) => Object.fromEntries(graph.groups.map((g) => [g.name, plan[g.name]?.length ?? g.size]));
+    const last = await planRound(policy, { ...ctx, round: 2 });
+    expect(kept(last.plan)).toEqual(search.best.widths);
+    expect((last.allocation as { stepTowardsWidths: number }).stepTowardsWidths).toBe(1);
+    const first = await planRound(policy, { ...ctx, round: 1 });
+    expect((first.allocation as { stepTowardsWidths: number }).stepTowardsWidths).toBeLessThan(1);
+    const retry = await planRound(policy, { ...ctx, round: 2, ratioScale: 0.5 });
+    const a = retry.allocation as { ratioScale: number; keptAfterRollback: Record<string, number>; widths: Record<string, number> };
+    expect(a.ratioScale).toBe(0.5);
+    expect(a.keptAfterRollback).toEqual(kept(retry.plan));
+    expect(a.keptAfterRollback).not.toEqual(a.widths);
     model.dispose();
   });
 
