@@ -2,7 +2,6 @@
 // artifact → return metrics. They never touch SQLite; the workflow hands their results to the
 // `record` activity. The pruning policy lives in ml/round.ts, the measuring policy in ml/measure.ts.
 import { Context } from '@temporalio/activity';
-import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -153,15 +152,16 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
    * allocation "search": the widths the rounds go to, searched on the campaign's baseline (ml/search.ts searchWidths:
    * `searchCandidates` random allocations and the uniform one removing targetFlopsReduction, scored by accuracy on
    * `sensitivitySamples` validation images after adaptive batch norm on 2 048 training images). Every round's prune stage asks
-   * for it; the inputs are the same each time, so is the answer: the first computes it and leaves it next to the baseline
-   * (width-search-<key>.json, keyed by everything it depends on), the others read it — a worker without that file, or a
-   * retry after a crash, computes it again.
+   * for it: the first to find none searches and publishes width-search-<key>.json next to the baseline in the artifact store
+   * (keyed by everything the result depends on but the backend); the others, on any worker, read that one, so a run's rounds
+   * all walk to the same widths. Stages that search at once (a sweep's first rounds) get the same answer on the same backend;
+   * on different backends the last one published is what later rounds read. `reused`: read, not searched.
    */
-  const widthSearch = async (input: StageInput, p: ReturnType<typeof policyOf>): Promise<WidthSearchResult> => {
+  const widthSearch = async (input: StageInput, p: ReturnType<typeof policyOf>): Promise<{ result: WidthSearchResult; reused: boolean }> => {
     const baselineRef = input.baselineModel ?? baselineModelDir(input.campaignId);
     const key = sha256(
       JSON.stringify({
-        v: 1,
+        v: 1, // bump when the search changes what it returns
         baselineRef,
         seed: input.spec.seed,
         criterion: p.criterion,
@@ -170,15 +170,15 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
         samples: p.sensitivitySamples,
         plan: planOptions(p),
         dataset: input.spec.dataset,
-        backend: tf.getBackend(),
+        task: input.spec.task ?? null,
       }),
     ).slice(0, 16);
     const rel = path.join(baselineDir(input.campaignId), `width-search-${key}.json`);
     try {
-      const kept = JSON.parse(fs.readFileSync(art.abs(rel), 'utf8')) as WidthSearchResult;
-      if (kept?.best?.widths && Array.isArray(kept.candidates)) return kept;
-    } catch {
-      // not there yet (or unreadable): searched again below, with the same answer
+      const kept = await art.readJson<WidthSearchResult>(rel);
+      if (kept?.best?.widths && Array.isArray(kept.candidates)) return { result: kept, reused: true };
+    } catch (e) {
+      if (!(e instanceof ArtifactError)) throw e; // none yet (or unreadable): searched below, with the same answer
     }
     const base = await art.loadModel(baselineRef);
     try {
@@ -200,7 +200,8 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
           beat(ctx, { step: done, total, what: phase === 'draw' ? 'width search: candidates drawn' : 'width search: candidates scored' }),
       });
       writeFileAtomic(art.abs(rel), JSON.stringify(result));
-      return result;
+      await art.publish(rel);
+      return { result, reused: false };
     } finally {
       base.dispose();
     }
@@ -489,7 +490,7 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
         const graph = analyze(model);
         const { scores, sensitivity } = await art.readJson<{ scores: Record<string, number[]>; sensitivity?: Sensitivity }>(input.scores);
         const policy = policyOf(input.spec);
-        const search = allocationOf(policy) === 'search' && policy.schedule !== 'per-round' ? await widthSearch(input, policy) : undefined;
+        const searched = allocationOf(policy) === 'search' && policy.schedule !== 'per-round' ? await widthSearch(input, policy) : undefined;
         const decided = await planRound(policy, {
           model,
           graph,
@@ -500,7 +501,7 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
           objectiveBase: input.objectiveBase,
           ratioScale: input.ratioScale,
           scheduleRound: input.scheduleRound,
-          search,
+          search: searched?.result,
           baselineFlops: async () => {
             const base = await art.loadModel(input.baselineModel ?? baselineModelDir(input.campaignId));
             try {
@@ -527,6 +528,7 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
             channels,
             metrics: {
               ...decided.metrics,
+              ...(searched ? { widthSearchReused: searched.reused ? 1 : 0 } : {}),
               channelsRemoved: Object.entries(decided.plan).reduce((a, [name, kept]) => a + graph.groupByName(name)!.size - kept.length, 0),
               params: cost.params,
               flops: cost.flops,

@@ -296,10 +296,10 @@ export const campaignSchema = z
           .number()
           .int()
           .min(1)
-          .max(1000)
+          .max(256)
           .default(64)
           .describe(
-            'search allocation: random width allocations scored besides the uniform one (each costs one pruned copy and a pass over sensitivitySamples images)',
+            "search allocation: random width allocations scored besides the uniform one (each costs one pruned copy and a pass over sensitivitySamples images; the search runs within the first prune stage's 20 minutes)",
           ),
         expectedRecovery: z
           .number()

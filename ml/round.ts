@@ -133,13 +133,15 @@ async function choosePlan(p: PruningPolicy, c: RoundContext): Promise<RoundPlan>
         allocation: 'search',
         widths: s.best.widths,
         searchFlopsFraction: s.fraction,
+        // false: the caps (maxLayerRatio, minUnits, protect) keep every allocation short of targetFlopsReduction
+        searchReached: s.reached,
         widthsFlopsRemoved: s.best.flopsRemoved,
         adaptiveBnAccuracy: s.best.accuracy,
         uniformWidths: uniform?.widths ?? null,
         uniformAdaptiveBnAccuracy: uniform?.accuracy ?? null,
         candidates: s.candidates.length,
         flopsBefore: flops,
-        flopsFractionToRemove: goal,
+        flopsFractionToRemove: Math.max(0, goal),
         stepTowardsWidths: step.step,
         note:
           'widths: the channel counts the rounds go to, chosen once on the baseline among `candidates` random allocations and the uniform one that ' +

@@ -51,6 +51,11 @@ export interface WidthSearchResult {
   candidates: WidthCandidate[];
   /** the FLOPs fraction candidates had to remove (the target, or more where the uniform plan's rounding overshoots) */
   fraction: number;
+  /**
+   * false when the caps (maxRatio, minUnits, protected groups) keep even the uniform plan short of the target: then no random
+   * draw reaches it either and the result is the uniform plan, removing less than asked
+   */
+  reached: boolean;
 }
 
 const widthsOf = (graph: Graph, plan: KeepPlan): Record<string, number> =>
@@ -188,11 +193,15 @@ export async function searchWidths(model: tfl.LayersModel, graph: Graph, scores:
   const plans: Array<{ plan: KeepPlan; flopsRemoved: number; uniform: boolean }> = [{ ...uniform, uniform: true }];
   const seen = new Set([JSON.stringify(widthsOf(graph, uniform.plan))]);
   for (let tries = 0; plans.length < o.candidates + 1 && tries < 20 * (o.candidates + 1); tries++) {
+    // each draw builds a dozen architectures without a macrotask in between: let timers and heartbeats run, rejected draws too
+    await yieldToEventLoop();
+    await o.onProgress?.('draw', plans.length, o.candidates + 1);
     const u = open.map(() => 0.05 + 0.95 * draw());
     let lo = 0;
     let hi = cap / Math.min(...u);
-    let found: { plan: KeepPlan; flopsRemoved: number } | undefined;
-    if ((await removed(planOf(u, hi))) < fraction) continue;
+    const most = planOf(u, hi);
+    let found = { plan: most, flopsRemoved: await removed(most) };
+    if (found.flopsRemoved < fraction) continue; // the caps stop this draw short of the target
     for (let it = 0; it < 12; it++) {
       const mid = (lo + hi) / 2;
       const p = planOf(u, mid);
@@ -202,15 +211,11 @@ export async function searchWidths(model: tfl.LayersModel, graph: Graph, scores:
         found = { plan: p, flopsRemoved: r };
       } else lo = mid;
     }
-    found ??= { plan: planOf(u, hi), flopsRemoved: await removed(planOf(u, hi)) };
     if (found.flopsRemoved > fraction + tolerance) continue;
     const key = JSON.stringify(widthsOf(graph, found.plan));
     if (seen.has(key)) continue;
     seen.add(key);
     plans.push({ ...found, uniform: false });
-    // each draw builds a dozen architectures without a macrotask in between: let timers and heartbeats run
-    await yieldToEventLoop();
-    await o.onProgress?.('draw', plans.length, o.candidates + 1);
   }
   const candidates: WidthCandidate[] = [];
   for (const p of plans) {
@@ -225,5 +230,5 @@ export async function searchWidths(model: tfl.LayersModel, graph: Graph, scores:
     await o.onProgress?.('score', candidates.length, plans.length);
   }
   const best = candidates.reduce((a, c) => (c.accuracy > a.accuracy ? c : a), candidates[0]);
-  return { best, candidates, fraction };
+  return { best, candidates, fraction, reached: uniform.flopsRemoved >= o.fraction };
 }

@@ -106,8 +106,11 @@ describe('weight-driven allocation', () => {
     const first = run.rounds[0].metrics;
     expect(1 - first.flops / status.baseline.flops).toBeGreaterThanOrEqual(allocs[0].searchFlopsFraction / 2 - 1e-9);
     expect(1 - first.flops / status.baseline.flops).toBeLessThan(allocs[0].searchFlopsFraction);
-    // searched once: one result file next to the baseline, read by the second round
+    // searched once, by the first round's prune stage; the second read it (from the artifact store)
+    expect(first.widthSearchReused).toBe(0);
+    expect(last.widthSearchReused).toBe(1);
     const campaignDir = path.join(home, 'artifacts', status.id, 'baseline');
     expect(fs.readdirSync(campaignDir).filter((f) => f.startsWith('width-search-')).length).toBe(1);
+    expect(allocs[0].searchReached).toBe(true);
   }, 600_000);
 });

@@ -81,6 +81,13 @@ describe('width search', () => {
     // distinct allocations, the best the highest-scoring
     expect(new Set(a.candidates.map((c) => JSON.stringify(c.widths))).size).toBe(a.candidates.length);
     expect(a.best.accuracy).toBe(Math.max(...a.candidates.map((c) => c.accuracy)));
+    expect(a.reached).toBe(true);
+    // a target the caps do not allow (maxRatio 0.9 everywhere removes less): the uniform plan alone, and said so
+    const far = await searchWidths(model, graph, scores, { ...o, fraction: 0.999 });
+    expect(far.reached).toBe(false);
+    expect(far.candidates.length).toBe(1);
+    expect(far.best.uniform).toBe(true);
+    expect(far.best.flopsRemoved).toBeLessThan(0.999);
     // another seed, other candidates
     const c = await searchWidths(model, graph, scores, { ...o, seed: 6 });
     expect(c.candidates.slice(1).map((x) => x.widths)).not.toEqual(a.candidates.slice(1).map((x) => x.widths));
