@@ -198,11 +198,12 @@ describe('campaign workflow (stubbed activities): rollback and retry with half t
     expect(stagesOfRound(env, 4)).toEqual(FULL_ROUND);
     expect(stagesOfRound(env, 5)).toEqual([]);
     const prunes = env.calls('prune').map((c) => [c.input.round, c.input.ratioScale, c.input.scheduleRound]);
+    // every round is told its schedule round: the one after the retry is the schedule's third, not its fourth
     expect(prunes).toEqual([
-      [1, undefined, undefined],
-      [2, undefined, undefined],
+      [1, undefined, 1],
+      [2, undefined, 2],
       [3, 0.5, 2],
-      [4, undefined, undefined],
+      [4, undefined, 3],
     ]);
     // the retry starts from the same model the rolled-back round started from
     const baselineModel = `${env.calls('baseline')[0].input.campaignId}/baseline/model`;

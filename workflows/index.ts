@@ -441,6 +441,9 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
   // rolled-back rounds are retried with half the ratio (a new round number each), up to
   // constraints.rollbackRetries in a row; histories from before stop at the first rollback
   const retryRollbacks = patched('rollback-retries');
+  // every prune stage is told which of the schedule's rounds it is (rolled-back rounds do not advance it); histories from
+  // before told only retries, so a round after a successful retry planned as if the schedule were one round further on
+  const scheduleEveryRound = retryRollbacks && patched('schedule-round-always');
   const maxRetries = spec.constraints.rollbackRetries ?? 2;
   state.completed ??= state.round - 1;
   state.retries ??= 0;
@@ -460,7 +463,12 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
       progress.round = round;
       await store.record([{ op: 'round', runId, round, state: 'running' }]);
       const base = { campaignId, runId, round, spec };
-      const retry = retryRollbacks && state.retries! > 0 ? { ratioScale: 0.5 ** state.retries!, scheduleRound: state.completed! + 1 } : {};
+      const retry =
+        retryRollbacks && state.retries! > 0
+          ? { ratioScale: 0.5 ** state.retries!, scheduleRound: state.completed! + 1 }
+          : scheduleEveryRound
+            ? { scheduleRound: state.completed! + 1 }
+            : {};
 
       const scored = await stage('score', round, () => compute.score({ ...base, model: state.model, latencyTable: input.latencyTable }));
       const pruned = await stage('prune', round, () =>
