@@ -64,6 +64,7 @@ import {
   type LatencyTable,
   type RuntimeName,
   type Sensitivity,
+  type Split,
   taskOf,
   taskSpecOf,
   type Task,
@@ -141,6 +142,13 @@ const runtimeOf = (spec: CampaignSpec): RuntimeName => spec.target.runtime ?? 't
 /** The pruning policy (ml/round.ts) with the runtime `roundTo: auto` resolves for. */
 const policyOf = (spec: CampaignSpec) => ({ ...spec.pruning, runtime: runtimeOf(spec) });
 
+/** The first `n` examples of a split (all when it has fewer): what sensitivity trials and search candidates are scored on. */
+const firstImages = (split: Split, n: number): Split =>
+  subset(
+    split,
+    Array.from({ length: Math.min(split.n, n) }, (_, i) => i),
+  );
+
 /**
  * `home`: this worker's home (its local copies of artifacts); `store`: the artifact store every
  * worker reaches (default: ArtifactStore.fromEnv(home), PRUNEWISE_ARTIFACTS).
@@ -192,10 +200,7 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
         seed: input.spec.seed * 7919 + 17,
         plan: planOptions(p),
         bnSplit: subset(ds.train, shuffledIndices(ds.train.n, input.spec.seed * 7919 + 18).subarray(0, Math.min(ds.train.n, 2048))),
-        evalSplit: subset(
-          ds.val,
-          Array.from({ length: Math.min(ds.val.n, p.sensitivitySamples) }, (_, i) => i),
-        ),
+        evalSplit: firstImages(ds.val, p.sensitivitySamples),
         onProgress: (phase, done, total) =>
           beat(ctx, { step: done, total, what: phase === 'draw' ? 'width search: candidates drawn' : 'width search: candidates scored' }),
       });
@@ -446,24 +451,15 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
             if (lt) predicted = predictLatencyMs(model, lt.table).totalMs;
             const val = data(spec).val;
             const ctx = Context.current();
-            sensitivity = await measureSensitivity(
-              model,
-              graph,
-              scores,
-              subset(
-                val,
-                Array.from({ length: Math.min(val.n, p.sensitivitySamples) }, (_, i) => i),
-              ),
-              {
-                ratios: sensitivityRatios(p),
-                plan: planOptions(p),
-                latencyBatchSize: spec.target.batchSize,
-                latencyRuns: Math.min(spec.target.latencyRuns, 15),
-                latencyTable: lt,
-                noLatency: byFlops,
-                onTrial: (done, total) => beat(ctx, { step: done, total, what: 'sensitivity trials' }),
-              },
-            );
+            sensitivity = await measureSensitivity(model, graph, scores, firstImages(val, p.sensitivitySamples), {
+              ratios: sensitivityRatios(p),
+              plan: planOptions(p),
+              latencyBatchSize: spec.target.batchSize,
+              latencyRuns: Math.min(spec.target.latencyRuns, 15),
+              latencyTable: lt,
+              noLatency: byFlops,
+              onTrial: (done, total) => beat(ctx, { step: done, total, what: 'sensitivity trials' }),
+            });
           }
           const rel = path.join(roundDir(input.runId, input.round), 'scores.json');
           writeFileAtomic(art.abs(rel), JSON.stringify({ criterion: p.criterion, scores, blocked: graph.blocked, notes, sensitivity }));

@@ -68,7 +68,7 @@ import {
   type Split,
 } from '../ml';
 import { CRITERIA } from '../ml/catalog';
-import { planForFlopsTowards, planTowards, searchWidths } from '../ml/search';
+import { planRoundTowards, searchWidths } from '../ml/search';
 import { shuffledIndices } from '../ml/random';
 import { z } from 'zod';
 import { CACHE_DIR, ensureBaseline, type Baseline, type BaselineConfig } from './quality-baseline';
@@ -420,9 +420,7 @@ async function pruneRunNow(
     }
     const goal = 1 - ((1 - scheduledReduction('linear', search?.fraction ?? cfg.flopsTarget, round, R)) * baseMacs) / modelCost(model).macs;
     const plan = search
-      ? round === R
-        ? planTowards(graph, scores, search.widths, 1, planOptions)
-        : (await planForFlopsTowards(model, graph, scores, search.widths, goal, planOptions)).plan
+      ? (await planRoundTowards(model, graph, scores, search.widths, goal, round === R, planOptions)).plan
       : method.allocation === 'sensitivity'
         ? (
             await planForFlopsBySensitivity(

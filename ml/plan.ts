@@ -143,20 +143,35 @@ export async function planForFlops(
   const total = graph.groups.reduce((a, g) => a + g.size, 0);
   const make = (x: number) => (scope === 'local' ? planLocal(graph, scores, x, o) : planGlobal(graph, scores, Math.round(x * total), o));
   const removed = async (plan: KeepPlan) => 1 - (await plannedFlops(model, graph, plan)) / base;
+  const top = { plan: make(1), flopsRemoved: await removed(make(1)) };
+  if (top.flopsRemoved < fraction) return top; // the caps allow no more
+  const { plan, flopsRemoved } = await smallestPlanRemoving(make, removed, 1, top, fraction, 14);
+  return { plan, flopsRemoved };
+}
+
+/**
+ * Bisection over x in (0, hi] for the smallest x whose plan `make(x)` removes at least `fraction` (`removedOf` a plan's
+ * FLOPs fraction removed, non-decreasing in x), in `iterations` halvings; `top` is make(hi) and its fraction, which must
+ * reach `fraction` (the caller decides what to do when it does not). Returns the last plan found that reaches it, and its x.
+ */
+export async function smallestPlanRemoving(
+  make: (x: number) => KeepPlan,
+  removedOf: (plan: KeepPlan) => Promise<number>,
+  hi: number,
+  top: { plan: KeepPlan; flopsRemoved: number },
+  fraction: number,
+  iterations: number,
+): Promise<{ plan: KeepPlan; flopsRemoved: number; x: number }> {
+  let best = { ...top, x: hi };
   let lo = 0;
-  let hi = 1;
-  let best = { plan: make(1), flopsRemoved: await removed(make(1)) };
-  if (best.flopsRemoved < fraction) return best; // the caps allow no more
-  for (let it = 0; it < 14; it++) {
+  for (let it = 0; it < iterations; it++) {
     const mid = (lo + hi) / 2;
     const plan = make(mid);
-    const r = await removed(plan);
+    const r = await removedOf(plan);
     if (r >= fraction) {
       hi = mid;
-      best = { plan, flopsRemoved: r };
-    } else {
-      lo = mid;
-    }
+      best = { plan, flopsRemoved: r, x: mid };
+    } else lo = mid;
   }
   return best;
 }

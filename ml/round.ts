@@ -10,7 +10,7 @@ import { modelCost } from './cost';
 import type { Graph } from './graph';
 import { planForFlops, planGlobal, planLocal, scalePlan, scheduledReduction, type PlanOptions } from './plan';
 import type { KeepPlan } from './prune';
-import { planForFlopsTowards, planTowards, type WidthSearchResult } from './search';
+import { planRoundTowards, type WidthSearchResult } from './search';
 
 /** The pruning section of a campaign file, as the pruner step reads it. */
 export interface PruningPolicy {
@@ -122,9 +122,7 @@ async function choosePlan(p: PruningPolicy, c: RoundContext): Promise<RoundPlan>
     // the schedule walks to what the searched widths remove (at least the target: rounding can overshoot it)
     const goal = await flopsGoal({ ...p, targetFlopsReduction: s.fraction }, c);
     const flops = modelCost(c.model).flops;
-    const step = last
-      ? { plan: planTowards(c.graph, c.scores, s.best.widths, 1, opts), step: 1 }
-      : await planForFlopsTowards(c.model, c.graph, c.scores, s.best.widths, Math.max(0, goal), opts);
+    const step = await planRoundTowards(c.model, c.graph, c.scores, s.best.widths, goal, last, opts);
     const uniform = s.candidates.find((x) => x.uniform);
     return {
       plan: step.plan,

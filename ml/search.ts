@@ -12,7 +12,7 @@ import type { Split } from './data';
 import { gather } from './data';
 import { modelCost } from './cost';
 import type { Graph } from './graph';
-import { isProtected, keepCount, plannedFlops, planForFlops, topIndices, type PlanOptions } from './plan';
+import { isProtected, keepCount, plannedFlops, planForFlops, smallestPlanRemoving, topIndices, type PlanOptions } from './plan';
 import { pruneModel, type KeepPlan } from './prune';
 import { rng } from './random';
 import { evaluate, inputShapeOf, yieldToEventLoop } from './train';
@@ -147,20 +147,28 @@ export async function planForFlopsTowards(
   const base = modelCost(model).flops || 1;
   const removed = async (p: KeepPlan) => 1 - (await plannedFlops(model, graph, p)) / base;
   const full = planTowards(graph, scores, widths, 1, o);
-  let best = { plan: full, flopsRemoved: await removed(full), step: 1 };
-  if (best.flopsRemoved <= fraction) return best;
-  let lo = 0;
-  let hi = 1;
-  for (let it = 0; it < 14; it++) {
-    const mid = (lo + hi) / 2;
-    const p = planTowards(graph, scores, widths, mid, o);
-    const r = await removed(p);
-    if (r >= fraction) {
-      hi = mid;
-      best = { plan: p, flopsRemoved: r, step: mid };
-    } else lo = mid;
-  }
-  return best;
+  const top = { plan: full, flopsRemoved: await removed(full) };
+  if (top.flopsRemoved <= fraction) return { ...top, step: 1 };
+  const b = await smallestPlanRemoving((x) => planTowards(graph, scores, widths, x, o), removed, 1, top, fraction, 14);
+  return { plan: b.plan, flopsRemoved: b.flopsRemoved, step: b.x };
+}
+
+/**
+ * A round's plan towards `widths`: the last round (`last`) the whole way, any other just far enough for `goal` (a fraction
+ * of the current model's FLOPs; planForFlopsTowards). `step`: how far (0–1) it goes.
+ */
+export async function planRoundTowards(
+  model: tfl.LayersModel,
+  graph: Graph,
+  scores: Record<string, number[]>,
+  widths: Record<string, number>,
+  goal: number,
+  last: boolean,
+  o: PlanOptions,
+): Promise<{ plan: KeepPlan; step: number }> {
+  if (last) return { plan: planTowards(graph, scores, widths, 1, o), step: 1 };
+  const { plan, step } = await planForFlopsTowards(model, graph, scores, widths, Math.max(0, goal), o);
+  return { plan, step };
 }
 
 /**
@@ -197,25 +205,16 @@ export async function searchWidths(model: tfl.LayersModel, graph: Graph, scores:
     await yieldToEventLoop();
     await o.onProgress?.('draw', plans.length, o.candidates + 1);
     const u = open.map(() => 0.05 + 0.95 * draw());
-    let lo = 0;
-    let hi = cap / Math.min(...u);
+    const hi = cap / Math.min(...u);
     const most = planOf(u, hi);
-    let found = { plan: most, flopsRemoved: await removed(most) };
-    if (found.flopsRemoved < fraction) continue; // the caps stop this draw short of the target
-    for (let it = 0; it < 12; it++) {
-      const mid = (lo + hi) / 2;
-      const p = planOf(u, mid);
-      const r = await removed(p);
-      if (r >= fraction) {
-        hi = mid;
-        found = { plan: p, flopsRemoved: r };
-      } else lo = mid;
-    }
+    const top = { plan: most, flopsRemoved: await removed(most) };
+    if (top.flopsRemoved < fraction) continue; // the caps stop this draw short of the target
+    const found = await smallestPlanRemoving((x) => planOf(u, x), removed, hi, top, fraction, 12);
     if (found.flopsRemoved > fraction + tolerance) continue;
     const key = JSON.stringify(widthsOf(graph, found.plan));
     if (seen.has(key)) continue;
     seen.add(key);
-    plans.push({ ...found, uniform: false });
+    plans.push({ plan: found.plan, flopsRemoved: found.flopsRemoved, uniform: false });
   }
   const candidates: WidthCandidate[] = [];
   for (const p of plans) {

@@ -35,6 +35,13 @@ function images(n: number, seed: number): Split {
   return { n, x, y };
 }
 
+/** The zoo's vgg-small with its initial weights (seeded), its groups and the criterion's scores. */
+function vggSmall(seed: number, criterion: 'l1' | 'l2') {
+  const model = buildZooModel('vgg-small', seed, [28, 28, 1], 10);
+  const graph = analyze(model);
+  return { model, graph, scores: scoreGroups(model, criterion, { seed: 1 }, graph) };
+}
+
 const OPTS = { minUnits: 2, maxRatio: 0.9, roundTo: 4, roundToAdaptive: true };
 
 describe('width search', () => {
@@ -62,9 +69,7 @@ describe('width search', () => {
   });
 
   it('draws candidates at the target FLOPs, scores the uniform plan first, and gives the same result for the same seed', async () => {
-    const model = buildZooModel('vgg-small', 4, [28, 28, 1], 10);
-    const graph = analyze(model);
-    const scores = scoreGroups(model, 'l2', { seed: 1 }, graph);
+    const { model, graph, scores } = vggSmall(4, 'l2');
     const o = { fraction: 0.6, candidates: 6, seed: 5, plan: OPTS, bnSplit: images(64, 3), evalSplit: images(64, 4) };
     const a = await searchWidths(model, graph, scores, o);
     const b = await searchWidths(model, graph, scores, o);
@@ -95,9 +100,7 @@ describe('width search', () => {
   });
 
   it('walks to the chosen widths: a step removes at least the round goal, the whole way gives them exactly', async () => {
-    const model = buildZooModel('vgg-small', 5, [28, 28, 1], 10);
-    const graph = analyze(model);
-    const scores = scoreGroups(model, 'l1', { seed: 1 }, graph);
+    const { model, graph, scores } = vggSmall(5, 'l1');
     const widths = { conv1: 10, conv2: 6, conv3: 28, conv4: 8, conv5: 56, fc1: 64 };
     const whole = planTowards(graph, scores, widths, 1, OPTS);
     expect(Object.fromEntries(Object.entries(whole).map(([g, k]) => [g, k.length]))).toEqual(widths);
@@ -118,9 +121,7 @@ describe('width search', () => {
   });
 
   it('a round of allocation search: the last goes the whole way; a retry after rollback records what it really keeps', async () => {
-    const model = buildZooModel('vgg-small', 7, [28, 28, 1], 10);
-    const graph = analyze(model);
-    const scores = scoreGroups(model, 'l1', { seed: 1 }, graph);
+    const { model, graph, scores } = vggSmall(7, 'l1');
     const search = await searchWidths(model, graph, scores, {
       fraction: 0.5,
       candidates: 4,
@@ -161,9 +162,7 @@ describe('width search', () => {
   });
 
   it('refuses a fraction outside (0, 1) or a negative candidate count, naming it', async () => {
-    const model = buildZooModel('vgg-small', 6, [28, 28, 1], 10);
-    const graph = analyze(model);
-    const scores = scoreGroups(model, 'l1', { seed: 1 }, graph);
+    const { model, graph, scores } = vggSmall(6, 'l1');
     const o = { fraction: 0.5, candidates: 2, seed: 1, plan: OPTS, bnSplit: images(8, 1), evalSplit: images(8, 2) };
     await expect(searchWidths(model, graph, scores, { ...o, fraction: 1.2 })).rejects.toThrow(/fraction 1.2 must be in \(0, 1\)/);
     await expect(searchWidths(model, graph, scores, { ...o, candidates: -1 })).rejects.toThrow(/candidates -1 must be an integer/);
