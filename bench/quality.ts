@@ -93,7 +93,7 @@ interface Method {
   /** fine-tune phases per round (rounds.length = R) */
   rounds: Phase[];
   /** knowledge distillation from the unpruned baseline during fine-tuning (ml/recipe.ts): weight α, temperature T */
-  distill?: { weight: number; temperature: number };
+  distill?: { weight: number; temperature: number; attention?: number };
   /** image augmentation during fine-tuning (ml/recipe.ts AugmentOptions); Torch-Pruning's fine-tuning gets the same */
   augment?: AugmentOptions;
   /** the plan's scope (default local: the same fraction of every group; global: one ranking across groups, scores over each group's mean) */
@@ -209,7 +209,7 @@ const SEARCH_CANDIDATES = 64;
  * wasm speedup is still timed and printed, and the channel-step probes unless QUALITY_STEPS=0) — on QUALITY_SEEDS (comma-separated,
  * default the net's seeds); prints one JSON line per net. Keys: criterion, roundTo, scope, allocation, distill ({weight,
  * temperature}, or null: none), augment ({flip, shift}: of the fine-tuning, or null: none), flopsTarget (replaces the
- * net's), phases [perRound, last, lr, schedule] (the rounds, as phases() builds them). Checked before anything trains: an unknown key or value stops the bench, naming it.
+ * net's), phases [perRound, last, lr, schedule, rounds?] (the rounds, as phases() builds them; 5 rounds unless given). Checked before anything trains: an unknown key or value stops the bench, naming it.
  */
 const ABLATE_SCHEMA = z.strictObject({
   criterion: z.enum(CRITERIA).optional(),
@@ -217,7 +217,7 @@ const ABLATE_SCHEMA = z.strictObject({
   scope: z.enum(['local', 'global']).optional(),
   allocation: z.enum(['uniform', 'sensitivity', 'search']).optional(),
   distill: z
-    .strictObject({ weight: z.number().min(0).max(1), temperature: z.number().positive() })
+    .strictObject({ weight: z.number().min(0).max(1), temperature: z.number().positive(), attention: z.number().min(0).optional() })
     .nullable()
     .optional(),
   flopsTarget: z.number().gt(0).lt(1).optional(),
@@ -225,7 +225,10 @@ const ABLATE_SCHEMA = z.strictObject({
     .strictObject({ flip: z.boolean(), shift: z.number().int().min(0).max(8) })
     .nullable()
     .optional(),
-  phases: z.tuple([z.number().int().positive(), z.number().int().positive(), z.number().positive(), z.enum(['constant', 'cosine'])]).optional(),
+  phases: z
+    .tuple([z.number().int().positive(), z.number().int().positive(), z.number().positive(), z.enum(['constant', 'cosine'])])
+    .rest(z.number().int().min(1).max(20))
+    .optional(),
 });
 /** bad QUALITY_* input: printed as one line */
 class BenchInputError extends Error {}
@@ -249,7 +252,7 @@ const parseAblate = (): (Partial<Method> & { flopsTarget?: number }) | undefined
     ...rest,
     ...(distill === undefined ? {} : { distill: distill ?? undefined }),
     ...(augment === undefined ? {} : { augment: augment ?? undefined }),
-    ...(ph ? { rounds: phases(...ph) } : {}),
+    ...(ph ? { rounds: phases(ph[0], ph[1], ph[2], ph[3], ph[4]) } : {}),
   };
 };
 const parseSeeds = (): number[] | undefined => {

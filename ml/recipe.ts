@@ -71,6 +71,12 @@ export interface DistillOptions {
   weight: number;
   /** T > 0: the softmax temperature of both soft distributions */
   temperature: number;
+  /**
+   * β ≥ 0 of attention transfer (ml/attention.ts; Zagoruyko & Komodakis, ICLR 2017: 1 000): the loss adds β/2 · Σ mean((Q_s − Q_t)²)
+   * over the layers before each pooling. Graph mode only (ml/train-graph.ts), with `weight` > 0. Default 0: none. Not a campaign
+   * field: in bench:quality's seventh ablation it gave nothing on vgg-small (β 100) or cost accuracy (β 1 000).
+   */
+  attention?: number;
 }
 
 /** The loss terms a shard's gradient computation needs (sent to every training thread): plain numbers. */

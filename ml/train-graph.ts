@@ -21,6 +21,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { PACKAGE_ROOT } from '../platform/version';
 import type { AdamState } from './adam';
+import type { AttentionLayer } from './attention';
 import { sha256 } from './files';
 import type { Task } from './task';
 import { tflitePython } from './tflite';
@@ -153,7 +154,7 @@ export class GraphRefused extends Error {}
 const exporting = new Map<string, Promise<string>>();
 
 /** The SavedModel folder of this model's training step (traced once per architecture and task; cached). @throws GraphRefused, Error */
-export async function trainGraphFor(model: tfl.LayersModel, task: Task): Promise<string> {
+export async function trainGraphFor(model: tfl.LayersModel, task: Task, attention: AttentionLayer[] = []): Promise<string> {
   let refs: ReturnType<typeof weightRefs>['refs'];
   try {
     ({ refs } = weightRefs(model));
@@ -164,6 +165,8 @@ export async function trainGraphFor(model: tfl.LayersModel, task: Task): Promise
     topology: withoutInitializers(model.toJSON(null, false)),
     task: { type: task.type, outputs: task.outputs, units: task.units },
     weights: refs,
+    // attention transfer's layers (ml/attention.ts): the step then takes the teacher's maps
+    ...(attention.length > 0 ? { attention: attention.map((l) => [l.name, l.size]) } : {}),
   };
   const text = JSON.stringify(spec);
   const key = sha256(`${GRAPH_FORMAT}\n${fs.readFileSync(SCRIPT, 'utf8')}\n${text}`).slice(0, 32);
@@ -272,6 +275,8 @@ export interface GraphStepScalars {
   labelSmoothing: number;
   distillWeight: number;
   temperature: number;
+  /** attention transfer's β/2 (ml/attention.ts); only for a graph traced with attention layers */
+  attentionScale?: number;
   /** the step's dropout seed (ml/train.ts shardSeed of shard 0, as the eager path seeds its masks), a whole number in [0, 2^31) */
   dropoutSeed: number;
 }
@@ -336,8 +341,11 @@ export class GraphTrainer {
     });
   }
 
-  /** One training step on a batch: x [n, ...input], y [n, K] targets, teacher logits [n, K] when distilling. Returns the batch's mean loss. */
-  step(x: tf.Tensor, y: tf.Tensor, teacher: tf.Tensor | undefined, s: GraphStepScalars): number {
+  /**
+   * One training step on a batch: x [n, ...input], y [n, K] targets, teacher logits [n, K] when distilling, the teacher's
+   * attention maps [n, Σ H·W] when the graph was traced with attention layers. Returns the batch's mean loss.
+   */
+  step(x: tf.Tensor, y: tf.Tensor, teacher: tf.Tensor | undefined, s: GraphStepScalars, attention?: tf.Tensor): number {
     const n = x.shape[0];
     const beta1 = 0.9;
     const beta2 = 0.999;
@@ -357,6 +365,7 @@ export class GraphTrainer {
         kd_scale: f(s.distillWeight * s.temperature * s.temperature),
         inv_t: f(1 / s.temperature),
         dseed: tf.tensor1d([s.dropoutSeed, 0], 'int32'),
+        ...(attention ? { at: attention, at_scale: f(s.attentionScale ?? 0) } : {}),
       });
     });
     try {

@@ -20,7 +20,7 @@ export interface RecipeKey {
   totalSteps?: number;
   schedule?: { kind: string; warmup: number };
   labelSmoothing?: number;
-  distill?: { weight: number; temperature: number };
+  distill?: { weight: number; temperature: number; attention?: number };
   sparsity?: { strength: number; growth: number; alpha: number; protect?: string[] };
   augment?: { flip: boolean; shift: number };
 }

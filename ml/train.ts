@@ -10,6 +10,7 @@ import { rng, shuffledIndices } from './random';
 import { addBatch, emptySums, scoreOf, targetTensor, taskOf, type Task } from './task';
 import type { RecipeKey, TrainState } from './train-state';
 import { analyze } from './graph';
+import { attentionMaps, checkAttention, type AttentionLayer } from './attention';
 import { GraphRefused, GraphTrainer, graphModeRefusal, trainGraphFor, type GraphStepScalars } from './train-graph';
 import {
   checkRecipe,
@@ -134,7 +135,12 @@ export function recipeKeyOf(opts: TrainOptions, totalSteps: number): RecipeKey {
   if (schedule.kind !== 'constant' || (schedule.warmup ?? 0) > 0) key.schedule = { kind: schedule.kind, warmup: schedule.warmup ?? 0 };
   if (key.schedule || opts.steps !== undefined) key.totalSteps = totalSteps;
   if (opts.labelSmoothing) key.labelSmoothing = opts.labelSmoothing;
-  if (opts.distill && opts.distill.weight > 0) key.distill = { weight: opts.distill.weight, temperature: opts.distill.temperature };
+  if (opts.distill && opts.distill.weight > 0)
+    key.distill = {
+      weight: opts.distill.weight,
+      temperature: opts.distill.temperature,
+      ...(opts.distill.attention ? { attention: opts.distill.attention } : {}),
+    };
   if (opts.augment && (opts.augment.flip || opts.augment.shift > 0)) key.augment = { flip: opts.augment.flip, shift: opts.augment.shift };
   if (opts.sparsity && (opts.sparsity.strength > 0 || opts.sparsity.growth > 0))
     key.sparsity = {
@@ -186,7 +192,13 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
   let eagerBecause = graphModeRefusal(model, { totalSteps, shardsPerBatch, sparsity: recipe.sparsity !== undefined });
   const startStep = Math.min(opts.resume?.step ?? opts.startStep ?? 0, totalSteps);
   // tracing takes seconds in a child Python: it runs while the teacher's logits are computed here
-  const tracing = eagerBecause === null ? trainGraphFor(model, task) : undefined;
+  // attention transfer (graph mode only): the layers whose maps the student learns from the teacher's
+  const beta = opts.distill?.attention ?? 0;
+  if (!(beta >= 0)) throw new Error(`distill.attention: ${beta} must be a number ≥ 0`);
+  if (beta > 0 && !recipe.distill)
+    throw new Error(`distill.attention: attention transfer comes with distillation: set distill.weight above 0, or attention to 0`);
+  const attention = recipe.distill?.attention ? checkAttention(model, opts.distill!.teacher) : [];
+  const tracing = eagerBecause === null ? trainGraphFor(model, task, attention) : undefined;
   tracing?.catch(() => {}); // awaited below; a failure before then (the teacher's) must not leave it unhandled
   // the teacher's logits: the whole split once (a fixed cut, so a resume gets the same values), else per shard
   let teacher: StepContext['teacher'];
@@ -217,6 +229,11 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
       if (!(e instanceof GraphRefused)) throw e;
       eagerBecause = e.message;
     }
+  }
+  if (attention.length > 0 && !graph) {
+    throw new Error(
+      `distill.attention: attention transfer trains in graph mode only, and this training runs eagerly (${eagerBecause}): set distill.attention to 0`,
+    );
   }
   // native eager, one shard per batch: gradients stay in TensorFlow, Adam is TensorFlow's op (nativeStep)
   const native = backend === 'tensorflow' && shardsPerBatch === 1;
@@ -282,6 +299,7 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
     penalty,
     stepsPerEpoch,
     augment: recipe.augment,
+    ...(attention.length > 0 ? { attention: { layers: attention, teacher: opts.distill!.teacher, scale: recipe.distill!.attention! / 2 } } : {}),
   };
   const state = (step: number): TrainState => ({
     step,
@@ -321,6 +339,7 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
               distillWeight: ctx.loss.distillWeight,
               temperature: ctx.loss.temperature,
               dropoutSeed: Math.floor(shardSeed(ctx.seed, step, 0)),
+              attentionScale: ctx.attention?.scale,
             })
           : optimizer instanceof NativeAdam
             ? nativeStep(ctx, optimizer, order, start, end, step)
@@ -447,6 +466,8 @@ interface StepContext {
   stepsPerEpoch: number;
   /** augmentation of every batch (none when absent) */
   augment?: AugmentOptions;
+  /** attention transfer (graph mode only): the matched layers, the teacher, β/2 */
+  attention?: { layers: AttentionLayer[]; teacher: tfl.LayersModel; scale: number };
 }
 
 /** One step's batch: examples [start, end) of `order`, augmented when the recipe says so, with the teacher's logits when distilling. */
@@ -457,6 +478,8 @@ interface StepBatch {
   n: number;
   /** the teacher's logits [n·K] (distillation), else undefined */
   s?: Float32Array;
+  /** the teacher's attention maps [n · Σ H·W] (attention transfer), else undefined */
+  a?: Float32Array;
 }
 
 /** The augmentation seed of one step: a function of the training seed and the step only. */
@@ -465,7 +488,8 @@ const augmentSeed = (seed: number, step: number) => (Math.imul(seed + 1, 0x27d4e
 function stepBatch(ctx: StepContext, order: ArrayLike<number>, start: number, end: number, step: number): StepBatch {
   const b = gather(ctx.data, order, start, end, ctx.task.units);
   if (ctx.augment) augmentImages(b.x, b.n, ctx.inputShape, ctx.augment, augmentSeed(ctx.seed, step));
-  return { ...b, s: batchTeacherLogits(ctx, b.x, order, start, end) };
+  const a = ctx.attention ? attentionMaps(ctx.attention.teacher, ctx.attention.layers, b.x, b.n) : undefined;
+  return { ...b, s: batchTeacherLogits(ctx, b.x, order, start, end), a };
 }
 
 /** Examples [from, to) of a batch (copies: a shard's buffers may be transferred to a training thread). */
@@ -629,14 +653,16 @@ function nativeStep(ctx: StepContext, optimizer: NativeAdam, order: ArrayLike<nu
 function graphStep(ctx: StepContext, graph: GraphTrainer, order: ArrayLike<number>, start: number, end: number, step: number, s: GraphStepScalars): number {
   const { inputShape, task } = ctx;
   const batch = stepBatch(ctx, order, start, end, step);
-  const soft = batch.s;
+  const soft = batch.s ? tf.tensor2d(batch.s, [batch.n, task.units]) : undefined;
+  const maps = batch.a ? tf.tensor2d(batch.a, [batch.n, batch.a.length / batch.n]) : undefined;
   const inputs = [
     tf.tensor(batch.x, [batch.n, ...inputShape]),
     tf.tidy(() => tf.cast(targetTensor(task, batch.n, batch.y, batch.t), 'float32')),
-    ...(soft ? [tf.tensor2d(soft, [batch.n, task.units])] : []),
+    ...(soft ? [soft] : []),
+    ...(maps ? [maps] : []),
   ];
   try {
-    return graph.step(inputs[0], inputs[1], inputs[2], s);
+    return graph.step(inputs[0], inputs[1], soft, s, maps);
   } finally {
     tf.dispose(inputs);
   }

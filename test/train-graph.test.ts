@@ -8,8 +8,23 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildZooModel, evaluate, initBackend, loadDataset, train, type Dataset, type Split, type TrainOptions, type TrainState } from '../ml';
+import {
+  analyze,
+  buildZooModel,
+  evaluate,
+  initBackend,
+  loadDataset,
+  planLocal,
+  pruneModel,
+  scoreGroups,
+  train,
+  type Dataset,
+  type Split,
+  type TrainOptions,
+  type TrainState,
+} from '../ml';
 import { GRAPH_CACHE_KEEP, GRAPH_MIN_STEPS } from '../ml/train-graph';
+import { attentionLayers, attentionMaps } from '../ml/attention';
 
 const ROOT = path.join(__dirname, '..');
 const wheel =
@@ -159,6 +174,58 @@ describe(`graph mode of training on the native backend${where}`, () => {
       [teacher, g.model, g2.model, e.model, plain.model].forEach((m) => m.dispose());
     },
     240_000,
+  );
+
+  it.runIf(expectNative)(
+    "attention transfer trains in graph mode: a pruned vgg-small's maps move towards its teacher's, bit-identical for the same seed; eager refuses in one line",
+    async () => {
+      // the teacher: vgg-small trained 2 epochs; the student: the teacher pruned to half its channels in every group
+      const { model: teacher } = await trainFresh('vgg-small', 'on', {}, 9);
+      const layers = attentionLayers(teacher);
+      expect(layers).toEqual([
+        { name: 'relu2', size: 28 * 28 },
+        { name: 'relu4', size: 14 * 14 },
+        { name: 'relu5', size: 7 * 7 },
+      ]);
+      const graph = analyze(teacher);
+      const student = async () => pruneModel(teacher, planLocal(graph, scoreGroups(teacher, 'l1', { seed: 1 }, graph), 0.5, { minUnits: 2 }), graph);
+      const x = ds.test.x.subarray(0, 256 * 784);
+      /** mean over examples of Σ_layers mean((Q_s − Q_t)²): the attention-transfer term without β */
+      const gap = (m: tfl.LayersModel) => {
+        const [s, t] = [attentionMaps(m, layers, x, 256), attentionMaps(teacher, layers, x, 256)];
+        let sum = 0;
+        for (let i = 0; i < s.length; i++) sum += (s[i] - t[i]) ** 2;
+        return sum / 256 / (28 * 28 + 14 * 14 + 7 * 7);
+      };
+      const run = async (attention: number, mode: 'on' | 'off' = 'on') => {
+        const m = await student();
+        process.env.PRUNEWISE_TRAIN_GRAPH = mode;
+        try {
+          const r = await train(m, ds.train, { ...BASE, epochs: 1, distill: { teacher, weight: 0.7, temperature: 4, attention } });
+          return { m, r };
+        } finally {
+          process.env.PRUNEWISE_TRAIN_GRAPH = 'on';
+        }
+      };
+      const before = gap(await student());
+      const kd = await run(0);
+      const at = await run(1000);
+      const at2 = await run(1000);
+      expect(at.r.mode).toBe('graph');
+      // the term is learned: its gap ends well below plain distillation's (which does not see the maps)
+      expect(gap(at.m)).toBeLessThan(0.7 * gap(kd.m));
+      expect(gap(at.m)).toBeLessThan(before);
+      expect(weightsOf(at2.m)).toEqual(weightsOf(at.m));
+      expect((await evaluate(at.m, ds.test)).accuracy).toBeGreaterThan(0.5);
+      await expect(run(1000, 'off')).rejects.toThrow(
+        /^distill\.attention: attention transfer trains in graph mode only, and this training runs eagerly \(PRUNEWISE_TRAIN_GRAPH=off\)/,
+      );
+      await expect(train(await student(), ds.train, { ...BASE, epochs: 1, distill: { teacher, weight: 0, temperature: 4, attention: 1000 } })).rejects.toThrow(
+        /^distill\.attention: attention transfer comes with distillation/,
+      );
+      [teacher, kd.m, at.m, at2.m].forEach((m) => m.dispose());
+    },
+    300_000,
   );
 
   it.runIf(expectNative)(

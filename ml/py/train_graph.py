@@ -25,6 +25,10 @@ Writes a TensorFlow SavedModel to <out folder> with three signatures over one se
       Batch norm in training mode is TensorFlow's FusedBatchNormV3, its moving averages updated as
       tfjs-layers does (x ← x − (x − value)·(1 − momentum), value the batch mean and biased variance),
       as ml/native-kernels.ts does on the eager path.
+      With "attention": [[layer, H·W], ...] in the spec (attention transfer, ml/attention.ts) it also takes
+      at [n, Σ H·W] (the teacher's normalised maps of those layers, in order) and at_scale (β/2), and adds
+        at_scale · Σ_layers mean((Q_s − Q_t)²),  Q = mean over channels of a², unit L2 norm per example
+      (Zagoruyko & Komodakis, ICLR 2017), a the layer's output in training mode.
   get_state() -> {w0.., m0.., v0..}
   set_state(w0.., m0.., v0..) -> {ok}
 
@@ -142,6 +146,12 @@ def main(spec_path, out):
             raise ValueError("%d weights given, the tf-keras model has %d" % (len(weights), len(model.weights)))
 
         step = "trace the training step"
+        # attention transfer: [[layer name, H·W], ...] whose outputs the loss matches to the teacher's maps (input "at")
+        attention = [(name, int(size)) for name, size in spec.get("attention", [])]
+        for name, _ in attention:
+            if name not in layers:
+                raise ValueError("attention layer %s is not in the tf-keras model" % name)
+        features = tf_keras.Model(model.inputs, [model.outputs[0]] + [layers[name].output for name, _ in attention]) if attention else None
         ms = [tf.Variable(tf.zeros(w.shape), name="adam_m_%d" % k) for k, w in enumerate(trainable)]
         vs = [tf.Variable(tf.zeros(w.shape), name="adam_v_%d" % k) for k, w in enumerate(trainable)]
         units = int(task["units"])
@@ -173,15 +183,14 @@ def main(spec_path, out):
                 self.ms = ms
                 self.vs = vs
 
-            @tf.function(input_signature=[
-                tf.TensorSpec(in_shape, tf.float32, name="x"), tf.TensorSpec([None, units], tf.float32, name="y"),
-                tf.TensorSpec([None, units], tf.float32, name="t"), scalar("lr"), scalar("b1p"), scalar("b2p"),
-                scalar("eps_hat"), scalar("ls_keep"), scalar("ls_add"), scalar("hard_scale"), scalar("kd_scale"),
-                scalar("inv_t"), tf.TensorSpec([2], tf.int32, name="dseed")])
-            def train_step(self, x, y, t, lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t, dseed):
+            def step_body(self, x, y, t, lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t, dseed, at=None, at_scale=None):
                 step_seed["tensor"] = dseed
                 with tf.GradientTape() as tape:
-                    out = model(x, training=True)
+                    if at is None:
+                        out = model(x, training=True)
+                    else:
+                        outs = features(x, training=True)
+                        out = outs[0]
                     hard = task_loss(out, y * ls_keep + ls_add if task["type"] == "classification" else y)
                     if task["type"] == "classification":
                         z = out if logits else tf.math.log(tf.clip_by_value(out, 1e-7, 1.0))
@@ -192,6 +201,15 @@ def main(spec_path, out):
                         loss = hard * hard_scale + kl * kd_scale
                     else:
                         loss = hard
+                    if at is not None:
+                        # attention transfer: Σ_layers mean((Q_s − Q_t)²), Q = mean_c(a²) per position, unit L2 norm per example
+                        at_loss, offset = 0.0, 0
+                        for (name, size), a in zip(attention, outs[1:]):
+                            q = tf.reshape(tf.reduce_mean(tf.square(a), -1), [-1, size])
+                            q = q / tf.maximum(tf.norm(q, axis=1, keepdims=True), 1e-12)
+                            at_loss += tf.reduce_mean(tf.square(q - at[:, offset:offset + size]))
+                            offset += size
+                        loss = loss + at_loss * at_scale
                 grads = tape.gradient(loss, trainable)
                 for w, m, v, g in zip(trainable, self.ms, self.vs, grads):
                     if g is None:
@@ -199,6 +217,21 @@ def main(spec_path, out):
                     tf.raw_ops.ResourceApplyAdam(var=w.handle, m=m.handle, v=v.handle, beta1_power=b1p, beta2_power=b2p,
                                                  lr=lr, beta1=beta1, beta2=beta2, epsilon=eps_hat, grad=g, use_locking=False)
                 return {"loss": loss}
+
+            step_inputs = [
+                tf.TensorSpec(in_shape, tf.float32, name="x"), tf.TensorSpec([None, units], tf.float32, name="y"),
+                tf.TensorSpec([None, units], tf.float32, name="t"), scalar("lr"), scalar("b1p"), scalar("b2p"),
+                scalar("eps_hat"), scalar("ls_keep"), scalar("ls_add"), scalar("hard_scale"), scalar("kd_scale"),
+                scalar("inv_t"), tf.TensorSpec([2], tf.int32, name="dseed")]
+            if attention:
+                @tf.function(input_signature=step_inputs + [
+                    tf.TensorSpec([None, sum(size for _, size in attention)], tf.float32, name="at"), scalar("at_scale")])
+                def train_step(self, x, y, t, lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t, dseed, at, at_scale):
+                    return self.step_body(x, y, t, lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t, dseed, at, at_scale)
+            else:
+                @tf.function(input_signature=step_inputs)
+                def train_step(self, x, y, t, lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t, dseed):
+                    return self.step_body(x, y, t, lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t, dseed)
 
             @tf.function(input_signature=[])
             def get_state(self):
