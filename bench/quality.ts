@@ -228,6 +228,7 @@ const ABLATE_SCHEMA = z.strictObject({
   phases: z
     .tuple([z.number().int().positive(), z.number().int().positive(), z.number().positive(), z.enum(['constant', 'cosine'])])
     .rest(z.number().int().min(1).max(20))
+    .refine((p) => p.length <= 5, { message: 'give [perRound, last, lr, schedule] or [perRound, last, lr, schedule, rounds]' })
     .optional(),
 });
 /** bad QUALITY_* input: printed as one line */

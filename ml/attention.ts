@@ -2,11 +2,13 @@
 // is taught where the teacher's feature maps are active, not only what its output says. A layer's spatial
 // attention map is Q = mean over channels of a² ([H·W] per example), normalised to unit L2 norm, so a pruned
 // layer with fewer channels still has a map of the teacher's size. The loss adds β/2 · Σ_layers mean((Q_s − Q_t)²)
-// (the paper's `at_loss`, β = 1 000 in its CIFAR experiments), over the layers that feed a spatial downsampling.
+// (the paper's `at_loss`, β = 1 000 in its CIFAR experiments), over the layers that feed a pooling layer or a Flatten.
+// Nets that downsample with strided convolutions instead (ResNet- and MobileNet-style) get only their last map, the one
+// before global pooling.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
-/** Layers whose outputs [n, H, W, C] are matched: one per resolution, in the model's order. */
+/** A layer whose output [n, H, W, C] is matched, in the model's order. */
 export interface AttentionLayer {
   name: string;
   /** H·W: the map's length per example */
@@ -14,14 +16,17 @@ export interface AttentionLayer {
 }
 
 const DOWNSAMPLE = new Set(['MaxPooling2D', 'AveragePooling2D', 'GlobalAveragePooling2D', 'GlobalMaxPooling2D', 'Flatten']);
+/** Passed over towards the map before them: in training they mask the student's map, which the teacher's never is. */
+const DROPOUT = new Set(['Dropout', 'SpatialDropout2D']);
 
 interface NodeLike {
   inboundLayers: tfl.layers.Layer[];
 }
 
 /**
- * The layers attention transfer matches: each one whose rank-4 output feeds a pooling layer or a Flatten (the
- * last feature map of each resolution, as the paper takes each residual group's output), in the model's order.
+ * The layers attention transfer matches: each one whose rank-4 output feeds a pooling layer or a Flatten, through
+ * dropout if any (the last feature map before each pooling, as the paper takes each residual group's output), in the
+ * model's order.
  * Nested models are not looked into. @returns [] when the model has none (no image features).
  */
 export function attentionLayers(model: tfl.LayersModel): AttentionLayer[] {
@@ -30,7 +35,14 @@ export function attentionLayers(model: tfl.LayersModel): AttentionLayer[] {
     if (!DOWNSAMPLE.has(l.getClassName())) continue;
     const node = (l as unknown as { inboundNodes: NodeLike[] }).inboundNodes[0];
     // a pooling layer feeding a Flatten is not a feature map of its own: the map before it is matched
-    for (const p of node?.inboundLayers ?? []) if (!DOWNSAMPLE.has(p.getClassName())) names.add(p.name);
+    for (let p of node?.inboundLayers ?? []) {
+      while (DROPOUT.has(p.getClassName())) {
+        const before = (p as unknown as { inboundNodes: NodeLike[] }).inboundNodes[0]?.inboundLayers[0];
+        if (!before) break;
+        p = before;
+      }
+      if (!DOWNSAMPLE.has(p.getClassName()) && !DROPOUT.has(p.getClassName())) names.add(p.name);
+    }
   }
   const out: AttentionLayer[] = [];
   for (const l of model.layers) {

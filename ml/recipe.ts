@@ -74,7 +74,7 @@ export interface DistillOptions {
   /**
    * β ≥ 0 of attention transfer (ml/attention.ts; Zagoruyko & Komodakis, ICLR 2017: 1 000): the loss adds β/2 · Σ mean((Q_s − Q_t)²)
    * over the layers before each pooling. Graph mode only (ml/train-graph.ts), with `weight` > 0. Default 0: none. Not a campaign
-   * field: in bench:quality's seventh ablation it gave nothing on vgg-small (β 100) or cost accuracy (β 1 000).
+   * field: in bench:quality's seventh ablation it gave nothing on vgg-small (β 100) or cost accuracy (β 1 000), seed 1 each.
    */
   attention?: number;
 }

@@ -343,7 +343,8 @@ export class GraphTrainer {
 
   /**
    * One training step on a batch: x [n, ...input], y [n, K] targets, teacher logits [n, K] when distilling, the teacher's
-   * attention maps [n, Σ H·W] when the graph was traced with attention layers. Returns the batch's mean loss.
+   * attention maps [n, Σ H·W] when the graph was traced with attention layers. Returns the batch's mean loss (with
+   * attention, its β/2 term included).
    */
   step(x: tf.Tensor, y: tf.Tensor, teacher: tf.Tensor | undefined, s: GraphStepScalars, attention?: tf.Tensor): number {
     const n = x.shape[0];

@@ -107,7 +107,7 @@ export interface TrainOptions {
 export interface TrainResult {
   steps: number;
   resumedFromStep: number;
-  /** mean training loss per epoch: every epoch so far, also those before a resume with `resume` */
+  /** mean training loss per epoch (the recipe's whole loss, attention transfer's term included): every epoch so far, also those before a resume with `resume` */
   epochLoss: Array<[number, number]>;
   /**
    * training loss per batch, bounded: [the last step of a group of ceil(totalSteps / MAX_BATCH_LOSS_POINTS)
@@ -198,6 +198,8 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
   if (beta > 0 && !recipe.distill)
     throw new Error(`distill.attention: attention transfer comes with distillation: set distill.weight above 0, or attention to 0`);
   const attention = recipe.distill?.attention ? checkAttention(model, opts.distill!.teacher) : [];
+  // refused before the teacher's logits are computed when graph mode is ruled out already (again below if tracing refuses)
+  if (attention.length > 0 && eagerBecause !== null) throw attentionNeedsGraph(eagerBecause);
   const tracing = eagerBecause === null ? trainGraphFor(model, task, attention) : undefined;
   tracing?.catch(() => {}); // awaited below; a failure before then (the teacher's) must not leave it unhandled
   // the teacher's logits: the whole split once (a fixed cut, so a resume gets the same values), else per shard
@@ -230,11 +232,7 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
       eagerBecause = e.message;
     }
   }
-  if (attention.length > 0 && !graph) {
-    throw new Error(
-      `distill.attention: attention transfer trains in graph mode only, and this training runs eagerly (${eagerBecause}): set distill.attention to 0`,
-    );
-  }
+  if (attention.length > 0 && !graph) throw attentionNeedsGraph(eagerBecause);
   // native eager, one shard per batch: gradients stay in TensorFlow, Adam is TensorFlow's op (nativeStep)
   const native = backend === 'tensorflow' && shardsPerBatch === 1;
   const optimizer = graph ? undefined : native ? new NativeAdam(vars, opts.learningRate) : new FusedAdam(vars, opts.learningRate);
@@ -393,6 +391,13 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
     mode: graph ? 'graph' : 'eager',
     ...(graph ? {} : { eagerBecause: eagerBecause ?? undefined }),
   };
+}
+
+/** Attention transfer's refusal of an eager training (one line: why eager, and the two fixes). */
+function attentionNeedsGraph(eagerBecause: string | null): Error {
+  return new Error(
+    `distill.attention: attention transfer trains in graph mode only, and this training runs eagerly (${eagerBecause}): train on the tensorflow backend with PRUNEWISE_TRAIN_GRAPH on or auto, or set distill.attention to 0`,
+  );
 }
 
 /** What `onPrepare` reports while graph mode traces and loads its graph (done 0 of 1, then 1 of 1). */
