@@ -68,6 +68,7 @@ import {
   type Split,
 } from '../ml';
 import { CRITERIA } from '../ml/catalog';
+import { GRAPH_MIN_STEPS, graphModeSetting } from '../ml/train-graph';
 import { planRoundTowards, searchWidths } from '../ml/search';
 import { shuffledIndices } from '../ml/random';
 import { z } from 'zod';
@@ -208,7 +209,7 @@ const SEARCH_CANDIDATES = 64;
  * control, no Torch-Pruning runs, no rounding comparison (the PyTorch export check of the baseline still runs, each run's
  * wasm speedup is still timed and printed, and the channel-step probes unless QUALITY_STEPS=0) — on QUALITY_SEEDS (comma-separated,
  * default the net's seeds); prints one JSON line per net. Keys: criterion, roundTo, scope, allocation, distill ({weight,
- * temperature}, or null: none), augment ({flip, shift}: of the fine-tuning, or null: none), flopsTarget (replaces the
+ * temperature, attention?}, or null: none; attention β needs weight > 0 and graph mode), augment ({flip, shift}: of the fine-tuning, or null: none), flopsTarget (replaces the
  * net's), phases [perRound, last, lr, schedule, rounds?] (the rounds, as phases() builds them; 5 rounds unless given). Checked before anything trains: an unknown key or value stops the bench, naming it.
  */
 const ABLATE_SCHEMA = z.strictObject({
@@ -248,6 +249,8 @@ const parseAblate = (): (Partial<Method> & { flopsTarget?: number }) | undefined
     throw new BenchInputError(`QUALITY_ABLATE.${i.path.join('.') || '(top)'}: ${i.message}`);
   }
   const { phases: ph, distill, augment, ...rest } = p.data;
+  if (distill && (distill.attention ?? 0) > 0 && !(distill.weight > 0))
+    throw new BenchInputError('QUALITY_ABLATE.distill.attention: attention transfer comes with distillation: give distill.weight above 0, or drop attention');
   // distill / augment null: none (the key is kept so that it overrides the best recipe's)
   return {
     ...rest,
@@ -562,6 +565,24 @@ async function main(): Promise<void> {
   const backend = await initBackend();
   if (backend.name !== 'tensorflow')
     log(`warning: training on backend ${backend.name}, not the native tensorflow (PRUNEWISE_BACKEND / scripts/setup-native.sh)`);
+  // attention transfer trains in graph mode only (ml/train.ts): refused here, before any baseline trains
+  if ((ABLATE?.distill?.attention ?? 0) > 0) {
+    const setting = graphModeSetting();
+    const nets = (process.env.QUALITY_NETS ?? CONFIGS.map((c) => c.net).join(',')).split(',');
+    const shortest = Math.min(...CONFIGS.filter((c) => nets.includes(c.net)).flatMap((c) => (ABLATE!.rounds ?? c.best.rounds).map(stepsOf)));
+    const eager =
+      backend.name !== 'tensorflow'
+        ? `the backend is ${backend.name}`
+        : setting === 'off'
+          ? 'PRUNEWISE_TRAIN_GRAPH=off'
+          : setting === 'auto' && shortest < GRAPH_MIN_STEPS
+            ? `PRUNEWISE_TRAIN_GRAPH=auto and a round of ${shortest} steps (graph mode from ${GRAPH_MIN_STEPS})`
+            : null;
+    if (eager)
+      throw new BenchInputError(
+        `QUALITY_ABLATE.distill.attention: attention transfer trains in graph mode only, and this bench would train eagerly (${eager}): unset PRUNEWISE_TRAIN_GRAPH (the bench sets it on) on the tensorflow backend, or drop attention`,
+      );
+  }
   const t0 = performance.now();
   const ds = loadDataset({ name: 'fashion-mnist', dir: FASHION, trainLimit: q(undefined, 2000), testLimit: q(undefined, 1000), validationFraction: 0.1 }, 1);
   loaded = ds;

@@ -11,7 +11,7 @@ import { addBatch, emptySums, scoreOf, targetTensor, taskOf, type Task } from '.
 import type { RecipeKey, TrainState } from './train-state';
 import { analyze } from './graph';
 import { attentionMaps, checkAttention, type AttentionLayer } from './attention';
-import { GraphRefused, GraphTrainer, graphModeRefusal, trainGraphFor, type GraphStepScalars } from './train-graph';
+import { GRAPH_MIN_STEPS, GraphRefused, GraphTrainer, graphModeRefusal, trainGraphFor, type GraphStepScalars } from './train-graph';
 import {
   checkRecipe,
   checkTeacher,
@@ -396,7 +396,7 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
 /** Attention transfer's refusal of an eager training (one line: why eager, and the two fixes). */
 function attentionNeedsGraph(eagerBecause: string | null): Error {
   return new Error(
-    `distill.attention: attention transfer trains in graph mode only, and this training runs eagerly (${eagerBecause}): train on the tensorflow backend with PRUNEWISE_TRAIN_GRAPH on or auto, or set distill.attention to 0`,
+    `distill.attention: attention transfer trains in graph mode only, and this training runs eagerly (${eagerBecause}): train on the tensorflow backend with PRUNEWISE_TRAIN_GRAPH=on (auto: from ${GRAPH_MIN_STEPS} steps), or set distill.attention to 0`,
   );
 }
 
