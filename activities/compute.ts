@@ -546,7 +546,9 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
         const { spec } = input;
         const dir = roundDir(input.runId, input.round);
         const p = spec.pruning;
-        const recipe = finetuneRecipeOf(p, input.round, taskSpecOf(spec.task).type);
+        // the recipe of the schedule's round (a retried round is the same schedule round; histories from before
+        // the workflow passed it: the round number)
+        const recipe = finetuneRecipeOf(p, input.scheduleRound ?? input.round, taskSpecOf(spec.task).type);
         trainRecipeOf(recipe, spec, undefined); // a task the recipe cannot train fails here, before the teacher is loaded
         // the teacher: the run's unpruned baseline, loaded once on this thread (the training threads get its logits)
         const teacher = recipe.distill ? await art.loadModel(input.baselineModel ?? baselineModelDir(input.campaignId)) : undefined;
@@ -749,7 +751,7 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
                 trainingBackend: backend,
                 // how the fine-tuning that produced these weights trained (campaign pruning.finetune / pruning.sparsity, defaults filled in)
                 finetune: (() => {
-                  const r = finetuneRecipeOf(input.spec.pruning, input.round, taskSpecOf(input.spec.task).type);
+                  const r = finetuneRecipeOf(input.spec.pruning, input.scheduleRound ?? input.round, taskSpecOf(input.spec.task).type);
                   return { ...r, summary: describeRecipe(r) };
                 })(),
                 input: inputContract(data(input.spec), input.spec),

@@ -67,6 +67,15 @@ const finetuneSchema = z
       .positive()
       .optional()
       .describe('fine-tune budget per round in batches (optimizer steps of pruning.batchSize examples) instead of epochs'),
+    lastRound: z
+      .strictObject({
+        epochs: z.number().int().min(0).optional().describe('passes over the training split'),
+        batches: z.number().int().positive().optional().describe('optimizer steps of pruning.batchSize examples'),
+      })
+      .optional()
+      .describe(
+        "the last round's budget instead of epochs/batches (the round that reaches the schedule's end, pruning.rounds, and its retries after a rollback): the model you ship gets the longer fine-tune, the rounds before a short one; epochs or batches",
+      ),
     learningRate: z.number().positive().optional().describe(`Adam's (peak) learning rate (default ${FINETUNE_DEFAULTS.learningRate})`),
     schedule: z
       .enum(LR_SCHEDULES)
@@ -111,6 +120,15 @@ const finetuneSchema = z
   .superRefine((f, ctx) => {
     if (f.epochs !== undefined && f.batches !== undefined)
       ctx.addIssue({ code: 'custom', path: ['batches'], message: `give the budget as epochs or as batches, not both: remove one` });
+    if (f.lastRound && (f.lastRound.epochs === undefined) === (f.lastRound.batches === undefined))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['lastRound'],
+        message:
+          f.lastRound.epochs === undefined
+            ? "give the last round's budget: { epochs: N } or { batches: N }"
+            : "give the last round's budget as epochs or as batches, not both: remove one",
+      });
   })
   .prefault({})
   .describe('how each round fine-tunes the pruned model: budget, learning rate and schedule, label smoothing, distillation');
@@ -451,7 +469,7 @@ export { allocationOf } from '../ml/catalog';
 
 /** The fine-tuning recipe a round uses, every default filled in: what is trained and what `status` and prunewise.json state. */
 export interface FinetuneRecipe {
-  /** the budget: epochs, or batches (optimizer steps) when given */
+  /** the budget of this round: epochs, or batches (optimizer steps) when given (the last round's: `finetune.lastRound` when set) */
   epochs?: number;
   batches?: number;
   learningRate: number;
@@ -465,9 +483,11 @@ export interface FinetuneRecipe {
 }
 
 /**
- * The resolved fine-tuning recipe of `round` (1-based) of a campaign's pruning section: `finetune` with its
- * defaults, the older `finetuneEpochs` / `finetuneLearningRate` mapped, and the sparsity penalty when this
- * round carries it. A spec written before recipes existed (no `finetune` section) keeps the plain recipe it ran with.
+ * The resolved fine-tuning recipe of schedule round `round` (1-based: the how-many-th round that completes, rolled-back
+ * rounds not counted; the workflow passes it as `scheduleRound`) of a campaign's pruning section: `finetune` with its
+ * defaults, the older `finetuneEpochs` / `finetuneLearningRate` mapped, the last round's budget (`finetune.lastRound`,
+ * from round `rounds` on), and the sparsity penalty when this round carries it. A spec written before recipes existed
+ * (no `finetune` section) keeps the plain recipe it ran with.
  */
 export function finetuneRecipeOf(
   p: Partial<CampaignSpec['pruning']> & Pick<CampaignSpec['pruning'], 'rounds'>,
@@ -475,7 +495,15 @@ export function finetuneRecipeOf(
   task: TaskType = 'classification',
 ): FinetuneRecipe {
   const f = p.finetune;
-  const budget = f?.batches !== undefined ? { batches: f.batches } : { epochs: f?.epochs ?? p.finetuneEpochs ?? FINETUNE_DEFAULTS.epochs };
+  const last = f?.lastRound && round >= p.rounds ? f.lastRound : undefined;
+  const budget =
+    last !== undefined
+      ? last.batches !== undefined
+        ? { batches: last.batches }
+        : { epochs: last.epochs! }
+      : f?.batches !== undefined
+        ? { batches: f.batches }
+        : { epochs: f?.epochs ?? p.finetuneEpochs ?? FINETUNE_DEFAULTS.epochs };
   const learningRate = f?.learningRate ?? p.finetuneLearningRate ?? FINETUNE_DEFAULTS.learningRate;
   if (!f) return { ...budget, learningRate, schedule: 'constant', warmup: 0, labelSmoothing: 0, distill: null, sparsity: null };
   const sp = p.sparsity;
@@ -501,8 +529,10 @@ export function baselineSparsityOf(p: Partial<CampaignSpec['pruning']>): Finetun
 }
 
 /** One line for people: the recipe of a round's fine-tuning. */
-export function describeRecipe(r: FinetuneRecipe): string {
-  const budget = r.batches !== undefined ? `${r.batches} batches` : `${r.epochs} epoch${r.epochs === 1 ? '' : 's'}`;
+export function describeRecipe(r: FinetuneRecipe & { lastRound?: { epochs?: number; batches?: number } }): string {
+  const budgetOf = (b: { epochs?: number; batches?: number }) =>
+    b.batches !== undefined ? `${b.batches} batches` : `${b.epochs} epoch${b.epochs === 1 ? '' : 's'}`;
+  const budget = budgetOf(r) + (r.lastRound ? ` per round, the last round ${budgetOf(r.lastRound)}` : '');
   const parts = [`${budget}, lr ${r.learningRate} ${r.schedule}${r.warmup > 0 ? ` (warm-up ${Math.round(r.warmup * 100)} %)` : ''}`];
   if (r.labelSmoothing > 0) parts.push(`label smoothing ${r.labelSmoothing}`);
   if (r.distill) parts.push(`distillation from the baseline (α ${r.distill.weight}, T ${r.distill.temperature})`);
@@ -512,8 +542,8 @@ export function describeRecipe(r: FinetuneRecipe): string {
 
 /** What a campaign's recipe is, for `status` (text and `--json` field `recipe`): the fine-tuning and where the sparsity penalty applies. */
 export interface CampaignRecipe {
-  /** every round's fine-tuning, the sparsity penalty aside */
-  finetune: Omit<FinetuneRecipe, 'sparsity'>;
+  /** every round's fine-tuning, the sparsity penalty aside; `lastRound`: the last round's budget when it differs (finetune.lastRound) */
+  finetune: Omit<FinetuneRecipe, 'sparsity'> & { lastRound?: { epochs: number } | { batches: number } };
   /** null = off; else the penalty and where: the fine-tuning of rounds 1…rounds, and the baseline's training when `baseline` */
   sparsity: { strength: number; growth: number; alpha: number; rounds: number; baseline: boolean } | null;
   /**
@@ -541,7 +571,11 @@ export function campaignRecipeOf(
   task: TaskType = 'classification',
   runtime?: RuntimeName,
 ): CampaignRecipe {
-  const { sparsity: _s, ...finetune } = finetuneRecipeOf(p, Number.MAX_SAFE_INTEGER, task);
+  const { sparsity: _s, ...first } = finetuneRecipeOf(p, 1, task);
+  const lr = p.finetune?.lastRound;
+  const finetune: CampaignRecipe['finetune'] = lr
+    ? { ...first, lastRound: lr.batches !== undefined ? { batches: lr.batches } : { epochs: lr.epochs! } }
+    : first;
   const sp = p.sparsity;
   const on = !!p.finetune && !!sp && (sp.strength > 0 || sp.growth > 0);
   const rounds = on ? Math.min(p.rounds, sp.rounds ?? p.rounds - 1) : 0;

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { Artifacts, PRUNEWISE_JSON_VERSION } from '../activities';
 import type { ArtifactStore } from '../blobstore';
 import { describeRecipe, finetuneRecipeOf, type CampaignSpec } from '../campaign/schema';
-import { metricMap, modelArtifactPath, runRef, type Db } from '../db';
+import { metricMap, modelArtifactPath, runRef, scheduleRoundOf, type Db } from '../db';
 import {
   calibrationInputs,
   CALIBRATION_EXAMPLES,
@@ -130,6 +130,7 @@ export async function exportModel(
       return await exportFile(model, src, out, {
         runId,
         round,
+        scheduleRound: scheduleRoundOf(db, runId, round),
         format: format as DeployFormat,
         family: opts.family,
         spec,
@@ -167,7 +168,7 @@ export async function exportModel(
           accuracy: { value: accuracy, measured: true, split: 'test', backend },
           float32Accuracy: { value: float32Accuracy, measured: true, split: 'test', backend },
           campaign: run.campaignId,
-          finetune: recipeOf(spec, round),
+          finetune: recipeOf(spec, round, scheduleRoundOf(db, runId, round)),
           sha256: saved.sha256,
           // the input contract (README "Task, labels and pixels"): how pixels are scaled, class names
           input: { ...ds.input, task: taskSpecOf(spec.task).type },
@@ -187,10 +188,13 @@ export async function exportModel(
  * its accuracy measured on exactly that file, and prunewise.json beside it.
  * @throws CliError one line naming the step (and the layer) that failed and the fix
  */
-/** How the exported weights were fine-tuned (as the deployable's prunewise.json says): null for the baseline (round 0). */
-function recipeOf(spec: CampaignSpec, round: number) {
+/**
+ * How the exported weights were fine-tuned (as the deployable's prunewise.json says): null for the baseline (round 0);
+ * `scheduleRound`: which of the schedule's rounds it was (db scheduleRoundOf).
+ */
+function recipeOf(spec: CampaignSpec, round: number, scheduleRound: number) {
   if (round === 0) return null;
-  const r = finetuneRecipeOf(spec.pruning, round, taskSpecOf(spec.task).type);
+  const r = finetuneRecipeOf(spec.pruning, scheduleRound, taskSpecOf(spec.task).type);
   return { ...r, summary: describeRecipe(r) };
 }
 
@@ -201,6 +205,8 @@ async function exportFile(
   o: {
     runId: string;
     round: number;
+    /** which of the schedule's rounds `round` was (db scheduleRoundOf) */
+    scheduleRound: number;
     format: DeployFormat;
     family?: KerasFamily;
     spec: CampaignSpec;
@@ -264,7 +270,7 @@ async function exportFile(
           : {}),
         versions: r.versions,
         campaign: o.campaignId,
-        finetune: recipeOf(o.spec, o.round),
+        finetune: recipeOf(o.spec, o.round, o.scheduleRound),
         sha256: sha256(fs.readFileSync(file)),
       },
       null,

@@ -180,6 +180,34 @@ describe('fine-tuning recipes and the sparsity penalty in campaign files', () =>
     });
   });
 
+  it('finetune.lastRound gives the last round (and its retries) its own budget; status says both; one of epochs or batches', () => {
+    const p = load('last', { rounds: 5, finetune: { epochs: 1, lastRound: { epochs: 6 } } }).pruning;
+    expect([1, 2, 3, 4, 5].map((k) => finetuneRecipeOf(p, k).epochs)).toEqual([1, 1, 1, 1, 6]);
+    const b = load('last-batches', { rounds: 3, finetune: { batches: 100, lastRound: { batches: 900 } } }).pruning;
+    expect([1, 2, 3].map((k) => [finetuneRecipeOf(b, k).batches, finetuneRecipeOf(b, k).epochs])).toEqual([
+      [100, undefined],
+      [100, undefined],
+      [900, undefined],
+    ]);
+    // epochs for the rounds, batches for the last one: each budget as given
+    const mixed = load('last-mixed', { rounds: 2, finetune: { epochs: 2, lastRound: { batches: 50 } } }).pruning;
+    expect([finetuneRecipeOf(mixed, 1), finetuneRecipeOf(mixed, 2)].map((r) => [r.epochs, r.batches])).toEqual([
+      [2, undefined],
+      [undefined, 50],
+    ]);
+    const r = campaignRecipeOf(p);
+    expect(r.finetune).toMatchObject({ epochs: 1, lastRound: { epochs: 6 } });
+    expect(r.summary).toMatch(/^1 epoch per round, the last round 6 epochs, lr /);
+    expect(campaignRecipeOf(load('no-last', { rounds: 5, finetune: { epochs: 2 } }).pruning).finetune).not.toHaveProperty('lastRound');
+    expect(() => load('last-both', { rounds: 2, finetune: { lastRound: { epochs: 2, batches: 9 } } })).toThrow(
+      /pruning\.finetune\.lastRound: give the last round's budget as epochs or as batches, not both/,
+    );
+    expect(() => load('last-none', { rounds: 2, finetune: { lastRound: {} } })).toThrow(
+      /pruning\.finetune\.lastRound: give the last round's budget: \{ epochs: N \}/,
+    );
+    expect(() => load('last-typo', { rounds: 2, finetune: { lastRound: { epoch: 2 } } })).toThrow(/pruning\.finetune\.lastRound/);
+  });
+
   it('the sparsity penalty rides on the first rounds (every round but the last by default) and the baseline when asked', () => {
     const p = load('sparse', { rounds: 3, sparsity: { strength: 0.5, growth: 1 } }).pruning;
     expect([1, 2, 3].map((k) => finetuneRecipeOf(p, k).sparsity)).toEqual([

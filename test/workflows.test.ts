@@ -205,6 +205,18 @@ describe('campaign workflow (stubbed activities): rollback and retry with half t
       [3, 0.5, 2],
       [4, undefined, 3],
     ]);
+    // so are finetune (its recipe: finetune.lastRound, sparsity.rounds) and hardware-adapt (the deployable's prunewise.json says that recipe)
+    expect(env.calls('finetune').map((c) => [c.input.round, c.input.scheduleRound])).toEqual([
+      [1, 1],
+      [2, 2],
+      [3, 2],
+      [4, 3],
+    ]);
+    expect(env.calls('hardwareAdapt').map((c) => [c.input.round, c.input.scheduleRound])).toEqual([
+      [1, 1],
+      [3, 2],
+      [4, 3],
+    ]);
     // the retry starts from the same model the rolled-back round started from
     const baselineModel = `${env.calls('baseline')[0].input.campaignId}/baseline/model`;
     expect(env.calls('score').map((c) => c.input.model)).toEqual([baselineModel, `${runId}/r1/tuned`, `${runId}/r1/tuned`, `${runId}/r3/tuned`]);

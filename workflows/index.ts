@@ -474,7 +474,10 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
       const pruned = await stage('prune', round, () =>
         compute.prune({ ...base, model: state.model, baselineModel: baseline.model, scores: scored.scores, weights, objectiveBase: baseValues, ...retry }),
       );
-      const tuned = await stage('finetune', round, () => compute.finetune({ ...base, model: pruned.model! }));
+      // the fine-tuning recipe and the deployable's prunewise.json follow the schedule's round (finetune.lastRound,
+      // sparsity.rounds), not the round number that rollbacks advance
+      const scheduled = 'scheduleRound' in retry && patched('finetune-schedule-round') ? { scheduleRound: retry.scheduleRound } : {};
+      const tuned = await stage('finetune', round, () => compute.finetune({ ...base, model: pruned.model!, ...scheduled }));
       const val = await stage('validate', round, () => compute.validate({ ...base, model: tuned.model!, baselineValAccuracy: baseline.metrics.valAccuracy }));
       if (!val.ok && retryRollbacks) {
         const note = `rolled back (drop ${val.metrics.accuracyDrop.toFixed(2)} pts > limit ${spec.constraints.maxAccuracyDrop})`;
@@ -522,6 +525,7 @@ export async function runWorkflow(input: RunWorkflowInput): Promise<RunOutcome> 
       const hw = await stage('hardware-adapt', round, () =>
         compute.hardwareAdapt({
           ...base,
+          ...scheduled,
           model: tuned.model!,
           baselineModel: baseline.model,
           int8Model: int8?.model,
