@@ -2,6 +2,7 @@
 // artifact → return metrics. They never touch SQLite; the workflow hands their results to the
 // `record` activity. The pruning policy lives in ml/round.ts, the measuring policy in ml/measure.ts.
 import { Context } from '@temporalio/activity';
+import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -46,6 +47,11 @@ import {
   planOptions,
   planRound,
   pruneModel,
+  reconstruct,
+  gather,
+  inputShapeOf,
+  type Graph,
+  type KeepPlan,
   saveExport,
   estimateEnergyJoules,
   saveInt8,
@@ -141,6 +147,22 @@ function inputContract(ds: Dataset, spec: CampaignSpec): object {
 const runtimeOf = (spec: CampaignSpec): RuntimeName => spec.target.runtime ?? 'tfjs-wasm'; // specs of older workflows have none
 /** The pruning policy (ml/round.ts) with the runtime `roundTo: auto` resolves for. */
 const policyOf = (spec: CampaignSpec) => ({ ...spec.pruning, runtime: runtimeOf(spec) });
+
+/**
+ * Least-squares reconstruction of a round's pruned model (ml/reconstruct.ts) on `n` training images drawn by the campaign's
+ * seed and the round (the same images on a retry), in place; returns each refitted layer's relative output error.
+ */
+function reconstructOn(spec: CampaignSpec, n: number, model: tfl.LayersModel, pruned: tfl.LayersModel, plan: KeepPlan, graph: Graph, round: number) {
+  const train = data(spec).train;
+  const idx = shuffledIndices(train.n, spec.seed * 7919 + 31 * round + 5).subarray(0, Math.min(n, train.n));
+  const batch = gather(train, idx, 0, idx.length);
+  const images = tf.tensor(batch.x, [batch.n, ...inputShapeOf(model)]);
+  try {
+    return reconstruct(model, pruned, plan, { images }, graph);
+  } finally {
+    images.dispose();
+  }
+}
 
 /** The first `n` examples of a split (all when it has fewer): what sensitivity trials and search candidates are scored on. */
 const firstImages = (split: Split, n: number): Split =>
@@ -515,6 +537,14 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
         }
         const pruned = await pruneModel(model, decided.plan, graph);
         try {
+          // least-squares reconstruction (pruning.reconstruct images of the training split, drawn by the seed and round)
+          const images = input.spec.pruning.reconstruct ?? 0; // specs of older versions have none
+          const refit = images > 0 ? reconstructOn(input.spec, images, model, pruned, decided.plan, graph, input.round) : [];
+          const notes = refit.length
+            ? [
+                `reconstructed ${refit.length} layer(s) on ${images} training images: relative output error ${refit.map((l) => `${l.layer} ${l.before.toFixed(3)}→${l.after.toFixed(3)}`).join(', ')}`,
+              ]
+            : [];
           const rel = path.join(roundDir(input.runId, input.round), 'pruned');
           const saved = await art.publishModel('model', rel, await saveModel(pruned, art.abs(rel)));
           const cost = modelCost(pruned);
@@ -525,12 +555,20 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
             metrics: {
               ...decided.metrics,
               ...(searched ? { widthSearchReused: searched.reused ? 1 : 0 } : {}),
+              ...(refit.length
+                ? {
+                    reconstructedLayers: refit.length,
+                    reconstructErrorBefore: refit.reduce((x, l) => x + l.before, 0) / refit.length,
+                    reconstructErrorAfter: refit.reduce((x, l) => x + l.after, 0) / refit.length,
+                  }
+                : {}),
               channelsRemoved: Object.entries(decided.plan).reduce((a, [name, kept]) => a + graph.groupByName(name)!.size - kept.length, 0),
               params: cost.params,
               flops: cost.flops,
               bytes: cost.bytes,
               ...channelMetrics(channels),
             },
+            ...(notes.length ? { notes } : {}),
             artifacts: [saved, ...(allocation ? [allocation] : [])].map(artifactOf),
           };
         } finally {

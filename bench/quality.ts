@@ -70,6 +70,9 @@ import {
 import { CRITERIA } from '../ml/catalog';
 import { GRAPH_MIN_STEPS, graphModeSetting } from '../ml/train-graph';
 import { planRoundTowards, searchWidths } from '../ml/search';
+import { reconstruct } from '../ml/reconstruct';
+import { inputShapeOf } from '../ml/train';
+import * as tf from '@tensorflow/tfjs-core';
 import { shuffledIndices } from '../ml/random';
 import { z } from 'zod';
 import { CACHE_DIR, ensureBaseline, type Baseline, type BaselineConfig } from './quality-baseline';
@@ -108,6 +111,11 @@ interface Method {
    * default uniform (planForFlops)
    */
   allocation?: 'uniform' | 'sensitivity' | 'search';
+  /**
+   * least-squares reconstruction after each round's pruning (ml/reconstruct.ts; He et al. ICCV 2017): every consumer whose
+   * input lost channels refitted to the pre-pruning model's outputs on this many calibration images; absent: none
+   */
+  reconstruct?: number;
 }
 
 interface NetConfig {
@@ -210,7 +218,7 @@ const SEARCH_CANDIDATES = 64;
  * wasm speedup is still timed and printed, and the channel-step probes unless QUALITY_STEPS=0) — on QUALITY_SEEDS (comma-separated,
  * default the net's seeds); prints one JSON line per net. Keys: criterion, roundTo, scope, allocation, distill ({weight,
  * temperature, attention?}, or null: none; attention β needs weight > 0 and graph mode), augment ({flip, shift}: of the fine-tuning, or null: none), flopsTarget (replaces the
- * net's), phases [perRound, last, lr, schedule, rounds?] (the rounds, as phases() builds them; 5 rounds unless given). Checked before anything trains: an unknown key or value stops the bench, naming it.
+ * net's), reconstruct (calibration images for least-squares reconstruction after each round's pruning, ml/reconstruct.ts), phases [perRound, last, lr, schedule, rounds?] (the rounds, as phases() builds them; 5 rounds unless given). Checked before anything trains: an unknown key or value stops the bench, naming it.
  */
 const ABLATE_SCHEMA = z.strictObject({
   criterion: z.enum(CRITERIA).optional(),
@@ -222,6 +230,7 @@ const ABLATE_SCHEMA = z.strictObject({
     .nullable()
     .optional(),
   flopsTarget: z.number().gt(0).lt(1).optional(),
+  reconstruct: z.number().int().min(16).max(2048).optional(),
   augment: z
     .strictObject({ flip: z.boolean(), shift: z.number().int().min(0).max(8) })
     .nullable()
@@ -445,6 +454,13 @@ async function pruneRunNow(
           ).plan
         : (await planForFlops(model, graph, scores, goal, method.scope ?? 'local', planOptions)).plan;
     const pruned = await pruneModel(model, plan, graph);
+    if (method.reconstruct) {
+      const fit = sample(calibration, method.reconstruct, 78);
+      const images = tf.tensor(fit.x!, [fit.n, ...inputShapeOf(model)]);
+      const layers = reconstruct(model, pruned, plan, { images }, graph);
+      images.dispose();
+      log(`${cfg.net} seed ${seed} round ${round}: reconstructed ${layers.map((l) => `${l.layer} ${l.before.toFixed(3)}→${l.after.toFixed(3)}`).join(', ')}`);
+    }
     model.dispose();
     model = pruned;
     const ph = method.rounds[round - 1];

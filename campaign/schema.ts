@@ -331,6 +331,15 @@ export const campaignSchema = z
           .min(100)
           .default(1000)
           .describe('weights, sensitivity and search allocation: validation images each sensitivity trial or search candidate is scored on'),
+        reconstruct: z
+          .number()
+          .int()
+          .min(0)
+          .max(8192)
+          .default(0)
+          .describe(
+            "least-squares reconstruction after each round's pruning: every Conv2D / Dense whose input lost channels is refitted to reproduce the unpruned layer's output, on this many training images (He et al. ICCV 2017); 0 = off. Pays at short fine-tune budgets",
+          ),
       })
       .superRefine((p, ctx) => {
         if (p.finetuneEpochs !== undefined && (p.finetune.epochs !== undefined || p.finetune.batches !== undefined))
@@ -556,6 +565,8 @@ export interface CampaignRecipe {
     /** weights | uniform | sensitivity | search (allocationOf) */
     allocation?: string;
     roundTo: { multiple: number; auto: boolean; runtime: string | null };
+    /** training images each round's least-squares reconstruction fits on (pruning.reconstruct); 0 = none */
+    reconstruct: number;
     summary: string;
   };
   /** one line for people */
@@ -608,6 +619,15 @@ export function campaignRecipeOf(
         : allocation === 'search'
           ? 'widths searched on the baseline (adaptive batch norm)'
           : `${scope} scope`;
-  const pruning = { criterion: p.criterion, scope, ...(allocation ? { allocation } : {}), roundTo, summary: `criterion ${p.criterion}, ${how}, ${rounding}` };
+  const reconstruct = p.reconstruct ?? 0; // specs of older versions have none
+  const refit = reconstruct > 0 ? `, least-squares reconstruction on ${reconstruct} training images` : '';
+  const pruning = {
+    criterion: p.criterion,
+    scope,
+    ...(allocation ? { allocation } : {}),
+    roundTo,
+    reconstruct,
+    summary: `criterion ${p.criterion}, ${how}, ${rounding}${refit}`,
+  };
   return { finetune, sparsity, pruning, summary };
 }

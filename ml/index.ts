@@ -15,6 +15,7 @@ export * from './latency-table';
 export * from './roofline';
 export * from './energy-sensor';
 export * from './prune';
+export * from './reconstruct';
 export * from './train';
 export * from './recipe';
 export * from './measure';

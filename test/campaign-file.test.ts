@@ -238,6 +238,11 @@ describe('fine-tuning recipes and the sparsity penalty in campaign files', () =>
     const fixed = load('fixed', { roundTo: 4 });
     expect(campaignRecipeOf(fixed.pruning).pruning!.roundTo).toEqual({ multiple: 4, auto: false, runtime: null });
     expect(campaignRecipeOf(fixed.pruning).summary).not.toMatch(/channels/); // the fine-tuning line is about fine-tuning
+    // least-squares reconstruction: off unless asked, then said with its image count
+    expect(campaignRecipeOf(fixed.pruning).pruning!.reconstruct).toBe(0);
+    const refit = campaignRecipeOf(load('refit', { reconstruct: 512 }).pruning).pruning!;
+    expect([refit.reconstruct, refit.summary]).toEqual([512, expect.stringMatching(/, least-squares reconstruction on 512 training images$/)]);
+    expect(() => load('refit-neg', { reconstruct: -1 })).toThrow(/pruning\.reconstruct/);
   });
 
   const bad: Array<[string, unknown, object, RegExp]> = [

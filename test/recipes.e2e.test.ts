@@ -1,6 +1,7 @@
 // A campaign with a whole fine-tuning recipe, end to end through the real CLI and Temporal: the
 // budget in batches (the last round's its own), a cosine schedule with warm-up, label smoothing, distillation from the run's
-// baseline, and the sparsity penalty on the baseline's training and the first round. `status` (text and
+// baseline, the sparsity penalty on the baseline's training and the first round, and least-squares reconstruction
+// after each round's pruning. `status` (text and
 // --json) and each deployable's prunewise.json state the recipe each round used.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -8,7 +9,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { cli, cliEnv, tmpHome, writeSpec } from './helpers';
 
 describe('fine-tuning recipes in a campaign', () => {
-  it('runs distillation, schedule, smoothing and the sparsity penalty per round, and says so in status and prunewise.json', async () => {
+  it('runs distillation, schedule, smoothing, the sparsity penalty and reconstruction per round, and says so in status and prunewise.json', async () => {
     const home = tmpHome('recipe');
     const env = cliEnv(home, inject('temporalAddress'));
     const spec = writeSpec(home, {
@@ -20,6 +21,7 @@ describe('fine-tuning recipes in a campaign', () => {
         stepRatio: 0.3,
         batchSize: 64,
         allocation: 'uniform',
+        reconstruct: 256,
         finetune: { batches: 12, lastRound: { batches: 20 }, schedule: 'cosine', warmup: 0.1, labelSmoothing: 0.1, distill: { weight: 0.5, temperature: 4 } },
         sparsity: { strength: 0.5, growth: 1, baseline: true },
       },
@@ -39,6 +41,11 @@ describe('fine-tuning recipes in a campaign', () => {
     expect(status.recipe.sparsity).toEqual({ strength: 0.5, growth: 1, alpha: 4, rounds: 1, baseline: true });
     const rounds = status.runs[0].rounds;
     expect(rounds.map((rd: { metrics: { finetuneSteps?: number } }) => rd.metrics.finetuneSteps)).toEqual([12, 20]); // the budget in batches; the last round's own
+    // reconstruction: the prune stage refits the consumers of pruned channels and says how much closer they come
+    for (const rd of rounds as Array<{ metrics: Record<string, number> }>) {
+      expect(rd.metrics.reconstructedLayers).toBeGreaterThan(0);
+      expect(rd.metrics.reconstructErrorAfter).toBeLessThan(rd.metrics.reconstructErrorBefore);
+    }
     const deployed = (round: number) =>
       JSON.parse(fs.readFileSync(path.join(home, 'artifacts', status.id, 'run-1', `round-${round}`, 'deployable', 'prunewise.json'), 'utf8'));
     expect(deployed(1).finetune).toMatchObject({ batches: 12, schedule: 'cosine', distill: { weight: 0.5 }, sparsity: { strength: 0.5, growth: 1, alpha: 4 } });
