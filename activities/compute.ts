@@ -150,15 +150,16 @@ const policyOf = (spec: CampaignSpec) => ({ ...spec.pruning, runtime: runtimeOf(
 
 /**
  * Least-squares reconstruction of a round's pruned model (ml/reconstruct.ts) on `n` training images drawn by the campaign's
- * seed and the round (the same images on a retry), in place; returns each refitted layer's relative output error.
+ * seed and the schedule round (the same images when the stage is retried, and for a round retried after a rollback), in
+ * place; returns each refitted (or skipped) layer's relative output error.
  */
-function reconstructOn(spec: CampaignSpec, n: number, model: tfl.LayersModel, pruned: tfl.LayersModel, plan: KeepPlan, graph: Graph, round: number) {
+async function reconstructOn(spec: CampaignSpec, n: number, model: tfl.LayersModel, pruned: tfl.LayersModel, plan: KeepPlan, graph: Graph, round: number) {
   const train = data(spec).train;
   const idx = shuffledIndices(train.n, spec.seed * 7919 + 31 * round + 5).subarray(0, Math.min(n, train.n));
   const batch = gather(train, idx, 0, idx.length);
   const images = tf.tensor(batch.x, [batch.n, ...inputShapeOf(model)]);
   try {
-    return reconstruct(model, pruned, plan, { images }, graph);
+    return await reconstruct(model, pruned, plan, { images }, graph);
   } finally {
     images.dispose();
   }
@@ -537,14 +538,18 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
         }
         const pruned = await pruneModel(model, decided.plan, graph);
         try {
-          // least-squares reconstruction (pruning.reconstruct images of the training split, drawn by the seed and round)
+          // least-squares reconstruction (pruning.reconstruct images of the training split, drawn by the seed and the schedule round)
           const images = input.spec.pruning.reconstruct ?? 0; // specs of older versions have none
-          const refit = images > 0 ? reconstructOn(input.spec, images, model, pruned, decided.plan, graph, input.round) : [];
-          const notes = refit.length
-            ? [
-                `reconstructed ${refit.length} layer(s) on ${images} training images: relative output error ${refit.map((l) => `${l.layer} ${l.before.toFixed(3)}→${l.after.toFixed(3)}`).join(', ')}`,
-              ]
-            : [];
+          const all = images > 0 ? await reconstructOn(input.spec, images, model, pruned, decided.plan, graph, input.scheduleRound ?? input.round) : [];
+          const refit = all.filter((l) => !l.skipped);
+          const notes = [
+            ...(refit.length
+              ? [
+                  `reconstructed ${refit.length} layer(s) on ${images} training images: relative output error ${refit.map((l) => `${l.layer} ${l.before.toFixed(3)}→${l.after.toFixed(3)}`).join(', ')}`,
+                ]
+              : []),
+            ...all.filter((l) => l.skipped).map((l) => `not reconstructed: ${l.layer} (${l.skipped})`),
+          ];
           const rel = path.join(roundDir(input.runId, input.round), 'pruned');
           const saved = await art.publishModel('model', rel, await saveModel(pruned, art.abs(rel)));
           const cost = modelCost(pruned);
@@ -624,7 +629,13 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
           return {
             model: saved.ref,
             resumedFromStep: t.result.resumedFromStep,
-            metrics: { finetuneSteps: t.result.steps, samplesPerSecond: t.result.samplesPerSecond, trainGraph: t.result.mode === 'graph' ? 1 : 0 },
+            metrics: {
+              finetuneSteps: t.result.steps,
+              samplesPerSecond: t.result.samplesPerSecond,
+              trainGraph: t.result.mode === 'graph' ? 1 : 0,
+              // which of the schedule's rounds this recipe was for (export says the recipe from it; absent in histories from before)
+              ...(input.scheduleRound !== undefined ? { scheduleRound: input.scheduleRound } : {}),
+            },
             notes: modeNotes(t.result, (await initBackend()).name),
             series: { trainLoss: t.result.epochLoss, batchLoss: t.result.batchLoss },
             artifacts: [artifactOf(saved)],

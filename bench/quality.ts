@@ -457,8 +457,12 @@ async function pruneRunNow(
     if (method.reconstruct) {
       const fit = sample(calibration, method.reconstruct, 78);
       const images = tf.tensor(fit.x!, [fit.n, ...inputShapeOf(model)]);
-      const layers = reconstruct(model, pruned, plan, { images }, graph);
-      images.dispose();
+      let layers: Awaited<ReturnType<typeof reconstruct>>;
+      try {
+        layers = await reconstruct(model, pruned, plan, { images }, graph);
+      } finally {
+        images.dispose();
+      }
       log(`${cfg.net} seed ${seed} round ${round}: reconstructed ${layers.map((l) => `${l.layer} ${l.before.toFixed(3)}→${l.after.toFixed(3)}`).join(', ')}`);
     }
     model.dispose();

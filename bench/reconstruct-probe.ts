@@ -16,6 +16,7 @@ async function main() {
     throw new Error('usage: npm run bench:reconstruct -- <baseline model dir> <FLOPs fraction in (0, 1)> [fit images, default 512]');
   const backend = (await initBackend()).name;
   const ds = loadDataset({ name: 'fashion-mnist', dir: FASHION, validationFraction: 0.1 }, 1);
+  if (nFit > ds.train.n) throw new Error(`fit images: at most ${ds.train.n} (the training split)`);
   const train = ds.train; // the fit and batch-norm images: the first of the training split
   const base = await loadModel(dir);
   const graph = analyze(base);
@@ -29,7 +30,7 @@ async function main() {
   const plain = await pruneModel(base, plan, graph);
   const rec = await pruneModel(base, plan, graph);
   const t0 = performance.now();
-  const layers = reconstruct(base, rec, plan, { images }, graph);
+  const layers = await reconstruct(base, rec, plan, { images }, graph);
   const seconds = (performance.now() - t0) / 1000;
   const r = { baseline: await acc(base), plain: await acc(plain), reconstructed: await acc(rec), plainBn: 0, reconstructedBn: 0 };
   await adaptBatchNorm(plain, bnData);

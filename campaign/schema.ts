@@ -69,7 +69,7 @@ const finetuneSchema = z
       .describe('fine-tune budget per round in batches (optimizer steps of pruning.batchSize examples) instead of epochs'),
     lastRound: z
       .strictObject({
-        epochs: z.number().int().min(0).optional().describe('passes over the training split'),
+        epochs: z.number().int().positive().optional().describe('passes over the training split'),
         batches: z.number().int().positive().optional().describe('optimizer steps of pruning.batchSize examples'),
       })
       .optional()
@@ -338,7 +338,7 @@ export const campaignSchema = z
           .max(8192)
           .default(0)
           .describe(
-            "least-squares reconstruction after each round's pruning: every Conv2D / Dense whose input lost channels is refitted to reproduce the unpruned layer's output, on this many training images (He et al. ICCV 2017); 0 = off. Pays at short fine-tune budgets",
+            "least-squares reconstruction after each round's pruning: every Conv2D (dilation 1) and Dense on 2-D input whose input lost channels is refitted to reproduce the unpruned layer's output, on this many training images (He et al. ICCV 2017); 0 = off. Pays at short fine-tune budgets; depthwise/separable convolutions and layers with more than 4 097 weights per output channel are left as pruned",
           ),
       })
       .superRefine((p, ctx) => {
@@ -582,7 +582,8 @@ export function campaignRecipeOf(
   task: TaskType = 'classification',
   runtime?: RuntimeName,
 ): CampaignRecipe {
-  const { sparsity: _s, ...first } = finetuneRecipeOf(p, 1, task);
+  // the budget of the rounds before the last (with rounds: 1 the only round is the last: lastRound says its budget)
+  const { sparsity: _s, ...first } = finetuneRecipeOf({ ...p, finetune: p.finetune && { ...p.finetune, lastRound: undefined } }, 1, task);
   const lr = p.finetune?.lastRound;
   const finetune: CampaignRecipe['finetune'] = lr
     ? { ...first, lastRound: lr.batches !== undefined ? { batches: lr.batches } : { epochs: lr.epochs! } }

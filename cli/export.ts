@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { Artifacts, PRUNEWISE_JSON_VERSION } from '../activities';
 import type { ArtifactStore } from '../blobstore';
 import { describeRecipe, finetuneRecipeOf, type CampaignSpec } from '../campaign/schema';
-import { metricMap, modelArtifactPath, runRef, scheduleRoundOf, type Db } from '../db';
+import { metricMap, modelArtifactPath, runRef, type Db } from '../db';
 import {
   calibrationInputs,
   CALIBRATION_EXAMPLES,
@@ -190,13 +190,19 @@ export async function exportModel(
  */
 /**
  * How the exported weights were fine-tuned (as the deployable's prunewise.json says): null for the baseline (round 0);
- * `scheduleRound`: which of the schedule's rounds it was (db scheduleRoundOf).
+ * `scheduleRound`: the schedule round whose recipe the fine-tuning used (scheduleRoundOf).
  */
 function recipeOf(spec: CampaignSpec, round: number, scheduleRound: number) {
   if (round === 0) return null;
   const r = finetuneRecipeOf(spec.pruning, scheduleRound, taskSpecOf(spec.task).type);
   return { ...r, summary: describeRecipe(r) };
 }
+
+/**
+ * The schedule round whose fine-tuning recipe round `round` used: as its finetune stage recorded it (metric scheduleRound),
+ * else — campaigns from before the workflow passed it, which fine-tuned by the round number — the round number.
+ */
+const scheduleRoundOf = (db: Db, runId: string, round: number): number => metricMap(db, runId, round).scheduleRound ?? round;
 
 async function exportFile(
   model: Awaited<ReturnType<typeof loadModel>>,
@@ -205,7 +211,7 @@ async function exportFile(
   o: {
     runId: string;
     round: number;
-    /** which of the schedule's rounds `round` was (db scheduleRoundOf) */
+    /** the schedule round whose recipe `round` fine-tuned with (scheduleRoundOf) */
     scheduleRound: number;
     format: DeployFormat;
     family?: KerasFamily;

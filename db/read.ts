@@ -272,15 +272,6 @@ export function roundOf(db: Db, runId: string, round: number): { state: State; o
     { state: State; objective: number | null } | undefined;
 }
 
-/**
- * Which of the schedule's rounds round `round` of run `runId` is: 1 + the run's rounds before it that completed
- * (a rolled-back round does not advance the schedule: its retry has the same schedule round), as the workflow counts
- * it (`scheduleRound`, workflows/index.ts).
- */
-export function scheduleRoundOf(db: Db, runId: string, round: number): number {
-  return 1 + (db.prepare(`SELECT COUNT(*) AS n FROM rounds WHERE run_id = ? AND round < ? AND state = 'completed'`).get(runId, round) as { n: number }).n;
-}
-
 /** How many rounds of a campaign's runs have completed. */
 export function completedRounds(db: Db, campaignId: string): number {
   return (

@@ -13,12 +13,16 @@ export interface ReconstructOptions {
   images: tf.Tensor;
   /** at most this many floats in one batch's patch matrix (rows × kh·kw·C; default 2²⁴ = 64 MB): sets each layer's images per pass */
   maxPatchFloats?: number;
+  /** layers with more unknowns per output channel (kh·kw·C_in + 1) are left as pruned (default MAX_RECONSTRUCT_UNKNOWNS) */
+  maxUnknowns?: number;
   /** ridge strength relative to the mean diagonal of PᵀP, pulling towards the plainly pruned weights (default 1e-3) */
   ridge?: number;
 }
 
 export interface ReconstructedLayer {
   layer: string;
+  /** why the layer was left as pruned (too many unknowns); its errors are then NaN */
+  skipped?: string;
   /** relative squared error ‖PW − Y‖² / ‖Y‖² of the plainly pruned weights and of the refitted ones, on the fit images */
   before: number;
   after: number;
@@ -74,15 +78,30 @@ function patches(x: tf.Tensor4D, op: Op): tf.Tensor2D {
   });
 }
 
-/** Solves (A + λI) X = B + λ X0 by Cholesky in float64; A [k, k] symmetric positive semi-definite, B and X0 [k, m]. */
-function ridgeSolve(a: Float64Array, b: Float64Array, x0: Float64Array, k: number, m: number, lambda: number): Float64Array {
+/** Lets timers (the activity's heartbeat) run between long stretches of host-side arithmetic. */
+const yieldToEvents = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Solves (A + λI) X = B + λ X0 by Cholesky in float64; A [k, k] symmetric positive semi-definite, B and X0 [k, m].
+ * Yields to the event loop every few million multiply-adds, so a long solve never starves the heartbeat.
+ */
+async function ridgeSolve(a: Float64Array, b: Float64Array, x0: Float64Array, k: number, m: number, lambda: number): Promise<Float64Array> {
   const l = new Float64Array(k * k);
+  let work = 0;
+  const tick = async (ops: number) => {
+    work += ops;
+    if (work > 2e7) {
+      work = 0;
+      await yieldToEvents();
+    }
+  };
   for (let i = 0; i < k; i++) {
     for (let j = 0; j <= i; j++) {
       let s = a[i * k + j] + (i === j ? lambda : 0);
       for (let p = 0; p < j; p++) s -= l[i * k + p] * l[j * k + p];
       l[i * k + j] = i === j ? Math.sqrt(Math.max(s, 1e-30)) : s / l[j * k + j];
     }
+    await tick(i * i);
   }
   const x = new Float64Array(k * m);
   const y = new Float64Array(k);
@@ -97,6 +116,7 @@ function ridgeSolve(a: Float64Array, b: Float64Array, x0: Float64Array, k: numbe
       for (let p = i + 1; p < k; p++) s -= l[p * k + i] * x[p * m + c];
       x[i * m + c] = s / l[i * k + i];
     }
+    await tick(k * k);
   }
   return x;
 }
@@ -109,21 +129,31 @@ function keptOutputs(graph: Graph, keep: KeepPlan, layer: string, cout: number):
   return kept ? [...kept].sort((p, q) => p - q) : Array.from({ length: cout }, (_, i) => i);
 }
 
+/** The largest refit this step solves (unknowns per output channel, kh·kw·C_in + 1): above it a layer is left as pruned. */
+export const MAX_RECONSTRUCT_UNKNOWNS = 4097;
+
 /**
- * Refits, in place, the weights of every Conv2D / Dense of `pruned` whose input lost channels, by least squares against
- * `original`'s output of the same layer (before its activation), on `opts.images`. `pruned` is `original` pruned by `keep`
- * (ml/prune.ts pruneModel); `graph` is analyze(original). Layers of other kinds, and convolutions with dilation, are left
- * as pruned. Returns each refitted layer's relative error before and after.
+ * Refits, in place, the weights of every Conv2D (dilation 1, channels last) and Dense on 2-D input of `pruned` whose input
+ * lost channels, by ridge least squares against `original`'s output of the same layer before its activation, on
+ * `opts.images` [n, ...input shape]: W = argmin ‖P·W − Y‖² + λ‖W − W₀‖², P the pruned model's input patches (a ones column
+ * for the bias), Y the original output for the output channels `keep` kept, W₀ the plainly pruned weights, λ = ridge × the
+ * mean of PᵀP's diagonal (He, Zhang & Sun, ICCV 2017, §3.2). PᵀP and PᵀY are summed on the backend in float32, the
+ * system solved by Cholesky in float64. `pruned` is `original` pruned by `keep` (ml/prune.ts pruneModel); `graph` is
+ * analyze(original). Layers are refitted in graph order, each on the pruned model's activations with the earlier layers
+ * already refitted. Other layer kinds, and layers with more than `maxUnknowns` unknowns, are left as pruned
+ * (`skipped`). Yields to the event loop between batches and during solves (a stage's heartbeat keeps beating).
+ * Returns each refitted layer's relative error ‖PW − Y‖² / ‖Y‖² on the fit images, before and after.
  */
-export function reconstruct(
+export async function reconstruct(
   original: tfl.LayersModel,
   pruned: tfl.LayersModel,
   keep: KeepPlan,
   opts: ReconstructOptions,
   graph: Graph = analyze(original),
-): ReconstructedLayer[] {
+): Promise<ReconstructedLayer[]> {
   const maxFloats = opts.maxPatchFloats ?? 2 ** 24;
   const ridge = opts.ridge ?? 1e-3;
+  const maxUnknowns = opts.maxUnknowns ?? MAX_RECONSTRUCT_UNKNOWNS;
   const n = opts.images.shape[0];
   const out: ReconstructedLayer[] = [];
   for (const layer of pruned.layers) {
@@ -133,51 +163,83 @@ export function reconstruct(
     const [kernel, bias] = layer.getWeights();
     const [oKernel, oBias] = orig.getWeights();
     const cin = kernel.shape[kernel.shape.length - 2];
+    const oCout = oKernel.shape[oKernel.shape.length - 1];
     if (cin === oKernel.shape[oKernel.shape.length - 2]) continue; // its input lost nothing
     const cout = kernel.shape[kernel.shape.length - 1];
-    const kept = keptOutputs(graph, keep, layer.name, oKernel.shape[oKernel.shape.length - 1]);
+    const kept = keptOutputs(graph, keep, layer.name, oCout);
     const hasBias = bias !== undefined;
-    const k = op.kh * op.kw * cin + (hasBias ? 1 : 0);
+    const kp = op.kh * op.kw * cin; // patch columns
+    const k = kp + (hasBias ? 1 : 0);
+    if (k > maxUnknowns) {
+      out.push({ layer: layer.name, before: NaN, after: NaN, skipped: `${k} unknowns per output channel, more than ${maxUnknowns}` });
+      continue;
+    }
     const outShape = layer.outputShape as number[];
     const rowsPerImage = op.kind === 'conv' ? outShape[1] * outShape[2] : 1;
-    const bs = Math.max(1, Math.min(256, Math.floor(maxFloats / (rowsPerImage * k))));
+    // the patch matrix of a batch stays within maxFloats (its kh·kw slices and their concatenation hold about twice that)
+    const bs = Math.max(1, Math.min(256, Math.floor(maxFloats / (rowsPerImage * kp))));
     const inP = tfl.model({ inputs: pruned.inputs, outputs: layer.input as tfl.SymbolicTensor });
     const inO = tfl.model({ inputs: original.inputs, outputs: orig.input as tfl.SymbolicTensor });
     const w0 = tf.tidy(() => {
       const w = kernel.reshape([-1, cout]);
       return hasBias ? tf.concat([w, bias.reshape([1, cout])], 0) : w;
     });
-    let ata = tf.zeros([k, k]);
-    let aty = tf.zeros([k, cout]);
+    // sums over the fit images: PᵀP, PᵀY, and (bias) the column sums of P and Y and the row count
+    let ptp = tf.zeros([kp, kp]);
+    let pty = tf.zeros([kp, cout]);
+    let sp = tf.zeros([kp]);
+    let sy = tf.zeros([cout]);
+    let rows = 0;
     let yy = 0;
+    const add = (acc: tf.Tensor, x: tf.Tensor) => {
+      const next = tf.add(acc, x);
+      acc.dispose();
+      return next;
+    };
     for (let s = 0; s < n; s += bs) {
-      const [pa, py, e] = tf.tidy(() => {
+      const [a, b, cp, cy, e, r] = tf.tidy(() => {
         const x = opts.images.slice(s, Math.min(bs, n - s));
-        let p = patches(inP.predict(x) as tf.Tensor4D, op);
-        if (hasBias) p = tf.concat([p, tf.ones([p.shape[0], 1])], 1);
-        const po = patches(inO.predict(x) as tf.Tensor4D, { ...op });
-        let y = tf.matMul(po, oKernel.reshape([-1, oKernel.shape[oKernel.shape.length - 1]]));
+        const p = patches(inP.predict(x) as tf.Tensor4D, op);
+        const xo = inO.predict(x) as tf.Tensor;
+        let y: tf.Tensor =
+          op.kind === 'conv'
+            ? tf.conv2d(xo as tf.Tensor4D, oKernel as tf.Tensor4D, op.strides, op.padding).reshape([-1, oCout])
+            : tf.matMul(xo as tf.Tensor2D, oKernel as tf.Tensor2D);
         if (oBias) y = tf.add(y, oBias.reshape([1, -1]));
         y = tf.gather(y, kept, 1);
-        return [tf.matMul(p, p, true, false), tf.matMul(p, y, true, false), tf.sum(tf.square(y))];
+        return [tf.matMul(p, p, true, false), tf.matMul(p, y, true, false), tf.sum(p, 0), tf.sum(y, 0), tf.sum(tf.square(y)), tf.scalar(p.shape[0])];
       });
-      const a2 = tf.add(ata, pa);
-      const b2 = tf.add(aty, py);
-      ata.dispose();
-      aty.dispose();
-      ata = a2;
-      aty = b2;
+      ptp = add(ptp, a);
+      pty = add(pty, b);
+      sp = add(sp, cp);
+      sy = add(sy, cy);
       yy += (e.dataSync() as Float32Array)[0];
-      tf.dispose([pa, py, e]);
+      rows += (r.dataSync() as Float32Array)[0];
+      tf.dispose([a, b, cp, cy, e, r]);
+      await yieldToEvents();
     }
-    const A = Float64Array.from(ata.dataSync() as Float32Array);
-    const B = Float64Array.from(aty.dataSync() as Float32Array);
+    // the bordered system of [P 1]: A = [[PᵀP, Pᵀ1], [1ᵀP, rows]], B = [[PᵀY], [1ᵀY]]
+    const PtP = ptp.dataSync() as Float32Array;
+    const PtY = pty.dataSync() as Float32Array;
+    const SP = sp.dataSync() as Float32Array;
+    const SY = sy.dataSync() as Float32Array;
+    const A = new Float64Array(k * k);
+    const B = new Float64Array(k * cout);
+    for (let i = 0; i < kp; i++) {
+      for (let j = 0; j < kp; j++) A[i * k + j] = PtP[i * kp + j];
+      for (let c = 0; c < cout; c++) B[i * cout + c] = PtY[i * cout + c];
+    }
+    if (hasBias) {
+      for (let i = 0; i < kp; i++) A[i * k + kp] = A[kp * k + i] = SP[i];
+      A[kp * k + kp] = rows;
+      for (let c = 0; c < cout; c++) B[kp * cout + c] = SY[c];
+    }
     const X0 = Float64Array.from(w0.dataSync() as Float32Array);
-    tf.dispose([ata, aty, w0]);
+    tf.dispose([ptp, pty, sp, sy, w0]);
     let trace = 0;
     for (let i = 0; i < k; i++) trace += A[i * k + i];
-    const x = ridgeSolve(A, B, X0, k, cout, (ridge * trace) / k);
-    // ‖PW − Y‖² = WᵀAW − 2WᵀB + ‖Y‖², summed over the output columns
+    const x = await ridgeSolve(A, B, X0, k, cout, (ridge * trace) / k);
+    // ‖PW − Y‖² = Σ_columns (wᵀAw − 2wᵀb) + ‖Y‖² (0 at the least; PᵀP summed in float32 can round it below)
     const err = (w: Float64Array) => {
       let e = yy;
       for (let c = 0; c < cout; c++)
@@ -186,12 +248,12 @@ export function reconstruct(
           for (let j = 0; j < k; j++) aw += A[i * k + j] * w[j * cout + c];
           e += w[i * cout + c] * (aw - 2 * B[i * cout + c]);
         }
-      return e / Math.max(yy, 1e-30);
+      return Math.max(0, e) / Math.max(yy, 1e-30);
     };
     out.push({ layer: layer.name, before: err(X0), after: err(x) });
-    const wk = Float32Array.from(x.subarray(0, (k - (hasBias ? 1 : 0)) * cout));
-    const next = [tf.tensor(wk, kernel.shape)];
-    if (hasBias) next.push(tf.tensor(Float32Array.from(x.subarray((k - 1) * cout)), bias.shape));
+    await yieldToEvents();
+    const next = [tf.tensor(Float32Array.from(x.subarray(0, kp * cout)), kernel.shape)];
+    if (hasBias) next.push(tf.tensor(Float32Array.from(x.subarray(kp * cout)), bias.shape));
     layer.setWeights([...next, ...layer.getWeights().slice(next.length)]);
     tf.dispose(next);
   }

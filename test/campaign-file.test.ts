@@ -206,6 +206,11 @@ describe('fine-tuning recipes and the sparsity penalty in campaign files', () =>
       /pruning\.finetune\.lastRound: give the last round's budget: \{ epochs: N \}/,
     );
     expect(() => load('last-typo', { rounds: 2, finetune: { lastRound: { epoch: 2 } } })).toThrow(/pruning\.finetune\.lastRound/);
+    expect(() => load('last-zero', { rounds: 2, finetune: { lastRound: { epochs: 0 } } })).toThrow(/pruning\.finetune\.lastRound\.epochs/);
+    // one round: it is the last one, and status says both budgets as given
+    const one = load('last-one', { rounds: 1, finetune: { epochs: 2, lastRound: { epochs: 6 } } }).pruning;
+    expect(finetuneRecipeOf(one, 1).epochs).toBe(6);
+    expect(campaignRecipeOf(one).summary).toMatch(/^2 epochs per round, the last round 6 epochs, /);
   });
 
   it('the sparsity penalty rides on the first rounds (every round but the last by default) and the baseline when asked', () => {

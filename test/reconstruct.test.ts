@@ -41,7 +41,7 @@ describe('least-squares reconstruction of pruned consumers', () => {
     const x = images(64, 2);
     const plain = await pruneModel(m, plan, graph);
     const fitted = await pruneModel(m, plan, graph);
-    const layers = reconstruct(m, fitted, plan, { images: x, ridge: 1e-9 }, graph);
+    const layers = await reconstruct(m, fitted, plan, { images: x, ridge: 1e-9 }, graph);
     expect(layers.map((l) => l.layer)).toEqual(['conv2']);
     const want = conv2Out(m, x);
     expect(maxDiff(conv2Out(plain, x), want)).toBeGreaterThan(0.05);
@@ -59,11 +59,36 @@ describe('least-squares reconstruction of pruned consumers', () => {
     const byProducer = (l: string) => graph.groups.find((g) => g.producers.includes(l))!.name;
     const plan = { [byProducer('conv1')]: [0, 2], [byProducer('conv2')]: [1, 3, 4] };
     const fitted = await pruneModel(m, plan, graph);
-    const layers = reconstruct(m, fitted, plan, { images: images(128, 4) }, graph);
+    const layers = await reconstruct(m, fitted, plan, { images: images(128, 4) }, graph);
     expect(layers.map((l) => l.layer)).toEqual(['conv2', 'out']);
     for (const l of layers) expect(l.after).toBeLessThan(l.before);
+    // a layer with more unknowns than allowed is left as pruned and said so; the others are still refitted
+    const capped = await pruneModel(m, plan, graph);
+    const outBefore = capped.getLayer('out').getWeights()[0].dataSync().slice();
+    const some = await reconstruct(m, capped, plan, { images: images(128, 4), maxUnknowns: 20 }, graph);
+    expect(some.map((l) => [l.layer, l.skipped ?? 'refitted'])).toEqual([
+      ['conv2', 'refitted'],
+      ['out', '28 unknowns per output channel, more than 20'],
+    ]);
+    expect(capped.getLayer('out').getWeights()[0].dataSync()).toEqual(outBefore);
     // the shapes stay the pruned ones
     expect(fitted.getLayer('conv2').getWeights()[0].shape).toEqual([3, 3, 2, 3]);
     expect(fitted.getLayer('out').getWeights()[0].shape).toEqual([3 * 3 * 3, 3]);
+  });
+
+  it('yields to the event loop while it works (a stage’s heartbeat timer keeps firing)', async () => {
+    const m = net(3);
+    const graph = analyze(m);
+    const plan = { [graph.groups.find((g) => g.producers.includes('conv1'))!.name]: [1, 3] };
+    const fitted = await pruneModel(m, plan, graph);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    try {
+      // a small patch budget: one image per batch, so many batches
+      await reconstruct(m, fitted, plan, { images: images(64, 5), maxPatchFloats: 9 * 2 * 9 }, graph);
+    } finally {
+      clearInterval(timer);
+    }
+    expect(ticks).toBeGreaterThan(0);
   });
 });
