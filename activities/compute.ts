@@ -540,12 +540,13 @@ export function createComputeActivities(home: string, store?: ArtifactStore) {
         try {
           // least-squares reconstruction (pruning.reconstruct images of the training split, drawn by the seed and the schedule round)
           const images = input.spec.pruning.reconstruct ?? 0; // specs of older versions have none
-          const all = images > 0 ? await reconstructOn(input.spec, images, model, pruned, decided.plan, graph, input.scheduleRound ?? input.round) : [];
+          const used = Math.min(images, data(input.spec).train.n); // at most the training split
+          const all = images > 0 ? await reconstructOn(input.spec, used, model, pruned, decided.plan, graph, input.scheduleRound ?? input.round) : [];
           const refit = all.filter((l) => !l.skipped);
           const notes = [
             ...(refit.length
               ? [
-                  `reconstructed ${refit.length} layer(s) on ${images} training images: relative output error ${refit.map((l) => `${l.layer} ${l.before.toFixed(3)}→${l.after.toFixed(3)}`).join(', ')}`,
+                  `reconstructed ${refit.length} layer(s) on ${used} training images: relative output error on them ${refit.map((l) => `${l.layer} ${l.before.toPrecision(2)}→${l.after.toPrecision(2)}`).join(', ')}`,
                 ]
               : []),
             ...all.filter((l) => l.skipped).map((l) => `not reconstructed: ${l.layer} (${l.skipped})`),

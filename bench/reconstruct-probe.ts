@@ -13,7 +13,7 @@ async function main() {
   const fraction = Number(frac);
   const nFit = Number(fit ?? 512);
   if (!dir || !(fraction > 0 && fraction < 1) || !(Number.isInteger(nFit) && nFit > 0))
-    throw new Error('usage: npm run bench:reconstruct -- <baseline model dir> <FLOPs fraction in (0, 1)> [fit images, default 512]');
+    throw new Error('usage: npm run bench:reconstruct -- <trained Fashion-MNIST model dir> <fraction of FLOPs to remove, in (0, 1)> [fit images, default 512]');
   const backend = (await initBackend()).name;
   const ds = loadDataset({ name: 'fashion-mnist', dir: FASHION, validationFraction: 0.1 }, 1);
   if (nFit > ds.train.n) throw new Error(`fit images: at most ${ds.train.n} (the training split)`);
@@ -48,10 +48,17 @@ async function main() {
   );
   console.log(`baseline                         ${pc(r.baseline)}`);
   console.log(`plainly pruned                   ${pc(r.plain)}`);
-  console.log(`  + adaptive batch norm          ${pc(r.plainBn)}`);
+  const hasBn = base.layers.some((l) => l.getClassName() === 'BatchNormalization');
+  const bn = (x: number) => (hasBn ? pc(x) : 'n/a: no BatchNormalization layers');
+  console.log(`  + adaptive batch norm          ${bn(r.plainBn)}`);
   console.log(`reconstructed (${nFit} images, ${seconds.toFixed(1)} s)  ${pc(r.reconstructed)}`);
-  console.log(`  + adaptive batch norm          ${pc(r.reconstructedBn)}`);
-  for (const l of layers) console.log(`  ${l.layer}: relative output error ${l.before.toFixed(4)} → ${l.after.toFixed(4)}`);
+  console.log(`  + adaptive batch norm          ${bn(r.reconstructedBn)}`);
+  for (const l of layers)
+    console.log(
+      l.skipped
+        ? `  ${l.layer}: not reconstructed (${l.skipped})`
+        : `  ${l.layer}: relative output error on the fit images ${l.before.toFixed(4)} → ${l.after.toFixed(4)}`,
+    );
   console.log(JSON.stringify({ model: dir, flopsRemoved, fitImages: nFit, backend, accuracy: r, seconds, layers }));
 }
 main().catch((e) => {

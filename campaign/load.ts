@@ -92,6 +92,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   const got = 'input' in issue && issue.input !== undefined ? ` (got ${show(issue.input)})` : '';
   switch (issue.code) {
     case 'invalid_type':
+      // a schema's own message for a wrong type (e.g. finetune.lastRound's) says the fix: keep it
+      if (issue.input !== undefined && !/^Invalid input/.test(issue.message)) return issue.message;
       if (issue.input === undefined) return `is required (${issue.expected === 'int' ? 'a whole number' : issue.expected})`;
       if (issue.expected === 'int') return `must be a whole number${got}`;
       return `must be ${/^[aeiou]/.test(issue.expected) ? 'an' : 'a'} ${issue.expected} (got ${Array.isArray(issue.input) ? 'a list' : typeof issue.input})`;

@@ -68,10 +68,18 @@ const finetuneSchema = z
       .optional()
       .describe('fine-tune budget per round in batches (optimizer steps of pruning.batchSize examples) instead of epochs'),
     lastRound: z
-      .strictObject({
-        epochs: z.number().int().positive().optional().describe('passes over the training split'),
-        batches: z.number().int().positive().optional().describe('optimizer steps of pruning.batchSize examples'),
-      })
+      .strictObject(
+        {
+          epochs: z.number().int().positive().optional().describe('passes over the training split'),
+          batches: z.number().int().positive().optional().describe('optimizer steps of pruning.batchSize examples'),
+        },
+        {
+          error: (iss) =>
+            iss.code === 'invalid_type'
+              ? `must be { epochs: N } or { batches: N } (got ${JSON.stringify(iss.input)}): e.g. lastRound: { epochs: 6 }`
+              : undefined,
+        },
+      )
       .optional()
       .describe(
         "the last round's budget instead of epochs/batches (the round that reaches the schedule's end, pruning.rounds, and its retries after a rollback): the model you ship gets the longer fine-tune, the rounds before a short one; epochs or batches",

@@ -207,6 +207,9 @@ describe('fine-tuning recipes and the sparsity penalty in campaign files', () =>
     );
     expect(() => load('last-typo', { rounds: 2, finetune: { lastRound: { epoch: 2 } } })).toThrow(/pruning\.finetune\.lastRound/);
     expect(() => load('last-zero', { rounds: 2, finetune: { lastRound: { epochs: 0 } } })).toThrow(/pruning\.finetune\.lastRound\.epochs/);
+    expect(() => load('last-number', { rounds: 2, finetune: { lastRound: 6 } })).toThrow(
+      /pruning\.finetune\.lastRound: must be \{ epochs: N \} or \{ batches: N \} \(got 6\): e\.g\. lastRound: \{ epochs: 6 \}/,
+    );
     // one round: it is the last one, and status says both budgets as given
     const one = load('last-one', { rounds: 1, finetune: { epochs: 2, lastRound: { epochs: 6 } } }).pruning;
     expect(finetuneRecipeOf(one, 1).epochs).toBe(6);
