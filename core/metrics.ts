@@ -23,11 +23,16 @@ export const METRICS = {
   allocatedGroups: 'groups the weight-driven allocation pruned, count',
   estimatedDeltaJ: 'ΔJ(w) the allocation estimated for the round (estimate, before fine-tuning)',
   ratioScale: 'share of what the pruning policy chose that a retried round removes (halved per rollback)',
+  reconstructedLayers: 'layers the prune stage refitted by least squares (pruning.reconstruct), count',
+  reconstructErrorBefore:
+    'relative output error ‖PW − Y‖² / ‖Y‖² of the refitted layers with the plainly pruned weights, mean over them, on the fit images (in-sample), fraction',
+  reconstructErrorAfter: 'the same after the least-squares refit, fraction',
   predictedLatencyMs:
     "latency of one batch PREDICTED by the campaign's frozen latency table (Σ per-layer entries + per-call overhead), ms: what allocation decides on, never a measured latency",
   // finetune
   finetuneSteps: 'optimizer steps (batches) of fine-tuning, count',
   samplesPerSecond: 'training throughput, examples per second',
+  scheduleRound: "which of the schedule's rounds the fine-tuning recipe was for (a round retried after a rollback has its predecessor's), count from 1",
   trainGraph:
     '1 when the training (baseline or fine-tune) ran in graph mode — each step one TensorFlow graph call on the native backend (ml/train-graph.ts) — 0 when op by op; the two give different numbers for one seed',
   // quantize

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
+import { isMetricKey } from '../core';
 import { cli, cliEnv, tmpHome, writeSpec } from './helpers';
 
 describe('fine-tuning recipes in a campaign', () => {
@@ -46,6 +47,8 @@ describe('fine-tuning recipes in a campaign', () => {
       expect(rd.metrics.reconstructedLayers).toBeGreaterThan(0);
       expect(rd.metrics.reconstructErrorAfter).toBeLessThan(rd.metrics.reconstructErrorBefore);
     }
+    // every metric the rounds recorded is one core/metrics.ts names (the new stage metrics too)
+    expect((rounds as Array<{ metrics: Record<string, number> }>).flatMap((rd) => Object.keys(rd.metrics)).filter((k) => !isMetricKey(k))).toEqual([]);
     const deployed = (round: number) =>
       JSON.parse(fs.readFileSync(path.join(home, 'artifacts', status.id, 'run-1', `round-${round}`, 'deployable', 'prunewise.json'), 'utf8'));
     expect(deployed(1).finetune).toMatchObject({ batches: 12, schedule: 'cosine', distill: { weight: 0.5 }, sparsity: { strength: 0.5, growth: 1, alpha: 4 } });
