@@ -2,7 +2,6 @@
 // artifact → return metrics. They never touch SQLite; the workflow hands their results to the
 // `record` activity. The pruning policy lives in ml/round.ts, the measuring policy in ml/measure.ts.
 import { Context } from '@temporalio/activity';
-import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -47,9 +46,7 @@ import {
   planOptions,
   planRound,
   pruneModel,
-  reconstruct,
-  gather,
-  inputShapeOf,
+  reconstructOnSplit,
   type Graph,
   type KeepPlan,
   saveExport,
@@ -156,13 +153,7 @@ const policyOf = (spec: CampaignSpec) => ({ ...spec.pruning, runtime: runtimeOf(
 async function reconstructOn(spec: CampaignSpec, n: number, model: tfl.LayersModel, pruned: tfl.LayersModel, plan: KeepPlan, graph: Graph, round: number) {
   const train = data(spec).train;
   const idx = shuffledIndices(train.n, spec.seed * 7919 + 31 * round + 5).subarray(0, Math.min(n, train.n));
-  const batch = gather(train, idx, 0, idx.length);
-  const images = tf.tensor(batch.x, [batch.n, ...inputShapeOf(model)]);
-  try {
-    return await reconstruct(model, pruned, plan, { images }, graph);
-  } finally {
-    images.dispose();
-  }
+  return reconstructOnSplit(model, pruned, plan, train, idx, graph);
 }
 
 /** The first `n` examples of a split (all when it has fewer): what sensitivity trials and search candidates are scored on. */

@@ -70,9 +70,7 @@ import {
 import { CRITERIA } from '../ml/catalog';
 import { GRAPH_MIN_STEPS, graphModeSetting } from '../ml/train-graph';
 import { planRoundTowards, searchWidths } from '../ml/search';
-import { reconstruct } from '../ml/reconstruct';
-import { inputShapeOf } from '../ml/train';
-import * as tf from '@tensorflow/tfjs-core';
+import { reconstructOnSplit } from '../ml/reconstruct';
 import { shuffledIndices } from '../ml/random';
 import { z } from 'zod';
 import { CACHE_DIR, ensureBaseline, type Baseline, type BaselineConfig } from './quality-baseline';
@@ -455,14 +453,8 @@ async function pruneRunNow(
         : (await planForFlops(model, graph, scores, goal, method.scope ?? 'local', planOptions)).plan;
     const pruned = await pruneModel(model, plan, graph);
     if (method.reconstruct) {
-      const fit = sample(calibration, method.reconstruct, 78);
-      const images = tf.tensor(fit.x!, [fit.n, ...inputShapeOf(model)]);
-      let layers: Awaited<ReturnType<typeof reconstruct>>;
-      try {
-        layers = await reconstruct(model, pruned, plan, { images }, graph);
-      } finally {
-        images.dispose();
-      }
+      const fit = shuffledIndices(calibration.n, 78).subarray(0, Math.min(method.reconstruct, calibration.n)); // as sample(calibration, n, 78)
+      const layers = await reconstructOnSplit(model, pruned, plan, calibration, fit, graph);
       log(`${cfg.net} seed ${seed} round ${round}: reconstructed ${layers.map((l) => `${l.layer} ${l.before.toFixed(3)}→${l.after.toFixed(3)}`).join(', ')}`);
     }
     model.dispose();

@@ -3,8 +3,19 @@
 // after adaptive batch norm (EagleEye), and after least-squares reconstruction (ml/reconstruct.ts) with and without it.
 // The README's eighth ablation ran it on bench:quality's cached vgg-small baseline (bench/.quality-cache/vgg-small-*).
 // A table for people, then one JSON line.
-import * as tf from '@tensorflow/tfjs-core';
-import { adaptBatchNorm, analyze, evaluate, initBackend, loadDataset, loadModel, modelCost, planForFlops, pruneModel, reconstruct, scoreGroups } from '../ml';
+import {
+  adaptBatchNorm,
+  analyze,
+  evaluate,
+  initBackend,
+  loadDataset,
+  loadModel,
+  modelCost,
+  planForFlops,
+  pruneModel,
+  reconstructOnSplit,
+  scoreGroups,
+} from '../ml';
 
 const FASHION = '/usr/share/datasets/fashion-mnist';
 
@@ -24,13 +35,18 @@ async function main() {
   const { plan, flopsRemoved } = await planForFlops(base, graph, scores, fraction, 'local', { minUnits: 2, roundTo: 8, roundToAdaptive: true, maxRatio: 0.95 });
   const acc = async (m: Awaited<ReturnType<typeof loadModel>>) => (await evaluate(m, ds.test)).accuracy;
   const per = train.x!.length / train.n;
-  const shape = (base.inputs[0].shape.slice(1) as number[]).map((d) => d ?? 1);
-  const images = tf.tensor(train.x!.subarray(0, nFit * per), [nFit, ...shape]);
   const bnData = { ...train, n: 2048, x: train.x!.subarray(0, 2048 * per), y: train.y.subarray(0, 2048) };
   const plain = await pruneModel(base, plan, graph);
   const rec = await pruneModel(base, plan, graph);
   const t0 = performance.now();
-  const layers = await reconstruct(base, rec, plan, { images }, graph);
+  const layers = await reconstructOnSplit(
+    base,
+    rec,
+    plan,
+    train,
+    Array.from({ length: nFit }, (_, i) => i),
+    graph,
+  );
   const seconds = (performance.now() - t0) / 1000;
   const r = { baseline: await acc(base), plain: await acc(plain), reconstructed: await acc(rec), plainBn: 0, reconstructedBn: 0 };
   await adaptBatchNorm(plain, bnData);

@@ -6,7 +6,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { analyze, type Graph } from './graph';
+import { gather, type Split } from './data';
 import type { KeepPlan } from './prune';
+import { inputShapeOf } from './train';
 
 export interface ReconstructOptions {
   /** images the fits are computed on, [n, ...input shape] (a few hundred training images) */
@@ -81,20 +83,25 @@ function patches(x: tf.Tensor4D, op: Op): tf.Tensor2D {
 /** Lets timers (the activity's heartbeat) run between long stretches of host-side arithmetic. */
 const yieldToEvents = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/**
- * Solves (A + λI) X = B + λ X0 by Cholesky in float64; A [k, k] symmetric positive semi-definite, B and X0 [k, m].
- * Yields to the event loop every few million multiply-adds, so a long solve never starves the heartbeat.
- */
-async function ridgeSolve(a: Float64Array, b: Float64Array, x0: Float64Array, k: number, m: number, lambda: number): Promise<Float64Array> {
-  const l = new Float64Array(k * k);
+/** Counts host-side multiply-adds and yields to the event loop every 2·10⁷ of them. */
+function yielder(): (ops: number) => Promise<void> {
   let work = 0;
-  const tick = async (ops: number) => {
+  return async (ops) => {
     work += ops;
     if (work > 2e7) {
       work = 0;
       await yieldToEvents();
     }
   };
+}
+
+/**
+ * Solves (A + λI) X = B + λ X0 by Cholesky in float64; A [k, k] symmetric positive semi-definite, B and X0 [k, m].
+ * Yields to the event loop every few million multiply-adds, so a long solve never starves the heartbeat.
+ */
+async function ridgeSolve(a: Float64Array, b: Float64Array, x0: Float64Array, k: number, m: number, lambda: number): Promise<Float64Array> {
+  const l = new Float64Array(k * k);
+  const tick = yielder();
   for (let i = 0; i < k; i++) {
     for (let j = 0; j <= i; j++) {
       let s = a[i * k + j] + (i === j ? lambda : 0);
@@ -240,22 +247,45 @@ export async function reconstruct(
     for (let i = 0; i < k; i++) trace += A[i * k + i];
     const x = await ridgeSolve(A, B, X0, k, cout, (ridge * trace) / k);
     // ‖PW − Y‖² = Σ_columns (wᵀAw − 2wᵀb) + ‖Y‖² (0 at the least; PᵀP summed in float32 can round it below)
-    const err = (w: Float64Array) => {
+    const err = async (w: Float64Array) => {
+      const tick = yielder();
       let e = yy;
-      for (let c = 0; c < cout; c++)
+      for (let c = 0; c < cout; c++) {
         for (let i = 0; i < k; i++) {
           let aw = 0;
           for (let j = 0; j < k; j++) aw += A[i * k + j] * w[j * cout + c];
           e += w[i * cout + c] * (aw - 2 * B[i * cout + c]);
         }
+        await tick(k * k);
+      }
       return Math.max(0, e) / Math.max(yy, 1e-30);
     };
-    out.push({ layer: layer.name, before: err(X0), after: err(x) });
-    await yieldToEvents();
+    out.push({ layer: layer.name, before: await err(X0), after: await err(x) });
     const next = [tf.tensor(Float32Array.from(x.subarray(0, kp * cout)), kernel.shape)];
     if (hasBias) next.push(tf.tensor(Float32Array.from(x.subarray(kp * cout)), bias.shape));
     layer.setWeights([...next, ...layer.getWeights().slice(next.length)]);
     tf.dispose(next);
   }
   return out;
+}
+
+/**
+ * reconstruct() on the examples `idx` of `split` (their inputs copied into one tensor, [idx.length, ...the model's input
+ * shape], freed after): what the prune stage and the benches call.
+ */
+export async function reconstructOnSplit(
+  original: tfl.LayersModel,
+  pruned: tfl.LayersModel,
+  keep: KeepPlan,
+  split: Split,
+  idx: ArrayLike<number>,
+  graph: Graph = analyze(original),
+): Promise<ReconstructedLayer[]> {
+  const batch = gather(split, idx, 0, idx.length);
+  const images = tf.tensor(batch.x, [batch.n, ...inputShapeOf(original)]);
+  try {
+    return await reconstruct(original, pruned, keep, { images }, graph);
+  } finally {
+    images.dispose();
+  }
 }
