@@ -114,6 +114,12 @@ interface Method {
    * input lost channels refitted to the pre-pruning model's outputs on this many calibration images; absent: none
    */
   reconstruct?: number;
+  /**
+   * the growing group-norm sparsity penalty (ml/recipe.ts SparsityOptions; DepGraph / GReg) in the fine-tuning of rounds
+   * 1…`rounds` (default all but the last, as a campaign's pruning.sparsity), so that the next round's removals carry little;
+   * absent: none
+   */
+  sparsity?: { strength: number; growth: number; alpha?: number; rounds?: number };
 }
 
 interface NetConfig {
@@ -216,7 +222,8 @@ const SEARCH_CANDIDATES = 64;
  * wasm speedup is still timed and printed, and the channel-step probes unless QUALITY_STEPS=0) — on QUALITY_SEEDS (comma-separated,
  * default the net's seeds); prints one JSON line per net. Keys: criterion, roundTo, scope, allocation, distill ({weight,
  * temperature, attention?}, or null: none; attention β needs weight > 0 and graph mode), augment ({flip, shift}: of the fine-tuning, or null: none), flopsTarget (replaces the
- * net's), reconstruct (calibration images for least-squares reconstruction after each round's pruning, ml/reconstruct.ts), phases [perRound, last, lr, schedule, rounds?] (the rounds, as phases() builds them; 5 rounds unless given). Checked before anything trains: an unknown key or value stops the bench, naming it.
+ * net's), reconstruct (calibration images for least-squares reconstruction after each round's pruning, ml/reconstruct.ts), sparsity
+ * ({strength, growth, alpha?, rounds?}: the group-norm sparsity penalty in the fine-tuning of rounds 1…rounds, default all but the last), phases [perRound, last, lr, schedule, rounds?] (the rounds, as phases() builds them; 5 rounds unless given). Checked before anything trains: an unknown key or value stops the bench, naming it.
  */
 const ABLATE_SCHEMA = z.strictObject({
   criterion: z.enum(CRITERIA).optional(),
@@ -229,6 +236,14 @@ const ABLATE_SCHEMA = z.strictObject({
     .optional(),
   flopsTarget: z.number().gt(0).lt(1).optional(),
   reconstruct: z.number().int().min(16).max(2048).optional(),
+  sparsity: z
+    .strictObject({
+      strength: z.number().min(0),
+      growth: z.number().min(0),
+      alpha: z.number().min(0).optional(),
+      rounds: z.number().int().min(1).max(20).optional(),
+    })
+    .optional(),
   augment: z
     .strictObject({ flip: z.boolean(), shift: z.number().int().min(0).max(8) })
     .nullable()
@@ -469,6 +484,9 @@ async function pruneRunNow(
       seed: seed * 10 + round,
       ...(method.distill && teacher ? { distill: { teacher, ...method.distill } } : {}),
       ...(method.augment ? { augment: method.augment } : {}),
+      ...(method.sparsity && round <= (method.sparsity.rounds ?? R - 1)
+        ? { sparsity: { strength: method.sparsity.strength, growth: method.sparsity.growth, alpha: method.sparsity.alpha ?? 4 } }
+        : {}),
     });
   }
   teacher?.dispose();

@@ -275,6 +275,12 @@ export interface GroupPenalty {
    * belongs to both; [] = untouched variable
    */
   channelOf: Int32Array[][];
+  /**
+   * the same maps compactly, for graph mode (ml/py/train_graph.py builds channelOf from them): per variable, each marking
+   * in order — the slot, the axis and, per index along that axis, the channel id or −1 (a later marking of a slot wins
+   * where its id is ≥ 0)
+   */
+  slices: Array<Array<{ slot: 'in' | 'out'; axis: number; chan: Int32Array }>>;
   /** per channel id: its group's index (groups in graph order) */
   groupOf: Int32Array;
   channels: number;
@@ -313,6 +319,7 @@ export function groupPenaltyOf(model: tfl.LayersModel, vars: tf.Variable[], grap
   };
   const varIndex = new Map(vars.map((v, k) => [v, k]));
   const channelOf: Int32Array[][] = vars.map(() => []);
+  const slices: GroupPenalty['slices'] = vars.map(() => []);
   const maps = new Map<string, Int32Array>();
   const mark = (w: tf.Variable, axis: number, slot: 'in' | 'out', chanAt: (q: number) => number) => {
     const k = varIndex.get(w);
@@ -327,8 +334,10 @@ export function groupPenaltyOf(model: tfl.LayersModel, vars: tf.Variable[], grap
       maps.set(`${k}/${slot}`, map);
       channelOf[k].push(map);
     }
+    const chan = Int32Array.from({ length: n }, (_, q) => chanAt(q));
+    slices[k].push({ slot, axis: a, chan });
     for (let i = 0; i < map.length; i++) {
-      const c = chanAt(Math.floor(i / inner) % n);
+      const c = chan[Math.floor(i / inner) % n];
       if (c >= 0) map[i] = c;
     }
   };
@@ -349,7 +358,7 @@ export function groupPenaltyOf(model: tfl.LayersModel, vars: tf.Variable[], grap
         if (weights[wi]) mark(weights[wi], axis, 'out', (q) => base[j] + q);
       }
   }
-  return { channelOf, groupOf, channels, groups: groups.length, strength: o.strength, growth: o.growth, alpha: o.alpha ?? 4 };
+  return { channelOf, slices, groupOf, channels, groups: groups.length, strength: o.strength, growth: o.growth, alpha: o.alpha ?? 4 };
 }
 
 /** λ(t) of the penalty (see SparsityOptions). */

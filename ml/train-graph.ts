@@ -23,6 +23,7 @@ import { PACKAGE_ROOT } from '../platform/version';
 import type { AdamState } from './adam';
 import type { AttentionLayer } from './attention';
 import { sha256 } from './files';
+import type { GroupPenalty } from './recipe';
 import type { Task } from './task';
 import { tflitePython } from './tflite';
 
@@ -79,17 +80,15 @@ function flatLayers(model: tfl.LayersModel): LayerLike[] {
 
 /**
  * Why this training cannot run in graph mode, or null when it can: the backend is not `tensorflow`,
- * PRUNEWISE_TRAIN_GRAPH=off, fewer than GRAPH_MIN_STEPS steps (under `auto`), a sparsity penalty
- * (applied between steps in JavaScript), a layer that draws random numbers in training, more than one
- * input or output, or a batch cut into several shards. (trainGraphFor may still refuse: GraphRefused.)
+ * PRUNEWISE_TRAIN_GRAPH=off, fewer than GRAPH_MIN_STEPS steps (under `auto`), a layer that draws random
+ * numbers in training, more than one input or output, or a batch cut into several shards. (trainGraphFor may still refuse: GraphRefused.)
  * @throws Error when PRUNEWISE_TRAIN_GRAPH is not auto, on or off
  */
-export function graphModeRefusal(model: tfl.LayersModel, o: { totalSteps: number; shardsPerBatch: number; sparsity: boolean }): string | null {
+export function graphModeRefusal(model: tfl.LayersModel, o: { totalSteps: number; shardsPerBatch: number }): string | null {
   const setting = graphModeSetting();
   if (tf.getBackend() !== 'tensorflow') return `the backend is ${tf.getBackend()}`;
   if (setting === 'off') return 'PRUNEWISE_TRAIN_GRAPH=off';
   if (setting === 'auto' && o.totalSteps < GRAPH_MIN_STEPS) return `${o.totalSteps} steps (graph mode from ${GRAPH_MIN_STEPS}, or PRUNEWISE_TRAIN_GRAPH=on)`;
-  if (o.sparsity) return 'the sparsity penalty is applied between steps';
   if (o.shardsPerBatch !== 1) return 'the batch is cut into shards';
   if (model.inputs.length !== 1 || model.outputs.length !== 1) return 'the model has more than one input or output';
   if (model.inputs[0].dtype !== 'float32') return `the input is ${model.inputs[0].dtype}`;
@@ -154,10 +153,17 @@ export class GraphRefused extends Error {}
 const exporting = new Map<string, Promise<string>>();
 
 /** The SavedModel folder of this model's training step (traced once per architecture and task; cached). @throws GraphRefused, Error */
-export async function trainGraphFor(model: tfl.LayersModel, task: Task, attention: AttentionLayer[] = []): Promise<string> {
+export async function trainGraphFor(
+  model: tfl.LayersModel,
+  task: Task,
+  attention: AttentionLayer[] = [],
+  /** the sparsity penalty's maps (ml/recipe.ts groupPenaltyOf over model.trainableWeights): the step then applies it */
+  penalty?: GroupPenalty,
+): Promise<string> {
   let refs: ReturnType<typeof weightRefs>['refs'];
+  let vars: tf.Variable[];
   try {
-    ({ refs } = weightRefs(model));
+    ({ refs, vars } = weightRefs(model));
   } catch (e) {
     throw new GraphRefused((e as Error).message);
   }
@@ -167,6 +173,7 @@ export async function trainGraphFor(model: tfl.LayersModel, task: Task, attentio
     weights: refs,
     // attention transfer's layers (ml/attention.ts): the step then takes the teacher's maps
     ...(attention.length > 0 ? { attention: attention.map((l) => [l.name, l.size]) } : {}),
+    ...(penalty ? { sparsity: penaltySpec(model, vars, penalty) } : {}),
   };
   const text = JSON.stringify(spec);
   const key = sha256(`${GRAPH_FORMAT}\n${fs.readFileSync(SCRIPT, 'utf8')}\n${text}`).slice(0, 32);
@@ -181,6 +188,19 @@ export async function trainGraphFor(model: tfl.LayersModel, task: Task, attentio
     exporting.set(key, p);
   }
   return p;
+}
+
+/** The penalty's maps for the exporter, by index in the graph's weights (the model's weights, all of them). */
+function penaltySpec(model: tfl.LayersModel, vars: tf.Variable[], p: GroupPenalty) {
+  const index = new Map(vars.map((v, k) => [v.id, k]));
+  const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  if (trainable.length !== p.slices.length) throw new Error(`sparsity penalty for ${p.slices.length} variables does not fit the model's ${trainable.length}`);
+  return {
+    channels: p.channels,
+    groups: p.groups,
+    groupOf: Array.from(p.groupOf),
+    slices: p.slices.flatMap((marks, k) => marks.map((m) => [index.get(trainable[k].id), m.slot, m.axis, Array.from(m.chan)])),
+  };
 }
 
 /**
@@ -279,6 +299,8 @@ export interface GraphStepScalars {
   attentionScale?: number;
   /** the step's dropout seed (ml/train.ts shardSeed of shard 0, as the eager path seeds its masks), a whole number in [0, 2^31) */
   dropoutSeed: number;
+  /** the sparsity penalty's λ(t) and α (ml/recipe.ts); only for a graph traced with the penalty */
+  sparsity?: { lambda: number; alpha: number };
 }
 
 /**
@@ -367,6 +389,7 @@ export class GraphTrainer {
         inv_t: f(1 / s.temperature),
         dseed: tf.tensor1d([s.dropoutSeed, 0], 'int32'),
         ...(attention ? { at: attention, at_scale: f(s.attentionScale ?? 0) } : {}),
+        ...(s.sparsity ? { sp_lambda: f(s.sparsity.lambda), sp_alpha: f(s.sparsity.alpha) } : {}),
       });
     });
     try {

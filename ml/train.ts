@@ -18,6 +18,7 @@ import {
   groupPenaltyOf,
   learningRateAt,
   penaltyGradients,
+  penaltyStrengthAt,
   PLAIN_LOSS,
   augmentImages,
   checkAugment,
@@ -189,7 +190,9 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const backend = tf.getBackend();
   // graph mode (native backend, big enough budgets): the whole step is one TensorFlow graph call
-  let eagerBecause = graphModeRefusal(model, { totalSteps, shardsPerBatch, sparsity: recipe.sparsity !== undefined });
+  let eagerBecause = graphModeRefusal(model, { totalSteps, shardsPerBatch });
+  // the sparsity penalty's maps: applied between steps on the eager paths, inside the step in graph mode
+  const penalty = recipe.sparsity && opts.sparsity ? groupPenaltyOf(model, vars, opts.sparsity.graph ?? analyze(model), opts.sparsity) : undefined;
   const startStep = Math.min(opts.resume?.step ?? opts.startStep ?? 0, totalSteps);
   // tracing takes seconds in a child Python: it runs while the teacher's logits are computed here
   // attention transfer (graph mode only): the layers whose maps the student learns from the teacher's
@@ -200,7 +203,7 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
   const attention = recipe.distill?.attention ? checkAttention(model, opts.distill!.teacher) : [];
   // refused before the teacher's logits are computed when graph mode is ruled out already (again below if tracing refuses)
   if (attention.length > 0 && eagerBecause !== null) throw attentionNeedsGraph(eagerBecause);
-  const tracing = eagerBecause === null ? trainGraphFor(model, task, attention) : undefined;
+  const tracing = eagerBecause === null ? trainGraphFor(model, task, attention, penalty) : undefined;
   tracing?.catch(() => {}); // awaited below; a failure before then (the teacher's) must not leave it unhandled
   // the teacher's logits: the whole split once (a fixed cut, so a resume gets the same values), else per shard
   let teacher: StepContext['teacher'];
@@ -279,8 +282,6 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
     graph?.dispose();
     throw e;
   }
-  let penalty: GroupPenalty | undefined;
-  if (recipe.sparsity && opts.sparsity) penalty = groupPenaltyOf(model, vars, opts.sparsity.graph ?? analyze(model), opts.sparsity);
   const ctx: StepContext = {
     model,
     vars,
@@ -338,6 +339,7 @@ export async function train(model: tfl.LayersModel, data: Split, opts: TrainOpti
               temperature: ctx.loss.temperature,
               dropoutSeed: Math.floor(shardSeed(ctx.seed, step, 0)),
               attentionScale: ctx.attention?.scale,
+              ...(ctx.penalty ? { sparsity: { lambda: penaltyStrengthAt(ctx.penalty, step, ctx.stepsPerEpoch), alpha: ctx.penalty.alpha } } : {}),
             })
           : optimizer instanceof NativeAdam
             ? nativeStep(ctx, optimizer, order, start, end, step)

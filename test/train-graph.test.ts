@@ -11,9 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   analyze,
   buildZooModel,
+  channelNorms,
   evaluate,
+  groupPenaltyOf,
   initBackend,
   loadDataset,
+  penaltyGradients,
   planLocal,
   pruneModel,
   scoreGroups,
@@ -400,15 +403,104 @@ describe(`graph mode of training on the native backend${where}`, () => {
   );
 
   it.runIf(expectNative)(
-    'trains eagerly, saying why, when graph mode does not apply: a short budget under auto, a sparsity penalty, a GaussianNoise layer, a topology tf-keras cannot build, no Python to trace with, PRUNEWISE_TRAIN_GRAPH=off; on traces whatever the budget',
+    'the group-norm sparsity penalty trains in graph mode: one step decays each weight by lr·λ·γ·w as the eager step does, the same seed gives the same bytes, and training leaves weak channels carrying less',
+    async () => {
+      // no dropout, no batch norm: the penalty's part of a step is the difference with and without it
+      const build = () =>
+        tfl.sequential({
+          layers: [
+            tfl.layers.conv2d({
+              inputShape: ds.shape,
+              filters: 6,
+              kernelSize: 5,
+              activation: 'relu',
+              kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }),
+            }),
+            tfl.layers.maxPooling2d({ poolSize: 2 }),
+            tfl.layers.conv2d({ filters: 8, kernelSize: 3, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }),
+            tfl.layers.flatten(),
+            tfl.layers.dense({ units: ds.classes, activation: 'softmax', kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }) }),
+          ],
+        });
+      const sparsity = { strength: 10, growth: 0, alpha: 4 };
+      const oneStep = { epochs: 1, steps: 1, batchSize: 16, learningRate: 2e-3, seed: 5 };
+      const after: Record<string, number[][]> = {};
+      let expected: number[][] = [];
+      for (const [name, mode, sp] of [
+        ['graph', 'on', sparsity],
+        ['graphAgain', 'on', sparsity],
+        ['graphPlain', 'on', undefined],
+        ['eager', 'off', sparsity],
+        ['eagerPlain', 'off', undefined],
+      ] as const) {
+        process.env.PRUNEWISE_TRAIN_GRAPH = mode;
+        const m = build();
+        if (name === 'graph') {
+          // the decay the penalty's formula gives at the starting weights (ml/recipe.ts), times the step's rate
+          const vars = m.trainableWeights.map((w) => w.read() as tf.Variable);
+          const p = groupPenaltyOf(m, vars, analyze(m), sparsity);
+          const d = penaltyGradients(
+            p,
+            vars.map((v) => v.dataSync() as Float32Array),
+            0,
+            Math.ceil(ds.train.n / 16),
+          );
+          const all = m.weights.map((w) => w.read() as tf.Variable);
+          expected = all.map((v) => {
+            const k = vars.indexOf(v);
+            return Array.from(d[k] ?? new Float32Array(v.size), (x) => -oneStep.learningRate * x);
+          });
+        }
+        const r = await train(m, ds.train, { ...oneStep, ...(sp ? { sparsity: sp } : {}) });
+        expect(r.mode, name).toBe(mode === 'on' ? 'graph' : 'eager');
+        after[name] = weightsOf(m);
+        m.dispose();
+      }
+      process.env.PRUNEWISE_TRAIN_GRAPH = 'on';
+      expect(after.graphAgain).toEqual(after.graph);
+      const diff = (a: number[][], b: number[][]) => a.map((w, k) => w.map((x, i) => x - b[k][i]));
+      const worst = (a: number[][], b: number[][]) => Math.max(...a.flatMap((w, k) => w.map((x, i) => Math.abs(x - b[k][i]))));
+      const scale = Math.max(...expected.flat().map(Math.abs));
+      expect(scale).toBeGreaterThan(1e-3); // the penalty moves weights by much more than float32 rounding
+      // graph mode's decay (with − without the penalty) is the formula's, and the eager path's
+      expect(worst(diff(after.graph, after.graphPlain), expected) / scale).toBeLessThan(1e-3);
+      expect(worst(diff(after.graph, after.graphPlain), diff(after.eager, after.eagerPlain)) / scale).toBeLessThan(1e-3);
+      // two epochs with a growing penalty: the weakest half of each group carries less than without it
+      const weakShare = (m: tfl.LayersModel) => {
+        const vars = m.trainableWeights.map((w) => w.read() as tf.Variable);
+        const graph = analyze(m);
+        const norms = Array.from(
+          channelNorms(
+            groupPenaltyOf(m, vars, graph, { strength: 0, growth: 0 }),
+            vars.map((v) => v.dataSync() as Float32Array),
+          ),
+        );
+        let o = 0;
+        return graph.groups.map((g) => {
+          const sorted = norms.slice(o, (o += g.size)).sort((a, b) => a - b);
+          return sorted.slice(0, sorted.length >> 1).reduce((a, b) => a + b, 0) / sorted.reduce((a, b) => a + b, 0);
+        });
+      };
+      const plain = await trainFresh('lenet5', 'on', { epochs: 1 });
+      // 155 steps: the weakest channel loses up to lr·λ·2⁴ ≈ 1.6–3 % of itself per step, the strongest 0.1–0.2 %
+      const sparse = await trainFresh('lenet5', 'on', { epochs: 1, sparsity: { strength: 0.5, growth: 0.5 } });
+      expect(sparse.r.mode).toBe('graph');
+      const [s, q] = [weakShare(sparse.model), weakShare(plain.model)];
+      s.forEach((share, g) => expect(share, `group ${g}`).toBeLessThan(q[g] * 0.9));
+      expect((await evaluate(sparse.model, ds.test)).accuracy).toBeGreaterThan(0.5);
+      [plain.model, sparse.model].forEach((m) => m.dispose());
+    },
+    180_000,
+  );
+
+  it.runIf(expectNative)(
+    'trains eagerly, saying why, when graph mode does not apply: a short budget under auto, a GaussianNoise layer, a topology tf-keras cannot build, no Python to trace with, PRUNEWISE_TRAIN_GRAPH=off; on traces whatever the budget',
     async () => {
       const short = await trainFresh('lenet5', 'auto', { epochs: 1 });
       expect(short.r.mode).toBe('eager');
       expect(short.r.eagerBecause).toBe(`${Math.ceil(ds.train.n / 16)} steps (graph mode from ${GRAPH_MIN_STEPS}, or PRUNEWISE_TRAIN_GRAPH=on)`);
       const shortOn = await trainFresh('lenet5', 'on', { epochs: 1 });
       expect(shortOn.r.mode).toBe('graph');
-      const sparse = await trainFresh('lenet5', 'on', { sparsity: { strength: 1e-4, growth: 0 } });
-      expect(sparse.r.eagerBecause).toBe('the sparsity penalty is applied between steps');
       const off = await trainFresh('lenet5', 'off');
       expect(off.r.eagerBecause).toBe('PRUNEWISE_TRAIN_GRAPH=off');
       const noisy = tfl.sequential({
@@ -454,7 +546,7 @@ describe(`graph mode of training on the native backend${where}`, () => {
       process.env.PRUNEWISE_TRAIN_GRAPH = 'fast';
       await expect(train(noisy, ds.train, BASE)).rejects.toThrow('PRUNEWISE_TRAIN_GRAPH: "fast" is not auto, on or off: unset it (auto) or give one of those');
       process.env.PRUNEWISE_TRAIN_GRAPH = 'on';
-      [short.model, shortOn.model, sparse.model, off.model, noisy, untraced].forEach((m) => m.dispose());
+      [short.model, shortOn.model, off.model, noisy, untraced].forEach((m) => m.dispose());
     },
     120_000,
   );

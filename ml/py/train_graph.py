@@ -29,6 +29,13 @@ Writes a TensorFlow SavedModel to <out folder> with three signatures over one se
       at [n, Σ H·W] (the teacher's normalised maps of those layers, in order) and at_scale (β/2), and adds
         at_scale · Σ_layers mean((Q_s − Q_t)²),  Q = mean over channels of a², unit L2 norm per example
       (Zagoruyko & Komodakis, ICLR 2017), a the layer's output in training mode.
+      With "sparsity": {"channels": C, "groups": G, "groupOf": [C group indices],
+      "slices": [[weight index, "in" | "out", axis, [channel id or -1 per index along the axis]], ...]}
+      (ml/recipe.ts GroupPenalty.slices) it also takes sp_lambda (λ(t)) and sp_alpha (α) and applies the
+      growing group-norm sparsity penalty as ml/train.ts does on the eager path, decoupled from Adam:
+      from the step's starting weights, n_k = ‖W_k‖₂ per channel, γ_k = 2^(α·(n_max − n_k)/(n_max − n_min))
+      within its group (1 when the group's norms are equal), d = λ · Σ_slots γ_channel · w; after Adam's
+      step w ← w − lr · d (float32 here; float64 norms on the eager path).
   get_state() -> {w0.., m0.., v0..}
   set_state(w0.., m0.., v0..) -> {ok}
 
@@ -152,6 +159,48 @@ def main(spec_path, out):
             if name not in layers:
                 raise ValueError("attention layer %s is not in the tf-keras model" % name)
         features = tf_keras.Model(model.inputs, [model.outputs[0]] + [layers[name].output for name, _ in attention]) if attention else None
+        # the group-norm sparsity penalty (ml/recipe.ts): per penalised weight, its marks per slot
+        sparsity = spec.get("sparsity")
+        marks = {}
+        if sparsity:
+            n_channels, n_groups = int(sparsity["channels"]), int(sparsity["groups"])
+            trainable_ids = {id(w) for w in trainable}
+            for index, slot, axis, chan in sparsity["slices"]:
+                if not (0 <= index < len(weights)) or id(weights[index]) not in trainable_ids:
+                    raise ValueError("sparsity: weight %d is not a trainable weight of the model" % index)
+                if len(chan) != weights[index].shape[axis]:
+                    raise ValueError("sparsity: weight %d has %d entries on axis %d, the penalty maps %d"
+                                     % (index, weights[index].shape[axis], axis, len(chan)))
+                marks.setdefault(index, {}).setdefault(slot, []).append((int(axis), [int(c) for c in chan]))
+
+        def channel_map(w, slot_marks):
+            # int32 of w's shape: each element's channel id in this slot, n_channels where it has none
+            m = None
+            for axis, chan in slot_marks:
+                shape = [1] * w.shape.rank
+                shape[axis] = len(chan)
+                c = tf.broadcast_to(tf.reshape(tf.constant(chan, tf.int32), shape), w.shape)
+                m = c if m is None else tf.where(c >= 0, c, m)
+            return tf.where(m >= 0, m, n_channels)
+
+        def penalty_decay(sp_lambda, sp_alpha):
+            # d per penalised weight, from the weights as they are now (before the step)
+            values = {i: tf.identity(weights[i].read_value()) for i in sorted(marks)}
+            maps = {i: [channel_map(values[i], marks[i][slot]) for slot in sorted(marks[i])] for i in sorted(marks)}
+            sq = tf.zeros([n_channels + 1], tf.float32)
+            for i in sorted(marks):
+                flat = tf.reshape(tf.square(values[i]), [-1])
+                for m in maps[i]:
+                    sq += tf.math.unsorted_segment_sum(flat, tf.reshape(m, [-1]), n_channels + 1)
+            norms = tf.sqrt(sq[:n_channels])
+            group_of = tf.constant(sparsity["groupOf"], tf.int32)
+            lo = tf.gather(tf.math.unsorted_segment_min(norms, group_of, n_groups), group_of)
+            hi = tf.gather(tf.math.unsorted_segment_max(norms, group_of, n_groups), group_of)
+            span = hi - lo
+            gamma = tf.where(span > 0, tf.pow(2.0, sp_alpha * (hi - norms) / tf.where(span > 0, span, 1.0)), 1.0)
+            scale = tf.concat([sp_lambda * gamma, tf.zeros([1], tf.float32)], 0)
+            return {i: tf.add_n([tf.gather(scale, m) * values[i] for m in maps[i]]) for i in sorted(marks)}
+
         ms = [tf.Variable(tf.zeros(w.shape), name="adam_m_%d" % k) for k, w in enumerate(trainable)]
         vs = [tf.Variable(tf.zeros(w.shape), name="adam_v_%d" % k) for k, w in enumerate(trainable)]
         units = int(task["units"])
@@ -183,8 +232,10 @@ def main(spec_path, out):
                 self.ms = ms
                 self.vs = vs
 
-            def step_body(self, x, y, t, lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t, dseed, at=None, at_scale=None):
+            def step_body(self, x, y, t, lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t, dseed, at=None, at_scale=None,
+                          sp_lambda=None, sp_alpha=None):
                 step_seed["tensor"] = dseed
+                decay = penalty_decay(sp_lambda, sp_alpha) if marks else {}
                 with tf.GradientTape() as tape:
                     if at is None:
                         out = model(x, training=True)
@@ -216,6 +267,8 @@ def main(spec_path, out):
                         g = tf.zeros_like(w)
                     tf.raw_ops.ResourceApplyAdam(var=w.handle, m=m.handle, v=v.handle, beta1_power=b1p, beta2_power=b2p,
                                                  lr=lr, beta1=beta1, beta2=beta2, epsilon=eps_hat, grad=g, use_locking=False)
+                for i, d in decay.items():
+                    weights[i].assign_sub(lr * d)
                 return {"loss": loss}
 
             step_inputs = [
@@ -223,15 +276,20 @@ def main(spec_path, out):
                 tf.TensorSpec([None, units], tf.float32, name="t"), scalar("lr"), scalar("b1p"), scalar("b2p"),
                 scalar("eps_hat"), scalar("ls_keep"), scalar("ls_add"), scalar("hard_scale"), scalar("kd_scale"),
                 scalar("inv_t"), tf.TensorSpec([2], tf.int32, name="dseed")]
+            # optional inputs after the common ones: attention transfer's, then the sparsity penalty's
+            extra_specs = []
             if attention:
-                @tf.function(input_signature=step_inputs + [
-                    tf.TensorSpec([None, sum(size for _, size in attention)], tf.float32, name="at"), scalar("at_scale")])
-                def train_step(self, x, y, t, lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t, dseed, at, at_scale):
-                    return self.step_body(x, y, t, lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t, dseed, at, at_scale)
-            else:
-                @tf.function(input_signature=step_inputs)
-                def train_step(self, x, y, t, lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t, dseed):
-                    return self.step_body(x, y, t, lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t, dseed)
+                extra_specs += [tf.TensorSpec([None, sum(size for _, size in attention)], tf.float32, name="at"), scalar("at_scale")]
+            if marks:
+                extra_specs += [scalar("sp_lambda"), scalar("sp_alpha")]
+
+            @tf.function(input_signature=step_inputs + extra_specs)
+            def train_step(self, x, y, t, lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t, dseed, *extra):
+                extra = list(extra)
+                at, at_scale = (extra.pop(0), extra.pop(0)) if attention else (None, None)
+                sp_lambda, sp_alpha = (extra.pop(0), extra.pop(0)) if marks else (None, None)
+                return self.step_body(x, y, t, lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t, dseed,
+                                      at, at_scale, sp_lambda, sp_alpha)
 
             @tf.function(input_signature=[])
             def get_state(self):
