@@ -152,7 +152,10 @@ export class GraphRefused extends Error {}
 
 const exporting = new Map<string, Promise<string>>();
 
-/** The SavedModel folder of this model's training step (traced once per architecture and task; cached). @throws GraphRefused, Error */
+/**
+ * The SavedModel folder of this model's training step (traced once per architecture, task, attention layers and penalised
+ * groups; cached). @throws GraphRefused, Error
+ */
 export async function trainGraphFor(
   model: tfl.LayersModel,
   task: Task,

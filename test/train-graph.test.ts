@@ -403,9 +403,11 @@ describe(`graph mode of training on the native backend${where}`, () => {
   );
 
   it.runIf(expectNative)(
-    'the group-norm sparsity penalty trains in graph mode: one step decays each weight by lr·λ·γ·w as the eager step does, the same seed gives the same bytes, and training leaves weak channels carrying less',
+    'the group-norm sparsity penalty trains in graph mode: one step decays each weight by lr·λ·γ·w as the eager step does, the same seed gives the same bytes, training leaves weak channels carrying less, a resume continues bit for bit',
     async () => {
-      // no dropout, no batch norm: the penalty's part of a step is the difference with and without it
+      // no dropout: the penalty's part of a step is the difference with and without it (batch norm's γ and β are the first
+      // group's followers; the biases start non-zero so that a wrongly mapped bias would show)
+      const bias = (seed: number) => tfl.initializers.randomUniform({ minval: -0.2, maxval: 0.2, seed });
       const build = () =>
         tfl.sequential({
           layers: [
@@ -413,11 +415,19 @@ describe(`graph mode of training on the native backend${where}`, () => {
               inputShape: ds.shape,
               filters: 6,
               kernelSize: 5,
-              activation: 'relu',
               kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }),
+              biasInitializer: bias(11),
             }),
+            tfl.layers.batchNormalization({ gammaInitializer: tfl.initializers.randomUniform({ minval: 0.5, maxval: 1.5, seed: 12 }) }),
+            tfl.layers.activation({ activation: 'relu' }),
             tfl.layers.maxPooling2d({ poolSize: 2 }),
-            tfl.layers.conv2d({ filters: 8, kernelSize: 3, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }),
+            tfl.layers.conv2d({
+              filters: 8,
+              kernelSize: 3,
+              activation: 'relu',
+              kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }),
+              biasInitializer: bias(13),
+            }),
             tfl.layers.flatten(),
             tfl.layers.dense({ units: ds.classes, activation: 'softmax', kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }) }),
           ],
@@ -425,38 +435,48 @@ describe(`graph mode of training on the native backend${where}`, () => {
       const sparsity = { strength: 10, growth: 0, alpha: 4 };
       const oneStep = { epochs: 1, steps: 1, batchSize: 16, learningRate: 2e-3, seed: 5 };
       const after: Record<string, number[][]> = {};
+      const firstLoss: Record<string, number> = {};
       let expected: number[][] = [];
-      for (const [name, mode, sp] of [
-        ['graph', 'on', sparsity],
-        ['graphAgain', 'on', sparsity],
-        ['graphPlain', 'on', undefined],
-        ['eager', 'off', sparsity],
-        ['eagerPlain', 'off', undefined],
-      ] as const) {
-        process.env.PRUNEWISE_TRAIN_GRAPH = mode;
-        const m = build();
-        if (name === 'graph') {
-          // the decay the penalty's formula gives at the starting weights (ml/recipe.ts), times the step's rate
-          const vars = m.trainableWeights.map((w) => w.read() as tf.Variable);
-          const p = groupPenaltyOf(m, vars, analyze(m), sparsity);
-          const d = penaltyGradients(
-            p,
-            vars.map((v) => v.dataSync() as Float32Array),
-            0,
-            Math.ceil(ds.train.n / 16),
-          );
-          const all = m.weights.map((w) => w.read() as tf.Variable);
-          expected = all.map((v) => {
-            const k = vars.indexOf(v);
-            return Array.from(d[k] ?? new Float32Array(v.size), (x) => -oneStep.learningRate * x);
-          });
+      try {
+        for (const [name, mode, sp] of [
+          ['graph', 'on', sparsity],
+          ['graphAgain', 'on', sparsity],
+          ['graphPlain', 'on', undefined],
+          ['eager', 'off', sparsity],
+          ['eagerPlain', 'off', undefined],
+        ] as const) {
+          process.env.PRUNEWISE_TRAIN_GRAPH = mode;
+          const m = build();
+          if (name === 'graph') {
+            // the decay the penalty's formula gives at the starting weights (ml/recipe.ts), times the step's rate
+            const vars = m.trainableWeights.map((w) => w.read() as tf.Variable);
+            const p = groupPenaltyOf(m, vars, analyze(m), sparsity);
+            const d = penaltyGradients(
+              p,
+              vars.map((v) => v.dataSync() as Float32Array),
+              0,
+              Math.ceil(ds.train.n / 16),
+            );
+            const all = m.weights.map((w) => w.read() as tf.Variable);
+            expected = all.map((v) => {
+              const k = vars.indexOf(v);
+              return Array.from(d[k] ?? new Float32Array(v.size), (x) => -oneStep.learningRate * x);
+            });
+            // the biases and batch norm's γ and β are penalised too
+            expect(p.channelOf[vars.indexOf(m.layers[0].weights[1].read() as tf.Variable)].length).toBe(1);
+            expect(p.channelOf[vars.indexOf(m.layers[1].weights[0].read() as tf.Variable)].length).toBe(1);
+          }
+          const r = await train(m, ds.train, { ...oneStep, ...(sp ? { sparsity: sp } : {}) });
+          expect(r.mode, name).toBe(mode === 'on' ? 'graph' : 'eager');
+          after[name] = weightsOf(m);
+          firstLoss[name] = r.batchLoss[0][1];
+          m.dispose();
         }
-        const r = await train(m, ds.train, { ...oneStep, ...(sp ? { sparsity: sp } : {}) });
-        expect(r.mode, name).toBe(mode === 'on' ? 'graph' : 'eager');
-        after[name] = weightsOf(m);
-        m.dispose();
+      } finally {
+        process.env.PRUNEWISE_TRAIN_GRAPH = 'on';
       }
-      process.env.PRUNEWISE_TRAIN_GRAPH = 'on';
+      // the step's forward pass saw the weights before the decay (the decay comes after Adam's step)
+      expect(Math.abs(firstLoss.graph - firstLoss.graphPlain) / firstLoss.graphPlain).toBeLessThan(1e-5);
       expect(after.graphAgain).toEqual(after.graph);
       const diff = (a: number[][], b: number[][]) => a.map((w, k) => w.map((x, i) => x - b[k][i]));
       const worst = (a: number[][], b: number[][]) => Math.max(...a.flatMap((w, k) => w.map((x, i) => Math.abs(x - b[k][i]))));
@@ -465,7 +485,7 @@ describe(`graph mode of training on the native backend${where}`, () => {
       // graph mode's decay (with − without the penalty) is the formula's, and the eager path's
       expect(worst(diff(after.graph, after.graphPlain), expected) / scale).toBeLessThan(1e-3);
       expect(worst(diff(after.graph, after.graphPlain), diff(after.eager, after.eagerPlain)) / scale).toBeLessThan(1e-3);
-      // two epochs with a growing penalty: the weakest half of each group carries less than without it
+      // an epoch with a growing penalty: the weakest half of each group carries less than without it
       const weakShare = (m: tfl.LayersModel) => {
         const vars = m.trainableWeights.map((w) => w.read() as tf.Variable);
         const graph = analyze(m);
@@ -488,9 +508,28 @@ describe(`graph mode of training on the native backend${where}`, () => {
       const [s, q] = [weakShare(sparse.model), weakShare(plain.model)];
       s.forEach((share, g) => expect(share, `group ${g}`).toBeLessThan(q[g] * 0.9));
       expect((await evaluate(sparse.model, ds.test)).accuracy).toBeGreaterThan(0.5);
-      [plain.model, sparse.model].forEach((m) => m.dispose());
+      // λ(t) grows with the step number: a resume from a mid-training checkpoint continues bit for bit
+      const grow = { sparsity: { strength: 0.5, growth: 0.5 }, seed: 8 };
+      const whole = await trainFresh('lenet5', 'on', grow);
+      let saved: { state: TrainState; weights: Float32Array[] } | undefined;
+      const cut = buildZooModel('lenet5', 1, ds.shape, ds.classes);
+      await train(cut, ds.train, {
+        ...BASE,
+        ...grow,
+        checkpointEverySteps: 100,
+        onCheckpoint: async (step, _epoch, state) => {
+          if (step === 200) saved = { state, weights: cut.weights.map((w) => (w.read().dataSync() as Float32Array).slice()) };
+        },
+      });
+      const resumed = buildZooModel('lenet5', 1, ds.shape, ds.classes);
+      resumed.weights.forEach((w, k) => w.write(tf.tensor(saved!.weights[k], w.shape)));
+      const rr = await train(resumed, ds.train, { ...BASE, ...grow, resume: saved!.state });
+      expect(rr.mode).toBe('graph');
+      expect(rr.resumedFromStep).toBe(200);
+      expect(weightsOf(resumed)).toEqual(weightsOf(whole.model));
+      [plain.model, sparse.model, whole.model, cut, resumed].forEach((m) => m.dispose());
     },
-    180_000,
+    240_000,
   );
 
   it.runIf(expectNative)(

@@ -280,14 +280,14 @@ def main(spec_path, out):
             extra_specs = []
             if attention:
                 extra_specs += [tf.TensorSpec([None, sum(size for _, size in attention)], tf.float32, name="at"), scalar("at_scale")]
-            if marks:
+            if sparsity:
                 extra_specs += [scalar("sp_lambda"), scalar("sp_alpha")]
 
             @tf.function(input_signature=step_inputs + extra_specs)
             def train_step(self, x, y, t, lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t, dseed, *extra):
                 extra = list(extra)
                 at, at_scale = (extra.pop(0), extra.pop(0)) if attention else (None, None)
-                sp_lambda, sp_alpha = (extra.pop(0), extra.pop(0)) if marks else (None, None)
+                sp_lambda, sp_alpha = (extra.pop(0), extra.pop(0)) if sparsity else (None, None)
                 return self.step_body(x, y, t, lr, b1p, b2p, eps_hat, ls_keep, ls_add, hard_scale, kd_scale, inv_t, dseed,
                                       at, at_scale, sp_lambda, sp_alpha)
 
