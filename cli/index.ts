@@ -441,7 +441,7 @@ program
       const prev = same[0];
       log(
         `note: this file (sha256 ${loaded.hash.slice(0, 12)}) already ran here as ${prev.id} (${prev.state}${same.length > 1 ? `, and ${same.length - 1} more` : ''}): ` +
-          `this submits an identical campaign (same seed, backend and PRUNEWISE_TRAIN_GRAPH: the same models); its baseline is trained again (a finished baseline is not reused). ${cmd(home, 'status', prev.id)} shows the earlier one`,
+          `this submits an identical campaign (with the backend and PRUNEWISE_TRAIN_GRAPH it ran with, the same seed gives the same models); its baseline is trained again (a finished baseline is not reused). ${cmd(home, 'status', prev.id)} shows the earlier one`,
       );
     }
     // the store queue is named after this database's identity: only this home's workers record the campaign
