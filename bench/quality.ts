@@ -218,7 +218,8 @@ const SEARCH_CANDIDATES = 64;
 
 /**
  * QUALITY_ABLATE='{"allocation":"sensitivity"}': an ablation run of the net's best recipe with these overrides only — no l1
- * control, no Torch-Pruning runs, no rounding comparison (the PyTorch export check of the baseline still runs, each run's
+ * control, no Torch-Pruning runs (unless QUALITY_ABLATE_TP=1: then Torch-Pruning at the variant's mean MACs, fine-tuned with
+ * its rounds, on its seeds, in the JSON line's torchPruning), no rounding comparison (the PyTorch export check of the baseline still runs, each run's
  * wasm speedup is still timed and printed, and the channel-step probes unless QUALITY_STEPS=0) — on QUALITY_SEEDS (comma-separated,
  * default the net's seeds); prints one JSON line per net. Keys: criterion, roundTo, scope, allocation, distill ({weight,
  * temperature, attention?}, or null: none; attention β needs weight > 0 and graph mode), augment ({flip, shift}: of the fine-tuning, or null: none), flopsTarget (replaces the
@@ -289,7 +290,19 @@ const parseSeeds = (): number[] | undefined => {
     throw new BenchInputError(`QUALITY_SEEDS: "${v}" is not a comma-separated list of seeds ≥ 1, e.g. 1,2,3`);
   return xs;
 };
+/** QUALITY_ABLATE_TP=1: an ablation also runs Torch-Pruning at its MACs (torchPruningAt); only with QUALITY_ABLATE */
+const parseAblateTp = (): boolean => {
+  const v = process.env.QUALITY_ABLATE_TP;
+  if (v === undefined || v === '' || v === '0') return false;
+  if (v !== '1') throw new BenchInputError(`QUALITY_ABLATE_TP: "${v}" is neither 1 nor 0`);
+  if (!process.env.QUALITY_ABLATE)
+    throw new BenchInputError(
+      "QUALITY_ABLATE_TP=1 adds Torch-Pruning to an ablation: give QUALITY_ABLATE too (e.g. '{}'), or unset it (the full bench runs Torch-Pruning anyway)",
+    );
+  return true;
+};
 let ABLATE: ReturnType<typeof parseAblate>;
+let ABLATE_TP = false;
 let SEEDS: number[] | undefined;
 
 /** The whole official training split (the loader carves a validation part off; it is put back). */
@@ -538,6 +551,41 @@ function torchCall(req: object): TorchOut {
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as TorchOut;
 }
 
+/**
+ * Torch-Pruning (bench/tp_quality.py) from the baseline `base` to `targetMacs` (prunewise's mean MACs), with `method`'s
+ * rounds and augmentation as its fine-tuning (no distillation), on `seeds`; logs each seed's accuracy and warns of a
+ * run whose MACs land more than 2 % off the target (no equal-MACs comparison). Throws when the Python call fails.
+ */
+function torchPruningAt(cfg: NetConfig, base: Baseline, baseMacs: number, targetMacs: number, method: Method, seeds: number[], t0: number) {
+  const tp = torchCall({
+    mode: 'prune',
+    baselineDir: base.dir,
+    dataDir: FASHION,
+    trainLimit: q(null, 2000),
+    testLimit: q(null, 1000),
+    threads: 1,
+    targetMacs,
+    steps: method.rounds.length,
+    rounds: method.rounds,
+    augment: method.augment ?? null,
+    seeds,
+    batch: FINETUNE_BATCH,
+    latencyBatch: LATENCY_BATCH,
+    latencyBudgetSeconds: cfg.latencyBudgetSeconds,
+  });
+  const tpRuns = tp.runs!.map((r) => ({ ...r, flopsRemoved: 1 - r.macs / baseMacs }));
+  log(
+    `${cfg.net} torch-pruning: ${tpRuns.map((r) => (r.accuracy * 100).toFixed(2)).join(', ')} % (${((performance.now() - t0) / 60000).toFixed(1)} min in all)`,
+  );
+  // the bisection prunes without fine-tuning; a run whose MACs landed elsewhere (global pruning re-ranks after each round) is no equal-MACs comparison
+  for (const r of tpRuns)
+    if (Math.abs(r.macs / targetMacs - 1) > 0.02)
+      log(
+        `warning: ${cfg.net} torch-pruning seed ${r.seed} landed at ${r.macs} MACs, ${((r.macs / targetMacs - 1) * 100).toFixed(1)} % off prunewise's ${targetMacs}: not equal MACs`,
+      );
+  return { tp, tpRuns };
+}
+
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const spread = (xs: number[]) => Math.max(...xs) - Math.min(...xs);
 
@@ -589,6 +637,7 @@ function resultKey(cfg: NetConfig): string {
 async function main(): Promise<void> {
   ABLATE = parseAblate();
   SEEDS = parseSeeds();
+  ABLATE_TP = parseAblateTp();
   if (!fs.existsSync(TORCH_PY)) throw new Error(`${TORCH_PY} is missing: run \`npm run bench:setup\` (torch and torch-pruning in bench/.venv-torch)`);
   // every stage trains in graph mode on the native backend, however short (bench:train: 1.6–2.6× eager); said in the header
   process.env.PRUNEWISE_TRAIN_GRAPH ??= 'on';
@@ -667,9 +716,29 @@ async function main(): Promise<void> {
         );
       }
       const sm = summarise(results.prunewise, baseMacs, base.testAccuracy);
+      // QUALITY_ABLATE_TP=1: Torch-Pruning at this variant's MACs, with its rounds as fine-tuning, on the same seeds
+      let tpOut: object | null = null;
+      if (ABLATE_TP) {
+        const { tp, tpRuns } = torchPruningAt(acfg, base, baseMacs, Math.round(sm.macs), method, sm.seeds, t0);
+        const ts = summarise(tpRuns, baseMacs, base.testAccuracy);
+        log(
+          `${cfg.net} ablation against Torch-Pruning: ${(sm.accuracyMean * 100).toFixed(2)} ± ${(sm.accuracySpread * 100).toFixed(2)} % vs ${(ts.accuracyMean * 100).toFixed(2)} ± ${(ts.accuracySpread * 100).toFixed(2)} % (${((sm.accuracyMean - ts.accuracyMean) * 100).toFixed(2)} points; MACs removed ${(sm.macsRemoved * 100).toFixed(1)} vs ${(ts.macsRemoved * 100).toFixed(1)} %)`,
+        );
+        tpOut = {
+          globalPruning: tp.globalPruning ?? false,
+          pruningRatio: tp.pruningRatio,
+          accuracyMean: ts.accuracyMean,
+          accuracySpread: ts.accuracySpread,
+          deltaPoints: ts.deltaPoints,
+          macsRemoved: ts.macsRemoved,
+          accuracies: tpRuns.map((r) => r.accuracy),
+          widths: tpRuns.map((r) => r.widths),
+          speedups: tpRuns.map((r) => r.speedup),
+        };
+      }
       process.stdout.write(
         // accuracies are fractions, deltaPoints in percentage points
-        `${JSON.stringify({ ablation: process.env.QUALITY_ABLATE, net: cfg.net, quick: QUICK, backend: backend.name, trainGraph: process.env.PRUNEWISE_TRAIN_GRAPH, flopsTarget: acfg.flopsTarget, recipe: method, seeds: sm.seeds, baseline: base.testAccuracy, accuracyMean: sm.accuracyMean, accuracySpread: sm.accuracySpread, deltaPoints: sm.deltaPoints, macsRemoved: sm.macsRemoved, accuracies: sm.runs.map((r) => r.accuracy), speedups: sm.runs.map((r) => r.speedup), reusedFrom: sm.runs.map((r) => r.reusedFrom ?? null), fineTuneSamples: samplesOf(method.rounds) })}\n`,
+        `${JSON.stringify({ ablation: process.env.QUALITY_ABLATE, net: cfg.net, quick: QUICK, backend: backend.name, trainGraph: process.env.PRUNEWISE_TRAIN_GRAPH, flopsTarget: acfg.flopsTarget, recipe: method, seeds: sm.seeds, baseline: base.testAccuracy, accuracyMean: sm.accuracyMean, accuracySpread: sm.accuracySpread, deltaPoints: sm.deltaPoints, macsRemoved: sm.macsRemoved, accuracies: sm.runs.map((r) => r.accuracy), speedups: sm.runs.map((r) => r.speedup), reusedFrom: sm.runs.map((r) => r.reusedFrom ?? null), fineTuneSamples: samplesOf(method.rounds), torchPruning: tpOut })}\n`,
       );
       continue;
     }
@@ -694,32 +763,7 @@ async function main(): Promise<void> {
       `${cfg.net} prunewise roundTo 1 seed ${noRound.seed}: acc ${(noRound.accuracy * 100).toFixed(2)} %, MACs −${(noRound.flopsRemoved * 100).toFixed(1)} %, widths ${noRound.widths.join('/')}, wasm ${noRound.speedup.r.toFixed(2)}×; rounded vs not: ${direct.r.toFixed(3)}×`,
     );
     const targetMacs = Math.round(mean(results.prunewise.map((r) => r.macs)));
-    const tp = torchCall({
-      mode: 'prune',
-      baselineDir: base.dir,
-      dataDir: FASHION,
-      trainLimit: q(null, 2000),
-      testLimit: q(null, 1000),
-      threads: 1,
-      targetMacs,
-      steps: cfg.best.rounds.length,
-      rounds: cfg.best.rounds,
-      augment: cfg.best.augment ?? null,
-      seeds: cfg.seeds,
-      batch: FINETUNE_BATCH,
-      latencyBatch: LATENCY_BATCH,
-      latencyBudgetSeconds: cfg.latencyBudgetSeconds,
-    });
-    const tpRuns = tp.runs!.map((r) => ({ ...r, flopsRemoved: 1 - r.macs / baseMacs }));
-    log(
-      `${cfg.net} torch-pruning: ${tpRuns.map((r) => (r.accuracy * 100).toFixed(2)).join(', ')} % (${((performance.now() - t0) / 60000).toFixed(1)} min in all)`,
-    );
-    // the bisection prunes without fine-tuning; a run whose MACs landed elsewhere (global pruning re-ranks after each round) is no equal-MACs comparison
-    for (const r of tpRuns)
-      if (Math.abs(r.macs / targetMacs - 1) > 0.02)
-        log(
-          `warning: ${cfg.net} torch-pruning seed ${r.seed} landed at ${r.macs} MACs, ${((r.macs / targetMacs - 1) * 100).toFixed(1)} % off prunewise's ${targetMacs}: not equal MACs`,
-        );
+    const { tp, tpRuns } = torchPruningAt(cfg, base, baseMacs, targetMacs, cfg.best, cfg.seeds, t0);
     const budget = samplesOf(cfg.best.rounds);
     out[cfg.net] = {
       baseline: {
