@@ -725,6 +725,7 @@ async function main(): Promise<void> {
           `${cfg.net} ablation against Torch-Pruning: ${(sm.accuracyMean * 100).toFixed(2)} ± ${(sm.accuracySpread * 100).toFixed(2)} % vs ${(ts.accuracyMean * 100).toFixed(2)} ± ${(ts.accuracySpread * 100).toFixed(2)} % (${((sm.accuracyMean - ts.accuracyMean) * 100).toFixed(2)} points; MACs removed ${(sm.macsRemoved * 100).toFixed(1)} vs ${(ts.macsRemoved * 100).toFixed(1)} %)`,
         );
         tpOut = {
+          runtime: 'PyTorch CPU', // its speedups; prunewise's are on tfjs-wasm
           globalPruning: tp.globalPruning ?? false,
           pruningRatio: tp.pruningRatio,
           accuracyMean: ts.accuracyMean,
@@ -738,7 +739,7 @@ async function main(): Promise<void> {
       }
       process.stdout.write(
         // accuracies are fractions, deltaPoints in percentage points
-        `${JSON.stringify({ ablation: process.env.QUALITY_ABLATE, net: cfg.net, quick: QUICK, backend: backend.name, trainGraph: process.env.PRUNEWISE_TRAIN_GRAPH, flopsTarget: acfg.flopsTarget, recipe: method, seeds: sm.seeds, baseline: base.testAccuracy, accuracyMean: sm.accuracyMean, accuracySpread: sm.accuracySpread, deltaPoints: sm.deltaPoints, macsRemoved: sm.macsRemoved, accuracies: sm.runs.map((r) => r.accuracy), speedups: sm.runs.map((r) => r.speedup), reusedFrom: sm.runs.map((r) => r.reusedFrom ?? null), fineTuneSamples: samplesOf(method.rounds), torchPruning: tpOut })}\n`,
+        `${JSON.stringify({ ablation: process.env.QUALITY_ABLATE, net: cfg.net, quick: QUICK, backend: backend.name, trainGraph: process.env.PRUNEWISE_TRAIN_GRAPH, flopsTarget: acfg.flopsTarget, recipe: method, seeds: sm.seeds, baseline: base.testAccuracy, accuracyMean: sm.accuracyMean, accuracySpread: sm.accuracySpread, deltaPoints: sm.deltaPoints, macsRemoved: sm.macsRemoved, accuracies: sm.runs.map((r) => r.accuracy), widths: sm.runs.map((r) => r.widths), speedups: sm.runs.map((r) => r.speedup), speedupRuntime: 'tfjs-wasm', reusedFrom: sm.runs.map((r) => r.reusedFrom ?? null), fineTuneSamples: samplesOf(method.rounds), torchPruning: tpOut })}\n`,
       );
       continue;
     }
