@@ -26,7 +26,7 @@
 //    the prunewise recipe at seed 1 again with roundTo 1, timed against the rounded model directly.
 // Prints a table, then one JSON line. BENCH_QUICK=1: a smoke run (2 000 training images, tiny budgets,
 // one seed, its own cache keys). QUALITY_NETS=lenet5 runs a subset; QUALITY_STEPS=0 skips the probes;
-// QUALITY_REUSE=1 reports a net's results of an earlier run with the same config (saying when) instead of
+// QUALITY_REUSE=1 (not in an ablation) reports a net's results of an earlier run with the same config (saying when) instead of
 // re-running it; QUALITY_RESUME=1 continues a bench stopped part-way, each finished run reused (pruneRun);
 // QUALITY_ABLATE / QUALITY_SEEDS run one recipe variant only (below, at ABLATE). Training runs in graph
 // mode on the native backend (PRUNEWISE_TRAIN_GRAPH=on unless set otherwise; said in the header).
@@ -686,7 +686,8 @@ async function main(): Promise<void> {
   for (const cfg of CONFIGS.filter((c) => nets.includes(c.net))) {
     // a net's results, kept per config and code version: QUALITY_REUSE=1 reports them instead of re-running (said in the table)
     const resultFile = path.join(CACHE_DIR, `results-${cfg.net}-${resultKey(cfg)}.json`);
-    if (process.env.QUALITY_REUSE === '1' && fs.existsSync(resultFile)) {
+    // (not for an ablation: the cached file holds the full protocol's results, not the variant's)
+    if (!ABLATE && process.env.QUALITY_REUSE === '1' && fs.existsSync(resultFile)) {
       out[cfg.net] = JSON.parse(fs.readFileSync(resultFile, 'utf8'));
       log(`${cfg.net}: results of the run at ${(out[cfg.net] as { measuredAt: string }).measuredAt} reused (QUALITY_REUSE=1)`);
       continue;
@@ -719,6 +720,12 @@ async function main(): Promise<void> {
       // QUALITY_ABLATE_TP=1: Torch-Pruning at this variant's MACs, with its rounds as fine-tuning, on the same seeds
       let tpOut: object | null = null;
       if (ABLATE_TP) {
+        // Torch-Pruning aims at the mean: a prunewise seed far from it (a global plan's coarse steps) is no equal-MACs pair
+        for (const r of sm.runs)
+          if (Math.abs(r.macs / sm.macs - 1) > 0.02)
+            log(
+              `warning: ${cfg.net} prunewise seed ${r.seed} landed at ${r.macs} MACs, ${((r.macs / sm.macs - 1) * 100).toFixed(1)} % off the seeds' mean ${Math.round(sm.macs)} that Torch-Pruning aims at: not equal MACs`,
+            );
         const { tp, tpRuns } = torchPruningAt(acfg, base, baseMacs, Math.round(sm.macs), method, sm.seeds, t0);
         const ts = summarise(tpRuns, baseMacs, base.testAccuracy);
         log(
