@@ -578,13 +578,27 @@ function torchPruningAt(cfg: NetConfig, base: Baseline, baseMacs: number, target
     `${cfg.net} torch-pruning: ${tpRuns.map((r) => (r.accuracy * 100).toFixed(2)).join(', ')} % (${((performance.now() - t0) / 60000).toFixed(1)} min in all)`,
   );
   // the bisection prunes without fine-tuning; a run whose MACs landed elsewhere (global pruning re-ranks after each round) is no equal-MACs comparison
-  for (const r of tpRuns)
-    if (Math.abs(r.macs / targetMacs - 1) > 0.02)
-      log(
-        `warning: ${cfg.net} torch-pruning seed ${r.seed} landed at ${r.macs} MACs, ${((r.macs / targetMacs - 1) * 100).toFixed(1)} % off prunewise's ${targetMacs}: not equal MACs`,
-      );
+  warnOffMacs(`${cfg.net} torch-pruning`, tpRuns, targetMacs, "prunewise's");
   return { tp, tpRuns };
 }
+
+/** Warns of each run whose MACs land more than 2 % off `target` (`whose` names the target in the line): no equal-MACs pair. */
+function warnOffMacs(who: string, runs: Array<{ seed: number; macs: number }>, target: number, whose: string): void {
+  for (const r of runs)
+    if (Math.abs(r.macs / target - 1) > 0.02)
+      log(`warning: ${who} seed ${r.seed} landed at ${r.macs} MACs, ${((r.macs / target - 1) * 100).toFixed(1)} % off ${whose} ${target}: not equal MACs`);
+}
+
+/** One tool's part of an ablation's JSON line: the summary's figures and per-seed accuracies, widths and speedups. */
+const ablationFields = (s: Summary) => ({
+  accuracyMean: s.accuracyMean,
+  accuracySpread: s.accuracySpread,
+  deltaPoints: s.deltaPoints,
+  macsRemoved: s.macsRemoved,
+  accuracies: s.runs.map((r) => r.accuracy),
+  widths: s.runs.map((r) => r.widths),
+  speedups: s.runs.map((r) => r.speedup),
+});
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const spread = (xs: number[]) => Math.max(...xs) - Math.min(...xs);
@@ -721,12 +735,9 @@ async function main(): Promise<void> {
       let tpOut: object | null = null;
       if (ABLATE_TP) {
         // Torch-Pruning aims at the mean: a prunewise seed far from it (a global plan's coarse steps) is no equal-MACs pair
-        for (const r of sm.runs)
-          if (Math.abs(r.macs / sm.macs - 1) > 0.02)
-            log(
-              `warning: ${cfg.net} prunewise seed ${r.seed} landed at ${r.macs} MACs, ${((r.macs / sm.macs - 1) * 100).toFixed(1)} % off the seeds' mean ${Math.round(sm.macs)} that Torch-Pruning aims at: not equal MACs`,
-            );
-        const { tp, tpRuns } = torchPruningAt(acfg, base, baseMacs, Math.round(sm.macs), method, sm.seeds, t0);
+        const targetMacs = Math.round(sm.macs);
+        warnOffMacs(`${cfg.net} prunewise`, sm.runs, targetMacs, "the seeds' mean (Torch-Pruning's target)");
+        const { tp, tpRuns } = torchPruningAt(acfg, base, baseMacs, targetMacs, method, sm.seeds, t0);
         const ts = summarise(tpRuns, baseMacs, base.testAccuracy);
         log(
           `${cfg.net} ablation against Torch-Pruning: ${(sm.accuracyMean * 100).toFixed(2)} ± ${(sm.accuracySpread * 100).toFixed(2)} % vs ${(ts.accuracyMean * 100).toFixed(2)} ± ${(ts.accuracySpread * 100).toFixed(2)} % (${((sm.accuracyMean - ts.accuracyMean) * 100).toFixed(2)} points; MACs removed ${(sm.macsRemoved * 100).toFixed(1)} vs ${(ts.macsRemoved * 100).toFixed(1)} %)`,
@@ -735,18 +746,12 @@ async function main(): Promise<void> {
           runtime: 'PyTorch CPU', // its speedups; prunewise's are on tfjs-wasm
           globalPruning: tp.globalPruning ?? false,
           pruningRatio: tp.pruningRatio,
-          accuracyMean: ts.accuracyMean,
-          accuracySpread: ts.accuracySpread,
-          deltaPoints: ts.deltaPoints,
-          macsRemoved: ts.macsRemoved,
-          accuracies: tpRuns.map((r) => r.accuracy),
-          widths: tpRuns.map((r) => r.widths),
-          speedups: tpRuns.map((r) => r.speedup),
+          ...ablationFields(ts),
         };
       }
       process.stdout.write(
         // accuracies are fractions, deltaPoints in percentage points
-        `${JSON.stringify({ ablation: process.env.QUALITY_ABLATE, net: cfg.net, quick: QUICK, backend: backend.name, trainGraph: process.env.PRUNEWISE_TRAIN_GRAPH, flopsTarget: acfg.flopsTarget, recipe: method, seeds: sm.seeds, baseline: base.testAccuracy, accuracyMean: sm.accuracyMean, accuracySpread: sm.accuracySpread, deltaPoints: sm.deltaPoints, macsRemoved: sm.macsRemoved, accuracies: sm.runs.map((r) => r.accuracy), widths: sm.runs.map((r) => r.widths), speedups: sm.runs.map((r) => r.speedup), speedupRuntime: 'tfjs-wasm', reusedFrom: sm.runs.map((r) => r.reusedFrom ?? null), fineTuneSamples: samplesOf(method.rounds), torchPruning: tpOut })}\n`,
+        `${JSON.stringify({ ablation: process.env.QUALITY_ABLATE, net: cfg.net, quick: QUICK, backend: backend.name, trainGraph: process.env.PRUNEWISE_TRAIN_GRAPH, flopsTarget: acfg.flopsTarget, recipe: method, seeds: sm.seeds, baseline: base.testAccuracy, ...ablationFields(sm), speedupRuntime: 'tfjs-wasm', reusedFrom: sm.runs.map((r) => r.reusedFrom ?? null), fineTuneSamples: samplesOf(method.rounds), torchPruning: tpOut })}\n`,
       );
       continue;
     }
