@@ -96,18 +96,29 @@ export function planLocal(graph: Graph, scores: Record<string, number[]>, ratio:
   return plan;
 }
 
-/** Removes the `count` globally lowest channels, scores normalised by each group's mean. */
-export function planGlobal(graph: Graph, scores: Record<string, number[]>, count: number, o: PlanOptions): KeepPlan {
-  const all: Array<{ g: string; i: number; v: number }> = [];
+/** One channel in the global ranking: its group, its index there, its score divided by the group's mean. */
+interface Ranked {
+  g: string;
+  i: number;
+  v: number;
+}
+
+/** Every unprotected channel, lowest normalised score first (ties: the lower index). */
+function globalRanking(graph: Graph, scores: Record<string, number[]>, o: PlanOptions): Ranked[] {
+  const all: Ranked[] = [];
   for (const g of graph.groups) {
     if (isProtected(graph, g.name, o)) continue;
     const s = scores[g.name];
     const mean = s.reduce((a, b) => a + b, 0) / s.length || 1;
     s.forEach((v, i) => all.push({ g: g.name, i, v: v / mean }));
   }
-  all.sort((a, b) => a.v - b.v || a.i - b.i);
+  return all.sort((a, b) => a.v - b.v || a.i - b.i);
+}
+
+/** The plan removing these ranked channels: per group, how many go (keepCount: caps, roundTo, minUnits), the top-scored kept. */
+function planRemoving(graph: Graph, scores: Record<string, number[]>, channels: Ranked[], o: PlanOptions): KeepPlan {
   const removeBy = new Map<string, number>();
-  for (const c of all.slice(0, count)) removeBy.set(c.g, (removeBy.get(c.g) ?? 0) + 1);
+  for (const c of channels) removeBy.set(c.g, (removeBy.get(c.g) ?? 0) + 1);
   const plan: KeepPlan = {};
   for (const [name, remove] of removeBy) {
     const g = graph.groupByName(name)!;
@@ -116,6 +127,18 @@ export function planGlobal(graph: Graph, scores: Record<string, number[]>, count
   }
   return plan;
 }
+
+/** Removes the `count` globally lowest channels, scores normalised by each group's mean. */
+export function planGlobal(graph: Graph, scores: Record<string, number[]>, count: number, o: PlanOptions): KeepPlan {
+  return planRemoving(graph, scores, globalRanking(graph, scores, o).slice(0, count), o);
+}
+
+/**
+ * How far (fraction of the model's FLOPs) a global plan may overshoot its FLOPs target before the channel that
+ * crossed it is skipped for the next-ranked ones (planForFlops). One channel of a small net's first layer can
+ * carry far more: in LeNet-5, one conv1 channel is up to 14 % of the MACs (its own and the next layer's inputs from it).
+ */
+export const GLOBAL_OVERSHOOT = 0.01;
 
 /** FLOPs of the architecture a plan leaves (no weights copied). */
 export async function plannedFlops(model: tfl.LayersModel, graph: Graph, plan: KeepPlan): Promise<number> {
@@ -129,7 +152,8 @@ export async function plannedFlops(model: tfl.LayersModel, graph: Graph, plan: K
 
 /**
  * Finds the smallest plan that removes at least `fraction` of the model's FLOPs (bisection over
- * the local ratio or the global count). Returns the plan and the fraction it really removes.
+ * the local ratio or the global count; a global plan then lands within GLOBAL_OVERSHOOT of it where one
+ * channel's step allows, landGlobal). Returns the plan and the fraction it really removes.
  */
 export async function planForFlops(
   model: tfl.LayersModel,
@@ -145,8 +169,38 @@ export async function planForFlops(
   const removed = async (plan: KeepPlan) => 1 - (await plannedFlops(model, graph, plan)) / base;
   const top = { plan: make(1), flopsRemoved: await removed(make(1)) };
   if (top.flopsRemoved < fraction) return top; // the caps allow no more
-  const { plan, flopsRemoved } = await smallestPlanRemoving(make, removed, 1, top, fraction, 14);
-  return { plan, flopsRemoved };
+  const found = await smallestPlanRemoving(make, removed, 1, top, fraction, 14);
+  if (scope === 'local' || found.flopsRemoved <= fraction + GLOBAL_OVERSHOOT) return { plan: found.plan, flopsRemoved: found.flopsRemoved };
+  return landGlobal(graph, scores, fraction, o, removed, found);
+}
+
+/**
+ * A global plan that overshoots its target by more than GLOBAL_OVERSHOOT (`found`, the smallest ranking prefix that
+ * reaches it) brought nearer: keep the prefix below the target, then walk the ranking on from the channel that crossed
+ * it, taking each channel whose removal stays below the target, stopping at the first that lands within
+ * GLOBAL_OVERSHOOT above it and skipping those that overshoot further. If none lands, the plan that overshot least.
+ */
+async function landGlobal(
+  graph: Graph,
+  scores: Record<string, number[]>,
+  fraction: number,
+  o: PlanOptions,
+  removed: (plan: KeepPlan) => Promise<number>,
+  found: { plan: KeepPlan; flopsRemoved: number; x: number },
+): Promise<{ plan: KeepPlan; flopsRemoved: number }> {
+  const ranking = globalRanking(graph, scores, o);
+  const total = graph.groups.reduce((a, g) => a + g.size, 0);
+  let best = { plan: found.plan, flopsRemoved: found.flopsRemoved };
+  // the smallest prefix reaching the target is found.x's count; the one before it stays below the target
+  const taken = ranking.slice(0, Math.max(0, Math.round(found.x * total) - 1));
+  for (let k = taken.length; k < ranking.length; k++) {
+    const plan = planRemoving(graph, scores, [...taken, ranking[k]], o);
+    const r = await removed(plan);
+    if (r < fraction) taken.push(ranking[k]);
+    else if (r <= fraction + GLOBAL_OVERSHOOT) return { plan, flopsRemoved: r };
+    else if (r < best.flopsRemoved) best = { plan, flopsRemoved: r };
+  }
+  return best;
 }
 
 /**

@@ -9,6 +9,7 @@ import {
   layerChannels,
   loadDataset,
   modelCost,
+  GLOBAL_OVERSHOOT,
   planForFlops,
   planGlobal,
   planLocal,
@@ -214,6 +215,23 @@ describe('importance criteria and plans', () => {
     expect(scalePlan(graph, scores, plan, 1, { minUnits: 1 })).toBe(plan);
     const rounded = scalePlan(graph, scores, planLocal(graph, scores, 0.5, { minUnits: 4, roundTo: 8 }), 0.5, { minUnits: 4, roundTo: 8 });
     for (const kept of Object.values(rounded)) expect(kept.length % 8).toBe(0);
+  });
+
+  it('a global plan lands within GLOBAL_OVERSHOOT of its FLOPs target although one LeNet-5 conv1 channel is a bigger step', async () => {
+    // roundTo auto's options, group-norm scores: the smallest ranking prefix reaching 0.2–0.7 overshot by 1.9–13 points
+    const model = buildZooModel('lenet5', 1, SHAPE, 10);
+    const graph = analyze(model);
+    const scores = scoreGroups(model, 'group-norm', { seed: 1 }, graph);
+    const o = { minUnits: 2, roundTo: 8, roundToAdaptive: true, maxRatio: 0.95 };
+    const base = modelCost(model).flops;
+    for (const f of [0.2, 0.3, 0.4, 0.5, 0.6, 0.7]) {
+      const { plan, flopsRemoved } = await planForFlops(model, graph, scores, f, 'global', o);
+      expect(flopsRemoved).toBeGreaterThanOrEqual(f);
+      expect(flopsRemoved).toBeLessThanOrEqual(f + GLOBAL_OVERSHOOT);
+      const pruned = await pruneModel(model, plan, graph);
+      expect(1 - modelCost(pruned).flops / base).toBeCloseTo(flopsRemoved, 6);
+      pruned.dispose();
+    }
   });
 
   it('planForFlops reaches a FLOPs target (local and global) and schedules follow their curves', async () => {
