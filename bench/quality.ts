@@ -48,6 +48,7 @@ import {
   measureSensitivity,
   modelCost,
   openRuntime,
+  GLOBAL_OVERSHOOT,
   planForFlops,
   pruneModel,
   roundToOf,
@@ -478,7 +479,7 @@ async function pruneRunNow(
               goal,
             )
           ).plan
-        : (await planForFlops(model, graph, scores, goal, method.scope ?? 'local', planOptions)).plan;
+        : (await planForFlops(model, graph, scores, goal, method.scope ?? 'local', planOptions, round === R ? GLOBAL_OVERSHOOT : Infinity)).plan;
     const pruned = await pruneModel(model, plan, graph);
     if (method.reconstruct) {
       const fit = shuffledIndices(calibration.n, 78).subarray(0, Math.min(method.reconstruct, calibration.n)); // as sample(calibration, n, 78)

@@ -152,8 +152,11 @@ export async function plannedFlops(model: tfl.LayersModel, graph: Graph, plan: K
 
 /**
  * Finds the smallest plan that removes at least `fraction` of the model's FLOPs (bisection over
- * the local ratio or the global count; a global plan then lands within GLOBAL_OVERSHOOT of it where one
- * channel's step allows, landGlobal). Returns the plan and the fraction it really removes.
+ * the local ratio or the global count). A global plan that overshoots by more than `overshoot` (fraction of
+ * the model's FLOPs; default GLOBAL_OVERSHOOT) is then brought within it where the channels' steps allow (landGlobal).
+ * A schedule's earlier rounds pass Infinity: the later rounds' goals take off what they overshot, whereas landing
+ * fills the gap with the cheapest channels — on LeNet-5 round after round that thinned the dense layers to 20 and
+ * 10 units where the plain prefix only removed conv1 channels. Returns the plan and the fraction it really removes.
  */
 export async function planForFlops(
   model: tfl.LayersModel,
@@ -162,6 +165,7 @@ export async function planForFlops(
   fraction: number,
   scope: 'local' | 'global',
   o: PlanOptions,
+  overshoot = GLOBAL_OVERSHOOT,
 ): Promise<{ plan: KeepPlan; flopsRemoved: number }> {
   const base = modelCost(model).flops;
   const total = graph.groups.reduce((a, g) => a + g.size, 0);
@@ -170,7 +174,7 @@ export async function planForFlops(
   const top = { plan: make(1), flopsRemoved: await removed(make(1)) };
   if (top.flopsRemoved < fraction) return top; // the caps allow no more
   const found = await smallestPlanRemoving(make, removed, 1, top, fraction, 14);
-  if (scope === 'local' || found.flopsRemoved <= fraction + GLOBAL_OVERSHOOT) return { plan: found.plan, flopsRemoved: found.flopsRemoved };
+  if (scope === 'local' || found.flopsRemoved <= fraction + overshoot) return { plan: found.plan, flopsRemoved: found.flopsRemoved };
   return landGlobal(graph, scores, fraction, o, removed, found);
 }
 

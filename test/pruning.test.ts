@@ -13,6 +13,7 @@ import {
   planForFlops,
   planGlobal,
   planLocal,
+  planRound,
   scalePlan,
   pruneModel,
   scheduledReduction,
@@ -20,6 +21,7 @@ import {
   silenceRemoved,
   ZOO_NAMES,
   type Dataset,
+  type PruningPolicy,
 } from '../ml';
 
 let ds: Dataset;
@@ -217,7 +219,7 @@ describe('importance criteria and plans', () => {
     for (const kept of Object.values(rounded)) expect(kept.length % 8).toBe(0);
   });
 
-  it('a global plan lands within GLOBAL_OVERSHOOT of its FLOPs target although one LeNet-5 conv1 channel is a bigger step', async () => {
+  it('a global plan lands within GLOBAL_OVERSHOOT of its FLOPs target although one LeNet-5 conv1 channel is a bigger step; a schedule lands in its last round only', async () => {
     // roundTo auto's options, group-norm scores: the smallest ranking prefix reaching 0.2–0.7 overshot by 1.9–13 points
     const model = buildZooModel('lenet5', 1, SHAPE, 10);
     const graph = analyze(model);
@@ -232,6 +234,34 @@ describe('importance criteria and plans', () => {
       expect(1 - modelCost(pruned).flops / base).toBeCloseTo(flopsRemoved, 6);
       pruned.dispose();
     }
+    // a schedule lands in its last round only: an earlier one keeps the plain prefix (overshoot taken off by later rounds)
+    const policy: PruningPolicy = {
+      criterion: 'group-norm',
+      scope: 'global',
+      schedule: 'linear',
+      stepRatio: 0.2,
+      targetFlopsReduction: 0.5,
+      rounds: 5,
+      minUnits: 2,
+      maxLayerRatio: 0.95,
+      roundTo: 'auto',
+      protect: [],
+      expectedRecovery: 0.7,
+      sensitivitySamples: 100,
+    };
+    const removedBy = async (plan: Record<string, number[]>) => {
+      const m = await pruneModel(model, plan, graph);
+      const r = 1 - modelCost(m).flops / base;
+      m.dispose();
+      return r;
+    };
+    const ctx = { model, graph, scores, baselineFlops: async () => base };
+    const first = await removedBy((await planRound(policy, { ...ctx, round: 1 })).plan);
+    expect(first).toBeCloseTo((await planForFlops(model, graph, scores, 0.1, 'global', o, Infinity)).flopsRemoved, 9);
+    expect(first).toBeGreaterThan(0.1 + GLOBAL_OVERSHOOT);
+    const last = await removedBy((await planRound(policy, { ...ctx, round: 1, scheduleRound: 5 })).plan);
+    expect(last).toBeGreaterThanOrEqual(0.5);
+    expect(last).toBeLessThanOrEqual(0.5 + GLOBAL_OVERSHOOT);
   });
 
   it('planForFlops reaches a FLOPs target (local and global) and schedules follow their curves', async () => {
