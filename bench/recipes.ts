@@ -20,6 +20,7 @@ import {
   loadDataset,
   modelCost,
   planForFlops,
+  scheduleOvershoot,
   pruneModel,
   scheduledReduction,
   scoreGroups,
@@ -143,7 +144,8 @@ async function run(baseline: tfl.LayersModel, ds: Dataset, v: Variant, seed: num
       });
       plan = (await planForFlopsBySensitivity(model, graph, sens, goal)).plan;
     } else {
-      plan = (await planForFlops(model, graph, scores, goal, v.scope ?? 'local', planOptions)).plan;
+      const finalGoal = 1 - (1 - TARGET) * (base / modelCost(model).flops);
+      plan = (await planForFlops(model, graph, scores, goal, v.scope ?? 'local', planOptions, scheduleOvershoot(goal, finalGoal, round === ROUNDS))).plan;
     }
     const pruned = await pruneModel(model, plan, graph);
     model.dispose();

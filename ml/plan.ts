@@ -151,12 +151,11 @@ export async function plannedFlops(model: tfl.LayersModel, graph: Graph, plan: K
 }
 
 /**
- * Finds the smallest plan that removes at least `fraction` of the model's FLOPs (bisection over
- * the local ratio or the global count). A global plan that overshoots by more than `overshoot` (fraction of
- * the model's FLOPs; default GLOBAL_OVERSHOOT) is then brought within it where the channels' steps allow (landGlobal).
- * A schedule's earlier rounds pass Infinity: the later rounds' goals take off what they overshot, whereas landing
- * fills the gap with the cheapest channels — on LeNet-5 round after round that thinned the dense layers to 20 and
- * 10 units where the plain prefix only removed conv1 channels. Returns the plan and the fraction it really removes.
+ * Finds the smallest plan that removes at least `fraction` of the model's FLOPs (bisection over the local ratio or the
+ * global count). A global plan overshooting by more than `overshoot` (a fraction of this model's FLOPs; default
+ * GLOBAL_OVERSHOOT) is then brought within it where the channels' steps allow (landGlobal; otherwise the least overshoot
+ * it found). A schedule's rounds pass `scheduleOvershoot`. `fraction` ≤ 0: the empty plan. Returns the plan and the
+ * fraction of this model's FLOPs it really removes.
  */
 export async function planForFlops(
   model: tfl.LayersModel,
@@ -167,6 +166,7 @@ export async function planForFlops(
   o: PlanOptions,
   overshoot = GLOBAL_OVERSHOOT,
 ): Promise<{ plan: KeepPlan; flopsRemoved: number }> {
+  if (fraction <= 0) return { plan: {}, flopsRemoved: 0 };
   const base = modelCost(model).flops;
   const total = graph.groups.reduce((a, g) => a + g.size, 0);
   const make = (x: number) => (scope === 'local' ? planLocal(graph, scores, x, o) : planGlobal(graph, scores, Math.round(x * total), o));
@@ -175,34 +175,65 @@ export async function planForFlops(
   if (top.flopsRemoved < fraction) return top; // the caps allow no more
   const found = await smallestPlanRemoving(make, removed, 1, top, fraction, 14);
   if (scope === 'local' || found.flopsRemoved <= fraction + overshoot) return { plan: found.plan, flopsRemoved: found.flopsRemoved };
-  return landGlobal(graph, scores, fraction, o, removed, found);
+  return landGlobal(graph, scores, fraction, overshoot, o, removed, found);
 }
 
 /**
- * A global plan that overshoots its target by more than GLOBAL_OVERSHOOT (`found`, the smallest ranking prefix that
- * reaches it) brought nearer: keep the prefix below the target, then walk the ranking on from the channel that crossed
- * it, taking each channel whose removal stays below the target, stopping at the first that lands within
- * GLOBAL_OVERSHOOT above it and skipping those that overshoot further. If none lands, the plan that overshot least.
+ * How far a FLOPs schedule's round may overshoot its goal (planForFlops' `overshoot`, fractions of the current model's
+ * FLOPs): the last round GLOBAL_OVERSHOOT; an earlier one up to what is left before the schedule's final target
+ * (`finalGoal`, that target over the current model), at least GLOBAL_OVERSHOOT. Landing fills a gap with the cheapest
+ * channels in rank order, so landing every round thinned LeNet-5's dense layers to 18–22 and 6–10 units (eleventh ablation,
+ * README); an earlier round's overshoot short of the target is taken off by the later rounds' goals instead.
+ */
+export function scheduleOvershoot(goal: number, finalGoal: number, last: boolean): number {
+  return last ? GLOBAL_OVERSHOOT : Math.max(GLOBAL_OVERSHOOT, finalGoal - goal);
+}
+
+/**
+ * A global plan that overshoots its target by more than `overshoot` (`found`, the smallest ranking prefix that reaches
+ * it) brought nearer: keep the prefix below the target, then walk the ranking on past the channel that crossed it,
+ * taking each channel whose removal stays below the target, stopping at the first that lands within `overshoot` above
+ * it and skipping those that overshoot further (and, as removal only grows, every later channel of their group). If
+ * none lands, the least overshoot among the plans tried. Cost: one model build per channel walked whose group's kept
+ * count changes (roundTo and caps make most additions free), at most the ranking's length.
  */
 async function landGlobal(
   graph: Graph,
   scores: Record<string, number[]>,
   fraction: number,
+  overshoot: number,
   o: PlanOptions,
   removed: (plan: KeepPlan) => Promise<number>,
   found: { plan: KeepPlan; flopsRemoved: number; x: number },
 ): Promise<{ plan: KeepPlan; flopsRemoved: number }> {
   const ranking = globalRanking(graph, scores, o);
   const total = graph.groups.reduce((a, g) => a + g.size, 0);
+  const size = (g: string) => graph.groupByName(g)!.size;
   let best = { plan: found.plan, flopsRemoved: found.flopsRemoved };
-  // the smallest prefix reaching the target is found.x's count; the one before it stays below the target
-  const taken = ranking.slice(0, Math.max(0, Math.round(found.x * total) - 1));
-  for (let k = taken.length; k < ranking.length; k++) {
-    const plan = planRemoving(graph, scores, [...taken, ranking[k]], o);
-    const r = await removed(plan);
-    if (r < fraction) taken.push(ranking[k]);
-    else if (r <= fraction + GLOBAL_OVERSHOOT) return { plan, flopsRemoved: r };
-    else if (r < best.flopsRemoved) best = { plan, flopsRemoved: r };
+  // the smallest prefix reaching the target is found.x's count; the one before it stays below the target (checked: with
+  // more than 2^14 channels the bisection may not resolve single channels); the next channel gives `found` itself
+  const start = Math.max(0, Math.round(found.x * total) - 1);
+  const taken = ranking.slice(0, start);
+  if ((await removed(planRemoving(graph, scores, taken, o))) >= fraction) return best;
+  const removeBy = new Map<string, number>();
+  for (const c of taken) removeBy.set(c.g, (removeBy.get(c.g) ?? 0) + 1);
+  const overshooting = new Set<string>([ranking[start].g]);
+  for (let k = start + 1; k < ranking.length; k++) {
+    const c = ranking[k];
+    if (overshooting.has(c.g)) continue;
+    const n = removeBy.get(c.g) ?? 0;
+    if (keepCount(size(c.g), n + 1, o) !== keepCount(size(c.g), n, o)) {
+      const plan = planRemoving(graph, scores, [...taken, c], o);
+      const r = await removed(plan);
+      if (r > fraction + overshoot) {
+        overshooting.add(c.g);
+        if (r < best.flopsRemoved) best = { plan, flopsRemoved: r };
+        continue;
+      }
+      if (r >= fraction) return { plan, flopsRemoved: r };
+    }
+    taken.push(c);
+    removeBy.set(c.g, n + 1);
   }
   return best;
 }

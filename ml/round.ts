@@ -8,7 +8,7 @@ import { allocate, planForFlopsBySensitivity, type Sensitivity } from './allocat
 import { allocationOf, AUTO_ROUND_TO, type AllocationKind, type Criterion, type RuntimeName } from './catalog';
 import { modelCost } from './cost';
 import type { Graph } from './graph';
-import { GLOBAL_OVERSHOOT, planForFlops, planGlobal, planLocal, scalePlan, scheduledReduction, type PlanOptions } from './plan';
+import { planForFlops, planGlobal, planLocal, scalePlan, scheduledReduction, scheduleOvershoot, type PlanOptions } from './plan';
 import type { KeepPlan } from './prune';
 import { planRoundTowards, type WidthSearchResult } from './search';
 
@@ -208,9 +208,11 @@ async function choosePlan(p: PruningPolicy, c: RoundContext): Promise<RoundPlan>
     return { plan, metrics: {} };
   }
   const goal = await flopsGoal(p, c);
-  // a global plan lands on the goal in the schedule's last round only (planForFlops: earlier overshoot the next rounds take off)
+  // a global plan lands on the goal in the schedule's last round; an earlier one only stays short of the target (scheduleOvershoot)
   const last = p.schedule === 'one-shot' || (c.scheduleRound ?? c.round) >= p.rounds;
-  return { plan: goal > 0 ? (await planForFlops(c.model, c.graph, c.scores, goal, p.scope, opts, last ? GLOBAL_OVERSHOOT : Infinity)).plan : {}, metrics: {} };
+  const finalGoal = 1 - (1 - p.targetFlopsReduction!) * ((await c.baselineFlops()) / modelCost(c.model).flops);
+  const overshoot = scheduleOvershoot(goal, finalGoal, last);
+  return { plan: goal > 0 ? (await planForFlops(c.model, c.graph, c.scores, goal, p.scope, opts, overshoot)).plan : {}, metrics: {} };
 }
 
 /** A FLOPs schedule's goal for this round as a fraction of the current model's FLOPs (the schedule speaks of the baseline's). */

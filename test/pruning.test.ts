@@ -219,7 +219,7 @@ describe('importance criteria and plans', () => {
     for (const kept of Object.values(rounded)) expect(kept.length % 8).toBe(0);
   });
 
-  it('a global plan lands within GLOBAL_OVERSHOOT of its FLOPs target although one LeNet-5 conv1 channel is a bigger step; a schedule lands in its last round only', async () => {
+  it('a global plan lands within its overshoot of the FLOPs target although one LeNet-5 conv1 channel is a bigger step; a schedule lands in its last round, earlier rounds stop short of the target', async () => {
     // roundTo auto's options, group-norm scores: the smallest ranking prefix reaching 0.2–0.7 overshot by 1.9–13 points
     const model = buildZooModel('lenet5', 1, SHAPE, 10);
     const graph = analyze(model);
@@ -234,6 +234,11 @@ describe('importance criteria and plans', () => {
       expect(1 - modelCost(pruned).flops / base).toBeCloseTo(flopsRemoved, 6);
       pruned.dispose();
     }
+    const loose = await planForFlops(model, graph, scores, 0.2, 'global', o, 0.05); // another tolerance is honoured
+    expect(loose.flopsRemoved).toBeGreaterThanOrEqual(0.2);
+    expect(loose.flopsRemoved).toBeLessThanOrEqual(0.25);
+    expect((await planForFlops(model, graph, scores, 0.2, 'global', o, Infinity)).flopsRemoved).toBeGreaterThan(0.25);
+    expect(await planForFlops(model, graph, scores, -0.2, 'global', o)).toEqual({ plan: {}, flopsRemoved: 0 });
     // a schedule lands in its last round only: an earlier one keeps the plain prefix (overshoot taken off by later rounds)
     const policy: PruningPolicy = {
       criterion: 'group-norm',
@@ -262,6 +267,13 @@ describe('importance criteria and plans', () => {
     const last = await removedBy((await planRound(policy, { ...ctx, round: 1, scheduleRound: 5 })).plan);
     expect(last).toBeGreaterThanOrEqual(0.5);
     expect(last).toBeLessThanOrEqual(0.5 + GLOBAL_OVERSHOOT);
+    // ... but never past the schedule's target: round 1 of 3 towards 0.15 (goal 0.05), where the prefix takes a conv1 channel
+    const short = { ...policy, targetFlopsReduction: 0.15, rounds: 3 };
+    expect((await planForFlops(model, graph, scores, 0.05, 'global', o, Infinity)).flopsRemoved).toBeGreaterThan(0.15 + GLOBAL_OVERSHOOT);
+    const early = await removedBy((await planRound(short, { ...ctx, round: 1 })).plan);
+    expect(early).toBeGreaterThanOrEqual(0.05);
+    expect(early).toBeLessThanOrEqual(0.15 + GLOBAL_OVERSHOOT);
+    model.dispose();
   });
 
   it('planForFlops reaches a FLOPs target (local and global) and schedules follow their curves', async () => {
