@@ -174,7 +174,7 @@ export const CONFIGS: NetConfig[] = [
       seed: 1,
       augment: BASELINE_AUGMENT,
     },
-    flopsTarget: 0.5, // roundTo auto lands above it (−50.2 to −51.0 % in the ablation; −51.4 to −51.8 % from the augmented baseline)
+    flopsTarget: 0.5, // the global plan's last round lands just above it: −50.2 to −50.4 % (E, 2026-12-07; FPGM with sensitivity: −51.4 to −51.8 %)
     seeds: q([1, 2, 3], [1]),
     controlSeeds: q([1, 2, 3], [1]),
     // one global ranking by group norm (the norm over every coupled weight, as Torch-Pruning's GroupMagnitudeImportance):
