@@ -290,7 +290,10 @@ export const campaignSchema = z
           .describe(
             'channel importance: l1, l2, fpgm, group-norm (L2 over every coupled slice, DepGraph), taylor (needs data), bn (batch-norm scale), random (the control)',
           ),
-        scope: z.enum(['local', 'global']).default('local').describe('local: the same fraction of every group; global: one ranking across groups'),
+        scope: z
+          .enum(['local', 'global'])
+          .default('local')
+          .describe("local: the same fraction of every group; global: one ranking across groups (needs allocation uniform, a FLOPs schedule's default)"),
         schedule: z
           .enum(['per-round', 'one-shot', 'linear', 'agp'])
           .default('per-round')
@@ -380,6 +383,13 @@ export const campaignSchema = z
             code: 'custom',
             path: ['allocation'],
             message: `"${p.allocation}" spends a FLOPs schedule's budget: use schedule linear, one-shot or agp with targetFlopsReduction, or allocation: weights`,
+          });
+        }
+        if (p.scope === 'global' && allocationOf(p) !== 'uniform') {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['scope'],
+            message: `"global" ranks channels only where a plan follows the criterion's scores alone, but allocation "${allocationOf(p)}" decides the widths${p.allocation ? '' : ` (schedule "${p.schedule}"'s default)`}: remove scope, or set allocation: uniform`,
           });
         }
         if (p.schedule !== 'per-round' && p.targetFlopsReduction === undefined) {
@@ -628,6 +638,12 @@ export function campaignRecipeOf(
         : allocation === 'search'
           ? 'widths searched on the baseline (adaptive batch norm)'
           : `${scope} scope`;
+  const schedule =
+    p.schedule === undefined
+      ? ''
+      : p.schedule === 'per-round'
+        ? `, ${p.rounds} round${p.rounds === 1 ? '' : 's'}`
+        : `, ${p.schedule} schedule to ${+((p.targetFlopsReduction ?? 0) * 100).toFixed(1)} % fewer FLOPs than the baseline in ${p.rounds} round${p.rounds === 1 ? '' : 's'}`;
   const reconstruct = p.reconstruct ?? 0; // specs of older versions have none
   const refit = reconstruct > 0 ? `, least-squares reconstruction on ${reconstruct} training images` : '';
   const pruning = {
@@ -636,7 +652,7 @@ export function campaignRecipeOf(
     ...(allocation ? { allocation } : {}),
     roundTo,
     reconstruct,
-    summary: `criterion ${p.criterion}, ${how}, ${rounding}${refit}`,
+    summary: `criterion ${p.criterion}, ${how}${schedule}, ${rounding}${refit}`,
   };
   return { finetune, sparsity, pruning, summary };
 }

@@ -212,7 +212,7 @@ async function choosePlan(p: PruningPolicy, c: RoundContext): Promise<RoundPlan>
   const last = p.schedule === 'one-shot' || (c.scheduleRound ?? c.round) >= p.rounds;
   const finalGoal = 1 - (1 - p.targetFlopsReduction!) * ((await c.baselineFlops()) / modelCost(c.model).flops);
   const overshoot = scheduleOvershoot(goal, finalGoal, last);
-  return { plan: goal > 0 ? (await planForFlops(c.model, c.graph, c.scores, goal, p.scope, opts, overshoot)).plan : {}, metrics: {} };
+  return { plan: goal > 0 ? (await planForFlops(c.model, c.graph, c.scores, goal, p.scope, opts, overshoot)).plan : {}, metrics: { flopsGoal: goal } };
 }
 
 /** A FLOPs schedule's goal for this round as a fraction of the current model's FLOPs (the schedule speaks of the baseline's). */

@@ -234,12 +234,12 @@ describe('fine-tuning recipes and the sparsity penalty in campaign files', () =>
     const r = campaignRecipeOf(wasm.pruning, 'classification', wasm.target.runtime).pruning!;
     expect(r).toMatchObject({ criterion: 'group-norm', allocation: 'weights', roundTo: { multiple: 8, auto: true, runtime: 'tfjs-wasm' } });
     expect(r.summary).toMatch(
-      /^criterion group-norm, allocation by weights \(measured sensitivity, ΔJ\), channels kept in multiples of 8 \(roundTo auto for tfjs-wasm, /,
+      /^criterion group-norm, allocation by weights \(measured sensitivity, ΔJ\), 3 rounds, channels kept in multiples of 8 \(roundTo auto for tfjs-wasm, /,
     );
     const flops = { roundTo: 'auto', schedule: 'linear', targetFlopsReduction: 0.5 };
     const node = load('auto-node', { ...flops, scope: 'global' }, { target: { runtime: 'tfjs-node' } });
     expect(campaignRecipeOf(node.pruning, 'classification', node.target.runtime).pruning!.summary).toBe(
-      'criterion l1, global scope, channels kept in multiples of 1 (roundTo auto for tfjs-node: no rounding)',
+      'criterion l1, global scope, linear schedule to 50 % fewer FLOPs than the baseline in 3 rounds, channels kept in multiples of 1 (roundTo auto for tfjs-node: no rounding)',
     );
     const sens = load('sens', { ...flops, allocation: 'sensitivity' });
     expect(campaignRecipeOf(sens.pruning).pruning!.summary).toMatch(/^criterion l1, FLOPs allocated by measured sensitivity, /);
@@ -254,6 +254,18 @@ describe('fine-tuning recipes and the sparsity penalty in campaign files', () =>
   });
 
   const bad: Array<[string, unknown, object, RegExp]> = [
+    [
+      'global scope where allocation decides',
+      { scope: 'global' },
+      {},
+      /: pruning\.scope: "global" ranks channels only .* allocation "weights" decides the widths \(schedule "per-round"'s default\): remove scope, or set allocation: uniform/,
+    ],
+    [
+      'global scope with sensitivity',
+      { scope: 'global', schedule: 'linear', targetFlopsReduction: 0.5, allocation: 'sensitivity' },
+      {},
+      /: pruning\.scope: .*allocation "sensitivity" decides the widths: remove scope/,
+    ],
     ['two budgets', { finetune: { epochs: 1, batches: 10 } }, {}, /: pruning\.finetune\.batches: give the budget as epochs or as batches, not both/],
     ['old and new name', { finetuneEpochs: 2, finetune: { epochs: 1 } }, {}, /: pruning\.finetuneEpochs: is the older name of finetune\.epochs/],
     [

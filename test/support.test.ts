@@ -447,16 +447,24 @@ describe('the support matrix', () => {
     } as unknown as CampaignStatus;
     expect(formatStatus(s)).toContain('  pruning: 2 prunable groups, 1 left whole:\n    out: layer "out" (Dense): softmax mixes channels');
     expect(formatStatus({ ...s, baseline: { ...s.baseline!, groups: 0 } })).toContain('pruning: NOTHING can be pruned');
-    const round = (channelsRemoved: number) => ({
+    const round = (channelsRemoved: number, more: object = {}) => ({
       round: 1,
       state: 'completed',
       objective: 1,
       stages: {},
-      metrics: { accuracy: 0.9, flops: 20, channelsRemoved },
+      metrics: { accuracy: 0.9, flops: 20, channelsRemoved, ...more },
     });
-    const withRound = (n: number) =>
-      formatStatus({ ...s, runs: [{ id: 'c1/run-1', k: 1, weights: { accuracy: 1 }, state: 'completed', error: null, rounds: [round(n)] }] } as CampaignStatus);
+    const withRound = (n: number, more?: object) =>
+      formatStatus({
+        ...s,
+        runs: [{ id: 'c1/run-1', k: 1, weights: { accuracy: 1 }, state: 'completed', error: null, rounds: [round(n, more)] }],
+      } as CampaignStatus);
     expect(withRound(0)).toContain('round 1 completed (NOTHING pruned: see "pruning" above)');
     expect(withRound(3)).not.toContain('NOTHING');
+    // a FLOPs schedule whose earlier rounds went past this round's goal
+    expect(withRound(0, { flopsGoal: -0.007 })).toContain(
+      "round 1 completed (NOTHING pruned: earlier rounds already went past the schedule's goal for this round)",
+    );
+    expect(withRound(0, { flopsGoal: 0.1 })).toContain('(NOTHING pruned: see "pruning" above)');
   });
 });
