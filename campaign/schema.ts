@@ -385,11 +385,14 @@ export const campaignSchema = z
             message: `"${p.allocation}" spends a FLOPs schedule's budget: use schedule linear, one-shot or agp with targetFlopsReduction, or allocation: weights`,
           });
         }
-        if (p.scope === 'global' && allocationOf(p) !== 'uniform') {
+        const allocationFits =
+          !(p.allocation === 'weights' && p.schedule !== 'per-round') &&
+          !((p.allocation === 'sensitivity' || p.allocation === 'search') && p.schedule === 'per-round');
+        if (p.scope === 'global' && allocationFits && allocationOf(p) !== 'uniform') {
           ctx.addIssue({
             code: 'custom',
             path: ['scope'],
-            message: `"global" ranks channels only where a plan follows the criterion's scores alone, but allocation "${allocationOf(p)}" decides the widths${p.allocation ? '' : ` (schedule "${p.schedule}"'s default)`}: remove scope, or set allocation: uniform`,
+            message: `"global" applies only with allocation uniform (the plan follows the criterion's scores); allocation "${allocationOf(p)}"${p.allocation ? '' : ` (schedule "${p.schedule}"'s default)`} sets the widths itself: use scope: local (or remove it), or set allocation: uniform${p.schedule === 'per-round' ? ' (a per-round schedule then ignores the weight vectors: every run prunes the same channels)' : ''}`,
           });
         }
         if (p.schedule !== 'per-round' && p.targetFlopsReduction === undefined) {
@@ -638,12 +641,16 @@ export function campaignRecipeOf(
         : allocation === 'search'
           ? 'widths searched on the baseline (adaptive batch norm)'
           : `${scope} scope`;
+  const nRounds = `${p.rounds} round${p.rounds === 1 ? '' : 's'}`;
+  const target = p.targetFlopsReduction === undefined ? '' : ` to ${+(p.targetFlopsReduction * 100).toFixed(1)} % fewer FLOPs than the baseline`;
   const schedule =
     p.schedule === undefined
       ? ''
       : p.schedule === 'per-round'
-        ? `, ${p.rounds} round${p.rounds === 1 ? '' : 's'}`
-        : `, ${p.schedule} schedule to ${+((p.targetFlopsReduction ?? 0) * 100).toFixed(1)} % fewer FLOPs than the baseline in ${p.rounds} round${p.rounds === 1 ? '' : 's'}`;
+        ? `, per-round schedule (about ${+((p.stepRatio ?? 0.2) * 100).toFixed(1)} % of what is left each round), ${nRounds}`
+        : p.schedule === 'one-shot'
+          ? `, one-shot${target} in round 1 (${nRounds} in all)`
+          : `, ${p.schedule} schedule${target} in ${nRounds}`;
   const reconstruct = p.reconstruct ?? 0; // specs of older versions have none
   const refit = reconstruct > 0 ? `, least-squares reconstruction on ${reconstruct} training images` : '';
   const pruning = {

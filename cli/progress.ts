@@ -287,7 +287,7 @@ export function formatStatus(s: CampaignStatus, recipe: CampaignRecipe | null = 
         )
         .join(', ');
       lines.push(
-        `    round ${rd.round} ${rd.note ?? rd.state}${m.channelsRemoved === 0 ? (m.flopsGoal !== undefined && m.flopsGoal <= 0 ? " (NOTHING pruned: earlier rounds already went past the schedule's goal for this round)" : ' (NOTHING pruned: see "pruning" above)') : ''}: acc ${pct(m.accuracy)}, params ${num(m.params)}, FLOPs ${num(m.flops)}, ${num(m.bytes)} bytes` +
+        `    round ${rd.round} ${rd.note ?? rd.state}${m.channelsRemoved === 0 ? (m.flopsFractionToRemove !== undefined && m.flopsFractionToRemove <= 0 ? ' (NOTHING pruned: earlier rounds already removed what the FLOPs schedule asks by this round)' : ' (NOTHING pruned: see "pruning" above)') : ''}: acc ${pct(m.accuracy)}, params ${num(m.params)}, FLOPs ${num(m.flops)}, ${num(m.bytes)} bytes` +
           `${m.int8Bytes !== undefined ? ` (uint8 ${num(m.int8Bytes)}, acc ${pct(m.int8Accuracy)})` : ''}, latency ${latency(m, b)}` +
           `${rd.objective !== null ? `, J ${rd.objective.toFixed(4)}` : ''}`,
       );

@@ -19,8 +19,8 @@ export const METRICS = {
   groups: 'prunable groups, count',
   blockedGroups: "groups (and layers with weights in no group) left whole, count; the reasons are the baseline's `blocked` event",
   channelsRemoved: 'channels the prune stage removed, summed over groups, count (0: the round pruned nothing)',
-  flopsGoal:
-    "a FLOPs schedule's goal for the round: the fraction of the round's incoming model's FLOPs to remove, so that the baseline's FLOPs fall by the schedule's share; ≤ 0 when earlier rounds already removed that much (the round prunes nothing)",
+  flopsFractionToRemove:
+    "a FLOPs schedule's ask of the round (any allocation but weights): the fraction of the round's incoming model's FLOPs to remove so that the baseline's fall by the schedule's share by this round; ≤ 0 when earlier rounds already removed that much (the round prunes nothing), fraction",
   sensitivityTrials: 'per-group sensitivity trials run, count',
   allocatedGroups: 'groups the weight-driven allocation pruned, count',
   estimatedDeltaJ: 'ΔJ(w) the allocation estimated for the round (estimate, before fine-tuning)',

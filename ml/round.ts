@@ -126,7 +126,12 @@ async function choosePlan(p: PruningPolicy, c: RoundContext): Promise<RoundPlan>
     const uniform = s.candidates.find((x) => x.uniform);
     return {
       plan: step.plan,
-      metrics: { allocatedGroups: Object.keys(step.plan).length, searchCandidates: s.candidates.length, searchAccuracy: s.best.accuracy },
+      metrics: {
+        allocatedGroups: Object.keys(step.plan).length,
+        searchCandidates: s.candidates.length,
+        searchAccuracy: s.best.accuracy,
+        flopsFractionToRemove: goal,
+      },
       allocation: {
         allocation: 'search',
         widths: s.best.widths,
@@ -151,13 +156,14 @@ async function choosePlan(p: PruningPolicy, c: RoundContext): Promise<RoundPlan>
   }
   if (allocationOf(p) === 'sensitivity' && p.schedule !== 'per-round') {
     if (!c.sensitivity) throw new Error('allocation "sensitivity": the score stage measured no sensitivity for this round');
-    const goal = Math.max(0, await flopsGoal(p, c));
+    const asked = await flopsGoal(p, c);
+    const goal = Math.max(0, asked);
     const a = await planForFlopsBySensitivity(c.model, c.graph, c.sensitivity, goal);
     const { flopsBefore: flops, flopsAfter: after } = a;
     const baseline = await c.baselineFlops();
     return {
       plan: a.plan,
-      metrics: { allocatedGroups: Object.keys(a.plan).length, estimatedDError: a.estimatedDError },
+      metrics: { allocatedGroups: Object.keys(a.plan).length, estimatedDError: a.estimatedDError, flopsFractionToRemove: asked },
       allocation: {
         allocation: 'sensitivity',
         // this round, in FLOPs per example (2 × MACs) of the current model
@@ -212,7 +218,10 @@ async function choosePlan(p: PruningPolicy, c: RoundContext): Promise<RoundPlan>
   const last = p.schedule === 'one-shot' || (c.scheduleRound ?? c.round) >= p.rounds;
   const finalGoal = 1 - (1 - p.targetFlopsReduction!) * ((await c.baselineFlops()) / modelCost(c.model).flops);
   const overshoot = scheduleOvershoot(goal, finalGoal, last);
-  return { plan: goal > 0 ? (await planForFlops(c.model, c.graph, c.scores, goal, p.scope, opts, overshoot)).plan : {}, metrics: { flopsGoal: goal } };
+  return {
+    plan: goal > 0 ? (await planForFlops(c.model, c.graph, c.scores, goal, p.scope, opts, overshoot)).plan : {},
+    metrics: { flopsFractionToRemove: goal },
+  };
 }
 
 /** A FLOPs schedule's goal for this round as a fraction of the current model's FLOPs (the schedule speaks of the baseline's). */

@@ -234,7 +234,7 @@ describe('fine-tuning recipes and the sparsity penalty in campaign files', () =>
     const r = campaignRecipeOf(wasm.pruning, 'classification', wasm.target.runtime).pruning!;
     expect(r).toMatchObject({ criterion: 'group-norm', allocation: 'weights', roundTo: { multiple: 8, auto: true, runtime: 'tfjs-wasm' } });
     expect(r.summary).toMatch(
-      /^criterion group-norm, allocation by weights \(measured sensitivity, ΔJ\), 3 rounds, channels kept in multiples of 8 \(roundTo auto for tfjs-wasm, /,
+      /^criterion group-norm, allocation by weights \(measured sensitivity, ΔJ\), per-round schedule \(about 20 % of what is left each round\), 3 rounds, channels kept in multiples of 8 \(roundTo auto for tfjs-wasm, /,
     );
     const flops = { roundTo: 'auto', schedule: 'linear', targetFlopsReduction: 0.5 };
     const node = load('auto-node', { ...flops, scope: 'global' }, { target: { runtime: 'tfjs-node' } });
@@ -258,13 +258,19 @@ describe('fine-tuning recipes and the sparsity penalty in campaign files', () =>
       'global scope where allocation decides',
       { scope: 'global' },
       {},
-      /: pruning\.scope: "global" ranks channels only .* allocation "weights" decides the widths \(schedule "per-round"'s default\): remove scope, or set allocation: uniform/,
+      /: pruning\.scope: "global" applies only with allocation uniform .* allocation "weights" \(schedule "per-round"'s default\) sets the widths itself: use scope: local \(or remove it\), or set allocation: uniform \(a per-round schedule then ignores the weight vectors/,
+    ],
+    [
+      'weights on a FLOPs schedule, scope global too (one problem: the allocation)',
+      { scope: 'global', schedule: 'linear', targetFlopsReduction: 0.5, allocation: 'weights' },
+      {},
+      /: pruning\.allocation: "weights" needs schedule "per-round"/,
     ],
     [
       'global scope with sensitivity',
       { scope: 'global', schedule: 'linear', targetFlopsReduction: 0.5, allocation: 'sensitivity' },
       {},
-      /: pruning\.scope: .*allocation "sensitivity" decides the widths: remove scope/,
+      /: pruning\.scope: .*allocation "sensitivity" sets the widths itself: use scope: local/,
     ],
     ['two budgets', { finetune: { epochs: 1, batches: 10 } }, {}, /: pruning\.finetune\.batches: give the budget as epochs or as batches, not both/],
     ['old and new name', { finetuneEpochs: 2, finetune: { epochs: 1 } }, {}, /: pruning\.finetuneEpochs: is the older name of finetune\.epochs/],

@@ -262,7 +262,7 @@ describe('importance criteria and plans', () => {
     };
     const ctx = { model, graph, scores, baselineFlops: async () => base };
     const round1 = await planRound(policy, { ...ctx, round: 1 });
-    expect(round1.metrics.flopsGoal).toBeCloseTo(0.1, 9); // recorded: status says why a round whose goal is ≤ 0 prunes nothing
+    expect(round1.metrics.flopsFractionToRemove).toBeCloseTo(0.1, 9); // recorded: status says why a round whose goal is ≤ 0 prunes nothing
     const first = await removedBy(round1.plan);
     expect(first).toBeCloseTo((await planForFlops(model, graph, scores, 0.1, 'global', o, Infinity)).flopsRemoved, 9);
     expect(first).toBeGreaterThan(0.1 + GLOBAL_OVERSHOOT);

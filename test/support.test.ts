@@ -462,9 +462,9 @@ describe('the support matrix', () => {
     expect(withRound(0)).toContain('round 1 completed (NOTHING pruned: see "pruning" above)');
     expect(withRound(3)).not.toContain('NOTHING');
     // a FLOPs schedule whose earlier rounds went past this round's goal
-    expect(withRound(0, { flopsGoal: -0.007 })).toContain(
-      "round 1 completed (NOTHING pruned: earlier rounds already went past the schedule's goal for this round)",
+    expect(withRound(0, { flopsFractionToRemove: -0.007 })).toContain(
+      'round 1 completed (NOTHING pruned: earlier rounds already removed what the FLOPs schedule asks by this round)',
     );
-    expect(withRound(0, { flopsGoal: 0.1 })).toContain('(NOTHING pruned: see "pruning" above)');
+    expect(withRound(0, { flopsFractionToRemove: 0.1 })).toContain('(NOTHING pruned: see "pruning" above)');
   });
 });
