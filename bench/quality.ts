@@ -490,7 +490,7 @@ async function pruneRunNow(
               goal,
               method.scope ?? 'local',
               planOptions,
-              scheduleOvershoot(goal, 1 - ((1 - cfg.flopsTarget) * baseMacs) / modelCost(model).macs, round === R),
+              scheduleOvershoot(goal, cfg.flopsTarget, baseMacs / modelCost(model).macs, round === R),
             )
           ).plan;
     const pruned = await pruneModel(model, plan, graph);

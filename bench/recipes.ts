@@ -144,8 +144,8 @@ async function run(baseline: tfl.LayersModel, ds: Dataset, v: Variant, seed: num
       });
       plan = (await planForFlopsBySensitivity(model, graph, sens, goal)).plan;
     } else {
-      const finalGoal = 1 - (1 - TARGET) * (base / modelCost(model).flops);
-      plan = (await planForFlops(model, graph, scores, goal, v.scope ?? 'local', planOptions, scheduleOvershoot(goal, finalGoal, round === ROUNDS))).plan;
+      const overshoot = scheduleOvershoot(goal, TARGET, base / modelCost(model).flops, round === ROUNDS);
+      plan = (await planForFlops(model, graph, scores, goal, v.scope ?? 'local', planOptions, overshoot)).plan;
     }
     const pruned = await pruneModel(model, plan, graph);
     model.dispose();

@@ -371,24 +371,25 @@ export const campaignSchema = z
             path: ['sparsity', 'rounds'],
             message: `is ${p.sparsity.rounds} but the campaign has ${p.rounds} rounds: at most ${p.rounds}`,
           });
-        if (p.allocation === 'weights' && p.schedule !== 'per-round') {
+        const weightsOffPerRound = p.allocation === 'weights' && p.schedule !== 'per-round';
+        const budgetOnPerRound = (p.allocation === 'sensitivity' || p.allocation === 'search') && p.schedule === 'per-round';
+        if (weightsOffPerRound) {
           ctx.addIssue({
             code: 'custom',
             path: ['allocation'],
             message: `"weights" needs schedule "per-round" (FLOPs schedules allocate uniformly or by sensitivity): remove allocation or use schedule: per-round`,
           });
         }
-        if ((p.allocation === 'sensitivity' || p.allocation === 'search') && p.schedule === 'per-round') {
+        if (budgetOnPerRound) {
           ctx.addIssue({
             code: 'custom',
             path: ['allocation'],
             message: `"${p.allocation}" spends a FLOPs schedule's budget: use schedule linear, one-shot or agp with targetFlopsReduction, or allocation: weights`,
           });
         }
-        const allocationFits =
-          !(p.allocation === 'weights' && p.schedule !== 'per-round') &&
+        !(p.allocation === 'weights' && p.schedule !== 'per-round') &&
           !((p.allocation === 'sensitivity' || p.allocation === 'search') && p.schedule === 'per-round');
-        if (p.scope === 'global' && allocationFits && allocationOf(p) !== 'uniform') {
+        if (p.scope === 'global' && !weightsOffPerRound && !budgetOnPerRound && allocationOf(p) !== 'uniform') {
           ctx.addIssue({
             code: 'custom',
             path: ['scope'],

@@ -247,6 +247,14 @@ function latency(m: RoundMetrics, b: RoundMetrics | null): string {
   return `${ms(v)} (${describeSpeedup(s)})`;
 }
 
+/** Why a round removed no channel: a FLOPs schedule that asked for nothing more this round, else what pruning leaves whole. */
+function nothingPruned(m: RoundMetrics): string {
+  if (m.channelsRemoved !== 0) return '';
+  if (m.flopsFractionToRemove !== undefined && m.flopsFractionToRemove <= 0)
+    return ' (NOTHING pruned: earlier rounds already removed what the FLOPs schedule asks by this round)';
+  return ' (NOTHING pruned: see "pruning" above)';
+}
+
 const STAGE_MARK: Record<string, string> = { completed: '✓', running: '…', failed: '✗', cancelled: '–', paused: '‖', pending: '·' };
 
 /** " on <queue>" for a stage that ran off the cpu queue (a gpu worker, a device's worker). */
@@ -287,7 +295,7 @@ export function formatStatus(s: CampaignStatus, recipe: CampaignRecipe | null = 
         )
         .join(', ');
       lines.push(
-        `    round ${rd.round} ${rd.note ?? rd.state}${m.channelsRemoved === 0 ? (m.flopsFractionToRemove !== undefined && m.flopsFractionToRemove <= 0 ? ' (NOTHING pruned: earlier rounds already removed what the FLOPs schedule asks by this round)' : ' (NOTHING pruned: see "pruning" above)') : ''}: acc ${pct(m.accuracy)}, params ${num(m.params)}, FLOPs ${num(m.flops)}, ${num(m.bytes)} bytes` +
+        `    round ${rd.round} ${rd.note ?? rd.state}${nothingPruned(m)}: acc ${pct(m.accuracy)}, params ${num(m.params)}, FLOPs ${num(m.flops)}, ${num(m.bytes)} bytes` +
           `${m.int8Bytes !== undefined ? ` (uint8 ${num(m.int8Bytes)}, acc ${pct(m.int8Accuracy)})` : ''}, latency ${latency(m, b)}` +
           `${rd.objective !== null ? `, J ${rd.objective.toFixed(4)}` : ''}`,
       );

@@ -169,29 +169,31 @@ export async function planForFlops(
   if (fraction <= 0) return { plan: {}, flopsRemoved: 0 };
   const base = modelCost(model).flops;
   const total = graph.groups.reduce((a, g) => a + g.size, 0);
-  const make = (x: number) => (scope === 'local' ? planLocal(graph, scores, x, o) : planGlobal(graph, scores, Math.round(x * total), o));
+  const ranking = scope === 'global' ? globalRanking(graph, scores, o) : []; // ranked once for every plan tried
+  const make = (x: number) => (scope === 'local' ? planLocal(graph, scores, x, o) : planRemoving(graph, scores, ranking.slice(0, Math.round(x * total)), o));
   const removed = async (plan: KeepPlan) => 1 - (await plannedFlops(model, graph, plan)) / base;
   const top = { plan: make(1), flopsRemoved: await removed(make(1)) };
   if (top.flopsRemoved < fraction) return top; // the caps allow no more
   const found = await smallestPlanRemoving(make, removed, 1, top, fraction, 14);
   if (scope === 'local' || found.flopsRemoved <= fraction + overshoot) return { plan: found.plan, flopsRemoved: found.flopsRemoved };
-  return landGlobal(graph, scores, fraction, overshoot, o, removed, found);
+  return landGlobal(graph, scores, ranking, Math.max(0, Math.round(found.x * total) - 1), fraction, overshoot, o, removed, found);
 }
 
 /**
  * How far a FLOPs schedule's round may overshoot its goal (planForFlops' `overshoot`, fractions of the current model's
- * FLOPs): the last round GLOBAL_OVERSHOOT; an earlier one up to what is left before the schedule's final target
- * (`finalGoal`, that target over the current model), at least GLOBAL_OVERSHOOT. Landing fills a gap with the cheapest
+ * FLOPs): the last round GLOBAL_OVERSHOOT; an earlier one up to what is left before the schedule's final `target` (a
+ * fraction of the baseline's FLOPs; `baselineOverCurrent` = baseline FLOPs / current FLOPs), at least GLOBAL_OVERSHOOT. Landing fills a gap with the cheapest
  * channels in rank order, so landing every round thinned LeNet-5's dense layers to 18–22 and 6–10 units (eleventh ablation,
  * README); an earlier round's overshoot short of the target is taken off by the later rounds' goals instead.
  */
-export function scheduleOvershoot(goal: number, finalGoal: number, last: boolean): number {
+export function scheduleOvershoot(goal: number, target: number, baselineOverCurrent: number, last: boolean): number {
+  const finalGoal = 1 - (1 - target) * baselineOverCurrent;
   return last ? GLOBAL_OVERSHOOT : Math.max(GLOBAL_OVERSHOOT, finalGoal - goal);
 }
 
 /**
- * A global plan that overshoots its target by more than `overshoot` (`found`, the smallest ranking prefix that reaches
- * it) brought nearer: keep the prefix below the target, then walk the ranking on past the channel that crossed it,
+ * A global plan that overshoots its target by more than `overshoot` (`found`, the smallest prefix of `ranking` that
+ * reaches it, `start` + 1 channels long) brought nearer: keep the prefix below the target, then walk the ranking on past the channel that crossed it,
  * taking each channel whose removal stays below the target, stopping at the first that lands within `overshoot` above
  * it and skipping those that overshoot further (and, as removal only grows, every later channel of their group). If
  * none lands, the least overshoot among the plans tried. Cost: one model build per channel walked whose group's kept
@@ -200,19 +202,18 @@ export function scheduleOvershoot(goal: number, finalGoal: number, last: boolean
 async function landGlobal(
   graph: Graph,
   scores: Record<string, number[]>,
+  ranking: Ranked[],
+  start: number,
   fraction: number,
   overshoot: number,
   o: PlanOptions,
   removed: (plan: KeepPlan) => Promise<number>,
   found: { plan: KeepPlan; flopsRemoved: number; x: number },
 ): Promise<{ plan: KeepPlan; flopsRemoved: number }> {
-  const ranking = globalRanking(graph, scores, o);
-  const total = graph.groups.reduce((a, g) => a + g.size, 0);
   const size = (g: string) => graph.groupByName(g)!.size;
   let best = { plan: found.plan, flopsRemoved: found.flopsRemoved };
-  // the smallest prefix reaching the target is found.x's count; the one before it stays below the target (checked: with
-  // more than 2^14 channels the bisection may not resolve single channels); the next channel gives `found` itself
-  const start = Math.max(0, Math.round(found.x * total) - 1);
+  // `start`: the smallest prefix reaching the target is found's count; the one before it stays below the target (checked:
+  // with more than 2^14 channels the bisection may not resolve single channels); the next channel gives `found` itself
   const taken = ranking.slice(0, start);
   if ((await removed(planRemoving(graph, scores, taken, o))) >= fraction) return best;
   const removeBy = new Map<string, number>();

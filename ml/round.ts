@@ -216,8 +216,7 @@ async function choosePlan(p: PruningPolicy, c: RoundContext): Promise<RoundPlan>
   const goal = await flopsGoal(p, c);
   // a global plan lands on the goal in the schedule's last round; an earlier one only stays short of the target (scheduleOvershoot)
   const last = p.schedule === 'one-shot' || (c.scheduleRound ?? c.round) >= p.rounds;
-  const finalGoal = 1 - (1 - p.targetFlopsReduction!) * ((await c.baselineFlops()) / modelCost(c.model).flops);
-  const overshoot = scheduleOvershoot(goal, finalGoal, last);
+  const overshoot = scheduleOvershoot(goal, p.targetFlopsReduction!, (await c.baselineFlops()) / modelCost(c.model).flops, last);
   return {
     plan: goal > 0 ? (await planForFlops(c.model, c.graph, c.scores, goal, p.scope, opts, overshoot)).plan : {},
     metrics: { flopsFractionToRemove: goal },
