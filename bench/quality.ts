@@ -64,6 +64,8 @@ import {
   scoreGroups,
   subset,
   train,
+  meanDifference,
+  type MeanDifference,
   type AugmentOptions,
   type Criterion,
   type Dataset,
@@ -617,6 +619,18 @@ const ablationFields = (s: Summary) => ({
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const spread = (xs: number[]) => Math.max(...xs) - Math.min(...xs);
 
+/** prunewise's test accuracies against Torch-Pruning's, in percentage points (ml/speedup.ts meanDifference: Welch's 95 % interval). */
+const versusTorchPruning = (ours: Summary, theirs: Summary): MeanDifference => {
+  const pts = (s: Summary) => s.runs.map((r) => r.accuracy * 100);
+  return meanDifference(pts(ours), pts(theirs));
+};
+
+/** One line: the lead, its interval, both spreads and issue 13's verdict ("ahead … by more than the seed spread"). */
+const versusLine = (v: MeanDifference): string => {
+  const f = (x: number) => (Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(2)}` : x > 0 ? '+∞' : '−∞');
+  return `${f(v.difference)} point (95 % Welch interval [${f(v.low)}, ${f(v.high)}]); spreads ${v.spreadA.toFixed(2)} (prunewise) and ${v.spreadB.toFixed(2)} (Torch-Pruning): ${v.aheadBeyondSpreads ? 'ahead by more than both spreads' : 'NOT ahead by more than the spread'}`;
+};
+
 function summarise<R extends { seed: number; accuracy: number; macs: number; widths: number[]; speedup: Speedup }>(
   runs: R[],
   baseMacs: number,
@@ -643,6 +657,8 @@ interface NetOut {
   prunewise: Summary & { recipe: object };
   l1: Summary & { recipe: object };
   torchPruning: Summary & { recipe: object; [k: string]: unknown };
+  /** prunewise − Torch-Pruning test accuracy in percentage points, Welch's interval, spreads, verdict (set when the table is printed) */
+  versusTorchPruning?: MeanDifference;
   rounding: {
     roundTo: { roundTo: number; adaptive: boolean };
     seed: number;
@@ -753,14 +769,16 @@ async function main(): Promise<void> {
         warnOffMacs(`${cfg.net} prunewise`, sm.runs, targetMacs, "the seeds' mean (Torch-Pruning's target)");
         const { tp, tpRuns } = torchPruningAt(acfg, base, baseMacs, targetMacs, method, sm.seeds, t0);
         const ts = summarise(tpRuns, baseMacs, base.testAccuracy);
+        const versus = versusTorchPruning(sm, ts);
         log(
-          `${cfg.net} ablation against Torch-Pruning: ${(sm.accuracyMean * 100).toFixed(2)} ± ${(sm.accuracySpread * 100).toFixed(2)} % vs ${(ts.accuracyMean * 100).toFixed(2)} ± ${(ts.accuracySpread * 100).toFixed(2)} % (${((sm.accuracyMean - ts.accuracyMean) * 100).toFixed(2)} points; MACs removed ${(sm.macsRemoved * 100).toFixed(1)} vs ${(ts.macsRemoved * 100).toFixed(1)} %)`,
+          `${cfg.net} ablation against Torch-Pruning: ${(sm.accuracyMean * 100).toFixed(2)} ± ${(sm.accuracySpread * 100).toFixed(2)} % vs ${(ts.accuracyMean * 100).toFixed(2)} ± ${(ts.accuracySpread * 100).toFixed(2)} % (MACs removed ${(sm.macsRemoved * 100).toFixed(1)} vs ${(ts.macsRemoved * 100).toFixed(1)} %): ${versusLine(versus)}`,
         );
         tpOut = {
           runtime: 'PyTorch CPU', // its speedups; prunewise's are on tfjs-wasm
           globalPruning: tp.globalPruning ?? false,
           pruningRatio: tp.pruningRatio,
           ...ablationFields(ts),
+          versus, // prunewise − Torch-Pruning, percentage points
         };
       }
       process.stdout.write(
@@ -861,6 +879,11 @@ async function main(): Promise<void> {
     row('prunewise', 'tfjs-wasm', n.prunewise);
     row('l1 control', 'tfjs-wasm', n.l1);
     row('torch-pruning', 'PyTorch CPU', n.torchPruning);
+    // computed here, not stored: results reused with QUALITY_REUSE=1 from before the field get it too
+    n.versusTorchPruning = versusTorchPruning(n.prunewise, n.torchPruning);
+    console.log(
+      `${net.padEnd(10)}prunewise against Torch-Pruning (MACs removed ${(n.prunewise.macsRemoved * 100).toFixed(1)} vs ${(n.torchPruning.macsRemoved * 100).toFixed(1)} %, the same fine-tune budget): ${versusLine(n.versusTorchPruning)}`,
+    );
   }
   console.log('rounding (issue 13 §4), the prunewise recipe with roundTo auto vs 1 (seed 1), measured on tfjs-wasm at batch 32:');
   for (const [net, n] of Object.entries(out) as Array<[string, NetOut]>) {

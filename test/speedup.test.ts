@@ -2,7 +2,7 @@
 // one latency rule of core/latency.ts: baseline median ÷ r, "≈ baseline" when the interval holds 1.
 import { describe, expect, it } from 'vitest';
 import { describeSpeedup, latencyOfRound, modelLatencyMs, objectiveJ, objectiveValues, speedupOf } from '../core';
-import { measurePairedSpeedup, PairedSpeedup, tQuantile975 } from '../ml/speedup';
+import { meanDifference, measurePairedSpeedup, PairedSpeedup, tQuantile975 } from '../ml/speedup';
 
 /** Deterministic noise: a seeded LCG, multiplicative log-normal-ish jitter of `sigma`. */
 function jitter(seed: number, sigma: number) {
@@ -116,5 +116,44 @@ describe('paired speedup estimator', () => {
     const est = speedupOf({ speedup: 1.001, latencyEstimated: 1 })!;
     expect(est).toMatchObject({ value: 1.001, approxBaseline: false, estimated: true });
     expect(describeSpeedup(est)).toContain('estimated');
+  });
+});
+
+describe("meanDifference (Welch): one method's accuracies over seeds against another's", () => {
+  it('equal variances: df = na + nb − 2 and the t interval', () => {
+    // s² = 1 in both, se = √(1/3 + 1/3), df = (2/3)² / (2 · (1/3)² / 2) = 4, t = 2.776
+    const d = meanDifference([1, 2, 3], [4, 5, 6]);
+    expect(d.difference).toBeCloseTo(-3, 12);
+    expect(d.df).toBeCloseTo(4, 12);
+    expect(d.low).toBeCloseTo(-3 - 2.776 * Math.sqrt(2 / 3), 3);
+    expect(d.high).toBeCloseTo(-3 + 2.776 * Math.sqrt(2 / 3), 3);
+    expect(d.aheadBeyondSpreads).toBe(false);
+  });
+
+  it('unequal variances and sizes: Welch–Satterthwaite df, rounded down for t', () => {
+    // a: mean 10.75, s² 2.25 (n 4); b: mean 8.5, s² 0.5 (n 2); df = 0.8125² / (0.5625²/3 + 0.25²/1) = 3.930 → t(3) = 3.182
+    const d = meanDifference([10, 10, 10, 13], [8, 9]);
+    expect(d.difference).toBeCloseTo(2.25, 12);
+    expect(d.df).toBeCloseTo(3.9302, 3);
+    expect(d.high - d.difference).toBeCloseTo(3.182 * Math.sqrt(0.8125), 3);
+    expect([d.spreadA, d.spreadB]).toEqual([3, 1]);
+    // ahead by 2.25, but a's own spread is 3
+    expect(d.aheadBeyondSpreads).toBe(false);
+  });
+
+  it('ahead by more than both spreads', () => {
+    const d = meanDifference([0.931, 0.932, 0.933], [0.92, 0.921, 0.923]);
+    expect(d.aheadBeyondSpreads).toBe(true);
+    expect(d.low).toBeGreaterThan(0);
+    // the same lead with a wider rival is not
+    expect(meanDifference([0.931, 0.932, 0.933], [0.91, 0.921, 0.932]).aheadBeyondSpreads).toBe(false);
+  });
+
+  it('edge cases: no variance, one value, bad input', () => {
+    expect(meanDifference([2, 2], [1, 1])).toMatchObject({ difference: 1, low: 1, high: 1, aheadBeyondSpreads: true });
+    const one = meanDifference([2], [1, 1.5]);
+    expect([one.low, one.high]).toEqual([-Infinity, Infinity]);
+    expect(() => meanDifference([], [1])).toThrow(/sample a must hold finite numbers/);
+    expect(() => meanDifference([1], [NaN])).toThrow(/sample b/);
   });
 });
