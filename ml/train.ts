@@ -402,8 +402,8 @@ function attentionNeedsGraph(eagerBecause: string | null): Error {
   );
 }
 
-/** What `onPrepare` reports while graph mode traces and loads its graph (done 0 of 1, then 1 of 1). */
-export const GRAPH_PREPARE = 'training graphs ready';
+/** What `onPrepare` counts while graph mode traces and loads its graph: 0 of 1 graphs traced, then 1 of 1 (`status`: "training graphs traced 0/1"). */
+export const GRAPH_PREPARE = 'training graphs traced';
 
 /** `work`, calling `beat` every `everyMs` until it settles; a beat that throws (cancellation) ends the wait with its error. */
 async function whileBeating<T>(work: Promise<T>, beat: () => unknown, everyMs = 1000): Promise<T> {

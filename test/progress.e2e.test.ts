@@ -104,7 +104,7 @@ describe('progress, worker lost, hints that work as printed (real dev server, re
     );
     expect(worker.err()).toMatch(new RegExp(`\\d\\d:\\d\\d:\\d\\d ${id} baseline started \\(attempt \\d\\)`));
     // the server has this attempt's training progress (its first heartbeat, sent at once, is graph mode's
-    // "training graphs ready 0/1"; Temporal sends the next ones throttled, seconds later)
+    // "training graphs traced 0/1"; Temporal sends the next ones throttled, seconds later)
     await waitFor(
       'the server holding the new attempt’s epoch progress',
       async () => /\n {2}baseline: epoch \d+\/20, batch \d+\/169/.test((await cli(env, ['status', id])).stdout),
