@@ -110,15 +110,18 @@ export function quantile(xs: number[], q: number): number {
 export interface MeanDifference {
   /** mean(a) − mean(b), in the samples' unit */
   difference: number;
-  /** its 95 % interval by Welch's t (unequal variances); [difference, difference] when neither sample varies; ±Infinity below 2 values in a sample */
+  /** its 95 % interval by Welch's t (unequal variances); [difference, difference] when neither sample varies; ±Infinity below 2 values in a sample (null in JSON) */
   low: number;
   high: number;
-  /** Welch–Satterthwaite degrees of freedom (NaN when neither sample varies or one has fewer than 2 values) */
+  /** Welch–Satterthwaite degrees of freedom (NaN — null in JSON — when neither sample varies or one has fewer than 2 values) */
   df: number;
   /** each sample's spread, max − min */
   spreadA: number;
   spreadB: number;
-  /** a is ahead of b by more than both spreads: difference > max(spreadA, spreadB) (issue 13's "by more than the seed spread") */
+  /**
+   * a is ahead of b by more than both spreads: difference > max(spreadA, spreadB) (issue 13's "by more than the seed
+   * spread"), beyond a 1e-9 tolerance so that a tie in the data is no lead; false when a sample has one value (no spread)
+   */
   aheadBeyondSpreads: boolean;
 }
 
@@ -144,7 +147,9 @@ export function meanDifference(a: number[], b: number[]): MeanDifference {
   const A = stats(a);
   const B = stats(b);
   const difference = A.m - B.m;
-  const base = { difference, spreadA: A.spread, spreadB: B.spread, aheadBeyondSpreads: difference > Math.max(A.spread, B.spread) };
+  // accuracies in points carry float error (92.97 − 92.87 ≠ 0.10 exactly): a lead must clear the spread by more than that
+  const ahead = A.n >= 2 && B.n >= 2 && difference > Math.max(A.spread, B.spread) + 1e-9;
+  const base = { difference, spreadA: A.spread, spreadB: B.spread, aheadBeyondSpreads: ahead };
   if (A.n < 2 || B.n < 2) return { ...base, low: -Infinity, high: Infinity, df: NaN };
   const qa = A.v / A.n;
   const qb = B.v / B.n;

@@ -153,6 +153,12 @@ describe("meanDifference (Welch): one method's accuracies over seeds against ano
     expect(meanDifference([2, 2], [1, 1])).toMatchObject({ difference: 1, low: 1, high: 1, aheadBeyondSpreads: true });
     const one = meanDifference([2], [1, 1.5]);
     expect([one.low, one.high]).toEqual([-Infinity, Infinity]);
+    // one seed each: both spreads 0, so no lead is "beyond the spread"
+    expect(meanDifference([0.9], [0.8]).aheadBeyondSpreads).toBe(false);
+    // a lead equal to the spread in the data is no lead, whatever the float error of ×100 (0.9297 − 0.9287 ≠ 0.001 exactly)
+    const pts = (xs: number[]) => xs.map((x) => x * 100);
+    expect(meanDifference(pts([0.9287, 0.9297]), pts([0.9282, 0.9282])).aheadBeyondSpreads).toBe(false);
+    expect(meanDifference(pts([0.929, 0.93]), pts([0.9285, 0.9285])).aheadBeyondSpreads).toBe(false);
     expect(() => meanDifference([], [1])).toThrow(/sample a must hold finite numbers/);
     expect(() => meanDifference([1], [NaN])).toThrow(/sample b/);
   });
