@@ -627,7 +627,7 @@ const versusTorchPruning = (ours: Summary, theirs: Summary): MeanDifference => {
 
 /** One line: the lead, its interval, both spreads and issue 13's verdict ("ahead … by more than the seed spread"). */
 const versusLine = (v: MeanDifference): string => {
-  const f = (x: number) => (Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(2)}` : x > 0 ? '+∞' : '−∞');
+  const f = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(2)}`;
   if (!Number.isFinite(v.low)) return `${f(v.difference)} point (a tool with one seed: no interval, no spread, no verdict)`;
   return `${f(v.difference)} point (95 % Welch interval [${f(v.low)}, ${f(v.high)}]); spreads ${v.spreadA.toFixed(2)} (prunewise) and ${v.spreadB.toFixed(2)} (Torch-Pruning): ${v.aheadBeyondSpreads ? 'ahead by more than both spreads' : 'NOT ahead by more than the spread'}`;
 };

@@ -387,8 +387,6 @@ export const campaignSchema = z
             message: `"${p.allocation}" spends a FLOPs schedule's budget: use schedule linear, one-shot or agp with targetFlopsReduction, or allocation: weights`,
           });
         }
-        !(p.allocation === 'weights' && p.schedule !== 'per-round') &&
-          !((p.allocation === 'sensitivity' || p.allocation === 'search') && p.schedule === 'per-round');
         if (p.scope === 'global' && !weightsOffPerRound && !budgetOnPerRound && allocationOf(p) !== 'uniform') {
           ctx.addIssue({
             code: 'custom',

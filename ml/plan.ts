@@ -172,7 +172,8 @@ export async function planForFlops(
   const ranking = scope === 'global' ? globalRanking(graph, scores, o) : []; // ranked once for every plan tried
   const make = (x: number) => (scope === 'local' ? planLocal(graph, scores, x, o) : planRemoving(graph, scores, ranking.slice(0, Math.round(x * total)), o));
   const removed = async (plan: KeepPlan) => 1 - (await plannedFlops(model, graph, plan)) / base;
-  const top = { plan: make(1), flopsRemoved: await removed(make(1)) };
+  const all = make(1);
+  const top = { plan: all, flopsRemoved: await removed(all) };
   if (top.flopsRemoved < fraction) return top; // the caps allow no more
   const found = await smallestPlanRemoving(make, removed, 1, top, fraction, 14);
   if (scope === 'local' || found.flopsRemoved <= fraction + overshoot) return { plan: found.plan, flopsRemoved: found.flopsRemoved };
